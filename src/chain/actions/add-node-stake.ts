@@ -1,0 +1,16 @@
+import type { Hex } from 'viem'
+import { nodeRegistryAbi } from '../abi/index.js'
+import type { ChainClient } from '../client.js'
+import { sendContractTx, type TxResult } from '../transact.js'
+import { ensureAllowance } from './ensure-allowance.js'
+
+/** Adds `amount` MESH to a node's stake, approving it first when needed. */
+export async function addNodeStake(client: ChainClient, nodeId: Hex, amount: bigint): Promise<TxResult> {
+  await ensureAllowance(client, client.contracts.NodeRegistry, amount)
+  return sendContractTx(client, {
+    address: client.contracts.NodeRegistry,
+    abi: nodeRegistryAbi,
+    functionName: 'addNodeStake',
+    args: [nodeId, amount],
+  })
+}

@@ -1,0 +1,142 @@
+import type { Abi, Hex } from 'viem'
+import {
+  epochRewardsAbi,
+  epochRewardsBytecode,
+  meshTokenAbi,
+  meshTokenBytecode,
+  nodeRegistryAbi,
+  nodeRegistryBytecode,
+  paymentsAbi,
+  paymentsBytecode,
+} from './abi/index.js'
+import type { ChainClient } from './client.js'
+import { chainError } from './errors.js'
+import type { DeployParameters, NetworkFile } from './network-file.js'
+import { sendContractTx, toChainError } from './transact.js'
+
+/** One whole token in base units (18 decimals). */
+export const MESH = 10n ** 18n
+
+/** Which defaults {@link defaultDeployParameters} starts from. */
+export type DeployPreset = 'devnet' | 'production'
+
+/**
+ * Default deploy parameters. Both presets share the token and emission schedule (docs/rewards.md);
+ * devnet shortens epochs, windows and periods so that a whole cycle fits in a minute.
+ */
+export function defaultDeployParameters(
+  preset: DeployPreset,
+  init: { treasury: `0x${string}`; genesisTime: number },
+): DeployParameters {
+  const dev = preset === 'devnet'
+  return {
+    tokenName: 'Meshwork',
+    tokenSymbol: 'MESH',
+    maxSupply: (1_000_000_000n * MESH).toString(),
+    genesisAmount: (400_000_000n * MESH).toString(),
+    treasury: init.treasury,
+    genesisTime: init.genesisTime,
+    epochDuration: dev ? 15 : 3_600,
+    initialEmission: (34_000n * MESH).toString(),
+    halvingInterval: 8_760,
+    disputeWindow: dev ? 2 : 300,
+    minNodeStake: (1_000n * MESH).toString(),
+    minVerifierStake: (100_000n * MESH).toString(),
+    unbondingPeriod: dev ? 60 : 14 * 24 * 3_600,
+    quorum: dev ? 2 : 3,
+    maxVerifiers: 21,
+    closeTimeout: dev ? 60 : 24 * 3_600,
+  }
+}
+
+/** Options of {@link deployContracts}. */
+export interface DeployInit {
+  name: string
+  rpcUrl: string
+  parameters: DeployParameters
+  /** Called before each step, for progress output. */
+  onStep?: (step: string, index: number, total: number) => void
+}
+
+/**
+ * Deploys MeshToken, NodeRegistry, EpochRewards and Payments from the client's account, hands the
+ * token's minting right to EpochRewards, and returns the network description to write to disk.
+ */
+export async function deployContracts(client: ChainClient, init: DeployInit): Promise<NetworkFile> {
+  const p = init.parameters
+  const deployer = client.wallet.account.address
+  const steps = 6
+  let step = 0
+  const progress = (name: string) => init.onStep?.(name, ++step, steps)
+
+  const deploy = async (name: string, abi: Abi, bytecode: Hex, args: readonly unknown[]) => {
+    progress(`deploy ${name}`)
+    try {
+      const hash = await client.wallet.deployContract({ abi, bytecode, args } as never)
+      const receipt = await client.public.waitForTransactionReceipt({ hash })
+      if (receipt.status !== 'success' || !receipt.contractAddress) {
+        throw chainError('TX_REVERTED', `deploying ${name} reverted`, { details: { hash } })
+      }
+      return { address: receipt.contractAddress, block: receipt.blockNumber }
+    } catch (err) {
+      throw toChainError(err, `deploy ${name}`)
+    }
+  }
+
+  const token = await deploy('MeshToken', meshTokenAbi, meshTokenBytecode, [
+    p.tokenName,
+    p.tokenSymbol,
+    BigInt(p.maxSupply),
+    p.treasury,
+    BigInt(p.genesisAmount),
+  ])
+  const registry = await deploy('NodeRegistry', nodeRegistryAbi, nodeRegistryBytecode, [
+    token.address,
+    p.treasury,
+    deployer,
+    BigInt(p.minNodeStake),
+    BigInt(p.minVerifierStake),
+    BigInt(p.unbondingPeriod),
+    p.quorum,
+    p.maxVerifiers,
+  ])
+  const rewards = await deploy('EpochRewards', epochRewardsAbi, epochRewardsBytecode, [
+    token.address,
+    registry.address,
+    deployer,
+    BigInt(p.genesisTime),
+    BigInt(p.epochDuration),
+    BigInt(p.initialEmission),
+    BigInt(p.halvingInterval),
+    BigInt(p.disputeWindow),
+  ])
+  progress('hand minting to EpochRewards')
+  await sendContractTx(client, {
+    address: token.address,
+    abi: meshTokenAbi,
+    functionName: 'setMinter',
+    args: [rewards.address],
+  })
+  const payments = await deploy('Payments', paymentsAbi, paymentsBytecode, [
+    token.address,
+    BigInt(p.closeTimeout),
+  ])
+  progress('done')
+
+  return {
+    version: 1,
+    name: init.name,
+    chainId: client.chainId,
+    rpcUrl: init.rpcUrl,
+    deployBlock: Number(token.block),
+    deployer,
+    contracts: {
+      MeshToken: token.address,
+      NodeRegistry: registry.address,
+      EpochRewards: rewards.address,
+      Payments: payments.address,
+    },
+    parameters: p,
+    bootstrap: [],
+  }
+}

@@ -1,0 +1,124 @@
+import { type Hex, type LocalAccount, recoverTypedDataAddress } from 'viem'
+
+/** The EIP-712 domain of one Meshwork contract: binds the chain id and the contract's address. */
+export interface ContractDomain {
+  name: string
+  version: '1'
+  chainId: number
+  verifyingContract: `0x${string}`
+}
+
+/** Domain names as the contracts declare them. */
+export const DOMAIN_NAMES = {
+  NodeRegistry: 'Meshwork NodeRegistry',
+  EpochRewards: 'Meshwork EpochRewards',
+  Payments: 'Meshwork Payments',
+} as const
+
+/** Builds the EIP-712 domain of a contract. */
+export function contractDomain(
+  contract: keyof typeof DOMAIN_NAMES,
+  chainId: number,
+  verifyingContract: `0x${string}`,
+): ContractDomain {
+  return { name: DOMAIN_NAMES[contract], version: '1', chainId, verifyingContract }
+}
+
+/** EIP-712 types of every message the contracts verify (docs/protocol.md). */
+export const TYPES = {
+  PostRoot: {
+    PostRoot: [
+      { name: 'epoch', type: 'uint64' },
+      { name: 'root', type: 'bytes32' },
+      { name: 'bundleCid', type: 'string' },
+      { name: 'totalCumulative', type: 'uint128' },
+    ],
+  },
+  RevokeRoot: {
+    RevokeRoot: [
+      { name: 'epoch', type: 'uint64' },
+      { name: 'root', type: 'bytes32' },
+    ],
+  },
+  SlashNode: {
+    SlashNode: [
+      { name: 'nodeId', type: 'bytes32' },
+      { name: 'amount', type: 'uint256' },
+      { name: 'evidenceHash', type: 'bytes32' },
+    ],
+  },
+  SlashVerifier: {
+    SlashVerifier: [
+      { name: 'verifier', type: 'address' },
+      { name: 'amount', type: 'uint256' },
+      { name: 'evidenceHash', type: 'bytes32' },
+    ],
+  },
+  Voucher: {
+    Voucher: [
+      { name: 'channelId', type: 'uint256' },
+      { name: 'cumulativeAmount', type: 'uint128' },
+    ],
+  },
+} as const
+
+export type MessageKind = keyof typeof TYPES
+
+/** The message fields of each kind. */
+export interface Messages {
+  PostRoot: { epoch: bigint; root: Hex; bundleCid: string; totalCumulative: bigint }
+  RevokeRoot: { epoch: bigint; root: Hex }
+  SlashNode: { nodeId: Hex; amount: bigint; evidenceHash: Hex }
+  SlashVerifier: { verifier: `0x${string}`; amount: bigint; evidenceHash: Hex }
+  Voucher: { channelId: bigint; cumulativeAmount: bigint }
+}
+
+/** A signature with the address that made it. */
+export interface SignedBy {
+  signer: `0x${string}`
+  signature: Hex
+}
+
+/** Signs one EIP-712 message with a local account. */
+export async function signMessageOf<K extends MessageKind>(
+  account: Pick<LocalAccount, 'address' | 'signTypedData'>,
+  domain: ContractDomain,
+  kind: K,
+  message: Messages[K],
+): Promise<SignedBy> {
+  const signature = await account.signTypedData({
+    domain,
+    types: TYPES[kind],
+    primaryType: kind,
+    message,
+  } as never)
+  return { signer: account.address, signature }
+}
+
+/** Recovers who signed an EIP-712 message. */
+export async function recoverSigner<K extends MessageKind>(
+  domain: ContractDomain,
+  kind: K,
+  message: Messages[K],
+  signature: Hex,
+): Promise<`0x${string}`> {
+  return recoverTypedDataAddress({
+    domain,
+    types: TYPES[kind],
+    primaryType: kind,
+    message,
+    signature,
+  } as never)
+}
+
+/**
+ * Orders quorum signatures as the contracts require (ascending signer address) and drops repeats of
+ * one signer, so that an honest bundle of signatures is always accepted.
+ */
+export function orderSignatures(signatures: readonly SignedBy[]): Hex[] {
+  const bySigner = new Map<string, SignedBy>()
+  for (const s of signatures) bySigner.set(s.signer.toLowerCase(), s)
+  return [...bySigner.entries()]
+    .sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1))
+    .map(([, s]) => s.signature)
+}

@@ -1,0 +1,6 @@
+export {
+  buildCumulativeTree,
+  type CumulativeEntry,
+  type CumulativeTree,
+  leafHash,
+} from './cumulative-tree.js'

@@ -1,0 +1,114 @@
+import { privateKeyToAccount } from 'viem/accounts'
+import {
+  type ChainClient,
+  createChainClient,
+  type DeployParameters,
+  type DevChain,
+  defaultDeployParameters,
+  deployContracts,
+  MESH,
+  type NetworkFile,
+  startDevChain,
+  transferTokens,
+} from '../../src/chain/index.js'
+
+/** A dev chain with the contracts deployed, and a client per dev account. */
+export interface ChainFixture {
+  chain: DevChain
+  network: NetworkFile
+  /** Client of dev account i (0 is the deployer and treasury). */
+  client(i: number): ChainClient
+  account(i: number): ReturnType<typeof privateKeyToAccount>
+  /** Moves the chain's clock forward and mines a block. */
+  advance(seconds: number): Promise<void>
+  mine(blocks?: number): Promise<void>
+  /** Latest block timestamp. */
+  now(): Promise<number>
+  snapshot(): Promise<string>
+  revert(id: string): Promise<void>
+  fund(i: number, amount: bigint): Promise<void>
+  stop(): Promise<void>
+}
+
+/** Starts an in-process dev chain and deploys the real contracts with `overrides` on devnet defaults. */
+export async function startChainFixture(overrides: Partial<DeployParameters> = {}): Promise<ChainFixture> {
+  const chain = await startDevChain({ accounts: 12 })
+  const clients = new Map<number, ChainClient>()
+  const contracts = {
+    MeshToken: '0x0000000000000000000000000000000000000000',
+    NodeRegistry: '0x0000000000000000000000000000000000000000',
+    EpochRewards: '0x0000000000000000000000000000000000000000',
+    Payments: '0x0000000000000000000000000000000000000000',
+  } as NetworkFile['contracts']
+  const make = (i: number) => {
+    const a = chain.accounts[i]
+    if (!a) throw new Error(`no dev account ${i}`)
+    return createChainClient({
+      chainId: chain.chainId,
+      contracts,
+      rpc: chain.provider,
+      privateKey: a.privateKey,
+      pollingInterval: 10,
+    })
+  }
+  const deployer = make(0)
+  const block = await deployer.public.getBlock()
+  const parameters = {
+    ...defaultDeployParameters('devnet', {
+      treasury: deployer.wallet.account.address,
+      genesisTime: Number(block.timestamp),
+    }),
+    ...overrides,
+  }
+  const network = await deployContracts(deployer, {
+    name: 'test',
+    rpcUrl: 'http://127.0.0.1:8545',
+    parameters,
+  })
+  Object.assign(contracts, network.contracts)
+  const request = (method: string, params: unknown[] = []) => chain.provider.request({ method, params })
+  const fixture: ChainFixture = {
+    chain,
+    network,
+    client(i) {
+      let c = clients.get(i)
+      if (!c) {
+        c = make(i)
+        clients.set(i, c)
+      }
+      return c
+    },
+    account(i) {
+      const a = chain.accounts[i]
+      if (!a) throw new Error(`no dev account ${i}`)
+      return privateKeyToAccount(a.privateKey)
+    },
+    async advance(seconds) {
+      await request('evm_increaseTime', [seconds])
+      await request('evm_mine')
+    },
+    async mine(blocks = 1) {
+      await request('hardhat_mine', [`0x${blocks.toString(16)}`])
+    },
+    async now() {
+      return Number((await deployer.public.getBlock()).timestamp)
+    },
+    async snapshot() {
+      return (await request('evm_snapshot')) as string
+    },
+    async revert(id) {
+      await request('evm_revert', [id])
+      // evm_revert restores state but not the clock's offset: mine one block right after the
+      // restored head so that every test starts at the same chain time.
+      const head = Number((await deployer.public.getBlock()).timestamp)
+      await request('evm_mine', [head + 1])
+    },
+    async fund(i, amount) {
+      await transferTokens(deployer, fixture.account(i).address, amount)
+    },
+    stop: () => chain.stop(),
+  }
+  return fixture
+}
+
+export { MESH }
