@@ -33,16 +33,20 @@ export interface ChainClient {
 /** A read-only client: enough for views, proofs and verification. */
 export type ChainReader = Pick<ChainClient, 'public' | 'contracts' | 'chainId'>
 
-/** Options of {@link createChainClient}. */
-export interface ChainClientInit {
+/** Options of {@link createChainReader}. */
+export interface ChainReaderInit {
   chainId: number
   contracts: ContractAddresses
   /** JSON-RPC URL, or an in-process EIP-1193 provider (tests, the embedded chain). */
   rpc: string | Eip1193Provider
-  /** The sending account's private key (never logged). */
-  privateKey: Hex
   /** Receipt polling interval in ms. Default 100 for loopback and in-process, 2000 otherwise. */
   pollingInterval?: number
+}
+
+/** Options of {@link createChainClient}. */
+export interface ChainClientInit extends ChainReaderInit {
+  /** The sending account's private key (never logged). */
+  privateKey: Hex
 }
 
 /** Builds the viem chain object for a Meshwork network. */
@@ -63,31 +67,56 @@ function transportFor(rpc: string | Eip1193Provider): Transport {
   )
 }
 
-/** Creates a client without checking the chain; see {@link connectChain} for the checked version. */
-export function createChainClient(init: ChainClientInit): ChainClient {
-  const local = typeof init.rpc !== 'string' || /^https?:\/\/(127\.|localhost|\[::1\])/.test(init.rpc)
+function setup(init: ChainReaderInit) {
+  const local = typeof init.rpc !== 'string' || LOOPBACK.test(init.rpc)
   const pollingInterval = init.pollingInterval ?? (local ? 100 : 2_000)
   const chain = meshworkChain(init.chainId, typeof init.rpc === 'string' ? init.rpc : undefined)
-  const transport = transportFor(init.rpc)
+  return { chain, transport: transportFor(init.rpc), pollingInterval }
+}
+
+const LOOPBACK = /^https?:\/\/(127\.|localhost|\[::1\])/
+
+/** Creates a read-only client without checking the chain. */
+export function createChainReader(init: ChainReaderInit): ChainReader {
+  const { chain, transport, pollingInterval } = setup(init)
   return {
     public: createPublicClient({ chain, transport, pollingInterval }) as PublicClient<Transport, Chain>,
+    contracts: init.contracts,
+    chainId: init.chainId,
+  }
+}
+
+/** Creates a sending client without checking the chain; see {@link connectChain} for the checked version. */
+export function createChainClient(init: ChainClientInit): ChainClient {
+  const { chain, transport, pollingInterval } = setup(init)
+  return {
+    ...createChainReader(init),
     wallet: createWalletClient({
       chain,
       transport,
       pollingInterval,
       account: privateKeyToAccount(init.privateKey),
     }),
-    contracts: init.contracts,
-    chainId: init.chainId,
   }
 }
 
 /**
  * Creates a client and checks, with one-line errors that name the fix, that the RPC answers, that
- * its chain id is the network file's, and that the token contract is deployed there.
+ * its chain id is the network file's, and that the token contract is deployed there. Without a
+ * private key the client is read-only.
  */
-export async function connectChain(init: ChainClientInit): Promise<ChainClient> {
-  const client = createChainClient(init)
+export async function connectChain(init: ChainClientInit): Promise<ChainClient>
+export async function connectChain(init: ChainReaderInit): Promise<ChainReader>
+export async function connectChain(init: ChainReaderInit & { privateKey?: Hex }): Promise<ChainReader> {
+  const client = init.privateKey
+    ? createChainClient({ ...init, privateKey: init.privateKey })
+    : createChainReader(init)
+  await checkChain(client, init)
+  return client
+}
+
+/** Checks that the RPC answers with the expected chain id and has our contracts. */
+export async function checkChain(client: ChainReader, init: ChainReaderInit): Promise<void> {
   const where = typeof init.rpc === 'string' ? init.rpc : 'the in-process chain'
   let chainId: number
   try {
@@ -114,5 +143,30 @@ export async function connectChain(init: ChainClientInit): Promise<ChainClient> 
       hint: 'The chain was reset since the deploy: run `meshwork deploy --force` (or restart `meshwork devnet`)',
     })
   }
-  return client
+}
+
+/** Asks a chain for its id; fails with RPC_UNREACHABLE (naming the fix) when it does not answer. */
+export async function probeChainId(rpc: string | Eip1193Provider): Promise<number> {
+  const reader = createChainReader({ chainId: 1, contracts: NO_CONTRACTS, rpc })
+  try {
+    return await reader.public.getChainId()
+  } catch (err) {
+    throw chainError(
+      'RPC_UNREACHABLE',
+      `cannot reach the chain at ${typeof rpc === 'string' ? rpc : 'the in-process chain'}`,
+      {
+        hint: 'Start it with `meshwork chain start` (or `meshwork devnet`), or pass the right --rpc URL',
+        cause: err,
+      },
+    )
+  }
+}
+
+const ZERO = '0x0000000000000000000000000000000000000000'
+/** Placeholder addresses for a client used before anything is deployed. */
+export const NO_CONTRACTS: ContractAddresses = {
+  MeshToken: ZERO,
+  NodeRegistry: ZERO,
+  EpochRewards: ZERO,
+  Payments: ZERO,
 }

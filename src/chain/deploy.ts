@@ -1,4 +1,4 @@
-import type { Abi, Hex } from 'viem'
+import { type Abi, getAddress, type Hex } from 'viem'
 import {
   epochRewardsAbi,
   epochRewardsBytecode,
@@ -9,7 +9,8 @@ import {
   paymentsAbi,
   paymentsBytecode,
 } from './abi/index.js'
-import type { ChainClient } from './client.js'
+import { type ChainClient, createChainClient, NO_CONTRACTS, probeChainId } from './client.js'
+import type { Eip1193Provider } from './dev-chain.js'
 import { chainError } from './errors.js'
 import type { DeployParameters, NetworkFile } from './network-file.js'
 import { sendContractTx, toChainError } from './transact.js'
@@ -77,7 +78,7 @@ export async function deployContracts(client: ChainClient, init: DeployInit): Pr
       if (receipt.status !== 'success' || !receipt.contractAddress) {
         throw chainError('TX_REVERTED', `deploying ${name} reverted`, { details: { hash } })
       }
-      return { address: receipt.contractAddress, block: receipt.blockNumber }
+      return { address: getAddress(receipt.contractAddress), block: receipt.blockNumber }
     } catch (err) {
       throw toChainError(err, `deploy ${name}`)
     }
@@ -139,4 +140,46 @@ export async function deployContracts(client: ChainClient, init: DeployInit): Pr
     parameters: p,
     bootstrap: [],
   }
+}
+
+/** Options of {@link deployNetwork}. */
+export interface DeployNetworkInit {
+  /** JSON-RPC URL written to the network file (and used to send, unless `provider` is given). */
+  rpcUrl: string
+  /** Send through this in-process provider instead of `rpcUrl`. */
+  provider?: Eip1193Provider
+  privateKey: Hex
+  name?: string
+  preset?: DeployPreset
+  /** Overrides on top of the preset (treasury defaults to the deployer, genesis to the latest block). */
+  overrides?: Partial<DeployParameters>
+  onStep?: DeployInit['onStep']
+}
+
+/**
+ * Connects to a chain (failing with RPC_UNREACHABLE when it does not answer), fills in the
+ * parameters, and deploys; the composition roots (`meshwork deploy`, `meshwork devnet`) call this.
+ */
+export async function deployNetwork(init: DeployNetworkInit): Promise<NetworkFile> {
+  const chainId = await probeChainId(init.provider ?? init.rpcUrl)
+  const client = createChainClient({
+    chainId,
+    contracts: NO_CONTRACTS,
+    rpc: init.provider ?? init.rpcUrl,
+    privateKey: init.privateKey,
+  })
+  const latest = await client.public.getBlock()
+  const parameters = {
+    ...defaultDeployParameters(init.preset ?? (chainId === 31337 ? 'devnet' : 'production'), {
+      treasury: client.wallet.account.address,
+      genesisTime: Number(latest.timestamp),
+    }),
+    ...init.overrides,
+  }
+  return deployContracts(client, {
+    name: init.name ?? (chainId === 31337 ? 'devnet' : `chain-${chainId}`),
+    rpcUrl: init.rpcUrl,
+    parameters,
+    ...(init.onStep ? { onStep: init.onStep } : {}),
+  })
 }

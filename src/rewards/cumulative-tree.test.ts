@@ -1,0 +1,144 @@
+import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
+import fc from 'fast-check'
+import { bytesToHex, getAddress } from 'viem'
+import { describe, expect, it } from 'vitest'
+import { buildCumulativeTree, type CumulativeEntry } from './cumulative-tree.js'
+
+const ENCODING = ['address', 'uint256']
+const MAX_UINT256 = (1n << 256n) - 1n
+
+type Address = `0x${string}`
+
+/** A random address, lowercase (what the OZ library and our map key agree on). */
+const address = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => bytesToHex(b) as Address)
+
+/** Full uint256 range; fast-check biases toward small values and the bounds. */
+const amount = fc.bigInt({ min: 0n, max: MAX_UINT256 })
+
+/** 1..60 entries with distinct accounts; accounts are given lowercase or checksummed at random. */
+const entries = fc
+  .uniqueArray(fc.tuple(address, amount, fc.boolean()), {
+    minLength: 1,
+    maxLength: 60,
+    selector: ([a]) => a,
+  })
+  .map((list) =>
+    list.map(
+      ([account, cumulativeAmount, checksummed]): CumulativeEntry => ({
+        account: checksummed ? getAddress(account) : account,
+        cumulativeAmount,
+      }),
+    ),
+  )
+
+function ozTree(list: readonly CumulativeEntry[]) {
+  return StandardMerkleTree.of(
+    list.map((e) => [e.account.toLowerCase(), e.cumulativeAmount]),
+    ENCODING,
+  )
+}
+
+function leafOf(tree: ReturnType<typeof buildCumulativeTree>, account: Address) {
+  const leaf = tree.proof(account)
+  if (!leaf) throw new Error(`no leaf for ${account}`)
+  return leaf
+}
+
+describe('buildCumulativeTree (properties)', () => {
+  it('has the root of OpenZeppelin StandardMerkleTree over the same (address, uint256) entries', () => {
+    fc.assert(
+      fc.property(entries, (list) => {
+        const tree = buildCumulativeTree(list)
+        expect(tree.root).toBe(ozTree(list).root)
+        expect(tree.size).toBe(list.length)
+      }),
+    )
+  })
+
+  it('gives every account a proof that OZ verifies and that equals the OZ proof of that leaf', () => {
+    fc.assert(
+      fc.property(entries, (list) => {
+        const tree = buildCumulativeTree(list)
+        const oz = ozTree(list)
+        for (const e of list) {
+          const leaf = leafOf(tree, e.account)
+          expect(leaf.cumulativeAmount).toBe(e.cumulativeAmount)
+          expect(
+            StandardMerkleTree.verify(
+              tree.root,
+              ENCODING,
+              [e.account.toLowerCase(), e.cumulativeAmount],
+              [...leaf.proof],
+            ),
+          ).toBe(true)
+          expect(leaf.proof).toEqual(oz.getProof([e.account.toLowerCase(), e.cumulativeAmount]))
+          // The lookup does not depend on the address's casing.
+          expect(tree.proof(getAddress(e.account))).toEqual(leaf)
+          expect(tree.proof(e.account.toLowerCase() as Address)).toEqual(leaf)
+        }
+      }),
+      { numRuns: 60 },
+    )
+  })
+
+  it('refuses a proof for a changed amount', () => {
+    fc.assert(
+      fc.property(entries, fc.nat(), fc.bigInt({ min: 1n, max: MAX_UINT256 }), (list, pick, delta) => {
+        const e = list[pick % list.length] as CumulativeEntry
+        const tree = buildCumulativeTree(list)
+        const { proof } = leafOf(tree, e.account)
+        const changed = (e.cumulativeAmount + delta) & MAX_UINT256
+        expect(changed).not.toBe(e.cumulativeAmount)
+        expect(
+          StandardMerkleTree.verify(tree.root, ENCODING, [e.account.toLowerCase(), changed], [...proof]),
+        ).toBe(false)
+      }),
+    )
+  })
+
+  it('is deterministic: the same entries in another order give the same root and proofs', () => {
+    fc.assert(
+      fc.property(
+        entries.chain((list) =>
+          fc.tuple(
+            fc.constant(list),
+            fc.shuffledSubarray(list, { minLength: list.length, maxLength: list.length }),
+          ),
+        ),
+        ([list, shuffled]) => {
+          const a = buildCumulativeTree(list)
+          const b = buildCumulativeTree(shuffled)
+          expect(b.root).toBe(a.root)
+          for (const e of list) expect(b.proof(e.account)).toEqual(a.proof(e.account))
+        },
+      ),
+    )
+  })
+
+  it('throws RangeError when an account appears twice, whatever its casing and amount', () => {
+    fc.assert(
+      fc.property(entries, fc.nat(), fc.nat(), amount, fc.boolean(), (list, pick, at, other, checksummed) => {
+        const dup = list[pick % list.length] as CumulativeEntry
+        const account = checksummed ? getAddress(dup.account) : (dup.account.toLowerCase() as Address)
+        const withDup = [...list]
+        withDup.splice(at % (list.length + 1), 0, { account, cumulativeAmount: other })
+        expect(() => buildCumulativeTree(withDup)).toThrow(RangeError)
+      }),
+    )
+  })
+
+  it('throws RangeError for an empty list', () => {
+    expect(() => buildCumulativeTree([])).toThrow(RangeError)
+  })
+
+  it('gives undefined for an account with no leaf', () => {
+    fc.assert(
+      fc.property(entries, address, (list, stranger) => {
+        fc.pre(!list.some((e) => e.account.toLowerCase() === stranger))
+        const tree = buildCumulativeTree(list)
+        expect(tree.proof(stranger)).toBeUndefined()
+        expect(tree.proof(getAddress(stranger))).toBeUndefined()
+      }),
+    )
+  })
+})
