@@ -4,44 +4,55 @@ pragma solidity ^0.8.24;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {QuorumSignatures} from "./lib/QuorumSignatures.sol";
 
 interface IMintableToken {
     function mint(address to, uint256 amount) external;
+    function burn(uint256 amount) external;
     function transfer(address to, uint256 amount) external returns (bool);
+    function balanceOf(address account) external view returns (uint256);
     function maxSupply() external view returns (uint256);
     function totalSupply() external view returns (uint256);
 }
 
 interface IVerifierQuorum {
-    function requireQuorum(address[] memory signers) external view;
+    function requireQuorumSignatures(bytes32 digest, bytes calldata signatures) external view;
 }
 
 /// @title EpochRewards
 /// @notice Holds the verifiers' cumulative reward roots and pays claims against them.
 ///
 /// Each epoch a quorum of active verifiers signs (EIP-712) the Merkle root of every operator's
-/// *cumulative* reward, with the content id of the bundle it was computed from. The root is accepted
-/// only for the next epoch in order, after that epoch has ended by the chain's clock, and only when the
+/// *cumulative* reward, with the digest of the bundle it was computed from. The root is accepted only
+/// for the next epoch in order, after that epoch has ended by the chain's clock, and only when the
 /// cumulative total stays within what the emission schedule has released so far; the newly released
 /// amount is minted here. A root becomes claimable once its dispute window (in blocks) has passed; an
 /// operator then claims the difference between its cumulative amount and what it already claimed, so
 /// gas per operator does not grow with the number of epochs.
 ///
+/// Only the two newest roots are kept (a ring indexed by epoch parity): cumulative amounts make older
+/// roots redundant. Claims use the newest root past its dispute window.
+///
 /// Emission schedule: epoch `e` (from 0) releases `initialEmission >> (e / halvingInterval)`.
 contract EpochRewards is Ownable, EIP712 {
-    /// @dev A posted root. `root` in one slot; the rest packed in a second.
-    struct PostedRoot {
-        bytes32 root;
+    /// @dev The hot slot: read by every post and every claim.
+    struct State {
+        uint64 nextEpoch;
+        uint64 latestPostedBlock;
+        uint32 disputeWindow;
+        uint96 totalMinted;
+    }
+
+    /// @dev What is kept of a posted root besides the root itself, in one slot.
+    struct RootInfo {
         uint128 totalCumulative;
         uint64 epoch;
         uint64 postedBlock;
     }
 
     bytes32 public constant POST_ROOT_TYPEHASH =
-        keccak256("PostRoot(uint64 epoch,bytes32 root,string bundleCid,uint128 totalCumulative)");
+        keccak256("PostRoot(uint64 epoch,bytes32 root,bytes32 bundleDigest,uint128 totalCumulative)");
     bytes32 public constant REVOKE_ROOT_TYPEHASH = keccak256("RevokeRoot(uint64 epoch,bytes32 root)");
-    uint64 public constant MAX_DISPUTE_WINDOW = 1_000_000;
+    uint32 public constant MAX_DISPUTE_WINDOW = 1_000_000;
 
     IMintableToken public immutable token;
     IVerifierQuorum public immutable registry;
@@ -52,15 +63,9 @@ contract EpochRewards is Ownable, EIP712 {
     /// @notice Everything the schedule will ever release (the limit of the halving series).
     uint256 public immutable totalEmission;
 
-    // One slot: the next epoch to post, what has been minted, and the dispute window.
-    uint64 public nextEpoch;
-    uint128 public totalMinted;
-    uint64 public disputeWindow;
-
-    /// @dev The newest posted root, claimable once its dispute window has passed.
-    PostedRoot private _latest;
-    /// @dev The newest root that was already claimable when {_latest} was posted.
-    PostedRoot private _previous;
+    State private _state;
+    bytes32[2] private _roots;
+    RootInfo[2] private _info;
 
     mapping(address account => uint256) public claimed;
 
@@ -77,10 +82,10 @@ contract EpochRewards is Ownable, EIP712 {
     error RootNotPending(uint64 epoch, bytes32 root);
     error DisputeWindowOver(uint64 epoch);
 
-    event RootPosted(uint64 indexed epoch, bytes32 root, string bundleCid, uint256 totalCumulative, uint256 minted);
-    event RootRevoked(uint64 indexed epoch, bytes32 root, address[] signers);
+    event RootPosted(uint64 indexed epoch, bytes32 root, bytes32 bundleDigest, uint256 totalCumulative);
+    event RootRevoked(uint64 indexed epoch, bytes32 root);
     event Claimed(address indexed account, uint256 amount, uint256 cumulativeAmount);
-    event DisputeWindowChanged(uint64 blocks);
+    event DisputeWindowChanged(uint32 blocks);
 
     constructor(
         IMintableToken token_,
@@ -90,11 +95,11 @@ contract EpochRewards is Ownable, EIP712 {
         uint64 epochDuration_,
         uint256 initialEmission_,
         uint64 halvingInterval_,
-        uint64 disputeWindow_
+        uint32 disputeWindow_
     ) Ownable(owner_) EIP712("Meshwork EpochRewards", "1") {
         if (epochDuration_ == 0) revert InvalidParameter("epochDuration");
         if (halvingInterval_ == 0) revert InvalidParameter("halvingInterval");
-        if (initialEmission_ == 0 || initialEmission_ > type(uint128).max) revert InvalidParameter("initialEmission");
+        if (initialEmission_ == 0 || initialEmission_ > type(uint96).max) revert InvalidParameter("initialEmission");
         token = token_;
         registry = registry_;
         genesisTime = genesisTime_;
@@ -102,7 +107,7 @@ contract EpochRewards is Ownable, EIP712 {
         initialEmission = initialEmission_;
         halvingInterval = halvingInterval_;
         uint256 total = _emittedBefore(type(uint64).max, initialEmission_, halvingInterval_);
-        if (total > token_.maxSupply() - token_.totalSupply() || total > type(uint128).max) {
+        if (total > token_.maxSupply() - token_.totalSupply() || total > type(uint96).max) {
             revert InvalidParameter("emission exceeds the token's unminted supply");
         }
         totalEmission = total;
@@ -112,55 +117,62 @@ contract EpochRewards is Ownable, EIP712 {
     // ─── Posting roots ────────────────────────────────────────────────────────────────────────
 
     /// @notice Posts the cumulative reward root for `epoch`, signed by a quorum of active verifiers
-    /// (EIP-712 `PostRoot`, signatures ordered by ascending signer address). Anyone may submit it.
+    /// (EIP-712 `PostRoot`; packed 65-byte signatures ordered by ascending signer address). Anyone may
+    /// submit it. `bundleDigest` is the sha2-256 digest of the epoch's input bundle (docs/rewards.md).
     function postRoot(
         uint64 epoch,
         bytes32 root,
-        string calldata bundleCid,
+        bytes32 bundleDigest,
         uint128 totalCumulative,
-        bytes[] calldata signatures
+        bytes calldata signatures
     ) external {
-        uint64 expected = nextEpoch;
-        if (epoch != expected) revert EpochOutOfOrder(expected, epoch);
+        State memory s = _state;
+        if (epoch != s.nextEpoch) revert EpochOutOfOrder(s.nextEpoch, epoch);
         uint256 endsAt = epochEnd(epoch);
         if (block.timestamp < endsAt) revert EpochNotEnded(epoch, endsAt);
         if (root == bytes32(0)) revert EmptyRoot();
-        PostedRoot memory latest = _latest;
-        if (totalCumulative < latest.totalCumulative) revert CumulativeDecreased(totalCumulative, latest.totalCumulative);
+        // After a revoke, the minted total is brought back to the previous root's, so it is always
+        // the newest standing root's total.
+        if (totalCumulative < s.totalMinted) revert CumulativeDecreased(totalCumulative, s.totalMinted);
         uint256 emitted = emittedThrough(epoch);
         if (totalCumulative > emitted) revert EmissionExceeded(totalCumulative, emitted);
 
-        bytes32 digest = _hashTypedDataV4(
-            keccak256(abi.encode(POST_ROOT_TYPEHASH, epoch, root, keccak256(bytes(bundleCid)), totalCumulative))
+        registry.requireQuorumSignatures(
+            _hashTypedDataV4(keccak256(abi.encode(POST_ROOT_TYPEHASH, epoch, root, bundleDigest, totalCumulative))),
+            signatures
         );
-        registry.requireQuorum(QuorumSignatures.recoverAscending(digest, signatures));
 
-        if (latest.root != bytes32(0) && block.number >= uint256(latest.postedBlock) + disputeWindow) {
-            _previous = latest;
-        }
-        _latest = PostedRoot(root, totalCumulative, epoch, uint64(block.number));
-        nextEpoch = epoch + 1;
-        uint128 minted = totalMinted;
-        uint256 toMint = totalCumulative > minted ? totalCumulative - minted : 0;
-        if (toMint != 0) {
-            totalMinted = totalCumulative;
-            token.mint(address(this), toMint);
-        }
-        emit RootPosted(epoch, root, bundleCid, totalCumulative, toMint);
+        uint256 slot = epoch & 1;
+        _roots[slot] = root;
+        _info[slot] = RootInfo(totalCumulative, epoch, uint64(block.number));
+        uint256 toMint = totalCumulative - s.totalMinted;
+        _state = State(epoch + 1, uint64(block.number), s.disputeWindow, uint96(totalCumulative));
+        if (toMint != 0) token.mint(address(this), toMint);
+        emit RootPosted(epoch, root, bundleDigest, totalCumulative);
     }
 
     /// @notice Withdraws the newest root while it is still inside its dispute window, with a quorum of
-    /// verifier signatures over EIP-712 `RevokeRoot`. The epoch can then be posted again.
-    function revokeRoot(uint64 epoch, bytes32 root, bytes[] calldata signatures) external {
-        PostedRoot memory latest = _latest;
-        if (latest.root != root || latest.epoch != epoch || root == bytes32(0)) revert RootNotPending(epoch, root);
-        if (block.number >= uint256(latest.postedBlock) + disputeWindow) revert DisputeWindowOver(epoch);
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(REVOKE_ROOT_TYPEHASH, epoch, root)));
-        address[] memory signers = QuorumSignatures.recoverAscending(digest, signatures);
-        registry.requireQuorum(signers);
-        _latest = _previous;
-        nextEpoch = epoch;
-        emit RootRevoked(epoch, root, signers);
+    /// verifier signatures over EIP-712 `RevokeRoot`; its new emission is burned and the epoch can be
+    /// posted again.
+    function revokeRoot(uint64 epoch, bytes32 root, bytes calldata signatures) external {
+        State memory s = _state;
+        uint256 slot = epoch & 1;
+        if (s.nextEpoch == 0 || epoch != s.nextEpoch - 1 || root == bytes32(0) || _roots[slot] != root) {
+            revert RootNotPending(epoch, root);
+        }
+        if (block.number >= uint256(s.latestPostedBlock) + s.disputeWindow) revert DisputeWindowOver(epoch);
+        registry.requireQuorumSignatures(
+            _hashTypedDataV4(keccak256(abi.encode(REVOKE_ROOT_TYPEHASH, epoch, root))), signatures
+        );
+        RootInfo memory before = epoch == 0 ? RootInfo(0, 0, 0) : _info[slot ^ 1];
+        delete _roots[slot];
+        delete _info[slot];
+        _state = State(epoch, before.postedBlock, s.disputeWindow, uint96(before.totalCumulative));
+        uint256 excess = s.totalMinted - before.totalCumulative;
+        uint256 held = token.balanceOf(address(this));
+        if (excess > held) excess = held;
+        if (excess != 0) token.burn(excess);
+        emit RootRevoked(epoch, root);
     }
 
     // ─── Claims ───────────────────────────────────────────────────────────────────────────────
@@ -168,8 +180,8 @@ contract EpochRewards is Ownable, EIP712 {
     /// @notice Pays `account` the difference between `cumulativeAmount` (its leaf in the newest
     /// claimable root) and what it has claimed before. Anyone may submit it; tokens go to `account`.
     function claim(address account, uint256 cumulativeAmount, bytes32[] calldata proof) external {
-        (bytes32 newest, bytes32 older) = _claimableRoots();
-        _claim(newest, older, account, cumulativeAmount, proof);
+        (uint256 newest, bool hasOlder) = _claimableSlot();
+        _claim(newest, hasOlder, account, cumulativeAmount, proof);
     }
 
     /// @notice Claims for many accounts (an operator's fleet) in one transaction.
@@ -177,13 +189,28 @@ contract EpochRewards is Ownable, EIP712 {
         external
     {
         if (accounts.length != cumulativeAmounts.length || accounts.length != proofs.length) revert LengthMismatch();
-        (bytes32 newest, bytes32 older) = _claimableRoots();
+        (uint256 newest, bool hasOlder) = _claimableSlot();
         for (uint256 i = 0; i < accounts.length; ++i) {
-            _claim(newest, older, accounts[i], cumulativeAmounts[i], proofs[i]);
+            _claim(newest, hasOlder, accounts[i], cumulativeAmounts[i], proofs[i]);
         }
     }
 
     // ─── Views ────────────────────────────────────────────────────────────────────────────────
+
+    /// @notice The next epoch a root may be posted for.
+    function nextEpoch() external view returns (uint64) {
+        return _state.nextEpoch;
+    }
+
+    /// @notice Tokens minted into this contract so far: the newest standing root's cumulative total.
+    function totalMinted() external view returns (uint256) {
+        return _state.totalMinted;
+    }
+
+    /// @notice Blocks a posted root waits before it can be claimed against (or revoked until).
+    function disputeWindow() external view returns (uint32) {
+        return _state.disputeWindow;
+    }
 
     /// @notice The first second after `epoch` ends.
     function epochEnd(uint64 epoch) public view returns (uint256) {
@@ -207,15 +234,25 @@ contract EpochRewards is Ownable, EIP712 {
         return _emittedBefore(uint256(epoch) + 1, initialEmission, halvingInterval);
     }
 
-    /// @notice The newest posted root (claimable or not yet).
-    function latestRoot() external view returns (PostedRoot memory) {
-        return _latest;
+    /// @notice The newest posted root (claimable or not yet); zero root when none.
+    function latestRoot()
+        external
+        view
+        returns (bytes32 root, uint64 epoch, uint128 totalCumulative, uint64 postedBlock)
+    {
+        State memory s = _state;
+        if (s.nextEpoch == 0) return (bytes32(0), 0, 0, 0);
+        uint256 slot = (s.nextEpoch - 1) & 1;
+        RootInfo memory info = _info[slot];
+        return (_roots[slot], info.epoch, info.totalCumulative, info.postedBlock);
     }
 
-    /// @notice The root a claim proof must be built against now, with its epoch; zero if none.
+    /// @notice The root a claim proof must be built against now, with its epoch; zero root when none.
     function claimableRoot() external view returns (bytes32 root, uint64 epoch, uint128 totalCumulative) {
-        PostedRoot memory r = _isClaimable(_latest) ? _latest : _previous;
-        return (r.root, r.epoch, r.totalCumulative);
+        (bool ok, uint256 slot) = _findClaimable();
+        if (!ok) return (bytes32(0), 0, 0);
+        RootInfo memory info = _info[slot];
+        return (_roots[slot], info.epoch, info.totalCumulative);
     }
 
     /// @notice The EIP-712 domain separator (binds chain id and this contract's address).
@@ -225,30 +262,40 @@ contract EpochRewards is Ownable, EIP712 {
 
     // ─── Parameters ───────────────────────────────────────────────────────────────────────────
 
-    function setDisputeWindow(uint64 blocks) external onlyOwner {
+    function setDisputeWindow(uint32 blocks) external onlyOwner {
         _setDisputeWindow(blocks);
     }
 
     // ─── Internals ────────────────────────────────────────────────────────────────────────────
 
-    function _isClaimable(PostedRoot memory r) private view returns (bool) {
-        return r.root != bytes32(0) && block.number >= uint256(r.postedBlock) + disputeWindow;
+    /// @dev The ring slot of the newest root past its dispute window, if any.
+    function _findClaimable() private view returns (bool ok, uint256 slot) {
+        State memory s = _state;
+        if (s.nextEpoch == 0) return (false, 0);
+        uint64 latest = s.nextEpoch - 1;
+        if (block.number >= uint256(s.latestPostedBlock) + s.disputeWindow) return (true, latest & 1);
+        if (latest == 0) return (false, 0);
+        slot = (latest - 1) & 1;
+        // The root before the newest is kept only until the one after it replaces it.
+        if (_roots[slot] == bytes32(0)) return (false, 0);
+        ok = block.number >= uint256(_info[slot].postedBlock) + s.disputeWindow;
     }
 
-    /// @dev The newest claimable root, and the one before it (a proof built a moment earlier may still
-    /// be against that one; cumulative amounts only grow, so accepting it is safe).
-    function _claimableRoots() private view returns (bytes32 newest, bytes32 older) {
-        PostedRoot memory latest = _latest;
-        if (_isClaimable(latest)) return (latest.root, _previous.root);
-        newest = _previous.root;
-        if (newest == bytes32(0)) revert NoClaimableRoot();
+    /// @dev The newest claimable slot, and whether the other slot may serve as a fallback (a proof
+    /// built a moment before a newer root matured; cumulative amounts only grow, so it is safe).
+    function _claimableSlot() private view returns (uint256 slot, bool hasOlder) {
+        bool ok;
+        (ok, slot) = _findClaimable();
+        if (!ok) revert NoClaimableRoot();
+        hasOlder = slot == (_state.nextEpoch - 1) & 1;
     }
 
-    function _claim(bytes32 newest, bytes32 older, address account, uint256 cumulativeAmount, bytes32[] calldata proof)
+    function _claim(uint256 slot, bool hasOlder, address account, uint256 cumulativeAmount, bytes32[] calldata proof)
         private
     {
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))));
-        if (!MerkleProof.verifyCalldata(proof, newest, leaf)) {
+        if (!MerkleProof.verifyCalldata(proof, _roots[slot], leaf)) {
+            bytes32 older = hasOlder ? _roots[slot ^ 1] : bytes32(0);
             if (older == bytes32(0) || !MerkleProof.verifyCalldata(proof, older, leaf)) {
                 revert InvalidProof(account, cumulativeAmount);
             }
@@ -261,9 +308,9 @@ contract EpochRewards is Ownable, EIP712 {
         emit Claimed(account, amount, cumulativeAmount);
     }
 
-    function _setDisputeWindow(uint64 blocks) private {
+    function _setDisputeWindow(uint32 blocks) private {
         if (blocks > MAX_DISPUTE_WINDOW) revert InvalidParameter("disputeWindow");
-        disputeWindow = blocks;
+        _state.disputeWindow = blocks;
         emit DisputeWindowChanged(blocks);
     }
 

@@ -14,37 +14,27 @@ contract MeshToken is ERC20, ERC20Permit, ERC20Votes {
     /// @notice Hard cap on the total supply, fixed at deploy.
     uint256 public immutable maxSupply;
 
-    /// @notice The only account allowed to mint (EpochRewards). Set once, then immutable.
-    address public minter;
+    /// @notice The only account allowed to mint (EpochRewards), fixed at deploy: the deploy script
+    /// computes the address EpochRewards will have and checks it afterwards.
+    address public immutable minter;
 
-    /// @dev The account allowed to call {setMinter} once; cleared when it does.
-    address private _minterSetter;
-
-    error MinterAlreadySet();
     error NotMinter(address caller);
     error MaxSupplyExceeded(uint256 requested, uint256 available);
     error ZeroAddress();
 
-    event MinterSet(address indexed minter);
-
-    constructor(string memory name_, string memory symbol_, uint256 maxSupply_, address treasury, uint256 genesisAmount)
-        ERC20(name_, symbol_)
-        ERC20Permit(name_)
-    {
-        if (treasury == address(0)) revert ZeroAddress();
+    constructor(
+        string memory name_,
+        string memory symbol_,
+        uint256 maxSupply_,
+        address treasury,
+        uint256 genesisAmount,
+        address minter_
+    ) ERC20(name_, symbol_) ERC20Permit(name_) {
+        if (treasury == address(0) || minter_ == address(0)) revert ZeroAddress();
         if (genesisAmount > maxSupply_) revert MaxSupplyExceeded(genesisAmount, maxSupply_);
         maxSupply = maxSupply_;
-        _minterSetter = msg.sender;
-        _mint(treasury, genesisAmount);
-    }
-
-    /// @notice Sets the minter. Callable once, by the deployer, right after deploying EpochRewards.
-    function setMinter(address minter_) external {
-        if (msg.sender != _minterSetter || minter != address(0)) revert MinterAlreadySet();
-        if (minter_ == address(0)) revert ZeroAddress();
         minter = minter_;
-        _minterSetter = address(0);
-        emit MinterSet(minter_);
+        _mint(treasury, genesisAmount);
     }
 
     /// @notice Mints new tokens; only the minter, and never past {maxSupply}.
@@ -53,6 +43,20 @@ contract MeshToken is ERC20, ERC20Permit, ERC20Votes {
         uint256 available = maxSupply - totalSupply();
         if (amount > available) revert MaxSupplyExceeded(amount, available);
         _mint(to, amount);
+    }
+
+    /// @notice Burns the minter's own tokens (EpochRewards returns the emission of a revoked root).
+    function burn(uint256 amount) external {
+        if (msg.sender != minter) revert NotMinter(msg.sender);
+        _burn(msg.sender, amount);
+    }
+
+    /// @notice The account `account` delegates its votes to. The minter (a contract with no way to
+    /// delegate) and the zero address never have a delegate; answering that without reading storage
+    /// saves two cold reads on every mint and claim.
+    function delegates(address account) public view override returns (address) {
+        if (account == minter || account == address(0)) return address(0);
+        return super.delegates(account);
     }
 
     function _update(address from, address to, uint256 value) internal override(ERC20, ERC20Votes) {

@@ -46,8 +46,9 @@ contract NodeRegistry is Ownable, EIP712 {
     address public immutable treasury;
 
     uint128 public minNodeStake;
-    uint128 public minVerifierStake;
     uint64 public unbondingPeriod;
+    // One slot: everything a quorum check reads besides the signers' own stakes.
+    uint128 public minVerifierStake;
     uint32 public quorum;
     uint32 public maxVerifiers;
     uint32 public verifierCount;
@@ -194,7 +195,7 @@ contract NodeRegistry is Ownable, EIP712 {
     /// @notice Slashes up to `amount` of a node's stake (bonded first, then unbonding) to the treasury.
     /// Needs signatures of at least {quorum} distinct active verifiers over the EIP-712 `SlashNode`
     /// message, ordered by ascending signer address. Each evidence hash slashes once.
-    function slashNode(bytes32 nodeId, uint256 amount, bytes32 evidenceHash, bytes[] calldata signatures)
+    function slashNode(bytes32 nodeId, uint256 amount, bytes32 evidenceHash, bytes calldata signatures)
         external
         returns (uint256 slashed)
     {
@@ -205,6 +206,11 @@ contract NodeRegistry is Ownable, EIP712 {
         (n.stake, n.unbonding, slashed) = _take(n.stake, n.unbonding, amount);
         token.safeTransfer(treasury, slashed);
         emit NodeSlashed(nodeId, slashed, evidenceHash, signers);
+        if (n.stake == 0 && n.unbonding == 0) {
+            // Nothing left to hold the peer id: free it.
+            delete _nodes[nodeId];
+            emit NodeDeregistered(nodeId);
+        }
     }
 
     // ─── Verifiers ────────────────────────────────────────────────────────────────────────────
@@ -270,7 +276,7 @@ contract NodeRegistry is Ownable, EIP712 {
     }
 
     /// @notice Slashes a verifier (for example one that signed a wrong root) with a quorum of the others.
-    function slashVerifier(address verifier, uint256 amount, bytes32 evidenceHash, bytes[] calldata signatures)
+    function slashVerifier(address verifier, uint256 amount, bytes32 evidenceHash, bytes calldata signatures)
         external
         returns (uint256 slashed)
     {
@@ -282,6 +288,12 @@ contract NodeRegistry is Ownable, EIP712 {
         (v.stake, v.unbonding, slashed) = _take(v.stake, v.unbonding, amount);
         token.safeTransfer(treasury, slashed);
         emit VerifierSlashed(verifier, slashed, evidenceHash, signers);
+        if (v.stake == 0 && v.unbonding == 0) {
+            // Nothing left at stake: free the seat.
+            delete _verifiers[verifier];
+            verifierCount -= 1;
+            emit VerifierDeregistered(verifier);
+        }
     }
 
     // ─── Views ────────────────────────────────────────────────────────────────────────────────
@@ -306,6 +318,13 @@ contract NodeRegistry is Ownable, EIP712 {
     function isActiveVerifier(address verifier) public view returns (bool) {
         uint128 stake = _verifiers[verifier].stake;
         return stake != 0 && stake >= minVerifierStake;
+    }
+
+    /// @notice Recovers the signers of `digest` from packed 65-byte signatures ordered by ascending
+    /// signer address, and reverts unless they are at least {quorum} distinct active verifiers.
+    /// EpochRewards calls this for every root, so the rule lives in one place.
+    function requireQuorumSignatures(bytes32 digest, bytes calldata signatures) external view {
+        requireQuorum(QuorumSignatures.recoverAscending(digest, signatures));
     }
 
     /// @notice Reverts unless `signers` (distinct, as {QuorumSignatures} guarantees) holds at least
@@ -350,7 +369,7 @@ contract NodeRegistry is Ownable, EIP712 {
         if (n.operator != msg.sender) revert NotOperator(nodeId, msg.sender);
     }
 
-    function _useEvidence(bytes32 digest, bytes32 evidenceHash, bytes[] calldata signatures)
+    function _useEvidence(bytes32 digest, bytes32 evidenceHash, bytes calldata signatures)
         private
         returns (address[] memory signers)
     {

@@ -55,6 +55,7 @@ const input = {
   settings: {
     evmVersion: 'cancun',
     optimizer: { enabled: true, runs: 10_000 },
+    viaIR: true,
     outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object'] } },
   },
 }

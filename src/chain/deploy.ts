@@ -1,4 +1,4 @@
-import { type Abi, getAddress, type Hex } from 'viem'
+import { type Abi, getAddress, getContractAddress, type Hex } from 'viem'
 import {
   epochRewardsAbi,
   epochRewardsBytecode,
@@ -60,13 +60,14 @@ export interface DeployInit {
 }
 
 /**
- * Deploys MeshToken, NodeRegistry, EpochRewards and Payments from the client's account, hands the
- * token's minting right to EpochRewards, and returns the network description to write to disk.
+ * Deploys MeshToken (whose immutable minter is the address EpochRewards will get), NodeRegistry,
+ * EpochRewards and Payments from the client's account, and returns the network description to write
+ * to disk.
  */
 export async function deployContracts(client: ChainClient, init: DeployInit): Promise<NetworkFile> {
   const p = init.parameters
   const deployer = client.wallet.account.address
-  const steps = 6
+  const steps = 5
   let step = 0
   const progress = (name: string) => init.onStep?.(name, ++step, steps)
 
@@ -84,12 +85,16 @@ export async function deployContracts(client: ChainClient, init: DeployInit): Pr
     }
   }
 
+  // The token's minter is immutable: EpochRewards will be the deployer's third contract from here.
+  const nonce = await client.public.getTransactionCount({ address: deployer, blockTag: 'pending' })
+  const expectedRewards = getContractAddress({ from: deployer, nonce: BigInt(nonce + 2) })
   const token = await deploy('MeshToken', meshTokenAbi, meshTokenBytecode, [
     p.tokenName,
     p.tokenSymbol,
     BigInt(p.maxSupply),
     p.treasury,
     BigInt(p.genesisAmount),
+    expectedRewards,
   ])
   const registry = await deploy('NodeRegistry', nodeRegistryAbi, nodeRegistryBytecode, [
     token.address,
@@ -111,13 +116,15 @@ export async function deployContracts(client: ChainClient, init: DeployInit): Pr
     BigInt(p.halvingInterval),
     BigInt(p.disputeWindow),
   ])
-  progress('hand minting to EpochRewards')
-  await sendContractTx(client, {
-    address: token.address,
-    abi: meshTokenAbi,
-    functionName: 'setMinter',
-    args: [rewards.address],
-  })
+  if (rewards.address !== expectedRewards) {
+    throw chainError(
+      'TX_REVERTED',
+      `EpochRewards landed at ${rewards.address}, not at the token's minter ${expectedRewards}`,
+      {
+        hint: 'Another transaction from the deployer interleaved; deploy again with an idle deployer account',
+      },
+    )
+  }
   const payments = await deploy('Payments', paymentsAbi, paymentsBytecode, [
     token.address,
     BigInt(p.closeTimeout),

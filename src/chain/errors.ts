@@ -20,7 +20,6 @@ const s = (v: unknown): string => String(v)
 /** Custom Solidity error name -> stable code, message and fix. Kept in step with docs/ERRORS.md by a test. */
 export const REVERTS: Record<string, RevertInfo> = {
   // MeshToken
-  MinterAlreadySet: { code: 'TOKEN_MINTER_ALREADY_SET', message: () => 'the token minter is already set' },
   NotMinter: { code: 'TOKEN_NOT_MINTER', message: (a) => `${s(a[0])} is not the token minter` },
   MaxSupplyExceeded: {
     code: 'TOKEN_MAX_SUPPLY_EXCEEDED',
@@ -90,6 +89,10 @@ export const REVERTS: Record<string, RevertInfo> = {
     code: 'QUORUM_SIGNERS_NOT_ASCENDING',
     message: (a) => `signature ${s(a[0])} (signer ${s(a[1])}) repeats a signer or is out of order`,
     hint: 'Give one signature per verifier, ordered by ascending signer address',
+  },
+  SignaturesMalformed: {
+    code: 'SIGNATURE_INVALID',
+    message: (a) => `signatures are ${s(a[0])} bytes, not a multiple of 65`,
   },
   ECDSAInvalidSignature: { code: 'SIGNATURE_INVALID', message: () => 'a signature is invalid' },
   ECDSAInvalidSignatureLength: {

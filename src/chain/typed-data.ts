@@ -1,4 +1,5 @@
-import { type Hex, type LocalAccount, recoverTypedDataAddress } from 'viem'
+import { concatHex, type Hex, type LocalAccount, recoverTypedDataAddress } from 'viem'
+import { InvalidArgumentError } from '../core/errors.js'
 
 /** The EIP-712 domain of one Meshwork contract: binds the chain id and the contract's address. */
 export interface ContractDomain {
@@ -30,7 +31,7 @@ export const TYPES = {
     PostRoot: [
       { name: 'epoch', type: 'uint64' },
       { name: 'root', type: 'bytes32' },
-      { name: 'bundleCid', type: 'string' },
+      { name: 'bundleDigest', type: 'bytes32' },
       { name: 'totalCumulative', type: 'uint128' },
     ],
   },
@@ -66,7 +67,7 @@ export type MessageKind = keyof typeof TYPES
 
 /** The message fields of each kind. */
 export interface Messages {
-  PostRoot: { epoch: bigint; root: Hex; bundleCid: string; totalCumulative: bigint }
+  PostRoot: { epoch: bigint; root: Hex; bundleDigest: Hex; totalCumulative: bigint }
   RevokeRoot: { epoch: bigint; root: Hex }
   SlashNode: { nodeId: Hex; amount: bigint; evidenceHash: Hex }
   SlashVerifier: { verifier: `0x${string}`; amount: bigint; evidenceHash: Hex }
@@ -112,13 +113,18 @@ export async function recoverSigner<K extends MessageKind>(
 }
 
 /**
- * Orders quorum signatures as the contracts require (ascending signer address) and drops repeats of
- * one signer, so that an honest bundle of signatures is always accepted.
+ * Packs quorum signatures as the contracts take them: 65-byte (r, s, v) signatures concatenated in
+ * ascending signer order, one per signer (repeats of a signer are dropped), so that an honest set of
+ * signatures is always accepted.
  */
-export function orderSignatures(signatures: readonly SignedBy[]): Hex[] {
+export function packSignatures(signatures: readonly SignedBy[]): Hex {
   const bySigner = new Map<string, SignedBy>()
   for (const s of signatures) bySigner.set(s.signer.toLowerCase(), s)
-  return [...bySigner.entries()]
-    .sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1))
-    .map(([, s]) => s.signature)
+  const ordered = [...bySigner.entries()].sort(([a], [b]) => (BigInt(a) < BigInt(b) ? -1 : 1))
+  for (const [signer, s] of ordered) {
+    if (s.signature.length !== 132) {
+      throw new InvalidArgumentError(`the signature of ${signer} is not 65 bytes`, { details: { signer } })
+    }
+  }
+  return concatHex(ordered.map(([, s]) => s.signature))
 }

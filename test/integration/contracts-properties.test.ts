@@ -1,5 +1,5 @@
 import fc from 'fast-check'
-import { type Abi, type Hex, toHex, zeroHash } from 'viem'
+import { type Abi, type Hex, sha256, toHex, zeroHash } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   claim,
@@ -221,7 +221,14 @@ describe('contract invariants under random action sequences', () => {
       token<bigint>('totalSupply'),
       token<bigint>('maxSupply'),
       rewards<bigint>('totalMinted'),
-      rewards<PostedRootState>('latestRoot'),
+      rewards<readonly [Hex, bigint, bigint, bigint]>('latestRoot').then(
+        ([root, epoch, totalCumulative, postedBlock]): PostedRootState => ({
+          root,
+          epoch,
+          totalCumulative,
+          postedBlock,
+        }),
+      ),
       rewards<bigint>('nextEpoch'),
       payments<bigint>('channelCount'),
       Promise.all(holders.map(balanceOf)),
@@ -311,7 +318,12 @@ describe('contract invariants under random action sequences', () => {
     const tree = buildCumulativeTree(
       accounts.map((account, j) => ({ account, cumulativeAmount: amounts[j] as bigint })),
     )
-    const message = { epoch, root: tree.root, bundleCid: `bafy-epoch-${epoch}`, totalCumulative: total }
+    const message = {
+      epoch,
+      root: tree.root,
+      bundleDigest: sha256(toHex(`bundle-epoch-${epoch}`)),
+      totalCumulative: total,
+    }
     const signatures = await Promise.all(
       a.signers.map((i) => signPostRoot(f.client(0), f.account(i), message)),
     )

@@ -1,4 +1,4 @@
-import { type Hex, keccak256, toHex, zeroAddress } from 'viem'
+import { concatHex, type Hex, keccak256, toHex, zeroAddress } from 'viem'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   addNodeStake,
@@ -7,7 +7,7 @@ import {
   type Messages,
   nodeIdOf,
   nodeRegistryAbi,
-  orderSignatures,
+  packSignatures,
   readContract,
   registerNode,
   registerVerifier,
@@ -24,6 +24,10 @@ import {
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 
 const VERIFIERS = [1, 2, 3, 4, 5]
+
+/** Signatures in ascending signer order, unpacked, to build malformed lists by hand. */
+const inSignerOrder = (list: readonly SignedBy[]): Hex[] =>
+  [...list].sort((a, b) => (BigInt(a.signer) < BigInt(b.signer) ? -1 : 1)).map((s) => s.signature)
 const VERIFIER_STAKE = 100_000n * MESH
 const MIN_NODE_STAKE = 1_000n * MESH
 const UNBONDING = 60
@@ -268,10 +272,12 @@ describe('NodeRegistry on the embedded chain', () => {
     expect(await balance(0)).toBe(treasury + 3_000n * MESH)
     expect(await read<boolean>('evidenceUsed', [keccak256(toHex('evidence-3'))])).toBe(true)
 
-    // The operator gets nothing back.
+    // Nothing is left: the node is deregistered, the operator gets nothing back, and the peer id is
+    // free to register again.
+    expect(node.operator).toBe(zeroAddress)
     await f.advance(UNBONDING)
     await expect(withdrawNode(f.client(6), nodeId)).rejects.toMatchObject({
-      code: 'REGISTRY_NOTHING_TO_WITHDRAW',
+      code: 'REGISTRY_NODE_NOT_REGISTERED',
     })
     expect(await balance(6)).toBe(197_000n * MESH)
     expect(await read<boolean>('isActiveNode', [nodeId])).toBe(false)
@@ -358,17 +364,22 @@ describe('NodeRegistry on the embedded chain', () => {
       code: 'QUORUM_SIGNER_NOT_VERIFIER',
     })
     // One verifier counted twice: the action would merge it, so send the raw list to the contract.
-    const sigs = orderSignatures(await signSlash([1, 2], message))
+    const sigs = inSignerOrder(await signSlash([1, 2], message))
     await expect(
       call(9, 'slashNode', [
         message.nodeId,
         message.amount,
         message.evidenceHash,
-        [sigs[0], sigs[1], sigs[1]],
+        concatHex([sigs[0], sigs[1], sigs[1]] as Hex[]),
       ]),
     ).rejects.toMatchObject({ code: 'QUORUM_SIGNERS_NOT_ASCENDING' })
     await expect(
-      call(9, 'slashNode', [message.nodeId, message.amount, message.evidenceHash, [...sigs].reverse()]),
+      call(9, 'slashNode', [
+        message.nodeId,
+        message.amount,
+        message.evidenceHash,
+        concatHex([...sigs].reverse()),
+      ]),
     ).rejects.toMatchObject({ code: 'QUORUM_SIGNERS_NOT_ASCENDING' })
 
     expect((await getNode(nodeId)).stake).toBe(2_000n * MESH)
@@ -424,7 +435,7 @@ describe('NodeRegistry on the embedded chain', () => {
       message.verifier,
       message.amount,
       message.evidenceHash,
-      orderSignatures(sigs),
+      packSignatures(sigs),
     ])
     expect((await getVerifier(3)).stake).toBe(VERIFIER_STAKE - MESH)
     expect(await read<boolean>('isActiveVerifier', [addr(3)])).toBe(false)

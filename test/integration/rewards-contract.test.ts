@@ -1,4 +1,4 @@
-import { toHex, zeroHash } from 'viem'
+import { concatHex, type Hex, sha256, toHex, zeroHash } from 'viem'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   claim,
@@ -20,6 +20,9 @@ import { buildCumulativeTree, type CumulativeTree } from '../../src/rewards/inde
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 
 const VERIFIERS = [1, 2, 3, 4, 5]
+
+/** A stand-in bundle digest. */
+const digest = (text: string) => sha256(toHex(text))
 
 /** The claim arguments of `account` in `tree`; fails the test when it has no leaf. */
 function leafOf(tree: CumulativeTree, account: `0x${string}`) {
@@ -84,7 +87,7 @@ describe('EpochRewards on the embedded chain', () => {
     const message = {
       epoch: BigInt(epoch),
       root: tree.root,
-      bundleCid: `bafy-epoch-${epoch}`,
+      bundleDigest: digest(`bundle-epoch-${epoch}`),
       totalCumulative: total,
     }
     await endEpoch(epoch)
@@ -155,7 +158,7 @@ describe('EpochRewards on the embedded chain', () => {
 
   it('refuses roots with too few, duplicate or non-verifier signatures', async () => {
     const tree = treeFor([1n, 2n, 3n])
-    const message = { epoch: 0n, root: tree.root, bundleCid: 'bafy', totalCumulative: 6n }
+    const message = { epoch: 0n, root: tree.root, bundleDigest: digest('bundle'), totalCumulative: 6n }
     await endEpoch(0)
     const submit = (signatures: SignedBy[]) => postRoot(f.client(9), { ...message, signatures })
 
@@ -164,13 +167,13 @@ describe('EpochRewards on the embedded chain', () => {
     const [a, b] = await sign([1, 2], message)
     if (!a || !b) throw new Error('no signatures')
     const ordered = [a, b].sort((x, y) => (BigInt(x.signer) < BigInt(y.signer) ? -1 : 1))
-    const dup = [ordered[0], ordered[1], ordered[1]].map((s) => s?.signature)
+    const dup = concatHex([ordered[0], ordered[1], ordered[1]].map((s) => s?.signature as Hex))
     await expect(
       sendContractTx(f.client(9), {
         address: f.network.contracts.EpochRewards,
         abi: epochRewardsAbi,
         functionName: 'postRoot',
-        args: [0n, tree.root, 'bafy', 6n, dup],
+        args: [0n, tree.root, message.bundleDigest, 6n, dup],
       }),
     ).rejects.toMatchObject({ code: 'QUORUM_SIGNERS_NOT_ASCENDING' })
     // Account 10 holds tokens but never registered as a verifier.
@@ -184,7 +187,7 @@ describe('EpochRewards on the embedded chain', () => {
 
   it('refuses signatures made for another chain or another contract', async () => {
     const tree = treeFor([1n, 2n, 3n])
-    const message = { epoch: 0n, root: tree.root, bundleCid: 'bafy', totalCumulative: 6n }
+    const message = { epoch: 0n, root: tree.root, bundleDigest: digest('bundle'), totalCumulative: 6n }
     await endEpoch(0)
     const wrongChain = { ...rewardsDomain(), chainId: 1 }
     const wrongContract = { ...rewardsDomain(), verifyingContract: f.network.contracts.Payments }
@@ -196,7 +199,12 @@ describe('EpochRewards on the embedded chain', () => {
 
   it('refuses a root for a skipped, past or unfinished epoch', async () => {
     const tree = treeFor([1n, 2n, 3n])
-    const msg = (epoch: bigint) => ({ epoch, root: tree.root, bundleCid: 'bafy', totalCumulative: 6n })
+    const msg = (epoch: bigint) => ({
+      epoch,
+      root: tree.root,
+      bundleDigest: digest('bundle'),
+      totalCumulative: 6n,
+    })
     // Epoch 0 has not ended yet (genesis is the deploy block).
     const now = await f.now()
     const end0 = f.network.parameters.genesisTime + epochDuration
@@ -263,11 +271,11 @@ describe('EpochRewards on the embedded chain', () => {
 
   it('refuses a root whose bundle id differs from the one the verifiers signed', async () => {
     const tree = treeFor([1n, 2n, 3n])
-    const message = { epoch: 0n, root: tree.root, bundleCid: 'bafy-honest', totalCumulative: 6n }
+    const message = { epoch: 0n, root: tree.root, bundleDigest: digest('bundle-honest'), totalCumulative: 6n }
     await endEpoch(0)
     const sigs = await sign([1, 2, 3], message)
     await expectForeignSigners(
-      postRoot(f.client(9), { ...message, bundleCid: 'bafy-other', signatures: sigs }),
+      postRoot(f.client(9), { ...message, bundleDigest: digest('bundle-other'), signatures: sigs }),
     )
     expect((await getEpochState(f.client(0))).nextEpoch).toBe(0n)
   })

@@ -2,13 +2,14 @@ import type { Hex } from 'viem'
 import { epochRewardsAbi } from '../abi/index.js'
 import type { ChainClient } from '../client.js'
 import { sendContractTx, type TxResult } from '../transact.js'
-import { orderSignatures, type SignedBy } from '../typed-data.js'
+import { packSignatures, type SignedBy } from '../typed-data.js'
 
 /** What {@link postRoot} submits: the EIP-712 `PostRoot` message and its quorum signatures. */
 export interface PostRootParameters {
   epoch: bigint
   root: Hex
-  bundleCid: string
+  /** sha2-256 digest of the epoch's input bundle (its CID is derived from it, docs/rewards.md). */
+  bundleDigest: Hex
   totalCumulative: bigint
   /** Signatures of at least a quorum of active verifiers, in any order. */
   signatures: readonly SignedBy[]
@@ -23,9 +24,9 @@ export function postRoot(client: ChainClient, params: PostRootParameters): Promi
     args: [
       params.epoch,
       params.root,
-      params.bundleCid,
+      params.bundleDigest,
       params.totalCumulative,
-      orderSignatures(params.signatures),
+      packSignatures(params.signatures),
     ],
   })
 }

@@ -2,7 +2,7 @@ import type { Hex } from 'viem'
 import { epochRewardsAbi } from '../abi/index.js'
 import type { ChainClient } from '../client.js'
 import { sendContractTx, type TxResult } from '../transact.js'
-import { orderSignatures, type SignedBy } from '../typed-data.js'
+import { packSignatures, type SignedBy } from '../typed-data.js'
 
 /** Withdraws the newest root inside its dispute window with a quorum's `RevokeRoot` signatures. */
 export function revokeRoot(
@@ -13,6 +13,6 @@ export function revokeRoot(
     address: client.contracts.EpochRewards,
     abi: epochRewardsAbi,
     functionName: 'revokeRoot',
-    args: [params.epoch, params.root, orderSignatures(params.signatures)],
+    args: [params.epoch, params.root, packSignatures(params.signatures)],
   })
 }

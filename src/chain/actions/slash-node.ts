@@ -2,7 +2,7 @@ import type { Hex } from 'viem'
 import { nodeRegistryAbi } from '../abi/index.js'
 import type { ChainClient } from '../client.js'
 import { sendContractTx, type TxResult } from '../transact.js'
-import { orderSignatures, type SignedBy } from '../typed-data.js'
+import { packSignatures, type SignedBy } from '../typed-data.js'
 
 /** What {@link slashNode} submits. */
 export interface SlashNodeParameters {
@@ -20,6 +20,6 @@ export function slashNode(client: ChainClient, params: SlashNodeParameters): Pro
     address: client.contracts.NodeRegistry,
     abi: nodeRegistryAbi,
     functionName: 'slashNode',
-    args: [params.nodeId, params.amount, params.evidenceHash, orderSignatures(params.signatures)],
+    args: [params.nodeId, params.amount, params.evidenceHash, packSignatures(params.signatures)],
   })
 }
