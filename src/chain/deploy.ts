@@ -13,7 +13,7 @@ import { type ChainClient, createChainClient, NO_CONTRACTS, probeChainId } from 
 import type { Eip1193Provider } from './dev-chain.js'
 import { chainError } from './errors.js'
 import type { DeployParameters, NetworkFile } from './network-file.js'
-import { sendContractTx, toChainError } from './transact.js'
+import { toChainError } from './transact.js'
 
 /** One whole token in base units (18 decimals). */
 export const MESH = 10n ** 18n

@@ -101,7 +101,7 @@ export function devnetCommand(program: Command): void {
         out.info(
           `  chain ${network.chainId}, epochs of ${network.parameters.epochDuration} s, network file ${networkPath}`,
         )
-        out.info('  try: npx meshwork chain info --network ' + networkPath)
+        out.info(`  try: npx meshwork chain info --network ${networkPath}`)
         const signal = await waitForShutdown()
         out.step(`stopping (${signal})`)
       } finally {
