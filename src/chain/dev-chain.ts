@@ -1,4 +1,13 @@
-import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
@@ -265,15 +274,23 @@ async function replayJournal(
   blockNumber: () => Promise<number>,
 ): Promise<number> {
   if (!existsSync(path)) return 0
-  const lines = readFileSync(path, 'utf8').split('\n')
+  const text = readFileSync(path, 'utf8')
+  const lines = text.split('\n')
+  let offset = 0
   for (const [i, line] of lines.entries()) {
+    const start = offset
+    offset += Buffer.byteLength(line) + 1
     if (line.trim() === '') continue
     let entry: JournalEntry
     try {
       entry = JSON.parse(line) as JournalEntry
     } catch (err) {
-      // Only the last line can be torn (a crash mid-write); it was never acknowledged.
-      if (i >= lines.length - 2) break
+      // Only the last line can be torn (a crash mid-write); it was never acknowledged. Cut it off so
+      // that new entries do not land after it.
+      if (i === lines.length - 1) {
+        truncateSync(path, start)
+        break
+      }
       throw chainError('CHAIN_STATE_INVALID', `chain journal ${path} is corrupt at line ${i + 1}`, {
         hint: 'Move the state directory away to start a fresh chain',
         cause: err,

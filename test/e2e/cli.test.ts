@@ -1,0 +1,156 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { createConnection } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type CliProcess, runCli, startCli } from '../helpers/cli.js'
+
+const running: CliProcess[] = []
+function background(args: string[], cwd?: string) {
+  const p = startCli(args, cwd ? { cwd } : {})
+  running.push(p)
+  return p
+}
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.stop('SIGKILL')))
+})
+
+/** Whether anything still accepts connections on the port. */
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' })
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
+const oneLine = (stderr: string) => stderr.trim().split('\n')
+
+describe('meshwork CLI: bad input gets one line that names the fix', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'mw-cli-'))
+
+  it('a missing network file', async () => {
+    const r = await runCli(['chain', 'info'], { cwd })
+    expect(r.code).toBe(1)
+    expect(oneLine(r.stderr)).toEqual([
+      expect.stringMatching(
+        /network file network\.json does not exist.*meshwork deploy.*\[NETWORK_FILE_MISSING\]$/,
+      ),
+    ])
+    expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/)
+  })
+
+  it('a malformed network file, with the stack only under --verbose', async () => {
+    writeFileSync(join(cwd, 'bad.json'), '{"version": 1, "chainId": "x"}')
+    const r = await runCli(['chain', 'info', '--network', 'bad.json'], { cwd })
+    expect(r.code).toBe(1)
+    expect(oneLine(r.stderr)).toHaveLength(1)
+    expect(r.stderr).toContain('[NETWORK_FILE_INVALID]')
+    const v = await runCli(['chain', 'info', '--network', 'bad.json', '--verbose'], { cwd })
+    expect(v.stderr).toMatch(/\bat .*network-file\.js:\d+/)
+  })
+
+  it('an unreachable RPC URL, also as JSON for scripts', async () => {
+    const r = await runCli(['deploy', '--rpc', 'http://127.0.0.1:9', '--out', 'n.json'], { cwd })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(
+      /cannot reach the chain at http:\/\/127\.0\.0\.1:9\. Start it with `meshwork chain start`.*\[RPC_UNREACHABLE\]/,
+    )
+    const j = await runCli(['--json', 'deploy', '--rpc', 'http://127.0.0.1:9', '--out', 'n.json'], { cwd })
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      error: { code: 'RPC_UNREACHABLE', hint: expect.any(String) },
+    })
+  })
+
+  it('bad flags are usage errors (exit 2)', async () => {
+    expect((await runCli(['chain', 'start', '--port', '99999'], { cwd })).code).toBe(2)
+    expect((await runCli(['deploy', '--rpc', 'ftp://x'], { cwd })).stderr).toContain(
+      '--rpc must be an http:// or https:// URL',
+    )
+    expect((await runCli(['frobnicate'], { cwd })).code).toBe(2)
+  })
+})
+
+describe('meshwork chain start + deploy + chain info', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'mw-cli-'))
+  let chain: CliProcess
+  let url: string
+
+  beforeAll(async () => {
+    chain = startCli(['chain', 'start', '--port', '0', '--state', 'chain'], { cwd })
+    url = (await chain.waitFor(/listening: (http:\/\/127\.0\.0\.1:\d+)/))[1] as string
+  })
+  afterAll(async () => {
+    await chain.stop('SIGKILL')
+  })
+
+  it('deploys, refuses to overwrite the network file without --force, and reads it back', async () => {
+    const r = await runCli(['deploy', '--rpc', url, '--out', 'network.json'], { cwd })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/\[1\/5\] deploy MeshToken/)
+    const network = JSON.parse(readFileSync(join(cwd, 'network.json'), 'utf8'))
+    expect(network).toMatchObject({
+      chainId: 31337,
+      rpcUrl: url,
+      contracts: { MeshToken: expect.stringMatching(/^0x/) },
+    })
+
+    const again = await runCli(['deploy', '--rpc', url, '--out', 'network.json'], { cwd })
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain('already exists. Pass --force to replace it')
+    expect(JSON.parse(readFileSync(join(cwd, 'network.json'), 'utf8'))).toEqual(network)
+
+    const info = await runCli(['--json', 'chain', 'info'], { cwd })
+    expect(info.code, info.stderr).toBe(0)
+    expect(JSON.parse(info.stdout)).toMatchObject({
+      chainId: 31337,
+      contracts: network.contracts,
+      totalSupply: String(400_000_000n * 10n ** 18n),
+      quorum: 2,
+    })
+  })
+
+  it('refuses a chain whose id differs from the network file', async () => {
+    const other = background(['chain', 'start', '--port', '0', '--chain-id', '1337'], cwd)
+    const otherUrl = (await other.waitFor(/listening: (http:\/\/127\.0\.0\.1:\d+)/))[1] as string
+    const r = await runCli(['chain', 'info', '--rpc', otherUrl], { cwd })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/chain id 1337, the network file says 31337.*\[CHAIN_ID_MISMATCH\]/)
+  })
+
+  it('loses nothing acknowledged when the chain is killed -9 and restarted from --state', async () => {
+    await chain.stop('SIGKILL')
+    chain = startCli(['chain', 'start', '--port', '0', '--state', 'chain'], { cwd })
+    const resumedUrl = (await chain.waitFor(/listening: (http:\/\/127\.0\.0\.1:\d+)/))[1] as string
+    await chain.waitFor(/Resumed from chain at block \d+/)
+    const info = await runCli(['--json', 'chain', 'info', '--rpc', resumedUrl], { cwd })
+    expect(info.code, info.stderr).toBe(0)
+    expect(JSON.parse(info.stdout).totalSupply).toBe(String(400_000_000n * 10n ** 18n))
+  })
+})
+
+describe('meshwork devnet', () => {
+  it('starts, says where it is ready, and stops cleanly on Ctrl-C with its port freed', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'mw-devnet-'))
+    const devnet = background(['devnet', '--port', '0', '--dir', 'net'], cwd)
+    const url = (await devnet.waitFor(/Meshwork devnet ready: (http:\/\/127\.0\.0\.1:(\d+))/))[1] as string
+    const port = Number(new URL(url).port)
+    const info = await runCli(['--json', 'chain', 'info', '--network', 'net/network.json'], { cwd })
+    expect(info.code, info.stderr).toBe(0)
+    const first = JSON.parse(info.stdout)
+    expect(first.contracts.EpochRewards).toMatch(/^0x/)
+
+    expect(await devnet.stop('SIGINT')).toBe(0)
+    expect(await portOpen(port)).toBe(false)
+
+    // --resume continues with the same contracts.
+    const resumed = background(['devnet', '--port', '0', '--dir', 'net', '--resume'], cwd)
+    await resumed.waitFor(/Meshwork devnet ready/)
+    const again = await runCli(['--json', 'chain', 'info', '--network', 'net/network.json'], { cwd })
+    expect(JSON.parse(again.stdout).contracts).toEqual(first.contracts)
+    expect(await resumed.stop('SIGTERM')).toBe(0)
+  })
+})
