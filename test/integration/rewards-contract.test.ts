@@ -8,7 +8,9 @@ import {
   getEpochState,
   getTokenBalance,
   type Messages,
+  meshTokenAbi,
   postRoot,
+  readContract,
   registerVerifier,
   revokeRoot,
   type SignedBy,
@@ -64,6 +66,13 @@ describe('EpochRewards on the embedded chain', () => {
   })
 
   const v = (i: number) => f.account(i)
+  const tokenSupply = () =>
+    readContract<bigint>(f.client(0), {
+      address: f.network.contracts.MeshToken,
+      abi: meshTokenAbi,
+      functionName: 'totalSupply',
+      args: [],
+    })
   const rewardsDomain = () =>
     contractDomain('EpochRewards', f.chain.chainId, f.network.contracts.EpochRewards)
   const sign = (signers: number[], message: Messages['PostRoot']) =>
@@ -114,10 +123,13 @@ describe('EpochRewards on the embedded chain', () => {
 
     // Later epochs only pay the difference since the last claim.
     const next = await post(1, [1_500n * MESH, 2_000n * MESH, 3_000n * MESH])
+    const later = leafOf(next, v(6).address)
+    // Inside the new root's dispute window, claims still prove against epoch 0's root.
+    expect((await getEpochState(f.client(0))).claimableEpoch).toBe(0n)
+    await expect(claim(f.client(9), later)).rejects.toMatchObject({ code: 'CLAIM_INVALID_PROOF' })
     await f.mine(3)
-    const later = next.proof(v(6).address)
-    if (!later) throw new Error('no leaf')
-    await claim(f.client(9), { account: v(6).address, ...later })
+    expect((await getEpochState(f.client(0))).claimableEpoch).toBe(1n)
+    await claim(f.client(9), later)
     expect(await getTokenBalance(f.client(0), v(6).address)).toBe(1_500n * MESH)
   })
 
@@ -251,16 +263,33 @@ describe('EpochRewards on the embedded chain', () => {
   })
 
   it('lets a verifier quorum revoke a root inside its dispute window, and not after', async () => {
-    const bad = await post(0, [5n, 5n, 5n])
-    const message = { epoch: 0n, root: bad.root }
+    await post(0, [1n, 1n, 1n])
+    await f.mine(3)
+    const supply = await tokenSupply()
+    const bad = await post(1, [5n, 5n, 5n])
+    expect(await tokenSupply()).toBe(supply + 12n)
+    const message = { epoch: 1n, root: bad.root }
     const sigs = await Promise.all(
       [1, 2, 3].map((i) => signMessageOf(v(i), rewardsDomain(), 'RevokeRoot', message)),
     )
+    // Two signatures are not a quorum.
+    await expect(revokeRoot(f.client(9), { ...message, signatures: sigs.slice(0, 2) })).rejects.toMatchObject(
+      {
+        code: 'QUORUM_NOT_REACHED',
+      },
+    )
     await revokeRoot(f.client(9), { ...message, signatures: sigs })
-    expect((await getEpochState(f.client(0))).nextEpoch).toBe(0n)
-    const good = await post(0, [1n, 2n, 3n])
+    // The revoked root's new emission is burned; epoch 0's root is what claims use again.
+    expect(await tokenSupply()).toBe(supply)
+    expect(await getEpochState(f.client(0))).toMatchObject({
+      nextEpoch: 1n,
+      claimableEpoch: 0n,
+      totalMinted: 3n,
+    })
+    const good = await post(1, [1n, 2n, 3n])
     await f.mine(3)
-    const late = { epoch: 0n, root: good.root }
+    expect(await tokenSupply()).toBe(supply + 3n)
+    const late = { epoch: 1n, root: good.root }
     const lateSigs = await Promise.all(
       [1, 2, 3].map((i) => signMessageOf(v(i), rewardsDomain(), 'RevokeRoot', late)),
     )
