@@ -107,6 +107,7 @@ export async function run(): Promise<void> {
       root: tree.root,
       bundleDigest: sha256(toHex(`bundle-epoch-${epoch}`)),
       totalCumulative: total,
+      revocations: 0,
     }
     const signatures = await Promise.all(
       verifiers

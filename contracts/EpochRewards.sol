@@ -29,17 +29,22 @@ interface IVerifierQuorum {
 /// operator then claims the difference between its cumulative amount and what it already claimed, so
 /// gas per operator does not grow with the number of epochs.
 ///
-/// Only the two newest roots are kept (a ring indexed by epoch parity): cumulative amounts make older
-/// roots redundant. Claims use the newest root past its dispute window.
+/// At most one root is inside its dispute window at a time: a root is posted only once the one before
+/// it has passed its window. So only the two newest roots are kept (a ring indexed by epoch parity;
+/// cumulative amounts make older roots redundant), the one before the newest is always claimable, and
+/// revoking the newest always falls back to a root that has passed its window.
 ///
 /// Emission schedule: epoch `e` (from 0) releases `initialEmission >> (e / halvingInterval)`.
 contract EpochRewards is Ownable, EIP712 {
     /// @dev The hot slot: read by every post and every claim.
     struct State {
-        uint64 nextEpoch;
-        uint64 latestPostedBlock;
+        uint48 nextEpoch;
+        uint48 latestPostedBlock;
         uint32 disputeWindow;
         uint96 totalMinted;
+        // Roots revoked so far; signed into every PostRoot and RevokeRoot, so that no signature made
+        // before a revocation can be replayed after it.
+        uint32 revocations;
     }
 
     /// @dev What is kept of a posted root besides the root itself, in one slot.
@@ -49,9 +54,11 @@ contract EpochRewards is Ownable, EIP712 {
         uint64 postedBlock;
     }
 
-    bytes32 public constant POST_ROOT_TYPEHASH =
-        keccak256("PostRoot(uint64 epoch,bytes32 root,bytes32 bundleDigest,uint128 totalCumulative)");
-    bytes32 public constant REVOKE_ROOT_TYPEHASH = keccak256("RevokeRoot(uint64 epoch,bytes32 root)");
+    bytes32 public constant POST_ROOT_TYPEHASH = keccak256(
+        "PostRoot(uint64 epoch,bytes32 root,bytes32 bundleDigest,uint128 totalCumulative,uint32 revocations)"
+    );
+    bytes32 public constant REVOKE_ROOT_TYPEHASH =
+        keccak256("RevokeRoot(uint64 epoch,bytes32 root,uint32 revocations)");
     uint32 public constant MAX_DISPUTE_WINDOW = 1_000_000;
 
     IMintableToken public immutable token;
@@ -81,6 +88,7 @@ contract EpochRewards is Ownable, EIP712 {
     error LengthMismatch();
     error RootNotPending(uint64 epoch, bytes32 root);
     error DisputeWindowOver(uint64 epoch);
+    error PreviousRootInDispute(uint64 epoch, uint256 claimableAtBlock);
 
     event RootPosted(uint64 indexed epoch, bytes32 root, bytes32 bundleDigest, uint256 totalCumulative);
     event RootRevoked(uint64 indexed epoch, bytes32 root);
@@ -131,6 +139,8 @@ contract EpochRewards is Ownable, EIP712 {
         uint256 endsAt = epochEnd(epoch);
         if (block.timestamp < endsAt) revert EpochNotEnded(epoch, endsAt);
         if (root == bytes32(0)) revert EmptyRoot();
+        uint256 previousClaimableAt = uint256(s.latestPostedBlock) + s.disputeWindow;
+        if (epoch != 0 && block.number < previousClaimableAt) revert PreviousRootInDispute(epoch - 1, previousClaimableAt);
         // After a revoke, the minted total is brought back to the previous root's, so it is always
         // the newest standing root's total.
         if (totalCumulative < s.totalMinted) revert CumulativeDecreased(totalCumulative, s.totalMinted);
@@ -138,7 +148,9 @@ contract EpochRewards is Ownable, EIP712 {
         if (totalCumulative > emitted) revert EmissionExceeded(totalCumulative, emitted);
 
         registry.requireQuorumSignatures(
-            _hashTypedDataV4(keccak256(abi.encode(POST_ROOT_TYPEHASH, epoch, root, bundleDigest, totalCumulative))),
+            _hashTypedDataV4(
+                keccak256(abi.encode(POST_ROOT_TYPEHASH, epoch, root, bundleDigest, totalCumulative, s.revocations))
+            ),
             signatures
         );
 
@@ -146,14 +158,14 @@ contract EpochRewards is Ownable, EIP712 {
         _roots[slot] = root;
         _info[slot] = RootInfo(totalCumulative, epoch, uint64(block.number));
         uint256 toMint = totalCumulative - s.totalMinted;
-        _state = State(epoch + 1, uint64(block.number), s.disputeWindow, uint96(totalCumulative));
+        _state = State(uint48(epoch + 1), uint48(block.number), s.disputeWindow, uint96(totalCumulative), s.revocations);
         if (toMint != 0) token.mint(address(this), toMint);
         emit RootPosted(epoch, root, bundleDigest, totalCumulative);
     }
 
     /// @notice Withdraws the newest root while it is still inside its dispute window, with a quorum of
-    /// verifier signatures over EIP-712 `RevokeRoot`; its new emission is burned and the epoch can be
-    /// posted again.
+    /// verifier signatures over EIP-712 `RevokeRoot`; its new emission is burned, the root before it
+    /// (past its window) is the newest again, and the epoch can be posted again with new signatures.
     function revokeRoot(uint64 epoch, bytes32 root, bytes calldata signatures) external {
         State memory s = _state;
         uint256 slot = epoch & 1;
@@ -162,12 +174,18 @@ contract EpochRewards is Ownable, EIP712 {
         }
         if (block.number >= uint256(s.latestPostedBlock) + s.disputeWindow) revert DisputeWindowOver(epoch);
         registry.requireQuorumSignatures(
-            _hashTypedDataV4(keccak256(abi.encode(REVOKE_ROOT_TYPEHASH, epoch, root))), signatures
+            _hashTypedDataV4(keccak256(abi.encode(REVOKE_ROOT_TYPEHASH, epoch, root, s.revocations))), signatures
         );
         RootInfo memory before = epoch == 0 ? RootInfo(0, 0, 0) : _info[slot ^ 1];
         delete _roots[slot];
         delete _info[slot];
-        _state = State(epoch, before.postedBlock, s.disputeWindow, uint96(before.totalCumulative));
+        _state = State(
+            uint48(epoch),
+            uint48(before.postedBlock),
+            s.disputeWindow,
+            uint96(before.totalCumulative),
+            s.revocations + 1
+        );
         uint256 excess = s.totalMinted - before.totalCumulative;
         uint256 held = token.balanceOf(address(this));
         if (excess > held) excess = held;
@@ -205,6 +223,11 @@ contract EpochRewards is Ownable, EIP712 {
     /// @notice Tokens minted into this contract so far: the newest standing root's cumulative total.
     function totalMinted() external view returns (uint256) {
         return _state.totalMinted;
+    }
+
+    /// @notice Roots revoked so far: the `revocations` field every PostRoot and RevokeRoot signs.
+    function revocations() external view returns (uint32) {
+        return _state.revocations;
     }
 
     /// @notice Blocks a posted root waits before it can be claimed against (or revoked until).
@@ -268,17 +291,15 @@ contract EpochRewards is Ownable, EIP712 {
 
     // ─── Internals ────────────────────────────────────────────────────────────────────────────
 
-    /// @dev The ring slot of the newest root past its dispute window, if any.
+    /// @dev The ring slot of the newest root past its dispute window, if any. The root before the
+    /// newest was past its window when the newest was posted.
     function _findClaimable() private view returns (bool ok, uint256 slot) {
         State memory s = _state;
         if (s.nextEpoch == 0) return (false, 0);
-        uint64 latest = s.nextEpoch - 1;
+        uint256 latest = s.nextEpoch - 1;
         if (block.number >= uint256(s.latestPostedBlock) + s.disputeWindow) return (true, latest & 1);
         if (latest == 0) return (false, 0);
-        slot = (latest - 1) & 1;
-        // The root before the newest is kept only until the one after it replaces it.
-        if (_roots[slot] == bytes32(0)) return (false, 0);
-        ok = block.number >= uint256(_info[slot].postedBlock) + s.disputeWindow;
+        return (true, (latest - 1) & 1);
     }
 
     /// @dev The newest claimable slot, and whether the other slot may serve as a fallback (a proof

@@ -73,6 +73,7 @@ contract NodeRegistry is Ownable, EIP712 {
     error QuorumNotReached(uint256 signatures, uint256 quorum);
     error NotActiveVerifier(address signer);
     error EvidenceAlreadyUsed(bytes32 evidenceHash);
+    error SignerIsAccused(address verifier);
     error ZeroAmount();
 
     event NodeRegistered(
@@ -285,6 +286,9 @@ contract NodeRegistry is Ownable, EIP712 {
         bytes32 digest =
             _hashTypedDataV4(keccak256(abi.encode(SLASH_VERIFIER_TYPEHASH, verifier, amount, evidenceHash)));
         address[] memory signers = _useEvidence(digest, evidenceHash, signatures);
+        for (uint256 i = 0; i < signers.length; ++i) {
+            if (signers[i] == verifier) revert SignerIsAccused(verifier);
+        }
         (v.stake, v.unbonding, slashed) = _take(v.stake, v.unbonding, amount);
         token.safeTransfer(treasury, slashed);
         emit VerifierSlashed(verifier, slashed, evidenceHash, signers);

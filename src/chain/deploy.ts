@@ -1,4 +1,6 @@
 import { type Abi, getAddress, getContractAddress, type Hex } from 'viem'
+import { InvalidArgumentError } from '../core/errors.js'
+import { totalEmission } from '../rewards/emission.js'
 import {
   epochRewardsAbi,
   epochRewardsBytecode,
@@ -50,6 +52,47 @@ export function defaultDeployParameters(
   }
 }
 
+const UINT32 = 2n ** 32n - 1n
+const UINT64 = 2n ** 64n - 1n
+const UINT96 = 2n ** 96n - 1n
+const UINT128 = 2n ** 128n - 1n
+
+/**
+ * Checks deploy parameters against the limits the contracts enforce, so that a bad value is refused
+ * before anything is deployed (a constructor revert would leave the contracts before it orphaned).
+ *
+ * @throws InvalidArgumentError naming the parameter.
+ */
+export function validateDeployParameters(p: DeployParameters): void {
+  const fail = (name: string, why: string) => {
+    throw new InvalidArgumentError(`deploy parameter ${name} ${why}`, { details: { parameter: name } })
+  }
+  const maxSupply = BigInt(p.maxSupply)
+  const genesis = BigInt(p.genesisAmount)
+  const e0 = BigInt(p.initialEmission)
+  if (genesis > maxSupply) fail('genesisAmount', `(${genesis}) exceeds maxSupply (${maxSupply})`)
+  if (/^0x0{40}$/i.test(p.treasury)) fail('treasury', 'must not be the zero address')
+  if (e0 === 0n || e0 > UINT96) fail('initialEmission', 'must be between 1 and 2^96 - 1 base units')
+  const total = totalEmission({ initialEmission: e0, halvingInterval: BigInt(p.halvingInterval) })
+  if (total > maxSupply - genesis) {
+    fail(
+      'initialEmission',
+      `gives a total emission of ${total}, more than the ${maxSupply - genesis} left under maxSupply`,
+    )
+  }
+  if (BigInt(p.epochDuration) > UINT64 || BigInt(p.halvingInterval) > UINT64)
+    fail('epochDuration', 'is too large')
+  if (p.disputeWindow > 1_000_000) fail('disputeWindow', 'must be at most 1,000,000 blocks')
+  for (const name of ['minNodeStake', 'minVerifierStake'] as const) {
+    const v = BigInt(p[name])
+    if (v === 0n || v > UINT128) fail(name, 'must be between 1 and 2^128 - 1 base units')
+  }
+  if (p.unbondingPeriod > 365 * 24 * 3_600) fail('unbondingPeriod', 'must be at most 365 days')
+  if (BigInt(p.maxVerifiers) > UINT32) fail('maxVerifiers', 'is too large')
+  if (p.quorum > p.maxVerifiers) fail('quorum', `(${p.quorum}) exceeds maxVerifiers (${p.maxVerifiers})`)
+  if (BigInt(p.closeTimeout) > UINT64) fail('closeTimeout', 'is too large')
+}
+
 /** Options of {@link deployContracts}. */
 export interface DeployInit {
   name: string
@@ -66,6 +109,7 @@ export interface DeployInit {
  */
 export async function deployContracts(client: ChainClient, init: DeployInit): Promise<NetworkFile> {
   const p = init.parameters
+  validateDeployParameters(p)
   const deployer = client.wallet.account.address
   const steps = 5
   let step = 0

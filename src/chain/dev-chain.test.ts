@@ -69,7 +69,9 @@ describe('embedded dev chain', () => {
     expect((await rpc(url, { id: 4, method: 'eth_chainId', params: { a: 1 } })).json).toMatchObject({
       error: { code: -32602 },
     })
-    expect((await rpc(url, { id: 5, method: 'hardhat_reset', params: [] })).json).toMatchObject({ error: {} })
+    expect((await rpc(url, { id: 5, method: 'hardhat_reset', params: [] })).json).toMatchObject({
+      error: { code: -32601, message: expect.stringContaining('not supported') },
+    })
     const big = await rpc(url, `"${'x'.repeat(MAX_RPC_BODY_BYTES + 10)}"`)
     expect(big.status).toBe(413)
     const get = await fetch(url)
@@ -146,6 +148,11 @@ describe('embedded dev chain', () => {
     writeFileSync(journal, lines.join('\n'))
     await expect(startDevChain({ stateDir: dir, accounts: 1 })).rejects.toMatchObject({
       code: 'CHAIN_STATE_INVALID',
+    })
+    writeFileSync(join(dir, 'genesis.json'), '{"timestamp": "soon"}')
+    await expect(startDevChain({ stateDir: dir, accounts: 1 })).rejects.toMatchObject({
+      code: 'CHAIN_STATE_INVALID',
+      message: expect.stringContaining('genesis.json'),
     })
   })
 })

@@ -179,7 +179,7 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
     {
       if (REFUSED.has(args.method)) {
         return Promise.reject(
-          chainError('INVALID_ARGUMENT', `${args.method} is not supported by the Meshwork dev chain`),
+          new RpcError(`${args.method} is not supported by the Meshwork dev chain`, -32601),
         )
       }
       if (!STATEFUL.has(args.method)) return inner.request(args)
@@ -256,7 +256,17 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
 function journalGenesisDate(dir: string): Date | undefined {
   const path = join(dir, 'genesis.json')
   if (existsSync(path)) {
-    const { timestamp } = JSON.parse(readFileSync(path, 'utf8')) as { timestamp: number }
+    let timestamp: unknown
+    try {
+      timestamp = (JSON.parse(readFileSync(path, 'utf8')) as { timestamp?: unknown }).timestamp
+    } catch {
+      timestamp = undefined
+    }
+    if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0) {
+      throw chainError('CHAIN_STATE_INVALID', `chain state ${path} is corrupt`, {
+        hint: 'Move the state directory away to start a fresh chain',
+      })
+    }
     return new Date(timestamp * 1000)
   }
   mkdirSync(dir, { recursive: true })

@@ -100,6 +100,11 @@ export const REVERTS: Record<string, RevertInfo> = {
     message: (a) => `a signature has length ${s(a[0])}, expected 65 bytes`,
   },
   ECDSAInvalidSignatureS: { code: 'SIGNATURE_INVALID', message: () => 'a signature is malleable (high s)' },
+  SignerIsAccused: {
+    code: 'QUORUM_SIGNER_ACCUSED',
+    message: (a) => `verifier ${s(a[0])} cannot sign its own slash`,
+    hint: 'Collect the quorum from the other verifiers',
+  },
   EvidenceAlreadyUsed: {
     code: 'SLASH_EVIDENCE_USED',
     message: (a) => `evidence ${s(a[0])} was already used`,
@@ -134,6 +139,11 @@ export const REVERTS: Record<string, RevertInfo> = {
   RootNotPending: {
     code: 'ROOT_NOT_PENDING',
     message: (a) => `epoch ${s(a[0])} has no pending root ${s(a[1])}`,
+  },
+  PreviousRootInDispute: {
+    code: 'ROOT_PREVIOUS_IN_DISPUTE',
+    message: (a) => `the root of epoch ${s(a[0])} is in its dispute window until block ${s(a[1])}`,
+    hint: 'Post the next root once the previous one has passed its dispute window',
   },
   DisputeWindowOver: {
     code: 'ROOT_DISPUTE_WINDOW_OVER',

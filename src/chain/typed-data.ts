@@ -33,12 +33,14 @@ export const TYPES = {
       { name: 'root', type: 'bytes32' },
       { name: 'bundleDigest', type: 'bytes32' },
       { name: 'totalCumulative', type: 'uint128' },
+      { name: 'revocations', type: 'uint32' },
     ],
   },
   RevokeRoot: {
     RevokeRoot: [
       { name: 'epoch', type: 'uint64' },
       { name: 'root', type: 'bytes32' },
+      { name: 'revocations', type: 'uint32' },
     ],
   },
   SlashNode: {
@@ -67,8 +69,9 @@ export type MessageKind = keyof typeof TYPES
 
 /** The message fields of each kind. */
 export interface Messages {
-  PostRoot: { epoch: bigint; root: Hex; bundleDigest: Hex; totalCumulative: bigint }
-  RevokeRoot: { epoch: bigint; root: Hex }
+  /** `revocations`: EpochRewards' count of revoked roots when signing (see `getEpochState`). */
+  PostRoot: { epoch: bigint; root: Hex; bundleDigest: Hex; totalCumulative: bigint; revocations: number }
+  RevokeRoot: { epoch: bigint; root: Hex; revocations: number }
   SlashNode: { nodeId: Hex; amount: bigint; evidenceHash: Hex }
   SlashVerifier: { verifier: `0x${string}`; amount: bigint; evidenceHash: Hex }
   Voucher: { channelId: bigint; cumulativeAmount: bigint }

@@ -4,13 +4,13 @@ import { chainInfoCommand } from './commands/chain-info.js'
 import { chainStartCommand } from './commands/chain-start.js'
 import { deployCommand } from './commands/deploy.js'
 import { devnetCommand } from './commands/devnet.js'
-import { reportError } from './output.js'
+import { reportError, toJson } from './output.js'
 
 /** The package version, shown by --version. */
 export const VERSION = '0.1.0'
 
-/** Builds the command tree. */
-export function buildProgram(): Command {
+/** Builds the command tree; with `json`, usage errors are left to {@link main} to print as JSON. */
+export function buildProgram(options: { json?: boolean } = {}): Command {
   const program = new Command('meshwork')
     .description('Meshwork: people-powered compute, storage, bandwidth and sensor data, paid on an EVM chain')
     .version(VERSION)
@@ -18,6 +18,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output on stdout')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
+  if (options.json) program.configureOutput({ writeErr: () => undefined })
   devnetCommand(program)
   deployCommand(program)
   const chain = program.command('chain').description('the embedded dev chain and the deployed network')
@@ -32,18 +33,21 @@ export function buildProgram(): Command {
  * 1 on an error (one line naming the fix; stack with --verbose), 2 on a usage error.
  */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram()
   const verbose = argv.includes('--verbose')
   const json = argv.includes('--json')
+  const program = buildProgram({ json })
   try {
     await program.parseAsync([...argv], { from: 'user' })
     return 0
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Help and version exit 0; commander already printed the usage error.
+      // Help and version exit 0. Commander printed the usage error itself, unless --json, where it
+      // goes to stdout as JSON instead.
       if (err.exitCode === 0) return 0
-      if (json)
-        reportError(new InvalidArgumentError(err.message.replace(/^error: /, '')), { verbose: false, json })
+      if (json) {
+        const error = new InvalidArgumentError(err.message.replace(/^error: /, ''))
+        process.stdout.write(`${toJson({ error: error.toJSON() })}\n`)
+      }
       return 2
     }
     return reportError(err, { verbose, json })

@@ -58,7 +58,7 @@ export function reportError(err: unknown, opts: GlobalOptions): number {
     process.stderr.write(
       `meshwork: unexpected error: ${message}. Run again with --verbose and report it [INTERNAL]\n`,
     )
-    if (opts.json) process.stdout.write(`${toJson({ error: { code: 'INTERNAL', message } })}\n`)
+    if (opts.json) process.stdout.write(`${toJson({ error: { code: 'INTERNAL', message, details: {} } })}\n`)
   }
   if (opts.verbose) {
     let e: unknown = err

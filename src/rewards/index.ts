@@ -4,3 +4,10 @@ export {
   type CumulativeTree,
   leafHash,
 } from './cumulative-tree.js'
+export {
+  type EmissionSchedule,
+  emissionOf,
+  emittedBefore,
+  emittedThrough,
+  totalEmission,
+} from './emission.js'

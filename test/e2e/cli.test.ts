@@ -71,6 +71,13 @@ describe('meshwork CLI: bad input gets one line that names the fix', () => {
       '--rpc must be an http:// or https:// URL',
     )
     expect((await runCli(['frobnicate'], { cwd })).code).toBe(2)
+    // With --json the usage error is JSON on stdout, and nothing else is printed.
+    const j = await runCli(['--json', 'frobnicate'], { cwd })
+    expect(j.code).toBe(2)
+    expect(j.stderr).toBe('')
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('frobnicate') },
+    })
   })
 })
 

@@ -323,6 +323,7 @@ describe('contract invariants under random action sequences', () => {
       root: tree.root,
       bundleDigest: sha256(toHex(`bundle-epoch-${epoch}`)),
       totalCumulative: total,
+      revocations: 0,
     }
     const signatures = await Promise.all(
       a.signers.map((i) => signPostRoot(f.client(0), f.account(i), message)),

@@ -75,8 +75,22 @@ describe('EpochRewards on the embedded chain', () => {
     })
   const rewardsDomain = () =>
     contractDomain('EpochRewards', f.chain.chainId, f.network.contracts.EpochRewards)
-  const sign = (signers: number[], message: Messages['PostRoot']) =>
-    Promise.all(signers.map((i) => signPostRoot(f.client(0), v(i), message)))
+  /** Signs PostRoot by each signer, for the chain's current revocation count unless given. */
+  const sign = async (
+    signers: number[],
+    message: Omit<Messages['PostRoot'], 'revocations'> & { revocations?: number },
+  ) => {
+    const revocations = message.revocations ?? (await getEpochState(f.client(0))).revocations
+    return Promise.all(signers.map((i) => signPostRoot(f.client(0), v(i), { ...message, revocations })))
+  }
+  const signRevoke = async (signers: number[], message: { epoch: bigint; root: Hex }) => {
+    const { revocations } = await getEpochState(f.client(0))
+    return Promise.all(
+      signers.map((i) => signMessageOf(v(i), rewardsDomain(), 'RevokeRoot', { ...message, revocations })),
+    )
+  }
+  /** Mines past the newest root's dispute window, so that the next root may be posted. */
+  const settle = () => f.mine(3)
 
   /** Moves past the end of `epoch`. */
   async function endEpoch(epoch: number) {
@@ -100,6 +114,7 @@ describe('EpochRewards on the embedded chain', () => {
       totalCumulative: total,
     }
     await endEpoch(epoch)
+    await settle()
     await postRoot(f.client(9), { ...message, signatures: await sign(signers, message) })
     return tree
   }
@@ -199,7 +214,13 @@ describe('EpochRewards on the embedded chain', () => {
 
   it('refuses signatures made for another chain or another contract', async () => {
     const tree = treeFor([1n, 2n, 3n])
-    const message = { epoch: 0n, root: tree.root, bundleDigest: digest('bundle'), totalCumulative: 6n }
+    const message = {
+      epoch: 0n,
+      root: tree.root,
+      bundleDigest: digest('bundle'),
+      totalCumulative: 6n,
+      revocations: 0,
+    }
     await endEpoch(0)
     const wrongChain = { ...rewardsDomain(), chainId: 1 }
     const wrongContract = { ...rewardsDomain(), verifyingContract: f.network.contracts.Payments }
@@ -235,6 +256,7 @@ describe('EpochRewards on the embedded chain', () => {
       code: 'ROOT_EPOCH_OUT_OF_ORDER',
     })
     await postRoot(f.client(9), { ...msg(0n), signatures: await sign([1, 2, 3], msg(0n)) })
+    await settle()
     // Epoch 0 again (the past).
     await expect(
       postRoot(f.client(9), { ...msg(0n), signatures: await sign([1, 2, 3], msg(0n)) }),
@@ -243,7 +265,13 @@ describe('EpochRewards on the embedded chain', () => {
     })
     // Epoch 3 is still running.
     await postRoot(f.client(9), { ...msg(1n), signatures: await sign([1, 2, 3], msg(1n)) })
+    // The next root waits until the one before it has passed its dispute window.
+    await expect(
+      postRoot(f.client(9), { ...msg(2n), signatures: await sign([1, 2, 3], msg(2n)) }),
+    ).rejects.toMatchObject({ code: 'ROOT_PREVIOUS_IN_DISPUTE' })
+    await settle()
     await postRoot(f.client(9), { ...msg(2n), signatures: await sign([1, 2, 3], msg(2n)) })
+    await settle()
     await expect(
       postRoot(f.client(9), { ...msg(3n), signatures: await sign([1, 2, 3], msg(3n)) }),
     ).rejects.toMatchObject({
@@ -264,14 +292,11 @@ describe('EpochRewards on the embedded chain', () => {
 
   it('lets a verifier quorum revoke a root inside its dispute window, and not after', async () => {
     await post(0, [1n, 1n, 1n])
-    await f.mine(3)
     const supply = await tokenSupply()
     const bad = await post(1, [5n, 5n, 5n])
     expect(await tokenSupply()).toBe(supply + 12n)
     const message = { epoch: 1n, root: bad.root }
-    const sigs = await Promise.all(
-      [1, 2, 3].map((i) => signMessageOf(v(i), rewardsDomain(), 'RevokeRoot', message)),
-    )
+    const sigs = await signRevoke([1, 2, 3], message)
     // Two signatures are not a quorum.
     await expect(revokeRoot(f.client(9), { ...message, signatures: sigs.slice(0, 2) })).rejects.toMatchObject(
       {
@@ -285,17 +310,31 @@ describe('EpochRewards on the embedded chain', () => {
       nextEpoch: 1n,
       claimableEpoch: 0n,
       totalMinted: 3n,
+      revocations: 1,
     })
+    // Epoch 0's root is past its window: it cannot be revoked in turn.
+    const older = await signRevoke([1, 2, 3], { epoch: 0n, root: treeFor([1n, 1n, 1n]).root })
+    await expect(
+      revokeRoot(f.client(9), { epoch: 0n, root: treeFor([1n, 1n, 1n]).root, signatures: older }),
+    ).rejects.toMatchObject({ code: 'ROOT_DISPUTE_WINDOW_OVER' })
+
+    // The revoked root's own signatures cannot post it again: they were made before the revocation.
+    const replay = { epoch: 1n, root: bad.root, bundleDigest: digest('bundle-epoch-1'), totalCumulative: 15n }
+    const stale = await sign([1, 2, 3], { ...replay, revocations: 0 })
+    await expectForeignSigners(postRoot(f.client(9), { ...replay, signatures: stale }))
+
+    // Nor can the old revocation's signatures revoke a root posted afresh.
+    await postRoot(f.client(9), { ...replay, signatures: await sign([1, 2, 3], replay) })
+    await expectForeignSigners(revokeRoot(f.client(9), { ...message, signatures: sigs }))
+    await revokeRoot(f.client(9), { ...message, signatures: await signRevoke([1, 2, 3], message) })
+
     const good = await post(1, [1n, 2n, 3n])
     await f.mine(3)
     expect(await tokenSupply()).toBe(supply + 3n)
     const late = { epoch: 1n, root: good.root }
-    const lateSigs = await Promise.all(
-      [1, 2, 3].map((i) => signMessageOf(v(i), rewardsDomain(), 'RevokeRoot', late)),
-    )
-    await expect(revokeRoot(f.client(9), { ...late, signatures: lateSigs })).rejects.toMatchObject({
-      code: 'ROOT_DISPUTE_WINDOW_OVER',
-    })
+    await expect(
+      revokeRoot(f.client(9), { ...late, signatures: await signRevoke([1, 2, 3], late) }),
+    ).rejects.toMatchObject({ code: 'ROOT_DISPUTE_WINDOW_OVER' })
   })
 
   it('refuses a root whose bundle id differs from the one the verifiers signed', async () => {

@@ -2,6 +2,8 @@ import { parseSignature, toHex } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   deployContracts,
+  epochRewardsAbi,
+  epochRewardsBytecode,
   getTokenBalance,
   getVerifier,
   meshTokenAbi,
@@ -10,6 +12,7 @@ import {
   sendContractTx,
   signSlashVerifier,
   slashVerifier,
+  toChainError,
   transferTokens,
 } from '../../src/chain/index.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
@@ -89,19 +92,36 @@ describe('MeshToken on the embedded chain', () => {
     expect(await token<bigint>('getVotes', [owner.address])).toBe(500n * MESH)
   })
 
-  it('refuses an emission schedule that would not fit under the max supply', async () => {
+  it('refuses an emission schedule that would not fit under the max supply, before and on chain', async () => {
     const deployer = f.client(0)
-    const parameters = {
-      ...f.network.parameters,
-      // 700 million over one halving period, 1.4 billion in all: more than the 600 million unminted.
-      initialEmission: (700_000_000n * MESH).toString(),
-      halvingInterval: 1,
-    }
+    // 700 million over one halving period, 1.4 billion in all: more than the 600 million unminted.
+    const tooMuch = 700_000_000n * MESH
+    const parameters = { ...f.network.parameters, initialEmission: tooMuch.toString(), halvingInterval: 1 }
     await expect(
       deployContracts(deployer, { name: 'too-much', rpcUrl: 'http://127.0.0.1:8545', parameters }),
-    ).rejects.toMatchObject({
-      code: 'INVALID_PARAMETER',
-    })
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('initialEmission') })
+    // The contract refuses it too, for anyone deploying without our tools.
+    const p = f.network.parameters
+    await expect(
+      deployer.wallet
+        .deployContract({
+          abi: epochRewardsAbi,
+          bytecode: epochRewardsBytecode,
+          args: [
+            f.network.contracts.MeshToken,
+            f.network.contracts.NodeRegistry,
+            deployer.wallet.account.address,
+            BigInt(p.genesisTime),
+            BigInt(p.epochDuration),
+            tooMuch,
+            1n,
+            p.disputeWindow,
+          ],
+        })
+        .catch((err: unknown) => {
+          throw toChainError(err, 'deploy EpochRewards')
+        }),
+    ).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
   })
 
   it('frees a verifier seat when slashing takes all of its stake', async () => {
@@ -114,6 +134,13 @@ describe('MeshToken on the embedded chain', () => {
       amount: 100_000n * MESH,
       evidenceHash: toHex('signed a wrong root', { size: 32 }),
     }
+    // The accused cannot make up the quorum for itself.
+    const withAccused = await Promise.all(
+      [4, 6].map((i) => signSlashVerifier(f.client(0), f.account(i), message)),
+    )
+    await expect(slashVerifier(f.client(9), { ...message, signatures: withAccused })).rejects.toMatchObject({
+      code: 'QUORUM_SIGNER_ACCUSED',
+    })
     const signatures = await Promise.all(
       [4, 5].map((i) => signSlashVerifier(f.client(0), f.account(i), message)),
     )

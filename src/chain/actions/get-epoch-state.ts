@@ -12,8 +12,10 @@ export interface EpochState {
   /** The root claims are proven against now (zero when none), and its epoch. */
   claimableRoot: Hex
   claimableEpoch: bigint
-  /** Tokens minted into EpochRewards so far, and what the schedule released up to the current epoch. */
+  /** Tokens minted into EpochRewards so far: the newest standing root's cumulative total. */
   totalMinted: bigint
+  /** Roots revoked so far; every PostRoot and RevokeRoot signature includes it. */
+  revocations: number
 }
 
 /** Reads the epoch state of EpochRewards. */
@@ -25,11 +27,19 @@ export async function getEpochState(client: ChainReader): Promise<EpochState> {
       functionName,
       args,
     })
-  const [currentEpoch, nextEpoch, claimable, totalMinted] = await Promise.all([
+  const [currentEpoch, nextEpoch, claimable, totalMinted, revocations] = await Promise.all([
     call<bigint>('currentEpoch'),
     call<bigint>('nextEpoch'),
     call<readonly [Hex, bigint, bigint]>('claimableRoot'),
     call<bigint>('totalMinted'),
+    call<number>('revocations'),
   ])
-  return { currentEpoch, nextEpoch, claimableRoot: claimable[0], claimableEpoch: claimable[1], totalMinted }
+  return {
+    currentEpoch,
+    nextEpoch,
+    claimableRoot: claimable[0],
+    claimableEpoch: claimable[1],
+    totalMinted,
+    revocations,
+  }
 }

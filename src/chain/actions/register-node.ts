@@ -8,7 +8,7 @@ import { ensureAllowance } from './ensure-allowance.js'
 export interface RegisterNodeParameters {
   /** The node's libp2p peer id as bytes (or hex). */
   peerId: Uint8Array | Hex
-  /** Bitmask of offered services (see docs/protocol.md). */
+  /** Bitmask of offered services: see {@link SERVICES}. */
   services: number
   /** The node's H3 cell index. */
   h3Cell: bigint
