@@ -5,6 +5,7 @@ import {
   contractDomain,
   getTokenBalance,
   type Messages,
+  type NodeRecord,
   nodeIdOf,
   nodeRegistryAbi,
   packSignatures,
@@ -22,6 +23,7 @@ import {
   withdrawVerifier,
 } from '../../src/chain/index.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
+import { expectForeignSigners } from '../helpers/expect-foreign-signers.js'
 
 const VERIFIERS = [1, 2, 3, 4, 5]
 
@@ -35,36 +37,12 @@ const UNBONDING = 60
 const OUTSIDER = 10
 const H3_CELL = 0x8a2a1072b59ffffn
 
-/** NodeRegistry's `Node` struct as viem decodes it. */
-interface NodeView {
-  operator: `0x${string}`
-  services: number
-  registeredAt: bigint
-  h3Cell: bigint
-  stake: bigint
-  unbondingEndsAt: bigint
-  unbonding: bigint
-  metadataHash: Hex
-}
-
 /** NodeRegistry's `Verifier` struct as viem decodes it. */
 interface VerifierView {
   stake: bigint
   unbondingEndsAt: bigint
   registeredAt: bigint
   unbonding: bigint
-}
-
-/**
- * A signature over a different message (another chain, contract or field) recovers to a random
- * address: the contract refuses it either as out of order or as not a verifier, never accepts it.
- */
-async function expectForeignSigners(attempt: Promise<unknown>) {
-  const err = await attempt.then(
-    () => undefined,
-    (e: unknown) => e as { code?: string },
-  )
-  expect(['QUORUM_SIGNER_NOT_VERIFIER', 'QUORUM_SIGNERS_NOT_ASCENDING']).toContain(err?.code)
 }
 
 describe('NodeRegistry on the embedded chain', () => {
@@ -98,7 +76,7 @@ describe('NodeRegistry on the embedded chain', () => {
       functionName,
       args,
     })
-  const getNode = (nodeId: Hex) => read<NodeView>('getNode', [nodeId])
+  const getNode = (nodeId: Hex) => read<NodeRecord>('getNode', [nodeId])
   const getVerifier = (i: number) => read<VerifierView>('getVerifier', [addr(i)])
   /** Calls a NodeRegistry function that has no action file. */
   const call = (i: number, functionName: string, args: readonly unknown[]) =>

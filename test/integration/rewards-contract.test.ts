@@ -20,6 +20,7 @@ import {
 } from '../../src/chain/index.js'
 import { buildCumulativeTree, type CumulativeTree } from '../../src/rewards/index.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
+import { expectForeignSigners } from '../helpers/expect-foreign-signers.js'
 
 const VERIFIERS = [1, 2, 3, 4, 5]
 
@@ -33,17 +34,6 @@ function leafOf(tree: CumulativeTree, account: `0x${string}`) {
   return { account, ...leaf }
 }
 
-/**
- * A signature over a different message (another chain, contract or field) recovers to a random
- * address: the contract refuses it either as out of order or as not a verifier, never accepts it.
- */
-async function expectForeignSigners(attempt: Promise<unknown>) {
-  const err = await attempt.then(
-    () => undefined,
-    (e: unknown) => e as { code?: string },
-  )
-  expect(['QUORUM_SIGNER_NOT_VERIFIER', 'QUORUM_SIGNERS_NOT_ASCENDING']).toContain(err?.code)
-}
 const OPERATORS = [6, 7, 8]
 
 describe('EpochRewards on the embedded chain', () => {
