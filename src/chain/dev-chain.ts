@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Logger } from '../core/logger.js'
 import { type DevAccount, devAccounts } from './dev-accounts.js'
+import { createDevChainMetrics, type DevChainMetrics } from './dev-chain-metrics.js'
 import { chainError } from './errors.js'
 
 /** A minimal EIP-1193 provider: what viem's `custom` transport and the HTTP front need. */
@@ -51,6 +52,8 @@ export interface DevChain {
   readonly accounts: readonly DevAccount[]
   /** Blocks replayed from the state directory at start. */
   readonly replayed: number
+  /** Prometheus metrics, also served at GET /metrics when served over HTTP. */
+  readonly metrics: DevChainMetrics
   stop(): Promise<void>
 }
 
@@ -168,11 +171,19 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
 
   // State-changing requests run one at a time so that the journal's order is the chain's order.
   let queue: Promise<unknown> = Promise.resolve()
+  const metrics = createDevChainMetrics()
+  metrics.head(replayed)
   const provider: Eip1193Provider = {
-    request(args) {
-      return route(args).catch((err: unknown) => {
+    async request(args) {
+      const started = performance.now()
+      try {
+        const result = await route(args)
+        metrics.request(args.method, 'ok', (performance.now() - started) / 1000)
+        return result
+      } catch (err) {
+        metrics.request(args.method, 'error', (performance.now() - started) / 1000)
         throw toRpcError(err)
-      })
+      }
     },
   }
   const route = (args: { method: string; params?: unknown[] }): Promise<unknown> => {
@@ -198,7 +209,9 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
           if (after > before) entry.t = await blockTimestamp(before + 1)
           writeSync(journalFd, `${JSON.stringify(entry)}\n`)
           fdatasyncSync(journalFd)
+          metrics.journaled()
         }
+        metrics.head(after)
         if (failure !== undefined) throw failure
         return result
       }
@@ -212,6 +225,12 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
   let url: string | undefined
   if (init.port !== undefined) {
     server = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/metrics') {
+        void metrics.registry.metrics().then((text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text)
+        })
+        return
+      }
       void serveRpc(provider, req, res)
     })
     const host = init.host ?? '127.0.0.1'
@@ -239,6 +258,7 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
     chainId,
     accounts,
     replayed,
+    metrics,
     async stop() {
       if (stopped) return
       stopped = true
@@ -359,7 +379,9 @@ async function serveRpc(provider: Eip1193Provider, req: IncomingMessage, res: Se
     return
   }
   if (req.method !== 'POST') {
-    res.writeHead(405, { 'content-type': 'text/plain' }).end('POST JSON-RPC requests here\n')
+    res
+      .writeHead(405, { 'content-type': 'text/plain' })
+      .end('POST JSON-RPC requests here (GET /metrics for Prometheus)\n')
     return
   }
   const chunks: Buffer[] = []
