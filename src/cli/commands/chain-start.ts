@@ -47,6 +47,7 @@ export function chainStartCommand(chain: Command): void {
         replayedBlocks: devChain.replayed,
       })
       out.info(`Meshwork dev chain listening: ${devChain.url} (chain id ${chainId})`)
+      out.info(`Prometheus metrics: ${devChain.url}/metrics`)
       if (devChain.replayed > 0) out.info(`Resumed from ${opts.state} at block ${devChain.replayed}`)
       out.info(`Funded dev accounts (mnemonic "${DEV_MNEMONIC}"; never use them with real value):`)
       for (const [i, a] of devChain.accounts.slice(0, 5).entries()) out.info(`  #${i} ${a.address}`)
