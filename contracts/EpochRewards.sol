@@ -39,7 +39,9 @@ contract EpochRewards is Ownable, EIP712 {
     /// @dev The hot slot: read by every post and every claim.
     struct State {
         uint48 nextEpoch;
-        uint48 latestPostedBlock;
+        // The block from which the newest root is claimable, fixed when it was posted, so that a
+        // later change of the dispute window never reopens a settled root.
+        uint48 latestClaimableAt;
         uint32 disputeWindow;
         uint96 totalMinted;
         // Roots revoked so far; signed into every PostRoot and RevokeRoot, so that no signature made
@@ -51,7 +53,7 @@ contract EpochRewards is Ownable, EIP712 {
     struct RootInfo {
         uint128 totalCumulative;
         uint64 epoch;
-        uint64 postedBlock;
+        uint64 claimableAt;
     }
 
     bytes32 public constant POST_ROOT_TYPEHASH = keccak256(
@@ -139,8 +141,7 @@ contract EpochRewards is Ownable, EIP712 {
         uint256 endsAt = epochEnd(epoch);
         if (block.timestamp < endsAt) revert EpochNotEnded(epoch, endsAt);
         if (root == bytes32(0)) revert EmptyRoot();
-        uint256 previousClaimableAt = uint256(s.latestPostedBlock) + s.disputeWindow;
-        if (epoch != 0 && block.number < previousClaimableAt) revert PreviousRootInDispute(epoch - 1, previousClaimableAt);
+        if (epoch != 0 && block.number < s.latestClaimableAt) revert PreviousRootInDispute(epoch - 1, s.latestClaimableAt);
         // After a revoke, the minted total is brought back to the previous root's, so it is always
         // the newest standing root's total.
         if (totalCumulative < s.totalMinted) revert CumulativeDecreased(totalCumulative, s.totalMinted);
@@ -156,9 +157,10 @@ contract EpochRewards is Ownable, EIP712 {
 
         uint256 slot = epoch & 1;
         _roots[slot] = root;
-        _info[slot] = RootInfo(totalCumulative, epoch, uint64(block.number));
+        uint48 claimableAt = uint48(block.number + s.disputeWindow);
+        _info[slot] = RootInfo(totalCumulative, epoch, claimableAt);
         uint256 toMint = totalCumulative - s.totalMinted;
-        _state = State(uint48(epoch + 1), uint48(block.number), s.disputeWindow, uint96(totalCumulative), s.revocations);
+        _state = State(uint48(epoch + 1), claimableAt, s.disputeWindow, uint96(totalCumulative), s.revocations);
         if (toMint != 0) token.mint(address(this), toMint);
         emit RootPosted(epoch, root, bundleDigest, totalCumulative);
     }
@@ -172,7 +174,7 @@ contract EpochRewards is Ownable, EIP712 {
         if (s.nextEpoch == 0 || epoch != s.nextEpoch - 1 || root == bytes32(0) || _roots[slot] != root) {
             revert RootNotPending(epoch, root);
         }
-        if (block.number >= uint256(s.latestPostedBlock) + s.disputeWindow) revert DisputeWindowOver(epoch);
+        if (block.number >= s.latestClaimableAt) revert DisputeWindowOver(epoch);
         registry.requireQuorumSignatures(
             _hashTypedDataV4(keccak256(abi.encode(REVOKE_ROOT_TYPEHASH, epoch, root, s.revocations))), signatures
         );
@@ -181,7 +183,7 @@ contract EpochRewards is Ownable, EIP712 {
         delete _info[slot];
         _state = State(
             uint48(epoch),
-            uint48(before.postedBlock),
+            uint48(before.claimableAt),
             s.disputeWindow,
             uint96(before.totalCumulative),
             s.revocations + 1
@@ -230,7 +232,8 @@ contract EpochRewards is Ownable, EIP712 {
         return _state.revocations;
     }
 
-    /// @notice Blocks a posted root waits before it can be claimed against (or revoked until).
+    /// @notice Blocks a newly posted root waits before it can be claimed against (or revoked until).
+    /// A change applies to roots posted after it.
     function disputeWindow() external view returns (uint32) {
         return _state.disputeWindow;
     }
@@ -261,13 +264,13 @@ contract EpochRewards is Ownable, EIP712 {
     function latestRoot()
         external
         view
-        returns (bytes32 root, uint64 epoch, uint128 totalCumulative, uint64 postedBlock)
+        returns (bytes32 root, uint64 epoch, uint128 totalCumulative, uint64 claimableAt)
     {
         State memory s = _state;
         if (s.nextEpoch == 0) return (bytes32(0), 0, 0, 0);
         uint256 slot = (s.nextEpoch - 1) & 1;
         RootInfo memory info = _info[slot];
-        return (_roots[slot], info.epoch, info.totalCumulative, info.postedBlock);
+        return (_roots[slot], info.epoch, info.totalCumulative, info.claimableAt);
     }
 
     /// @notice The root a claim proof must be built against now, with its epoch; zero root when none.
@@ -297,7 +300,7 @@ contract EpochRewards is Ownable, EIP712 {
         State memory s = _state;
         if (s.nextEpoch == 0) return (false, 0);
         uint256 latest = s.nextEpoch - 1;
-        if (block.number >= uint256(s.latestPostedBlock) + s.disputeWindow) return (true, latest & 1);
+        if (block.number >= s.latestClaimableAt) return (true, latest & 1);
         if (latest == 0) return (false, 0);
         return (true, (latest - 1) & 1);
     }

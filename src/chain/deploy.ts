@@ -14,7 +14,7 @@ import {
 import { type ChainClient, createChainClient, NO_CONTRACTS, probeChainId } from './client.js'
 import type { Eip1193Provider } from './dev-chain.js'
 import { chainError } from './errors.js'
-import type { DeployParameters, NetworkFile } from './network-file.js'
+import { type DeployParameters, deployParametersSchema, type NetworkFile } from './network-file.js'
 import { toChainError } from './transact.js'
 
 /** One whole token in base units (18 decimals). */
@@ -52,20 +52,25 @@ export function defaultDeployParameters(
   }
 }
 
-const UINT32 = 2n ** 32n - 1n
-const UINT64 = 2n ** 64n - 1n
+const UINT32_MAX = 2 ** 32 - 1
 const UINT96 = 2n ** 96n - 1n
 const UINT128 = 2n ** 128n - 1n
 
 /**
- * Checks deploy parameters against the limits the contracts enforce, so that a bad value is refused
- * before anything is deployed (a constructor revert would leave the contracts before it orphaned).
+ * Checks deploy parameters against the schema and the limits the contracts enforce, so that a bad
+ * value is refused before anything is deployed (a constructor revert would leave the contracts
+ * before it orphaned).
  *
- * @throws InvalidArgumentError naming the parameter.
+ * @throws InvalidArgumentError naming the parameter (`details.parameter`).
  */
 export function validateDeployParameters(p: DeployParameters): void {
-  const fail = (name: string, why: string) => {
+  const fail = (name: string, why: string): never => {
     throw new InvalidArgumentError(`deploy parameter ${name} ${why}`, { details: { parameter: name } })
+  }
+  const parsed = deployParametersSchema.safeParse(p)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    fail(issue?.path.join('.') || '(parameters)', issue?.message ?? 'is invalid')
   }
   const maxSupply = BigInt(p.maxSupply)
   const genesis = BigInt(p.genesisAmount)
@@ -74,23 +79,22 @@ export function validateDeployParameters(p: DeployParameters): void {
   if (/^0x0{40}$/i.test(p.treasury)) fail('treasury', 'must not be the zero address')
   if (e0 === 0n || e0 > UINT96) fail('initialEmission', 'must be between 1 and 2^96 - 1 base units')
   const total = totalEmission({ initialEmission: e0, halvingInterval: BigInt(p.halvingInterval) })
+  if (total > UINT96)
+    fail('initialEmission', `gives a total emission of ${total}, above the limit of 2^96 - 1`)
   if (total > maxSupply - genesis) {
     fail(
       'initialEmission',
       `gives a total emission of ${total}, more than the ${maxSupply - genesis} left under maxSupply`,
     )
   }
-  if (BigInt(p.epochDuration) > UINT64 || BigInt(p.halvingInterval) > UINT64)
-    fail('epochDuration', 'is too large')
   if (p.disputeWindow > 1_000_000) fail('disputeWindow', 'must be at most 1,000,000 blocks')
   for (const name of ['minNodeStake', 'minVerifierStake'] as const) {
     const v = BigInt(p[name])
     if (v === 0n || v > UINT128) fail(name, 'must be between 1 and 2^128 - 1 base units')
   }
   if (p.unbondingPeriod > 365 * 24 * 3_600) fail('unbondingPeriod', 'must be at most 365 days')
-  if (BigInt(p.maxVerifiers) > UINT32) fail('maxVerifiers', 'is too large')
+  if (p.maxVerifiers > UINT32_MAX) fail('maxVerifiers', 'must be below 2^32')
   if (p.quorum > p.maxVerifiers) fail('quorum', `(${p.quorum}) exceeds maxVerifiers (${p.maxVerifiers})`)
-  if (BigInt(p.closeTimeout) > UINT64) fail('closeTimeout', 'is too large')
 }
 
 /** Options of {@link deployContracts}. */

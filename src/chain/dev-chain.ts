@@ -225,7 +225,7 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
   let url: string | undefined
   if (init.port !== undefined) {
     server = createServer((req, res) => {
-      if (req.method === 'GET' && req.url === '/metrics') {
+      if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
         void metrics.registry.metrics().then((text) => {
           res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text)
         })

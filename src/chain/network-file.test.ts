@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { defaultDeployParameters } from './deploy.js'
+import { defaultDeployParameters, validateDeployParameters } from './deploy.js'
 import {
   MAX_NETWORK_FILE_BYTES,
   type NetworkFile,
@@ -95,5 +95,36 @@ describe('network file', () => {
     writeNetworkFile(path, sample)
     expect(existsSync(`${path}.${process.pid}.tmp`)).toBe(false)
     expect(readFileSync(path, 'utf8').endsWith('\n')).toBe(true)
+  })
+})
+
+describe('deploy parameters', () => {
+  const base = sample.parameters
+  const refused = (overrides: Partial<typeof base>, parameter: string) =>
+    expect(() => validateDeployParameters({ ...base, ...overrides })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', details: { parameter } }),
+    )
+
+  it('accepts both presets', () => {
+    expect(() => validateDeployParameters(base)).not.toThrow()
+    expect(() =>
+      validateDeployParameters(
+        defaultDeployParameters('production', { treasury: base.treasury, genesisTime: 0 }),
+      ),
+    ).not.toThrow()
+  })
+
+  it('refuses, naming the parameter, every value the contracts would refuse', () => {
+    refused({ quorum: 22 }, 'quorum')
+    refused({ quorum: 0 }, 'quorum')
+    refused({ halvingInterval: 0 }, 'halvingInterval')
+    refused({ epochDuration: 0 }, 'epochDuration')
+    refused({ genesisAmount: (BigInt(base.maxSupply) + 1n).toString() }, 'genesisAmount')
+    refused({ initialEmission: '0' }, 'initialEmission')
+    refused({ initialEmission: (10n ** 27n).toString() }, 'initialEmission')
+    refused({ disputeWindow: 1_000_001 }, 'disputeWindow')
+    refused({ minVerifierStake: '0' }, 'minVerifierStake')
+    refused({ unbondingPeriod: 366 * 24 * 3_600 }, 'unbondingPeriod')
+    refused({ treasury: '0x0000000000000000000000000000000000000000' }, 'treasury')
   })
 })

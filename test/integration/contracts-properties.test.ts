@@ -165,7 +165,7 @@ interface PostedRootState {
   root: Hex
   totalCumulative: bigint
   epoch: bigint
-  postedBlock: bigint
+  claimableAt: bigint
 }
 
 /** What an action came to: 'ok', or the error code it was refused with. */
@@ -222,11 +222,11 @@ describe('contract invariants under random action sequences', () => {
       token<bigint>('maxSupply'),
       rewards<bigint>('totalMinted'),
       rewards<readonly [Hex, bigint, bigint, bigint]>('latestRoot').then(
-        ([root, epoch, totalCumulative, postedBlock]): PostedRootState => ({
+        ([root, epoch, totalCumulative, claimableAt]): PostedRootState => ({
           root,
           epoch,
           totalCumulative,
-          postedBlock,
+          claimableAt,
         }),
       ),
       rewards<bigint>('nextEpoch'),

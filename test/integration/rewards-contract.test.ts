@@ -327,6 +327,32 @@ describe('EpochRewards on the embedded chain', () => {
     ).rejects.toMatchObject({ code: 'ROOT_DISPUTE_WINDOW_OVER' })
   })
 
+  it('keeps a settled root settled when the dispute window is raised later', async () => {
+    await post(0, [1n, 1n, 1n])
+    const settled = await post(1, [2n, 2n, 2n])
+    await settle()
+    await sendContractTx(f.client(0), {
+      address: f.network.contracts.EpochRewards,
+      abi: epochRewardsAbi,
+      functionName: 'setDisputeWindow',
+      args: [1_000],
+    })
+    // Epoch 1's root passed its window before the change: it stays claimable and cannot be revoked.
+    const message = { epoch: 1n, root: settled.root }
+    await expect(
+      revokeRoot(f.client(9), { ...message, signatures: await signRevoke([1, 2, 3], message) }),
+    ).rejects.toMatchObject({ code: 'ROOT_DISPUTE_WINDOW_OVER' })
+    await claim(f.client(9), leafOf(settled, v(7).address))
+    expect(await getTokenBalance(f.client(0), v(7).address)).toBe(2n)
+    // The next root waits the new window.
+    const next = await post(2, [3n, 3n, 3n])
+    await settle()
+    await expect(claim(f.client(9), leafOf(next, v(7).address))).rejects.toMatchObject({
+      code: 'CLAIM_INVALID_PROOF',
+    })
+    expect((await getEpochState(f.client(0))).claimableEpoch).toBe(1n)
+  })
+
   it('refuses a root whose bundle id differs from the one the verifiers signed', async () => {
     const tree = treeFor([1n, 2n, 3n])
     const message = { epoch: 0n, root: tree.root, bundleDigest: digest('bundle-honest'), totalCumulative: 6n }
