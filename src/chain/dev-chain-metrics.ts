@@ -10,12 +10,10 @@ export interface DevChainMetrics {
   request(method: string, outcome: 'ok' | 'error', seconds: number): void
   /** Records one journal append. */
   journaled(): void
-  /** Sets the head block number. */
-  head(block: number): void
 }
 
-/** Creates the metrics on a registry of their own (no global state). */
-export function createDevChainMetrics(): DevChainMetrics {
+/** Creates the metrics on a registry of their own (no global state); `head` is read at each scrape. */
+export function createDevChainMetrics(sources: { head: () => Promise<number> }): DevChainMetrics {
   const registry = new Registry()
   const requests = new Counter({
     name: 'meshwork_chain_rpc_requests_total',
@@ -52,6 +50,5 @@ export function createDevChainMetrics(): DevChainMetrics {
       duration.observe(seconds)
     },
     journaled: () => journal.inc(),
-    head: (n) => block.set(n),
   }
 }

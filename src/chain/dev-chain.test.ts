@@ -81,6 +81,7 @@ describe('embedded dev chain', () => {
     const metrics = await (await fetch(`${url}/metrics`)).text()
     expect(metrics).toMatch(/meshwork_chain_rpc_requests_total\{method="eth_chainId",outcome="ok"\} [1-9]/)
     expect(metrics).toMatch(/meshwork_chain_rpc_requests_total\{method="hardhat_reset",outcome="error"\} 1/)
+    expect(metrics).toMatch(/meshwork_chain_head_block 0/)
   })
 
   it('refuses a port already in use with a clear error', async () => {

@@ -169,10 +169,42 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
     }
   }
 
-  // State-changing requests run one at a time so that the journal's order is the chain's order.
+  const metrics = createDevChainMetrics({ head: blockNumber })
+
+  // With a journal, state-changing requests run one at a time so that the journal's order is the
+  // chain's order, and each is on disk before it is answered.
   let queue: Promise<unknown> = Promise.resolve()
-  const metrics = createDevChainMetrics()
-  metrics.head(replayed)
+  const journaled = async (fd: number, args: { method: string; params?: unknown[] }): Promise<unknown> => {
+    const before = await blockNumber()
+    let result: unknown
+    let failure: unknown
+    try {
+      result = await inner.request(args)
+    } catch (err) {
+      failure = err
+    }
+    const after = await blockNumber()
+    if (failure === undefined || after !== before) {
+      const entry: JournalEntry = { m: args.method, p: args.params ?? [], b: before }
+      if (after > before) entry.t = await blockTimestamp(before + 1)
+      writeSync(fd, `${JSON.stringify(entry)}\n`)
+      fdatasyncSync(fd)
+      metrics.journaled()
+    }
+    if (failure !== undefined) throw failure
+    return result
+  }
+  const route = (args: { method: string; params?: unknown[] }): Promise<unknown> => {
+    if (REFUSED.has(args.method)) {
+      return Promise.reject(new RpcError(`${args.method} is not supported by the Meshwork dev chain`, -32601))
+    }
+    const fd = journalFd
+    if (fd === undefined || !STATEFUL.has(args.method)) return inner.request(args)
+    const run = () => journaled(fd, args)
+    const next = queue.then(run, run)
+    queue = next.catch(() => undefined)
+    return next
+  }
   const provider: Eip1193Provider = {
     async request(args) {
       const started = performance.now()
@@ -185,40 +217,6 @@ export async function startDevChain(init: DevChainInit = {}): Promise<DevChain> 
         throw toRpcError(err)
       }
     },
-  }
-  const route = (args: { method: string; params?: unknown[] }): Promise<unknown> => {
-    {
-      if (REFUSED.has(args.method)) {
-        return Promise.reject(
-          new RpcError(`${args.method} is not supported by the Meshwork dev chain`, -32601),
-        )
-      }
-      if (!STATEFUL.has(args.method)) return inner.request(args)
-      const run = async () => {
-        const before = await blockNumber()
-        let result: unknown
-        let failure: unknown
-        try {
-          result = await inner.request(args)
-        } catch (err) {
-          failure = err
-        }
-        const after = await blockNumber()
-        if (journalFd !== undefined && (failure === undefined || after !== before)) {
-          const entry: JournalEntry = { m: args.method, p: args.params ?? [], b: before }
-          if (after > before) entry.t = await blockTimestamp(before + 1)
-          writeSync(journalFd, `${JSON.stringify(entry)}\n`)
-          fdatasyncSync(journalFd)
-          metrics.journaled()
-        }
-        metrics.head(after)
-        if (failure !== undefined) throw failure
-        return result
-      }
-      const next = queue.then(run, run)
-      queue = next.catch(() => undefined)
-      return next
-    }
   }
 
   let server: Server | undefined
