@@ -32,10 +32,13 @@ export function createDevChainMetrics(sources: { head: () => Promise<number> }):
     help: 'State-changing requests appended to the --state journal',
     registers: [registry],
   })
-  const block = new Gauge({
+  new Gauge({
     name: 'meshwork_chain_head_block',
     help: 'Head block number',
     registers: [registry],
+    async collect() {
+      this.set(await sources.head())
+    },
   })
   const seen = new Set<string>()
   return {

@@ -77,11 +77,12 @@ describe('embedded dev chain', () => {
     const get = await fetch(url)
     expect(get.status).toBe(405)
     expect((await rpc(url, { id: 6, method: 'eth_chainId' })).json).toMatchObject({ result: '0x7a69' })
+    await rpc(url, { id: 7, method: 'evm_mine', params: [] })
     // Operators can scrape what it served.
     const metrics = await (await fetch(`${url}/metrics`)).text()
     expect(metrics).toMatch(/meshwork_chain_rpc_requests_total\{method="eth_chainId",outcome="ok"\} [1-9]/)
     expect(metrics).toMatch(/meshwork_chain_rpc_requests_total\{method="hardhat_reset",outcome="error"\} 1/)
-    expect(metrics).toMatch(/meshwork_chain_head_block 0/)
+    expect(metrics).toMatch(/meshwork_chain_head_block 1\n/)
   })
 
   it('refuses a port already in use with a clear error', async () => {

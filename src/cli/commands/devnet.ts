@@ -2,8 +2,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import {
-  checkChain,
-  createChainReader,
+  connectChain,
   deployNetwork,
   devAccounts,
   type NetworkFile,
@@ -43,7 +42,8 @@ export function devnetCommand(program: Command): void {
       const epochDuration = parsePositiveInt(opts.epochSeconds, '--epoch-seconds', 86_400)
       const chainDir = join(opts.dir, 'chain')
       const networkPath = join(opts.dir, 'network.json')
-      if (!opts.resume) {
+      if (!opts.resume && (existsSync(chainDir) || existsSync(networkPath))) {
+        out.step(`starting fresh: removing the previous devnet in ${opts.dir} (--resume continues it)`)
         rmSync(chainDir, { recursive: true, force: true })
         rmSync(networkPath, { force: true })
       }
@@ -52,26 +52,12 @@ export function devnetCommand(program: Command): void {
 
       out.step(opts.resume ? `resuming the chain from ${chainDir}` : 'starting the embedded chain', 1, 3)
       const chain = await startDevChain({ port, stateDir: chainDir, logger })
-      const stop = async () => {
-        await chain.stop()
-      }
       try {
         const url = chain.url as string
         let network: NetworkFile | undefined
         if (opts.resume && existsSync(networkPath)) {
           network = readNetworkFile(networkPath)
-          await checkChain(
-            createChainReader({
-              chainId: network.chainId,
-              contracts: network.contracts,
-              rpc: chain.provider,
-            }),
-            {
-              chainId: network.chainId,
-              contracts: network.contracts,
-              rpc: chain.provider,
-            },
-          )
+          await connectChain({ chainId: network.chainId, contracts: network.contracts, rpc: chain.provider })
           if (network.rpcUrl !== url) {
             network = { ...network, rpcUrl: url }
             writeNetworkFile(networkPath, network, { force: true })
@@ -105,7 +91,7 @@ export function devnetCommand(program: Command): void {
         const signal = await waitForShutdown()
         out.step(`stopping (${signal})`)
       } finally {
-        await stop()
+        await chain.stop()
       }
     })
 }
