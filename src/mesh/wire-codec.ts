@@ -1,0 +1,211 @@
+import { z } from 'zod'
+import { canonicalJson } from '../core/canonical-json.js'
+import type { Clock } from '../core/clock.js'
+import type { Verdict } from './network-port.js'
+import { createPeerVerifier, type PeerSigner, type PeerVerifier } from './peer-key.js'
+
+/**
+ * The one codec every wire message goes through (docs/protocol.md, "Wire envelope").
+ *
+ * Bytes on the wire are UTF-8 JSON: `{"v":1,"net","type","from","seq","ts","exp","body","sig"}`.
+ * `sig` is the sender's Ed25519 peer-key signature (base64url) of `"meshwork-wire-v1\n"` followed by
+ * the canonical JSON of every other field. Decoding checks, cheapest first: size, JSON, envelope
+ * shape, network, message type, transport sender, clock skew and expiry, body schema, signature,
+ * and last the sender's sequence number (replay).
+ */
+
+/** A message type: its name on the wire, the schema of its body and its size cap. */
+export interface MessageType<T> {
+  readonly type: string
+  readonly schema: z.ZodType<T>
+  readonly maxBytes: number
+}
+
+/** Declares a message type. */
+export function defineMessage<T>(
+  type: string,
+  schema: z.ZodType<T>,
+  options: { maxBytes?: number } = {},
+): MessageType<T> {
+  return { type, schema, maxBytes: options.maxBytes ?? DEFAULT_MAX_WIRE_BYTES }
+}
+
+/** Default size cap of one wire message. */
+export const DEFAULT_MAX_WIRE_BYTES = 64 * 1024
+
+/** A decoded, verified message. */
+export interface Envelope<T = unknown> {
+  v: 1
+  /** The network it belongs to (chain id and registry address), so nothing crosses networks. */
+  net: string
+  type: string
+  /** The sender's peer id; `sig` is by its key. */
+  from: string
+  /** Per sender and type, strictly increasing: a lower one is a replay. */
+  seq: number
+  /** Sent at, and valid until (ms since the epoch, the sender's clock). */
+  ts: number
+  exp: number
+  body: T
+}
+
+/** Why a message was dropped; metrics count by these. */
+export const rejectReasons = [
+  'too_large',
+  'malformed',
+  'unknown_type',
+  'wrong_network',
+  'sender_mismatch',
+  'future',
+  'expired',
+  'bad_signature',
+  'replay',
+  'duplicate',
+] as const
+export type RejectReason = (typeof rejectReasons)[number]
+
+/** What decoding came to. `verdict` is what to tell gossipsub about the peer that relayed it. */
+export type Decoded<T = unknown> =
+  | { ok: true; envelope: Envelope<T> }
+  | { ok: false; reason: RejectReason; verdict: Exclude<Verdict, 'accept'>; detail?: string }
+
+/** Options of {@link createWireCodec}. */
+export interface WireCodecInit {
+  /** This network's id, e.g. `31337:0xRegistry…` (see `networkIdOf`). */
+  network: string
+  signer: PeerSigner
+  clock: Pick<Clock, 'now'>
+  types: readonly MessageType<unknown>[]
+  /** Next sequence number for a type; the node persists it so that a restart continues it. */
+  nextSeq: (type: string) => number
+  /** Largest clock difference tolerated (default 30 s). */
+  maxSkewMs?: number
+  /** Longest validity a message may claim (default 1 h). */
+  maxTtlMs?: number
+  /** Senders whose last sequence number is remembered (default 10,000; the oldest are forgotten). */
+  replayCacheSize?: number
+  verifier?: PeerVerifier
+  /** Called for every dropped message (metrics). */
+  onReject?: (reason: RejectReason, type: string | undefined) => void
+}
+
+/** Encodes and decodes wire messages for one node. */
+export interface WireCodec {
+  encode<T>(type: MessageType<T>, body: T, options?: { ttlMs?: number }): Uint8Array
+  /** Decodes bytes received from `from` (the transport-authenticated sender, when known). */
+  decode(bytes: Uint8Array, options?: { from?: string }): Decoded
+}
+
+const SIGNING_PREFIX = 'meshwork-wire-v1\n'
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+const envelopeSchema = z
+  .object({
+    v: z.literal(1),
+    net: z.string().min(1).max(128),
+    type: z.string().min(1).max(64),
+    from: z.string().min(1).max(128),
+    seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    ts: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    exp: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    body: z.unknown(),
+    sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),
+  })
+  .strict()
+
+/** The network id messages are bound to: chain id and NodeRegistry address. */
+export function networkIdOf(network: { chainId: number; contracts: { NodeRegistry: string } }): string {
+  return `${network.chainId}:${network.contracts.NodeRegistry.toLowerCase()}`
+}
+
+/** Creates the codec. Decoding never throws: every failure is a {@link Decoded} with a reason. */
+export function createWireCodec(init: WireCodecInit): WireCodec {
+  const maxSkew = init.maxSkewMs ?? 30_000
+  const maxTtl = init.maxTtlMs ?? 3_600_000
+  const cacheSize = init.replayCacheSize ?? 10_000
+  const verifier = init.verifier ?? createPeerVerifier()
+  const types = new Map(init.types.map((t) => [t.type, t]))
+  const maxBytes = Math.max(...init.types.map((t) => t.maxBytes), 0)
+  const lastSeq = new Map<string, number>()
+
+  const drop = (reason: RejectReason, type?: string, detail?: string): Decoded => {
+    init.onReject?.(reason, type)
+    const verdict = reason === 'duplicate' || reason === 'unknown_type' ? 'ignore' : 'reject'
+    return detail === undefined ? { ok: false, reason, verdict } : { ok: false, reason, verdict, detail }
+  }
+
+  return {
+    encode(type, body, options = {}) {
+      if (!types.has(type.type))
+        throw new TypeError(`message type ${type.type} is not registered with this codec`)
+      const ts = init.clock.now()
+      const unsigned = {
+        v: 1 as const,
+        net: init.network,
+        type: type.type,
+        from: init.signer.peerId,
+        seq: init.nextSeq(type.type),
+        ts,
+        exp: ts + Math.min(options.ttlMs ?? maxTtl, maxTtl),
+        body: type.schema.parse(body),
+      }
+      const sig = init.signer.sign(encoder.encode(SIGNING_PREFIX + canonicalJson(unsigned)))
+      const bytes = encoder.encode(
+        JSON.stringify({ ...unsigned, sig: Buffer.from(sig).toString('base64url') }),
+      )
+      if (bytes.length > type.maxBytes) {
+        throw new RangeError(
+          `a ${type.type} message of ${bytes.length} bytes exceeds its cap of ${type.maxBytes}`,
+        )
+      }
+      return bytes
+    },
+
+    decode(bytes, options = {}) {
+      if (bytes.length > maxBytes) return drop('too_large')
+      let json: unknown
+      try {
+        json = JSON.parse(decoder.decode(bytes))
+      } catch {
+        return drop('malformed', undefined, 'not UTF-8 JSON')
+      }
+      const parsed = envelopeSchema.safeParse(json)
+      if (!parsed.success) return drop('malformed', undefined, parsed.error.issues[0]?.message)
+      const { sig, ...unsigned } = parsed.data
+      const kind = types.get(unsigned.type)
+      if (!kind) return drop('unknown_type', unsigned.type)
+      if (bytes.length > kind.maxBytes) return drop('too_large', kind.type)
+      if (unsigned.net !== init.network) return drop('wrong_network', kind.type)
+      if (options.from !== undefined && options.from !== unsigned.from)
+        return drop('sender_mismatch', kind.type)
+      const now = init.clock.now()
+      if (unsigned.ts > now + maxSkew) return drop('future', kind.type)
+      if (unsigned.exp <= now) return drop('expired', kind.type)
+      if (unsigned.exp < unsigned.ts || unsigned.exp - unsigned.ts > maxTtl) {
+        return drop('malformed', kind.type, 'validity out of range')
+      }
+      const body = kind.schema.safeParse(unsigned.body)
+      if (!body.success) return drop('malformed', kind.type, body.error.issues[0]?.message)
+      let signed: Uint8Array
+      try {
+        signed = encoder.encode(SIGNING_PREFIX + canonicalJson(unsigned))
+      } catch {
+        return drop('malformed', kind.type, 'not canonical JSON')
+      }
+      if (!verifier.verify(unsigned.from, signed, Buffer.from(sig, 'base64url')))
+        return drop('bad_signature', kind.type)
+      const key = `${unsigned.from}|${kind.type}`
+      const last = lastSeq.get(key)
+      if (last !== undefined) {
+        if (unsigned.seq === last) return drop('duplicate', kind.type)
+        if (unsigned.seq < last) return drop('replay', kind.type)
+        lastSeq.delete(key)
+      } else if (lastSeq.size >= cacheSize) {
+        lastSeq.delete(lastSeq.keys().next().value as string)
+      }
+      lastSeq.set(key, unsigned.seq)
+      return { ok: true, envelope: { ...unsigned, body: body.data } }
+    },
+  }
+}
