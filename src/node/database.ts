@@ -1,0 +1,118 @@
+import Database from 'better-sqlite3'
+import { InvalidArgumentError } from '../core/errors.js'
+
+/** One schema change, applied once, in order, inside a transaction. */
+export interface Migration {
+  version: number
+  description: string
+  sql: string
+}
+
+/** The node's migrations. Append only: never edit one that has shipped. */
+export const NODE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'wire sequence reservations and recent errors',
+    sql: `
+      CREATE TABLE sequences (type TEXT PRIMARY KEY, reserved INTEGER NOT NULL) STRICT;
+      CREATE TABLE errors (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        code TEXT NOT NULL,
+        message TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
+]
+
+/** Sequence numbers are reserved on disk this many at a time, so most messages write nothing. */
+const SEQUENCE_BLOCK = 1_000
+/** Recent errors kept for `meshwork node status`. */
+const MAX_ERRORS = 100
+
+/** The node's SQLite state (WAL mode): what must survive a restart or a kill -9. */
+export interface NodeDatabase {
+  /** The next wire sequence number for a message type; never repeats, across restarts too. */
+  nextSeq(type: string): number
+  /** Records an error for `node status` (the newest 100 are kept). */
+  recordError(at: number, code: string, message: string): void
+  recentErrors(limit?: number): { at: number; code: string; message: string }[]
+  /** The applied schema version. */
+  readonly version: number
+  close(): void
+}
+
+/** Applies pending migrations in order; refuses a database newer than this code. */
+export function migrate(db: Database.Database, migrations: readonly Migration[]): number {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT',
+  )
+  const current =
+    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0
+  const latest = migrations.at(-1)?.version ?? 0
+  if (current > latest) {
+    throw new InvalidArgumentError(
+      `the database is at schema version ${current}, newer than this software (${latest})`,
+      {
+        hint: 'Upgrade meshwork, or point --dir at another node directory',
+      },
+    )
+  }
+  for (const m of migrations) {
+    if (m.version <= current) continue
+    db.transaction(() => {
+      db.exec(m.sql)
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(
+        m.version,
+        Date.now(),
+      )
+    })()
+  }
+  return latest
+}
+
+/** Opens (creating if needed) the node database at `path` and brings its schema up to date. */
+export function openNodeDatabase(path: string): NodeDatabase {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('foreign_keys = ON')
+  const version = migrate(db, NODE_MIGRATIONS)
+
+  const getReserved = db.prepare('SELECT reserved FROM sequences WHERE type = ?')
+  const setReserved = db.prepare(
+    'INSERT INTO sequences (type, reserved) VALUES (?, ?) ON CONFLICT(type) DO UPDATE SET reserved = excluded.reserved',
+  )
+  const insertError = db.prepare('INSERT INTO errors (at, code, message) VALUES (?, ?, ?)')
+  const trimErrors = db.prepare('DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?')
+  const selectErrors = db.prepare('SELECT at, code, message FROM errors ORDER BY id DESC LIMIT ?')
+
+  // In memory: the next number to hand out and the reserved ceiling, per type.
+  const sequences = new Map<string, { next: number; reserved: number }>()
+
+  return {
+    version,
+    nextSeq(type) {
+      let s = sequences.get(type)
+      if (!s) {
+        // Start after everything reserved before: numbers handed out before a crash are never reused.
+        const reserved = (getReserved.get(type) as { reserved: number } | undefined)?.reserved ?? 0
+        s = { next: reserved + 1, reserved }
+        sequences.set(type, s)
+      }
+      if (s.next > s.reserved) {
+        s.reserved = s.next + SEQUENCE_BLOCK - 1
+        setReserved.run(type, s.reserved)
+      }
+      return s.next++
+    },
+    recordError(at, code, message) {
+      insertError.run(at, code, message.slice(0, 500))
+      trimErrors.run(MAX_ERRORS)
+    },
+    recentErrors(limit = 20) {
+      return selectErrors.all(Math.min(limit, MAX_ERRORS)) as { at: number; code: string; message: string }[]
+    },
+    close: () => db.close(),
+  }
+}

@@ -1,0 +1,131 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { Ed25519PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { Hex } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { InvalidArgumentError } from '../core/errors.js'
+import { renderNodeConfig } from './config.js'
+import { openNodeDatabase } from './database.js'
+
+/** File names inside a node directory. */
+export const NODE_FILES = {
+  peerKey: 'peer.key',
+  operatorKey: 'operator.key',
+  config: 'config.toml',
+  database: 'node.db',
+} as const
+
+/** A node's identity: its libp2p key (the peer id) and, unless it pays out elsewhere, an operator key. */
+export interface NodeIdentity {
+  peerKey: Ed25519PrivateKey
+  peerId: string
+  /** The operator's EVM key, when this directory holds one. */
+  operatorKey: Hex | undefined
+  /** Where rewards go: the configured payout address, else the operator key's address. */
+  operatorAddress: `0x${string}` | undefined
+}
+
+/** What `meshwork node init` creates. */
+export interface InitNodeDirInit {
+  dir: string
+  h3Cell: string
+  tier?: 'edge' | 'cloud'
+  /** Pay rewards to this existing address instead of creating an operator key. */
+  payoutAddress?: `0x${string}`
+  mdns?: boolean
+  apiListen?: string
+  listen?: string[]
+}
+
+/** Writes a secret file readable by its owner only, refusing to overwrite. */
+function writeSecret(path: string, data: string | Uint8Array): void {
+  writeFileSync(path, data, { mode: 0o600, flag: 'wx' })
+  chmodSync(path, 0o600)
+}
+
+/**
+ * Creates a node directory: the libp2p identity (peer.key), an operator EVM key (operator.key)
+ * unless a payout address is given, a commented config.toml and the SQLite database. Refuses a
+ * directory that already holds an identity, so that a node never loses its peer id by accident.
+ */
+export async function initNodeDir(init: InitNodeDirInit): Promise<NodeIdentity> {
+  const peerPath = join(init.dir, NODE_FILES.peerKey)
+  if (existsSync(peerPath)) {
+    throw new InvalidArgumentError(`${init.dir} already holds a node identity`, {
+      hint: 'Start it with `meshwork node start`, or pass --dir with a new directory',
+    })
+  }
+  mkdirSync(init.dir, { recursive: true, mode: 0o700 })
+  const peerKey = await generateKeyPair('Ed25519')
+  writeSecret(peerPath, privateKeyToProtobuf(peerKey))
+  let operatorKey: Hex | undefined
+  if (!init.payoutAddress) {
+    operatorKey = generatePrivateKey()
+    writeSecret(join(init.dir, NODE_FILES.operatorKey), `${operatorKey}\n`)
+  }
+  writeFileSync(
+    join(init.dir, NODE_FILES.config),
+    renderNodeConfig({
+      h3Cell: init.h3Cell,
+      tier: init.tier ?? 'edge',
+      payoutAddress: init.payoutAddress ?? '',
+      mdns: init.mdns ?? false,
+      apiListen: init.apiListen ?? '127.0.0.1:9464',
+      listen: init.listen ?? ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws'],
+    }),
+    { flag: 'wx' },
+  )
+  openNodeDatabase(join(init.dir, NODE_FILES.database)).close()
+  return {
+    peerKey,
+    peerId: peerIdFromPrivateKey(peerKey).toString(),
+    operatorKey,
+    operatorAddress:
+      init.payoutAddress ?? (operatorKey ? privateKeyToAccount(operatorKey).address : undefined),
+  }
+}
+
+/** Reads a secret file, refusing one that others can read. */
+function readSecret(path: string): Buffer {
+  if (process.platform !== 'win32' && (statSync(path).mode & 0o077) !== 0) {
+    throw new InvalidArgumentError(`${path} is readable by other users`, { hint: `Run chmod 600 ${path}` })
+  }
+  return readFileSync(path)
+}
+
+/** Loads the identity of a node directory made by {@link initNodeDir}. */
+export function loadNodeIdentity(dir: string, payoutAddress = ''): NodeIdentity {
+  const peerPath = join(dir, NODE_FILES.peerKey)
+  if (!existsSync(peerPath)) {
+    throw new InvalidArgumentError(`${dir} holds no node identity`, {
+      hint: 'Run `meshwork node init --dir DIR` first',
+    })
+  }
+  let peerKey: Ed25519PrivateKey
+  try {
+    const key = privateKeyFromProtobuf(readSecret(peerPath))
+    if (key.type !== 'Ed25519') throw new Error(`a ${key.type} key`)
+    peerKey = key
+  } catch (err) {
+    if ((err as { code?: string }).code === 'INVALID_ARGUMENT') throw err
+    throw new InvalidArgumentError(`${peerPath} is not an Ed25519 libp2p key`, { cause: err })
+  }
+  const operatorPath = join(dir, NODE_FILES.operatorKey)
+  let operatorKey: Hex | undefined
+  if (existsSync(operatorPath)) {
+    const text = readSecret(operatorPath).toString('utf8').trim()
+    if (!/^0x[0-9a-fA-F]{64}$/.test(text)) {
+      throw new InvalidArgumentError(`${operatorPath} does not hold a 32-byte hex key`)
+    }
+    operatorKey = text as Hex
+  }
+  const operatorAddress =
+    payoutAddress !== ''
+      ? (payoutAddress as `0x${string}`)
+      : operatorKey
+        ? privateKeyToAccount(operatorKey).address
+        : undefined
+  return { peerKey, peerId: peerIdFromPrivateKey(peerKey).toString(), operatorKey, operatorAddress }
+}
