@@ -33,7 +33,7 @@ const reasonOf = (codec: WireCodec, b: Uint8Array, from?: string) => {
 
 describe('wire codec', () => {
   it('round-trips a signed message to another node', () => {
-    const sent = node(alice).encode(note, { text: 'hi', n: 1 }, { ttlMs: 60_000 })
+    const sent = node(alice).encode(note, { text: 'hi', n: 1 }, { ttlMs: 60_000 }).bytes
     const got = node(bob).decode(sent, { from: alice.peerId })
     expect(got).toMatchObject({
       ok: true,
@@ -48,13 +48,13 @@ describe('wire codec', () => {
   })
 
   it('refuses a forged signature, a changed body and a message claiming another sender', () => {
-    const sent = JSON.parse(utf8(node(alice).encode(note, { text: 'pay me', n: 1 })))
+    const sent = JSON.parse(utf8(node(alice).encode(note, { text: 'pay me', n: 1 }).bytes))
     const b = () => node(bob)
     expect(reasonOf(b(), bytes(JSON.stringify({ ...sent, body: { text: 'pay me', n: 2 } })))).toBe(
       'bad_signature',
     )
     expect(reasonOf(b(), bytes(JSON.stringify({ ...sent, from: mallory.peerId })))).toBe('bad_signature')
-    const forged = JSON.parse(utf8(node(mallory).encode(note, { text: 'pay me', n: 1 })))
+    const forged = JSON.parse(utf8(node(mallory).encode(note, { text: 'pay me', n: 1 }).bytes))
     expect(reasonOf(b(), bytes(JSON.stringify({ ...forged, from: alice.peerId })))).toBe('bad_signature')
     // The transport says who relayed it first-hand; the envelope must agree.
     expect(reasonOf(b(), bytes(JSON.stringify(sent)), mallory.peerId)).toBe('sender_mismatch')
@@ -63,19 +63,19 @@ describe('wire codec', () => {
 
   it('drops replays (rejected) and duplicates (ignored), by sender and type', () => {
     const a = node(alice)
-    const first = a.encode(note, { text: 'a', n: 1 })
-    const second = a.encode(note, { text: 'b', n: 2 })
+    const first = a.encode(note, { text: 'a', n: 1 }).bytes
+    const second = a.encode(note, { text: 'b', n: 2 }).bytes
     const b = node(bob)
     expect(reasonOf(b, second)).toBe('ok')
     expect(b.decode(second)).toMatchObject({ ok: false, reason: 'duplicate', verdict: 'ignore' })
     expect(b.decode(first)).toMatchObject({ ok: false, reason: 'replay', verdict: 'reject' })
     // Another sender's sequence is its own.
-    expect(reasonOf(b, node(mallory).encode(note, { text: 'c', n: 3 }))).toBe('ok')
+    expect(reasonOf(b, node(mallory).encode(note, { text: 'c', n: 3 }).bytes)).toBe('ok')
   })
 
   it('drops expired messages, messages from the future and messages for another network', () => {
     const now = 1_700_000_000_000
-    const sent = node(alice, { now: () => now }).encode(note, { text: 'x', n: 0 }, { ttlMs: 10_000 })
+    const sent = node(alice, { now: () => now }).encode(note, { text: 'x', n: 0 }, { ttlMs: 10_000 }).bytes
     expect(reasonOf(node(bob, { now: () => now + 10_000 }), sent)).toBe('expired')
     expect(reasonOf(node(bob, { now: () => now - 31_000 }), sent)).toBe('future')
     expect(reasonOf(node(bob, { now: () => now - 29_000 }), sent)).toBe('ok')
@@ -87,15 +87,15 @@ describe('wire codec', () => {
     expect(reasonOf(b, new Uint8Array(2_049))).toBe('too_large')
     expect(reasonOf(b, bytes('{"v":1,'))).toBe('malformed')
     expect(reasonOf(b, new Uint8Array([0xff, 0xfe, 0x00]))).toBe('malformed')
-    const sent = JSON.parse(utf8(node(alice).encode(note, { text: 'x', n: 0 })))
+    const sent = JSON.parse(utf8(node(alice).encode(note, { text: 'x', n: 0 }).bytes))
     expect(reasonOf(b, bytes(JSON.stringify({ ...sent, type: 'future-kind' })))).toBe('unknown_type')
     expect(reasonOf(b, bytes(JSON.stringify({ ...sent, extra: 1 })))).toBe('malformed')
     expect(reasonOf(b, bytes(JSON.stringify({ ...sent, body: { text: 'x', n: 0.5 } })))).toBe('malformed')
-    expect(() => node(alice).encode(note, { text: 'x'.repeat(300), n: 0 })).toThrow()
+    expect(() => node(alice).encode(note, { text: 'x'.repeat(300), n: 0 }).bytes).toThrow()
   })
 
   it('never throws on random bytes, and a mutated message either fails or means exactly the original', () => {
-    const original = node(alice).encode(note, { text: 'the same text', n: 42 })
+    const original = node(alice).encode(note, { text: 'the same text', n: 42 }).bytes
     const reference = (node(bob).decode(original) as { envelope: Envelope }).envelope
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 3_000 }), (random) => {
@@ -133,7 +133,7 @@ describe('wire codec', () => {
     const signers = await Promise.all(
       [0, 1, 2].map(async () => createPeerSigner(await generateKeyPair('Ed25519'))),
     )
-    const first = signers.map((s) => node(s).encode(note, { text: 'a', n: 0 }))
+    const first = signers.map((s) => node(s).encode(note, { text: 'a', n: 0 }).bytes)
     for (const m of first) expect(reasonOf(small, m)).toBe('ok')
     // The first sender was forgotten (cache of 2), the last two are remembered.
     expect(reasonOf(small, first[0] as Uint8Array)).toBe('ok')

@@ -89,9 +89,17 @@ export interface WireCodecInit {
   onReject?: (reason: RejectReason, type: string | undefined) => void
 }
 
+/** An encoded message, with the sequence number and expiry it was given. */
+export interface Encoded {
+  bytes: Uint8Array
+  seq: number
+  exp: number
+}
+
 /** Encodes and decodes wire messages for one node. */
 export interface WireCodec {
-  encode<T>(type: MessageType<T>, body: T, options?: { ttlMs?: number }): Uint8Array
+  /** Signs and encodes a message of this node (next sequence number, expiry `ttlMs` from now). */
+  encode<T>(type: MessageType<T>, body: T, options?: { ttlMs?: number }): Encoded
   /** Decodes bytes received from `from` (the transport-authenticated sender, when known). */
   decode(bytes: Uint8Array, options?: { from?: string }): Decoded
 }
@@ -159,7 +167,7 @@ export function createWireCodec(init: WireCodecInit): WireCodec {
           `a ${type.type} message of ${bytes.length} bytes exceeds its cap of ${type.maxBytes}`,
         )
       }
-      return bytes
+      return { bytes, seq: unsigned.seq, exp: unsigned.exp }
     },
 
     decode(bytes, options = {}) {

@@ -1,0 +1,95 @@
+import type { Clock, Timer } from '../core/clock.js'
+import type { Logger } from '../core/logger.js'
+import type { NetworkPort, Unsubscribe, Verdict } from '../mesh/network-port.js'
+import type { Envelope, WireCodec } from '../mesh/wire-codec.js'
+import type { AdTable } from './ad-table.js'
+import { ADVERTISEMENT, type Advertisement } from './advertisement.js'
+
+/** Options of {@link Advertiser}. */
+export interface AdvertiserInit {
+  /** The network's advertisement topic (`adTopic`). */
+  topic: string
+  /** How often to publish this node's advertisement. */
+  refreshMs: number
+  /** How long each advertisement is valid; longer than `refreshMs`, so that one lost refresh is harmless. */
+  ttlMs: number
+  /** This node's advertisement as of now (resources and services can change between refreshes). */
+  ad: () => Advertisement
+}
+
+/** What the advertiser uses. */
+export interface AdvertiserComponents {
+  port: Pick<NetworkPort, 'publish' | 'subscribe'>
+  codec: Pick<WireCodec, 'encode' | 'decode'>
+  clock: Clock
+  table: AdTable
+  logger?: Logger
+  /** Called after each of this node's advertisements is published. */
+  onPublished?: (seq: number) => void
+  /** Called for each advertisement from another node that made it into the table. */
+  onAd?: (envelope: Envelope<Advertisement>) => void
+}
+
+/**
+ * Publishes this node's signed advertisement on a period and keeps the table of everyone else's.
+ * Every received advertisement goes through the wire codec; what fails is dropped (and counted by
+ * the codec) with a `reject` verdict that lowers the relaying peer's gossip score.
+ */
+export class Advertiser {
+  readonly #init: AdvertiserInit
+  readonly #c: AdvertiserComponents
+  #timer: Timer | undefined
+  #unsubscribe: Unsubscribe | undefined
+  #running = false
+
+  constructor(init: AdvertiserInit, components: AdvertiserComponents) {
+    if (init.ttlMs <= init.refreshMs)
+      throw new RangeError('the advertisement ttl must exceed the refresh period')
+    this.#init = init
+    this.#c = components
+  }
+
+  /** Subscribes to the topic and publishes now, then every `refreshMs`. */
+  async start(): Promise<void> {
+    if (this.#running) return
+    this.#running = true
+    this.#unsubscribe = this.#c.port.subscribe(this.#init.topic, (m) => this.#receive(m.data, m.from))
+    await this.publishNow()
+    this.#schedule()
+  }
+
+  /** Stops publishing and receiving. */
+  stop(): void {
+    this.#running = false
+    this.#timer?.cancel()
+    this.#timer = undefined
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
+  }
+
+  /** Publishes this node's advertisement once, now. */
+  async publishNow(): Promise<void> {
+    const { bytes, seq } = this.#c.codec.encode(ADVERTISEMENT, this.#init.ad(), { ttlMs: this.#init.ttlMs })
+    await this.#c.port.publish(this.#init.topic, bytes)
+    this.#c.onPublished?.(seq)
+  }
+
+  #schedule(): void {
+    if (!this.#running) return
+    this.#timer = this.#c.clock.setTimer(this.#init.refreshMs, () => {
+      this.#c.table.prune()
+      this.publishNow()
+        .catch((err: unknown) => this.#c.logger?.warn({ err }, 'failed to publish the advertisement'))
+        .finally(() => this.#schedule())
+    })
+  }
+
+  #receive(data: Uint8Array, from: string): Verdict {
+    const decoded = this.#c.codec.decode(data, { from })
+    if (!decoded.ok) return decoded.verdict
+    if (decoded.envelope.type !== ADVERTISEMENT.type) return 'reject'
+    const envelope = decoded.envelope as Envelope<Advertisement>
+    if (this.#c.table.put(envelope)) this.#c.onAd?.(envelope)
+    return 'accept'
+  }
+}
