@@ -1,0 +1,171 @@
+import type { Clock } from '../core/clock.js'
+import type { Logger } from '../core/logger.js'
+import type { NetworkPort } from '../mesh/network-port.js'
+import { createPeerSigner } from '../mesh/peer-key.js'
+import { createWireCodec, type WireCodec } from '../mesh/wire-codec.js'
+import { AdTable, type KnownAd } from './ad-table.js'
+import { ADVERTISEMENT, type Advertisement, adTopic, type Resources } from './advertisement.js'
+import { Advertiser } from './advertiser.js'
+import type { NodeDatabase } from './database.js'
+import type { NodeIdentity } from './identity.js'
+import { createNodeMetrics, type NodeMetrics } from './node-metrics.js'
+import type { NodeService } from './service.js'
+
+/** Options of {@link NodeAgent}. */
+export interface NodeAgentInit {
+  /** The network id messages are bound to (`networkIdOf`). */
+  network: string
+  h3Cell: string
+  tier: 'edge' | 'cloud'
+  version: string
+  refreshMs: number
+  ttlMs: number
+  dir: string
+}
+
+/** What the agent runs on: the mesh through a port, time through a clock, state in SQLite. */
+export interface NodeAgentComponents {
+  port: NetworkPort
+  clock: Clock
+  db: Pick<NodeDatabase, 'nextSeq' | 'recordError' | 'recentErrors'>
+  identity: Pick<NodeIdentity, 'peerKey' | 'peerId' | 'operatorAddress'>
+  resources: Resources
+  logger: Logger
+  services?: readonly NodeService[]
+  /** Where other nodes can dial this one (multiaddrs without /p2p). */
+  addresses?: () => string[]
+}
+
+/** What `meshwork node status` shows. */
+export interface NodeStatus {
+  peerId: string
+  operator: string | undefined
+  addresses: string[]
+  peers: string[]
+  ads: KnownAd[]
+  adSeq: number | undefined
+  errors: { at: number; code: string; message: string }[]
+}
+
+/**
+ * The operator's node: advertises itself and its services on the mesh, keeps the table of other
+ * nodes, and runs the service plugins. It knows nothing of sockets or wall-clock time, so the same
+ * agent runs on libp2p and in the simulator.
+ */
+export class NodeAgent {
+  readonly metrics: NodeMetrics
+  readonly table: AdTable
+  readonly codec: WireCodec
+  readonly #init: NodeAgentInit
+  readonly #c: NodeAgentComponents
+  readonly #advertiser: Advertiser
+  readonly #services: readonly NodeService[]
+  #started: NodeService[] = []
+  #adSeq: number | undefined
+
+  constructor(init: NodeAgentInit, components: NodeAgentComponents) {
+    this.#init = init
+    this.#c = components
+    this.#services = components.services ?? []
+    if (!components.identity.operatorAddress) {
+      throw new RangeError('a node needs an operator or payout address to advertise')
+    }
+    this.table = new AdTable({ clock: components.clock })
+    this.metrics = createNodeMetrics({
+      peers: () => components.port.peers().length,
+      ads: () => this.table.size,
+      startedAt: components.clock.now(),
+      now: () => components.clock.now(),
+    })
+    this.codec = createWireCodec({
+      network: init.network,
+      signer: createPeerSigner(components.identity.peerKey),
+      clock: components.clock,
+      types: [ADVERTISEMENT],
+      nextSeq: (type) => components.db.nextSeq(type),
+      onReject: (reason) => this.metrics.rejected(reason),
+    })
+    this.#advertiser = new Advertiser(
+      {
+        topic: adTopic(init.network),
+        refreshMs: init.refreshMs,
+        ttlMs: init.ttlMs,
+        ad: () => this.advertisement(),
+      },
+      {
+        port: components.port,
+        codec: this.codec,
+        clock: components.clock,
+        table: this.table,
+        logger: components.logger,
+        onPublished: (seq) => {
+          this.#adSeq = seq
+          this.metrics.published(seq)
+        },
+        onAd: () => this.metrics.messageIn('ad'),
+      },
+    )
+  }
+
+  /** This node's advertisement as of now. */
+  advertisement(): Advertisement {
+    return {
+      operator: this.#c.identity.operatorAddress as `0x${string}`,
+      services: this.#services.map((s) => s.advertise()),
+      resources: this.#c.resources,
+      h3Cell: this.#init.h3Cell,
+      tier: this.#init.tier,
+      version: this.#init.version,
+      addrs: (this.#c.addresses?.() ?? []).slice(0, 16),
+    }
+  }
+
+  /** Starts the services, then advertises. */
+  async start(): Promise<void> {
+    for (const service of this.#services) {
+      await service.start({
+        port: this.#c.port,
+        clock: this.#c.clock,
+        logger: this.#c.logger,
+        dir: this.#init.dir,
+      })
+      this.#started.push(service)
+    }
+    await this.#advertiser.start()
+    this.#c.logger.info(
+      { peerId: this.#c.identity.peerId, services: this.#services.map((s) => s.name) },
+      'started node',
+    )
+  }
+
+  /** Stops advertising, then the services in reverse order. */
+  async stop(): Promise<void> {
+    this.#advertiser.stop()
+    for (const service of this.#started.reverse()) {
+      await service
+        .stop()
+        .catch((err: unknown) =>
+          this.#c.logger.warn({ err, service: service.name }, 'failed to stop a service'),
+        )
+    }
+    this.#started = []
+  }
+
+  /** Records an error for `node status` and logs it. */
+  recordError(code: string, message: string): void {
+    this.#c.logger.warn({ code }, message)
+    this.#c.db.recordError(this.#c.clock.now(), code, message)
+  }
+
+  status(): NodeStatus {
+    return {
+      peerId: this.#c.identity.peerId,
+      operator: this.#c.identity.operatorAddress,
+      addresses: this.#c.addresses?.() ?? [],
+      peers: this.#c.port.peers(),
+      ads: this.table.list(),
+      adSeq: this.#adSeq,
+      errors: this.#c.db.recentErrors(20),
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Registry } from 'prom-client'
+import { InvalidArgumentError } from '../core/errors.js'
+
+/** A running ops server. */
+export interface OpsServer {
+  readonly url: string
+  close(): Promise<void>
+}
+
+/**
+ * Serves a node's operations endpoints on a local port: `GET /metrics` (Prometheus), `GET /healthz`
+ * (200 while healthy) and `GET /status` (JSON for `meshwork node status`). Read-only; anything else
+ * is 404 or 405.
+ */
+export async function startOpsServer(init: {
+  listen: string
+  registry: Registry
+  status: () => unknown
+  healthy?: () => boolean
+}): Promise<OpsServer> {
+  const at = init.listen.lastIndexOf(':')
+  const host = init.listen.slice(0, at).replace(/^\[|\]$/g, '')
+  const port = Number(init.listen.slice(at + 1))
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (req.method !== 'GET') {
+      res.writeHead(405, { allow: 'GET' }).end()
+      return
+    }
+    if (path === '/metrics') {
+      init.registry
+        .metrics()
+        .then((text) => res.writeHead(200, { 'content-type': init.registry.contentType }).end(text))
+        .catch(() => res.writeHead(500).end())
+      return
+    }
+    if (path === '/healthz') {
+      const ok = init.healthy?.() ?? true
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ok }))
+      return
+    }
+    if (path === '/status') {
+      const body = JSON.stringify(init.status(), (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body)
+      return
+    }
+    res.writeHead(404).end()
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new InvalidArgumentError(`the ops port ${init.listen} is already in use`, {
+              hint: 'Set [api] listen in config.toml (or MESHWORK_API__LISTEN) to a free port',
+            })
+          : err,
+      ),
+    )
+    server.listen(port, host, () => resolve())
+  })
+  const address = server.address() as AddressInfo
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
+    async close() {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
