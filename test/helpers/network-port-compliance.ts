@@ -97,20 +97,26 @@ export function networkPortCompliance(name: string, create: (n: number) => Promi
       expect(dec(res)).toBe(`${a.peerId}:/compliance/echo/1:ping`)
       // Empty messages are messages too.
       b.handle('/compliance/empty/1', async () => new Uint8Array())
-      expect(await h.settle(a.request(b.peerId, '/compliance/empty/1', new Uint8Array()))).toEqual(new Uint8Array())
+      expect(await h.settle(a.request(b.peerId, '/compliance/empty/1', new Uint8Array()))).toEqual(
+        new Uint8Array(),
+      )
     })
 
     it('refuses a protocol nobody serves, a stopped protocol, and an unknown peer, with codes', async () => {
       const h = await start(2)
       const [a, b] = h.ports as [NetworkPort, NetworkPort]
-      expect(await codeOf(h, a.request(b.peerId, '/compliance/nobody/1', enc('x')))).toBe('PROTOCOL_NOT_SUPPORTED')
+      expect(await codeOf(h, a.request(b.peerId, '/compliance/nobody/1', enc('x')))).toBe(
+        'PROTOCOL_NOT_SUPPORTED',
+      )
       b.handle('/compliance/gone/1', async () => enc('here'))
       expect(await codeOf(h, a.request(b.peerId, '/compliance/gone/1', enc('x')))).toBe('ok')
       b.unhandle('/compliance/gone/1')
-      expect(await codeOf(h, a.request(b.peerId, '/compliance/gone/1', enc('x')))).toBe('PROTOCOL_NOT_SUPPORTED')
-      expect(await codeOf(h, a.request(h.strangerPeerId, '/compliance/gone/1', enc('x'), { timeoutMs: 2_000 }))).toBe(
-        'PEER_UNREACHABLE',
+      expect(await codeOf(h, a.request(b.peerId, '/compliance/gone/1', enc('x')))).toBe(
+        'PROTOCOL_NOT_SUPPORTED',
       )
+      expect(
+        await codeOf(h, a.request(h.strangerPeerId, '/compliance/gone/1', enc('x'), { timeoutMs: 2_000 })),
+      ).toBe('PEER_UNREACHABLE')
     })
 
     it("reports a handler's failure as REMOTE_ERROR and keeps serving", async () => {
@@ -131,7 +137,9 @@ export function networkPortCompliance(name: string, create: (n: number) => Promi
       const [a, b] = h.ports as [NetworkPort, NetworkPort]
       b.handle('/compliance/small/1', async (req) => req, { maxRequestBytes: 1_000 })
       expect(await codeOf(h, a.request(b.peerId, '/compliance/small/1', new Uint8Array(1_000)))).toBe('ok')
-      expect(await codeOf(h, a.request(b.peerId, '/compliance/small/1', new Uint8Array(1_001)))).toBe('REQUEST_TOO_LARGE')
+      expect(await codeOf(h, a.request(b.peerId, '/compliance/small/1', new Uint8Array(1_001)))).toBe(
+        'REQUEST_TOO_LARGE',
+      )
       b.handle('/compliance/big/1', async () => new Uint8Array(5_000))
       expect(
         await codeOf(h, a.request(b.peerId, '/compliance/big/1', enc('x'), { maxResponseBytes: 4_999 })),
@@ -144,9 +152,9 @@ export function networkPortCompliance(name: string, create: (n: number) => Promi
       const h = await start(2)
       const [a, b] = h.ports as [NetworkPort, NetworkPort]
       b.handle('/compliance/silent/1', () => new Promise<Uint8Array>(() => undefined))
-      expect(await codeOf(h, a.request(b.peerId, '/compliance/silent/1', enc('x'), { timeoutMs: 300 }), 5_000)).toBe(
-        'REQUEST_TIMEOUT',
-      )
+      expect(
+        await codeOf(h, a.request(b.peerId, '/compliance/silent/1', enc('x'), { timeoutMs: 300 }), 5_000),
+      ).toBe('REQUEST_TIMEOUT')
     })
 
     it('measures the round trip time to a peer and lists connected peers', async () => {
