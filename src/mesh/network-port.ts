@@ -59,7 +59,11 @@ export type Unsubscribe = () => void
 export interface NetworkPort {
   /** This node's peer id. */
   readonly peerId: string
-  /** Publishes `data` on `topic` to every subscriber but this node. */
+  /**
+   * Publishes `data` on `topic` to every subscriber but this node. With no subscriber it resolves
+   * and the message is gone (gossip is fire and forget); a message above the size cap rejects with
+   * REQUEST_TOO_LARGE.
+   */
   publish(topic: string, data: Uint8Array): Promise<void>
   /** Receives gossip on `topic` until the returned function is called. One handler a topic. */
   subscribe(topic: string, handler: GossipHandler): Unsubscribe

@@ -15,6 +15,12 @@ export interface AdvertiserInit {
   ttlMs: number
   /** This node's advertisement as of now (resources and services can change between refreshes). */
   ad: () => Advertisement
+  /**
+   * Extra publications after start, in ms from start (default 1, 3 and 7 s): gossip reaches only
+   * peers already subscribed, so a node that joins with others repeats itself early instead of
+   * leaving them to wait a whole refresh period.
+   */
+  warmup?: readonly number[]
 }
 
 /** What the advertiser uses. */
@@ -41,6 +47,8 @@ export class Advertiser {
   #timer: Timer | undefined
   #unsubscribe: Unsubscribe | undefined
   #running = false
+  #startedAt = 0
+  #warmup: number[] = []
 
   constructor(init: AdvertiserInit, components: AdvertiserComponents) {
     if (init.ttlMs <= init.refreshMs)
@@ -54,6 +62,10 @@ export class Advertiser {
     if (this.#running) return
     this.#running = true
     this.#unsubscribe = this.#c.port.subscribe(this.#init.topic, (m) => this.#receive(m.data, m.from))
+    this.#startedAt = this.#c.clock.now()
+    this.#warmup = [...(this.#init.warmup ?? [1_000, 3_000, 7_000])]
+      .filter((t) => t < this.#init.refreshMs)
+      .sort((a, b) => a - b)
     await this.publishNow()
     this.#schedule()
   }
@@ -76,7 +88,10 @@ export class Advertiser {
 
   #schedule(): void {
     if (!this.#running) return
-    this.#timer = this.#c.clock.setTimer(this.#init.refreshMs, () => {
+    const next = this.#warmup.shift()
+    const delay =
+      next === undefined ? this.#init.refreshMs : Math.max(0, this.#startedAt + next - this.#c.clock.now())
+    this.#timer = this.#c.clock.setTimer(delay, () => {
       this.#c.table.prune()
       this.publishNow()
         .catch((err: unknown) => this.#c.logger?.warn({ err }, 'failed to publish the advertisement'))
