@@ -80,3 +80,8 @@ export function createPeerVerifier(options: { cacheSize?: number } = {}): PeerVe
     },
   }
 }
+
+/** The binary form of a peer id (its multihash), as NodeRegistry stores it. */
+export function peerIdBytes(peerId: string): Uint8Array {
+  return peerIdFromString(peerId).toMultihash().bytes
+}
