@@ -208,6 +208,7 @@ export const chainErrorCodes = [
   'TX_REVERTED',
   'CONTRACT_REVERTED',
   'CHAIN_STATE_INVALID',
+  'INSUFFICIENT_FUNDS',
   ...new Set(Object.values(REVERTS).map((r) => r.code)),
 ] as const
 

@@ -113,6 +113,17 @@ export function toChainError(err: unknown, action: string): MeshworkError {
         cause: err,
       })
     }
+    const broke = err.walk((e) =>
+      /insufficient funds|enough funds/i.test(
+        `${(e as { details?: string }).details ?? ''} ${(e as Error).message}`,
+      ),
+    )
+    if (broke) {
+      return chainError('INSUFFICIENT_FUNDS', `${action}: the sending account has too little ETH for gas`, {
+        hint: 'Send some ETH for gas to the account (on devnet, from a funded dev account)',
+        cause: err,
+      })
+    }
     const transport = err.walk(
       (e) =>
         (e as { name?: string }).name === 'HttpRequestError' ||

@@ -1,13 +1,15 @@
 import { Command, CommanderError } from 'commander'
 import { InvalidArgumentError } from '../core/errors.js'
+import { VERSION } from '../core/version.js'
 import { chainInfoCommand } from './commands/chain-info.js'
 import { chainStartCommand } from './commands/chain-start.js'
 import { deployCommand } from './commands/deploy.js'
 import { devnetCommand } from './commands/devnet.js'
+import { nodeInitCommand } from './commands/node-init.js'
+import { nodeRegisterCommand } from './commands/node-register.js'
+import { nodeStartCommand } from './commands/node-start.js'
+import { nodeStatusCommand } from './commands/node-status.js'
 import { reportError, toJson } from './output.js'
-
-/** The package version, shown by --version. */
-export const VERSION = '0.1.0'
 
 /** Builds the command tree; with `json`, usage errors are left to {@link main} to print as JSON. */
 export function buildProgram(options: { json?: boolean } = {}): Command {
@@ -24,7 +26,13 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
   const chain = program.command('chain').description('the embedded dev chain and the deployed network')
   chainStartCommand(chain)
   chainInfoCommand(chain)
-  for (const c of [program, chain, ...program.commands, ...chain.commands]) c.exitOverride()
+  const node = program.command('node').description("an operator's node: identity, mesh, registration")
+  nodeInitCommand(node)
+  nodeStartCommand(node)
+  nodeRegisterCommand(node)
+  nodeStatusCommand(node)
+  for (const c of [program, chain, node, ...program.commands, ...chain.commands, ...node.commands])
+    c.exitOverride()
   return program
 }
 

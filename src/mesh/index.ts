@@ -1,3 +1,5 @@
+export * from './create-libp2p.js'
 export * from './errors.js'
+export * from './libp2p-port.js'
 export * from './network-port.js'
 export * from './sim-network.js'

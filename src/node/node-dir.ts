@@ -1,6 +1,6 @@
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
-import { readNetworkFile, type NetworkFile } from '../chain/network-file.js'
+import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
 import { loadNodeConfig, type NodeConfig } from './config.js'
 import { loadNodeIdentity, NODE_FILES, type NodeIdentity } from './identity.js'
 
@@ -20,6 +20,8 @@ export interface LoadedNodeDir {
 export function loadNodeDir(dir: string, env: NodeJS.ProcessEnv = process.env): LoadedNodeDir {
   const config = loadNodeConfig(join(dir, NODE_FILES.config), env)
   const identity = loadNodeIdentity(dir, config.node.payoutAddress)
-  const networkPath = isAbsolute(config.chain.network) ? config.chain.network : join(dir, config.chain.network)
+  const networkPath = isAbsolute(config.chain.network)
+    ? config.chain.network
+    : join(dir, config.chain.network)
   return { dir, config, identity, network: readNetworkFile(networkPath), networkPath }
 }

@@ -1,0 +1,108 @@
+import { join } from 'node:path'
+import type { Command } from 'commander'
+import { systemClock } from '../../core/clock.js'
+import { createLogger } from '../../core/logger.js'
+import { VERSION } from '../../core/version.js'
+import { createMeshLibp2p } from '../../mesh/create-libp2p.js'
+import { createLibp2pPort } from '../../mesh/libp2p-port.js'
+import { networkIdOf } from '../../mesh/wire-codec.js'
+import { adTopic } from '../../node/advertisement.js'
+import { openNodeDatabase } from '../../node/database.js'
+import { NODE_FILES } from '../../node/identity.js'
+import { NodeAgent } from '../../node/node-agent.js'
+import { DEFAULT_NODE_DIR, loadNodeDir } from '../../node/node-dir.js'
+import { startOpsServer } from '../../node/ops-server.js'
+import { probeResources } from '../../node/resources.js'
+import { globalOptions } from '../context.js'
+import { createOutput } from '../output.js'
+import { waitForShutdown } from '../signals.js'
+
+/** How long a clean stop may take before the process exits anyway. */
+const STOP_DEADLINE_MS = 5_000
+
+/**
+ * `meshwork node start`: the composition root of an operator's node. Builds the parts in order
+ * (database, libp2p, network port, agent, ops server) and stops them in reverse on SIGINT/SIGTERM.
+ */
+export function nodeStartCommand(node: Command): void {
+  node
+    .command('start')
+    .description('join the mesh and advertise this node (Ctrl-C stops it)')
+    .option('--dir <dir>', 'node directory', DEFAULT_NODE_DIR)
+    .action(async (opts: { dir: string }, cmd: Command) => {
+      const g = globalOptions(cmd)
+      const out = createOutput(g)
+      const { dir, config, identity, network } = loadNodeDir(opts.dir)
+      const logger = createLogger({ level: g.verbose ? 'debug' : 'info' }).child({ peerId: identity.peerId })
+      logger.info({ config }, 'loaded config')
+      const net = networkIdOf(network)
+      const db = openNodeDatabase(join(dir, NODE_FILES.database))
+      const stack: { name: string; stop: () => Promise<void> | void }[] = [
+        { name: 'database', stop: () => db.close() },
+      ]
+      const stopAll = async () => {
+        for (const part of stack.reverse()) {
+          await Promise.resolve(part.stop()).catch((err: unknown) =>
+            logger.warn({ err, part: part.name }, 'failed to stop'),
+          )
+        }
+      }
+      try {
+        out.step('probing resources')
+        const resources = await probeResources(dir)
+        out.step('joining the mesh')
+        const libp2p = await createMeshLibp2p({
+          privateKey: identity.peerKey,
+          listen: [...config.mesh.listen],
+          bootstrap: [...network.bootstrap, ...config.mesh.bootstrap],
+          mdns: config.mesh.mdns,
+          scoredTopics: [adTopic(net)],
+        })
+        const port = createLibp2pPort(libp2p)
+        stack.push({ name: 'mesh', stop: () => port.close() })
+        const agent = new NodeAgent(
+          {
+            network: net,
+            h3Cell: config.node.h3Cell,
+            tier: config.node.tier,
+            version: VERSION,
+            refreshMs: config.ads.refreshSeconds * 1_000,
+            ttlMs: config.ads.ttlSeconds * 1_000,
+            dir,
+          },
+          {
+            port,
+            clock: systemClock,
+            db,
+            identity,
+            resources,
+            logger,
+            addresses: () => libp2p.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/[^/]+$/, '')),
+          },
+        )
+        await agent.start()
+        stack.push({ name: 'agent', stop: () => agent.stop() })
+        const ops = await startOpsServer({
+          listen: config.api.listen,
+          registry: agent.metrics.registry,
+          status: () => agent.status(),
+          healthy: () => libp2p.status === 'started',
+        })
+        stack.push({ name: 'ops', stop: () => ops.close() })
+        out.json({ ready: true, peerId: identity.peerId, addresses: agent.status().addresses, ops: ops.url })
+        out.info(`Meshwork node ${identity.peerId} running`)
+        for (const a of agent.status().addresses) out.info(`  listening ${a}/p2p/${identity.peerId}`)
+        out.info(`  metrics   ${ops.url}/metrics   status ${ops.url}/status`)
+        const signal = await waitForShutdown()
+        out.step(`stopping (${signal})`)
+      } finally {
+        const deadline = setTimeout(() => {
+          logger.error('did not stop within 5 s; exiting')
+          process.exit(1)
+        }, STOP_DEADLINE_MS)
+        deadline.unref()
+        await stopAll()
+        clearTimeout(deadline)
+      }
+    })
+}

@@ -1,0 +1,659 @@
+/**
+ * The network port over libp2p: gossip over gossipsub, request/response over one libp2p stream a
+ * request.
+ *
+ * Request/response framing (all lengths are unsigned 32-bit big-endian):
+ *
+ * ```
+ * request:  length(4) ‖ payload                     then the caller half-closes its side
+ * response: status(1) ‖ length(4) ‖ payload         status 0 = ok, 1 = error
+ * ```
+ *
+ * An error payload is a UTF-8 code of `meshErrorCodes` (`REQUEST_TOO_LARGE`, `REMOTE_ERROR`). A fixed
+ * 4-byte length lets the server refuse an oversized request after 4 bytes, without buffering it.
+ * Every inbound stream has a deadline per phase (read, handle, write, drain) and every error is
+ * caught: a misbehaving peer costs a stream, never the process.
+ */
+import type { GossipsubMessage } from '@libp2p/gossipsub'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type {
+  Connection,
+  Libp2p,
+  PeerId,
+  Stream,
+  StreamCloseEvent,
+  StreamMessageEvent,
+} from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Ping } from '@libp2p/ping'
+import { pino } from 'pino'
+import { InvalidArgumentError } from '../core/errors.js'
+import type { Logger } from '../core/logger.js'
+import type { MeshPubSub } from './create-libp2p.js'
+import { type MeshErrorCode, meshError } from './errors.js'
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  type GossipHandler,
+  type HandleOptions,
+  type NetworkPort,
+  type RequestHandler,
+  type RequestOptions,
+  type Unsubscribe,
+  type Verdict,
+} from './network-port.js'
+
+/** What the port uses of a libp2p node (a {@link MeshLibp2p} has all of it). */
+export type Libp2pPortNode = Pick<
+  Libp2p,
+  'peerId' | 'dialProtocol' | 'handle' | 'unhandle' | 'getPeers' | 'getConnections' | 'stop'
+> & { services: { pubsub: MeshPubSub; ping: Ping } }
+
+/** Options of {@link createLibp2pPort}. */
+export interface Libp2pPortOptions {
+  /** Largest gossip message handed to a handler; larger ones are rejected (default 1 MiB). */
+  maxGossipBytes?: number
+  /** Inbound streams: longest wait for the request, for writing the response, and for the caller to finish (default 10 s each). */
+  ioTimeoutMs?: number
+  /** Longest a request handler may run before the caller gets REMOTE_ERROR (default 60 s). */
+  handlerTimeoutMs?: number
+  /** Concurrent inbound streams a connection may open per served protocol (default 32). */
+  maxInboundStreams?: number
+  /** Where failures of handlers and streams are logged (default: silent). */
+  logger?: Logger
+}
+
+const OK = 0
+const ERROR = 1
+const LENGTH_BYTES = 4
+const RESPONSE_HEAD_BYTES = 1 + LENGTH_BYTES
+/** Error payloads are short codes; anything longer is a malformed response. */
+const MAX_ERROR_PAYLOAD_BYTES = 256
+/** Wait before retrying a ping that found the peer's one ping stream busy. */
+const PING_RETRY_MS = 25
+/** The error codes a server may send; anything else is reported as REMOTE_ERROR. */
+const REMOTE_CODES: ReadonlySet<string> = new Set<MeshErrorCode>([
+  'REQUEST_TOO_LARGE',
+  'REMOTE_ERROR',
+  'PROTOCOL_NOT_SUPPORTED',
+])
+
+const VALIDATION: Record<Verdict, TopicValidatorResult> = {
+  accept: TopicValidatorResult.Accept,
+  ignore: TopicValidatorResult.Ignore,
+  reject: TopicValidatorResult.Reject,
+}
+
+/**
+ * Wraps a started libp2p node (see {@link createMeshLibp2p}) as a {@link NetworkPort}. The port owns
+ * the node: `close()` stops it.
+ *
+ * Gossip verdicts go back to gossipsub (the node must run it with `asyncValidation`): `accept`
+ * forwards, `ignore` drops, `reject` drops and lowers the relaying peer's score on scored topics.
+ */
+export function createLibp2pPort(node: Libp2pPortNode, options: Libp2pPortOptions = {}): NetworkPort {
+  return new Libp2pPort(node, options)
+}
+
+interface Served {
+  handler: RequestHandler
+  maxRequestBytes: number
+}
+
+class Libp2pPort implements NetworkPort {
+  readonly peerId: string
+  private readonly node: Libp2pPortNode
+  private readonly pubsub: MeshPubSub
+  private readonly log: Logger
+  private readonly maxGossipBytes: number
+  private readonly ioTimeoutMs: number
+  private readonly handlerTimeoutMs: number
+  private readonly maxInboundStreams: number
+  private readonly subscriptions = new Map<string, GossipHandler>()
+  private readonly served = new Map<string, Served>()
+  private readonly closeController = new AbortController()
+  private closing: Promise<void> | undefined
+  private readonly onGossip = (event: CustomEvent<GossipsubMessage>): void => {
+    this.deliver(event.detail).catch((err: unknown) => this.log.warn({ err }, 'failed to deliver gossip'))
+  }
+
+  constructor(node: Libp2pPortNode, options: Libp2pPortOptions) {
+    this.node = node
+    this.pubsub = node.services.pubsub
+    this.peerId = node.peerId.toString()
+    this.log = options.logger ?? pino({ level: 'silent' })
+    this.maxGossipBytes = options.maxGossipBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+    this.ioTimeoutMs = options.ioTimeoutMs ?? 10_000
+    this.handlerTimeoutMs = options.handlerTimeoutMs ?? 60_000
+    this.maxInboundStreams = options.maxInboundStreams ?? 32
+    this.pubsub.addEventListener('gossipsub:message', this.onGossip)
+  }
+
+  private get closed(): boolean {
+    return this.closeController.signal.aborted
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw meshError('PORT_CLOSED', 'The network port is closed')
+  }
+
+  // Gossip
+
+  async publish(topic: string, data: Uint8Array): Promise<void> {
+    this.assertOpen()
+    if (data.byteLength > this.maxGossipBytes) {
+      // The simulated network's code too: every subscriber would reject it anyway.
+      throw meshError(
+        'REQUEST_TOO_LARGE',
+        `A gossip message of ${data.byteLength} bytes exceeds ${this.maxGossipBytes}`,
+        {
+          details: { topic, bytes: data.byteLength, max: this.maxGossipBytes },
+        },
+      )
+    }
+    try {
+      await this.pubsub.publish(topic, data)
+    } catch (err) {
+      this.assertOpen()
+      throw err
+    }
+  }
+
+  subscribe(topic: string, handler: GossipHandler): Unsubscribe {
+    this.assertOpen()
+    if (this.subscriptions.has(topic)) {
+      throw new InvalidArgumentError(`${this.peerId} already subscribes to ${topic}`, { details: { topic } })
+    }
+    this.subscriptions.set(topic, handler)
+    this.pubsub.subscribe(topic)
+    return () => {
+      if (this.subscriptions.get(topic) !== handler) return
+      this.subscriptions.delete(topic)
+      if (!this.closed) this.pubsub.unsubscribe(topic)
+    }
+  }
+
+  /** Runs the topic's handler on one message and reports its verdict to gossipsub. */
+  private async deliver({ msgId, propagationSource, msg }: GossipsubMessage): Promise<void> {
+    const handler = this.subscriptions.get(msg.topic)
+    let verdict: Verdict = 'ignore'
+    if (handler === undefined) {
+      verdict = 'ignore'
+    } else if (msg.type !== 'signed' || msg.data.byteLength > this.maxGossipBytes) {
+      verdict = 'reject'
+    } else {
+      try {
+        // Gossipsub hands over a Buffer: give handlers a plain Uint8Array view of it.
+        const data = new Uint8Array(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength)
+        const v = await handler({ topic: msg.topic, from: msg.from.toString(), data })
+        verdict = v in VALIDATION ? v : 'ignore'
+      } catch (err) {
+        this.log.warn({ err, topic: msg.topic }, 'ignore gossip whose handler threw')
+      }
+    }
+    if (this.closed) return
+    this.pubsub.reportMessageValidationResult(msgId, propagationSource.toString(), VALIDATION[verdict])
+  }
+
+  /**
+   * Subscribers of `topic` this node has an open gossipsub stream to: gossipsub learns of a
+   * subscription over the peer's stream to us, but sends over ours to the peer, and drops what it
+   * cannot send. Only peers in this list receive a message published now.
+   */
+  topicPeers(topic: string): string[] {
+    if (this.closed) return []
+    return this.pubsub
+      .getSubscribers(topic)
+      .map((p) => p.toString())
+      .filter((id) => this.pubsub.streamsOutbound.has(id))
+  }
+
+  peers(): string[] {
+    if (this.closed) return []
+    return this.node.getPeers().map((p) => p.toString())
+  }
+
+  // Request/response: the serving side
+
+  handle(protocol: string, handler: RequestHandler, options: HandleOptions = {}): void {
+    this.assertOpen()
+    if (this.served.has(protocol)) {
+      throw new InvalidArgumentError(`${this.peerId} already handles ${protocol}`, { details: { protocol } })
+    }
+    this.served.set(protocol, {
+      handler,
+      maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    })
+    // libp2p registers the handler synchronously; the promise only updates the peer store.
+    this.node
+      .handle(
+        protocol,
+        (stream, connection) => {
+          this.serve(protocol, stream, connection).catch((err: unknown) => {
+            this.log.warn({ err, protocol }, 'failed to serve a request')
+            stream.abort(toError(err))
+          })
+        },
+        { force: true, maxInboundStreams: this.maxInboundStreams },
+      )
+      .catch((err: unknown) => this.log.warn({ err, protocol }, 'failed to register a protocol handler'))
+  }
+
+  unhandle(protocol: string): void {
+    if (!this.served.delete(protocol) || this.closed) return
+    this.node
+      .unhandle(protocol)
+      .catch((err: unknown) => this.log.warn({ err, protocol }, 'failed to unregister a protocol'))
+  }
+
+  /** One inbound request: read the frame, run the handler, write the response frame. */
+  private async serve(protocol: string, stream: Stream, connection: Connection): Promise<void> {
+    const entry = this.served.get(protocol)
+    if (entry === undefined || this.closed) {
+      stream.abort(meshError('PROTOCOL_NOT_SUPPORTED', `Not serving ${protocol}`))
+      return
+    }
+    const from = connection.remotePeer.toString()
+    const deadline = new StreamDeadline(stream)
+    const reader = new FrameReader(stream, LENGTH_BYTES + entry.maxRequestBytes)
+    try {
+      deadline.arm(this.ioTimeoutMs)
+      const length = readUint32(await reader.read(LENGTH_BYTES), 0)
+      if (length > entry.maxRequestBytes) {
+        reader.discard()
+        this.log.debug({ protocol, from, length, max: entry.maxRequestBytes }, 'refuse an oversized request')
+        await writeFrame(stream, errorFrame('REQUEST_TOO_LARGE'))
+        deadline.arm(this.ioTimeoutMs) // for the caller to stop sending and close
+        return
+      }
+      const request = await reader.read(length)
+      reader.discard()
+
+      deadline.arm(this.handlerTimeoutMs + this.ioTimeoutMs)
+      let frame: Uint8Array[]
+      try {
+        const response = await withTimeout(
+          Promise.resolve().then(() => entry.handler(request, { protocol, from })),
+          this.handlerTimeoutMs,
+          // Stop waiting (the handler itself cannot be cancelled) when the caller or the port goes.
+          AbortSignal.any([deadline.closed, this.closeController.signal]),
+        )
+        if (!(response instanceof Uint8Array))
+          throw new TypeError('A request handler must resolve with a Uint8Array')
+        frame = [responseHead(OK, response.byteLength), response]
+      } catch (err) {
+        if (deadline.closed.aborted || this.closed) {
+          this.log.debug({ protocol, from }, 'drop a request whose caller or port went away')
+          return
+        }
+        this.log.warn({ err, protocol, from }, 'answer REMOTE_ERROR for a failed request handler')
+        frame = errorFrame('REMOTE_ERROR')
+      }
+
+      deadline.arm(this.ioTimeoutMs)
+      await writeFrame(stream, frame)
+      deadline.arm(this.ioTimeoutMs) // for the caller to close its side
+    } catch (err) {
+      this.log.debug({ err, protocol, from }, 'drop an inbound request stream')
+      stream.abort(toError(err))
+    } finally {
+      reader.discard()
+    }
+  }
+
+  // Request/response: the calling side
+
+  async request(
+    peer: string,
+    protocol: string,
+    data: Uint8Array,
+    options: RequestOptions = {},
+  ): Promise<Uint8Array> {
+    this.assertOpen()
+    const peerId = this.parsePeer(peer)
+    const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
+    const signal = this.callSignal(timeout, options.signal)
+    const context = { peer, protocol }
+
+    let stream: Stream
+    try {
+      stream = await this.node.dialProtocol(peerId, protocol, { signal })
+    } catch (err) {
+      throw this.failure(err, { ...context, peerId, timeout, user: options.signal, opened: false })
+    }
+
+    const reader = new FrameReader(stream, RESPONSE_HEAD_BYTES + maxResponseBytes)
+    const writing = writeFrame(stream, [uint32(data.byteLength), data], signal)
+    writing.catch((err: unknown) => this.log.debug({ err, ...context }, 'stop writing a request'))
+    try {
+      const head = await reader.read(RESPONSE_HEAD_BYTES, signal)
+      const status = head[0]
+      const length = readUint32(head, 1)
+      if (status === OK) {
+        if (length > maxResponseBytes) {
+          throw meshError('RESPONSE_TOO_LARGE', `Response of ${length} bytes exceeds ${maxResponseBytes}`, {
+            details: { ...context, length, max: maxResponseBytes },
+          })
+        }
+        const response = await reader.read(length, signal)
+        await writing.catch(() => undefined)
+        return response
+      }
+      if (status !== ERROR || length > MAX_ERROR_PAYLOAD_BYTES) {
+        throw meshError('REMOTE_ERROR', 'Malformed response', { details: { ...context, status, length } })
+      }
+      const code = new TextDecoder().decode(await reader.read(length, signal))
+      throw meshError(
+        REMOTE_CODES.has(code) ? (code as MeshErrorCode) : 'REMOTE_ERROR',
+        `${peer} answered ${protocol} with ${code}`,
+        { details: { ...context, remoteCode: code } },
+      )
+    } catch (err) {
+      stream.abort(toError(err))
+      throw this.failure(err, { ...context, peerId, timeout, user: options.signal, opened: true })
+    } finally {
+      reader.discard()
+    }
+  }
+
+  async rtt(peer: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+    this.assertOpen()
+    const peerId = this.parsePeer(peer)
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
+    const signal = this.callSignal(timeout, options.signal)
+    try {
+      for (;;) {
+        try {
+          return await this.node.services.ping.ping(peerId, { signal })
+        } catch (err) {
+          // The ping spec allows one outbound ping stream a peer, and kad-dht pings contacts too:
+          // wait for its ping to finish.
+          if (toError(err).name !== 'TooManyOutboundProtocolStreamsError') throw err
+          await abortableDelay(PING_RETRY_MS, signal)
+        }
+      }
+    } catch (err) {
+      const opened = this.node.getConnections(peerId).length > 0
+      throw this.failure(err, { peer, protocol: 'ping', peerId, timeout, user: options.signal, opened })
+    }
+  }
+
+  private parsePeer(peer: string): PeerId {
+    try {
+      return peerIdFromString(peer)
+    } catch (err) {
+      throw meshError('PEER_UNREACHABLE', `Not a peer id: ${peer}`, { details: { peer }, cause: err })
+    }
+  }
+
+  private callSignal(timeout: AbortSignal, user: AbortSignal | undefined): AbortSignal {
+    const signals = [this.closeController.signal, timeout]
+    if (user !== undefined) signals.push(user)
+    return AbortSignal.any(signals)
+  }
+
+  /**
+   * Maps a failed call to a MeshError. A timeout before any connection to the peer existed is
+   * PEER_UNREACHABLE (it could not be dialled in time); after, REQUEST_TIMEOUT. A caller's abort
+   * that is not a timeout is rethrown as its reason.
+   */
+  private failure(
+    err: unknown,
+    c: {
+      peer: string
+      protocol: string
+      peerId: PeerId
+      timeout: AbortSignal
+      user: AbortSignal | undefined
+      opened: boolean
+    },
+  ): unknown {
+    const details = { peer: c.peer, protocol: c.protocol }
+    if (this.closed) return meshError('PORT_CLOSED', 'The network port closed', { details, cause: err })
+    const connected = c.opened || this.node.getConnections(c.peerId).length > 0
+    const timedOut = c.timeout.aborted || (c.user?.aborted === true && isTimeout(c.user.reason))
+    if (timedOut) {
+      return connected
+        ? meshError('REQUEST_TIMEOUT', `${c.peer} did not answer ${c.protocol} in time`, {
+            details,
+            cause: err,
+          })
+        : meshError('PEER_UNREACHABLE', `Could not reach ${c.peer} in time`, { details, cause: err })
+    }
+    if (c.user?.aborted === true) return c.user.reason
+    if (isCoded(err)) return err
+    if (toError(err).name === 'UnsupportedProtocolError') {
+      return meshError('PROTOCOL_NOT_SUPPORTED', `${c.peer} does not serve ${c.protocol}`, {
+        details,
+        cause: err,
+      })
+    }
+    if (!c.opened || this.node.getConnections(c.peerId).length === 0) {
+      return meshError('PEER_UNREACHABLE', `Could not reach ${c.peer}`, { details, cause: err })
+    }
+    return meshError('REMOTE_ERROR', `${c.peer} failed ${c.protocol}: ${toError(err).message}`, {
+      details,
+      cause: err,
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closeController.abort(meshError('PORT_CLOSED', 'The network port closed'))
+      this.pubsub.removeEventListener('gossipsub:message', this.onGossip)
+      this.subscriptions.clear()
+      this.served.clear()
+      this.closing = Promise.resolve(this.node.stop())
+    }
+    await this.closing
+  }
+}
+
+/**
+ * Collects a stream's incoming bytes for sequential exact reads. Keeps at most `cap` bytes (what
+ * lies beyond is dropped: the frame it belongs to is refused anyway), so a peer cannot make it
+ * buffer more than one frame.
+ */
+class FrameReader {
+  private readonly stream: Stream
+  private readonly cap: number
+  private chunks: Uint8Array[] = []
+  private buffered = 0
+  private kept = 0
+  private ended = false
+  private error: Error | undefined
+  private wake: (() => void) | undefined
+  private discarding = false
+
+  private readonly onMessage = (event: StreamMessageEvent): void => {
+    if (this.discarding) return
+    const room = this.cap - this.kept
+    if (room <= 0) return
+    let data = event.data.subarray()
+    if (data.byteLength > room) data = data.subarray(0, room)
+    this.chunks.push(data)
+    this.buffered += data.byteLength
+    this.kept += data.byteLength
+    this.wake?.()
+  }
+  private readonly onEnd = (): void => {
+    this.ended = true
+    this.wake?.()
+  }
+  private readonly onClose = (event: StreamCloseEvent): void => {
+    this.ended = true
+    if (event.error !== undefined) this.error = event.error
+    this.wake?.()
+  }
+
+  constructor(stream: Stream, cap: number) {
+    this.stream = stream
+    this.cap = cap
+    stream.addEventListener('message', this.onMessage)
+    stream.addEventListener('remoteCloseWrite', this.onEnd)
+    stream.addEventListener('close', this.onClose)
+  }
+
+  /** Resolves with the next `n` bytes; rejects when the stream ends first or `signal` aborts. */
+  async read(n: number, signal?: AbortSignal): Promise<Uint8Array> {
+    while (this.buffered < n) {
+      if (this.error !== undefined) throw this.error
+      if (this.ended) throw new Error(`Stream ended after ${this.buffered} of ${n} bytes`)
+      if (this.discarding) throw new Error('Reader is discarding')
+      signal?.throwIfAborted()
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          this.wake = undefined
+          reject(signal?.reason)
+        }
+        this.wake = () => {
+          this.wake = undefined
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        }
+        signal?.addEventListener('abort', onAbort, { once: true })
+      })
+    }
+    return this.take(n)
+  }
+
+  private take(n: number): Uint8Array {
+    const out = new Uint8Array(n)
+    let offset = 0
+    while (offset < n) {
+      const chunk = this.chunks[0] as Uint8Array
+      const used = Math.min(chunk.byteLength, n - offset)
+      out.set(chunk.subarray(0, used), offset)
+      offset += used
+      if (used === chunk.byteLength) this.chunks.shift()
+      else this.chunks[0] = chunk.subarray(used)
+    }
+    this.buffered -= n
+    return out
+  }
+
+  /** Drops everything from now on (still listening, so the stream never buffers unread data). */
+  discard(): void {
+    if (this.discarding) return
+    this.discarding = true
+    this.chunks = []
+    this.buffered = 0
+    this.stream.removeEventListener('remoteCloseWrite', this.onEnd)
+    this.stream.removeEventListener('close', this.onClose)
+    this.stream.addEventListener('close', () => this.stream.removeEventListener('message', this.onMessage), {
+      once: true,
+    })
+  }
+}
+
+/** Aborts a stream when the current phase's time runs out; ends with the stream. */
+class StreamDeadline {
+  private readonly stream: Stream
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private readonly closedController = new AbortController()
+
+  constructor(stream: Stream) {
+    this.stream = stream
+    if (stream.status !== 'open') this.closedController.abort()
+    stream.addEventListener(
+      'close',
+      () => {
+        clearTimeout(this.timer)
+        this.closedController.abort()
+      },
+      { once: true },
+    )
+  }
+
+  /** Aborts once the stream has closed, for whatever reason. */
+  get closed(): AbortSignal {
+    return this.closedController.signal
+  }
+
+  /** (Re)starts the clock: the stream is aborted in `ms` unless it closes first or is re-armed. */
+  arm(ms: number): void {
+    clearTimeout(this.timer)
+    if (this.stream.status !== 'open') return
+    this.timer = setTimeout(
+      () => this.stream.abort(meshError('REQUEST_TIMEOUT', 'Stream deadline passed')),
+      ms,
+    )
+    this.timer.unref?.()
+  }
+}
+
+/** Sends `parts` and half-closes, waiting for the transport to take them. */
+async function writeFrame(stream: Stream, parts: Uint8Array[], signal?: AbortSignal): Promise<void> {
+  for (const part of parts) {
+    if (part.byteLength > 0 && !stream.send(part))
+      await stream.onDrain(signal === undefined ? {} : { signal })
+  }
+  await stream.close(signal === undefined ? {} : { signal })
+}
+
+function errorFrame(code: MeshErrorCode): Uint8Array[] {
+  const payload = new TextEncoder().encode(code)
+  return [responseHead(ERROR, payload.byteLength), payload]
+}
+
+function responseHead(status: number, length: number): Uint8Array {
+  const head = new Uint8Array(RESPONSE_HEAD_BYTES)
+  head[0] = status
+  new DataView(head.buffer).setUint32(1, length)
+  return head
+}
+
+function uint32(value: number): Uint8Array {
+  const bytes = new Uint8Array(LENGTH_BYTES)
+  new DataView(bytes.buffer).setUint32(0, value)
+  return bytes
+}
+
+function readUint32(bytes: Uint8Array, offset: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset)
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason)
+      return
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** Settles like `promise`, or rejects after `ms` or when `signal` aborts, whichever comes first. */
+function withTimeout<T>(promise: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {
+  const limit = AbortSignal.any([signal, AbortSignal.timeout(ms)])
+  let onAbort: (() => void) | undefined
+  const stop = new Promise<never>((_, reject) => {
+    onAbort = () => reject(limit.reason)
+    if (limit.aborted) onAbort()
+    else limit.addEventListener('abort', onAbort, { once: true })
+  })
+  return Promise.race([promise, stop]).finally(() => {
+    if (onAbort !== undefined) limit.removeEventListener('abort', onAbort)
+  })
+}
+
+function isTimeout(reason: unknown): boolean {
+  return reason instanceof Error && reason.name === 'TimeoutError'
+}
+
+function isCoded(err: unknown): boolean {
+  return err instanceof Error && err.name === 'MeshError'
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
+}
