@@ -1,12 +1,6 @@
 import type { Command } from 'commander'
 import { formatUnits, parseUnits } from 'viem'
-import {
-  connectChain,
-  registerNode,
-  SERVICES,
-  type ServiceName,
-  servicesMask,
-} from '../../chain/index.js'
+import { connectChain, registerNode, SERVICES, type ServiceName, servicesMask } from '../../chain/index.js'
 import { InvalidArgumentError } from '../../core/errors.js'
 import { peerIdBytes } from '../../mesh/peer-key.js'
 import { DEFAULT_NODE_DIR, loadNodeDir } from '../../node/node-dir.js'
