@@ -34,6 +34,8 @@ export interface AdvertiserComponents {
   onPublished?: (seq: number) => void
   /** Called for each advertisement from another node that made it into the table. */
   onAd?: (envelope: Envelope<Advertisement>) => void
+  /** Called when a periodic publication fails (it is retried at the next period). */
+  onError?: (err: unknown) => void
 }
 
 /**
@@ -94,7 +96,10 @@ export class Advertiser {
     this.#timer = this.#c.clock.setTimer(delay, () => {
       this.#c.table.prune()
       this.publishNow()
-        .catch((err: unknown) => this.#c.logger?.warn({ err }, 'failed to publish the advertisement'))
+        .catch((err: unknown) => {
+          this.#c.logger?.warn({ err }, 'failed to publish the advertisement')
+          this.#c.onError?.(err)
+        })
         .finally(() => this.#schedule())
     })
   }

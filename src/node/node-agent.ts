@@ -7,6 +7,7 @@ import { AdTable, type KnownAd } from './ad-table.js'
 import { ADVERTISEMENT, type Advertisement, adTopic, type Resources } from './advertisement.js'
 import { Advertiser } from './advertiser.js'
 import type { NodeDatabase } from './database.js'
+import type { NodeErrorCode } from './errors.js'
 import type { NodeIdentity } from './identity.js'
 import { createNodeMetrics, type NodeMetrics } from './node-metrics.js'
 import type { NodeService } from './service.js'
@@ -103,6 +104,7 @@ export class NodeAgent {
           this.metrics.published(seq)
         },
         onAd: () => this.metrics.messageIn('ad'),
+        onError: (err) => this.recordError('AD_PUBLISH_FAILED', (err as Error)?.message ?? String(err)),
       },
     )
   }
@@ -152,7 +154,7 @@ export class NodeAgent {
   }
 
   /** Records an error for `node status` and logs it. */
-  recordError(code: string, message: string): void {
+  recordError(code: NodeErrorCode, message: string): void {
     this.#c.logger.warn({ code }, message)
     this.#c.db.recordError(this.#c.clock.now(), code, message)
   }
