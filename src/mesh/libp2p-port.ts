@@ -26,9 +26,8 @@ import type {
 } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Ping } from '@libp2p/ping'
-import { pino } from 'pino'
 import { InvalidArgumentError } from '../core/errors.js'
-import type { Logger } from '../core/logger.js'
+import { createLogger, type Logger } from '../core/logger.js'
 import type { MeshPubSub } from './create-libp2p.js'
 import { type MeshErrorCode, meshError } from './errors.js'
 import {
@@ -121,7 +120,7 @@ class Libp2pPort implements NetworkPort {
     this.node = node
     this.pubsub = node.services.pubsub
     this.peerId = node.peerId.toString()
-    this.log = options.logger ?? pino({ level: 'silent' })
+    this.log = options.logger ?? createLogger({ level: 'silent' })
     this.maxGossipBytes = options.maxGossipBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.ioTimeoutMs = options.ioTimeoutMs ?? 10_000
     this.handlerTimeoutMs = options.handlerTimeoutMs ?? 60_000

@@ -58,7 +58,7 @@ export function nodeStartCommand(node: Command): void {
           mdns: config.mesh.mdns,
           scoredTopics: [adTopic(net)],
         })
-        const port = createLibp2pPort(libp2p)
+        const port = createLibp2pPort(libp2p, { logger: logger.child({ module: 'mesh' }) })
         stack.push({ name: 'mesh', stop: () => port.close() })
         const agent = new NodeAgent(
           {
