@@ -641,243 +641,247 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 // The victim's side: runs in the test's thread.
 
 function fuzzSuite(): void {
-  describe('a node under a flood of random and mutated messages (real libp2p, 127.0.0.1)', () => {
-    /** What a test started, stopped in reverse order in afterEach even when the test fails midway. */
-    const stops: (() => Promise<void>)[] = []
-    const tempDirs: string[] = []
-    afterEach(async () => {
-      for (const stop of stops.splice(0).reverse()) await stop()
-    })
-    afterAll(() => {
-      for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-    })
-
-    async function startAgent(bootstrap: string[]) {
-      const key = await generateKeyPair('Ed25519')
-      const dir = mkdtempSync(join(tmpdir(), 'mw-node-fuzz-'))
-      tempDirs.push(dir)
-      const db: NodeDatabase = openNodeDatabase(join(dir, 'node.db'))
-      const libp2p = await createMeshLibp2p({ privateKey: key, bootstrap, scoredTopics: [TOPIC] })
-      const port = createLibp2pPort(libp2p)
-      const peerId = libp2p.peerId.toString()
-      const agent = new NodeAgent(
-        {
-          network: NET,
-          h3Cell: CELL,
-          tier: 'edge',
-          version: 'test',
-          refreshMs: REFRESH_MS,
-          ttlMs: TTL_MS,
-          dir,
-        },
-        {
-          port,
-          clock: systemClock,
-          db,
-          identity: { peerKey: key, peerId, operatorAddress: OPERATOR },
-          resources,
-          logger,
-        },
-      )
-      stops.push(async () => {
-        await agent.stop()
-        await port.close()
-        db.close()
+  // About 2 minutes on 2 cores and timing-sensitive under load: on demand (npm run test:fuzz), not in npm test.
+  describe.skipIf(process.env.MESHWORK_FUZZ !== '1')(
+    'a node under a flood of random and mutated messages (real libp2p, 127.0.0.1)',
+    () => {
+      /** What a test started, stopped in reverse order in afterEach even when the test fails midway. */
+      const stops: (() => Promise<void>)[] = []
+      const tempDirs: string[] = []
+      afterEach(async () => {
+        for (const stop of stops.splice(0).reverse()) await stop()
       })
-      await agent.start()
-      return { peerId, libp2p, port, agent }
-    }
+      afterAll(() => {
+        for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+      })
 
-    const counter = async (agent: NodeAgent, name: string) =>
-      (await agent.metrics.registry.getSingleMetric(name)?.get())?.values ?? []
-
-    it(`stays up, bounded and fair under ${FUZZ_TARGET.toLocaleString('en')} random and mutated messages`, async ({
-      annotate,
-    }) => {
-      const gc = collector()
-      const victim = await startAgent([])
-      const honest = await startAgent([tcpAddr(victim.libp2p)])
-      await until(() => victim.agent.table.get(honest.peerId) !== undefined)
-      const pubsub = victim.libp2p.services.pubsub
-      const senders = startSenderThread({ victimAddr: tcpAddr(victim.libp2p) })
-      stops.push(senders.stop)
-
-      // Messages the codec has counted so far (rejected by reason, or taken into the table).
-      const counted = async () => {
-        const rejected = await counter(victim.agent, 'meshwork_node_messages_rejected_total')
-        const taken = (await counter(victim.agent, 'meshwork_node_messages_in_total')).find(
-          (v) => v.labels.kind === 'ad',
+      async function startAgent(bootstrap: string[]) {
+        const key = await generateKeyPair('Ed25519')
+        const dir = mkdtempSync(join(tmpdir(), 'mw-node-fuzz-'))
+        tempDirs.push(dir)
+        const db: NodeDatabase = openNodeDatabase(join(dir, 'node.db'))
+        const libp2p = await createMeshLibp2p({ privateKey: key, bootstrap, scoredTopics: [TOPIC] })
+        const port = createLibp2pPort(libp2p)
+        const peerId = libp2p.peerId.toString()
+        const agent = new NodeAgent(
+          {
+            network: NET,
+            h3Cell: CELL,
+            tier: 'edge',
+            version: 'test',
+            refreshMs: REFRESH_MS,
+            ttlMs: TTL_MS,
+            dir,
+          },
+          {
+            port,
+            clock: systemClock,
+            db,
+            identity: { peerKey: key, peerId, operatorAddress: OPERATOR },
+            resources,
+            logger,
+          },
         )
-        return {
-          byReason: Object.fromEntries(rejected.map((v) => [String(v.labels.reason), v.value])),
-          rejected: rejected.reduce((sum, v) => sum + v.value, 0),
-          taken: taken?.value ?? 0,
-        }
-      }
-      // From here on, what reached the victim's handler, by sender: every gossip message on the
-      // topic that gossipsub hands to the port (whose listener runs the handler in the same
-      // dispatch). The counters are read and the listener added with no I/O in between.
-      const before = await counted()
-      const delivered = new Map<string, number>()
-      let deliveredTotal = 0
-      pubsub.addEventListener('gossipsub:message', (event: CustomEvent<GossipsubMessage>) => {
-        if (event.detail.msg.topic !== TOPIC) return
-        const from = event.detail.propagationSource.toString()
-        delivered.set(from, (delivered.get(from) ?? 0) + 1)
-        deliveredTotal++
-      })
-      const fuzzDelivered = () => deliveredTotal - (delivered.get(honest.peerId) ?? 0)
-
-      // The honest node's advertisements, interleaved with the flood.
-      let honestSeq = victim.agent.table.get(honest.peerId)?.seq as number
-      let honestChecks = 0
-      let honestInTime = 0
-      const heldSeqs: number[] = []
-      const honestAd = async () => {
-        const held = victim.agent.table.get(honest.peerId)?.seq ?? 0
-        heldSeqs.push(held)
-        honestChecks++
-        if (held >= honestSeq) honestInTime++
-        const { bytes, seq } = honest.agent.codec.encode(ADVERTISEMENT, honest.agent.advertisement(), {
-          ttlMs: TTL_MS,
+        stops.push(async () => {
+          await agent.stop()
+          await port.close()
+          db.close()
         })
-        await honest.port.publish(TOPIC, bytes)
-        honestSeq = seq
+        await agent.start()
+        return { peerId, libp2p, port, agent }
       }
 
-      gc()
-      const heapBefore = process.memoryUsage().heapUsed
-      const heapSamples: number[] = []
-      const t0 = Date.now()
-      let sent = 0
-      let bytesSent = 0
-      let chunkIndex = 0
-      let nextCheck = HONEST_EVERY
-      const plans: Record<string, number> = {}
-      /** Messages of each retired sender that reached the handler before it was cut off. */
-      const perSender: number[] = []
-      let graylisted = 0
-      /** Identities that never learned of the victim's subscription (see `serveSenders`). */
-      let stalled = 0
-      let opened = 0
-      const open = () => senders.call({ op: 'open', index: opened++ }, 'opened')
-      const chunk = (index: number) => senders.call({ op: 'chunk', index, chunk: chunkIndex++ }, 'sent')
-      /** Counts a published chunk; the honest node speaks every HONEST_EVERY fuzz messages. */
-      const account = async (reply: Extract<SenderReply, { op: 'sent' }>, before: number) => {
-        sent += reply.sent - before
-        bytesSent += reply.bytes
-        for (const [kind, n] of Object.entries(reply.kinds)) plans[kind] = (plans[kind] ?? 0) + n
-        for (; sent >= nextCheck; nextCheck += HONEST_EVERY) await honestAd()
-      }
+      const counter = async (agent: NodeAgent, name: string) =>
+        (await agent.metrics.registry.getSingleMetric(name)?.get())?.values ?? []
 
-      let next = open()
-      while (fuzzDelivered() < FUZZ_TARGET && Date.now() - t0 < FLOOD_DEADLINE_MS) {
-        const index = opened - 1
-        const { peerId } = await next
-        // Open the next identity while this one floods.
-        next = open()
-        if (peerId === undefined) {
-          stalled++
-          continue
-        }
-        sent++ // its first, valid advertisement
-        const got = () => delivered.get(peerId) ?? 0
-        let published = 1
-        let cutOff = false
-        let inFlight: ReturnType<typeof chunk> | undefined = chunk(index)
-        while (inFlight !== undefined) {
-          const reply = await inFlight
-          await account(reply, published)
-          published = reply.sent
-          // The sender builds and publishes the next chunk while the victim takes this one.
-          const more = published < MAX_PER_SENDER && fuzzDelivered() + CHUNK < FUZZ_TARGET
-          inFlight = more ? chunk(index) : undefined
-          // Wait for the victim to take what was published, or to have graylisted the sender:
-          // then what it still has in flight is dropped by gossipsub, and the next one takes over.
-          await until(() => got() >= published || pubsub.getScore(peerId) < GRAYLIST_THRESHOLD, 10_000, 2)
-          if (heapSamples.length < Math.floor(fuzzDelivered() / 10_000)) {
-            heapSamples.push(process.memoryUsage().heapUsed)
-          }
-          if (got() < published) {
-            cutOff = true
-            if (inFlight !== undefined) await account(await inFlight, published)
-            inFlight = undefined
+      it(`stays up, bounded and fair under ${FUZZ_TARGET.toLocaleString('en')} random and mutated messages`, async ({
+        annotate,
+      }) => {
+        const gc = collector()
+        const victim = await startAgent([])
+        const honest = await startAgent([tcpAddr(victim.libp2p)])
+        await until(() => victim.agent.table.get(honest.peerId) !== undefined)
+        const pubsub = victim.libp2p.services.pubsub
+        const senders = startSenderThread({ victimAddr: tcpAddr(victim.libp2p) })
+        stops.push(senders.stop)
+
+        // Messages the codec has counted so far (rejected by reason, or taken into the table).
+        const counted = async () => {
+          const rejected = await counter(victim.agent, 'meshwork_node_messages_rejected_total')
+          const taken = (await counter(victim.agent, 'meshwork_node_messages_in_total')).find(
+            (v) => v.labels.kind === 'ad',
+          )
+          return {
+            byReason: Object.fromEntries(rejected.map((v) => [String(v.labels.reason), v.value])),
+            rejected: rejected.reduce((sum, v) => sum + v.value, 0),
+            taken: taken?.value ?? 0,
           }
         }
-        if (cutOff) graylisted++
-        perSender.push(got())
-        await senders.call({ op: 'close', index }, 'closed')
-      }
-      const last = await next
-      if (last.peerId !== undefined) await senders.call({ op: 'close', index: opened - 1 }, 'closed')
-      const floodMs = Date.now() - t0
-      const identities = perSender.length
+        // From here on, what reached the victim's handler, by sender: every gossip message on the
+        // topic that gossipsub hands to the port (whose listener runs the handler in the same
+        // dispatch). The counters are read and the listener added with no I/O in between.
+        const before = await counted()
+        const delivered = new Map<string, number>()
+        let deliveredTotal = 0
+        pubsub.addEventListener('gossipsub:message', (event: CustomEvent<GossipsubMessage>) => {
+          if (event.detail.msg.topic !== TOPIC) return
+          const from = event.detail.propagationSource.toString()
+          delivered.set(from, (delivered.get(from) ?? 0) + 1)
+          deliveredTotal++
+        })
+        const fuzzDelivered = () => deliveredTotal - (delivered.get(honest.peerId) ?? 0)
 
-      // After the flood: the victim is up, answers a ping, and takes the honest node's next ad.
-      expect(victim.libp2p.status).toBe('started')
-      expect(await honest.port.rtt(victim.peerId, { timeoutMs: 5_000 })).toBeGreaterThanOrEqual(0)
-      await honestAd()
-      await until(() => victim.agent.table.get(honest.peerId)?.seq === honestSeq, 5_000)
+        // The honest node's advertisements, interleaved with the flood.
+        let honestSeq = victim.agent.table.get(honest.peerId)?.seq as number
+        let honestChecks = 0
+        let honestInTime = 0
+        const heldSeqs: number[] = []
+        const honestAd = async () => {
+          const held = victim.agent.table.get(honest.peerId)?.seq ?? 0
+          heldSeqs.push(held)
+          honestChecks++
+          if (held >= honestSeq) honestInTime++
+          const { bytes, seq } = honest.agent.codec.encode(ADVERTISEMENT, honest.agent.advertisement(), {
+            ttlMs: TTL_MS,
+          })
+          await honest.port.publish(TOPIC, bytes)
+          honestSeq = seq
+        }
 
-      // At least 100,000 fuzz messages reached the handler, and each sender identity was cut off
-      // by gossipsub's graylist (but maybe the last, stopped when the target was reached).
-      expect(fuzzDelivered()).toBeGreaterThanOrEqual(FUZZ_TARGET)
-      expect(graylisted).toBeGreaterThanOrEqual(identities - 1)
-      expect(stalled).toBeLessThanOrEqual(Math.ceil(identities / 10))
+        gc()
+        const heapBefore = process.memoryUsage().heapUsed
+        const heapSamples: number[] = []
+        const t0 = Date.now()
+        let sent = 0
+        let bytesSent = 0
+        let chunkIndex = 0
+        let nextCheck = HONEST_EVERY
+        const plans: Record<string, number> = {}
+        /** Messages of each retired sender that reached the handler before it was cut off. */
+        const perSender: number[] = []
+        let graylisted = 0
+        /** Identities that never learned of the victim's subscription (see `serveSenders`). */
+        let stalled = 0
+        let opened = 0
+        const open = () => senders.call({ op: 'open', index: opened++ }, 'opened')
+        const chunk = (index: number) => senders.call({ op: 'chunk', index, chunk: chunkIndex++ }, 'sent')
+        /** Counts a published chunk; the honest node speaks every HONEST_EVERY fuzz messages. */
+        const account = async (reply: Extract<SenderReply, { op: 'sent' }>, before: number) => {
+          sent += reply.sent - before
+          bytesSent += reply.bytes
+          for (const [kind, n] of Object.entries(reply.kinds)) plans[kind] = (plans[kind] ?? 0) + n
+          for (; sent >= nextCheck; nextCheck += HONEST_EVERY) await honestAd()
+        }
 
-      // Every message that reached the handler was counted once: rejected by reason, or taken.
-      const after = await counted()
-      const rejected = after.rejected - before.rejected
-      const taken = after.taken - before.taken
-      expect(rejected + taken).toBe(deliveredTotal)
-      const byReason = Object.fromEntries(
-        rejectReasons.map((r) => [r, (after.byReason[r] ?? 0) - (before.byReason[r] ?? 0)]),
-      )
-      for (const reason of rejectReasons) expect(byReason[reason], reason).toBeGreaterThan(0)
+        let next = open()
+        while (fuzzDelivered() < FUZZ_TARGET && Date.now() - t0 < FLOOD_DEADLINE_MS) {
+          const index = opened - 1
+          const { peerId } = await next
+          // Open the next identity while this one floods.
+          next = open()
+          if (peerId === undefined) {
+            stalled++
+            continue
+          }
+          sent++ // its first, valid advertisement
+          const got = () => delivered.get(peerId) ?? 0
+          let published = 1
+          let cutOff = false
+          let inFlight: ReturnType<typeof chunk> | undefined = chunk(index)
+          while (inFlight !== undefined) {
+            const reply = await inFlight
+            await account(reply, published)
+            published = reply.sent
+            // The sender builds and publishes the next chunk while the victim takes this one.
+            const more = published < MAX_PER_SENDER && fuzzDelivered() < FUZZ_TARGET
+            inFlight = more ? chunk(index) : undefined
+            // Wait for the victim to take what was published, or to have graylisted the sender:
+            // then what it still has in flight is dropped by gossipsub, and the next one takes over.
+            await until(() => got() >= published || pubsub.getScore(peerId) < GRAYLIST_THRESHOLD, 10_000, 2)
+            if (heapSamples.length < Math.floor(fuzzDelivered() / 10_000)) {
+              heapSamples.push(process.memoryUsage().heapUsed)
+            }
+            if (got() < published) {
+              cutOff = true
+              if (inFlight !== undefined) await account(await inFlight, published)
+              inFlight = undefined
+            }
+          }
+          if (cutOff) graylisted++
+          perSender.push(got())
+          await senders.call({ op: 'close', index }, 'closed')
+        }
+        const last = await next
+        if (last.peerId !== undefined) await senders.call({ op: 'close', index: opened - 1 }, 'closed')
+        const floodMs = Date.now() - t0
+        const identities = perSender.length
 
-      // Valid traffic kept flowing: the honest node's sequence only moved forward, and each of
-      // its advertisements had reached the victim's table by the time of the next one.
-      expect(heldSeqs).toEqual([...heldSeqs].sort((a, b) => a - b))
-      expect(honestChecks).toBeGreaterThan(Math.floor(FUZZ_TARGET / HONEST_EVERY))
-      expect(honestInTime).toBe(honestChecks)
+        // After the flood: the victim is up, answers a ping, and takes the honest node's next ad.
+        expect(victim.libp2p.status).toBe('started')
+        expect(await honest.port.rtt(victim.peerId, { timeoutMs: 5_000 })).toBeGreaterThanOrEqual(0)
+        await honestAd()
+        await until(() => victim.agent.table.get(honest.peerId)?.seq === honestSeq, 5_000)
 
-      // Bounded state: at most one table entry per valid signer (each sender signed valid ads,
-      // and the honest node), holding only bodies that were signed; no prototype was polluted.
-      const table = victim.agent.table.list()
-      expect(table.length).toBeLessThanOrEqual(identities + 1)
-      for (const entry of table) {
-        if (entry.peerId !== honest.peerId) expect(entry.ad).toEqual(TEMPLATE)
-      }
-      expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+        // At least 100,000 fuzz messages reached the handler, and each sender identity was cut off
+        // by gossipsub's graylist (but maybe the last, stopped when the target was reached).
+        expect(fuzzDelivered()).toBeGreaterThanOrEqual(FUZZ_TARGET)
+        expect(graylisted).toBeGreaterThanOrEqual(identities - 1)
+        expect(stalled).toBeLessThanOrEqual(Math.ceil(identities / 10))
 
-      // The heap of this thread (the victim and the honest node; the senders have their own)
-      // did not grow without bound. What grows is gossipsub's bookkeeping of every message id
-      // (seen cache, delivery records): about 1 KB a message, kept for the 2-minute seen TTL.
-      gc()
-      const heapAfter = process.memoryUsage().heapUsed
-      expect(heapAfter - heapBefore).toBeLessThan(MAX_HEAP_GROWTH_BYTES)
+        // Every message that reached the handler was counted once: rejected by reason, or taken.
+        const after = await counted()
+        const rejected = after.rejected - before.rejected
+        const taken = after.taken - before.taken
+        expect(rejected + taken).toBe(deliveredTotal)
+        const byReason = Object.fromEntries(
+          rejectReasons.map((r) => [r, (after.byReason[r] ?? 0) - (before.byReason[r] ?? 0)]),
+        )
+        for (const reason of rejectReasons) expect(byReason[reason], reason).toBeGreaterThan(0)
 
-      const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`
-      const sorted = [...perSender].sort((a, b) => a - b)
-      await annotate(
-        `flood: ${sent} messages (${mb(bytesSent)}) from ${identities} identities (and ${stalled} ` +
-          `that never saw the victim's subscription) in ${floodMs} ms; ${fuzzDelivered()} reached ` +
-          `the handler (${Math.round(fuzzDelivered() / (floodMs / 1_000))}/s), ` +
-          `${sent - fuzzDelivered()} were dropped by gossipsub after graylisting; per identity ` +
-          `before its cut-off min ${sorted[0]}, median ${sorted[Math.floor(identities / 2)]}, ` +
-          `max ${sorted[identities - 1]}`,
-      )
-      await annotate(
-        `rejected ${rejected} ${JSON.stringify(byReason)}; taken ${taken}; ` +
-          `honest ads in time ${honestInTime}/${honestChecks}; plans ${JSON.stringify(plans)}`,
-      )
-      await annotate(
-        `heap before ${mb(heapBefore)}, after ${mb(heapAfter)} (growth ${mb(heapAfter - heapBefore)}, ` +
-          `${Math.round((heapAfter - heapBefore) / deliveredTotal)} B a message); during the flood, ` +
-          `every 10k (no gc): ${heapSamples.map(mb).join(', ')}`,
-      )
-    }, 200_000)
-  })
+        // Valid traffic kept flowing: the honest node's sequence only moved forward, and each of
+        // its advertisements had reached the victim's table by the time of the next one.
+        expect(heldSeqs).toEqual([...heldSeqs].sort((a, b) => a - b))
+        expect(honestChecks).toBeGreaterThan(Math.floor(FUZZ_TARGET / HONEST_EVERY))
+        expect(honestInTime).toBe(honestChecks)
+
+        // Bounded state: at most one table entry per valid signer (each sender signed valid ads,
+        // and the honest node), holding only bodies that were signed; no prototype was polluted.
+        const table = victim.agent.table.list()
+        expect(table.length).toBeLessThanOrEqual(identities + 1)
+        for (const entry of table) {
+          if (entry.peerId !== honest.peerId) expect(entry.ad).toEqual(TEMPLATE)
+        }
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+
+        // The heap of this thread (the victim and the honest node; the senders have their own)
+        // did not grow without bound. What grows is gossipsub's bookkeeping of every message id
+        // (seen cache, delivery records): about 1 KB a message, kept for the 2-minute seen TTL.
+        gc()
+        const heapAfter = process.memoryUsage().heapUsed
+        expect(heapAfter - heapBefore).toBeLessThan(MAX_HEAP_GROWTH_BYTES)
+
+        const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`
+        const sorted = [...perSender].sort((a, b) => a - b)
+        await annotate(
+          `flood: ${sent} messages (${mb(bytesSent)}) from ${identities} identities (and ${stalled} ` +
+            `that never saw the victim's subscription) in ${floodMs} ms; ${fuzzDelivered()} reached ` +
+            `the handler (${Math.round(fuzzDelivered() / (floodMs / 1_000))}/s), ` +
+            `${sent - fuzzDelivered()} were dropped by gossipsub after graylisting; per identity ` +
+            `before its cut-off min ${sorted[0]}, median ${sorted[Math.floor(identities / 2)]}, ` +
+            `max ${sorted[identities - 1]}`,
+        )
+        await annotate(
+          `rejected ${rejected} ${JSON.stringify(byReason)}; taken ${taken}; ` +
+            `honest ads in time ${honestInTime}/${honestChecks}; plans ${JSON.stringify(plans)}`,
+        )
+        await annotate(
+          `heap before ${mb(heapBefore)}, after ${mb(heapAfter)} (growth ${mb(heapAfter - heapBefore)}, ` +
+            `${Math.round((heapAfter - heapBefore) / deliveredTotal)} B a message); during the flood, ` +
+            `every 10k (no gc): ${heapSamples.map(mb).join(', ')}`,
+        )
+      }, 200_000)
+    },
+  )
 }
 
 // This file is both the test and, in the sender thread, the senders' program.
