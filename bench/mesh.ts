@@ -4,7 +4,9 @@
  * - gossipP50/P99: 20 nodes (createMeshLibp2p + createLibp2pPort + Advertiser + wire codec). One node
  *   publishes its signed advertisement; the time until the last of the other 19 has accepted it
  *   (decoded, verified, in its ad table). Rotating publishers, one publication at a time. Measured
- *   with the 20 nodes in 4 child processes (the headline) and all in this process.
+ *   with the 20 nodes in 2 child processes, one a core of the 2-core machine this was sized for (the
+ *   headline; 4, 10 and 20 processes measured slower: more processes than cores only add context
+ *   switches), and with all 20 in this process. `npm run bench -- mesh gossip` runs only this part.
  * - requestP50/P99: `port.request` to a 64-byte echo handler, against the same round trip on a bare
  *   libp2p stream (baseline), alternating, on one connection between two processes.
  * - idleRss/idleCpu: a real `meshwork node start` (libp2p, port, NodeAgent with its default
@@ -49,7 +51,7 @@ import { report } from './report.js'
 
 const BENCH = 'mesh'
 const NODES = 20
-const HOST_PROCESSES = 4
+const HOST_PROCESSES = 2
 const SEEDS = 3
 const WARMUP_PUBLICATIONS = 20
 const PUBLICATIONS = 200
@@ -179,6 +181,11 @@ class GossipHost {
     return this.nodes.map((n) => n.port.topicPeers(TOPIC).length)
   }
 
+  /** Each node's gossipsub mesh degree on the ad topic: the peers it forwards every message to. */
+  meshPeers(): number[] {
+    return this.nodes.map((n) => n.libp2p.services.pubsub.getMeshPeers(TOPIC).length)
+  }
+
   connections(): number[] {
     return this.nodes.map((n) => n.libp2p.getConnections().length)
   }
@@ -199,6 +206,7 @@ interface HostHandle {
   add(bootstrap: string[]): Promise<{ local: number; peerId: string; addr: string }>
   publish(local: number): Promise<Publication>
   topicPeers(): Promise<number[]>
+  meshPeers(): Promise<number[]>
   connections(): Promise<number[]>
   /** CPU time the host process has used, in ms. */
   cpuMs(): Promise<number>
@@ -247,6 +255,7 @@ interface GossipResult {
   lost: number
   topicPeersMean: number
   topicPeersMin: number
+  meshPeersMean: number
   connectionsMean: number
   setupMs: number
   cpuMsPerPublication: number
@@ -313,6 +322,7 @@ async function gossipRun(hosts: HostHandle[], collector: ReceiptCollector): Prom
   }
   const cpuUsed = (await hostsCpuMs()) - cpuAtStart
   const tp = await topicPeers()
+  const mesh = (await Promise.all(hosts.map((h) => h.meshPeers()))).flat()
   const conns = await connections()
   return {
     latencies,
@@ -320,6 +330,7 @@ async function gossipRun(hosts: HostHandle[], collector: ReceiptCollector): Prom
     lost,
     topicPeersMean: round(sum(tp) / tp.length, 1),
     topicPeersMin: Math.min(...tp),
+    meshPeersMean: round(sum(mesh) / mesh.length, 1),
     connectionsMean: round(sum(conns) / conns.length, 1),
     setupMs,
     cpuMsPerPublication: round(cpuUsed / (WARMUP_PUBLICATIONS + PUBLICATIONS), 1),
@@ -335,6 +346,7 @@ function reportGossip(suffix: string, r: GossipResult, extra: Record<string, unk
     lost: r.lost,
     topicPeersMean: r.topicPeersMean,
     topicPeersMin: r.topicPeersMin,
+    meshPeersMean: r.meshPeersMean,
     connectionsMean: r.connectionsMean,
     cpuMsPerPublication: r.cpuMsPerPublication,
     backgroundCpuMsPerS: r.backgroundCpuMsPerS,
@@ -666,6 +678,7 @@ function childHost(child: Child): HostHandle {
     add: (bootstrap) => child.call('add', bootstrap),
     publish: (local) => child.call('publish', local),
     topicPeers: () => child.call('topicPeers'),
+    meshPeers: () => child.call('meshPeers'),
     connections: () => child.call('connections'),
     cpuMs: () => child.call('cpuMs'),
     stop: () => child.call('stop'),
@@ -677,6 +690,7 @@ function localHost(host: GossipHost): HostHandle {
     add: (bootstrap) => host.add(bootstrap),
     publish: (local) => host.publish(local),
     topicPeers: async () => host.topicPeers(),
+    meshPeers: async () => host.meshPeers(),
     connections: async () => host.connections(),
     cpuMs: async () => cpuMs(),
     stop: () => host.stop(),
@@ -792,6 +806,7 @@ async function childMain(role: ChildRole): Promise<void> {
       add: (bootstrap: string[]) => host.add(bootstrap),
       publish: (local: number) => host.publish(local),
       topicPeers: () => host.topicPeers(),
+      meshPeers: () => host.meshPeers(),
       connections: () => host.connections(),
       cpuMs: () => cpuMs(),
       clock: () => wallNow(),
@@ -895,14 +910,21 @@ async function buildChildEntry(out: string): Promise<string> {
   return join(out, relative(root, self)).replace(/\.ts$/, '.js')
 }
 
-export async function run(): Promise<void> {
+/** The parts of this benchmark, in the order they run; `npm run bench -- mesh PART…` runs some. */
+const PARTS = ['gossip', 'gossip-one-process', 'request', 'idle'] as const
+type Part = (typeof PARTS)[number]
+
+export async function run(args: string[] = []): Promise<void> {
+  const unknown = args.filter((a) => !(PARTS as readonly string[]).includes(a))
+  if (unknown.length > 0) throw new Error(`unknown part ${unknown.join(', ')} (parts: ${PARTS.join(', ')})`)
+  const wanted = (part: Part) => args.length === 0 || args.includes(part)
   const workDir = mkdtempSync(join(tmpdir(), 'meshwork-bench-mesh-'))
   const children = new Set<Child>()
   try {
     const entry = await buildChildEntry(workDir)
 
     // Gossip, 20 nodes in 4 child processes.
-    {
+    if (wanted('gossip')) {
       const collector = new ReceiptCollector()
       const hostChildren = Array.from(
         { length: HOST_PROCESSES },
@@ -923,16 +945,16 @@ export async function run(): Promise<void> {
         processes: HOST_PROCESSES,
         clockOffsetMs: clock.offsetMs,
         clockProbeRttMs: clock.rttMs,
-        note: `${NODES} nodes in ${HOST_PROCESSES} child processes (${NODES / HOST_PROCESSES} each) on this 2-core machine; from publishNow() on the publisher to the last of the other ${NODES - 1} accepting the ad (decoded, verified, in its ad table), on the wall clock all processes share. CPU-bound here: the nodes together spend cpuMsPerPublication per ad (on top of backgroundCpuMsPerS), and the last receiver waits for most of it`,
+        note: `${NODES} nodes in ${HOST_PROCESSES} child processes (${NODES / HOST_PROCESSES} each) (one a core on a 2-core machine); from publishNow() on the publisher to the last of the other ${NODES - 1} accepting the ad (decoded, verified, in its ad table), on the wall clock all processes share. CPU-bound here: the nodes together spend cpuMsPerPublication per ad (on top of backgroundCpuMsPerS), and the last receiver waits for most of it`,
       })
     }
 
     // The two idle nodes start now and settle through the next two runs (they take about 1% of a
     // core between them); their CPU window comes last, when nothing else runs.
-    const idle = await startIdleNodes(entry, workDir, children)
+    const idle = wanted('idle') ? await startIdleNodes(entry, workDir, children) : undefined
 
     // Gossip, all 20 nodes in this process.
-    {
+    if (wanted('gossip-one-process')) {
       const collector = new ReceiptCollector()
       const host = new GossipHost((r) => collector.add(r))
       try {
@@ -946,8 +968,8 @@ export async function run(): Promise<void> {
       }
     }
 
-    await requestBench(entry, children)
-    await idleBench(idle, children)
+    if (wanted('request')) await requestBench(entry, children)
+    if (idle !== undefined) await idleBench(idle, children)
   } finally {
     await Promise.all([...children].map((c) => c.stop().catch(() => c.kill())))
     const link = join(workDir, 'node_modules')

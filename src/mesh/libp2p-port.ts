@@ -68,6 +68,8 @@ const LENGTH_BYTES = 4
 const RESPONSE_HEAD_BYTES = 1 + LENGTH_BYTES
 /** Error payloads are short codes; anything longer is a malformed response. */
 const MAX_ERROR_PAYLOAD_BYTES = 256
+/** Frames up to this size are copied into one buffer and sent in one piece. */
+const COALESCE_MAX_BYTES = 64 * 1024
 /** Wait before retrying a ping that found the peer's one ping stream busy. */
 const PING_RETRY_MS = 25
 /** The error codes a server may send; anything else is reported as REMOTE_ERROR. */
@@ -275,7 +277,7 @@ class Libp2pPort implements NetworkPort {
           Promise.resolve().then(() => entry.handler(request, { protocol, from })),
           this.handlerTimeoutMs,
           // Stop waiting (the handler itself cannot be cancelled) when the caller or the port goes.
-          AbortSignal.any([deadline.closed, this.closeController.signal]),
+          [deadline.closed, this.closeController.signal],
         )
         if (!(response instanceof Uint8Array))
           throw new TypeError('A request handler must resolve with a Uint8Array')
@@ -311,15 +313,19 @@ class Libp2pPort implements NetworkPort {
     this.assertOpen()
     const peerId = this.parsePeer(peer)
     const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-    const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
-    const signal = this.callSignal(timeout, options.signal)
+    const call = new CallSignal(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, [
+      this.closeController.signal,
+      options.signal,
+    ])
+    const { signal } = call
     const context = { peer, protocol }
 
     let stream: Stream
     try {
       stream = await this.node.dialProtocol(peerId, protocol, { signal })
     } catch (err) {
-      throw this.failure(err, { ...context, peerId, timeout, user: options.signal, opened: false })
+      call.dispose()
+      throw this.failure(err, { ...context, peerId, call, user: options.signal, opened: false })
     }
 
     const reader = new FrameReader(stream, RESPONSE_HEAD_BYTES + maxResponseBytes)
@@ -350,8 +356,9 @@ class Libp2pPort implements NetworkPort {
       )
     } catch (err) {
       stream.abort(toError(err))
-      throw this.failure(err, { ...context, peerId, timeout, user: options.signal, opened: true })
+      throw this.failure(err, { ...context, peerId, call, user: options.signal, opened: true })
     } finally {
+      call.dispose()
       reader.discard()
     }
   }
@@ -359,8 +366,11 @@ class Libp2pPort implements NetworkPort {
   async rtt(peer: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<number> {
     this.assertOpen()
     const peerId = this.parsePeer(peer)
-    const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
-    const signal = this.callSignal(timeout, options.signal)
+    const call = new CallSignal(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, [
+      this.closeController.signal,
+      options.signal,
+    ])
+    const { signal } = call
     try {
       for (;;) {
         try {
@@ -374,7 +384,9 @@ class Libp2pPort implements NetworkPort {
       }
     } catch (err) {
       const opened = this.node.getConnections(peerId).length > 0
-      throw this.failure(err, { peer, protocol: 'ping', peerId, timeout, user: options.signal, opened })
+      throw this.failure(err, { peer, protocol: 'ping', peerId, call, user: options.signal, opened })
+    } finally {
+      call.dispose()
     }
   }
 
@@ -384,12 +396,6 @@ class Libp2pPort implements NetworkPort {
     } catch (err) {
       throw meshError('PEER_UNREACHABLE', `Not a peer id: ${peer}`, { details: { peer }, cause: err })
     }
-  }
-
-  private callSignal(timeout: AbortSignal, user: AbortSignal | undefined): AbortSignal {
-    const signals = [this.closeController.signal, timeout]
-    if (user !== undefined) signals.push(user)
-    return AbortSignal.any(signals)
   }
 
   /**
@@ -403,7 +409,7 @@ class Libp2pPort implements NetworkPort {
       peer: string
       protocol: string
       peerId: PeerId
-      timeout: AbortSignal
+      call: CallSignal
       user: AbortSignal | undefined
       opened: boolean
     },
@@ -411,7 +417,7 @@ class Libp2pPort implements NetworkPort {
     const details = { peer: c.peer, protocol: c.protocol }
     if (this.closed) return meshError('PORT_CLOSED', 'The network port closed', { details, cause: err })
     const connected = c.opened || this.node.getConnections(c.peerId).length > 0
-    const timedOut = c.timeout.aborted || (c.user?.aborted === true && isTimeout(c.user.reason))
+    const timedOut = c.call.timedOut || (c.user?.aborted === true && isTimeout(c.user.reason))
     if (timedOut) {
       return connected
         ? meshError('REQUEST_TIMEOUT', `${c.peer} did not answer ${c.protocol} in time`, {
@@ -582,8 +588,13 @@ class StreamDeadline {
   }
 }
 
-/** Sends `parts` and half-closes, waiting for the transport to take them. */
+/**
+ * Sends `parts` and half-closes, waiting for the transport to take them. A small frame goes as one
+ * piece: one muxer frame and one encrypted packet instead of one per part.
+ */
 async function writeFrame(stream: Stream, parts: Uint8Array[], signal?: AbortSignal): Promise<void> {
+  const total = parts.reduce((n, p) => n + p.byteLength, 0)
+  if (total <= COALESCE_MAX_BYTES && parts.length > 1) parts = [Buffer.concat(parts)]
   for (const part of parts) {
     if (part.byteLength > 0 && !stream.send(part))
       await stream.onDrain(signal === undefined ? {} : { signal })
@@ -631,18 +642,61 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
-/** Settles like `promise`, or rejects after `ms` or when `signal` aborts, whichever comes first. */
-function withTimeout<T>(promise: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {
-  const limit = AbortSignal.any([signal, AbortSignal.timeout(ms)])
-  let onAbort: (() => void) | undefined
-  const stop = new Promise<never>((_, reject) => {
-    onAbort = () => reject(limit.reason)
-    if (limit.aborted) onAbort()
-    else limit.addEventListener('abort', onAbort, { once: true })
-  })
-  return Promise.race([promise, stop]).finally(() => {
-    if (onAbort !== undefined) limit.removeEventListener('abort', onAbort)
-  })
+/** Settles like `promise`, or rejects after `ms` or when one of `signals` aborts, whichever comes first. */
+async function withTimeout<T>(promise: Promise<T>, ms: number, signals: AbortSignal[]): Promise<T> {
+  const call = new CallSignal(ms, signals)
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        const fail = (): void => reject(call.signal.reason)
+        if (call.signal.aborted) fail()
+        else call.signal.addEventListener('abort', fail, { once: true })
+      }),
+    ])
+  } finally {
+    call.dispose()
+  }
+}
+
+/**
+ * The signal of one call: aborts `ms` after it was made (with a `TimeoutError`, as
+ * `AbortSignal.timeout` does) or as soon as one of `parents` aborts. Unlike `AbortSignal.any` with
+ * `AbortSignal.timeout`, it lets go of its timer and of the parents' listeners on `dispose()`, so
+ * thousands of calls a second leave nothing behind.
+ */
+class CallSignal {
+  private readonly controller = new AbortController()
+  private readonly timer: ReturnType<typeof setTimeout>
+  private readonly parents: AbortSignal[]
+  private readonly onParentAbort = (event: Event): void => {
+    this.controller.abort((event.target as AbortSignal).reason)
+    this.dispose()
+  }
+  /** Whether the call's own time ran out (not a parent's abort). */
+  timedOut = false
+
+  constructor(ms: number, parents: (AbortSignal | undefined)[]) {
+    this.parents = parents.filter((p): p is AbortSignal => p !== undefined)
+    const aborted = this.parents.find((p) => p.aborted)
+    if (aborted !== undefined) this.controller.abort(aborted.reason)
+    for (const parent of this.parents) parent.addEventListener('abort', this.onParentAbort, { once: true })
+    this.timer = setTimeout(() => {
+      this.timedOut = true
+      this.controller.abort(new DOMException('The operation timed out', 'TimeoutError'))
+      this.dispose()
+    }, ms)
+    if (aborted !== undefined) this.dispose()
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer)
+    for (const parent of this.parents) parent.removeEventListener('abort', this.onParentAbort)
+  }
 }
 
 function isTimeout(reason: unknown): boolean {

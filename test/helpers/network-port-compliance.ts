@@ -157,6 +157,21 @@ export function networkPortCompliance(name: string, create: (n: number) => Promi
       ).toBe('REQUEST_TIMEOUT')
     })
 
+    it("gives up on a request when the caller's signal aborts, with the caller's reason", async () => {
+      const h = await start(2)
+      const [a, b] = h.ports as [NetworkPort, NetworkPort]
+      b.handle('/compliance/stuck/1', () => new Promise<Uint8Array>(() => undefined))
+      b.handle('/compliance/echo-after/1', async (data) => data)
+      const controller = new AbortController()
+      const reason = new Error('the caller gave up')
+      const pending = a.request(b.peerId, '/compliance/stuck/1', enc('x'), { signal: controller.signal })
+      await h.until(() => false, 200).catch(() => undefined)
+      controller.abort(reason)
+      await expect(h.settle(pending, 5_000)).rejects.toBe(reason)
+      const answer = await h.settle(a.request(b.peerId, '/compliance/echo-after/1', enc('still here')))
+      expect(dec(answer)).toBe('still here')
+    })
+
     it('measures the round trip time to a peer and lists connected peers', async () => {
       const h = await start(3)
       const [a, b, c] = h.ports as [NetworkPort, NetworkPort, NetworkPort]

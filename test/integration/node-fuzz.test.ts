@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
@@ -9,16 +6,24 @@ import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import fc from 'fast-check'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { systemClock } from '../../src/core/clock.js'
-import { createLogger } from '../../src/core/logger.js'
-import { createMeshLibp2p, type MeshLibp2p } from '../../src/mesh/create-libp2p.js'
-import { createLibp2pPort } from '../../src/mesh/libp2p-port.js'
 import type { NetworkPort } from '../../src/mesh/network-port.js'
 import { createPeerSigner } from '../../src/mesh/peer-key.js'
 import { createWireCodec, defineMessage, rejectReasons, type WireCodec } from '../../src/mesh/wire-codec.js'
-import { ADVERTISEMENT, type Advertisement, adTopic } from '../../src/node/advertisement.js'
-import { type NodeDatabase, openNodeDatabase } from '../../src/node/database.js'
-import { NodeAgent } from '../../src/node/node-agent.js'
+import { ADVERTISEMENT, type Advertisement } from '../../src/node/advertisement.js'
+import type { NodeAgent } from '../../src/node/node-agent.js'
+import {
+  LIVE_CELL as CELL,
+  GRAYLIST_THRESHOLD,
+  LIVE_NET,
+  LIVE_TOPIC,
+  LIVE_TTL_MS,
+  LiveNodes,
+  LIVE_OPERATOR as OPERATOR,
+  LIVE_RESOURCES as resources,
+  startMeshPort,
+  tcpAddr,
+  until,
+} from '../helpers/live-node.js'
 
 /**
  * Fuzzes a running node over real libp2p on 127.0.0.1: at least 100,000 random and mutated
@@ -44,14 +49,9 @@ import { NodeAgent } from '../../src/node/node-agent.js'
  * graylisted sender loses in flight, depend on the run.
  */
 
-const NET = '31337:0xregistry'
-const TOPIC = adTopic(NET)
-const CELL = '871f1d489ffffff'
-const OPERATOR = '0x000000000000000000000000000000000000dEaD'
-const REFRESH_MS = 10_000
-const TTL_MS = 60_000
-const resources = { cores: 2, memoryMb: 4_096, diskFreeMb: 10_000, gpus: [] }
-const logger = createLogger({ level: 'silent' })
+const NET = LIVE_NET
+const TOPIC = LIVE_TOPIC
+const TTL_MS = LIVE_TTL_MS
 
 /** Fuzz messages that must reach the victim's handler. */
 const FUZZ_TARGET = 100_000
@@ -64,29 +64,11 @@ const HONEST_EVERY = 1_000
 const MAX_PER_SENDER = 5_000
 /** The flood gives up after this long. */
 const FLOOD_DEADLINE_MS = 165_000
-/** Gossipsub's default graylist threshold: below it, a peer's RPCs are ignored. */
-const GRAYLIST_THRESHOLD = -80
 /** Heap growth allowed over the whole flood (gossipsub keeps message ids for 2 minutes). */
 const MAX_HEAP_GROWTH_BYTES = 150 * 1024 * 1024
 
 const enc = (s: string) => new TextEncoder().encode(s)
 const dec = (b: Uint8Array) => new TextDecoder().decode(b)
-
-/** Polls `condition` every `everyMs` until it holds; rejects after `timeoutMs` of real time. */
-async function until(condition: () => boolean, timeoutMs = 10_000, everyMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Condition not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
-}
-
-/** The node's TCP address (with /p2p/), to bootstrap from. */
-function tcpAddr(node: MeshLibp2p): string {
-  const addr = node.getMultiaddrs().find((a) => !a.toString().includes('/ws'))
-  if (addr === undefined) throw new Error('node has no TCP address')
-  return addr.toString()
-}
 
 /** The garbage collector: `global.gc` when node runs with --expose-gc, else exposed through V8 flags. */
 function collector(): () => void {
@@ -415,57 +397,14 @@ interface Sender {
   close(): Promise<void>
 }
 
-// About 2 minutes on 2 cores and timing-sensitive under load: on demand (npm run test:fuzz), not in npm test.
+// About 80 s on 2 cores, and it measures the heap and a live flood: `npm test` runs it last and alone
+// (npm run test:fuzz), never beside the other integration files.
 describe.skipIf(process.env.MESHWORK_FUZZ !== '1')(
   'a node under a flood of random and mutated messages (real libp2p, 127.0.0.1)',
   () => {
-    /** What a test started, stopped in reverse order in afterEach even when the test fails midway. */
-    const stops = new Set<() => Promise<void>>()
-    const tempDirs: string[] = []
-    afterEach(async () => {
-      const all = [...stops].reverse()
-      stops.clear()
-      for (const stop of all) await stop()
-    })
-    afterAll(() => {
-      for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-    })
-
-    async function startAgent(bootstrap: string[]) {
-      const key = await generateKeyPair('Ed25519')
-      const dir = mkdtempSync(join(tmpdir(), 'mw-node-fuzz-'))
-      tempDirs.push(dir)
-      const db: NodeDatabase = openNodeDatabase(join(dir, 'node.db'))
-      const libp2p = await createMeshLibp2p({ privateKey: key, bootstrap, scoredTopics: [TOPIC] })
-      const port = createLibp2pPort(libp2p)
-      const peerId = libp2p.peerId.toString()
-      const agent = new NodeAgent(
-        {
-          network: NET,
-          h3Cell: CELL,
-          tier: 'edge',
-          version: 'test',
-          refreshMs: REFRESH_MS,
-          ttlMs: TTL_MS,
-          dir,
-        },
-        {
-          port,
-          clock: systemClock,
-          db,
-          identity: { peerKey: key, peerId, operatorAddress: OPERATOR },
-          resources,
-          logger,
-        },
-      )
-      stops.add(async () => {
-        await agent.stop()
-        await port.close()
-        db.close()
-      })
-      await agent.start()
-      return { peerId, libp2p, port, agent }
-    }
+    const nodes = new LiveNodes()
+    afterEach(() => nodes.stopAll())
+    afterAll(() => nodes.cleanUp())
 
     async function startSender(
       index: number,
@@ -478,23 +417,19 @@ describe.skipIf(process.env.MESHWORK_FUZZ !== '1')(
       new DataView(seed.buffer).setUint32(4, index)
       const key = await generateKeyPairFromSeed('Ed25519', seed)
       const onlyVictim = (peer: PeerId) => !peer.equals(victim)
-      const libp2p = await createMeshLibp2p({
-        privateKey: key,
-        bootstrap: [victimAddr],
-        // The sender talks to the victim only (kad-dht would otherwise find it the honest node).
-        connectionGater: {
-          denyDialPeer: onlyVictim,
-          denyInboundEncryptedConnection: onlyVictim,
-          denyOutboundEncryptedConnection: onlyVictim,
-        },
+      // The sender talks to the victim only (kad-dht would otherwise find it the honest node).
+      const { port } = await startMeshPort(key, [victimAddr], {
+        denyDialPeer: onlyVictim,
+        denyInboundEncryptedConnection: onlyVictim,
+        denyOutboundEncryptedConnection: onlyVictim,
       })
-      const port = createLibp2pPort(libp2p)
       // Forgotten once closed: a retired sender must not stay reachable (the heap is measured).
+      const stoppable = { stop: () => port.close() }
       const close = () => {
-        stops.delete(close)
+        nodes.untrack(stoppable)
         return port.close()
       }
-      stops.add(close)
+      nodes.track(stoppable)
 
       const signer = createPeerSigner(key)
       let seq = 1_000
@@ -530,7 +465,7 @@ describe.skipIf(process.env.MESHWORK_FUZZ !== '1')(
       const valid = ad(main)
 
       const sender: Sender = {
-        id: libp2p.peerId.toString(),
+        id: port.peerId,
         port,
         sent: 0,
         lastValid: valid(),
@@ -578,8 +513,8 @@ describe.skipIf(process.env.MESHWORK_FUZZ !== '1')(
       annotate,
     }) => {
       const gc = collector()
-      const victim = await startAgent([])
-      const honest = await startAgent([tcpAddr(victim.libp2p)])
+      const victim = await nodes.start()
+      const honest = await nodes.start({ bootstrap: [tcpAddr(victim.libp2p)] })
       await until(() => victim.agent.table.get(honest.peerId) !== undefined)
       const impostor = await generateKeyPair('Ed25519')
       const pubsub = victim.libp2p.services.pubsub

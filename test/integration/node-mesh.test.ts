@@ -1,19 +1,23 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { systemClock } from '../../src/core/clock.js'
-import { createLogger } from '../../src/core/logger.js'
-import { createMeshLibp2p, type MeshLibp2p } from '../../src/mesh/create-libp2p.js'
-import { createLibp2pPort } from '../../src/mesh/libp2p-port.js'
-import type { NetworkPort } from '../../src/mesh/network-port.js'
+import type { MeshLibp2p } from '../../src/mesh/create-libp2p.js'
 import { createPeerSigner } from '../../src/mesh/peer-key.js'
 import { createWireCodec } from '../../src/mesh/wire-codec.js'
-import { ADVERTISEMENT, type Advertisement, adTopic } from '../../src/node/advertisement.js'
-import { type NodeDatabase, openNodeDatabase } from '../../src/node/database.js'
-import { NodeAgent } from '../../src/node/node-agent.js'
+import { ADVERTISEMENT, type Advertisement } from '../../src/node/advertisement.js'
+import {
+  LIVE_CELL as CELL,
+  GRAYLIST_THRESHOLD,
+  LiveNodes,
+  LIVE_NET as NET,
+  LIVE_OPERATOR as OPERATOR,
+  rejectedCount,
+  LIVE_RESOURCES as resources,
+  startMeshPort,
+  LIVE_TOPIC as TOPIC,
+  LIVE_TTL_MS as TTL_MS,
+  tcpAddr,
+  until,
+} from '../helpers/live-node.js'
 
 /**
  * The scenarios of src/node/node-agent.test.ts, on real libp2p nodes on 127.0.0.1 with the
@@ -21,124 +25,11 @@ import { NodeAgent } from '../../src/node/node-agent.js'
  * the advertisement topic scored by gossipsub, the wall clock.
  */
 
-const NET = '31337:0xregistry'
-const TOPIC = adTopic(NET)
-const CELL = '871f1d489ffffff'
-const OPERATOR = '0x000000000000000000000000000000000000dEaD'
-const REFRESH_MS = 10_000
-const TTL_MS = 60_000
-/** Gossipsub's default graylist threshold: below it, a peer's RPCs are ignored. */
-const GRAYLIST_THRESHOLD = -80
-const logger = createLogger({ level: 'silent' })
-const resources = { cores: 2, memoryMb: 4_096, diskFreeMb: 10_000, gpus: [] }
+const nodes = new LiveNodes()
+const startAgent = (options?: Parameters<LiveNodes['start']>[0]) => nodes.start(options)
 
-/** Polls `condition` every 20 ms until it holds; rejects after `timeoutMs` of real time. */
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Condition not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/** The node's TCP address (with /p2p/), to bootstrap from. */
-function tcpAddr(node: MeshLibp2p): string {
-  const addr = node.getMultiaddrs().find((a) => !a.toString().includes('/ws'))
-  if (addr === undefined) throw new Error('node has no TCP address')
-  return addr.toString()
-}
-
-interface LiveNode {
-  key: Ed25519PrivateKey
-  peerId: string
-  dbPath: string
-  libp2p: MeshLibp2p
-  port: NetworkPort
-  agent: NodeAgent
-  stop(): Promise<void>
-}
-
-/** Everything a test started, stopped in afterEach even when the test fails midway. */
-const running = new Set<{ stop(): Promise<void> }>()
-const tempDirs: string[] = []
-
-function tempDbPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mw-node-mesh-'))
-  tempDirs.push(dir)
-  return join(dir, 'node.db')
-}
-
-/** Starts a libp2p node and its network port as `meshwork node start` does. */
-async function startLibp2p(key: Ed25519PrivateKey, bootstrap: string[]) {
-  const libp2p = await createMeshLibp2p({ privateKey: key, bootstrap, scoredTopics: [TOPIC] })
-  return { libp2p, port: createLibp2pPort(libp2p) }
-}
-
-/** Starts an agent on its own libp2p node and database; the same key and path continue a node. */
-async function startAgent(
-  options: { key?: Ed25519PrivateKey; dbPath?: string; bootstrap?: string[] } = {},
-): Promise<LiveNode> {
-  const key = options.key ?? (await generateKeyPair('Ed25519'))
-  const dbPath = options.dbPath ?? tempDbPath()
-  const db: NodeDatabase = openNodeDatabase(dbPath)
-  const { libp2p, port } = await startLibp2p(key, options.bootstrap ?? [])
-  const peerId = libp2p.peerId.toString()
-  const agent = new NodeAgent(
-    {
-      network: NET,
-      h3Cell: CELL,
-      tier: 'edge',
-      version: 'test',
-      refreshMs: REFRESH_MS,
-      ttlMs: TTL_MS,
-      dir: tmpdir(),
-    },
-    {
-      port,
-      clock: systemClock,
-      db,
-      identity: { peerKey: key, peerId, operatorAddress: OPERATOR },
-      resources,
-      logger,
-      addresses: () => libp2p.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/[^/]+$/, '')),
-    },
-  )
-  let stopped: Promise<void> | undefined
-  const node: LiveNode = {
-    key,
-    peerId,
-    dbPath,
-    libp2p,
-    port,
-    agent,
-    // In reverse order of the composition root: agent, mesh, database.
-    stop: () => {
-      stopped ??= (async () => {
-        await agent.stop()
-        await port.close()
-        db.close()
-        running.delete(node)
-      })()
-      return stopped
-    },
-  }
-  running.add(node)
-  await agent.start()
-  return node
-}
-
-const rejectedCount = async (agent: NodeAgent, reason: string): Promise<number> => {
-  const metric = await agent.metrics.registry.getSingleMetric('meshwork_node_messages_rejected_total')?.get()
-  return metric?.values.find((v) => v.labels.reason === reason)?.value ?? 0
-}
-
-afterEach(async () => {
-  await Promise.all([...running].map((n) => n.stop()))
-})
-
-afterAll(() => {
-  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
+afterEach(() => nodes.stopAll())
+afterAll(() => nodes.cleanUp())
 
 describe('node agents on real libp2p (127.0.0.1)', () => {
   it('5 nodes started from one bootstrap node each see the other 4 advertisements within 10 s', async ({
@@ -175,11 +66,11 @@ describe('node agents on real libp2p (127.0.0.1)', () => {
 
     // The attacker: a libp2p node of its own, connected to every victim, with its own wire codec.
     const key = await generateKeyPair('Ed25519')
-    const attacker = await startLibp2p(
+    const attacker = await startMeshPort(
       key,
       victims.map((v) => tcpAddr(v.libp2p)),
     )
-    running.add({ stop: () => attacker.port.close() })
+    nodes.track({ stop: () => attacker.port.close() })
     const attackerId = attacker.libp2p.peerId.toString()
     await until(() => victims.every((v) => attacker.port.topicPeers(TOPIC).includes(v.peerId)))
 
