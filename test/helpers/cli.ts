@@ -1,9 +1,18 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The built `meshwork` command (npm test builds before the e2e group). */
 export const BIN = join(dirname(fileURLToPath(import.meta.url)), '../../bin/meshwork.js')
+
+/**
+ * Spawns `node bin/meshwork.js ARGS`, or `WRAP… node bin/meshwork.js ARGS` when a wrapper command is
+ * given (e.g. `nsenter -t PID -n` to run it in a network namespace; the wrapper must exec it).
+ */
+function spawnCli(args: string[], wrap: string[] | undefined, options: SpawnOptions): ChildProcess {
+  const command = [...(wrap ?? []), process.execPath, BIN, ...args]
+  return spawn(command[0] as string, command.slice(1), options)
+}
 
 export interface CliResult {
   code: number | null
@@ -14,20 +23,20 @@ export interface CliResult {
 /** Runs the CLI to completion (bounded by `timeoutMs`). */
 export function runCli(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: string[] } = {},
 ) {
   return new Promise<CliResult>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawnCli(args, opts.wrap, {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d) => {
+    child.stdout?.on('data', (d) => {
       stdout += d
     })
-    child.stderr.on('data', (d) => {
+    child.stderr?.on('data', (d) => {
       stderr += d
     })
     const timer = setTimeout(() => {
@@ -54,8 +63,11 @@ export interface CliProcess {
 }
 
 /** Starts the CLI in the background. */
-export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+export function startCli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {},
+): CliProcess {
+  const child = spawnCli(args, opts.wrap, {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
