@@ -11,3 +11,17 @@ export {
   emittedThrough,
   totalEmission,
 } from './emission.js'
+export {
+  BPS,
+  computeEpochRewards,
+  type EpochRewards,
+  PPM,
+  REWARD_SERVICES,
+  type RewardInput,
+  type RewardNode,
+  type RewardParams,
+  type RewardService,
+  type UptimeExplanation,
+  type UptimeObservation,
+  validateRewardParams,
+} from './reward-function.js'

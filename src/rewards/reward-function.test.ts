@@ -1,0 +1,293 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  computeEpochRewards,
+  PPM,
+  type RewardInput,
+  type RewardNode,
+  type RewardParams,
+  type UptimeObservation,
+  validateRewardParams,
+} from './reward-function.js'
+
+const MESH = 10n ** 18n
+const params: RewardParams = {
+  version: 1,
+  serviceWeightsBps: { uptime: 4_000, compute: 3_000, storage: 2_000, relay: 500, sensor: 500 },
+  uptime: { thresholdPpm: 500_000, stakeCap: 10_000n * MESH, vettingEpochs: 2, vettingFactorBps: 5_000 },
+}
+const op = (n: number) => `0x${n.toString(16).padStart(40, '0')}` as `0x${string}`
+const node = (i: number, extra: Partial<RewardNode> = {}): RewardNode => ({
+  peerId: `node-${String(i).padStart(3, '0')}`,
+  operator: op(i + 1),
+  stake: 1_000n * MESH,
+  registeredEpoch: 0,
+  ...extra,
+})
+const VERIFIERS = ['v-a', 'v-b', 'v-c']
+/** Every verifier observed every node with `answered[i]` of 10 challenges answered. */
+function input(nodes: RewardNode[], answered: number[], extra: Partial<RewardInput> = {}): RewardInput {
+  const uptime: UptimeObservation[] = []
+  for (const verifier of VERIFIERS) {
+    nodes.forEach((n, i) =>
+      uptime.push({ verifier, node: n.peerId, challenges: 10, answered: answered[i] ?? 0 }),
+    )
+  }
+  return { epoch: 10, emission: 34_000n * MESH, nodes, verifiers: VERIFIERS, uptime, ...extra }
+}
+
+describe('computeEpochRewards (examples)', () => {
+  it('gives the whole emission to uptime while only uptime has contributors, split by uptime', () => {
+    const r = computeEpochRewards(input([node(0), node(1)], [10, 5]), params)
+    expect(r.pools.uptime).toBe(34_000n * MESH)
+    expect(r.pools.compute).toBe(0n)
+    // Scores 1.0 and 0.5 at equal stake: two thirds and one third.
+    expect(r.payouts.get(op(1))).toBe((34_000n * MESH * 2n) / 3n)
+    expect(r.payouts.get(op(2))).toBe((34_000n * MESH) / 3n)
+    expect(r.total + r.dust).toBe(r.emission)
+    expect(r.dust).toBeLessThan(2n)
+  })
+
+  it('pays nothing below the threshold, or to a node no verifier heard', () => {
+    const nodes = [node(0), node(1), node(2)]
+    const r = computeEpochRewards(
+      { ...input(nodes, [10, 4]), uptime: input(nodes, [10, 4]).uptime.filter((o) => o.node !== 'node-002') },
+      params,
+    )
+    expect([...r.payouts.keys()]).toEqual([op(1)])
+    expect(r.uptime.map((u) => [u.scorePpm, u.eligible])).toEqual([
+      [1_000_000, true],
+      [400_000, false],
+      [0, false],
+    ])
+  })
+
+  it('caps the stake weight and halves a node being vetted', () => {
+    const whale = node(0, { stake: 1_000_000n * MESH })
+    const capped = node(1, { stake: 10_000n * MESH })
+    const fresh = node(2, { stake: 10_000n * MESH, registeredEpoch: 9 })
+    const r = computeEpochRewards(input([whale, capped, fresh], [10, 10, 10]), params)
+    expect(r.payouts.get(op(1))).toBe(r.payouts.get(op(2)))
+    expect(r.uptime[2]?.vetting).toBe(true)
+    expect(r.payouts.get(op(3))).toBe((r.pools.uptime * 1n) / 5n)
+  })
+
+  it('takes the median across verifiers, so one verifier cannot lift or sink a node', () => {
+    const nodes = [node(0), node(1)]
+    const obs: UptimeObservation[] = [
+      { verifier: 'v-a', node: 'node-000', challenges: 10, answered: 10 },
+      { verifier: 'v-b', node: 'node-000', challenges: 10, answered: 0 }, // a lying verifier
+      { verifier: 'v-c', node: 'node-000', challenges: 10, answered: 9 },
+      { verifier: 'v-a', node: 'node-001', challenges: 10, answered: 0 },
+      { verifier: 'v-b', node: 'node-001', challenges: 10, answered: 10 }, // a friend of node-001
+      { verifier: 'v-c', node: 'node-001', challenges: 10, answered: 0 },
+    ]
+    const r = computeEpochRewards({ ...input(nodes, []), uptime: obs }, params)
+    expect(r.uptime.map((u) => u.scorePpm)).toEqual([900_000, 0])
+    expect([...r.payouts.keys()]).toEqual([op(1)])
+  })
+
+  it('counts 0 for a verifier that observed others but skipped a node, and ignores one that observed nothing', () => {
+    const nodes = [node(0), node(1)]
+    const obs: UptimeObservation[] = [
+      { verifier: 'v-a', node: 'node-000', challenges: 10, answered: 10 },
+      { verifier: 'v-a', node: 'node-001', challenges: 10, answered: 10 },
+      { verifier: 'v-b', node: 'node-000', challenges: 10, answered: 10 },
+      // v-b skipped node-001; v-c was down and observed nothing.
+    ]
+    const r = computeEpochRewards({ ...input(nodes, []), uptime: obs }, params)
+    expect(r.uptime[0]?.verifiers.map((v) => v.verifier)).toEqual(['v-a', 'v-b'])
+    expect(r.uptime.map((u) => u.scorePpm)).toEqual([1_000_000, 500_000])
+  })
+
+  it('ignores observations of unknown verifiers and impossible counts', () => {
+    const nodes = [node(0)]
+    const obs: UptimeObservation[] = [
+      { verifier: 'mallory', node: 'node-000', challenges: 10, answered: 10 },
+      { verifier: 'v-a', node: 'node-000', challenges: 10, answered: 11 },
+      { verifier: 'v-b', node: 'node-000', challenges: 0, answered: 0 },
+    ]
+    const r = computeEpochRewards({ ...input(nodes, []), uptime: obs }, params)
+    expect(r.total).toBe(0n)
+    expect(r.dust).toBe(r.emission)
+  })
+
+  it('refuses parameters whose weights do not sum to 100%', () => {
+    expect(() =>
+      validateRewardParams({ ...params, serviceWeightsBps: { ...params.serviceWeightsBps, uptime: 3_999 } }),
+    ).toThrow(/sum to 10000/)
+    expect(() => validateRewardParams({ ...params, uptime: { ...params.uptime, stakeCap: 0n } })).toThrow(
+      /stakeCap/,
+    )
+  })
+})
+
+// Properties
+
+const arbNodes = fc
+  .array(
+    fc.record({
+      operator: fc.integer({ min: 1, max: 12 }),
+      stake: fc.bigInt({ min: 1n, max: 50_000n * MESH }),
+      registeredEpoch: fc.integer({ min: 0, max: 10 }),
+    }),
+    { minLength: 1, maxLength: 25 },
+  )
+  .map((ns) =>
+    ns.map((n, i) =>
+      node(i, { operator: op(n.operator), stake: n.stake, registeredEpoch: n.registeredEpoch }),
+    ),
+  )
+
+const arbCase = arbNodes.chain((nodes) =>
+  fc.record({
+    nodes: fc.constant(nodes),
+    emission: fc.bigInt({ min: 0n, max: 10n ** 30n }),
+    // Per verifier and node: undefined (not observed) or answered of challenges.
+    matrix: fc.array(
+      fc.array(
+        fc.option(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 40 })), {
+          nil: undefined,
+        }),
+        {
+          minLength: nodes.length,
+          maxLength: nodes.length,
+        },
+      ),
+      { minLength: 1, maxLength: 5 },
+    ),
+  }),
+)
+
+interface Case {
+  nodes: RewardNode[]
+  emission: bigint
+  matrix: ([number, number] | undefined)[][]
+}
+
+function caseInput(c: Case): RewardInput {
+  const verifiers = c.matrix.map((_, v) => `v-${v}`)
+  const uptime: UptimeObservation[] = []
+  c.matrix.forEach((row, v) =>
+    row.forEach((cell, i) => {
+      if (cell === undefined) return
+      const [challenges, answered] = cell
+      uptime.push({
+        verifier: `v-${v}`,
+        node: (c.nodes[i] as RewardNode).peerId,
+        challenges,
+        answered: Math.min(answered, challenges),
+      })
+    }),
+  )
+  return { epoch: 10, emission: c.emission, nodes: c.nodes, verifiers, uptime }
+}
+
+describe('computeEpochRewards (properties)', () => {
+  it('conserves the emission: payouts plus dust are the emission, dust below the operators with weight', () => {
+    fc.assert(
+      fc.property(arbCase, (c) => {
+        const r = computeEpochRewards(caseInput(c), params)
+        expect(r.total + r.dust).toBe(c.emission)
+        expect(r.dust).toBeGreaterThanOrEqual(0n)
+        // One rounding per operator with weight: the dust is below their number (or all of the
+        // emission when nobody earned anything).
+        const earning = new Set(r.uptime.filter((u) => u.weight > 0n).map((u) => u.operator)).size
+        if (earning > 0) expect(r.dust).toBeLessThan(BigInt(earning))
+        else expect(r.dust).toBe(c.emission)
+        let sum = 0n
+        for (const v of r.payouts.values()) {
+          expect(v).toBeGreaterThan(0n)
+          sum += v
+        }
+        expect(sum).toBe(r.total)
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('is monotonic: answering one more challenge to an observing verifier never pays an operator less', () => {
+    fc.assert(
+      fc.property(arbCase, fc.nat(), fc.nat(), (c, pickV, pickN) => {
+        const v = pickV % c.matrix.length
+        const n = pickN % c.nodes.length
+        const row = c.matrix[v] as ([number, number] | undefined)[]
+        const cell = row[n]
+        // The verifier observed this epoch (else a first observation changes who the observers are).
+        fc.pre(row.some((x) => x !== undefined))
+        const [challenges, answered] = cell ?? [10, 0]
+        fc.pre(Math.min(answered, challenges) < challenges)
+        const better = c.matrix.map((row) => [...row])
+        ;(better[v] as ([number, number] | undefined)[])[n] = [challenges, Math.min(answered, challenges) + 1]
+        const operator = (c.nodes[n] as RewardNode).operator
+        const before = computeEpochRewards(caseInput(c), params).payouts.get(operator) ?? 0n
+        const after =
+          computeEpochRewards(caseInput({ ...c, matrix: better }), params).payouts.get(operator) ?? 0n
+        expect(after).toBeGreaterThanOrEqual(before)
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('is symmetric: two nodes alike in all but name, of operators alike, are paid alike', () => {
+    fc.assert(
+      fc.property(arbCase, (c) => {
+        // Give node 0's twin (same stake, age and observations) to a fresh operator of its own, and
+        // move node 0 to a fresh operator too.
+        const first = c.nodes[0] as RewardNode
+        const nodes = [
+          { ...first, operator: op(1001) },
+          ...c.nodes.slice(1),
+          { ...first, peerId: 'twin', operator: op(1002) },
+        ]
+        const matrix = c.matrix.map((row) => [...row, row[0]])
+        const r = computeEpochRewards(caseInput({ ...c, nodes, matrix }), params)
+        expect(r.payouts.get(op(1001)) ?? 0n).toBe(r.payouts.get(op(1002)) ?? 0n)
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('is deterministic: the order of nodes and observations does not matter', () => {
+    fc.assert(
+      fc.property(arbCase, fc.integer(), (c, seed) => {
+        const a = caseInput(c)
+        const shuffle = <T>(xs: readonly T[]) => {
+          const out = [...xs]
+          let s = seed >>> 0
+          for (let i = out.length - 1; i > 0; i--) {
+            s = (Math.imul(s, 1_103_515_245) + 12_345) >>> 0
+            const j = s % (i + 1)
+            ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+          }
+          return out
+        }
+        const b = {
+          ...a,
+          nodes: shuffle(a.nodes),
+          uptime: shuffle(a.uptime),
+          verifiers: shuffle(a.verifiers),
+        }
+        const ra = computeEpochRewards(a, params)
+        const rb = computeEpochRewards(b, params)
+        expect([...rb.payouts]).toEqual([...ra.payouts])
+        expect(rb.uptime).toEqual(ra.uptime)
+        expect(rb.dust).toBe(ra.dust)
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('never pays a node whose score is below the threshold', () => {
+    fc.assert(
+      fc.property(arbCase, (c) => {
+        const r = computeEpochRewards(caseInput(c), params)
+        for (const u of r.uptime) {
+          if (BigInt(u.scorePpm) < BigInt(params.uptime.thresholdPpm)) expect(u.reward).toBe(0n)
+          expect(u.scorePpm).toBeLessThanOrEqual(Number(PPM))
+        }
+      }),
+      { numRuns: 200 },
+    )
+  })
+})
