@@ -49,6 +49,12 @@ export interface Envelope<T = unknown> {
   body: T
 }
 
+/** A message with its signature, as bundles and stores keep it. */
+export interface SignedEnvelope<T = unknown> extends Envelope<T> {
+  /** The sender's Ed25519 signature, base64url (86 characters). */
+  sig: string
+}
+
 /** Why a message was dropped; metrics count by these. */
 export const rejectReasons = [
   'too_large',
@@ -66,7 +72,7 @@ export type RejectReason = (typeof rejectReasons)[number]
 
 /** What decoding came to. `verdict` is what to tell gossipsub about the peer that relayed it. */
 export type Decoded<T = unknown> =
-  | { ok: true; envelope: Envelope<T> }
+  | { ok: true; envelope: SignedEnvelope<T> }
   | { ok: false; reason: RejectReason; verdict: Exclude<Verdict, 'accept'>; detail?: string }
 
 /** Options of {@link createWireCodec}. */
@@ -195,14 +201,8 @@ export function createWireCodec(init: WireCodecInit): WireCodec {
       }
       const body = kind.schema.safeParse(unsigned.body)
       if (!body.success) return drop('malformed', kind.type, body.error.issues[0]?.message)
-      let signed: Uint8Array
-      try {
-        signed = encoder.encode(SIGNING_PREFIX + canonicalJson(unsigned))
-      } catch {
-        return drop('malformed', kind.type, 'not canonical JSON')
-      }
-      if (!verifier.verify(unsigned.from, signed, Buffer.from(sig, 'base64url')))
-        return drop('bad_signature', kind.type)
+      const signature = checkSignature(verifier, unsigned, sig)
+      if (signature !== 'ok') return drop(signature, kind.type)
       const key = `${unsigned.from}|${kind.type}`
       const last = lastSeq.get(key)
       if (last !== undefined) {
@@ -213,7 +213,44 @@ export function createWireCodec(init: WireCodecInit): WireCodec {
         lastSeq.delete(lastSeq.keys().next().value as string)
       }
       lastSeq.set(key, unsigned.seq)
-      return { ok: true, envelope: { ...unsigned, body: body.data } }
+      return { ok: true, envelope: { ...unsigned, body: body.data, sig } }
     },
   }
+}
+
+/** Whether `sig` is `unsigned.from`'s signature of `unsigned` (the envelope without `sig`). */
+function checkSignature(
+  verifier: PeerVerifier,
+  unsigned: Omit<SignedEnvelope, 'sig'>,
+  sig: string,
+): 'ok' | 'malformed' | 'bad_signature' {
+  let signed: Uint8Array
+  try {
+    signed = encoder.encode(SIGNING_PREFIX + canonicalJson(unsigned))
+  } catch {
+    return 'malformed'
+  }
+  return verifier.verify(unsigned.from, signed, Buffer.from(sig, 'base64url')) ? 'ok' : 'bad_signature'
+}
+
+/**
+ * Checks a stored message of type `type` (e.g. an observation in an epoch bundle): envelope shape,
+ * network, type, body schema and signature, but not freshness (its expiry has long passed when an
+ * auditor checks a bundle) or sequence (a bundle holds one message of each sender and subject).
+ */
+export function verifyEnvelope<T>(
+  value: unknown,
+  type: MessageType<T>,
+  options: { network: string; verifier: PeerVerifier },
+): { ok: true; envelope: SignedEnvelope<T> } | { ok: false; reason: RejectReason } {
+  const parsed = envelopeSchema.safeParse(value)
+  if (!parsed.success) return { ok: false, reason: 'malformed' }
+  const { sig, ...unsigned } = parsed.data
+  if (unsigned.type !== type.type) return { ok: false, reason: 'unknown_type' }
+  if (unsigned.net !== options.network) return { ok: false, reason: 'wrong_network' }
+  const body = type.schema.safeParse(unsigned.body)
+  if (!body.success) return { ok: false, reason: 'malformed' }
+  const signature = checkSignature(options.verifier, unsigned, sig)
+  if (signature !== 'ok') return { ok: false, reason: signature }
+  return { ok: true, envelope: { ...unsigned, body: body.data, sig } }
 }

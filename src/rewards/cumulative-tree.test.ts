@@ -72,6 +72,14 @@ describe('buildCumulativeTree (properties)', () => {
             ),
           ).toBe(true)
           expect(leaf.proof).toEqual(oz.getProof([e.account.toLowerCase(), e.cumulativeAmount]))
+          // By position in the list too, as hex and as raw bytes.
+          const at = list.indexOf(e)
+          expect(tree.proofAt(at)).toEqual({
+            account: e.account,
+            cumulativeAmount: e.cumulativeAmount,
+            proof: leaf.proof,
+          })
+          expect(bytesToHex(tree.proofBytesAt(at))).toBe(`0x${leaf.proof.map((h) => h.slice(2)).join('')}`)
           // The lookup does not depend on the address's casing.
           expect(tree.proof(getAddress(e.account))).toEqual(leaf)
           expect(tree.proof(e.account.toLowerCase() as Address)).toEqual(leaf)
@@ -79,6 +87,14 @@ describe('buildCumulativeTree (properties)', () => {
       }),
       { numRuns: 60 },
     )
+  })
+
+  it('has no proof for an account it does not hold, or for something that is not an address', () => {
+    const tree = buildCumulativeTree([{ account: `0x${'11'.repeat(20)}`, cumulativeAmount: 5n }])
+    expect(tree.proof(`0x${'22'.repeat(20)}`)).toBeUndefined()
+    expect(tree.proof('0x1234')).toBeUndefined()
+    expect(tree.proof(`0x${'zz'.repeat(20)}`)).toBeUndefined()
+    expect(() => tree.proofAt(1)).toThrow(RangeError)
   })
 
   it('refuses a proof for a changed amount', () => {

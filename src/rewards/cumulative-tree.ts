@@ -1,10 +1,17 @@
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { bytesToHex, getAddress, type Hex, hexToBytes } from 'viem'
+import { bytesToHex, getAddress, type Hex } from 'viem'
+import { keccak256 } from './keccak.js'
 
 /** One operator's entry: everything it has earned since genesis, in MESH base units. */
 export interface CumulativeEntry {
   account: `0x${string}`
   cumulativeAmount: bigint
+}
+
+/** A proof of one leaf, as `claim` takes it. */
+export interface LeafProof {
+  account: `0x${string}`
+  cumulativeAmount: bigint
+  proof: Hex[]
 }
 
 /** A built tree: its root, and a proof for every account. */
@@ -13,44 +20,181 @@ export interface CumulativeTree {
   readonly size: number
   /** The proof of `account`'s leaf, or undefined when it has no leaf. */
   proof(account: `0x${string}`): { cumulativeAmount: bigint; proof: Hex[] } | undefined
+  /** The proof of the `index`-th entry of the list the tree was built from. */
+  proofAt(index: number): LeafProof
+  /**
+   * The proof of the `index`-th entry as raw bytes, its sibling hashes one after another (32 bytes
+   * each, leaf side first): what a proof server stores or sends without hex-encoding it.
+   */
+  proofBytesAt(index: number): Uint8Array
 }
 
 const MAX_UINT256 = (1n << 256n) - 1n
+const HEX_VALUES = (() => {
+  const table = new Int8Array(128).fill(-1)
+  for (let i = 0; i < 16; i++) {
+    table['0123456789abcdef'.charCodeAt(i)] = i
+    table['0123456789ABCDEF'.charCodeAt(i)] = i
+  }
+  return table
+})()
+
+/** Writes the hex digits `hex` (no 0x) into `out` from `offset`, right-aligned in `width` bytes. */
+function writeHex(out: Uint8Array, offset: number, width: number, hex: string, what: string): void {
+  if (hex.length > 2 * width) throw new RangeError(`${what} is too long`)
+  const pad = 2 * width - hex.length
+  for (let i = 0; i < 2 * width; i += 2) {
+    const hi = i - pad < 0 ? 0 : HEX_VALUES[hex.charCodeAt(i - pad)]
+    const lo = i + 1 - pad < 0 ? 0 : HEX_VALUES[hex.charCodeAt(i + 1 - pad)]
+    if (hi === undefined || lo === undefined || hi < 0 || lo < 0) throw new RangeError(`${what} is not hex`)
+    out[offset + (i >> 1)] = (hi << 4) | lo
+  }
+}
+
+const encoded = new Uint8Array(64)
+/** abi.encode(address, uint256) of an entry into the shared 64-byte buffer. */
+function encodeLeaf(account: string, amount: bigint): Uint8Array {
+  if (amount < 0n || amount > MAX_UINT256) throw new RangeError(`amount out of uint256 range: ${amount}`)
+  if (account.length !== 42 || account[0] !== '0' || (account[1] !== 'x' && account[1] !== 'X'))
+    throw new RangeError(`not an address: ${account}`)
+  encoded.fill(0, 0, 12)
+  writeHex(encoded, 12, 20, account.slice(2), `address ${account}`)
+  writeHex(encoded, 32, 32, amount.toString(16), 'amount')
+  return encoded
+}
 
 /**
  * The leaf of (account, amount) in OpenZeppelin's standard format: keccak256(keccak256(abi.encode(
  * address, uint256))). EpochRewards verifies exactly this, and @openzeppelin/merkle-tree builds it.
  */
 export function leafHash(account: `0x${string}`, amount: bigint): Uint8Array {
-  if (amount < 0n || amount > MAX_UINT256) throw new RangeError(`amount out of uint256 range: ${amount}`)
-  const encoded = new Uint8Array(64)
-  encoded.set(hexToBytes(account), 12)
-  let v = amount
-  for (let i = 63; i >= 32 && v > 0n; i--) {
-    encoded[i] = Number(v & 0xffn)
-    v >>= 8n
-  }
-  return keccak_256(keccak_256(encoded))
+  return keccak256(keccak256(encodeLeaf(account, amount)))
 }
 
-function compare(a: Uint8Array, b: Uint8Array): number {
+/** Compares the 32-byte hashes at `a` and `b` of `buf` (byte offsets). */
+function compareAt(buf: Uint8Array, a: number, b: number): number {
   for (let i = 0; i < 32; i++) {
-    const d = (a[i] as number) - (b[i] as number)
+    const d = (buf[a + i] as number) - (buf[b + i] as number)
     if (d !== 0) return d
   }
   return 0
 }
 
-const pair = new Uint8Array(64)
-function hashPair(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (compare(a, b) <= 0) {
-    pair.set(a, 0)
-    pair.set(b, 32)
-  } else {
-    pair.set(b, 0)
-    pair.set(a, 32)
+/**
+ * Leaf indices sorted by their hashes (`hashes` holds n hashes of 32 bytes): a radix sort on the
+ * first 4 bytes, then a full comparison inside the rare runs that share them.
+ */
+function sortByHash(hashes: Uint8Array, n: number): Uint32Array {
+  const view = new DataView(hashes.buffer, hashes.byteOffset, hashes.byteLength)
+  const keys = new Uint32Array(n)
+  for (let i = 0; i < n; i++) keys[i] = view.getUint32(i * 32)
+  let order = new Uint32Array(n)
+  let spare = new Uint32Array(n)
+  for (let i = 0; i < n; i++) order[i] = i
+  for (let shift = 0; shift < 32; shift += 16) {
+    const counts = new Uint32Array(65_537)
+    for (let i = 0; i < n; i++)
+      (counts[(((keys[order[i] as number] as number) >>> shift) & 0xffff) + 1] as number)++
+    for (let d = 0; d < 65_536; d++) counts[d + 1] = (counts[d + 1] as number) + (counts[d] as number)
+    for (let i = 0; i < n; i++) {
+      const idx = order[i] as number
+      const digit = ((keys[idx] as number) >>> shift) & 0xffff
+      spare[counts[digit] as number] = idx
+      counts[digit] = (counts[digit] as number) + 1
+    }
+    ;[order, spare] = [spare, order]
   }
-  return keccak_256(pair)
+  // Runs with equal 4-byte prefixes: sort them by the whole hash. Hashes make such runs rare and
+  // short (insertion sort); a long run can only be made on purpose, and gets a comparison sort.
+  for (let start = 0; start < n; ) {
+    let end = start + 1
+    const key = keys[order[start] as number]
+    while (end < n && keys[order[end] as number] === key) end++
+    if (end - start > 16) {
+      order.subarray(start, end).sort((x, y) => compareAt(hashes, x * 32, y * 32))
+      start = end
+      continue
+    }
+    for (let i = start + 1; i < end; i++) {
+      const x = order[i] as number
+      let j = i - 1
+      while (j >= start && compareAt(hashes, (order[j] as number) * 32, x * 32) > 0) {
+        order[j + 1] = order[j] as number
+        j--
+      }
+      order[j + 1] = x
+    }
+    start = end
+  }
+  return order
+}
+
+/**
+ * An open-addressing hash index of the accounts (20 bytes each in `accounts`): finds an entry by
+ * address without a million-key Map, and refuses a list with an account twice.
+ */
+class AccountIndex {
+  private readonly accounts: Uint8Array
+  private readonly slots: Int32Array
+  private readonly mask: number
+  private readonly probe = new Uint8Array(20)
+
+  constructor(accounts: Uint8Array, n: number) {
+    this.accounts = accounts
+    let capacity = 1
+    while (capacity < 2 * n) capacity <<= 1
+    this.slots = new Int32Array(capacity).fill(-1)
+    this.mask = capacity - 1
+    for (let i = 0; i < n; i++) {
+      let slot = this.hash(accounts, i * 20)
+      for (;;) {
+        const held = this.slots[slot] as number
+        if (held < 0) {
+          this.slots[slot] = i
+          break
+        }
+        if (this.equal(accounts, i * 20, held * 20)) {
+          throw new RangeError(
+            `account ${getAddress(bytesToHex(accounts.subarray(i * 20, i * 20 + 20)))} appears twice`,
+          )
+        }
+        slot = (slot + 1) & this.mask
+      }
+    }
+  }
+
+  /** The entry index of `account`, or undefined. */
+  find(account: string): number | undefined {
+    try {
+      writeHex(
+        this.probe,
+        0,
+        20,
+        account.startsWith('0x') || account.startsWith('0X') ? account.slice(2) : account,
+        'account',
+      )
+    } catch {
+      return undefined
+    }
+    if (account.length !== 42) return undefined
+    for (let slot = this.hash(this.probe, 0); ; slot = (slot + 1) & this.mask) {
+      const held = this.slots[slot] as number
+      if (held < 0) return undefined
+      if (this.equal(this.probe, 0, held * 20, this.accounts)) return held
+    }
+  }
+
+  /** FNV-1a over 20 bytes. */
+  private hash(bytes: Uint8Array, offset: number): number {
+    let h = 0x811c9dc5
+    for (let i = 0; i < 20; i++) h = Math.imul(h ^ (bytes[offset + i] as number), 0x01000193)
+    return (h >>> 0) & this.mask
+  }
+
+  private equal(a: Uint8Array, offsetA: number, offsetB: number, b: Uint8Array = a): boolean {
+    for (let i = 0; i < 20; i++) if (a[offsetA + i] !== b[offsetB + i]) return false
+    return true
+  }
 }
 
 /**
@@ -58,42 +202,79 @@ function hashPair(a: Uint8Array, b: Uint8Array): Uint8Array {
  * laid out as a complete binary tree in an array, pairs hashed in sorted order), so that its root and
  * proofs match `StandardMerkleTree.of(entries, ['address', 'uint256'])` byte for byte.
  *
- * @throws RangeError when the list is empty or an account appears twice.
+ * The tree lives in one byte array (64 bytes a leaf), so a million operators take 64 MB and proofs
+ * are read out of it on demand.
+ *
+ * @throws RangeError when the list is empty, an account appears twice or a value does not fit.
  */
 export function buildCumulativeTree(entries: readonly CumulativeEntry[]): CumulativeTree {
   const n = entries.length
   if (n === 0) throw new RangeError('a reward tree needs at least one entry')
-  const leaves = entries.map((e, i) => ({ hash: leafHash(e.account, e.cumulativeAmount), i }))
-  leaves.sort((a, b) => compare(a.hash, b.hash))
-  const tree: Uint8Array[] = new Array(2 * n - 1)
-  const position = new Map<string, number>()
+  const leaves = new Uint8Array(n * 32)
+  const accounts = new Uint8Array(n * 20)
+  for (let i = 0; i < n; i++) {
+    const e = entries[i] as CumulativeEntry
+    const leaf = encodeLeaf(e.account, e.cumulativeAmount)
+    accounts.set(leaf.subarray(12, 32), i * 20)
+    leaves.set(keccak256(keccak256(leaf)), i * 32)
+  }
+  const index = new AccountIndex(accounts, n)
+  const order = sortByHash(leaves, n)
+
+  const size = 2 * n - 1
+  const tree = new Uint8Array(size * 32)
+  /** Where entry i's leaf sits in the tree. */
+  const positionOf = new Uint32Array(n)
   for (let k = 0; k < n; k++) {
-    const leaf = leaves[k] as { hash: Uint8Array; i: number }
-    const at = tree.length - 1 - k
-    tree[at] = leaf.hash
-    const entry = entries[leaf.i] as CumulativeEntry
-    const key = entry.account.toLowerCase()
-    if (position.has(key)) throw new RangeError(`account ${getAddress(entry.account)} appears twice`)
-    position.set(key, at)
+    const i = order[k] as number
+    const at = size - 1 - k
+    tree.set(leaves.subarray(i * 32, i * 32 + 32), at * 32)
+    positionOf[i] = at
   }
-  for (let i = tree.length - 1 - n; i >= 0; i--) {
-    tree[i] = hashPair(tree[2 * i + 1] as Uint8Array, tree[2 * i + 2] as Uint8Array)
+  const pair = new Uint8Array(64)
+  for (let i = size - 1 - n; i >= 0; i--) {
+    const left = (2 * i + 1) * 32
+    const right = (2 * i + 2) * 32
+    const swap = compareAt(tree, left, right) > 0
+    pair.set(tree.subarray(swap ? right : left, (swap ? right : left) + 32), 0)
+    pair.set(tree.subarray(swap ? left : right, (swap ? left : right) + 32), 32)
+    tree.set(keccak256(pair), i * 32)
   }
-  const amounts = new Map(entries.map((e) => [e.account.toLowerCase(), e.cumulativeAmount]))
+
+  const depthOf = (at: number): number => {
+    let depth = 0
+    for (let p = at; p > 0; p = Math.floor((p - 1) / 2)) depth++
+    return depth
+  }
+  const proofBytesAt = (index: number): Uint8Array => {
+    if (!Number.isInteger(index) || index < 0 || index >= n) throw new RangeError(`no entry ${index}`)
+    let at = positionOf[index] as number
+    const out = new Uint8Array(depthOf(at) * 32)
+    for (let o = 0; at > 0; o += 32) {
+      const sibling = at % 2 === 1 ? at + 1 : at - 1
+      out.set(tree.subarray(sibling * 32, sibling * 32 + 32), o)
+      at = Math.floor((at - 1) / 2)
+    }
+    return out
+  }
+  const proofAt = (index: number): LeafProof => {
+    const bytes = proofBytesAt(index)
+    const proof: Hex[] = []
+    for (let o = 0; o < bytes.length; o += 32) proof.push(bytesToHex(bytes.subarray(o, o + 32)))
+    const e = entries[index] as CumulativeEntry
+    return { account: e.account, cumulativeAmount: e.cumulativeAmount, proof }
+  }
+
   return {
-    root: bytesToHex(tree[0] as Uint8Array),
+    root: bytesToHex(tree.subarray(0, 32)),
     size: n,
     proof(account) {
-      const key = account.toLowerCase()
-      let at = position.get(key)
+      const at = index.find(account)
       if (at === undefined) return undefined
-      const proof: Hex[] = []
-      while (at > 0) {
-        const sibling = at % 2 === 1 ? at + 1 : at - 1
-        proof.push(bytesToHex(tree[sibling] as Uint8Array))
-        at = Math.floor((at - 1) / 2)
-      }
-      return { cumulativeAmount: amounts.get(key) as bigint, proof }
+      const { cumulativeAmount, proof } = proofAt(at)
+      return { cumulativeAmount, proof }
     },
+    proofAt,
+    proofBytesAt,
   }
 }
