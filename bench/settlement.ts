@@ -25,6 +25,7 @@ import { canonicalJson } from '../src/core/canonical-json.js'
 import { createPeerSigner, createPeerVerifier } from '../src/mesh/peer-key.js'
 import { createWireCodec, verifyEnvelope } from '../src/mesh/wire-codec.js'
 import {
+  addPayouts,
   buildCumulativeTree,
   type CumulativeEntry,
   computeEpochRewards,
@@ -62,42 +63,50 @@ function prng(seed: number): () => number {
   }
 }
 
-/** An epoch of `n` operators with one node each: stakes, ages, observations, previous totals. */
-function syntheticEpoch(n: number): { input: RewardInput; previous: Map<string, bigint> } {
+/** A peer-id-like string (52 characters, as an Ed25519 libp2p peer id) for node `i`. */
+const peerIdOf = (i: number) => `12D3KooW${i.toString(36).padStart(44, 'Z')}`
+
+/**
+ * An epoch of `n` operators with one node each: stakes, ages, observations, previous totals. Strings
+ * come out of JSON.parse, as they do out of a bundle (flat, and an observation's node id a string
+ * apart from the node list's).
+ */
+function syntheticEpoch(n: number): { input: RewardInput; previous: CumulativeEntry[] } {
   const next = prng(n)
+  const ids = Array.from({ length: n }, (_, i) => peerIdOf(i))
+  const operators = Array.from({ length: n }, (_, i) => `0x${(i + 1).toString(16).padStart(40, '0')}`)
+  const peerIds = JSON.parse(JSON.stringify(ids)) as string[]
+  const observed = VERIFIERS.map(() => JSON.parse(JSON.stringify(ids)) as string[])
+  const tableAccounts = JSON.parse(JSON.stringify(operators)) as `0x${string}`[]
+  const nodeOperators = JSON.parse(JSON.stringify(operators)) as `0x${string}`[]
   const nodes: RewardNode[] = []
   const uptime: UptimeObservation[] = []
-  const previous = new Map<string, bigint>()
+  const previous: CumulativeEntry[] = []
   for (let i = 0; i < n; i++) {
-    const operator = `0x${(i + 1).toString(16).padStart(40, '0')}` as `0x${string}`
-    const peerId = `node-${i}`
     nodes.push({
-      peerId,
-      operator,
+      peerId: peerIds[i] as string,
+      operator: nodeOperators[i] as `0x${string}`,
       stake: BigInt(100 + (next() % 20_000)) * MESH,
       registeredEpoch: next() % 100,
     })
     // Most nodes are up nearly always; a tenth are flaky.
     const flaky = next() % 10 === 0
-    for (const verifier of VERIFIERS) {
+    VERIFIERS.forEach((verifier, v) => {
       const missed = flaky ? next() % (CHALLENGES + 1) : next() % 2
-      uptime.push({ verifier, node: peerId, challenges: CHALLENGES, answered: CHALLENGES - missed })
-    }
-    previous.set(operator, BigInt(next()) * 10n ** 12n)
+      const node = (observed[v] as string[])[i] as string
+      uptime.push({ verifier, node, challenges: CHALLENGES, answered: CHALLENGES - missed })
+    })
+    previous.push({
+      account: tableAccounts[i] as `0x${string}`,
+      cumulativeAmount: BigInt(next()) * 10n ** 12n,
+    })
   }
   return { input: { epoch: 100, emission: 34_000n * MESH, nodes, verifiers: VERIFIERS, uptime }, previous }
 }
 
 /** The new cumulative table: previous plus this epoch's payouts. */
-function cumulative(input: RewardInput, previous: Map<string, bigint>): CumulativeEntry[] {
-  const rewards = computeEpochRewards(input, PARAMS)
-  const totals = new Map(previous)
-  for (const [operator, amount] of rewards.payouts)
-    totals.set(operator, (totals.get(operator) ?? 0n) + amount)
-  return [...totals].map(([account, cumulativeAmount]) => ({
-    account: account as `0x${string}`,
-    cumulativeAmount,
-  }))
+function cumulative(input: RewardInput, previous: readonly CumulativeEntry[]): CumulativeEntry[] {
+  return addPayouts(previous, computeEpochRewards(input, PARAMS).payouts)
 }
 
 interface SettleResult {
@@ -118,8 +127,10 @@ function settleChild(n: number): SettleResult {
   const t1 = performance.now()
   const tree = buildCumulativeTree(entries)
   const t2 = performance.now()
+  // Every proof, into one buffer as a proof server writes them into its responses.
+  const out = new Uint8Array(32 * 64)
   let proofBytes = 0
-  for (let i = 0; i < entries.length; i++) proofBytes += tree.proofBytesAt(i).byteLength
+  for (const i of tree.leafOrder()) proofBytes += tree.proofInto(i, out, 0)
   const t3 = performance.now()
   return {
     seconds: (t3 - t0) / 1000,
@@ -282,5 +293,6 @@ if (process.argv.includes(CHILD_FLAG)) {
   const kind = process.argv[at + 1]
   const n = Number(process.argv[at + 2])
   const result = kind === 'settle' ? settleChild(n) : baselineChild(n)
-  process.send?.(result, () => process.exit(0))
+  if (process.send) process.send(result, () => process.exit(0))
+  else console.log(JSON.stringify(result))
 }

@@ -2,7 +2,8 @@ import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import fc from 'fast-check'
 import { bytesToHex, getAddress } from 'viem'
 import { describe, expect, it } from 'vitest'
-import { buildCumulativeTree, type CumulativeEntry } from './cumulative-tree.js'
+import { addPayouts, buildCumulativeTree, type CumulativeEntry } from './cumulative-tree.js'
+import { AccountAmounts } from './key-index.js'
 
 const ENCODING = ['address', 'uint256']
 const MAX_UINT256 = (1n << 256n) - 1n
@@ -80,6 +81,12 @@ describe('buildCumulativeTree (properties)', () => {
             proof: leaf.proof,
           })
           expect(bytesToHex(tree.proofBytesAt(at))).toBe(`0x${leaf.proof.map((h) => h.slice(2)).join('')}`)
+          // Into a caller's buffer, at an aligned and at an unaligned offset.
+          for (const offset of [4, 3]) {
+            const buf = new Uint8Array(offset + 32 * 8)
+            const length = tree.proofInto(at, buf, offset)
+            expect(buf.subarray(offset, offset + length)).toEqual(tree.proofBytesAt(at))
+          }
           // The lookup does not depend on the address's casing.
           expect(tree.proof(getAddress(e.account))).toEqual(leaf)
           expect(tree.proof(e.account.toLowerCase() as Address)).toEqual(leaf)
@@ -95,6 +102,24 @@ describe('buildCumulativeTree (properties)', () => {
     expect(tree.proof('0x1234')).toBeUndefined()
     expect(tree.proof(`0x${'zz'.repeat(20)}`)).toBeUndefined()
     expect(() => tree.proofAt(1)).toThrow(RangeError)
+  })
+
+  it('adds an epoch to the cumulative table: every account once, amounts summed', () => {
+    fc.assert(
+      fc.property(
+        entries,
+        fc.array(fc.tuple(address, fc.bigInt({ min: 1n, max: 10n ** 30n }))),
+        (previous, paid) => {
+          const payouts = new AccountAmounts()
+          for (const [a, v] of paid) payouts.add(a.toLowerCase() as Address, v)
+          const next = addPayouts(previous, payouts)
+          const expected = new Map(previous.map((e) => [e.account.toLowerCase(), e.cumulativeAmount]))
+          for (const [a, v] of payouts) expected.set(a, (expected.get(a) ?? 0n) + v)
+          expect(new Map(next.map((e) => [e.account.toLowerCase(), e.cumulativeAmount]))).toEqual(expected)
+          expect(next).toHaveLength(expected.size)
+        },
+      ),
+    )
   })
 
   it('refuses a proof for a changed amount', () => {

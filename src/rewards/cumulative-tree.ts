@@ -1,5 +1,6 @@
 import { bytesToHex, getAddress, type Hex } from 'viem'
 import { keccak256 } from './keccak.js'
+import type { AccountAmounts } from './key-index.js'
 
 /** One operator's entry: everything it has earned since genesis, in MESH base units. */
 export interface CumulativeEntry {
@@ -27,9 +28,24 @@ export interface CumulativeTree {
    * each, leaf side first): what a proof server stores or sends without hex-encoding it.
    */
   proofBytesAt(index: number): Uint8Array
+  /**
+   * Writes the `index`-th entry's proof bytes (as `proofBytesAt`) into `out` from `offset`, and
+   * returns how many bytes it wrote: serving proofs without allocating one array each.
+   *
+   * @throws RangeError when `out` has no room for it.
+   */
+  proofInto(index: number, out: Uint8Array, offset: number): number
+  /**
+   * Entry indices in the order of their leaves in the tree. Proofs taken in this order read
+   * neighbouring parts of the tree one after another: for every proof of a large tree, several times
+   * faster than in entry order.
+   */
+  leafOrder(): Uint32Array
 }
 
 const MAX_UINT256 = (1n << 256n) - 1n
+/** Deepest proof: a tree of up to 2^32 leaves. */
+const MAX_DEPTH = 33
 const HEX_VALUES = (() => {
   const table = new Int8Array(128).fill(-1)
   for (let i = 0; i < 16; i++) {
@@ -127,6 +143,37 @@ function sortByHash(hashes: Uint8Array, n: number): Uint32Array {
     start = end
   }
   return order
+}
+
+/** `address` in lower case, without a copy when it already is (as stored tables keep it). */
+export function lowerAddress(address: string): `0x${string}` {
+  return (UPPER_HEX.test(address) ? address.toLowerCase() : address) as `0x${string}`
+}
+const UPPER_HEX = /[A-F]/
+
+/**
+ * The next cumulative table: `previous` (the last epoch's table) with this epoch's `payouts` added,
+ * accounts new to the table appended. Entries keep the previous table's order; the tree does not
+ * depend on it (and refuses a table that holds an account twice).
+ */
+export function addPayouts(previous: readonly CumulativeEntry[], payouts: AccountAmounts): CumulativeEntry[] {
+  const next: CumulativeEntry[] = new Array(previous.length)
+  const used = new Uint8Array(payouts.size)
+  for (let i = 0; i < previous.length; i++) {
+    const e = previous[i] as CumulativeEntry
+    const at = payouts.indexOf(lowerAddress(e.account))
+    if (at < 0) next[i] = e
+    else {
+      used[at] = 1
+      next[i] = { account: e.account, cumulativeAmount: e.cumulativeAmount + payouts.at(at)[1] }
+    }
+  }
+  for (let at = 0; at < payouts.size; at++) {
+    if (used[at] === 1) continue
+    const [account, cumulativeAmount] = payouts.at(at)
+    next.push({ account, cumulativeAmount })
+  }
+  return next
 }
 
 /**
@@ -241,21 +288,40 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
     tree.set(keccak256(pair), i * 32)
   }
 
+  // The tree as 32-bit words, for copying proofs out (a copy keeps the bytes in their order).
+  const words = new Uint32Array(tree.buffer, tree.byteOffset, tree.byteLength / 4)
   const depthOf = (at: number): number => {
     let depth = 0
-    for (let p = at; p > 0; p = Math.floor((p - 1) / 2)) depth++
+    for (let p = at; p > 0; p = (p - 1) >> 1) depth++
     return depth
   }
-  const proofBytesAt = (index: number): Uint8Array => {
+  const proofInto = (index: number, out: Uint8Array, offset: number): number => {
     if (!Number.isInteger(index) || index < 0 || index >= n) throw new RangeError(`no entry ${index}`)
     let at = positionOf[index] as number
-    const out = new Uint8Array(depthOf(at) * 32)
-    for (let o = 0; at > 0; o += 32) {
-      const sibling = at % 2 === 1 ? at + 1 : at - 1
-      out.set(tree.subarray(sibling * 32, sibling * 32 + 32), o)
-      at = Math.floor((at - 1) / 2)
+    const length = depthOf(at) * 32
+    if (offset < 0 || offset + length > out.length)
+      throw new RangeError(`no room for a proof of ${length} bytes`)
+    const start = out.byteOffset + offset
+    if (start % 4 === 0) {
+      // Word by word: no view object per sibling.
+      const to = new Uint32Array(out.buffer, start, length / 4)
+      for (let o = 0; at > 0; o += 8) {
+        const from = (at % 2 === 1 ? at + 1 : at - 1) * 8
+        for (let w = 0; w < 8; w++) to[o + w] = words[from + w] as number
+        at = (at - 1) >> 1
+      }
+      return length
     }
-    return out
+    for (let o = offset; at > 0; o += 32) {
+      const from = (at % 2 === 1 ? at + 1 : at - 1) * 32
+      for (let b = 0; b < 32; b++) out[o + b] = tree[from + b] as number
+      at = (at - 1) >> 1
+    }
+    return length
+  }
+  const proofBytesAt = (index: number): Uint8Array => {
+    const out = new Uint8Array(32 * MAX_DEPTH)
+    return out.slice(0, proofInto(index, out, 0))
   }
   const proofAt = (index: number): LeafProof => {
     const bytes = proofBytesAt(index)
@@ -276,5 +342,7 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
     },
     proofAt,
     proofBytesAt,
+    proofInto,
+    leafOrder: () => order.slice(),
   }
 }

@@ -1,7 +1,9 @@
 export {
+  addPayouts,
   buildCumulativeTree,
   type CumulativeEntry,
   type CumulativeTree,
+  type LeafProof,
   leafHash,
 } from './cumulative-tree.js'
 export {
@@ -11,6 +13,7 @@ export {
   emittedThrough,
   totalEmission,
 } from './emission.js'
+export { AccountAmounts, KeyIndex } from './key-index.js'
 export {
   BPS,
   computeEpochRewards,

@@ -29,9 +29,9 @@ const VERIFIERS = ['v-a', 'v-b', 'v-c']
 function input(nodes: RewardNode[], answered: number[], extra: Partial<RewardInput> = {}): RewardInput {
   const uptime: UptimeObservation[] = []
   for (const verifier of VERIFIERS) {
-    nodes.forEach((n, i) =>
-      uptime.push({ verifier, node: n.peerId, challenges: 10, answered: answered[i] ?? 0 }),
-    )
+    for (const [i, n] of nodes.entries()) {
+      uptime.push({ verifier, node: n.peerId, challenges: 10, answered: answered[i] ?? 0 })
+    }
   }
   return { epoch: 10, emission: 34_000n * MESH, nodes, verifiers: VERIFIERS, uptime, ...extra }
 }
@@ -55,7 +55,7 @@ describe('computeEpochRewards (examples)', () => {
       params,
     )
     expect([...r.payouts.keys()]).toEqual([op(1)])
-    expect(r.uptime.map((u) => [u.scorePpm, u.eligible])).toEqual([
+    expect(r.uptime.list().map((u) => [u.scorePpm, u.eligible])).toEqual([
       [1_000_000, true],
       [400_000, false],
       [0, false],
@@ -68,7 +68,7 @@ describe('computeEpochRewards (examples)', () => {
     const fresh = node(2, { stake: 10_000n * MESH, registeredEpoch: 9 })
     const r = computeEpochRewards(input([whale, capped, fresh], [10, 10, 10]), params)
     expect(r.payouts.get(op(1))).toBe(r.payouts.get(op(2)))
-    expect(r.uptime[2]?.vetting).toBe(true)
+    expect(r.uptime.list()[2]?.vetting).toBe(true)
     expect(r.payouts.get(op(3))).toBe((r.pools.uptime * 1n) / 5n)
   })
 
@@ -83,8 +83,20 @@ describe('computeEpochRewards (examples)', () => {
       { verifier: 'v-c', node: 'node-001', challenges: 10, answered: 0 },
     ]
     const r = computeEpochRewards({ ...input(nodes, []), uptime: obs }, params)
-    expect(r.uptime.map((u) => u.scorePpm)).toEqual([900_000, 0])
+    expect(r.uptime.list().map((u) => u.scorePpm)).toEqual([900_000, 0])
     expect([...r.payouts.keys()]).toEqual([op(1)])
+    // The explanation a node's operator sees.
+    expect(r.uptime.explain('node-000')).toMatchObject({
+      verifiers: [
+        { verifier: 'v-a', challenges: 10, answered: 10, fractionPpm: 1_000_000 },
+        { verifier: 'v-b', challenges: 10, answered: 0, fractionPpm: 0 },
+        { verifier: 'v-c', challenges: 10, answered: 9, fractionPpm: 900_000 },
+      ],
+      scorePpm: 900_000,
+      eligible: true,
+      reward: r.emission,
+    })
+    expect(r.uptime.explain('stranger')).toBeUndefined()
   })
 
   it('counts 0 for a verifier that observed others but skipped a node, and ignores one that observed nothing', () => {
@@ -96,8 +108,8 @@ describe('computeEpochRewards (examples)', () => {
       // v-b skipped node-001; v-c was down and observed nothing.
     ]
     const r = computeEpochRewards({ ...input(nodes, []), uptime: obs }, params)
-    expect(r.uptime[0]?.verifiers.map((v) => v.verifier)).toEqual(['v-a', 'v-b'])
-    expect(r.uptime.map((u) => u.scorePpm)).toEqual([1_000_000, 500_000])
+    expect(r.uptime.list()[0]?.verifiers.map((v) => v.verifier)).toEqual(['v-a', 'v-b'])
+    expect(r.uptime.list().map((u) => u.scorePpm)).toEqual([1_000_000, 500_000])
   })
 
   it('ignores observations of unknown verifiers and impossible counts', () => {
@@ -168,9 +180,9 @@ interface Case {
 function caseInput(c: Case): RewardInput {
   const verifiers = c.matrix.map((_, v) => `v-${v}`)
   const uptime: UptimeObservation[] = []
-  c.matrix.forEach((row, v) =>
-    row.forEach((cell, i) => {
-      if (cell === undefined) return
+  for (const [v, row] of c.matrix.entries()) {
+    for (const [i, cell] of row.entries()) {
+      if (cell === undefined) continue
       const [challenges, answered] = cell
       uptime.push({
         verifier: `v-${v}`,
@@ -178,8 +190,8 @@ function caseInput(c: Case): RewardInput {
         challenges,
         answered: Math.min(answered, challenges),
       })
-    }),
-  )
+    }
+  }
   return { epoch: 10, emission: c.emission, nodes: c.nodes, verifiers, uptime }
 }
 
@@ -192,7 +204,12 @@ describe('computeEpochRewards (properties)', () => {
         expect(r.dust).toBeGreaterThanOrEqual(0n)
         // One rounding per operator with weight: the dust is below their number (or all of the
         // emission when nobody earned anything).
-        const earning = new Set(r.uptime.filter((u) => u.weight > 0n).map((u) => u.operator)).size
+        const earning = new Set(
+          r.uptime
+            .list()
+            .filter((u) => u.weight > 0n)
+            .map((u) => u.operator),
+        ).size
         if (earning > 0) expect(r.dust).toBeLessThan(BigInt(earning))
         else expect(r.dust).toBe(c.emission)
         let sum = 0n
@@ -270,8 +287,9 @@ describe('computeEpochRewards (properties)', () => {
         }
         const ra = computeEpochRewards(a, params)
         const rb = computeEpochRewards(b, params)
-        expect([...rb.payouts]).toEqual([...ra.payouts])
-        expect(rb.uptime).toEqual(ra.uptime)
+        const sorted = (m: Iterable<[string, bigint]>) => [...m].sort(([a], [b]) => (a < b ? -1 : 1))
+        expect(sorted(rb.payouts)).toEqual(sorted(ra.payouts))
+        expect(rb.uptime.list()).toEqual(ra.uptime.list())
         expect(rb.dust).toBe(ra.dust)
       }),
       { numRuns: 200 },
@@ -282,7 +300,7 @@ describe('computeEpochRewards (properties)', () => {
     fc.assert(
       fc.property(arbCase, (c) => {
         const r = computeEpochRewards(caseInput(c), params)
-        for (const u of r.uptime) {
+        for (const u of r.uptime.list()) {
           if (BigInt(u.scorePpm) < BigInt(params.uptime.thresholdPpm)) expect(u.reward).toBe(0n)
           expect(u.scorePpm).toBeLessThanOrEqual(Number(PPM))
         }

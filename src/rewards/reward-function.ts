@@ -1,3 +1,6 @@
+import { lowerAddress } from './cumulative-tree.js'
+import { AccountAmounts, KeyIndex } from './key-index.js'
+
 /**
  * The reward function: what each operator earns in one epoch, from the epoch's observations.
  *
@@ -83,6 +86,17 @@ export interface UptimeExplanation {
   reward: bigint
 }
 
+/** Every node's uptime score, and why. */
+export interface UptimeScores {
+  readonly size: number
+  /** The verifiers that observed anything this epoch, sorted: the ones a node's median is taken over. */
+  readonly observers: readonly string[]
+  /** Why `peerId` earned what it earned from the uptime pool; undefined for a node not in the epoch. */
+  explain(peerId: string): UptimeExplanation | undefined
+  /** Every node's explanation, sorted by peer id (one object per node: for tables, not for millions). */
+  list(): UptimeExplanation[]
+}
+
 /** What an epoch pays. */
 export interface EpochRewards {
   epoch: number
@@ -90,14 +104,13 @@ export interface EpochRewards {
   emission: bigint
   /** Each service's pool; services nobody contributed to get 0 and their weight goes to the others. */
   pools: Record<RewardService, bigint>
-  /** Amount per operator (lower-case address), only operators paid more than 0, sorted by address. */
-  payouts: Map<`0x${string}`, bigint>
+  /** Amount per operator (lower-case address), in no particular order; only operators paid more than 0. */
+  payouts: AccountAmounts
   /** Sum of the payouts. */
   total: bigint
   /** Emission not paid out: pools' rounding, and all of it when nobody earned anything. */
   dust: bigint
-  /** Per node, sorted by peer id. */
-  uptime: UptimeExplanation[]
+  uptime: UptimeScores
 }
 
 /**
@@ -131,24 +144,29 @@ export function validateRewardParams(params: RewardParams): void {
  *    in proportion to their weights (a service nobody contributed to passes its share on); the last
  *    such service takes the rounding, so the pools sum to the emission exactly.
  * 2. Uptime: each node's score is the median, over the verifiers that observed anything this epoch,
- *    of the fraction of its challenges answered in time; below the threshold it is 0. Its weight is
- *    score × min(stake, stakeCap), times the vetting factor while it is new.
+ *    of the fraction of its challenges answered in time (a verifier that observed others but not
+ *    this node counts 0); below the threshold it is 0. Its weight is score × min(stake, stakeCap),
+ *    times the vetting factor while it is new.
  * 3. An operator is paid floor(pool × its nodes' weight / all weight) from each pool.
  *
  * So the payouts sum to the emission less the dust, and the dust is less than the number of
- * operators paid times the number of pools (one rounding each).
+ * operators with weight times the number of pools (one rounding each).
+ *
+ * Exact integers throughout: amounts and weights are bigint; counts, fractions and scores (ppm) are
+ * safe integers combined only by exact operations (`divFloor`), so every machine gets the same bits.
+ * Linear in nodes and observations (a million nodes with three verifiers take about a second).
  */
 export function computeEpochRewards(input: RewardInput, params: RewardParams): EpochRewards {
   validateRewardParams(params)
   if (input.emission < 0n) throw new RangeError('emission must be >= 0')
 
-  const uptime = uptimeWeights(input, params)
-  const weights: Record<RewardService, Map<`0x${string}`, bigint>> = {
-    uptime: byOperator(uptime),
-    compute: new Map(),
-    storage: new Map(),
-    relay: new Map(),
-    sensor: new Map(),
+  const uptime = new UptimeTable(input, params)
+  const weights: Record<RewardService, AccountAmounts> = {
+    uptime: uptime.byOperator(),
+    compute: new AccountAmounts(),
+    storage: new AccountAmounts(),
+    relay: new AccountAmounts(),
+    sensor: new AccountAmounts(),
   }
   const totals = Object.fromEntries(REWARD_SERVICES.map((s) => [s, sumOf(weights[s].values())])) as Record<
     RewardService,
@@ -166,108 +184,191 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     pools[s] = pool
     left -= pool
   })
+  uptime.pool = pools.uptime
+  uptime.totalWeight = totals.uptime
 
   // 3. Payouts.
-  const payouts = new Map<`0x${string}`, bigint>()
+  const payouts = new AccountAmounts(weights.uptime.size)
+  let total = 0n
   for (const s of active) {
-    for (const [operator, w] of weights[s]) {
-      const amount = (pools[s] * w) / totals[s]
-      if (amount > 0n) payouts.set(operator, (payouts.get(operator) ?? 0n) + amount)
+    const pool = pools[s]
+    const all = totals[s]
+    for (let i = 0; i < weights[s].size; i++) {
+      const [operator, w] = weights[s].at(i)
+      const amount = (pool * w) / all
+      if (amount > 0n) {
+        payouts.add(operator, amount)
+        total += amount
+      }
     }
   }
-  for (const node of uptime)
-    node.reward = totals.uptime > 0n ? (pools.uptime * node.weight) / totals.uptime : 0n
-
-  const sorted = new Map([...payouts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-  const total = sumOf(sorted.values())
   return {
     epoch: input.epoch,
     paramsVersion: params.version,
     emission: input.emission,
     pools,
-    payouts: sorted,
+    payouts,
     total,
     dust: input.emission - total,
     uptime,
   }
 }
 
-/** 2. Every registered node's uptime weight, with its explanation, sorted by peer id. */
-function uptimeWeights(input: RewardInput, params: RewardParams): UptimeExplanation[] {
-  const verifiers = new Set(input.verifiers)
-  // One observation per (verifier, node): a bundle is deduplicated, but the function does not rely
-  // on it. Of duplicates the one with the most answers counts, whatever the order.
-  const seen = new Map<string, Map<string, UptimeObservation>>()
-  for (const o of input.uptime) {
-    if (!verifiers.has(o.verifier)) continue
-    if (!Number.isSafeInteger(o.challenges) || o.challenges <= 0) continue
-    if (!Number.isSafeInteger(o.answered) || o.answered < 0 || o.answered > o.challenges) continue
-    let byNode = seen.get(o.verifier)
-    if (byNode === undefined) {
-      byNode = new Map()
-      seen.set(o.verifier, byNode)
+/** floor(a / b) of non-negative safe integers, exactly. */
+function divFloor(a: number, b: number): number {
+  return (a - (a % b)) / b
+}
+
+/** 2. The uptime scores, held in typed arrays (a million nodes are a few tens of MB). */
+class UptimeTable implements UptimeScores {
+  readonly size: number
+  readonly observers: readonly string[]
+  /** Set once the pools are known. */
+  pool = 0n
+  totalWeight = 0n
+  private readonly input: RewardInput
+  private readonly params: RewardParams
+  private readonly nodeIndex: KeyIndex
+  /** Per observer (in `observers` order) and node: challenges and answers, 0 challenges = none. */
+  private readonly challenges: Int32Array
+  private readonly answered: Int32Array
+  private readonly scores: Int32Array
+
+  constructor(input: RewardInput, params: RewardParams) {
+    this.input = input
+    this.params = params
+    const n = input.nodes.length
+    this.size = n
+    this.nodeIndex = new KeyIndex(n)
+    for (let i = 0; i < n; i++) {
+      const peerId = (input.nodes[i] as RewardNode).peerId
+      if (this.nodeIndex.add(peerId) !== i) throw new RangeError(`node ${peerId} is listed twice`)
     }
-    const held = byNode.get(o.node)
-    if (
-      held === undefined ||
-      fraction(o) > fraction(held) ||
-      (fraction(o) === fraction(held) && o.challenges > held.challenges)
-    )
-      byNode.set(o.node, o)
-  }
-  // The observers: verifiers that observed anything this epoch (one that was down does not count).
-  const observers = [...seen.keys()].sort()
-  const threshold = BigInt(params.uptime.thresholdPpm)
-  const nodes = [...input.nodes].sort((a, b) => (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0))
-  const out: UptimeExplanation[] = []
-  let previous: string | undefined
-  for (const node of nodes) {
-    if (node.peerId === previous) throw new RangeError(`node ${node.peerId} is listed twice`)
-    previous = node.peerId
-    const per = observers.map((verifier) => {
-      const o = seen.get(verifier)?.get(node.peerId)
-      return o === undefined
-        ? { verifier, challenges: 0, answered: 0, fractionPpm: 0 }
-        : { verifier, challenges: o.challenges, answered: o.answered, fractionPpm: Number(fraction(o)) }
+    const verifiers = [...new Set(input.verifiers)].sort()
+    const vIndex = new Map(verifiers.map((v, i) => [v, i]))
+    const challenges = new Int32Array(verifiers.length * n)
+    const answered = new Int32Array(verifiers.length * n)
+    const observed = new Uint8Array(verifiers.length)
+    for (const o of input.uptime) {
+      const v = vIndex.get(o.verifier)
+      const i = this.nodeIndex.get(o.node)
+      if (v === undefined || !Number.isSafeInteger(o.challenges) || !Number.isSafeInteger(o.answered))
+        continue
+      if (o.challenges <= 0 || o.challenges > MAX_COUNT || o.answered < 0 || o.answered > o.challenges)
+        continue
+      observed[v] = 1
+      if (i < 0) continue
+      // Of duplicates, the higher fraction counts (then the more challenges), whatever the order.
+      const at = v * n + i
+      const c = challenges[at] as number
+      const a = answered[at] as number
+      const better =
+        c === 0 ||
+        o.answered * c > a * o.challenges ||
+        (o.answered * c === a * o.challenges && o.challenges > c)
+      if (better) {
+        challenges[at] = o.challenges
+        answered[at] = o.answered
+      }
+    }
+    // The observers: verifiers that observed anything this epoch (one that was down does not count).
+    const kept = verifiers.flatMap((v, i) => (observed[i] === 1 ? [i] : []))
+    this.observers = kept.map((i) => verifiers[i] as string)
+    this.challenges = new Int32Array(kept.length * n)
+    this.answered = new Int32Array(kept.length * n)
+    kept.forEach((from, to) => {
+      this.challenges.set(challenges.subarray(from * n, from * n + n), to * n)
+      this.answered.set(answered.subarray(from * n, from * n + n), to * n)
     })
-    const scorePpm = median(per.map((p) => BigInt(p.fractionPpm)))
-    const eligible = per.length > 0 && scorePpm >= threshold && scorePpm > 0n
-    const stakeWeight =
-      node.stake < params.uptime.stakeCap ? (node.stake > 0n ? node.stake : 0n) : params.uptime.stakeCap
-    const vetting = input.epoch - node.registeredEpoch < params.uptime.vettingEpochs
-    const factor = vetting ? BigInt(params.uptime.vettingFactorBps) : BPS
-    out.push({
-      peerId: node.peerId,
+    this.scores = new Int32Array(n)
+    const k = kept.length
+    const fractions = new Int32Array(k)
+    for (let i = 0; i < n; i++) {
+      for (let v = 0; v < k; v++) fractions[v] = this.fraction(v, i)
+      this.scores[i] = median(fractions)
+    }
+  }
+
+  private fraction(v: number, i: number): number {
+    const at = v * this.size + i
+    const c = this.challenges[at] as number
+    return c === 0 ? 0 : divFloor((this.answered[at] as number) * PPM_NUMBER, c)
+  }
+
+  /** The node's weight: 0 below the threshold, else score × capped stake × vetting factor (bps). */
+  private weight(i: number): { eligible: boolean; stakeWeight: bigint; vetting: boolean; weight: bigint } {
+    const node = this.input.nodes[i] as RewardNode
+    const u = this.params.uptime
+    const score = this.scores[i] as number
+    const eligible = this.observers.length > 0 && score > 0 && score >= u.thresholdPpm
+    const stakeWeight = node.stake <= 0n ? 0n : node.stake < u.stakeCap ? node.stake : u.stakeCap
+    const vetting = this.input.epoch - node.registeredEpoch < u.vettingEpochs
+    const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
+    return { eligible, stakeWeight, vetting, weight: eligible ? BigInt(score) * stakeWeight * factor : 0n }
+  }
+
+  /** Weight per operator (lower-case), operators with weight only. */
+  byOperator(): AccountAmounts {
+    const out = new AccountAmounts(this.size)
+    const u = this.params.uptime
+    const threshold = Math.max(1, u.thresholdPpm)
+    const full = BPS
+    const vetted = BigInt(u.vettingFactorBps)
+    if (this.observers.length === 0) return out
+    for (let i = 0; i < this.size; i++) {
+      const score = this.scores[i] as number
+      if (score < threshold) continue
+      const node = this.input.nodes[i] as RewardNode
+      if (node.stake <= 0n) continue
+      const stakeWeight = node.stake < u.stakeCap ? node.stake : u.stakeCap
+      const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
+      if (factor === 0n) continue
+      const weight = BigInt(score) * stakeWeight * factor
+      out.add(lowerAddress(node.operator), weight)
+    }
+    return out
+  }
+
+  explain(peerId: string): UptimeExplanation | undefined {
+    const i = this.nodeIndex.get(peerId)
+    if (i < 0) return undefined
+    const node = this.input.nodes[i] as RewardNode
+    const { eligible, stakeWeight, vetting, weight } = this.weight(i)
+    return {
+      peerId,
       operator: node.operator.toLowerCase() as `0x${string}`,
-      verifiers: per,
-      scorePpm: Number(scorePpm),
+      verifiers: this.observers.map((verifier, v) => ({
+        verifier,
+        challenges: this.challenges[v * this.size + i] as number,
+        answered: this.answered[v * this.size + i] as number,
+        fractionPpm: this.fraction(v, i),
+      })),
+      scorePpm: this.scores[i] as number,
       eligible,
       stakeWeight,
       vetting,
-      weight: eligible ? scorePpm * stakeWeight * factor : 0n,
-      reward: 0n,
-    })
+      weight,
+      reward: this.totalWeight > 0n ? (this.pool * weight) / this.totalWeight : 0n,
+    }
   }
-  return out
+
+  list(): UptimeExplanation[] {
+    return [...this.nodeIndex.keys].sort().map((peerId) => this.explain(peerId) as UptimeExplanation)
+  }
 }
 
-function fraction(o: UptimeObservation): bigint {
-  return (BigInt(o.answered) * PPM) / BigInt(o.challenges)
-}
+/** Largest count an observation may carry (so products of counts and ppm stay exact). */
+const MAX_COUNT = 1_000_000
+const PPM_NUMBER = Number(PPM)
 
-/** The median; of an even count, the mean of the middle two rounded down; 0 of none. */
-function median(values: bigint[]): bigint {
-  if (values.length === 0) return 0n
-  const sorted = [...values].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-  const mid = sorted.length >> 1
-  if (sorted.length % 2 === 1) return sorted[mid] as bigint
-  return ((sorted[mid - 1] as bigint) + (sorted[mid] as bigint)) / 2n
-}
-
-function byOperator(nodes: readonly UptimeExplanation[]): Map<`0x${string}`, bigint> {
-  const out = new Map<`0x${string}`, bigint>()
-  for (const n of nodes) if (n.weight > 0n) out.set(n.operator, (out.get(n.operator) ?? 0n) + n.weight)
-  return out
+/** The median (in place: sorts `values`); of an even count, the mean of the middle two rounded down; 0 of none. */
+function median(values: Int32Array): number {
+  const n = values.length
+  if (n === 0) return 0
+  values.sort()
+  const mid = n >> 1
+  if (n % 2 === 1) return values[mid] as number
+  return divFloor((values[mid - 1] as number) + (values[mid] as number), 2)
 }
 
 function sumOf(values: Iterable<bigint>): bigint {
