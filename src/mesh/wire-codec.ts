@@ -124,7 +124,9 @@ const envelopeSchema = z
     ts: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
     exp: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
     body: z.unknown(),
-    sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/),
+    // 64 bytes in unpadded base64url: the last character carries 2 bits and 4 zero bits, so only
+    // one spelling of a signature is accepted (a message has one encoding, one content id).
+    sig: z.string().regex(/^[A-Za-z0-9_-]{85}[AQgw]$/),
   })
   .strict()
 
