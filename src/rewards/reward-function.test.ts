@@ -124,6 +124,42 @@ describe('computeEpochRewards (examples)', () => {
     expect(r.dust).toBe(r.emission)
   })
 
+  it('computes the worked example of docs/rewards.md', () => {
+    const defaults: RewardParams = { ...params, uptime: { ...params.uptime, vettingEpochs: 3 } }
+    const at = (c: string) => `0x${c.repeat(40)}` as `0x${string}`
+    const nodes: RewardNode[] = [
+      { peerId: 'A', operator: at('a'), stake: 5_000n * MESH, registeredEpoch: 0 },
+      { peerId: 'B', operator: at('b'), stake: 5_000n * MESH, registeredEpoch: 0 },
+      { peerId: 'C', operator: at('c'), stake: 50_000n * MESH, registeredEpoch: 0 },
+      { peerId: 'D', operator: at('d'), stake: 10_000n * MESH, registeredEpoch: 9 },
+      { peerId: 'E', operator: at('e'), stake: 10_000n * MESH, registeredEpoch: 0 },
+    ]
+    const answers: Record<string, number[]> = {
+      A: [12, 12, 11],
+      B: [6, 7, 6],
+      C: [12, 12, 12],
+      D: [12, 12, 12],
+      E: [5, 12, 4],
+    }
+    const uptime = ['v1', 'v2', 'v3'].flatMap((verifier, v) =>
+      nodes.map((n) => ({ verifier, node: n.peerId, challenges: 12, answered: answers[n.peerId]?.[v] ?? 0 })),
+    )
+    const r = computeEpochRewards(
+      { epoch: 10, emission: 34_000n * MESH, nodes, verifiers: ['v1', 'v2', 'v3'], uptime },
+      defaults,
+    )
+    expect(r.uptime.list().map((u) => u.scorePpm)).toEqual([
+      1_000_000, 500_000, 1_000_000, 1_000_000, 416_666,
+    ])
+    expect([...r.payouts].sort(([a], [b]) => (a < b ? -1 : 1))).toEqual([
+      [at('a'), 7_555_555555555555555555n],
+      [at('b'), 3_777_777777777777777777n],
+      [at('c'), 15_111_111111111111111111n],
+      [at('d'), 7_555_555555555555555555n],
+    ])
+    expect(r.dust).toBe(2n)
+  })
+
   it('refuses parameters whose weights do not sum to 100%', () => {
     expect(() =>
       validateRewardParams({ ...params, serviceWeightsBps: { ...params.serviceWeightsBps, uptime: 3_999 } }),
