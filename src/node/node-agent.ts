@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/logger.js'
 import type { NetworkPort } from '../mesh/network-port.js'
-import { createPeerSigner } from '../mesh/peer-key.js'
+import { createPeerSigner, type PeerSigner } from '../mesh/peer-key.js'
 import { createWireCodec, type WireCodec } from '../mesh/wire-codec.js'
 import { AdTable, type KnownAd } from './ad-table.js'
 import { ADVERTISEMENT, type Advertisement, adTopic, type Resources } from './advertisement.js'
@@ -11,6 +11,7 @@ import type { NodeErrorCode } from './errors.js'
 import type { NodeIdentity } from './identity.js'
 import { createNodeMetrics, type NodeMetrics } from './node-metrics.js'
 import type { NodeService } from './service.js'
+import { serveUptimeChallenges } from './uptime.js'
 
 /** Options of {@link NodeAgent}. */
 export interface NodeAgentInit {
@@ -60,8 +61,10 @@ export class NodeAgent {
   readonly #init: NodeAgentInit
   readonly #c: NodeAgentComponents
   readonly #advertiser: Advertiser
+  readonly #signer: PeerSigner
   readonly #services: readonly NodeService[]
   #started: NodeService[] = []
+  #stopChallenges: (() => void) | undefined
   #adSeq: number | undefined
 
   constructor(init: NodeAgentInit, components: NodeAgentComponents) {
@@ -78,9 +81,10 @@ export class NodeAgent {
       startedAt: components.clock.now(),
       now: () => components.clock.now(),
     })
+    this.#signer = createPeerSigner(components.identity.peerKey)
     this.codec = createWireCodec({
       network: init.network,
-      signer: createPeerSigner(components.identity.peerKey),
+      signer: this.#signer,
       clock: components.clock,
       types: [ADVERTISEMENT],
       nextSeq: (type) => components.db.nextSeq(type),
@@ -122,8 +126,14 @@ export class NodeAgent {
     }
   }
 
-  /** Starts the services, then advertises. */
+  /** Answers uptime challenges, starts the services, then advertises. */
   async start(): Promise<void> {
+    this.#stopChallenges = serveUptimeChallenges(this.#c.port, {
+      network: this.#init.network,
+      signer: this.#signer,
+      onChallenge: (_from, ok) =>
+        ok ? this.metrics.messageIn('challenge') : this.metrics.rejected('malformed'),
+    })
     for (const service of this.#services) {
       await service.start({
         port: this.#c.port,
@@ -143,6 +153,8 @@ export class NodeAgent {
   /** Stops advertising, then the services in reverse order. */
   async stop(): Promise<void> {
     this.#advertiser.stop()
+    this.#stopChallenges?.()
+    this.#stopChallenges = undefined
     for (const service of this.#started.reverse()) {
       await service
         .stop()

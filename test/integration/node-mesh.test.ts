@@ -1,9 +1,10 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import type { MeshLibp2p } from '../../src/mesh/create-libp2p.js'
-import { createPeerSigner } from '../../src/mesh/peer-key.js'
+import { createPeerSigner, createPeerVerifier } from '../../src/mesh/peer-key.js'
 import { createWireCodec } from '../../src/mesh/wire-codec.js'
 import { ADVERTISEMENT, type Advertisement } from '../../src/node/advertisement.js'
+import { challengeUptime, UPTIME_PROTOCOL } from '../../src/node/uptime.js'
 import {
   LIVE_CELL as CELL,
   GRAYLIST_THRESHOLD,
@@ -140,5 +141,32 @@ describe('node agents on real libp2p (127.0.0.1)', () => {
     expect(again.peerId).toBe(a.peerId)
     await until(() => (b.agent.table.get(a.peerId)?.seq ?? 0) > before)
     expect(b.agent.table.get(a.peerId)?.seq).toBeGreaterThan(before)
+  })
+
+  it("answers a verifier's uptime challenge with its own key, and a relayed answer does not count", async () => {
+    const node = await startAgent()
+    const relayNode = await startAgent({ bootstrap: [tcpAddr(node.libp2p)] })
+    const verifierKey = await generateKeyPair('Ed25519')
+    const verifier = await startMeshPort(verifierKey, [tcpAddr(node.libp2p), tcpAddr(relayNode.libp2p)])
+    nodes.track({ stop: () => verifier.port.close() })
+    const challenge = (peer: string) =>
+      challengeUptime(verifier.port, {
+        network: NET,
+        epoch: 3,
+        node: peer,
+        timeoutMs: 5_000,
+        verifier: createPeerVerifier(),
+        now: () => Date.now(),
+      })
+    const answered = await challenge(node.peerId)
+    expect(answered.answered).toBe(true)
+    expect(answered.rttMs).toBeLessThan(5_000)
+
+    // The relay forwards challenges to `node` and returns its answers as its own.
+    relayNode.port.unhandle(UPTIME_PROTOCOL)
+    relayNode.port.handle(UPTIME_PROTOCOL, (request) =>
+      relayNode.port.request(node.peerId, UPTIME_PROTOCOL, request),
+    )
+    expect(await challenge(relayNode.peerId)).toEqual({ answered: false, missed: 'bad_signature' })
   })
 })
