@@ -1,0 +1,151 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { describe, expect, it } from 'vitest'
+import { createPeerSigner, createPeerVerifier, type PeerSigner } from '../mesh/peer-key.js'
+import { createWireCodec, type SignedEnvelope } from '../mesh/wire-codec.js'
+import type { RewardParams } from '../rewards/index.js'
+import { type BundleParts, buildBundle, bundleCid, checkBundle, settleBundle } from './bundle.js'
+import { UPTIME_OBSERVATION, type UptimeObservationBody } from './observation.js'
+
+const NET = '31337:0xregistry'
+const MESH = 10n ** 18n
+const SEED = `0x${'ab'.repeat(32)}`
+const params: RewardParams = {
+  version: 1,
+  serviceWeightsBps: { uptime: 4_000, compute: 3_000, storage: 2_000, relay: 500, sensor: 500 },
+  uptime: { thresholdPpm: 500_000, stakeCap: 10_000n * MESH, vettingEpochs: 0, vettingFactorBps: 5_000 },
+}
+const op = (n: number) => `0x${n.toString(16).padStart(40, '0')}`
+
+async function setup() {
+  const verifiers: PeerSigner[] = []
+  for (let i = 0; i < 3; i++) verifiers.push(createPeerSigner(await generateKeyPair('Ed25519')))
+  const stranger = createPeerSigner(await generateKeyPair('Ed25519'))
+  const seqs = new Map<string, number>()
+  const observe = (
+    v: PeerSigner,
+    epoch: number,
+    node: string,
+    answered: number,
+  ): SignedEnvelope<UptimeObservationBody> => {
+    const codec = createWireCodec({
+      network: NET,
+      signer: v,
+      clock: { now: () => 1_700_000_000_000 },
+      types: [UPTIME_OBSERVATION],
+      nextSeq: () => {
+        const next = (seqs.get(v.peerId) ?? 0) + 1
+        seqs.set(v.peerId, next)
+        return next
+      },
+    })
+    return JSON.parse(
+      new TextDecoder().decode(
+        codec.encode(UPTIME_OBSERVATION, { epoch, node, challenges: 10, answered }).bytes,
+      ),
+    )
+  }
+  const nodes = ['n-a', 'n-b', 'n-c'].map((peerId, i) => ({
+    peerId,
+    operator: op(i + 1),
+    stake: 1_000n * MESH,
+    registeredEpoch: 0,
+  }))
+  const parts = (epoch: number, answered: number[], carried: BundleParts['carried']): BundleParts => ({
+    net: NET,
+    epoch,
+    seed: SEED,
+    emission: 34_000n * MESH,
+    params,
+    nodes,
+    verifiers: verifiers.map((v, i) => ({ peerId: v.peerId, address: op(100 + i) })),
+    observations: verifiers.flatMap((v) =>
+      nodes.map((n, i) => observe(v, epoch, n.peerId, answered[i] ?? 0)),
+    ),
+    carried,
+  })
+  return { verifiers, stranger, observe, parts, verifier: createPeerVerifier() }
+}
+
+const check = (bytes: Uint8Array, previousRoot: string | null) =>
+  checkBundle(bytes, { network: NET, verifier: createPeerVerifier(), previousRoot })
+
+describe('epoch bundles', () => {
+  it('round-trips: built, checked by anyone, settled to the same root over two epochs', async () => {
+    const s = await setup()
+    const first = buildBundle(s.parts(0, [10, 5, 2], { root: null, entries: [] }))
+    expect(first.cid).toBe(bundleCid(first.digest))
+    const checked = check(first.bytes, null)
+    if (!checked.ok) throw new Error(checked.fault)
+    const settled = settleBundle(checked.bundle)
+    // Scores 1.0 and 0.5 share the epoch 2:1; the third is below the threshold.
+    expect(settled.entries.map((e) => [e.account, e.cumulativeAmount])).toEqual([
+      [op(1), (34_000n * MESH * 2n) / 3n],
+      [op(2), (34_000n * MESH) / 3n],
+    ])
+    expect(settled.totalCumulative).toBe(settled.rewards.total)
+
+    const second = buildBundle(s.parts(1, [10, 10, 10], { root: settled.root, entries: settled.entries }))
+    const again = check(second.bytes, settled.root)
+    if (!again.ok) throw new Error(again.fault)
+    const next = settleBundle(again.bundle)
+    expect(next.totalCumulative).toBe(settled.totalCumulative + next.rewards.total)
+    expect(next.tree.proof(op(3) as `0x${string}`)?.cumulativeAmount).toBe(next.rewards.payouts.get(op(3)))
+  })
+
+  it('is canonical: the same parts in any order give the same bytes and CID; stale, foreign and duplicate observations are left out', async () => {
+    const s = await setup()
+    const parts = s.parts(4, [10, 9, 8], { root: null, entries: [] })
+    const a = buildBundle(parts)
+    const noisy = buildBundle({
+      ...parts,
+      nodes: [...parts.nodes].reverse(),
+      verifiers: [...parts.verifiers].reverse(),
+      observations: [
+        s.observe(s.stranger, 4, 'n-a', 10), // not a verifier of this epoch
+        s.observe(s.verifiers[0] as PeerSigner, 3, 'n-a', 10), // another epoch
+        ...[...parts.observations].reverse(),
+      ],
+    })
+    expect(noisy.cid).toBe(a.cid)
+    // A later observation of the same node by the same verifier replaces the earlier one.
+    const updated = buildBundle({
+      ...parts,
+      observations: [...parts.observations, s.observe(s.verifiers[0] as PeerSigner, 4, 'n-c', 0)],
+    })
+    expect(updated.cid).not.toBe(a.cid)
+    expect(updated.bundle.observations).toHaveLength(9)
+  })
+
+  it('refuses a tampered, reordered, re-spaced, foreign or mis-carried bundle', async () => {
+    const s = await setup()
+    const good = buildBundle(s.parts(0, [10, 5, 2], { root: null, entries: [] }))
+    const faultOf = (bytes: Uint8Array, previousRoot: string | null = null) => {
+      const r = check(bytes, previousRoot)
+      return r.ok ? 'ok' : r.fault
+    }
+    expect(faultOf(good.bytes)).toBe('ok')
+    // An observation's count changed after signing.
+    const tampered = structuredClone(good.bundle)
+    ;(tampered.observations[0] as { body: { answered: number } }).body.answered = 0
+    const { canonicalJson } = await import('../core/canonical-json.js')
+    expect(faultOf(new TextEncoder().encode(canonicalJson(tampered)))).toBe('bad_observation')
+    // Two nodes swapped.
+    const swapped = structuredClone(good.bundle)
+    swapped.nodes.reverse()
+    expect(faultOf(new TextEncoder().encode(canonicalJson(swapped)))).toBe('not_sorted')
+    // The same content with whitespace: another digest for the same content is refused.
+    expect(faultOf(new TextEncoder().encode(JSON.stringify(good.bundle, null, 1)))).toBe('not_canonical')
+    // Another network, and a carried table that is not the previous root's.
+    const foreign = structuredClone(good.bundle)
+    foreign.net = '1:0xother'
+    expect(faultOf(new TextEncoder().encode(canonicalJson(foreign)))).toBe('wrong_network')
+    expect(faultOf(good.bytes, `0x${'11'.repeat(32)}`)).toBe('carried_root_mismatch')
+    expect(faultOf(new TextEncoder().encode('{"v":1}'))).toBe('malformed')
+    // Rebuilt from its own observations, a bundle comes out byte for byte the same.
+    const rebuilt = buildBundle({
+      ...s.parts(0, [], { root: null, entries: [] }),
+      observations: good.bundle.observations as SignedEnvelope<UptimeObservationBody>[],
+    })
+    expect(rebuilt.bytes).toEqual(good.bytes)
+  })
+})

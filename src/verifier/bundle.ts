@@ -1,0 +1,297 @@
+import { createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { z } from 'zod'
+import { canonicalJson } from '../core/canonical-json.js'
+import type { PeerVerifier } from '../mesh/peer-key.js'
+import { type SignedEnvelope, verifyEnvelope } from '../mesh/wire-codec.js'
+import {
+  addPayouts,
+  buildCumulativeTree,
+  type CumulativeEntry,
+  type CumulativeTree,
+  computeEpochRewards,
+  type EpochRewards,
+  REWARD_SERVICES,
+  type RewardInput,
+  type RewardParams,
+} from '../rewards/index.js'
+import { UPTIME_OBSERVATION, type UptimeObservationBody } from './observation.js'
+
+/**
+ * The epoch bundle (docs/protocol.md, "Epoch bundle"): everything the reward function read for one
+ * epoch, in one canonical JSON document whose sha2-256 digest is the `bundleDigest` posted with the
+ * epoch's root. Anyone holding it recomputes the root: check the observations' signatures, check
+ * the carried table against the previous root, run the reward function, add, build the tree.
+ */
+
+/** The JSON codec's multicodec code: bundle CIDs are CIDv1 json + sha2-256. */
+const JSON_CODEC = 0x0200
+const SHA2_256 = 0x12
+
+const address = z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case address')
+const amount = z.string().regex(/^(0|[1-9][0-9]{0,77})$/, 'a decimal amount')
+const peerId = z.string().min(1).max(128)
+const hash = z.string().regex(/^0x[0-9a-f]{64}$/)
+
+const paramsSchema = z
+  .object({
+    version: z.number().int().nonnegative(),
+    serviceWeightsBps: z
+      .object(Object.fromEntries(REWARD_SERVICES.map((s) => [s, z.number().int()])))
+      .strict(),
+    uptime: z
+      .object({
+        thresholdPpm: z.number().int(),
+        stakeCap: amount,
+        vettingEpochs: z.number().int(),
+        vettingFactorBps: z.number().int(),
+      })
+      .strict(),
+  })
+  .strict()
+
+const bundleSchema = z
+  .object({
+    v: z.literal(1),
+    net: z.string().min(1).max(128),
+    epoch: z.number().int().nonnegative(),
+    /** The hash of the epoch's first block: the challenge schedule's seed. */
+    seed: hash,
+    emission: amount,
+    params: paramsSchema,
+    /** Registered nodes as of the epoch, sorted by peer id. */
+    nodes: z.array(
+      z
+        .object({ peerId, operator: address, stake: amount, registeredEpoch: z.number().int().nonnegative() })
+        .strict(),
+    ),
+    /** Active verifiers, sorted by peer id. */
+    verifiers: z.array(z.object({ peerId, address }).strict()),
+    /** Signed observations, sorted by signer then node; one per signer and node. */
+    observations: z.array(z.unknown()),
+    /** The cumulative table after the previous epoch, sorted by account; its root is on-chain. */
+    carried: z
+      .object({
+        root: hash.nullable(),
+        entries: z.array(z.tuple([address, amount])),
+      })
+      .strict(),
+  })
+  .strict()
+
+/** A parsed bundle (amounts still as decimal strings, as in the document). */
+export type EpochBundle = z.infer<typeof bundleSchema>
+
+/** What a leader puts in a bundle. */
+export interface BundleParts {
+  net: string
+  epoch: number
+  seed: string
+  emission: bigint
+  params: RewardParams
+  nodes: { peerId: string; operator: string; stake: bigint; registeredEpoch: number }[]
+  verifiers: { peerId: string; address: string }[]
+  observations: SignedEnvelope<UptimeObservationBody>[]
+  carried: { root: string | null; entries: readonly CumulativeEntry[] }
+}
+
+/** An encoded bundle: the document, its canonical bytes, their sha2-256 digest and the CID. */
+export interface EncodedBundle {
+  bundle: EpochBundle
+  bytes: Uint8Array
+  /** 0x + 64 hex: the `bundleDigest` of PostRoot. */
+  digest: `0x${string}`
+  cid: string
+}
+
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+/**
+ * Builds the canonical bundle: nodes and verifiers sorted by peer id, observations of this epoch by
+ * active verifiers only, one per verifier and node (the highest sequence number wins), sorted; the
+ * carried table sorted by account.
+ */
+export function buildBundle(parts: BundleParts): EncodedBundle {
+  const verifierIds = new Set(parts.verifiers.map((v) => v.peerId))
+  const kept = new Map<string, SignedEnvelope<UptimeObservationBody>>()
+  for (const o of parts.observations) {
+    if (o.body.epoch !== parts.epoch || !verifierIds.has(o.from)) continue
+    const key = `${o.from}\n${o.body.node}`
+    const held = kept.get(key)
+    if (held === undefined || o.seq > held.seq) kept.set(key, o)
+  }
+  const bundle: EpochBundle = {
+    v: 1,
+    net: parts.net,
+    epoch: parts.epoch,
+    seed: parts.seed.toLowerCase(),
+    emission: parts.emission.toString(),
+    params: {
+      version: parts.params.version,
+      serviceWeightsBps: { ...parts.params.serviceWeightsBps },
+      uptime: { ...parts.params.uptime, stakeCap: parts.params.uptime.stakeCap.toString() },
+    },
+    nodes: parts.nodes
+      .map((n) => ({
+        peerId: n.peerId,
+        operator: n.operator.toLowerCase(),
+        stake: n.stake.toString(),
+        registeredEpoch: n.registeredEpoch,
+      }))
+      .sort((a, b) => byString(a.peerId, b.peerId)),
+    verifiers: parts.verifiers
+      .map((v) => ({ peerId: v.peerId, address: v.address.toLowerCase() }))
+      .sort((a, b) => byString(a.peerId, b.peerId)),
+    observations: [...kept.keys()]
+      .sort(byString)
+      .map((k) => kept.get(k) as SignedEnvelope<UptimeObservationBody>),
+    carried: {
+      root: parts.carried.root?.toLowerCase() ?? null,
+      entries: parts.carried.entries
+        .map((e): [string, string] => [e.account.toLowerCase(), e.cumulativeAmount.toString()])
+        .sort((a, b) => byString(a[0], b[0])),
+    },
+  }
+  return encode(bundle)
+}
+
+function encode(bundle: EpochBundle): EncodedBundle {
+  const bytes = new TextEncoder().encode(canonicalJson(bundle))
+  const digest = createHash('sha256').update(bytes).digest()
+  return {
+    bundle,
+    bytes,
+    digest: `0x${digest.toString('hex')}`,
+    cid: CID.create(1, JSON_CODEC, createDigest(SHA2_256, digest)).toString(),
+  }
+}
+
+/** The CID of a bundle digest (0x + 64 hex). */
+export function bundleCid(digest: string): string {
+  return CID.create(1, JSON_CODEC, createDigest(SHA2_256, Buffer.from(digest.slice(2), 'hex'))).toString()
+}
+
+/** Why a bundle was refused. */
+export type BundleFault =
+  | 'malformed'
+  | 'not_canonical'
+  | 'wrong_network'
+  | 'not_sorted'
+  | 'bad_observation'
+  | 'carried_root_mismatch'
+
+/** A checked bundle, ready to settle. */
+export interface CheckedBundle extends EncodedBundle {
+  input: RewardInput
+  params: RewardParams
+  carried: CumulativeEntry[]
+}
+
+/**
+ * Checks a bundle received as bytes: JSON of the bundle's shape, in canonical form (so its digest
+ * is the one true digest of its content), of `network`, every list sorted and without duplicates,
+ * every observation a valid signed uptime observation of this epoch by a listed verifier, and the
+ * carried table's root equal to `previousRoot` (the chain's root of the previous epoch; null for
+ * the first epoch).
+ */
+export function checkBundle(
+  bytes: Uint8Array,
+  options: { network: string; verifier: PeerVerifier; previousRoot: string | null },
+): { ok: true; bundle: CheckedBundle } | { ok: false; fault: BundleFault; detail?: string } {
+  let json: unknown
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+  } catch {
+    return { ok: false, fault: 'malformed', detail: 'not UTF-8 JSON' }
+  }
+  const parsed = bundleSchema.safeParse(json)
+  if (!parsed.success) return { ok: false, fault: 'malformed', detail: parsed.error.issues[0]?.message ?? '' }
+  const bundle = parsed.data
+  const encoded = encode(bundle)
+  if (Buffer.compare(Buffer.from(encoded.bytes), Buffer.from(bytes)) !== 0)
+    return { ok: false, fault: 'not_canonical' }
+  if (bundle.net !== options.network) return { ok: false, fault: 'wrong_network' }
+  const ascending = (keys: string[]) => keys.every((k, i) => i === 0 || (keys[i - 1] as string) < k)
+  if (!ascending(bundle.nodes.map((n) => n.peerId)))
+    return { ok: false, fault: 'not_sorted', detail: 'nodes' }
+  if (!ascending(bundle.verifiers.map((v) => v.peerId)))
+    return { ok: false, fault: 'not_sorted', detail: 'verifiers' }
+  if (!ascending(bundle.carried.entries.map((e) => e[0])))
+    return { ok: false, fault: 'not_sorted', detail: 'carried' }
+
+  const verifiers = new Set(bundle.verifiers.map((v) => v.peerId))
+  const uptime: RewardInput['uptime'][number][] = []
+  const keys: string[] = []
+  for (const value of bundle.observations) {
+    const checked = verifyEnvelope(value, UPTIME_OBSERVATION, {
+      network: options.network,
+      verifier: options.verifier,
+    })
+    if (!checked.ok) return { ok: false, fault: 'bad_observation', detail: checked.reason }
+    const o = checked.envelope
+    if (!verifiers.has(o.from))
+      return { ok: false, fault: 'bad_observation', detail: `${o.from} is not a listed verifier` }
+    if (o.body.epoch !== bundle.epoch) return { ok: false, fault: 'bad_observation', detail: 'another epoch' }
+    keys.push(`${o.from}\n${o.body.node}`)
+    uptime.push({
+      verifier: o.from,
+      node: o.body.node,
+      challenges: o.body.challenges,
+      answered: o.body.answered,
+    })
+  }
+  if (!ascending(keys)) return { ok: false, fault: 'not_sorted', detail: 'observations' }
+
+  const carried = bundle.carried.entries.map(([account, value]) => ({
+    account: account as `0x${string}`,
+    cumulativeAmount: BigInt(value),
+  }))
+  const carriedRoot = carried.length === 0 ? null : buildCumulativeTree(carried).root
+  if (carriedRoot !== bundle.carried.root || carriedRoot !== (options.previousRoot?.toLowerCase() ?? null)) {
+    return { ok: false, fault: 'carried_root_mismatch' }
+  }
+  const params: RewardParams = {
+    version: bundle.params.version,
+    serviceWeightsBps: bundle.params.serviceWeightsBps as RewardParams['serviceWeightsBps'],
+    uptime: { ...bundle.params.uptime, stakeCap: BigInt(bundle.params.uptime.stakeCap) },
+  }
+  const input: RewardInput = {
+    epoch: bundle.epoch,
+    emission: BigInt(bundle.emission),
+    nodes: bundle.nodes.map((n) => ({
+      peerId: n.peerId,
+      operator: n.operator as `0x${string}`,
+      stake: BigInt(n.stake),
+      registeredEpoch: n.registeredEpoch,
+    })),
+    verifiers: bundle.verifiers.map((v) => v.peerId),
+    uptime,
+  }
+  return { ok: true, bundle: { ...encoded, input, params, carried } }
+}
+
+/** What a bundle settles to: the epoch's rewards, the new cumulative table, its tree and root. */
+export interface Settlement {
+  rewards: EpochRewards
+  entries: CumulativeEntry[]
+  tree: CumulativeTree
+  root: `0x${string}`
+  /** The sum of all cumulative amounts: PostRoot's `totalCumulative`. */
+  totalCumulative: bigint
+}
+
+/** Runs the reward function on a checked bundle and builds the new cumulative tree. */
+export function settleBundle(bundle: CheckedBundle): Settlement {
+  const rewards = computeEpochRewards(bundle.input, bundle.params)
+  const added = addPayouts(bundle.carried, rewards.payouts)
+  // A tree needs a leaf: a table that would be empty holds the zero address with nothing instead
+  // (and carries it on, so that the next bundle's carried table has the posted root).
+  const entries: CumulativeEntry[] = added.length > 0 ? added : [{ account: ZERO, cumulativeAmount: 0n }]
+  const tree = buildCumulativeTree(entries)
+  let totalCumulative = 0n
+  for (const e of entries) totalCumulative += e.cumulativeAmount
+  return { rewards, entries, tree, root: tree.root, totalCumulative }
+}
+
+const ZERO: `0x${string}` = '0x0000000000000000000000000000000000000000'
