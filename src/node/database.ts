@@ -71,6 +71,34 @@ export function migrate(db: Database.Database, migrations: readonly Migration[])
   return latest
 }
 
+/**
+ * Hands out wire sequence numbers per message type from a database with a `sequences` table
+ * (`type TEXT PRIMARY KEY, reserved INTEGER`): numbers never repeat, across restarts and crashes
+ * too, and only one in {@link SEQUENCE_BLOCK} writes to disk.
+ */
+export function sequenceAllocator(db: Database.Database): (type: string) => number {
+  const getReserved = db.prepare('SELECT reserved FROM sequences WHERE type = ?')
+  const setReserved = db.prepare(
+    'INSERT INTO sequences (type, reserved) VALUES (?, ?) ON CONFLICT(type) DO UPDATE SET reserved = excluded.reserved',
+  )
+  // In memory: the next number to hand out and the reserved ceiling, per type.
+  const sequences = new Map<string, { next: number; reserved: number }>()
+  return (type) => {
+    let s = sequences.get(type)
+    if (!s) {
+      // Start after everything reserved before: numbers handed out before a crash are never reused.
+      const reserved = (getReserved.get(type) as { reserved: number } | undefined)?.reserved ?? 0
+      s = { next: reserved + 1, reserved }
+      sequences.set(type, s)
+    }
+    if (s.next > s.reserved) {
+      s.reserved = s.next + SEQUENCE_BLOCK - 1
+      setReserved.run(type, s.reserved)
+    }
+    return s.next++
+  }
+}
+
 /** Opens (creating if needed) the node database at `path` and brings its schema up to date. */
 export function openNodeDatabase(path: string): NodeDatabase {
   const db = new Database(path)
@@ -79,33 +107,15 @@ export function openNodeDatabase(path: string): NodeDatabase {
   db.pragma('foreign_keys = ON')
   const version = migrate(db, NODE_MIGRATIONS)
 
-  const getReserved = db.prepare('SELECT reserved FROM sequences WHERE type = ?')
-  const setReserved = db.prepare(
-    'INSERT INTO sequences (type, reserved) VALUES (?, ?) ON CONFLICT(type) DO UPDATE SET reserved = excluded.reserved',
-  )
   const insertError = db.prepare('INSERT INTO errors (at, code, message) VALUES (?, ?, ?)')
   const trimErrors = db.prepare('DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?')
   const selectErrors = db.prepare('SELECT at, code, message FROM errors ORDER BY id DESC LIMIT ?')
 
-  // In memory: the next number to hand out and the reserved ceiling, per type.
-  const sequences = new Map<string, { next: number; reserved: number }>()
+  const nextSeq = sequenceAllocator(db)
 
   return {
     version,
-    nextSeq(type) {
-      let s = sequences.get(type)
-      if (!s) {
-        // Start after everything reserved before: numbers handed out before a crash are never reused.
-        const reserved = (getReserved.get(type) as { reserved: number } | undefined)?.reserved ?? 0
-        s = { next: reserved + 1, reserved }
-        sequences.set(type, s)
-      }
-      if (s.next > s.reserved) {
-        s.reserved = s.next + SEQUENCE_BLOCK - 1
-        setReserved.run(type, s.reserved)
-      }
-      return s.next++
-    },
+    nextSeq,
     recordError(at, code, message) {
       insertError.run(at, code, message.slice(0, 500))
       trimErrors.run(MAX_ERRORS)

@@ -1,0 +1,231 @@
+import Database from 'better-sqlite3'
+import type { SignedEnvelope } from '../mesh/wire-codec.js'
+import { type Migration, migrate, sequenceAllocator } from '../node/database.js'
+import type { UptimeObservationBody } from './observation.js'
+
+/** The verifier's migrations. Append only: never edit one that has shipped. */
+export const VERIFIER_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'challenges, observations, bundles, attestations, roots',
+    sql: `
+      CREATE TABLE sequences (type TEXT PRIMARY KEY, reserved INTEGER NOT NULL) STRICT;
+      CREATE TABLE challenges (
+        epoch INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        result TEXT NOT NULL,
+        rtt_ms INTEGER,
+        PRIMARY KEY (epoch, node, slot)
+      ) STRICT;
+      CREATE TABLE observations (
+        epoch INTEGER NOT NULL,
+        verifier TEXT NOT NULL,
+        node TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        envelope TEXT NOT NULL,
+        PRIMARY KEY (epoch, verifier, node)
+      ) STRICT;
+      CREATE TABLE bundles (
+        cid TEXT PRIMARY KEY,
+        epoch INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        root TEXT NOT NULL,
+        total TEXT NOT NULL,
+        bytes BLOB NOT NULL
+      ) STRICT;
+      CREATE INDEX bundles_by_epoch ON bundles (epoch);
+      CREATE TABLE attestations (
+        epoch INTEGER NOT NULL,
+        cid TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        PRIMARY KEY (epoch, cid, signer)
+      ) STRICT;
+      CREATE TABLE roots (
+        epoch INTEGER PRIMARY KEY,
+        root TEXT NOT NULL,
+        total TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        block INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
+]
+
+/** One challenge's outcome: `answered`, or why it was missed. */
+export type ChallengeOutcome =
+  | 'answered'
+  | 'unreachable'
+  | 'timeout'
+  | 'refused'
+  | 'malformed'
+  | 'bad_signature'
+
+/** A stored bundle's summary. */
+export interface StoredBundle {
+  cid: string
+  epoch: number
+  digest: `0x${string}`
+  root: `0x${string}`
+  totalCumulative: bigint
+}
+
+/** A root as the chain has it. */
+export interface PostedRoot {
+  epoch: number
+  root: `0x${string}`
+  totalCumulative: bigint
+  digest: `0x${string}`
+  block: number
+}
+
+/**
+ * The verifier's state in SQLite (WAL): every write is committed before the call returns, so what a
+ * verifier acknowledged (a challenge result, an observation it published or accepted, a bundle, an
+ * attestation) survives a kill -9. Writes are idempotent: replaying a step after a restart changes
+ * nothing.
+ */
+export interface VerifierStore {
+  /** The next wire sequence number for a message type; never repeats, across restarts too. */
+  nextSeq(type: string): number
+  /** Records a challenge's outcome (the first record of a slot wins: a replayed step is a no-op). */
+  recordChallenge(c: {
+    epoch: number
+    node: string
+    slot: number
+    at: number
+    outcome: ChallengeOutcome
+    rttMs?: number
+  }): void
+  /** Slots of `node` in `epoch` already challenged. */
+  challengedSlots(epoch: number, node: string): Set<number>
+  /** Per node: challenges recorded in `epoch` and how many were answered. */
+  challengeCounts(epoch: number): Map<string, { challenges: number; answered: number }>
+  /** Keeps an observation unless one with an equal or higher sequence number is held; true if kept. */
+  saveObservation(envelope: SignedEnvelope<UptimeObservationBody>): boolean
+  /** Every observation held for `epoch`, by any verifier. */
+  observations(epoch: number): SignedEnvelope<UptimeObservationBody>[]
+  saveBundle(b: StoredBundle & { bytes: Uint8Array }): void
+  bundle(cid: string): (StoredBundle & { bytes: Uint8Array }) | undefined
+  saveAttestation(a: { epoch: number; cid: string; signer: string; signature: `0x${string}` }): void
+  attestations(epoch: number, cid: string): { signer: `0x${string}`; signature: `0x${string}` }[]
+  recordRoot(r: PostedRoot): void
+  /** The newest posted root held, if any. */
+  latestRoot(): PostedRoot | undefined
+  root(epoch: number): PostedRoot | undefined
+  /** Forgets a revoked root and everything after it. */
+  forgetRootsFrom(epoch: number): void
+  readonly version: number
+  close(): void
+}
+
+/** Opens (creating if needed) the verifier store at `path` and brings its schema up to date. */
+export function openVerifierStore(path: string): VerifierStore {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  // NORMAL in WAL mode: a committed transaction survives the process being killed; only a power
+  // loss could take the last ones.
+  db.pragma('synchronous = NORMAL')
+  const version = migrate(db, VERIFIER_MIGRATIONS)
+  const nextSeq = sequenceAllocator(db)
+
+  const insertChallenge = db.prepare(
+    'INSERT OR IGNORE INTO challenges (epoch, node, slot, at, result, rtt_ms) VALUES (?, ?, ?, ?, ?, ?)',
+  )
+  const selectSlots = db.prepare('SELECT slot FROM challenges WHERE epoch = ? AND node = ?')
+  const selectCounts = db.prepare(
+    "SELECT node, COUNT(*) AS challenges, SUM(result = 'answered') AS answered FROM challenges WHERE epoch = ? GROUP BY node",
+  )
+  const upsertObservation = db.prepare(`
+    INSERT INTO observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
+    WHERE excluded.seq > observations.seq`)
+  const selectObservations = db.prepare(
+    'SELECT envelope FROM observations WHERE epoch = ? ORDER BY verifier, node',
+  )
+  const insertBundle = db.prepare(
+    'INSERT OR IGNORE INTO bundles (cid, epoch, digest, root, total, bytes) VALUES (?, ?, ?, ?, ?, ?)',
+  )
+  const selectBundle = db.prepare('SELECT cid, epoch, digest, root, total, bytes FROM bundles WHERE cid = ?')
+  const insertAttestation = db.prepare(
+    'INSERT OR IGNORE INTO attestations (epoch, cid, signer, signature) VALUES (?, ?, ?, ?)',
+  )
+  const selectAttestations = db.prepare(
+    'SELECT signer, signature FROM attestations WHERE epoch = ? AND cid = ? ORDER BY signer',
+  )
+  const upsertRoot = db.prepare(
+    'INSERT OR REPLACE INTO roots (epoch, root, total, digest, block) VALUES (?, ?, ?, ?, ?)',
+  )
+  const selectLatestRoot = db.prepare('SELECT * FROM roots ORDER BY epoch DESC LIMIT 1')
+  const selectRoot = db.prepare('SELECT * FROM roots WHERE epoch = ?')
+  const deleteRoots = db.prepare('DELETE FROM roots WHERE epoch >= ?')
+
+  type RootRow = { epoch: number; root: string; total: string; digest: string; block: number }
+  const toRoot = (r: RootRow | undefined): PostedRoot | undefined =>
+    r === undefined
+      ? undefined
+      : {
+          epoch: r.epoch,
+          root: r.root as `0x${string}`,
+          totalCumulative: BigInt(r.total),
+          digest: r.digest as `0x${string}`,
+          block: r.block,
+        }
+
+  return {
+    version,
+    nextSeq,
+    recordChallenge(c) {
+      insertChallenge.run(c.epoch, c.node, c.slot, c.at, c.outcome, c.rttMs ?? null)
+    },
+    challengedSlots(epoch, node) {
+      return new Set((selectSlots.all(epoch, node) as { slot: number }[]).map((r) => r.slot))
+    },
+    challengeCounts(epoch) {
+      const rows = selectCounts.all(epoch) as { node: string; challenges: number; answered: number }[]
+      return new Map(rows.map((r) => [r.node, { challenges: r.challenges, answered: r.answered }]))
+    },
+    saveObservation(e) {
+      return upsertObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0
+    },
+    observations(epoch) {
+      return (selectObservations.all(epoch) as { envelope: string }[]).map(
+        (r) => JSON.parse(r.envelope) as SignedEnvelope<UptimeObservationBody>,
+      )
+    },
+    saveBundle(b) {
+      insertBundle.run(b.cid, b.epoch, b.digest, b.root, b.totalCumulative.toString(), Buffer.from(b.bytes))
+    },
+    bundle(cid) {
+      const r = selectBundle.get(cid) as
+        | { cid: string; epoch: number; digest: string; root: string; total: string; bytes: Buffer }
+        | undefined
+      if (r === undefined) return undefined
+      return {
+        cid: r.cid,
+        epoch: r.epoch,
+        digest: r.digest as `0x${string}`,
+        root: r.root as `0x${string}`,
+        totalCumulative: BigInt(r.total),
+        bytes: new Uint8Array(r.bytes),
+      }
+    },
+    saveAttestation(a) {
+      insertAttestation.run(a.epoch, a.cid, a.signer.toLowerCase(), a.signature)
+    },
+    attestations(epoch, cid) {
+      return selectAttestations.all(epoch, cid) as { signer: `0x${string}`; signature: `0x${string}` }[]
+    },
+    recordRoot(r) {
+      upsertRoot.run(r.epoch, r.root, r.totalCumulative.toString(), r.digest, r.block)
+    },
+    latestRoot: () => toRoot(selectLatestRoot.get() as RootRow | undefined),
+    root: (epoch) => toRoot(selectRoot.get(epoch) as RootRow | undefined),
+    forgetRootsFrom(epoch) {
+      deleteRoots.run(epoch)
+    },
+    close: () => db.close(),
+  }
+}
