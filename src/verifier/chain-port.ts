@@ -1,0 +1,185 @@
+import { base58btc } from 'multiformats/bases/base58'
+import { type Hex, hexToBytes } from 'viem'
+import { epochRewardsAbi, nodeRegistryAbi } from '../chain/abi/index.js'
+import type { ChainClient, ChainReader } from '../chain/client.js'
+import { readContract } from '../chain/transact.js'
+
+/**
+ * What verifiers need of the chain, as one interface: the EVM (through the chain layer) implements
+ * it here, and the simulator's in-memory ledger implements it for speed (the simulator issue). Reads
+ * that must agree between verifiers take a block number: everyone reads the same snapshot.
+ */
+export interface VerifierChain {
+  /** The newest block. */
+  head(): Promise<{ number: bigint; timestamp: number }>
+  /**
+   * The first block whose timestamp is at or after `timestamp` (unix seconds): an epoch's seed block.
+   * Undefined while no such block exists yet.
+   */
+  firstBlockAtOrAfter(
+    timestamp: number,
+  ): Promise<{ number: bigint; hash: Hex; timestamp: number } | undefined>
+  /** Registered nodes with at least the minimum stake, and active verifiers, as of `block`. */
+  registry(block: bigint): Promise<RegistrySnapshot>
+  /** Roots posted and not revoked, as of now, by epoch. */
+  postedRoots(): Promise<Map<number, { root: Hex; digest: Hex; totalCumulative: bigint; block: bigint }>>
+}
+
+/** The registry at one block. */
+export interface RegistrySnapshot {
+  nodes: { peerId: string; operator: `0x${string}`; stake: bigint; registeredAt: number }[]
+  verifiers: { peerId: string; address: `0x${string}`; stake: bigint }[]
+}
+
+/** The peer id (base58btc of its multihash) of the bytes NodeRegistry stores. */
+export function peerIdOfBytes(bytes: Hex): string {
+  return base58btc.baseEncode(hexToBytes(bytes))
+}
+
+/**
+ * The {@link VerifierChain} of an EVM with the Meshwork contracts. Events are read from
+ * `deployBlock` on; block timestamps are cached (blocks do not change below the head on this chain's
+ * finality, and a reorg on a public chain is handled by reading at a block behind the head).
+ */
+export function createEvmVerifierChain(
+  client: ChainReader | ChainClient,
+  options: { deployBlock: bigint },
+): VerifierChain {
+  const pub = client.public
+  const stamps = new Map<bigint, { hash: Hex; timestamp: number }>()
+  const blockAt = async (n: bigint) => {
+    let b = stamps.get(n)
+    if (b === undefined) {
+      const block = await pub.getBlock({ blockNumber: n })
+      b = { hash: block.hash as Hex, timestamp: Number(block.timestamp) }
+      stamps.set(n, b)
+    }
+    return b
+  }
+  const read = <T>(
+    address: `0x${string}`,
+    abi: typeof nodeRegistryAbi | typeof epochRewardsAbi,
+    functionName: string,
+    args: readonly unknown[],
+    blockNumber: bigint,
+  ) => readContract<T>(client, { address, abi, functionName, args, blockNumber })
+
+  return {
+    async head() {
+      const block = await pub.getBlock()
+      return { number: block.number as bigint, timestamp: Number(block.timestamp) }
+    },
+
+    async firstBlockAtOrAfter(timestamp) {
+      const head = (await pub.getBlock()).number as bigint
+      if ((await blockAt(head)).timestamp < timestamp) return undefined
+      // Binary search: timestamps never decrease with the block number.
+      let lo = options.deployBlock
+      let hi = head
+      while (lo < hi) {
+        const mid = (lo + hi) / 2n
+        if ((await blockAt(mid)).timestamp >= timestamp) hi = mid
+        else lo = mid + 1n
+      }
+      const b = await blockAt(lo)
+      return { number: lo, hash: b.hash, timestamp: b.timestamp }
+    },
+
+    async registry(block) {
+      const registry = client.contracts.NodeRegistry
+      const [nodeLogs, verifierLogs] = await Promise.all([
+        pub.getContractEvents({
+          address: registry,
+          abi: nodeRegistryAbi,
+          eventName: 'NodeRegistered',
+          fromBlock: options.deployBlock,
+          toBlock: block,
+        }),
+        pub.getContractEvents({
+          address: registry,
+          abi: nodeRegistryAbi,
+          eventName: 'VerifierRegistered',
+          fromBlock: options.deployBlock,
+          toBlock: block,
+        }),
+      ])
+      // The newest registration of each node id (a node can register again after leaving).
+      const nodeIds = new Map<Hex, Hex>()
+      for (const log of nodeLogs) {
+        const args = log.args as { nodeId: Hex; peerId: Hex }
+        nodeIds.set(args.nodeId, args.peerId)
+      }
+      const nodes: RegistrySnapshot['nodes'] = []
+      for (const [nodeId, peerIdBytes] of nodeIds) {
+        const active = await read<boolean>(registry, nodeRegistryAbi, 'isActiveNode', [nodeId], block)
+        if (!active) continue
+        const n = await read<{ operator: `0x${string}`; stake: bigint; registeredAt: bigint }>(
+          registry,
+          nodeRegistryAbi,
+          'getNode',
+          [nodeId],
+          block,
+        )
+        nodes.push({
+          peerId: peerIdOfBytes(peerIdBytes),
+          operator: n.operator,
+          stake: n.stake,
+          registeredAt: Number(n.registeredAt),
+        })
+      }
+      const verifierPeers = new Map<`0x${string}`, Hex>()
+      for (const log of verifierLogs) {
+        const args = log.args as { verifier: `0x${string}`; peerId: Hex }
+        verifierPeers.set(args.verifier, args.peerId)
+      }
+      const verifiers: RegistrySnapshot['verifiers'] = []
+      for (const [address, peerIdBytes] of verifierPeers) {
+        const active = await read<boolean>(registry, nodeRegistryAbi, 'isActiveVerifier', [address], block)
+        if (!active) continue
+        const v = await read<{ stake: bigint }>(registry, nodeRegistryAbi, 'getVerifier', [address], block)
+        verifiers.push({ peerId: peerIdOfBytes(peerIdBytes), address, stake: v.stake })
+      }
+      return { nodes, verifiers }
+    },
+
+    async postedRoots() {
+      const address = client.contracts.EpochRewards
+      const [posted, revoked] = await Promise.all([
+        pub.getContractEvents({
+          address,
+          abi: epochRewardsAbi,
+          eventName: 'RootPosted',
+          fromBlock: options.deployBlock,
+        }),
+        pub.getContractEvents({
+          address,
+          abi: epochRewardsAbi,
+          eventName: 'RootRevoked',
+          fromBlock: options.deployBlock,
+        }),
+      ])
+      // Replay in chain order: a revoke removes the epoch's root until it is posted again.
+      const events = [
+        ...posted.map((l) => ({ kind: 'posted' as const, l })),
+        ...revoked.map((l) => ({ kind: 'revoked' as const, l })),
+      ].sort(
+        (a, b) =>
+          Number((a.l.blockNumber ?? 0n) - (b.l.blockNumber ?? 0n)) ||
+          (a.l.logIndex ?? 0) - (b.l.logIndex ?? 0),
+      )
+      const roots = new Map<number, { root: Hex; digest: Hex; totalCumulative: bigint; block: bigint }>()
+      for (const { kind, l } of events) {
+        const args = l.args as { epoch: bigint; root: Hex; bundleDigest?: Hex; totalCumulative?: bigint }
+        if (kind === 'revoked') roots.delete(Number(args.epoch))
+        else
+          roots.set(Number(args.epoch), {
+            root: args.root,
+            digest: args.bundleDigest as Hex,
+            totalCumulative: args.totalCumulative as bigint,
+            block: l.blockNumber as bigint,
+          })
+      }
+      return roots
+    },
+  }
+}
