@@ -1,0 +1,166 @@
+import type { Clock, Timer } from '../core/clock.js'
+import type { Logger } from '../core/logger.js'
+import type { NetworkPort } from '../mesh/network-port.js'
+import type { PeerVerifier } from '../mesh/peer-key.js'
+import type { WireCodec } from '../mesh/wire-codec.js'
+import { challengeUptime } from '../node/uptime.js'
+import { UPTIME_OBSERVATION } from './observation.js'
+import { challengeTimes } from './schedule.js'
+import type { VerifierStore } from './store.js'
+
+/** The gossip topic of observations. */
+export function observationTopic(network: string): string {
+  return `meshwork/${network}/observations/1`
+}
+
+/** What the challenger needs to know about an epoch. */
+export interface EpochPlan {
+  epoch: number
+  /** The hash of the epoch's first block. */
+  seed: string
+  startMs: number
+  durationMs: number
+  /** Peer ids of the registered nodes (the registry at the seed block). */
+  nodes: readonly string[]
+}
+
+/** Options of {@link Challenger}. */
+export interface ChallengerInit {
+  network: string
+  /** Challenges per node per epoch. */
+  challengesPerEpoch: number
+  /** An answer later than this is missed. */
+  timeoutMs: number
+  /** When, as a fraction of the epoch, the observations go out (after the last challenge window). */
+  publishFraction?: number
+}
+
+/** The parts the challenger works with. */
+export interface ChallengerComponents {
+  port: Pick<NetworkPort, 'peerId' | 'request' | 'publish'>
+  clock: Clock
+  store: VerifierStore
+  codec: WireCodec
+  verifier: PeerVerifier
+  logger: Logger
+}
+
+/**
+ * Challenges every registered node on the epoch's schedule and publishes one signed observation per
+ * node when the challenge window has closed. Every result is stored before the next step depends on
+ * it, and a slot already in the store is not challenged again: a verifier restarted in the middle
+ * of an epoch continues where it was (slots that passed while it was down are simply not counted,
+ * for anyone: its observation reports only the challenges it sent).
+ */
+export class Challenger {
+  readonly #init: ChallengerInit
+  readonly #c: ChallengerComponents
+  readonly #timers = new Set<Timer>()
+  readonly #running = new Set<Promise<void>>()
+
+  constructor(init: ChallengerInit, components: ChallengerComponents) {
+    this.#init = init
+    this.#c = components
+  }
+
+  /** Arms the epoch's remaining challenges and its publication; resolves once it has published. */
+  runEpoch(plan: EpochPlan): Promise<void> {
+    const { clock, store, port } = this.#c
+    const now = clock.now()
+    for (const node of plan.nodes) {
+      if (node === port.peerId) continue
+      const done = store.challengedSlots(plan.epoch, node)
+      const times = challengeTimes({
+        seed: plan.seed,
+        verifier: port.peerId,
+        node,
+        epochStartMs: plan.startMs,
+        epochDurationMs: plan.durationMs,
+        count: this.#init.challengesPerEpoch,
+      })
+      times.forEach((at, slot) => {
+        if (done.has(slot) || at < now) return
+        this.#after(at - now, () => this.#challenge(plan.epoch, node, slot))
+      })
+    }
+    const publishAt = plan.startMs + Math.floor(plan.durationMs * (this.#init.publishFraction ?? 0.85))
+    return new Promise((resolve) => {
+      this.#after(Math.max(0, publishAt - now), () => {
+        // Challenges still in flight finish first (their deadline is shorter than the gap).
+        void Promise.allSettled([...this.#running])
+          .then(() => this.publish(plan.epoch))
+          .then(
+            () => resolve(),
+            () => resolve(),
+          )
+      })
+    })
+  }
+
+  #after(ms: number, fn: () => void): void {
+    const timer = this.#c.clock.setTimer(ms, () => {
+      this.#timers.delete(timer)
+      fn()
+    })
+    this.#timers.add(timer)
+  }
+
+  #challenge(epoch: number, node: string, slot: number): void {
+    const { clock, store, port, verifier, logger } = this.#c
+    const at = clock.now()
+    const run = challengeUptime(port, {
+      network: this.#init.network,
+      epoch,
+      node,
+      timeoutMs: this.#init.timeoutMs,
+      verifier,
+      now: () => clock.now(),
+    })
+      .then((result) => {
+        store.recordChallenge({
+          epoch,
+          node,
+          slot,
+          at,
+          outcome: result.answered ? 'answered' : (result.missed ?? 'refused'),
+          ...(result.rttMs === undefined ? {} : { rttMs: Math.round(result.rttMs) }),
+        })
+      })
+      .catch((err: unknown) => logger.warn({ err, epoch, node, slot }, 'could not record a challenge'))
+      .finally(() => this.#running.delete(run))
+    this.#running.add(run)
+  }
+
+  /**
+   * Signs, stores and gossips this verifier's observation of every node it challenged in `epoch`
+   * (from the store, so a restarted verifier publishes what it measured before too).
+   */
+  async publish(epoch: number): Promise<number> {
+    const { store, codec, port, logger } = this.#c
+    let published = 0
+    for (const [node, counts] of store.challengeCounts(epoch)) {
+      if (counts.challenges === 0) continue
+      const { bytes } = codec.encode(UPTIME_OBSERVATION, {
+        epoch,
+        node,
+        challenges: counts.challenges,
+        answered: counts.answered,
+      })
+      const envelope = JSON.parse(new TextDecoder().decode(bytes))
+      store.saveObservation(envelope)
+      try {
+        await port.publish(observationTopic(this.#init.network), bytes)
+        published++
+      } catch (err) {
+        // Stored: the bundle leader also fetches observations it missed (next step of the issue).
+        logger.warn({ err, epoch, node }, 'could not gossip an observation')
+      }
+    }
+    return published
+  }
+
+  stop(): void {
+    for (const timer of this.#timers) timer.cancel()
+    this.#timers.clear()
+  }
+}
