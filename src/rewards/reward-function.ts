@@ -272,7 +272,7 @@ class UptimeTable implements UptimeScores {
       }
     }
     // The observers: verifiers that observed anything this epoch (one that was down does not count).
-    const kept = verifiers.flatMap((v, i) => (observed[i] === 1 ? [i] : []))
+    const kept = verifiers.flatMap((_, i) => (observed[i] === 1 ? [i] : []))
     this.observers = kept.map((i) => verifiers[i] as string)
     this.challenges = new Int32Array(kept.length * n)
     this.answered = new Int32Array(kept.length * n)
@@ -301,7 +301,7 @@ class UptimeTable implements UptimeScores {
     const u = this.params.uptime
     const score = this.scores[i] as number
     const eligible = this.observers.length > 0 && score > 0 && score >= u.thresholdPpm
-    const stakeWeight = node.stake <= 0n ? 0n : node.stake < u.stakeCap ? node.stake : u.stakeCap
+    const stakeWeight = node.stake <= 0n ? 0n : minOf(node.stake, u.stakeCap)
     const vetting = this.input.epoch - node.registeredEpoch < u.vettingEpochs
     const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
     return { eligible, stakeWeight, vetting, weight: eligible ? BigInt(score) * stakeWeight * factor : 0n }
@@ -320,7 +320,7 @@ class UptimeTable implements UptimeScores {
       if (score < threshold) continue
       const node = this.input.nodes[i] as RewardNode
       if (node.stake <= 0n) continue
-      const stakeWeight = node.stake < u.stakeCap ? node.stake : u.stakeCap
+      const stakeWeight = minOf(node.stake, u.stakeCap)
       const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
       if (factor === 0n) continue
       const weight = BigInt(score) * stakeWeight * factor
@@ -369,6 +369,11 @@ function median(values: Int32Array): number {
   const mid = n >> 1
   if (n % 2 === 1) return values[mid] as number
   return divFloor((values[mid - 1] as number) + (values[mid] as number), 2)
+}
+
+/** The smaller of two bigints (`Math.min` takes numbers only). */
+function minOf(a: bigint, b: bigint): bigint {
+  return a < b ? a : b
 }
 
 function sumOf(values: Iterable<bigint>): bigint {
