@@ -17,6 +17,7 @@ export { AccountAmounts, KeyIndex } from './key-index.js'
 export {
   BPS,
   computeEpochRewards,
+  DEFAULT_REWARD_PARAMS,
   type EpochRewards,
   PPM,
   REWARD_SERVICES,

@@ -113,6 +113,24 @@ export interface EpochRewards {
   uptime: UptimeScores
 }
 
+/** The parameter set in force until governance sets one on-chain (docs/rewards.md, "Parameters"). */
+export const DEFAULT_REWARD_PARAMS: RewardParams = Object.freeze({
+  version: 1,
+  serviceWeightsBps: Object.freeze({
+    uptime: 4_000,
+    compute: 3_000,
+    storage: 2_000,
+    relay: 500,
+    sensor: 500,
+  }),
+  uptime: Object.freeze({
+    thresholdPpm: 500_000,
+    stakeCap: 10_000n * 10n ** 18n,
+    vettingEpochs: 3,
+    vettingFactorBps: 5_000,
+  }),
+})
+
 /**
  * Checks a parameter set; the contracts refuse the same values (docs/rewards.md).
  *

@@ -1,0 +1,176 @@
+import type { Clock } from '../core/clock.js'
+import type { Logger } from '../core/logger.js'
+import type { NetworkPort } from '../mesh/network-port.js'
+import type { PeerVerifier } from '../mesh/peer-key.js'
+import type { WireCodec } from '../mesh/wire-codec.js'
+import type { RegistrySnapshot, VerifierChain } from './chain-port.js'
+import { Challenger, observationTopic } from './challenger.js'
+import { UPTIME_OBSERVATION } from './observation.js'
+import type { VerifierStore } from './store.js'
+
+/** The protocol id a verifier serves stored bundles on: request = CID (UTF-8), response = bundle bytes. */
+export const BUNDLE_PROTOCOL = '/meshwork/bundle/1'
+/** Largest bundle served or fetched over the mesh. */
+export const MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+
+/** The epoch schedule as the contracts hold it (immutable after deploy). */
+export interface EpochSchedule {
+  /** Unix seconds. */
+  genesisTime: number
+  /** Seconds. */
+  epochDuration: number
+}
+
+/** Options of {@link VerifierAgent}. */
+export interface VerifierAgentInit {
+  network: string
+  schedule: EpochSchedule
+  challengesPerEpoch: number
+  challengeTimeoutMs: number
+  /** How often the chain is polled for an epoch's seed block (default 1 s). */
+  pollMs?: number
+}
+
+/** The parts a verifier agent works with. */
+export interface VerifierAgentComponents {
+  port: NetworkPort
+  clock: Clock
+  chain: VerifierChain
+  store: VerifierStore
+  /** Encodes with the verifier's peer key; knows UPTIME_OBSERVATION. */
+  codec: WireCodec
+  verifier: PeerVerifier
+  logger: Logger
+}
+
+/** An epoch the agent has planned: its seed block and registry snapshot. */
+export interface PlannedEpoch {
+  epoch: number
+  seed: `0x${string}`
+  seedBlock: bigint
+  registry: RegistrySnapshot
+}
+
+/**
+ * A verifier: follows the chain's epochs, challenges every registered node on each epoch's schedule
+ * and publishes its observations (the {@link Challenger}), takes in other verifiers' observations
+ * (checked by the wire codec, from verifiers active in that epoch only, stored), and serves the
+ * bundles it holds by CID. Closing epochs (leader, attestations, posting) builds on it.
+ */
+export class VerifierAgent {
+  readonly #init: VerifierAgentInit
+  readonly #c: VerifierAgentComponents
+  readonly #challenger: Challenger
+  readonly #planned = new Map<number, PlannedEpoch>()
+  readonly #stop = new AbortController()
+  #loop: Promise<void> | undefined
+  #unsubscribe: (() => void) | undefined
+  /** Observations taken in and refused, for metrics and tests. */
+  readonly counts = { accepted: 0, refused: 0 }
+
+  constructor(init: VerifierAgentInit, components: VerifierAgentComponents) {
+    this.#init = init
+    this.#c = components
+    this.#challenger = new Challenger(
+      {
+        network: init.network,
+        challengesPerEpoch: init.challengesPerEpoch,
+        timeoutMs: init.challengeTimeoutMs,
+      },
+      components,
+    )
+  }
+
+  /** The epoch the clock is in (from 0; -1 before genesis). */
+  epochAt(ms: number): number {
+    const { genesisTime, epochDuration } = this.#init.schedule
+    return Math.floor((ms / 1000 - genesisTime) / epochDuration)
+  }
+
+  /** An epoch's start in ms. */
+  epochStartMs(epoch: number): number {
+    const { genesisTime, epochDuration } = this.#init.schedule
+    return (genesisTime + epoch * epochDuration) * 1000
+  }
+
+  /** The plan of `epoch`, once its seed block exists. */
+  planned(epoch: number): PlannedEpoch | undefined {
+    return this.#planned.get(epoch)
+  }
+
+  start(): void {
+    const { port, store } = this.#c
+    this.#unsubscribe = port.subscribe(observationTopic(this.#init.network), (message) => {
+      const decoded = this.#c.codec.decode(message.data, { from: message.from })
+      if (!decoded.ok || decoded.envelope.type !== UPTIME_OBSERVATION.type) {
+        this.counts.refused++
+        return decoded.ok ? 'reject' : decoded.verdict
+      }
+      const body = decoded.envelope.body as { epoch: number }
+      const plan = this.#planned.get(body.epoch)
+      // Only verifiers active in that epoch count; an epoch not planned yet (this verifier is behind)
+      // is taken on trust of the signature and filtered when the bundle is built.
+      if (plan !== undefined && !plan.registry.verifiers.some((v) => v.peerId === decoded.envelope.from)) {
+        this.counts.refused++
+        return 'reject'
+      }
+      store.saveObservation(decoded.envelope as Parameters<VerifierStore['saveObservation']>[0])
+      this.counts.accepted++
+      return 'accept'
+    })
+    port.handle(
+      BUNDLE_PROTOCOL,
+      async (request) => {
+        const bundle = store.bundle(new TextDecoder().decode(request))
+        if (bundle === undefined) throw new RangeError('no such bundle')
+        return bundle.bytes
+      },
+      { maxRequestBytes: 256 },
+    )
+    this.#loop = this.#run(this.#stop.signal).catch((err: unknown) => {
+      if (!this.#stop.signal.aborted) this.#c.logger.error({ err }, 'the verifier loop stopped')
+    })
+  }
+
+  /** Plans and runs epoch after epoch: waits for each seed block, snapshots the registry, challenges. */
+  async #run(signal: AbortSignal): Promise<void> {
+    const { clock, chain, logger } = this.#c
+    let epoch = Math.max(0, this.epochAt(clock.now()))
+    while (!signal.aborted) {
+      const start = this.epochStartMs(epoch)
+      if (clock.now() < start) await clock.sleep(start - clock.now(), signal)
+      let seed = await chain.firstBlockAtOrAfter(start / 1000)
+      while (seed === undefined && !signal.aborted) {
+        await clock.sleep(this.#init.pollMs ?? 1_000, signal)
+        seed = await chain.firstBlockAtOrAfter(start / 1000)
+      }
+      if (seed === undefined) return
+      const registry = await chain.registry(seed.number)
+      const plan: PlannedEpoch = { epoch, seed: seed.hash, seedBlock: seed.number, registry }
+      this.#planned.set(epoch, plan)
+      for (const old of this.#planned.keys()) if (old < epoch - 8) this.#planned.delete(old)
+      const durationMs = this.#init.schedule.epochDuration * 1000
+      if (registry.verifiers.some((v) => v.peerId === this.#c.port.peerId)) {
+        void this.#challenger.runEpoch({
+          epoch,
+          seed: seed.hash,
+          startMs: start,
+          durationMs,
+          nodes: registry.nodes.map((n) => n.peerId),
+        })
+      } else {
+        logger.warn({ epoch }, 'not an active verifier in this epoch: not challenging')
+      }
+      // The next epoch; if this one took long to plan, skip to the one the clock is in.
+      epoch = Math.max(epoch + 1, this.epochAt(clock.now()))
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort()
+    this.#challenger.stop()
+    this.#unsubscribe?.()
+    this.#c.port.unhandle(BUNDLE_PROTOCOL)
+    await this.#loop
+  }
+}
