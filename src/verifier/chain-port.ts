@@ -1,8 +1,12 @@
 import { base58btc } from 'multiformats/bases/base58'
 import { type Hex, hexToBytes } from 'viem'
 import { epochRewardsAbi, nodeRegistryAbi } from '../chain/abi/index.js'
+import { getEpochState } from '../chain/actions/get-epoch-state.js'
+import { postRoot } from '../chain/actions/post-root.js'
+import { signPostRoot } from '../chain/actions/sign-post-root.js'
 import type { ChainClient, ChainReader } from '../chain/client.js'
 import { readContract } from '../chain/transact.js'
+import { contractDomain, type Messages, recoverSigner, type SignedBy } from '../chain/typed-data.js'
 
 /**
  * What verifiers need of the chain, as one interface: the EVM (through the chain layer) implements
@@ -180,6 +184,50 @@ export function createEvmVerifierChain(
           })
       }
       return roots
+    },
+  }
+}
+
+/** A PostRoot message (the EIP-712 fields). */
+export type PostRootMessage = Messages['PostRoot']
+
+/** What closing an epoch needs of the chain beyond reading: signing, checking and posting roots. */
+export interface RootPoster {
+  /** The verifier's address (its EIP-712 signing key). */
+  readonly address: `0x${string}`
+  /** NodeRegistry's quorum and EpochRewards' revocation count and next epoch, now. */
+  state(): Promise<{ quorum: number; revocations: number; nextEpoch: number }>
+  sign(message: PostRootMessage): Promise<`0x${string}`>
+  /** Who signed `message` (EIP-712 recovery against EpochRewards' domain). */
+  recover(message: PostRootMessage, signature: `0x${string}`): Promise<`0x${string}`>
+  /** Posts the root; throws the chain layer's coded error when the contract refuses. */
+  post(message: Omit<PostRootMessage, 'revocations'>, signatures: readonly SignedBy[]): Promise<void>
+}
+
+/** The {@link RootPoster} of a chain client whose account is the verifier's. */
+export function createEvmRootPoster(client: ChainClient): RootPoster {
+  const domain = contractDomain('EpochRewards', client.chainId, client.contracts.EpochRewards)
+  const account = client.wallet.account as Parameters<typeof signPostRoot>[1]
+  return {
+    address: account.address,
+    async state() {
+      const [quorum, epochs] = await Promise.all([
+        readContract<number | bigint>(client, {
+          address: client.contracts.NodeRegistry,
+          abi: nodeRegistryAbi,
+          functionName: 'quorum',
+          args: [],
+        }),
+        getEpochState(client),
+      ])
+      return { quorum: Number(quorum), revocations: epochs.revocations, nextEpoch: Number(epochs.nextEpoch) }
+    },
+    async sign(message) {
+      return (await signPostRoot(client, account, message)).signature as `0x${string}`
+    },
+    recover: (message, signature) => recoverSigner(domain, 'PostRoot', message, signature),
+    async post(message, signatures) {
+      await postRoot(client, { ...message, signatures })
     },
   }
 }

@@ -132,19 +132,39 @@ export class VerifierAgent {
     })
   }
 
+  /**
+   * How far the chain's clock is ahead of this machine's, in ms (0 when behind or equal). Epochs are
+   * chain time: a dev chain that mined many blocks in a second runs ahead of the wall clock (each
+   * block is at least a second after the one before), and a public chain's block times drift a
+   * little. Refreshed from the head block each epoch.
+   */
+  #offsetMs = 0
+
+  async #refreshOffset(): Promise<void> {
+    const head = await this.#c.chain.head()
+    this.#offsetMs = Math.max(0, head.timestamp * 1000 - this.#c.clock.now())
+  }
+
+  /** Now in chain time (ms). */
+  chainNow(): number {
+    return this.#c.clock.now() + this.#offsetMs
+  }
+
   /** Plans and runs epoch after epoch: waits for each seed block, snapshots the registry, challenges. */
   async #run(signal: AbortSignal): Promise<void> {
     const { clock, chain, logger } = this.#c
-    let epoch = Math.max(0, this.epochAt(clock.now()))
+    await this.#refreshOffset()
+    let epoch = Math.max(0, this.epochAt(this.chainNow()))
     while (!signal.aborted) {
       const start = this.epochStartMs(epoch)
-      if (clock.now() < start) await clock.sleep(start - clock.now(), signal)
+      if (this.chainNow() < start) await clock.sleep(start - this.chainNow(), signal)
       let seed = await chain.firstBlockAtOrAfter(start / 1000)
       while (seed === undefined && !signal.aborted) {
         await clock.sleep(this.#init.pollMs ?? 1_000, signal)
         seed = await chain.firstBlockAtOrAfter(start / 1000)
       }
       if (seed === undefined) return
+      await this.#refreshOffset()
       const registry = await chain.registry(seed.number)
       const plan: PlannedEpoch = { epoch, seed: seed.hash, seedBlock: seed.number, registry }
       this.#planned.set(epoch, plan)
@@ -154,15 +174,19 @@ export class VerifierAgent {
         void this.#challenger.runEpoch({
           epoch,
           seed: seed.hash,
-          startMs: start,
+          // The schedule is in chain time; the challenger's timers run on this machine's clock.
+          startMs: start - this.#offsetMs,
           durationMs,
           nodes: registry.nodes.map((n) => n.peerId),
         })
       } else {
-        logger.warn({ epoch }, 'not an active verifier in this epoch: not challenging')
+        logger.warn(
+          { epoch, verifiers: registry.verifiers.length },
+          'not an active verifier in this epoch: not challenging',
+        )
       }
-      // The next epoch; if this one took long to plan, skip to the one the clock is in.
-      epoch = Math.max(epoch + 1, this.epochAt(clock.now()))
+      // The next epoch; if this one took long to plan, skip to the one the chain is in.
+      epoch = Math.max(epoch + 1, this.epochAt(this.chainNow()))
     }
   }
 
