@@ -47,6 +47,7 @@ import { AdTable } from '../src/node/ad-table.js'
 import { ADVERTISEMENT, type Advertisement, adTopic } from '../src/node/advertisement.js'
 import { Advertiser } from '../src/node/advertiser.js'
 import { initNodeDir } from '../src/node/identity.js'
+import { syntheticNetworkFile } from '../test/helpers/synthetic-network.js'
 import { report } from './report.js'
 
 const BENCH = 'mesh'
@@ -749,40 +750,7 @@ function httpJson(url: string): Promise<unknown> {
 
 /** The network file a `node start` reads: a fake deployment (the node never calls the chain). */
 function networkFile(bootstrap: string[]): unknown {
-  const addr = (n: number) => `0x${n.toString(16).padStart(40, '0')}`
-  return {
-    version: 1,
-    name: 'bench',
-    chainId: 31337,
-    rpcUrl: 'http://127.0.0.1:8545',
-    deployBlock: 0,
-    deployer: addr(1),
-    contracts: {
-      MeshToken: addr(0xa1),
-      NodeRegistry: REGISTRY,
-      EpochRewards: addr(0xa3),
-      Payments: addr(0xa4),
-    },
-    parameters: {
-      tokenName: 'Meshwork',
-      tokenSymbol: 'MESH',
-      maxSupply: '1000000000000000000000000000',
-      genesisAmount: '0',
-      treasury: addr(1),
-      genesisTime: 0,
-      epochDuration: 3_600,
-      initialEmission: '1000',
-      halvingInterval: 8_760,
-      disputeWindow: 1,
-      minNodeStake: '1',
-      minVerifierStake: '1',
-      unbondingPeriod: 0,
-      quorum: 1,
-      maxVerifiers: 8,
-      closeTimeout: 0,
-    },
-    bootstrap,
-  }
+  return syntheticNetworkFile({ name: 'bench', registry: REGISTRY, bootstrap })
 }
 
 async function childMain(role: ChildRole): Promise<void> {

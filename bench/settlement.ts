@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { canonicalJson } from '../src/core/canonical-json.js'
+import { mulberry32 } from '../src/core/prng.js'
 import { createPeerSigner, createPeerVerifier } from '../src/mesh/peer-key.js'
 import { createWireCodec, verifyEnvelope } from '../src/mesh/wire-codec.js'
 import {
@@ -51,18 +52,6 @@ const OBSERVATIONS = 20_000
 const NETWORK = '31337:0x00000000000000000000000000000000000000b2'
 const CHILD_FLAG = '--meshwork-settlement-child'
 
-/** mulberry32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return (t ^ (t >>> 14)) >>> 0
-  }
-}
-
 /** A peer-id-like string (52 characters, as an Ed25519 libp2p peer id) for node `i`. */
 const peerIdOf = (i: number) => `12D3KooW${i.toString(36).padStart(44, 'Z')}`
 
@@ -72,7 +61,7 @@ const peerIdOf = (i: number) => `12D3KooW${i.toString(36).padStart(44, 'Z')}`
  * apart from the node list's).
  */
 function syntheticEpoch(n: number): { input: RewardInput; previous: CumulativeEntry[] } {
-  const next = prng(n)
+  const next = mulberry32(n)
   const ids = Array.from({ length: n }, (_, i) => peerIdOf(i))
   const operators = Array.from({ length: n }, (_, i) => `0x${(i + 1).toString(16).padStart(40, '0')}`)
   const peerIds = JSON.parse(JSON.stringify(ids)) as string[]

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CliProcess, runCli, startCli } from '../helpers/cli.js'
+import { syntheticNetworkFile } from '../helpers/synthetic-network.js'
 
 /**
  * mDNS discovery between real `meshwork node start` processes. mDNS is multicast, which the host's
@@ -16,44 +17,6 @@ import { type CliProcess, runCli, startCli } from '../helpers/cli.js'
 const canNamespace =
   spawnSync('unshare', ['-n', 'sh', '-c', 'ip link set lo multicast on'], { stdio: 'ignore' }).status === 0 &&
   spawnSync('nsenter', ['--version'], { stdio: 'ignore' }).status === 0
-
-/** A network file for a chain that is never contacted (nodes start without one). */
-function networkFile(): unknown {
-  const addr = (n: number) => `0x${n.toString(16).padStart(40, '0')}`
-  return {
-    version: 1,
-    name: 'mdns-test',
-    chainId: 31337,
-    rpcUrl: 'http://127.0.0.1:8545',
-    deployBlock: 0,
-    deployer: addr(1),
-    contracts: {
-      MeshToken: addr(0xa1),
-      NodeRegistry: addr(0xa2),
-      EpochRewards: addr(0xa3),
-      Payments: addr(0xa4),
-    },
-    parameters: {
-      tokenName: 'Meshwork',
-      tokenSymbol: 'MESH',
-      maxSupply: '1000000000000000000000000000',
-      genesisAmount: '0',
-      treasury: addr(1),
-      genesisTime: 0,
-      epochDuration: 3_600,
-      initialEmission: '1000',
-      halvingInterval: 8_760,
-      disputeWindow: 1,
-      minNodeStake: '1',
-      minVerifierStake: '1',
-      unbondingPeriod: 0,
-      quorum: 1,
-      maxVerifiers: 8,
-      closeTimeout: 0,
-    },
-    bootstrap: [],
-  }
-}
 
 interface Status {
   running: boolean
@@ -86,7 +49,12 @@ describe.skipIf(!canNamespace)(
         holder.once('exit', (code) => reject(new Error(`the namespace holder exited (${code})`)))
       })
       wrap = ['nsenter', '-t', String(holder.pid), '-n']
-      writeFileSync(join(cwd, 'network.json'), JSON.stringify(networkFile()))
+      writeFileSync(
+        join(cwd, 'network.json'),
+        JSON.stringify(
+          syntheticNetworkFile({ name: 'mdns-test', registry: `0x${'a2'.padStart(40, '0')}`, bootstrap: [] }),
+        ),
+      )
     })
 
     afterAll(async () => {

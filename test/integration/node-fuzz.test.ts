@@ -6,6 +6,7 @@ import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import fc from 'fast-check'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { mulberry32 } from '../../src/core/prng.js'
 import type { NetworkPort } from '../../src/mesh/network-port.js'
 import { createPeerSigner } from '../../src/mesh/peer-key.js'
 import { createWireCodec, defineMessage, rejectReasons, type WireCodec } from '../../src/mesh/wire-codec.js'
@@ -78,20 +79,8 @@ function collector(): () => void {
   return runInNewContext('gc') as () => void
 }
 
-/** mulberry32: a small seeded PRNG of 32-bit words. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return (t ^ (t >>> 14)) >>> 0
-  }
-}
-
 function randomBytes(length: number, seed: number): Uint8Array {
-  const next = prng(seed)
+  const next = mulberry32(seed)
   const words = new Uint32Array(Math.ceil(length / 4))
   for (let i = 0; i < words.length; i++) words[i] = next()
   return new Uint8Array(words.buffer, 0, length)
@@ -344,7 +333,7 @@ function mutate(plan: Exclude<Plan, { kind: 'random' | 'random_json' | 'envelope
   switch (plan.kind) {
     case 'flip': {
       const out = valid.slice()
-      const next = prng(plan.seed)
+      const next = mulberry32(plan.seed)
       for (let i = 0; i < plan.flips; i++) {
         const at = next() % out.length
         out[at] = (out[at] as number) ^ (1 + (next() % 255))
