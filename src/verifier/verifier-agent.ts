@@ -108,9 +108,10 @@ export class VerifierAgent {
       }
       const body = decoded.envelope.body as { epoch: number }
       const plan = this.#planned.get(body.epoch)
-      // Only verifiers active in that epoch count; an epoch not planned yet (this verifier is behind)
-      // is taken on trust of the signature and filtered when the bundle is built.
-      if (plan !== undefined && !plan.registry.verifiers.some((v) => v.peerId === decoded.envelope.from)) {
+      // Only epochs this verifier is running, and only verifiers active in them: nothing else is
+      // stored, so a valid key alone cannot fill the disk with observations of far-off epochs.
+      if (plan === undefined) return 'ignore'
+      if (!plan.registry.verifiers.some((v) => v.peerId === decoded.envelope.from)) {
         this.counts.refused++
         return 'reject'
       }
