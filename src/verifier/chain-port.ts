@@ -68,6 +68,11 @@ export function createEvmVerifierChain(
     blockNumber: bigint,
   ) => readContract<T>(client, { address, abi, functionName, args, blockNumber })
 
+  // Posted roots, kept up to date by postedRoots() from the blocks it has not read yet.
+  const roots = new Map<number, { root: Hex; digest: Hex; totalCumulative: bigint; block: bigint }>()
+  let scannedTo = options.deployBlock - 1n
+  let scanning: Promise<void> = Promise.resolve()
+
   return {
     async head() {
       const block = await pub.getBlock()
@@ -147,43 +152,49 @@ export function createEvmVerifierChain(
     },
 
     async postedRoots() {
-      const address = client.contracts.EpochRewards
-      const [posted, revoked] = await Promise.all([
-        pub.getContractEvents({
-          address,
-          abi: epochRewardsAbi,
-          eventName: 'RootPosted',
-          fromBlock: options.deployBlock,
-        }),
-        pub.getContractEvents({
-          address,
-          abi: epochRewardsAbi,
-          eventName: 'RootRevoked',
-          fromBlock: options.deployBlock,
-        }),
-      ])
-      // Replay in chain order: a revoke removes the epoch's root until it is posted again.
-      const events = [
-        ...posted.map((l) => ({ kind: 'posted' as const, l })),
-        ...revoked.map((l) => ({ kind: 'revoked' as const, l })),
-      ].sort(
-        (a, b) =>
-          Number((a.l.blockNumber ?? 0n) - (b.l.blockNumber ?? 0n)) ||
-          (a.l.logIndex ?? 0) - (b.l.logIndex ?? 0),
-      )
-      const roots = new Map<number, { root: Hex; digest: Hex; totalCumulative: bigint; block: bigint }>()
-      for (const { kind, l } of events) {
-        const args = l.args as { epoch: bigint; root: Hex; bundleDigest?: Hex; totalCumulative?: bigint }
-        if (kind === 'revoked') roots.delete(Number(args.epoch))
-        else
-          roots.set(Number(args.epoch), {
-            root: args.root,
-            digest: args.bundleDigest as Hex,
-            totalCumulative: args.totalCumulative as bigint,
-            block: l.blockNumber as bigint,
-          })
-      }
-      return roots
+      // Incremental: only blocks not scanned before are read (one call a second per verifier would
+      // otherwise read every root since deploy). Calls are serialised so that no range is read twice.
+      // A failed scan leaves `scannedTo` where it was: the next call reads the range again.
+      const run = scanning
+        .catch(() => undefined)
+        .then(async () => {
+          const head = (await pub.getBlock()).number as bigint
+          if (head < scannedTo + 1n) return
+          const range = {
+            address: client.contracts.EpochRewards,
+            abi: epochRewardsAbi,
+            fromBlock: scannedTo + 1n,
+            toBlock: head,
+          }
+          const [posted, revoked] = await Promise.all([
+            pub.getContractEvents({ ...range, eventName: 'RootPosted' }),
+            pub.getContractEvents({ ...range, eventName: 'RootRevoked' }),
+          ])
+          // Replay in chain order: a revoke removes the epoch's root until it is posted again.
+          const events = [
+            ...posted.map((l) => ({ kind: 'posted' as const, l })),
+            ...revoked.map((l) => ({ kind: 'revoked' as const, l })),
+          ].sort(
+            (a, b) =>
+              Number((a.l.blockNumber ?? 0n) - (b.l.blockNumber ?? 0n)) ||
+              (a.l.logIndex ?? 0) - (b.l.logIndex ?? 0),
+          )
+          for (const { kind, l } of events) {
+            const args = l.args as { epoch: bigint; root: Hex; bundleDigest?: Hex; totalCumulative?: bigint }
+            if (kind === 'revoked') roots.delete(Number(args.epoch))
+            else
+              roots.set(Number(args.epoch), {
+                root: args.root,
+                digest: args.bundleDigest as Hex,
+                totalCumulative: args.totalCumulative as bigint,
+                block: l.blockNumber as bigint,
+              })
+          }
+          scannedTo = head
+        })
+      scanning = run
+      await run
+      return new Map(roots)
     },
   }
 }

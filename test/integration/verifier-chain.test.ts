@@ -2,7 +2,14 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { sha256, toHex } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { postRoot, registerNode, registerVerifier, signPostRoot } from '../../src/chain/index.js'
+import {
+  postRoot,
+  registerNode,
+  registerVerifier,
+  revokeRoot,
+  signPostRoot,
+  signRevokeRoot,
+} from '../../src/chain/index.js'
 import { peerIdBytes } from '../../src/mesh/peer-key.js'
 import { createEvmVerifierChain, type VerifierChain } from '../../src/verifier/chain-port.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
@@ -15,7 +22,7 @@ describe('the verifiers’ chain port on the embedded chain', () => {
   const peers = new Map<number, string>()
 
   beforeAll(async () => {
-    f = await startChainFixture({ quorum: 2, disputeWindow: 1 })
+    f = await startChainFixture({ quorum: 2, disputeWindow: 10 })
     chain = createEvmVerifierChain(f.client(0), { deployBlock: BigInt(f.network.deployBlock) })
     for (const i of [1, 2, 3, 4, 5]) {
       peers.set(i, await newPeerId())
@@ -94,5 +101,14 @@ describe('the verifiers’ chain port on the embedded chain', () => {
       digest: message.bundleDigest,
       totalCumulative: 5n,
     })
+
+    // Revoked inside its dispute window: gone from the list (read from the blocks not scanned yet).
+    const fixture = f
+    const revoke = { epoch: 0n, root: message.root, revocations: 0 }
+    const revokers = await Promise.all(
+      [1, 2].map((i) => signRevokeRoot(fixture.client(0), fixture.account(i), revoke)),
+    )
+    await revokeRoot(fixture.client(0), { epoch: 0n, root: message.root, signatures: revokers })
+    expect((await chain.postedRoots()).has(0)).toBe(false)
   })
 })
