@@ -67,7 +67,8 @@ type Attestation = (typeof EPOCH_ATTESTATION.schema)['_output']
 export class EpochCloser {
   readonly #init: EpochCloserInit
   readonly #c: EpochCloserComponents
-  readonly #settled = new Map<string, Settlement>()
+  /** Bundles this verifier checked and settled, by CID (the newest few). */
+  readonly #settled = new Map<string, { epoch: number; digest: `0x${string}`; settlement: Settlement }>()
   readonly #proposed = new Set<string>()
   readonly #attested = new Set<number>()
   readonly #closers = new Map<number, RegistrySnapshot['verifiers']>()
@@ -251,7 +252,7 @@ export class EpochCloser {
     if (posted === undefined) throw new Error(`epoch ${epoch - 1} has no posted root`)
     const cid = bundleCid(posted.digest)
     const cached = this.#settled.get(cid)
-    if (cached !== undefined) return cached.entries
+    if (cached !== undefined) return cached.settlement.entries
     const bytes = this.#c.store.bundle(cid)?.bytes ?? (await this.#fetch(cid, undefined, epoch - 1))
     const before = (await this.#c.chain.postedRoots()).get(epoch - 2)?.root ?? null
     const checked = checkBundle(bytes, {
@@ -267,13 +268,13 @@ export class EpochCloser {
   }
 
   #settle(bundle: CheckedBundle): Settlement {
-    let s = this.#settled.get(bundle.cid)
-    if (s === undefined) {
-      s = settleBundle(bundle)
-      this.#settled.set(bundle.cid, s)
+    let held = this.#settled.get(bundle.cid)
+    if (held === undefined) {
+      held = { epoch: bundle.bundle.epoch, digest: bundle.digest, settlement: settleBundle(bundle) }
+      this.#settled.set(bundle.cid, held)
       if (this.#settled.size > 4) this.#settled.delete(this.#settled.keys().next().value as string)
     }
-    return s
+    return held.settlement
   }
 
   /** Fetches a bundle by CID from `from`, or from any verifier of `epoch`. */
@@ -366,8 +367,8 @@ export class EpochCloser {
     const signature = await poster.sign(message)
     const signer = poster.address.toLowerCase() as `0x${string}`
     store.saveAttestation({ epoch: p.epoch, cid: p.cid, signer, signature })
-    const attestation: Attestation = { ...p, revocations, signer, signature }
-    delete (attestation as { attempt?: number }).attempt
+    const { attempt: _attempt, ...proposed } = p
+    const attestation: Attestation = { ...proposed, revocations, signer, signature }
     await port.publish(epochTopic(this.#init.network), codec.encode(EPOCH_ATTESTATION, attestation).bytes)
     await this.#postIfQuorum(p.epoch)
   }
@@ -401,12 +402,12 @@ export class EpochCloser {
   /** Posts `epoch`'s root when a quorum attested to a bundle this verifier holds and checked. */
   async #postIfQuorum(epoch: number): Promise<void> {
     const { store, poster, chain, logger } = this.#c
-    const bundles = [...this.#settled.entries()].filter(([cid]) => store.bundle(cid)?.epoch === epoch)
-    for (const [cid, settlement] of bundles) {
+    // From the settled cache: no bundle bytes are read from the store on this path (it runs every tick).
+    const bundles = [...this.#settled.entries()].filter(([, held]) => held.epoch === epoch)
+    for (const [cid, { digest, settlement }] of bundles) {
       const { quorum, nextEpoch, revocations } = await poster.state()
       if (nextEpoch !== epoch || store.attestations(epoch, cid).length < quorum) continue
       if ((await chain.postedRoots()).has(epoch)) return
-      const digest = store.bundle(cid)?.digest as `0x${string}`
       // Only signatures of exactly the message to post count (a verifier may have signed another
       // root for the same bundle, or before a revoke).
       const message = {
