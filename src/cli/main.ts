@@ -9,6 +9,8 @@ import { nodeInitCommand } from './commands/node-init.js'
 import { nodeRegisterCommand } from './commands/node-register.js'
 import { nodeStartCommand } from './commands/node-start.js'
 import { nodeStatusCommand } from './commands/node-status.js'
+import { rewardsCommands } from './commands/rewards.js'
+import { verifierCommands } from './commands/verifier.js'
 import { reportError, toJson } from './output.js'
 
 /** Builds the command tree; with `json`, usage errors are left to {@link main} to print as JSON. */
@@ -31,7 +33,20 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
   nodeStartCommand(node)
   nodeRegisterCommand(node)
   nodeStatusCommand(node)
-  for (const c of [program, chain, node, ...program.commands, ...chain.commands, ...node.commands])
+  const verifier = verifierCommands(program)
+  const rewards = rewardsCommands(program)
+  for (const c of [
+    program,
+    chain,
+    node,
+    verifier,
+    rewards,
+    ...program.commands,
+    ...chain.commands,
+    ...node.commands,
+    ...verifier.commands,
+    ...rewards.commands,
+  ])
     c.exitOverride()
   return program
 }

@@ -4,13 +4,20 @@ import { epochRewardsAbi, meshTokenAbi, nodeRegistryAbi, paymentsAbi } from '../
 import { chainErrorCodes, REVERTS } from '../chain/errors.js'
 import { meshErrorCodes } from '../mesh/errors.js'
 import { nodeErrorCodes } from '../node/errors.js'
+import { verifierErrorCodes } from '../verifier/errors.js'
 import { coreErrorCodes } from './errors.js'
 
 const ERRORS_MD = new URL('../../docs/ERRORS.md', import.meta.url)
 
 /** Every code the code can raise: core codes, and chain codes (which include every REVERTS code). */
 function codesInCode(): Set<string> {
-  return new Set<string>([...coreErrorCodes, ...chainErrorCodes, ...meshErrorCodes, ...nodeErrorCodes])
+  return new Set<string>([
+    ...coreErrorCodes,
+    ...chainErrorCodes,
+    ...meshErrorCodes,
+    ...nodeErrorCodes,
+    ...verifierErrorCodes,
+  ])
 }
 
 /**

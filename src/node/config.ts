@@ -1,9 +1,47 @@
-import { existsSync, readFileSync } from 'node:fs'
 import { isValidCell } from 'h3-js'
-import { parse as parseToml } from 'smol-toml'
 import { isAddress } from 'viem'
 import { z } from 'zod'
-import { InvalidArgumentError } from '../core/errors.js'
+import { loadTomlConfig } from '../core/toml-config.js'
+
+/** The `[mesh]` section of a node's or verifier's config, listening on `listen` by default. */
+export function meshSection(listen: string[]) {
+  return z
+    .object({
+      listen: z.array(z.string().min(1).max(256)).min(1).max(16).default(listen),
+      /** Extra bootstrap peers (multiaddrs with /p2p/ID), on top of the network file's. */
+      bootstrap: z.array(z.string().min(1).max(512)).max(64).default([]),
+      /** Find peers on the local network (on in devnet). */
+      mdns: z.boolean().default(false),
+    })
+    .strict()
+    .default({ listen, bootstrap: [], mdns: false })
+}
+
+/** The `[api]` section: metrics, health and status (and a verifier's bundles); keep it on loopback. */
+export function apiSection(listen: string) {
+  return z
+    .object({
+      listen: z
+        .string()
+        .regex(/^[\w.:[\]-]+:\d{1,5}$/, 'HOST:PORT')
+        .default(listen),
+    })
+    .strict()
+    .default({ listen })
+}
+
+/** The `[chain]` section: the network file and an RPC URL. */
+export function chainSection() {
+  return z
+    .object({
+      /** The network file, relative to the config's directory unless absolute. */
+      network: z.string().min(1).default('network.json'),
+      /** JSON-RPC URL; empty means the network file's. */
+      rpc: z.string().default(''),
+    })
+    .strict()
+    .default({ network: 'network.json', rpc: '' })
+}
 
 /** The node's configuration: one schema, defaults in it, validated at start, then frozen. */
 export const nodeConfigSchema = z
@@ -20,20 +58,7 @@ export const nodeConfigSchema = z
           .default(''),
       })
       .strict(),
-    mesh: z
-      .object({
-        listen: z
-          .array(z.string().min(1).max(256))
-          .min(1)
-          .max(16)
-          .default(['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws']),
-        /** Extra bootstrap peers (multiaddrs with /p2p/ID), on top of the network file's. */
-        bootstrap: z.array(z.string().min(1).max(512)).max(64).default([]),
-        /** Find peers on the local network (on in devnet). */
-        mdns: z.boolean().default(false),
-      })
-      .strict()
-      .default({ listen: ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws'], bootstrap: [], mdns: false }),
+    mesh: meshSection(['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws']),
     ads: z
       .object({
         refreshSeconds: z.number().int().min(5).max(3_600).default(60),
@@ -41,91 +66,19 @@ export const nodeConfigSchema = z
       })
       .strict()
       .default({ refreshSeconds: 60, ttlSeconds: 300 }),
-    api: z
-      .object({
-        /** Metrics, health and status; keep it on loopback. */
-        listen: z
-          .string()
-          .regex(/^[\w.:[\]-]+:\d{1,5}$/, 'HOST:PORT')
-          .default('127.0.0.1:9464'),
-      })
-      .strict()
-      .default({ listen: '127.0.0.1:9464' }),
-    chain: z
-      .object({
-        /** The network file, relative to the node directory unless absolute. */
-        network: z.string().min(1).default('network.json'),
-        /** JSON-RPC URL; empty means the network file's. */
-        rpc: z.string().default(''),
-      })
-      .strict()
-      .default({ network: 'network.json', rpc: '' }),
+    api: apiSection('127.0.0.1:9464'),
+    chain: chainSection(),
   })
   .strict()
 
 export type NodeConfig = z.infer<typeof nodeConfigSchema>
 
-/** Largest config file accepted. */
-const MAX_CONFIG_BYTES = 64 * 1024
-
-/**
- * Reads the TOML config file, applies `MESHWORK_SECTION__KEY` environment overrides (the key in
- * UPPER_SNAKE, e.g. `MESHWORK_ADS__REFRESH_SECONDS=30`; values parse as TOML values, else as
- * strings), validates, and freezes it. Errors name the file, the key and the fix.
- */
+/** Reads, validates and freezes a node's config.toml (environment overrides as in {@link loadTomlConfig}). */
 export function loadNodeConfig(path: string, env: NodeJS.ProcessEnv = process.env): Readonly<NodeConfig> {
-  if (!existsSync(path)) {
-    throw new InvalidArgumentError(`config file ${path} does not exist`, {
-      hint: 'Run `meshwork node init` first, or pass --dir DIR',
-    })
-  }
-  const text = readFileSync(path, 'utf8')
-  if (text.length > MAX_CONFIG_BYTES) throw new InvalidArgumentError(`config file ${path} is too large`)
-  let raw: Record<string, unknown>
-  try {
-    raw = parseToml(text) as Record<string, unknown>
-  } catch (err) {
-    throw new InvalidArgumentError(
-      `config file ${path} is not valid TOML: ${(err as Error).message.split('\n')[0]}`,
-      {
-        cause: err,
-      },
-    )
-  }
-  for (const [name, value] of Object.entries(env)) {
-    const m = /^MESHWORK_([A-Z0-9]+)__([A-Z0-9_]+)$/.exec(name)
-    if (!m || value === undefined) continue
-    const section = (m[1] as string).toLowerCase()
-    const key = (m[2] as string).toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
-    const table = (raw[section] ?? {}) as Record<string, unknown>
-    table[key] = parseEnvValue(value)
-    raw[section] = table
-  }
-  const parsed = nodeConfigSchema.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new InvalidArgumentError(
-      `config ${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
-      { hint: 'Fix the value in the config file or the MESHWORK_… environment variable' },
-    )
-  }
-  return deepFreeze(parsed.data)
-}
-
-function parseEnvValue(value: string): unknown {
-  try {
-    return (parseToml(`v = ${value}`) as { v: unknown }).v
-  } catch {
-    return value
-  }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v)
-    Object.freeze(value)
-  }
-  return value
+  return loadTomlConfig(path, nodeConfigSchema, {
+    env,
+    missingHint: 'Run `meshwork node init` first, or pass --dir DIR',
+  })
 }
 
 /** The commented config file `meshwork node init` writes. */

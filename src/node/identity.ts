@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
@@ -6,6 +6,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { InvalidArgumentError } from '../core/errors.js'
+import { readSecretFile, writeSecretFile } from '../core/secret-file.js'
 import { renderNodeConfig } from './config.js'
 import { openNodeDatabase } from './database.js'
 
@@ -39,12 +40,6 @@ export interface InitNodeDirInit {
   listen?: string[]
 }
 
-/** Writes a secret file readable by its owner only, refusing to overwrite. */
-function writeSecret(path: string, data: string | Uint8Array): void {
-  writeFileSync(path, data, { mode: 0o600, flag: 'wx' })
-  chmodSync(path, 0o600)
-}
-
 /**
  * Creates a node directory: the libp2p identity (peer.key), an operator EVM key (operator.key)
  * unless a payout address is given, a commented config.toml and the SQLite database. Refuses a
@@ -59,11 +54,11 @@ export async function initNodeDir(init: InitNodeDirInit): Promise<NodeIdentity> 
   }
   mkdirSync(init.dir, { recursive: true, mode: 0o700 })
   const peerKey = await generateKeyPair('Ed25519')
-  writeSecret(peerPath, privateKeyToProtobuf(peerKey))
+  writeSecretFile(peerPath, privateKeyToProtobuf(peerKey))
   let operatorKey: Hex | undefined
   if (!init.payoutAddress) {
     operatorKey = generatePrivateKey()
-    writeSecret(join(init.dir, NODE_FILES.operatorKey), `${operatorKey}\n`)
+    writeSecretFile(join(init.dir, NODE_FILES.operatorKey), `${operatorKey}\n`)
   }
   writeFileSync(
     join(init.dir, NODE_FILES.config),
@@ -87,14 +82,6 @@ export async function initNodeDir(init: InitNodeDirInit): Promise<NodeIdentity> 
   }
 }
 
-/** Reads a secret file, refusing one that others can read. */
-function readSecret(path: string): Buffer {
-  if (process.platform !== 'win32' && (statSync(path).mode & 0o077) !== 0) {
-    throw new InvalidArgumentError(`${path} is readable by other users`, { hint: `Run chmod 600 ${path}` })
-  }
-  return readFileSync(path)
-}
-
 /** Loads the identity of a node directory made by {@link initNodeDir}. */
 export function loadNodeIdentity(dir: string, payoutAddress = ''): NodeIdentity {
   const peerPath = join(dir, NODE_FILES.peerKey)
@@ -105,7 +92,7 @@ export function loadNodeIdentity(dir: string, payoutAddress = ''): NodeIdentity 
   }
   let peerKey: Ed25519PrivateKey
   try {
-    const key = privateKeyFromProtobuf(readSecret(peerPath))
+    const key = privateKeyFromProtobuf(readSecretFile(peerPath))
     if (key.type !== 'Ed25519') throw new Error(`a ${key.type} key`)
     peerKey = key
   } catch (err) {
@@ -115,7 +102,7 @@ export function loadNodeIdentity(dir: string, payoutAddress = ''): NodeIdentity 
   const operatorPath = join(dir, NODE_FILES.operatorKey)
   let operatorKey: Hex | undefined
   if (existsSync(operatorPath)) {
-    const text = readSecret(operatorPath).toString('utf8').trim()
+    const text = readSecretFile(operatorPath).toString('utf8').trim()
     if (!/^0x[0-9a-fA-F]{64}$/.test(text)) {
       throw new InvalidArgumentError(`${operatorPath} does not hold a 32-byte hex key`)
     }

@@ -3,6 +3,13 @@ import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 import { InvalidArgumentError } from '../core/errors.js'
 
+/** A response of an extra ops route. */
+export interface OpsResponse {
+  status: number
+  contentType: string
+  body: string | Uint8Array
+}
+
 /** A running ops server. */
 export interface OpsServer {
   readonly url: string
@@ -11,14 +18,16 @@ export interface OpsServer {
 
 /**
  * Serves a node's operations endpoints on a local port: `GET /metrics` (Prometheus), `GET /healthz`
- * (200 while healthy) and `GET /status` (JSON for `meshwork node status`). Read-only; anything else
- * is 404 or 405.
+ * (200 while healthy), `GET /status` (JSON for `meshwork node status`) and any `routes` (a
+ * verifier's bundles). Read-only; anything else is 404 or 405.
  */
 export async function startOpsServer(init: {
   listen: string
   registry: Registry
   status: () => unknown
   healthy?: () => boolean
+  /** More read-only routes: a response for a path, or undefined for 404. */
+  routes?: (path: string, query: URLSearchParams) => OpsResponse | undefined
 }): Promise<OpsServer> {
   const at = init.listen.lastIndexOf(':')
   const host = init.listen.slice(0, at).replace(/^\[|\]$/g, '')
@@ -44,6 +53,17 @@ export async function startOpsServer(init: {
     if (path === '/status') {
       const body = JSON.stringify(init.status(), (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
       res.writeHead(200, { 'content-type': 'application/json' }).end(body)
+      return
+    }
+    let extra: OpsResponse | undefined
+    try {
+      extra = init.routes?.(path ?? '/', new URLSearchParams((req.url ?? '').split('?')[1] ?? ''))
+    } catch {
+      res.writeHead(500).end()
+      return
+    }
+    if (extra !== undefined) {
+      res.writeHead(extra.status, { 'content-type': extra.contentType }).end(extra.body)
       return
     }
     res.writeHead(404).end()

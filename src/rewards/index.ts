@@ -5,6 +5,7 @@ export {
   type CumulativeTree,
   type LeafProof,
   leafHash,
+  lowerAddress,
 } from './cumulative-tree.js'
 export {
   type EmissionSchedule,

@@ -124,7 +124,7 @@ export const DEFAULT_REWARD_PARAMS: RewardParams = Object.freeze({
     sensor: 500,
   }),
   uptime: Object.freeze({
-    thresholdPpm: 500_000,
+    thresholdPpm: 250_000,
     stakeCap: 10_000n * 10n ** 18n,
     vettingEpochs: 3,
     vettingFactorBps: 5_000,

@@ -169,6 +169,7 @@ export class EpochCloser {
   async #tick(): Promise<void> {
     const { chain, poster } = this.#c
     const posted = await chain.postedRoots()
+    this.#remember(posted)
     const epoch = posted.size === 0 ? 0 : Math.max(...posted.keys()) + 1
     const head = await chain.head()
     if (head.timestamp * 1000 < this.#endMs(epoch)) return
@@ -188,9 +189,64 @@ export class EpochCloser {
     )
     if (leader === poster.address.toLowerCase() && !this.#proposed.has(`${epoch}/${attempt}`)) {
       this.#proposed.add(`${epoch}/${attempt}`)
-      await this.#propose(plan, attempt, posted.get(epoch - 1)?.root ?? null)
+      const previousRoot = posted.get(epoch - 1)?.root ?? null
+      // Attested before a restart: propose that bundle again rather than a second one.
+      const mine = this.#c.store.attestationBy(epoch, poster.address)
+      if (mine === undefined || !(await this.#repropose(mine.cid, attempt, previousRoot)))
+        await this.#propose(plan, attempt, previousRoot)
     }
     await this.#postIfQuorum(epoch)
+  }
+
+  /** Keeps the chain's posted roots in the store (the verifier's view of how far the chain is). */
+  #remember(posted: Awaited<ReturnType<VerifierChain['postedRoots']>>): void {
+    const { store } = this.#c
+    const latest = store.latestRoot()
+    // A revoked root (and every root after it) is forgotten; posted ones are added.
+    if (latest !== undefined && posted.get(latest.epoch)?.root !== latest.root)
+      store.forgetRootsFrom(latest.epoch)
+    const from = (store.latestRoot()?.epoch ?? -1) + 1
+    for (const [epoch, r] of posted) {
+      if (epoch < from) continue
+      store.recordRoot({
+        epoch,
+        root: r.root,
+        totalCumulative: r.totalCumulative,
+        digest: r.digest,
+        block: Number(r.block),
+      })
+    }
+  }
+
+  /**
+   * Proposes a bundle this verifier built or attested to before (it held it when it stopped): its
+   * proposal again, for a new attempt. False when the bundle is not held or no longer checks.
+   */
+  async #repropose(cid: string, attempt: number, previousRoot: string | null): Promise<boolean> {
+    const held = this.#c.store.bundle(cid)
+    if (held === undefined) return false
+    const checked = checkBundle(held.bytes, {
+      network: this.#init.network,
+      verifier: this.#c.verifier,
+      previousRoot,
+    })
+    if (!checked.ok) return false
+    const settlement = this.#settle(checked.bundle)
+    const proposal: Proposal = {
+      epoch: held.epoch,
+      attempt,
+      cid,
+      root: settlement.root,
+      bundleDigest: held.digest,
+      totalCumulative: settlement.totalCumulative.toString(),
+    }
+    this.#c.logger.info({ epoch: held.epoch, attempt, cid }, 'proposing the root attested before again')
+    await this.#c.port.publish(
+      epochTopic(this.#init.network),
+      this.#c.codec.encode(EPOCH_PROPOSAL, proposal).bytes,
+    )
+    await this.#postIfQuorum(held.epoch)
+    return true
   }
 
   /** Builds, stores, settles and proposes the bundle of `plan.epoch`; attests to it too. */
@@ -356,6 +412,8 @@ export class EpochCloser {
     if (this.#attested.has(p.epoch)) return
     this.#attested.add(p.epoch)
     const { poster, store, port, codec } = this.#c
+    // Once an epoch, across restarts too: an attestation made before is never replaced by another.
+    if (store.attestationBy(p.epoch, poster.address) !== undefined) return this.#postIfQuorum(p.epoch)
     const { revocations } = await poster.state()
     const message = {
       epoch: BigInt(p.epoch),

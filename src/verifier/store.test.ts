@@ -93,6 +93,9 @@ describe('verifier store', () => {
       bytes: new Uint8Array([1, 2]),
     })
     expect(again.attestations(5, 'bafy')).toEqual([{ signer: '0xab', signature: '0x01' }])
+    expect(again.attestationBy(5, '0xAB')).toEqual({ cid: 'bafy', signature: '0x01' })
+    expect(again.attestationBy(5, '0xcd')).toBeUndefined()
+    expect(again.attestationBy(6, '0xab')).toBeUndefined()
     expect(again.latestRoot()).toEqual({ epoch: 5, root: digest, totalCumulative: 7n, digest, block: 40 })
     expect(again.nextSeq('observation/uptime')).toBeGreaterThan(seq)
     again.forgetRootsFrom(5)

@@ -111,6 +111,8 @@ export interface VerifierStore {
   bundle(cid: string): (StoredBundle & { bytes: Uint8Array }) | undefined
   saveAttestation(a: { epoch: number; cid: string; signer: string; signature: `0x${string}` }): void
   attestations(epoch: number, cid: string): { signer: `0x${string}`; signature: `0x${string}` }[]
+  /** The attestation `signer` made in `epoch`, if any (a verifier attests once an epoch, restarts too). */
+  attestationBy(epoch: number, signer: string): { cid: string; signature: `0x${string}` } | undefined
   recordRoot(r: PostedRoot): void
   /** The newest posted root held, if any. */
   latestRoot(): PostedRoot | undefined
@@ -157,6 +159,9 @@ export function openVerifierStore(path: string): VerifierStore {
   )
   const upsertRoot = db.prepare(
     'INSERT OR REPLACE INTO roots (epoch, root, total, digest, block) VALUES (?, ?, ?, ?, ?)',
+  )
+  const selectAttestationBy = db.prepare(
+    'SELECT cid, signature FROM attestations WHERE epoch = ? AND signer = ? ORDER BY cid LIMIT 1',
   )
   const selectLatestRoot = db.prepare('SELECT * FROM roots ORDER BY epoch DESC LIMIT 1')
   const selectRoot = db.prepare('SELECT * FROM roots WHERE epoch = ?')
@@ -217,6 +222,11 @@ export function openVerifierStore(path: string): VerifierStore {
     },
     attestations(epoch, cid) {
       return selectAttestations.all(epoch, cid) as { signer: `0x${string}`; signature: `0x${string}` }[]
+    },
+    attestationBy(epoch, signer) {
+      return selectAttestationBy.get(epoch, signer.toLowerCase()) as
+        | { cid: string; signature: `0x${string}` }
+        | undefined
     },
     recordRoot(r) {
       upsertRoot.run(r.epoch, r.root, r.totalCumulative.toString(), r.digest, r.block)
