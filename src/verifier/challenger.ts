@@ -148,6 +148,7 @@ export class Challenger {
       })
       const envelope = JSON.parse(new TextDecoder().decode(bytes))
       store.saveObservation(envelope)
+      logger.debug({ epoch, from: port.peerId, node, seq: envelope.seq }, 'observation stored')
       try {
         await port.publish(observationTopic(this.#init.network), bytes)
         published++

@@ -116,6 +116,16 @@ export class VerifierAgent {
         return 'reject'
       }
       store.saveObservation(decoded.envelope as Parameters<VerifierStore['saveObservation']>[0])
+      // Committed before it is acknowledged (accepted, so gossip forwards it).
+      this.#c.logger.debug(
+        {
+          epoch: body.epoch,
+          from: decoded.envelope.from,
+          node: (body as { node?: string }).node,
+          seq: decoded.envelope.seq,
+        },
+        'observation stored',
+      )
       this.counts.accepted++
       return 'accept'
     })

@@ -30,9 +30,18 @@ export interface ChainFixture {
   stop(): Promise<void>
 }
 
-/** Starts an in-process dev chain and deploys the real contracts with `overrides` on devnet defaults. */
-export async function startChainFixture(overrides: Partial<DeployParameters> = {}): Promise<ChainFixture> {
-  const chain = await startDevChain({ accounts: 12 })
+/**
+ * Starts an in-process dev chain (also served over HTTP when `options.port` is given: other processes
+ * reach it at `network.rpcUrl`) and deploys the real contracts with `overrides` on devnet defaults.
+ */
+export async function startChainFixture(
+  overrides: Partial<DeployParameters> = {},
+  options: { port?: number } = {},
+): Promise<ChainFixture> {
+  const chain = await startDevChain({
+    accounts: 12,
+    ...(options.port === undefined ? {} : { port: options.port }),
+  })
   const clients = new Map<number, ChainClient>()
   const contracts = {
     MeshToken: '0x0000000000000000000000000000000000000000',
@@ -62,7 +71,7 @@ export async function startChainFixture(overrides: Partial<DeployParameters> = {
   }
   const network = await deployContracts(deployer, {
     name: 'test',
-    rpcUrl: 'http://127.0.0.1:8545',
+    rpcUrl: chain.url ?? 'http://127.0.0.1:8545',
     parameters,
   })
   Object.assign(contracts, network.contracts)

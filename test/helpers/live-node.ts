@@ -101,7 +101,7 @@ export class LiveNodes {
 
   /** Starts an agent on its own libp2p node and database; the same key and path continue a node. */
   async start(
-    options: { key?: Ed25519PrivateKey; dbPath?: string; bootstrap?: string[] } = {},
+    options: { key?: Ed25519PrivateKey; dbPath?: string; bootstrap?: string[]; network?: string } = {},
   ): Promise<LiveNode> {
     const key = options.key ?? (await generateKeyPair('Ed25519'))
     const dbPath = options.dbPath ?? join(this.tempDir(), 'node.db')
@@ -110,7 +110,7 @@ export class LiveNodes {
     const peerId = libp2p.peerId.toString()
     const agent = new NodeAgent(
       {
-        network: LIVE_NET,
+        network: options.network ?? LIVE_NET,
         h3Cell: LIVE_CELL,
         tier: 'edge',
         version: 'test',

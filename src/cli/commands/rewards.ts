@@ -283,7 +283,7 @@ export function rewardsCommands(program: Command): Command {
           )
           const tx =
             batch.length === 1 && !opts.all && given.length <= 1
-              ? await claim(client, batch[0] as never)
+              ? await claim(client, batch[0] as (typeof claims)[number])
               : await claimMany(client, batch)
           txs.push(tx.hash)
         }
