@@ -81,6 +81,47 @@ describe('meshwork CLI: bad input gets one line that names the fix', () => {
   })
 })
 
+describe('meshwork verifier and rewards: bad input', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'mw-cli-verifier-'))
+
+  it('init refuses a directory that holds an identity; start and register need one', async () => {
+    const init = await runCli(['verifier', 'init', '--dir', 'v', '--json'], { cwd })
+    expect(init.code, init.stderr).toBe(0)
+    const created = JSON.parse(init.stdout)
+    expect(created.peerId).toMatch(/^12D3KooW/)
+    expect(created.address).toMatch(/^0x[0-9a-fA-F]{40}$/)
+    expect(readFileSync(join(cwd, 'v', 'config.toml'), 'utf8')).toContain('challengesPerEpoch = 4')
+    const again = await runCli(['verifier', 'init', '--dir', 'v'], { cwd })
+    expect(again.code).toBe(2)
+    expect(oneLine(again.stderr)).toEqual([
+      expect.stringMatching(/already holds an identity.*verifier start/),
+    ])
+    const start = await runCli(['verifier', 'start', '--dir', 'nowhere'], { cwd })
+    expect(start.code).toBe(2)
+    expect(oneLine(start.stderr)).toEqual([expect.stringMatching(/does not exist.*meshwork verifier init/)])
+    // The directory exists but has no network file yet.
+    const register = await runCli(['verifier', 'register', '--dir', 'v', '--stake', '100000'], { cwd })
+    expect(register.code).toBe(1)
+    expect(register.stderr).toContain('[NETWORK_FILE_MISSING]')
+  })
+
+  it('a bad config value names the key; bad flags are usage errors', async () => {
+    await runCli(['verifier', 'init', '--dir', 'w'], { cwd })
+    const r = await runCli(['verifier', 'start', '--dir', 'w'], {
+      cwd,
+      env: { MESHWORK_VERIFIER__CHALLENGES_PER_EPOCH: '0' },
+    })
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/verifier\.challengesPerEpoch/)
+    expect((await runCli(['rewards', 'verify'], { cwd })).code).toBe(2)
+    const epoch = await runCli(['rewards', 'verify', '--epoch', 'soon'], { cwd })
+    expect(epoch.code).toBe(2)
+    expect(epoch.stderr).toContain('--epoch must be a whole number')
+    const address = await runCli(['rewards', 'show', '--address', '0x12'], { cwd })
+    expect(address.code).toBe(2)
+  })
+})
+
 describe('meshwork chain start + deploy + chain info', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'mw-cli-'))
   let chain: CliProcess
