@@ -245,7 +245,8 @@ export class EpochCloser {
       epochTopic(this.#init.network),
       this.#c.codec.encode(EPOCH_PROPOSAL, proposal).bytes,
     )
-    await this.#postIfQuorum(held.epoch)
+    // Its own attestation again too (through the once-an-epoch check), and post if a quorum is held.
+    await this.#attest(proposal)
     return true
   }
 
@@ -412,8 +413,19 @@ export class EpochCloser {
     if (this.#attested.has(p.epoch)) return
     this.#attested.add(p.epoch)
     const { poster, store, port, codec } = this.#c
-    // Once an epoch, across restarts too: an attestation made before is never replaced by another.
-    if (store.attestationBy(p.epoch, poster.address) !== undefined) return this.#postIfQuorum(p.epoch)
+    const signer = poster.address.toLowerCase() as `0x${string}`
+    const { attempt: _attempt, ...proposed } = p
+    // Once an epoch, across restarts too: an attestation made before is never replaced by another;
+    // for the same bundle it is gossiped again (a kill may have come between storing and gossiping).
+    const before = store.attestationBy(p.epoch, signer)
+    if (before !== undefined) {
+      if (before.cid === p.cid) {
+        const { revocations } = await poster.state()
+        const again: Attestation = { ...proposed, revocations, signer, signature: before.signature }
+        await port.publish(epochTopic(this.#init.network), codec.encode(EPOCH_ATTESTATION, again).bytes)
+      }
+      return this.#postIfQuorum(p.epoch)
+    }
     const { revocations } = await poster.state()
     const message = {
       epoch: BigInt(p.epoch),
@@ -423,9 +435,7 @@ export class EpochCloser {
       revocations,
     }
     const signature = await poster.sign(message)
-    const signer = poster.address.toLowerCase() as `0x${string}`
     store.saveAttestation({ epoch: p.epoch, cid: p.cid, signer, signature })
-    const { attempt: _attempt, ...proposed } = p
     const attestation: Attestation = { ...proposed, revocations, signer, signature }
     await port.publish(epochTopic(this.#init.network), codec.encode(EPOCH_ATTESTATION, attestation).bytes)
     await this.#postIfQuorum(p.epoch)
