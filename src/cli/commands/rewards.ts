@@ -83,14 +83,16 @@ interface AccountEpoch {
   nodes: UptimeExplanation[]
 }
 
-function accountEpoch(audit: EpochAudit, account: `0x${string}`): AccountEpoch {
-  const leaf = audit.settlement.tree.proof(account)
-  return {
+/** Each shown account's earnings in one epoch, with its nodes' explanations (one pass over the nodes). */
+function accountEpochs(audit: EpochAudit, accounts: readonly `0x${string}`[]): AccountEpoch[] {
+  const nodes = new Map<string, UptimeExplanation[]>(accounts.map((a) => [a, []]))
+  for (const n of audit.settlement.rewards.uptime.list()) nodes.get(n.operator)?.push(n)
+  return accounts.map((account) => ({
     account,
     earned: audit.settlement.rewards.payouts.get(account) ?? 0n,
-    cumulative: leaf?.cumulativeAmount ?? 0n,
-    nodes: audit.settlement.rewards.uptime.list().filter((n) => n.operator === account),
-  }
+    cumulative: audit.settlement.tree.proof(account)?.cumulativeAmount ?? 0n,
+    nodes: nodes.get(account) ?? [],
+  }))
 }
 
 function printAccountEpoch(out: Output, a: AccountEpoch): void {
@@ -142,7 +144,7 @@ export function rewardsCommands(program: Command): Command {
         const audit = await auditEpoch(e, auditor.ctx)
         const shown =
           accounts.length > 0 ? accounts : [...audit.settlement.rewards.payouts.entries()].map(([a]) => a)
-        epochs.push({ audit, accounts: shown.sort().map((a) => accountEpoch(audit, a)) })
+        epochs.push({ audit, accounts: accountEpochs(audit, shown.sort()) })
       }
       const claimableEpoch = await auditor.claimable()
       const totals = []
