@@ -1,5 +1,5 @@
 import { bytesToHex, getAddress, type Hex } from 'viem'
-import { keccak256 } from './keccak.js'
+import { KECCAK_DATA_OFFSET, keccak256, keccakModule } from './keccak.js'
 import type { AccountAmounts } from './key-index.js'
 
 /** One operator's entry: everything it has earned since genesis, in MESH base units. */
@@ -68,16 +68,19 @@ function writeHex(out: Uint8Array, offset: number, width: number, hex: string, w
 }
 
 const encoded = new Uint8Array(64)
-/** abi.encode(address, uint256) of an entry into the shared 64-byte buffer. */
-function encodeLeaf(account: string, amount: bigint): Uint8Array {
+/** abi.encode(address, uint256) of an entry into `out` at `offset` (default: a shared 64-byte buffer). */
+function encodeLeaf(account: string, amount: bigint, out = encoded, offset = 0): Uint8Array {
   if (amount < 0n || amount > MAX_UINT256) throw new RangeError(`amount out of uint256 range: ${amount}`)
   if (account.length !== 42 || account[0] !== '0' || (account[1] !== 'x' && account[1] !== 'X'))
     throw new RangeError(`not an address: ${account}`)
-  encoded.fill(0, 0, 12)
-  writeHex(encoded, 12, 20, account.slice(2), `address ${account}`)
-  writeHex(encoded, 32, 32, amount.toString(16), 'amount')
-  return encoded
+  out.fill(0, offset, offset + 12)
+  writeHex(out, offset + 12, 20, account.slice(2), `address ${account}`)
+  writeHex(out, offset + 32, 32, amount.toString(16), 'amount')
+  return out
 }
+
+/** Entries encoded and hashed a chunk at a time (2 MiB of encodings in the module's memory). */
+const LEAF_CHUNK = 32_768
 
 /**
  * The leaf of (account, amount) in OpenZeppelin's standard format: keccak256(keccak256(abi.encode(
@@ -257,46 +260,45 @@ class AccountIndex {
 export function buildCumulativeTree(entries: readonly CumulativeEntry[]): CumulativeTree {
   const n = entries.length
   if (n === 0) throw new RangeError('a reward tree needs at least one entry')
-  const leaves = new Uint8Array(n * 32)
+  const size = 2 * n - 1
+  // The module's memory holds the tree, the leaves and a chunk of encodings; every hash is computed
+  // in its loops, and the finished tree is copied out (the memory is then dropped).
+  const treeAt = KECCAK_DATA_OFFSET
+  const leavesAt = treeAt + size * 32
+  const encAt = leavesAt + n * 32
+  const k = keccakModule(encAt - KECCAK_DATA_OFFSET + Math.min(n, LEAF_CHUNK) * 64)
+  const memory = new Uint8Array(k.memory.buffer)
   const accounts = new Uint8Array(n * 20)
-  for (let i = 0; i < n; i++) {
-    const e = entries[i] as CumulativeEntry
-    const leaf = encodeLeaf(e.account, e.cumulativeAmount)
-    // Byte loops instead of subarray views: a million views are a million objects for the GC.
-    for (let b = 0; b < 20; b++) accounts[i * 20 + b] = leaf[12 + b] as number
-    leaves.set(keccak256(keccak256(leaf)), i * 32)
+  for (let start = 0; start < n; start += LEAF_CHUNK) {
+    const count = Math.min(LEAF_CHUNK, n - start)
+    for (let j = 0; j < count; j++) {
+      const e = entries[start + j] as CumulativeEntry
+      const at = encAt + j * 64
+      encodeLeaf(e.account, e.cumulativeAmount, memory, at)
+      // Byte loops instead of subarray views: a million views are a million objects for the GC.
+      for (let b = 0; b < 20; b++) accounts[(start + j) * 20 + b] = memory[at + 12 + b] as number
+    }
+    k.hashLeaves(count, encAt, leavesAt + start * 32)
   }
+  const leaves = memory.subarray(leavesAt, leavesAt + n * 32)
   const index = new AccountIndex(accounts, n)
   const order = sortByHash(leaves, n)
 
-  const size = 2 * n - 1
-  const tree = new Uint8Array(size * 32)
-  // The tree and leaves as 32-bit words, for copying hashes (a copy keeps the bytes in their order)
-  // without a view object per hash.
-  const words = new Uint32Array(tree.buffer, tree.byteOffset, tree.byteLength / 4)
-  const leafWords = new Uint32Array(leaves.buffer, leaves.byteOffset, leaves.byteLength / 4)
+  // Leaves into the tree's last n slots, sorted by hash, as 32-bit words (a copy keeps the bytes in
+  // their order) without a view object per hash.
+  const treeWords = new Uint32Array(k.memory.buffer, treeAt, size * 8)
+  const leafWords = new Uint32Array(k.memory.buffer, leavesAt, n * 8)
   /** Where entry i's leaf sits in the tree. */
   const positionOf = new Uint32Array(n)
-  for (let k = 0; k < n; k++) {
-    const i = order[k] as number
-    const at = size - 1 - k
-    for (let w = 0; w < 8; w++) words[at * 8 + w] = leafWords[i * 8 + w] as number
+  for (let j = 0; j < n; j++) {
+    const i = order[j] as number
+    const at = size - 1 - j
+    for (let w = 0; w < 8; w++) treeWords[at * 8 + w] = leafWords[i * 8 + w] as number
     positionOf[i] = at
   }
-  const pair = new Uint8Array(64)
-  const pairWords = new Uint32Array(pair.buffer)
-  for (let i = size - 1 - n; i >= 0; i--) {
-    const left = (2 * i + 1) * 8
-    const right = (2 * i + 2) * 8
-    const swap = compareAt(tree, left * 4, right * 4) > 0
-    const first = swap ? right : left
-    const second = swap ? left : right
-    for (let w = 0; w < 8; w++) {
-      pairWords[w] = words[first + w] as number
-      pairWords[8 + w] = words[second + w] as number
-    }
-    tree.set(keccak256(pair), i * 32)
-  }
+  k.hashInner(treeAt, size - 1 - n, 0)
+  const tree = memory.slice(treeAt, treeAt + size * 32)
+  const words = new Uint32Array(tree.buffer, tree.byteOffset, tree.byteLength / 4)
 
   const depthOf = (at: number): number => {
     let depth = 0

@@ -1,15 +1,59 @@
-import { createKeccak } from 'hash-wasm'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { KECCAK_LAYOUT, KECCAK_WASM } from './keccak-wasm.js'
 
 /**
- * Keccak-256 for the reward tree's millions of short inputs. hash-wasm's WebAssembly Keccak (shipped
- * inside the npm package, nothing is downloaded) hashes a 64-byte input in about 0.8 µs here,
- * against about 6 µs for the pure-JS @noble/hashes one, which stays in use where a hash is rare.
+ * Keccak-256 for the reward tree's millions of short inputs: our own small WebAssembly module
+ * (`scripts/build-keccak-wasm.ts`, embedded, nothing downloaded), whose loops hash every leaf and
+ * inner node of a tree without returning to JavaScript between hashes.
  */
-const hasher = await createKeccak(256)
 
-/** keccak256(`data`), a fresh 32-byte array. Synchronous; one shared WebAssembly instance. */
+/** A WebAssembly memory (the compiler's lib has no WebAssembly types without the DOM's). */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer
+  grow(pages: number): number
+}
+
+/** The module's exports: one hash, and the tree's two loops (see `scripts/build-keccak-wasm.ts`). */
+export interface KeccakModule {
+  readonly memory: WasmMemory
+  /** keccak256(memory[input, input + length)) into memory[out, out + 32); length <= 135. */
+  keccak256(input: number, length: number, out: number): void
+  /** For i < n: memory[out + 32i, +32) = keccak256(keccak256(memory[enc + 64i, +64))). */
+  hashLeaves(n: number, enc: number, out: number): void
+  /** For i from `from` down to `to`: node i of the array tree at `tree` = keccak256(sorted pair of its children). */
+  hashInner(tree: number, from: number, to: number): void
+}
+
+/** Where a caller's data may start in a module's memory. */
+export const KECCAK_DATA_OFFSET = KECCAK_LAYOUT.data
+
+const wasm = (
+  globalThis as unknown as {
+    WebAssembly: {
+      Module: new (bytes: Uint8Array) => object
+      Instance: new (module: object) => { exports: unknown }
+    }
+  }
+).WebAssembly
+const compiled = new wasm.Module(KECCAK_WASM)
+
+/** A fresh instance with a memory of its own, grown to hold `bytes` from {@link KECCAK_DATA_OFFSET}. */
+export function keccakModule(bytes = 0): KeccakModule {
+  const k = new wasm.Instance(compiled).exports as KeccakModule
+  const needed = KECCAK_DATA_OFFSET + bytes
+  const pages = Math.ceil(needed / 65_536) - k.memory.buffer.byteLength / 65_536
+  if (pages > 0) k.memory.grow(pages)
+  return k
+}
+
+const shared = keccakModule(136 + 32)
+
+/** keccak256(`data`), a fresh 32-byte array. */
 export function keccak256(data: Uint8Array): Uint8Array {
-  hasher.init()
-  hasher.update(data)
-  return hasher.digest('binary')
+  if (data.length > 135) return keccak_256(data)
+  const memory = new Uint8Array(shared.memory.buffer)
+  const at = KECCAK_DATA_OFFSET
+  memory.set(data, at)
+  shared.keccak256(at, data.length, at + 136)
+  return memory.slice(at + 136, at + 168)
 }
