@@ -267,11 +267,16 @@ class UptimeTable implements UptimeScores {
     const challenges = new Int32Array(verifiers.length * n)
     const answered = new Int32Array(verifiers.length * n)
     const observed = new Uint8Array(verifiers.length)
+    // Bundles list a verifier's observations in node order: try the node after the verifier's last
+    // one before hashing the peer id (same result, a string comparison instead of a lookup).
+    const last = new Int32Array(verifiers.length).fill(-1)
     for (const o of input.uptime) {
       const v = vIndex.get(o.verifier)
-      const i = this.nodeIndex.get(o.node)
-      if (v === undefined || !Number.isSafeInteger(o.challenges) || !Number.isSafeInteger(o.answered))
-        continue
+      if (v === undefined) continue
+      const next = (last[v] as number) + 1
+      const i = next < n && input.nodes[next]?.peerId === o.node ? next : this.nodeIndex.get(o.node)
+      if (i >= 0) last[v] = i
+      if (!Number.isSafeInteger(o.challenges) || !Number.isSafeInteger(o.answered)) continue
       if (o.challenges <= 0 || o.challenges > MAX_COUNT || o.answered < 0 || o.answered > o.challenges)
         continue
       observed[v] = 1
