@@ -142,3 +142,74 @@ describe('VerifierAgent (simulated network, virtual time)', () => {
     }
   })
 })
+
+describe('VerifierAgent when the chain fails', () => {
+  it('keeps planning epochs after failed chain reads (an RPC hiccup never stops it)', async () => {
+    const clock = new VirtualClock(GENESIS * 1000 + 1)
+    const net = new SimNetwork({
+      seed: 9,
+      clock,
+      latency: () => ({ latencyMs: 5, jitterMs: 1, lossRate: 0 }),
+    })
+    const v = createPeerSigner(await generateKeyPair('Ed25519'))
+    const node = createPeerSigner(await generateKeyPair('Ed25519'))
+    serveUptimeChallenges(net.createPort(node.peerId), { network: NET, signer: node })
+    const registry: RegistrySnapshot = {
+      nodes: [
+        { peerId: node.peerId, operator: `0x${'1'.padStart(40, '0')}`, stake: 1n, registeredAt: GENESIS },
+      ],
+      verifiers: [{ peerId: v.peerId, address: `0x${'7'.padStart(40, '0')}`, stake: 1n }],
+    }
+    // The first four reads of the registry fail, as an unreachable RPC would make them.
+    const chain = ledger(clock, registry)
+    let failures = 4
+    const flaky: VerifierChain = {
+      ...chain,
+      head: () => chain.head(),
+      firstBlockAtOrAfter: (t) => chain.firstBlockAtOrAfter(t),
+      registry: async (block) => {
+        if (failures-- > 0) throw new Error('fetch failed')
+        return chain.registry(block)
+      },
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'mw-verifier-agent-'))
+    const store = openVerifierStore(join(dir, 'v.db'))
+    const agent = new VerifierAgent(
+      {
+        network: NET,
+        schedule: { genesisTime: GENESIS, epochDuration: EPOCH_S },
+        challengesPerEpoch: 4,
+        challengeTimeoutMs: 2_000,
+        pollMs: 1_000,
+      },
+      {
+        port: net.createPort(v.peerId),
+        clock,
+        chain: flaky,
+        store,
+        codec: createWireCodec({
+          network: NET,
+          signer: v,
+          clock,
+          types: [UPTIME_OBSERVATION],
+          nextSeq: (t) => store.nextSeq(t),
+        }),
+        verifier: createPeerVerifier(),
+        logger,
+      },
+    )
+    agent.start()
+    cleanups.push(async () => {
+      await agent.stop()
+      store.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    await clock.advance(EPOCH_S * 1000 * 2.9)
+    expect(failures).toBeLessThan(0)
+    // Epoch 0 was planned late (after the retries) and still measured; epoch 1 in full.
+    expect(agent.planned(0)).toBeDefined()
+    const epoch1 = store.observations(1).map((o) => [o.from, o.body.node, o.body.challenges, o.body.answered])
+    expect(epoch1).toEqual([[v.peerId, node.peerId, 4, 4]])
+    expect(store.observations(0)).toHaveLength(1)
+  })
+})

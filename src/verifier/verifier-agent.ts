@@ -161,44 +161,64 @@ export class VerifierAgent {
     return this.#c.clock.now() + this.#offsetMs
   }
 
-  /** Plans and runs epoch after epoch: waits for each seed block, snapshots the registry, challenges. */
+  /**
+   * Plans and runs epoch after epoch: waits for each seed block, snapshots the registry, challenges.
+   * A failed chain read (an RPC hiccup) is retried every `pollMs` for the same epoch: the loop never
+   * stops until the agent does.
+   */
   async #run(signal: AbortSignal): Promise<void> {
-    const { clock, chain, logger } = this.#c
-    await this.#refreshOffset()
-    let epoch = Math.max(0, this.epochAt(this.chainNow()))
+    const { clock, logger } = this.#c
+    let epoch: number | undefined
     while (!signal.aborted) {
-      const start = this.epochStartMs(epoch)
-      if (this.chainNow() < start) await clock.sleep(start - this.chainNow(), signal)
-      let seed = await chain.firstBlockAtOrAfter(start / 1000)
-      while (seed === undefined && !signal.aborted) {
+      try {
+        if (epoch === undefined) {
+          await this.#refreshOffset()
+          epoch = Math.max(0, this.epochAt(this.chainNow()))
+        }
+        if (!(await this.#runEpoch(epoch, signal))) return
+        // The next epoch; if this one took long to plan, skip to the one the chain is in.
+        epoch = Math.max(epoch + 1, this.epochAt(this.chainNow()))
+      } catch (err) {
+        if (signal.aborted) return
+        logger.warn({ err, epoch }, 'could not plan an epoch; retrying')
         await clock.sleep(this.#init.pollMs ?? 1_000, signal)
-        seed = await chain.firstBlockAtOrAfter(start / 1000)
       }
-      if (seed === undefined) return
-      await this.#refreshOffset()
-      const registry = await chain.registry(seed.number)
-      const plan: PlannedEpoch = { epoch, seed: seed.hash, seedBlock: seed.number, registry }
-      this.#planned.set(epoch, plan)
-      for (const old of this.#planned.keys()) if (old < epoch - 8) this.#planned.delete(old)
-      const durationMs = this.#init.schedule.epochDuration * 1000
-      if (registry.verifiers.some((v) => v.peerId === this.#c.port.peerId)) {
-        void this.#challenger.runEpoch({
-          epoch,
-          seed: seed.hash,
-          // The schedule is in chain time; the challenger's timers run on this machine's clock.
-          startMs: start - this.#offsetMs,
-          durationMs,
-          nodes: registry.nodes.map((n) => n.peerId),
-        })
-      } else {
-        logger.warn(
-          { epoch, verifiers: registry.verifiers.length },
-          'not an active verifier in this epoch: not challenging',
-        )
-      }
-      // The next epoch; if this one took long to plan, skip to the one the chain is in.
-      epoch = Math.max(epoch + 1, this.epochAt(this.chainNow()))
     }
+  }
+
+  /** Waits for `epoch`'s seed block, plans it and starts its challenges; false once stopped. */
+  async #runEpoch(epoch: number, signal: AbortSignal): Promise<boolean> {
+    const { clock, chain, logger } = this.#c
+    const start = this.epochStartMs(epoch)
+    if (this.chainNow() < start) await clock.sleep(start - this.chainNow(), signal)
+    let seed = await chain.firstBlockAtOrAfter(start / 1000)
+    while (seed === undefined && !signal.aborted) {
+      await clock.sleep(this.#init.pollMs ?? 1_000, signal)
+      seed = await chain.firstBlockAtOrAfter(start / 1000)
+    }
+    if (seed === undefined) return false
+    await this.#refreshOffset()
+    const registry = await chain.registry(seed.number)
+    const plan: PlannedEpoch = { epoch, seed: seed.hash, seedBlock: seed.number, registry }
+    this.#planned.set(epoch, plan)
+    for (const old of this.#planned.keys()) if (old < epoch - 8) this.#planned.delete(old)
+    const durationMs = this.#init.schedule.epochDuration * 1000
+    if (registry.verifiers.some((v) => v.peerId === this.#c.port.peerId)) {
+      void this.#challenger.runEpoch({
+        epoch,
+        seed: seed.hash,
+        // The schedule is in chain time; the challenger's timers run on this machine's clock.
+        startMs: start - this.#offsetMs,
+        durationMs,
+        nodes: registry.nodes.map((n) => n.peerId),
+      })
+    } else {
+      logger.warn(
+        { epoch, verifiers: registry.verifiers.length },
+        'not an active verifier in this epoch: not challenging',
+      )
+    }
+    return true
   }
 
   async stop(): Promise<void> {
