@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -181,24 +182,66 @@ describe('meshwork chain start + deploy + chain info', () => {
 })
 
 describe('meshwork devnet', () => {
-  it('starts, says where it is ready, and stops cleanly on Ctrl-C with its port freed', async () => {
+  /** Processes still running a member of the devnet in `dir`. */
+  const membersRunning = (dir: string) =>
+    execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes('meshwork.js') && line.includes(`${dir}/`) && line.includes(' start '))
+
+  it('runs nodes and verifiers that close epochs, and stops everything on Ctrl-C with its port freed', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'mw-devnet-'))
-    const devnet = background(['devnet', '--port', '0', '--dir', 'net'], cwd)
-    const url = (await devnet.waitFor(/Meshwork devnet ready: (http:\/\/127\.0\.0\.1:(\d+))/))[1] as string
+    const args = [
+      'devnet',
+      '--port',
+      '0',
+      '--dir',
+      'net',
+      '--nodes',
+      '2',
+      '--verifiers',
+      '3',
+      '--epoch-seconds',
+      '4',
+    ]
+    const devnet = background(args, cwd)
+    const url = (
+      await devnet.waitFor(/Meshwork devnet ready: (http:\/\/127\.0\.0\.1:(\d+))/, 90_000)
+    )[1] as string
     const port = Number(new URL(url).port)
     const info = await runCli(['--json', 'chain', 'info', '--network', 'net/network.json'], { cwd })
     expect(info.code, info.stderr).toBe(0)
     const first = JSON.parse(info.stdout)
     expect(first.contracts.EpochRewards).toMatch(/^0x/)
+    expect(membersRunning(join(cwd, 'net'))).toHaveLength(5)
+    // Rewards flow: an epoch closes with something earned, and anyone recomputes its root.
+    const closed = await devnet.waitFor(
+      /epoch (\d+) closed: root 0x[0-9a-f]+… posted, [1-9][\d.]* MESH earned/,
+      90_000,
+    )
+    const verify = await runCli(
+      ['--json', 'rewards', 'verify', '--epoch', closed[1] as string, '--network', 'net/network.json'],
+      { cwd, timeoutMs: 60_000 },
+    )
+    expect(verify.code, verify.stderr).toBe(0)
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, epoch: Number(closed[1]) })
 
     expect(await devnet.stop('SIGINT')).toBe(0)
     expect(await portOpen(port)).toBe(false)
+    expect(membersRunning(join(cwd, 'net'))).toEqual([])
 
-    // --resume continues with the same contracts.
-    const resumed = background(['devnet', '--port', '0', '--dir', 'net', '--resume'], cwd)
-    await resumed.waitFor(/Meshwork devnet ready/)
+    // --resume continues with the same contracts and members.
+    const resumed = background([...args, '--resume'], cwd)
+    await resumed.waitFor(/Meshwork devnet ready/, 90_000)
     const again = await runCli(['--json', 'chain', 'info', '--network', 'net/network.json'], { cwd })
     expect(JSON.parse(again.stdout).contracts).toEqual(first.contracts)
+    expect(membersRunning(join(cwd, 'net'))).toHaveLength(5)
     expect(await resumed.stop('SIGTERM')).toBe(0)
+    expect(membersRunning(join(cwd, 'net'))).toEqual([])
+  }, 240_000)
+
+  it('refuses a bad member count', async () => {
+    const r = await runCli(['devnet', '--nodes', 'many'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('--nodes must be a whole number from 0 to 50')
   })
 })

@@ -1,0 +1,214 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { copyFileSync, existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { latLngToCell } from 'h3-js'
+import { parseEther } from 'viem'
+import {
+  type ChainClient,
+  createChainClient,
+  devAccounts,
+  type Eip1193Provider,
+  MESH,
+  type NetworkFile,
+  registerNode,
+  registerVerifier,
+  servicesMask,
+  transferTokens,
+} from '../chain/index.js'
+import { peerIdBytes } from '../mesh/peer-key.js'
+import { initNodeDir } from '../node/identity.js'
+import { loadNodeDir } from '../node/node-dir.js'
+import { initVerifierDir, loadVerifierDir } from '../verifier/verifier-dir.js'
+import { NODE_CELL_RESOLUTION } from './commands/node-init.js'
+
+/**
+ * The members of a devnet: node and verifier directories under the devnet's directory, funded and
+ * registered from dev account 0, each run as its own `meshwork node start` / `meshwork verifier
+ * start` process (so that stopping one is real).
+ */
+
+/** The `meshwork` command this module ships with. */
+const BIN = fileURLToPath(new URL('../../bin/meshwork.js', import.meta.url))
+
+/** Where devnet nodes are: cities on every continent, so the map has something to show. */
+const PLACES: readonly [string, number, number][] = [
+  ['Berlin', 52.52, 13.405],
+  ['Lagos', 6.524, 3.379],
+  ['São Paulo', -23.55, -46.633],
+  ['Tokyo', 35.68, 139.69],
+  ['Nairobi', -1.286, 36.817],
+  ['Toronto', 43.653, -79.383],
+  ['Mumbai', 19.076, 72.878],
+  ['Sydney', -33.869, 151.209],
+  ['Mexico City', 19.433, -99.133],
+  ['Cairo', 30.044, 31.236],
+]
+
+/** Stakes the devnet registers with (the devnet preset's minimums). */
+export const DEVNET_NODE_STAKE = 1_000n * MESH
+export const DEVNET_VERIFIER_STAKE = 100_000n * MESH
+
+/** One member directory. */
+export interface Member {
+  kind: 'node' | 'verifier'
+  name: string
+  dir: string
+}
+
+/** The member directories (absolute) of a devnet in `dir`, created if missing: a resumed devnet keeps its own. */
+export async function memberDirs(
+  dir: string,
+  counts: { nodes: number; verifiers: number },
+  networkPath: string,
+): Promise<{ members: Member[]; created: Member[] }> {
+  const root = resolve(dir)
+  const members: Member[] = []
+  const created: Member[] = []
+  for (let i = 0; i < counts.nodes; i++) {
+    const m: Member = { kind: 'node', name: `node-${i}`, dir: join(root, 'nodes', `node-${i}`) }
+    members.push(m)
+    if (existsSync(join(m.dir, 'peer.key'))) {
+      // Resumed: the network file may name another RPC port now.
+      copyFileSync(networkPath, join(m.dir, 'network.json'))
+      continue
+    }
+    const [, lat, lon] = PLACES[i % PLACES.length] as [string, number, number]
+    // Nodes beyond the list of places go a little way off from the place they repeat.
+    const offset = Math.floor(i / PLACES.length) * 0.05
+    await initNodeDir({
+      dir: m.dir,
+      h3Cell: latLngToCell(lat + offset, lon + offset, NODE_CELL_RESOLUTION),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      apiListen: '127.0.0.1:0',
+    })
+    copyFileSync(networkPath, join(m.dir, 'network.json'))
+    created.push(m)
+  }
+  for (let i = 0; i < counts.verifiers; i++) {
+    const m: Member = {
+      kind: 'verifier',
+      name: `verifier-${i}`,
+      dir: join(root, 'verifiers', `verifier-${i}`),
+    }
+    members.push(m)
+    if (existsSync(join(m.dir, 'peer.key'))) {
+      copyFileSync(networkPath, join(m.dir, 'network.json'))
+      continue
+    }
+    await initVerifierDir({ dir: m.dir, listen: ['/ip4/127.0.0.1/tcp/0'], apiListen: '127.0.0.1:0' })
+    copyFileSync(networkPath, join(m.dir, 'network.json'))
+    created.push(m)
+  }
+  return { members, created }
+}
+
+/**
+ * Funds and registers newly created members from dev account 0 (the treasury): gas, the stake, and
+ * the registration sent from the member's own operator key.
+ */
+export async function registerMembers(
+  members: readonly Member[],
+  chain: { provider: Eip1193Provider; network: NetworkFile },
+  onStep: (text: string) => void,
+): Promise<void> {
+  const client = (privateKey: `0x${string}`): ChainClient =>
+    createChainClient({
+      chainId: chain.network.chainId,
+      contracts: chain.network.contracts,
+      rpc: chain.provider,
+      privateKey,
+      pollingInterval: 10,
+    })
+  const treasury = client((devAccounts(1)[0] as { privateKey: `0x${string}` }).privateKey)
+  const fund = async (to: `0x${string}`, stake: bigint) => {
+    const hash = await treasury.wallet.sendTransaction({
+      to,
+      value: parseEther('10'),
+      chain: treasury.wallet.chain,
+      account: treasury.wallet.account,
+    })
+    await treasury.public.waitForTransactionReceipt({ hash })
+    await transferTokens(treasury, to, stake)
+  }
+  for (const m of members) {
+    onStep(`registering ${m.name}`)
+    if (m.kind === 'node') {
+      const { identity, config } = loadNodeDir(m.dir)
+      const key = identity.operatorKey as `0x${string}`
+      await fund(identity.operatorAddress as `0x${string}`, DEVNET_NODE_STAKE)
+      await registerNode(client(key), {
+        peerId: peerIdBytes(identity.peerId),
+        services: servicesMask(['compute']),
+        h3Cell: BigInt(`0x${config.node.h3Cell}`),
+        stake: DEVNET_NODE_STAKE,
+      })
+    } else {
+      const { identity } = loadVerifierDir(m.dir)
+      await fund(identity.address, DEVNET_VERIFIER_STAKE)
+      await registerVerifier(client(identity.operatorKey), {
+        peerId: peerIdBytes(identity.peerId),
+        stake: DEVNET_VERIFIER_STAKE,
+      })
+    }
+  }
+}
+
+/** A running member process. */
+export interface MemberProcess extends Member {
+  child: ChildProcess
+  /** Resolves with its ops URL and mesh addresses once it says it is running. */
+  ready: Promise<{ ops: string; addresses: string[] }>
+  /** Everything it printed (stdout and stderr), for a failure message. */
+  output(): string
+  /** SIGTERM, then SIGKILL after `deadlineMs`; resolves once it has exited. */
+  stop(deadlineMs?: number): Promise<void>
+}
+
+/** Starts a member as its own process with `env` on top of this one's. */
+export function startMember(m: Member, env: NodeJS.ProcessEnv): MemberProcess {
+  const child = spawn(process.execPath, [BIN, m.kind, 'start', '--dir', m.dir], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let text = ''
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const ready = new Promise<{ ops: string; addresses: string[] }>((resolve, reject) => {
+    const look = () => {
+      const ops = /metrics\s+(http:\/\/\S+)\/metrics/.exec(text)
+      if (ops) {
+        const addresses = [...text.matchAll(/listening\s+(\/\S+)/g)].map((match) => match[1] as string)
+        resolve({ ops: ops[1] as string, addresses })
+      }
+    }
+    const onData = (d: Buffer) => {
+      text += d.toString()
+      if (text.length > 1_000_000) text = text.slice(-500_000)
+      look()
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code, signal) =>
+      reject(new Error(`${m.name} exited (${signal ?? code}) before it was ready: ${lastLine(text)}`)),
+    )
+  })
+  ready.catch(() => undefined)
+  return {
+    ...m,
+    child,
+    ready,
+    output: () => text,
+    async stop(deadlineMs = 6_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), deadlineMs)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split('\n')
+  return (lines.at(-1) ?? '').slice(0, 300)
+}
