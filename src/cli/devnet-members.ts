@@ -169,7 +169,8 @@ export interface MemberProcess extends Member {
 export function startMember(m: Member, env: NodeJS.ProcessEnv): MemberProcess {
   const child = spawn(process.execPath, [BIN, m.kind, 'start', '--dir', m.dir], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // The IPC channel closes when the devnet dies, however it dies: the member then stops itself.
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
   let text = ''
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
