@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { epochRewardsAbi, meshTokenAbi, nodeRegistryAbi, paymentsAbi } from '../chain/abi/index.js'
 import { chainErrorCodes, REVERTS } from '../chain/errors.js'
+import { computeErrorCodes } from '../compute/errors.js'
 import { meshErrorCodes } from '../mesh/errors.js'
 import { nodeErrorCodes } from '../node/errors.js'
 import { verifierErrorCodes } from '../verifier/errors.js'
@@ -17,6 +18,7 @@ function codesInCode(): Set<string> {
     ...meshErrorCodes,
     ...nodeErrorCodes,
     ...verifierErrorCodes,
+    ...computeErrorCodes,
   ])
 }
 

@@ -1,0 +1,308 @@
+import { createRequire } from 'node:module'
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+import { ComputeError, type ComputeErrorCode } from './errors.js'
+import type { JobLimits } from './job-spec.js'
+
+/**
+ * The node's sandboxes: a pool of worker threads, as many as the machine has cores, each running
+ * one job at a time. WASM jobs get no imports but their memory (env.memory, sized by the job's limit)
+ * and the ABI `alloc(len) -> ptr`, `run(ptr, len) -> out` (out: a u32 little-endian length, then
+ * the bytes). JS jobs run in QuickJS with memory and interrupt limits, `Math.random` seeded from the
+ * job id, a fixed `Date`, and no I/O (QuickJS has none). Whatever a job does, the pool answers by its
+ * deadline: a worker still busy then is terminated and replaced, so an endless loop costs one worker
+ * restart and nobody else's job.
+ */
+
+/** A job as a sandbox runs it. */
+export interface SandboxTask {
+  kind: 'wasm' | 'js'
+  /** WASM: the module's bytes. JS: the function's UTF-8 source. */
+  code: Uint8Array
+  /** WASM: raw input bytes. JS: UTF-8 JSON of the argument. */
+  input: Uint8Array
+  limits: JobLimits
+  /** JS only: seeds Math.random (the job id). */
+  seed?: string
+  /** JS only: what Date.now() returns (unix ms). */
+  now?: number
+}
+
+/** A finished job: its output, and how long it ran in the sandbox (ms). */
+export interface SandboxResult {
+  output: Uint8Array
+  ms: number
+}
+
+/** Time a worker gets after a job's limit before it is terminated (its own checks answer first). */
+const GRACE_MS = 100
+
+interface Slot {
+  worker: Worker
+  busy: boolean
+}
+
+interface Pending {
+  task: SandboxTask
+  resolve: (r: SandboxResult) => void
+  reject: (e: unknown) => void
+}
+
+/** A pool of sandbox workers; {@link SandboxPool.close} stops them. */
+export class SandboxPool {
+  readonly size: number
+  readonly #slots: Slot[] = []
+  readonly #queue: Pending[] = []
+  readonly #quickjsPath: string
+  #nextId = 0
+  #closed = false
+  /** Workers replaced after a timeout or a crash (for metrics and tests). */
+  restarts = 0
+
+  constructor(options: { size?: number } = {}) {
+    this.size = Math.max(1, options.size ?? availableParallelism())
+    this.#quickjsPath = createRequire(import.meta.url).resolve('quickjs-emscripten')
+  }
+
+  /** Jobs running and waiting now. */
+  get load(): { running: number; queued: number } {
+    return { running: this.#slots.filter((s) => s.busy).length, queued: this.#queue.length }
+  }
+
+  /**
+   * Runs a job; resolves with its output or rejects with a {@link ComputeError}: JOB_TIMEOUT,
+   * JOB_MEMORY_LIMIT, JOB_OUTPUT_TOO_LARGE, JOB_FAILED (it threw or trapped), or JOB_SPEC_INVALID (a
+   * WASM module that does not compile or imports more than its memory).
+   */
+  run(task: SandboxTask): Promise<SandboxResult> {
+    if (this.#closed) return Promise.reject(new ComputeError('JOB_FAILED', 'the sandbox pool is closed'))
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ task, resolve, reject })
+      this.#dispatch()
+    })
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const p of this.#queue.splice(0)) p.reject(new ComputeError('JOB_FAILED', 'the sandbox pool closed'))
+    await Promise.all(this.#slots.splice(0).map((s) => s.worker.terminate()))
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      let slot = this.#slots.find((s) => !s.busy)
+      if (slot === undefined && this.#slots.length < this.size) {
+        slot = { worker: this.#spawn(), busy: false }
+        this.#slots.push(slot)
+      }
+      if (slot === undefined) return
+      this.#start(slot, this.#queue.shift() as Pending)
+    }
+  }
+
+  #spawn(): Worker {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { quickjsPath: this.#quickjsPath },
+      // The JS heap of the glue; WASM and QuickJS memories are limited per job.
+      resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 },
+    })
+    worker.unref()
+    return worker
+  }
+
+  #start(slot: Slot, pending: Pending): void {
+    slot.busy = true
+    const id = ++this.#nextId
+    const { worker } = slot
+    let settled = false
+    const finish = (replace: boolean) => {
+      settled = true
+      clearTimeout(timer)
+      worker.off('message', onMessage)
+      worker.off('error', onError)
+      worker.off('exit', onExit)
+      if (replace) {
+        this.restarts++
+        void worker.terminate()
+        const at = this.#slots.indexOf(slot)
+        if (at >= 0) this.#slots.splice(at, 1)
+      } else {
+        slot.busy = false
+      }
+      if (!this.#closed) this.#dispatch()
+    }
+    const fail = (code: ComputeErrorCode, message: string, replace: boolean) => {
+      if (settled) return
+      finish(replace)
+      pending.reject(new ComputeError(code, message))
+    }
+    const onMessage = (m: {
+      id: number
+      ok: boolean
+      output?: Uint8Array
+      ms?: number
+      code?: ComputeErrorCode
+      message?: string
+    }) => {
+      if (m.id !== id || settled) return
+      if (m.ok) {
+        finish(false)
+        pending.resolve({ output: m.output as Uint8Array, ms: m.ms as number })
+      } else {
+        fail(m.code ?? 'JOB_FAILED', m.message ?? 'the job failed', false)
+      }
+    }
+    const onError = (err: Error & { code?: string }) =>
+      err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? fail('JOB_MEMORY_LIMIT', 'the job exhausted its sandbox memory', true)
+        : fail('JOB_FAILED', `the sandbox failed: ${err.message}`, true)
+    const onExit = () => fail('JOB_FAILED', 'the sandbox stopped', true)
+    const timer = setTimeout(
+      () => fail('JOB_TIMEOUT', `the job ran past its limit of ${pending.task.limits.timeMs} ms`, true),
+      pending.task.limits.timeMs + GRACE_MS,
+    )
+    worker.on('message', onMessage)
+    worker.on('error', onError)
+    worker.on('exit', onExit)
+    const { task } = pending
+    worker.postMessage({
+      id,
+      kind: task.kind,
+      code: task.code,
+      input: task.input,
+      limits: task.limits,
+      seed: seedOf(task.seed ?? ''),
+      now: task.now ?? 0,
+    })
+  }
+}
+
+/** A 32-bit seed from a job id (its first 8 hex digits; 0 when there are none). */
+function seedOf(id: string): number {
+  const hex = /^[0-9a-f]{8}/i.exec(id)?.[0]
+  return hex === undefined ? 0 : Number.parseInt(hex, 16) | 0
+}
+
+/**
+ * The worker's code (CommonJS, evaluated: no file to ship or transpile). It keeps compiled WASM
+ * modules by the code's hash and one QuickJS module, and answers each task with its output or an
+ * error code.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { createHash } = require('node:crypto')
+const modules = new Map()
+let quickjs
+
+class JobError extends Error {
+  constructor(code, message) { super(message); this.code = code }
+}
+
+function compile(code) {
+  const key = createHash('sha256').update(code).digest('hex')
+  let mod = modules.get(key)
+  if (mod !== undefined) return mod
+  try {
+    mod = new WebAssembly.Module(code)
+  } catch (err) {
+    throw new JobError('JOB_SPEC_INVALID', 'the code is not a valid WebAssembly module: ' + err.message)
+  }
+  const imports = WebAssembly.Module.imports(mod)
+  const only = imports.length === 1 && imports[0].module === 'env' && imports[0].name === 'memory' && imports[0].kind === 'memory'
+  if (!only) {
+    const list = imports.map((i) => i.module + '.' + i.name).join(', ') || 'none'
+    throw new JobError('JOB_SPEC_INVALID', 'a WASM job imports exactly one thing, its memory as env.memory (found: ' + list + ')')
+  }
+  const names = WebAssembly.Module.exports(mod).map((e) => e.name)
+  if (!names.includes('run') || !names.includes('alloc')) {
+    throw new JobError('JOB_SPEC_INVALID', 'a WASM job exports alloc(len) and run(ptr, len)')
+  }
+  if (modules.size >= 32) modules.delete(modules.keys().next().value)
+  modules.set(key, mod)
+  return mod
+}
+
+function runWasm(task) {
+  const mod = compile(task.code)
+  const pages = task.limits.memoryMb * 16
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
+  let instance
+  try {
+    instance = new WebAssembly.Instance(mod, { env: { memory } })
+  } catch (err) {
+    throw new JobError('JOB_MEMORY_LIMIT', 'the module needs more memory than its limit of ' + task.limits.memoryMb + ' MB (' + err.message + ')')
+  }
+  const { alloc, run } = instance.exports
+  try {
+    const at = alloc(task.input.length) >>> 0
+    if (at + task.input.length > memory.buffer.byteLength) throw new JobError('JOB_FAILED', 'alloc returned memory out of bounds')
+    new Uint8Array(memory.buffer).set(task.input, at)
+    const out = run(at, task.input.length) >>> 0
+    const view = new DataView(memory.buffer)
+    if (out + 4 > memory.buffer.byteLength) throw new JobError('JOB_FAILED', 'run returned an output pointer out of bounds')
+    const length = view.getUint32(out, true)
+    if (length > task.limits.outputBytes) throw new JobError('JOB_OUTPUT_TOO_LARGE', 'the output of ' + length + ' bytes is over its limit of ' + task.limits.outputBytes)
+    if (out + 4 + length > memory.buffer.byteLength) throw new JobError('JOB_FAILED', 'the output runs past the end of memory')
+    return new Uint8Array(memory.buffer.slice(out + 4, out + 4 + length))
+  } catch (err) {
+    if (err instanceof JobError) throw err
+    if (err instanceof RangeError) throw new JobError('JOB_FAILED', 'the job overflowed its stack: ' + err.message)
+    throw new JobError('JOB_FAILED', 'the job trapped: ' + err.message)
+  }
+}
+
+async function runJs(task) {
+  if (quickjs === undefined) quickjs = await require(workerData.quickjsPath).getQuickJS()
+  const runtime = quickjs.newRuntime()
+  try {
+    runtime.setMemoryLimit(task.limits.memoryMb * 1024 * 1024)
+    runtime.setMaxStackSize(1024 * 1024)
+    const deadline = Date.now() + task.limits.timeMs
+    runtime.setInterruptHandler(() => Date.now() > deadline)
+    const context = runtime.newContext()
+    try {
+      const prelude = '(() => {' +
+        'let s = ' + task.seed + ';' +
+        'Math.random = () => { s = (s + 0x6d2b79f5) | 0; let t = Math.imul(s ^ (s >>> 15), 1 | s);' +
+        ' t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t; return ((t ^ (t >>> 14)) >>> 0) / 4294967296 };' +
+        'const T = ' + task.now + '; const D = Date;' +
+        'globalThis.Date = class extends D { constructor(...a) { if (a.length === 0) super(T); else super(...a) } static now() { return T } };' +
+        '})()'
+      const pre = context.evalCode(prelude)
+      if (pre.error) { pre.error.dispose(); throw new JobError('JOB_FAILED', 'the sandbox could not start') }
+      pre.value.dispose()
+      const source = new TextDecoder().decode(task.code)
+      const input = new TextDecoder().decode(task.input)
+      const result = context.evalCode('JSON.stringify((' + source + '\\n)(JSON.parse(' + JSON.stringify(input) + ')))', 'job.js')
+      if (result.error) {
+        const e = context.dump(result.error)
+        result.error.dispose()
+        const message = (e && e.message) || String(e)
+        if (message === 'interrupted') throw new JobError('JOB_TIMEOUT', 'the job ran past its limit of ' + task.limits.timeMs + ' ms')
+        if (message === 'out of memory') throw new JobError('JOB_MEMORY_LIMIT', 'the job ran out of its ' + task.limits.memoryMb + ' MB')
+        throw new JobError('JOB_FAILED', 'the job threw: ' + ((e && e.name) ? e.name + ': ' : '') + message)
+      }
+      const text = context.typeof(result.value) === 'string' ? context.getString(result.value) : 'null'
+      result.value.dispose()
+      const bytes = new TextEncoder().encode(text)
+      if (bytes.length > task.limits.outputBytes) throw new JobError('JOB_OUTPUT_TOO_LARGE', 'the output of ' + bytes.length + ' bytes is over its limit of ' + task.limits.outputBytes)
+      return bytes
+    } finally {
+      context.dispose()
+    }
+  } finally {
+    runtime.dispose()
+  }
+}
+
+parentPort.on('message', async (task) => {
+  const started = performance.now()
+  try {
+    const output = task.kind === 'wasm' ? runWasm(task) : await runJs(task)
+    parentPort.postMessage({ id: task.id, ok: true, output, ms: performance.now() - started }, [output.buffer])
+  } catch (err) {
+    parentPort.postMessage({ id: task.id, ok: false, code: err.code || 'JOB_FAILED', message: err.message })
+  }
+})
+`
