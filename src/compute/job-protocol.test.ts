@@ -1,0 +1,106 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { afterAll, describe, expect, it } from 'vitest'
+import { systemClock } from '../core/clock.js'
+import { createLogger } from '../core/logger.js'
+import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
+import { SimNetwork } from '../mesh/sim-network.js'
+import { ComputeService, JOB_PROTOCOL, runJob } from './job-protocol.js'
+import { type JobSpec, parseJobSpec } from './job-spec.js'
+import { SandboxPool } from './sandbox-pool.js'
+
+const NET = '31337:0xregistry'
+const pool = new SandboxPool({ size: 2 })
+afterAll(() => pool.close())
+
+const spec = (source: string, input: unknown, limits = {}): JobSpec =>
+  parseJobSpec({
+    v: 1,
+    id: `${Math.floor(Math.random() * 2 ** 32)
+      .toString(16)
+      .padStart(8, '0')}${'0'.repeat(24)}`,
+    kind: 'js',
+    code: { inline: Buffer.from(source).toString('base64') },
+    input: { inline: Buffer.from(JSON.stringify(input)).toString('base64') },
+    limits: { timeMs: 300, ...limits },
+    deadline: Date.now() + 60_000,
+    maxPrice: '100',
+  })
+
+async function setup() {
+  const net = new SimNetwork({
+    seed: 1,
+    clock: systemClock,
+    latency: () => ({ latencyMs: 1, jitterMs: 0, lossRate: 0 }),
+  })
+  const nodeKey = createPeerSigner(await generateKeyPair('Ed25519'))
+  const client = net.createPort(createPeerSigner(await generateKeyPair('Ed25519')).peerId)
+  const service = new ComputeService(
+    { network: NET, price: 10n, now: () => Date.now() },
+    { pool, signer: nodeKey },
+  )
+  const nodePort = net.createPort(nodeKey.peerId)
+  await service.start({
+    port: nodePort,
+    clock: systemClock,
+    logger: createLogger({ level: 'silent' }),
+    dir: '/tmp',
+  })
+  return { net, node: nodeKey.peerId, nodePort, client, service }
+}
+
+describe('running a job on a node (/meshwork/job/1)', () => {
+  it('returns the output with the node’s signature over code, input and output hashes', async () => {
+    const { node, client, service } = await setup()
+    const r = await runJob(client, node, spec('(x) => x * 2', 21), {
+      network: NET,
+      verifier: createPeerVerifier(),
+    })
+    expect(new TextDecoder().decode(r.output)).toBe('42')
+    expect(r.node).toBe(node)
+    expect(r.sig).toMatch(/^[A-Za-z0-9_-]{86}$/)
+    expect(service.counts.get('ok')).toBe(1)
+    expect(service.advertise()).toMatchObject({ name: 'compute', price: '10', unit: 'job' })
+  })
+
+  it('passes the node’s error code to the client: a failing job, a bad spec, a past deadline', async () => {
+    const { node, client, service } = await setup()
+    const options = { network: NET, verifier: createPeerVerifier() }
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (e: { code: string }) => e.code,
+      )
+    expect(await codeOf(runJob(client, node, spec('() => { for (;;) {} }', null), options))).toBe(
+      'JOB_TIMEOUT',
+    )
+    expect(await codeOf(runJob(client, node, spec('() => { throw 1 }', null), options))).toBe('JOB_FAILED')
+    const late = { ...spec('(x) => x', 1), deadline: Date.now() - 1 }
+    expect(await codeOf(runJob(client, node, late, options))).toBe('JOB_SPEC_INVALID')
+    // A hand-made request the client library would not send.
+    const raw = await client.request(node, JOB_PROTOCOL, new TextEncoder().encode('{"v":9}'))
+    expect(JSON.parse(new TextDecoder().decode(raw)).error.code).toBe('JOB_SPEC_INVALID')
+    expect(service.counts.get('JOB_SPEC_INVALID')).toBe(2)
+  })
+
+  it('never returns a result that does not check as good', async () => {
+    const { node, nodePort, client } = await setup()
+    const options = { network: NET, verifier: createPeerVerifier() }
+    const good = spec('(x) => x + 1', 1)
+    // A node that runs the job but swaps the output after signing.
+    const honest = await client.request(node, JOB_PROTOCOL, new TextEncoder().encode(JSON.stringify(good)))
+    nodePort.unhandle(JOB_PROTOCOL)
+    nodePort.handle(JOB_PROTOCOL, async () => {
+      const body = JSON.parse(new TextDecoder().decode(honest))
+      body.result.output = Buffer.from('3').toString('base64')
+      return new TextEncoder().encode(JSON.stringify(body))
+    })
+    await expect(runJob(client, node, good, options)).rejects.toMatchObject({ code: 'JOB_FAILED' })
+    // And one that replays another job's signed answer.
+    nodePort.unhandle(JOB_PROTOCOL)
+    nodePort.handle(JOB_PROTOCOL, async () => honest)
+    await expect(runJob(client, node, spec('(x) => x + 1', 1), options)).rejects.toMatchObject({
+      code: 'JOB_FAILED',
+      message: expect.stringContaining('does not check'),
+    })
+  })
+})

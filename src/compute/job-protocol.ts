@@ -1,0 +1,236 @@
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+import { canonicalJson } from '../core/canonical-json.js'
+import type { NetworkPort, RequestContext } from '../mesh/network-port.js'
+import type { PeerSigner, PeerVerifier } from '../mesh/peer-key.js'
+import type { ServiceOffer } from '../node/advertisement.js'
+import type { NodeService, ServiceContext } from '../node/service.js'
+import { ComputeError, type ComputeErrorCode, computeErrorCodes } from './errors.js'
+import { type JobSpec, MAX_JOB_SPEC_BYTES, parseJobSpec } from './job-spec.js'
+import type { SandboxPool } from './sandbox-pool.js'
+
+/**
+ * Running a job on a node over the mesh (`/meshwork/job/1`): the client sends the job spec; the node
+ * validates it, runs it in its sandbox pool and answers with the output and its signature over
+ * (network, job id, input hash, code hash, output hash, node, client). That signature is what makes a
+ * wrong result evidence: the node cannot deny having returned it (docs/protocol.md, "Job run").
+ */
+
+export const JOB_PROTOCOL = '/meshwork/job/1'
+const SIGNING_PREFIX = 'meshwork-job-result-v1\n'
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
+const resultSchema = z
+  .object({
+    jobId: z.string().regex(/^[0-9a-f]{32}$/),
+    codeHash: hex64,
+    inputHash: hex64,
+    outputHash: hex64,
+    output: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/),
+    ms: z.number().nonnegative(),
+    sig: z.string().regex(/^[A-Za-z0-9_-]{85}[AQgw]$/),
+  })
+  .strict()
+const responseSchema = z.union([
+  z.object({ ok: z.literal(true), result: resultSchema }).strict(),
+  z
+    .object({
+      ok: z.literal(false),
+      error: z.object({ code: z.enum(computeErrorCodes), message: z.string().max(1_000) }).strict(),
+    })
+    .strict(),
+])
+
+/** The hashes a result commits to (hex sha-256). */
+export interface ResultCommitment {
+  net: string
+  jobId: string
+  codeHash: string
+  inputHash: string
+  outputHash: string
+  /** The node that ran it and the client it answered. */
+  node: string
+  client: string
+}
+
+/** The bytes a node signs for a result. */
+export function resultSigningBytes(c: ResultCommitment): Uint8Array {
+  return new TextEncoder().encode(
+    SIGNING_PREFIX +
+      canonicalJson({
+        net: c.net,
+        jobId: c.jobId,
+        codeHash: c.codeHash,
+        inputHash: c.inputHash,
+        outputHash: c.outputHash,
+        node: c.node,
+        client: c.client,
+      }),
+  )
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+
+/** The code and input bytes of a spec (inline only so far: content by hash comes with storage). */
+function bytesOf(spec: JobSpec): { code: Uint8Array; input: Uint8Array } {
+  const read = (blob: JobSpec['code'], what: string) => {
+    if ('inline' in blob) return new Uint8Array(Buffer.from(blob.inline, 'base64'))
+    throw new ComputeError(
+      'JOB_SPEC_INVALID',
+      `job spec ${what}: content by hash is not served yet; send it inline`,
+    )
+  }
+  return { code: read(spec.code, 'code'), input: read(spec.input, 'input') }
+}
+
+/** A job run's signed result, as the client checked it. */
+export interface JobResult {
+  jobId: string
+  node: string
+  output: Uint8Array
+  outputHash: string
+  /** The node's signature over {@link resultSigningBytes} (base64url): evidence if the output is wrong. */
+  sig: string
+  /** Time in the sandbox (ms), as the node reports it. */
+  ms: number
+}
+
+/**
+ * The compute service of a node: serves {@link JOB_PROTOCOL} with its sandbox pool. A bad spec or a
+ * failing job gets an error answer with its code; nothing a job does stops the node serving.
+ */
+export class ComputeService implements NodeService {
+  readonly name = 'compute' as const
+  readonly #pool: SandboxPool
+  readonly #signer: PeerSigner
+  readonly #init: { network: string; price: bigint; now: () => number }
+  #port: ServiceContext['port'] | undefined
+  /** Jobs answered, by outcome (for metrics and tests). */
+  readonly counts = new Map<string, number>()
+
+  constructor(
+    init: { network: string; price: bigint; now: () => number },
+    components: { pool: SandboxPool; signer: PeerSigner },
+  ) {
+    this.#init = init
+    this.#pool = components.pool
+    this.#signer = components.signer
+  }
+
+  advertise(): ServiceOffer {
+    return {
+      name: 'compute',
+      price: this.#init.price.toString(),
+      unit: 'job',
+      params: { kinds: 'wasm,js', slots: this.#pool.size },
+    }
+  }
+
+  async start(context: ServiceContext): Promise<void> {
+    this.#port = context.port
+    context.port.handle(JOB_PROTOCOL, (request, ctx) => this.#serve(request, ctx), {
+      maxRequestBytes: MAX_JOB_SPEC_BYTES,
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.#port?.unhandle(JOB_PROTOCOL)
+  }
+
+  async answerChallenge(): Promise<Record<string, unknown>> {
+    throw new ComputeError('JOB_FAILED', 'compute challenges are re-runs of jobs (not yet)')
+  }
+
+  async #serve(request: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
+    const answer = (body: unknown) => new TextEncoder().encode(JSON.stringify(body))
+    const count = (outcome: string) => this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1)
+    try {
+      let json: unknown
+      try {
+        json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(request))
+      } catch {
+        throw new ComputeError('JOB_SPEC_INVALID', 'the job request is not UTF-8 JSON')
+      }
+      const spec = parseJobSpec(json)
+      if (spec.deadline < this.#init.now())
+        throw new ComputeError('JOB_SPEC_INVALID', 'job spec deadline: it has passed')
+      const { code, input } = bytesOf(spec)
+      const run = await this.#pool.run({
+        kind: spec.kind,
+        code,
+        input,
+        limits: spec.limits,
+        seed: spec.id,
+        now: this.#init.now(),
+      })
+      const commitment: ResultCommitment = {
+        net: this.#init.network,
+        jobId: spec.id,
+        codeHash: sha256(code),
+        inputHash: sha256(input),
+        outputHash: sha256(run.output),
+        node: this.#signer.peerId,
+        client: ctx.from,
+      }
+      const sig = Buffer.from(this.#signer.sign(resultSigningBytes(commitment))).toString('base64url')
+      count('ok')
+      const { net: _net, node: _node, client: _client, ...hashes } = commitment
+      return answer({
+        ok: true,
+        result: { ...hashes, output: Buffer.from(run.output).toString('base64'), ms: run.ms, sig },
+      })
+    } catch (err) {
+      const code: ComputeErrorCode =
+        err instanceof ComputeError ? (err.code as ComputeErrorCode) : 'JOB_FAILED'
+      count(code)
+      return answer({ ok: false, error: { code, message: (err as Error).message.slice(0, 1_000) } })
+    }
+  }
+}
+
+/**
+ * Runs `spec` on `node` and checks the answer: the signature must be the node's over this job's
+ * code, input and output hashes for this client, and the output must hash to what it signed.
+ *
+ * @throws ComputeError with the node's code when the job failed there, or JOB_FAILED when the answer
+ *   is malformed or its signature or hashes do not check (a result that fails a check is never
+ *   returned as good).
+ */
+export async function runJob(
+  port: Pick<NetworkPort, 'peerId' | 'request'>,
+  node: string,
+  spec: JobSpec,
+  options: { network: string; verifier: PeerVerifier; timeoutMs?: number },
+): Promise<JobResult> {
+  const { code, input } = bytesOf(spec)
+  const bytes = await port.request(node, JOB_PROTOCOL, new TextEncoder().encode(JSON.stringify(spec)), {
+    timeoutMs: options.timeoutMs ?? spec.limits.timeMs + 5_000,
+    maxResponseBytes: Math.ceil((spec.limits.outputBytes * 4) / 3) + 4_096,
+  })
+  let parsed: z.infer<typeof responseSchema>
+  try {
+    parsed = responseSchema.parse(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)))
+  } catch {
+    throw new ComputeError('JOB_FAILED', `node ${node} sent a malformed answer`)
+  }
+  if (!parsed.ok) throw new ComputeError(parsed.error.code, `node ${node}: ${parsed.error.message}`)
+  const r = parsed.result
+  const output = new Uint8Array(Buffer.from(r.output, 'base64'))
+  const commitment: ResultCommitment = {
+    net: options.network,
+    jobId: spec.id,
+    codeHash: sha256(code),
+    inputHash: sha256(input),
+    outputHash: sha256(output),
+    node,
+    client: port.peerId,
+  }
+  const checks =
+    r.jobId === spec.id &&
+    r.codeHash === commitment.codeHash &&
+    r.inputHash === commitment.inputHash &&
+    r.outputHash === commitment.outputHash &&
+    options.verifier.verify(node, resultSigningBytes(commitment), Buffer.from(r.sig, 'base64url'))
+  if (!checks) throw new ComputeError('JOB_FAILED', `node ${node} sent a result that does not check`)
+  return { jobId: spec.id, node, output, outputHash: r.outputHash, sig: r.sig, ms: r.ms }
+}
