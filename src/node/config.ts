@@ -66,6 +66,20 @@ export const nodeConfigSchema = z
       })
       .strict()
       .default({ refreshSeconds: 60, ttlSeconds: 300 }),
+    compute: z
+      .object({
+        /** Run builders' WASM and JS jobs in sandboxes. */
+        enabled: z.boolean().default(true),
+        /** Price per job, MESH base units. */
+        price: z
+          .string()
+          .regex(/^\d{1,30}$/, 'a whole number of MESH base units')
+          .default('1000000000000000'),
+        /** Jobs at once (0: one per core). */
+        slots: z.number().int().min(0).max(256).default(0),
+      })
+      .strict()
+      .default({ enabled: true, price: '1000000000000000', slots: 0 }),
     api: apiSection('127.0.0.1:9464'),
     chain: chainSection(),
   })
@@ -116,6 +130,13 @@ mdns = ${init.mdns}
 # How often the node re-publishes its signed advertisement, and how long each one is valid.
 refreshSeconds = 60
 ttlSeconds = 300
+
+[compute]
+# Run builders' WASM and JS jobs in sandboxes (worker threads; each job within its time and memory
+# limits), at this price per job in MESH base units, this many at once (0: one per core).
+enabled = true
+price = "1000000000000000"
+slots = 0
 
 [api]
 # Prometheus /metrics, /healthz and /status. Keep it on loopback.

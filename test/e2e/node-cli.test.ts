@@ -1,9 +1,16 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createChainClient, devAccounts, readNetworkFile, transferTokens } from '../../src/chain/index.js'
+import { runJob } from '../../src/compute/job-protocol.js'
+import { parseJobSpec } from '../../src/compute/job-spec.js'
+import { createPeerVerifier } from '../../src/mesh/peer-key.js'
+import { networkIdOf } from '../../src/mesh/wire-codec.js'
 import { type CliProcess, runCli, startCli } from '../helpers/cli.js'
+import { startMeshPort, until } from '../helpers/live-node.js'
 
 /** Loopback ports for the nodes' ops servers, spread by pid so that parallel runs do not clash. */
 const opsPort = (i: number) => 19_400 + (process.pid % 400) + i * 2
@@ -123,5 +130,54 @@ describe('meshwork node: init, register, start, status', () => {
     expect(await a.stop('SIGINT')).toBe(0)
     expect(Date.now() - started).toBeLessThan(5_000)
     expect((await status('a')).running).toBe(false)
+  })
+
+  it('serves builders’ jobs over libp2p: signed results, hostile jobs stopped, the node keeps serving', async () => {
+    await init('c', 2)
+    const c = startCli(['node', 'start', '--dir', 'c'], { cwd })
+    nodes.push(c)
+    const addr = await c.waitFor(/listening (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/)
+    const node = addr[2] as string
+    const client = await startMeshPort(await generateKeyPair('Ed25519'), [addr[1] as string])
+    try {
+      const network = networkIdOf(readNetworkFile(join(cwd, 'network.json')))
+      const options = { network, verifier: createPeerVerifier() }
+      const spec = (source: string, input: unknown) =>
+        parseJobSpec({
+          v: 1,
+          id: randomBytes(16).toString('hex'),
+          kind: 'js',
+          code: { inline: Buffer.from(source).toString('base64') },
+          input: { inline: Buffer.from(JSON.stringify(input)).toString('base64') },
+          limits: { timeMs: 500 },
+          deadline: Date.now() + 60_000,
+          maxPrice: '1000000000000000',
+        })
+      await until(
+        async () => {
+          try {
+            await runJob(client.port, node, spec('(x) => x', 0), options)
+            return true
+          } catch {
+            return false
+          }
+        },
+        15_000,
+        200,
+      )
+      const [endless, ok] = await Promise.allSettled([
+        runJob(client.port, node, spec('() => { for (;;) {} }', null), options),
+        runJob(client.port, node, spec('(x) => x.map((n) => n * n)', [1, 2, 3]), options),
+      ])
+      expect(endless).toMatchObject({ status: 'rejected', reason: { code: 'JOB_TIMEOUT' } })
+      expect(ok.status).toBe('fulfilled')
+      const result = (ok as PromiseFulfilledResult<Awaited<ReturnType<typeof runJob>>>).value
+      expect(JSON.parse(new TextDecoder().decode(result.output))).toEqual([1, 4, 9])
+      // After the endless job, the node still answers.
+      const after = await runJob(client.port, node, spec('(s) => s.toUpperCase()', 'edge'), options)
+      expect(new TextDecoder().decode(after.output)).toBe('"EDGE"')
+    } finally {
+      await client.port.close()
+    }
   })
 })

@@ -1,10 +1,13 @@
 import { join } from 'node:path'
 import type { Command } from 'commander'
+import { ComputeService } from '../../compute/job-protocol.js'
+import { SandboxPool } from '../../compute/sandbox-pool.js'
 import { systemClock } from '../../core/clock.js'
 import { createLogger } from '../../core/logger.js'
 import { VERSION } from '../../core/version.js'
 import { createMeshLibp2p } from '../../mesh/create-libp2p.js'
 import { createLibp2pPort } from '../../mesh/libp2p-port.js'
+import { createPeerSigner } from '../../mesh/peer-key.js'
 import { networkIdOf } from '../../mesh/wire-codec.js'
 import { adTopic } from '../../node/advertisement.js'
 import { openNodeDatabase } from '../../node/database.js'
@@ -60,6 +63,17 @@ export function nodeStartCommand(node: Command): void {
         })
         const port = createLibp2pPort(libp2p, { logger: logger.child({ module: 'mesh' }) })
         stack.push({ name: 'mesh', stop: () => port.close() })
+        const services = []
+        if (config.compute.enabled) {
+          const pool = new SandboxPool(config.compute.slots > 0 ? { size: config.compute.slots } : {})
+          stack.push({ name: 'sandboxes', stop: () => pool.close() })
+          services.push(
+            new ComputeService(
+              { network: net, price: BigInt(config.compute.price), now: () => Date.now() },
+              { pool, signer: createPeerSigner(identity.peerKey) },
+            ),
+          )
+        }
         const agent = new NodeAgent(
           {
             network: net,
@@ -77,6 +91,7 @@ export function nodeStartCommand(node: Command): void {
             identity,
             resources,
             logger,
+            services,
             addresses: () => libp2p.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/[^/]+$/, '')),
           },
         )
