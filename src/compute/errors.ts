@@ -7,6 +7,7 @@ export const computeErrorCodes = [
   'JOB_MEMORY_LIMIT',
   'JOB_OUTPUT_TOO_LARGE',
   'JOB_FAILED',
+  'JOB_NO_PROVIDER',
 ] as const
 
 export type ComputeErrorCode = (typeof computeErrorCodes)[number]

@@ -6,6 +6,7 @@ import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
 import { SimNetwork } from '../mesh/sim-network.js'
 import { ComputeService, JOB_PROTOCOL, runJob } from './job-protocol.js'
 import { type JobSpec, parseJobSpec } from './job-spec.js'
+import { QUOTE_PROTOCOL } from './placement.js'
 import { SandboxPool } from './sandbox-pool.js'
 
 const NET = '31337:0xregistry'
@@ -60,6 +61,19 @@ describe('running a job on a node (/meshwork/job/1)', () => {
     expect(r.sig).toMatch(/^[A-Za-z0-9_-]{86}$/)
     expect(service.counts.get('ok')).toBe(1)
     expect(service.advertise()).toMatchObject({ name: 'compute', price: '10', unit: 'job' })
+    // It quotes too, signed, for placement.
+    const quote = JSON.parse(
+      new TextDecoder().decode(
+        await client.request(
+          node,
+          QUOTE_PROTOCOL,
+          new TextEncoder().encode(
+            JSON.stringify({ jobId: 'ab'.repeat(16), kind: 'js', timeMs: 100, maxPrice: '50' }),
+          ),
+        ),
+      ),
+    )
+    expect(quote).toMatchObject({ jobId: 'ab'.repeat(16), price: '10', load: 0 })
   })
 
   it('passes the node’s error code to the client: a failing job, a bad spec, a past deadline', async () => {

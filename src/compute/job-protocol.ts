@@ -7,6 +7,7 @@ import type { ServiceOffer } from '../node/advertisement.js'
 import type { NodeService, ServiceContext } from '../node/service.js'
 import { ComputeError, type ComputeErrorCode, computeErrorCodes } from './errors.js'
 import { type JobSpec, MAX_JOB_SPEC_BYTES, parseJobSpec } from './job-spec.js'
+import { serveQuotes } from './placement.js'
 import type { SandboxPool } from './sandbox-pool.js'
 
 /**
@@ -96,7 +97,8 @@ export interface JobResult {
 }
 
 /**
- * The compute service of a node: serves {@link JOB_PROTOCOL} with its sandbox pool. A bad spec or a
+ * The compute service of a node: serves {@link JOB_PROTOCOL} with its sandbox pool, and quotes
+ * (`/meshwork/quote/1`) its price with its current load. A bad spec or a
  * failing job gets an error answer with its code; nothing a job does stops the node serving.
  */
 export class ComputeService implements NodeService {
@@ -131,10 +133,23 @@ export class ComputeService implements NodeService {
     context.port.handle(JOB_PROTOCOL, (request, ctx) => this.#serve(request, ctx), {
       maxRequestBytes: MAX_JOB_SPEC_BYTES,
     })
+    this.#stopQuotes = serveQuotes(context.port, {
+      network: this.#init.network,
+      signer: this.#signer,
+      price: () => this.#init.price,
+      load: () => {
+        const { running, queued } = this.#pool.load
+        return Math.min(1, (running + queued) / this.#pool.size)
+      },
+      now: this.#init.now,
+    })
   }
+
+  #stopQuotes: (() => void) | undefined
 
   async stop(): Promise<void> {
     this.#port?.unhandle(JOB_PROTOCOL)
+    this.#stopQuotes?.()
   }
 
   async answerChallenge(): Promise<Record<string, unknown>> {
