@@ -9,6 +9,8 @@ export interface KnownAd {
   expiresAt: number
   receivedAt: number
   ad: Advertisement
+  /** The signed envelope's bytes as received, passed on to peers that ask (`/meshwork/ads/1`). */
+  raw?: Uint8Array
 }
 
 /**
@@ -26,7 +28,7 @@ export class AdTable {
   }
 
   /** Stores a verified advertisement unless an equal or newer one from that peer is known. */
-  put(envelope: Envelope<Advertisement>): boolean {
+  put(envelope: Envelope<Advertisement>, raw?: Uint8Array): boolean {
     const known = this.#ads.get(envelope.from)
     if (known && known.seq >= envelope.seq) return false
     if (!known && this.#ads.size >= this.#max) {
@@ -43,6 +45,7 @@ export class AdTable {
       expiresAt: envelope.exp,
       receivedAt: this.#clock.now(),
       ad: envelope.body,
+      ...(raw === undefined ? {} : { raw }),
     })
     return true
   }

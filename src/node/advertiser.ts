@@ -25,7 +25,7 @@ export interface AdvertiserInit {
 
 /** What the advertiser uses. */
 export interface AdvertiserComponents {
-  port: Pick<NetworkPort, 'publish' | 'subscribe'>
+  port: Pick<NetworkPort, 'publish' | 'subscribe'> & Partial<Pick<NetworkPort, 'handle' | 'unhandle'>>
   codec: Pick<WireCodec, 'encode' | 'decode'>
   clock: Clock
   table: AdTable
@@ -36,6 +36,44 @@ export interface AdvertiserComponents {
   onAd?: (envelope: Envelope<Advertisement>) => void
   /** Called when a periodic publication fails (it is retried at the next period). */
   onError?: (err: unknown) => void
+}
+
+/** Request/response protocol for the signed advertisements a node holds (request: empty). */
+export const AD_SYNC_PROTOCOL = '/meshwork/ads/1'
+/** Largest answer to an ad sync request. */
+export const AD_SYNC_MAX_BYTES = 512 * 1024
+
+/**
+ * Asks `peer` for the advertisements it holds and puts every one that checks into `table` (the
+ * codec checks signature, network, expiry and replay, as for gossip). Returns how many were new.
+ */
+export async function syncAds(
+  port: Pick<NetworkPort, 'request'>,
+  peer: string,
+  components: { codec: WireCodec; table: AdTable; timeoutMs?: number },
+): Promise<number> {
+  const bytes = await port.request(peer, AD_SYNC_PROTOCOL, new Uint8Array(), {
+    maxResponseBytes: AD_SYNC_MAX_BYTES,
+    timeoutMs: components.timeoutMs ?? 5_000,
+  })
+  let list: unknown
+  try {
+    list = JSON.parse(new TextDecoder().decode(bytes))
+  } catch {
+    return 0
+  }
+  if (!Array.isArray(list)) return 0
+  let added = 0
+  for (const item of list) {
+    const raw = new TextEncoder().encode(JSON.stringify(item))
+    // From the envelope's sender, whoever relays it: the codec checks the sender's signature.
+    const from = (item as { from?: unknown })?.from
+    if (typeof from !== 'string') continue
+    const decoded = components.codec.decode(raw, { from })
+    if (!decoded.ok || decoded.envelope.type !== ADVERTISEMENT.type) continue
+    if (components.table.put(decoded.envelope as Envelope<Advertisement>, raw)) added++
+  }
+  return added
 }
 
 /**
@@ -64,6 +102,8 @@ export class Advertiser {
     if (this.#running) return
     this.#running = true
     this.#unsubscribe = this.#c.port.subscribe(this.#init.topic, (m) => this.#receive(m.data, m.from))
+    // Newcomers (a builder's client, a fresh node) ask for the table instead of waiting for a refresh.
+    this.#c.port.handle?.(AD_SYNC_PROTOCOL, async () => this.#syncAnswer(), { maxRequestBytes: 64 })
     this.#startedAt = this.#c.clock.now()
     this.#warmup = [...(this.#init.warmup ?? [1_000, 3_000, 7_000])]
       .filter((t) => t < this.#init.refreshMs)
@@ -79,11 +119,31 @@ export class Advertiser {
     this.#timer = undefined
     this.#unsubscribe?.()
     this.#unsubscribe = undefined
+    this.#c.port.unhandle?.(AD_SYNC_PROTOCOL)
   }
+
+  /** The signed advertisements this node holds (its own first), as a JSON array, within the cap. */
+  #syncAnswer(): Uint8Array {
+    this.#c.table.prune()
+    const parts: string[] = []
+    let size = 2
+    const raws = [this.#own, ...this.#c.table.list().map((a) => a.raw)]
+    for (const raw of raws) {
+      if (raw === undefined) continue
+      const text = new TextDecoder().decode(raw)
+      if (size + text.length + 1 > AD_SYNC_MAX_BYTES) break
+      parts.push(text)
+      size += text.length + 1
+    }
+    return new TextEncoder().encode(`[${parts.join(',')}]`)
+  }
+
+  #own: Uint8Array | undefined
 
   /** Publishes this node's advertisement once, now. */
   async publishNow(): Promise<void> {
     const { bytes, seq } = this.#c.codec.encode(ADVERTISEMENT, this.#init.ad(), { ttlMs: this.#init.ttlMs })
+    this.#own = bytes
     await this.#c.port.publish(this.#init.topic, bytes)
     this.#c.onPublished?.(seq)
   }
@@ -109,7 +169,7 @@ export class Advertiser {
     if (!decoded.ok) return decoded.verdict
     if (decoded.envelope.type !== ADVERTISEMENT.type) return 'reject'
     const envelope = decoded.envelope as Envelope<Advertisement>
-    if (this.#c.table.put(envelope)) this.#c.onAd?.(envelope)
+    if (this.#c.table.put(envelope, data)) this.#c.onAd?.(envelope)
     return 'accept'
   }
 }

@@ -11,7 +11,9 @@ import type { NetworkPort } from '../mesh/network-port.js'
 import { createPeerSigner } from '../mesh/peer-key.js'
 import { SimNetwork } from '../mesh/sim-network.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
+import { AdTable } from './ad-table.js'
 import { ADVERTISEMENT, adTopic } from './advertisement.js'
+import { syncAds } from './advertiser.js'
 import { openNodeDatabase } from './database.js'
 import { NodeAgent } from './node-agent.js'
 
@@ -72,6 +74,31 @@ describe('node agent on the simulated network', () => {
   const stops: (() => Promise<void>)[] = []
   afterEach(async () => {
     for (const s of stops.splice(0)) await s()
+  })
+
+  it('answers a newcomer with every advertisement it holds, each checked by the newcomer', async () => {
+    const { clock, net, nodes } = await network(3)
+    await Promise.all(nodes.map((n) => n.agent.start()))
+    stops.push(...nodes.map((n) => () => n.agent.stop()))
+    await clock.advance(5_000)
+    const signer = createPeerSigner(await generateKeyPair('Ed25519'))
+    const newcomer = net.createPort(signer.peerId)
+    const codec = createWireCodec({ network: NET, signer, clock, types: [ADVERTISEMENT], nextSeq: () => 1 })
+    const table = new AdTable({ clock })
+    const syncing = syncAds(newcomer, nodes[0]?.peerId as string, { codec, table })
+    await clock.advance(100)
+    // The node's own ad and the two it heard, at once (no waiting for a refresh period).
+    expect(await syncing).toBe(3)
+    expect(
+      table
+        .list()
+        .map((a) => a.peerId)
+        .sort(),
+    ).toEqual(nodes.map((n) => n.peerId).sort())
+    // Asked again, nothing is new (every one is a replay of what it holds).
+    const again = syncAds(newcomer, nodes[1]?.peerId as string, { codec, table })
+    await clock.advance(100)
+    expect(await again).toBe(0)
   })
 
   it('5 nodes started together each see the other 4 advertisements within 10 s of network time', async () => {
