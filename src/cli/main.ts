@@ -5,6 +5,7 @@ import { chainInfoCommand } from './commands/chain-info.js'
 import { chainStartCommand } from './commands/chain-start.js'
 import { deployCommand } from './commands/deploy.js'
 import { devnetCommand } from './commands/devnet.js'
+import { jobCommands } from './commands/job-run.js'
 import { nodeInitCommand } from './commands/node-init.js'
 import { nodeRegisterCommand } from './commands/node-register.js'
 import { nodeStartCommand } from './commands/node-start.js'
@@ -35,17 +36,20 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
   nodeStatusCommand(node)
   const verifier = verifierCommands(program)
   const rewards = rewardsCommands(program)
+  const job = jobCommands(program)
   for (const c of [
     program,
     chain,
     node,
     verifier,
     rewards,
+    job,
     ...program.commands,
     ...chain.commands,
     ...node.commands,
     ...verifier.commands,
     ...rewards.commands,
+    ...job.commands,
   ])
     c.exitOverride()
   return program

@@ -189,7 +189,7 @@ describe('meshwork devnet', () => {
       .split('\n')
       .filter((line) => line.includes('meshwork.js') && line.includes(`${dir}/`) && line.includes(' start '))
 
-  it('runs nodes and verifiers that close epochs, and stops everything on Ctrl-C with its port freed', async () => {
+  it('runs nodes and verifiers that close epochs and serve jobs, and stops everything on Ctrl-C with its port freed', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'mw-devnet-'))
     const args = [
       'devnet',
@@ -225,6 +225,35 @@ describe('meshwork devnet', () => {
     )
     expect(verify.code, verify.stderr).toBe(0)
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, epoch: Number(closed[1]) })
+    // A builder runs a job on the devnet's nodes: placed, run in a sandbox, signed and checked.
+    writeFileSync(join(cwd, 'square.js'), '(xs) => xs.map((x) => x * x)\n')
+    const job = await runCli(
+      [
+        '--json',
+        'job',
+        'run',
+        'square.js',
+        '--input',
+        '[2,3]',
+        '--network',
+        'net/network.json',
+        '--tier',
+        'edge',
+      ],
+      { cwd, timeoutMs: 60_000 },
+    )
+    expect(job.code, job.stderr).toBe(0)
+    expect(JSON.parse(job.stdout)).toMatchObject({ value: [4, 9], tier: 'edge', verification: 'signed' })
+    writeFileSync(join(cwd, 'loop.js'), '() => { for (;;) {} }\n')
+    const loop = await runCli(
+      ['job', 'run', 'loop.js', '--network', 'net/network.json', '--time-ms', '200'],
+      {
+        cwd,
+        timeoutMs: 60_000,
+      },
+    )
+    expect(loop.code).toBe(1)
+    expect(loop.stderr).toMatch(/ran past its limit of 200 ms \[JOB_TIMEOUT\]/)
 
     expect(await devnet.stop('SIGINT')).toBe(0)
     expect(await portOpen(port)).toBe(false)

@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs'
+import { extname } from 'node:path'
+import type { Command } from 'commander'
+import { formatUnits, parseUnits } from 'viem'
+import { InvalidArgumentError } from '../../core/errors.js'
+import { createLogger } from '../../core/logger.js'
+import { Meshwork } from '../../sdk/index.js'
+import { globalOptions } from '../context.js'
+import { DEFAULT_NETWORK_FILE } from '../network-option.js'
+import { createOutput } from '../output.js'
+import { parsePositiveInt } from '../parse.js'
+
+interface Options {
+  network: string
+  input?: string
+  inputFile?: string
+  near?: string
+  maxRtt?: string
+  localOnly?: boolean
+  tier: string
+  maxPrice: string
+  timeMs?: string
+  memoryMb?: string
+  operator?: string[]
+}
+
+/** `--near LAT,LON[,KM]` or an H3 cell. */
+function parseNear(value: string): { lat: number; lon: number; radiusKm?: number } | { cell: string } {
+  const parts = value.split(',').map((p) => p.trim())
+  if (parts.length === 1 && /^[0-9a-f]{15}$/i.test(value)) return { cell: value.toLowerCase() }
+  const [lat, lon, km] = parts.map(Number)
+  if (
+    (parts.length !== 2 && parts.length !== 3) ||
+    !Number.isFinite(lat) ||
+    !Number.isFinite(lon) ||
+    Math.abs(lat as number) > 90 ||
+    Math.abs(lon as number) > 180 ||
+    (km !== undefined && !(km > 0))
+  )
+    throw new InvalidArgumentError(`--near must be LAT,LON[,KM] or an H3 cell, got "${value}"`)
+  return { lat: lat as number, lon: lon as number, ...(km === undefined ? {} : { radiusKm: km }) }
+}
+
+/** `meshwork job run FILE`: place a job on the network and print its checked, signed result. */
+export function jobCommands(program: Command): Command {
+  const job = program.command('job').description("builders' jobs: run code near its data, paid per job")
+  job
+    .command('run')
+    .description('run a .wasm module or a .js function (`(input) => output`) on the network')
+    .argument('<file>', 'a .wasm module (ABI in docs/protocol.md) or a .js file holding one function')
+    .option('--network <file>', 'the network file', DEFAULT_NETWORK_FILE)
+    .option('--input <json>', 'JS: the input as JSON; WASM: as UTF-8 text')
+    .option('--input-file <file>', 'the input from a file (JS: JSON; WASM: raw bytes)')
+    .option('--near <place>', 'LAT,LON[,KM] (default radius 100 km) or an H3 cell')
+    .option('--max-rtt <ms>', 'only nodes within this round trip')
+    .option('--local-only', 'only nodes of your own operator addresses (--operator)')
+    .option('--operator <address...>', 'your operator addresses, for --local-only')
+    .option('--tier <tier>', 'edge, cloud or any (edge first either way)', 'any')
+    .option('--max-price <mesh>', 'the most to pay, in MESH', '1')
+    .option('--time-ms <ms>', 'time limit')
+    .option('--memory-mb <mb>', 'memory limit')
+    .action(async (file: string, opts: Options, cmd: Command) => {
+      const g = globalOptions(cmd)
+      const out = createOutput(g)
+      const ext = extname(file).toLowerCase()
+      if (ext !== '.wasm' && ext !== '.js')
+        throw new InvalidArgumentError(`${file}: a job is a .wasm module or a .js function`, {
+          hint: 'Name the file .wasm or .js',
+        })
+      let code: Uint8Array
+      try {
+        code = new Uint8Array(readFileSync(file))
+      } catch {
+        throw new InvalidArgumentError(`cannot read ${file}`)
+      }
+      if (opts.tier !== 'edge' && opts.tier !== 'cloud' && opts.tier !== 'any')
+        throw new InvalidArgumentError(`--tier must be edge, cloud or any, got "${opts.tier}"`)
+      if (!/^\d{1,12}(\.\d{1,18})?$/.test(opts.maxPrice))
+        throw new InvalidArgumentError(`--max-price must be an amount of MESH, got "${opts.maxPrice}"`)
+      let input: unknown
+      const raw = opts.inputFile !== undefined ? readFileSync(opts.inputFile, 'utf8') : opts.input
+      if (ext === '.js') {
+        try {
+          input = raw === undefined ? null : JSON.parse(raw)
+        } catch {
+          throw new InvalidArgumentError('the input of a JS job must be JSON', {
+            hint: `Got: ${raw?.slice(0, 60)}`,
+          })
+        }
+      } else {
+        input = opts.inputFile !== undefined ? new Uint8Array(readFileSync(opts.inputFile)) : (raw ?? '')
+      }
+      const limits = {
+        ...(opts.timeMs ? { timeMs: parsePositiveInt(opts.timeMs, '--time-ms', 60_000) } : {}),
+        ...(opts.memoryMb ? { memoryMb: parsePositiveInt(opts.memoryMb, '--memory-mb', 512) } : {}),
+      }
+      const logger = createLogger({ level: g.verbose ? 'debug' : 'silent' })
+      out.step('joining the network')
+      const mw = await Meshwork.connect({
+        network: opts.network,
+        logger,
+        ...(opts.operator ? { ownOperators: opts.operator } : {}),
+      })
+      try {
+        const r = await mw.jobs.run({
+          kind: ext === '.wasm' ? 'wasm' : 'js',
+          code: ext === '.js' ? new TextDecoder().decode(code).trim() : code,
+          input,
+          limits,
+          ...(opts.near ? { near: parseNear(opts.near) } : {}),
+          ...(opts.maxRtt ? { maxRttMs: parsePositiveInt(opts.maxRtt, '--max-rtt', 10_000) } : {}),
+          localOnly: opts.localOnly === true,
+          tier: opts.tier,
+          maxPrice: parseUnits(opts.maxPrice, 18),
+          onProgress: (stage, detail) => {
+            if (stage === 'placing') out.step(`asking for quotes (${detail.known} nodes known)`)
+            if (stage === 'running') out.step(`running on ${detail.provider} (${detail.tier})`)
+          },
+        })
+        out.json({
+          jobId: r.jobId,
+          ...(r.value === undefined
+            ? { output: Buffer.from(r.output).toString('base64') }
+            : { value: r.value }),
+          provider: r.provider,
+          tier: r.tier,
+          fallback: r.fallback,
+          price: r.price.toString(),
+          latencyMs: Math.round(r.latencyMs * 10) / 10,
+          verification: r.verification,
+        })
+        out.info(
+          r.value === undefined ? Buffer.from(r.output).toString('hex') : JSON.stringify(r.value, null, 2),
+        )
+        out.info(
+          `  ran on ${r.provider} (${r.tier}${r.fallback ? ', cloud fallback' : ''}) for ${formatUnits(r.price, 18)} MESH in ${Math.round(r.latencyMs)} ms; result ${r.verification}`,
+        )
+      } finally {
+        await mw.close()
+      }
+    })
+  return job
+}

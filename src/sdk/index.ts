@@ -1,0 +1,291 @@
+import '../core/polyfill.js'
+import { randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
+import { ComputeError } from '../compute/errors.js'
+import { runJob } from '../compute/job-protocol.js'
+import { type JobLimits, type JobSpec, parseJobSpec } from '../compute/job-spec.js'
+import { placeJob, type ScoredQuote } from '../compute/placement.js'
+import { systemClock } from '../core/clock.js'
+import { createLogger, type Logger } from '../core/logger.js'
+import { createMeshLibp2p, type MeshLibp2p } from '../mesh/create-libp2p.js'
+import { createLibp2pPort } from '../mesh/libp2p-port.js'
+import type { NetworkPort } from '../mesh/network-port.js'
+import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
+import { createWireCodec, type Envelope, networkIdOf } from '../mesh/wire-codec.js'
+import { AdTable, type KnownAd } from '../node/ad-table.js'
+import { ADVERTISEMENT, type Advertisement, adTopic } from '../node/advertisement.js'
+import { syncAds } from '../node/advertiser.js'
+
+/**
+ * The builder's SDK: join a Meshwork network as a light client and run jobs on it.
+ *
+ * @example
+ * ```ts
+ * import { Meshwork } from 'meshwork/sdk'
+ * const mw = await Meshwork.connect({ network: 'network.json' })
+ * const r = await mw.jobs.run({ kind: 'js', code: '(xs) => xs.map((x) => x * x)', input: [1, 2, 3] })
+ * console.log(r.value, r.provider, r.tier, r.latencyMs)
+ * await mw.close()
+ * ```
+ */
+
+/** Options of {@link Meshwork.connect}. */
+export interface ConnectOptions {
+  /** The network file (a path, or its parsed content). */
+  network: string | NetworkFile
+  /** More bootstrap peers (multiaddrs with /p2p/), on top of the network file's. */
+  bootstrap?: string[]
+  /** The builder's own operator addresses (for `localOnly` jobs). */
+  ownOperators?: string[]
+  logger?: Logger
+  /** How long to wait for the first peer (default 10 s). */
+  connectTimeoutMs?: number
+}
+
+/** A job as the SDK takes it; everything but kind and code has a default. */
+export interface JobRequest {
+  kind: 'wasm' | 'js'
+  /** WASM bytes, or a JS function's source `(input) => output`. */
+  code: Uint8Array | string
+  /** JS: any JSON value. WASM: bytes (or a string, as UTF-8). */
+  input?: unknown
+  limits?: Partial<JobLimits>
+  /** Near a point (radius in km, default 100) or an H3 cell. */
+  near?: { lat: number; lon: number; radiusKm?: number } | { cell: string }
+  maxRttMs?: number
+  localOnly?: boolean
+  tier?: 'edge' | 'cloud' | 'any'
+  /** The most to pay, MESH base units (default 1 MESH). */
+  maxPrice?: bigint
+  /** How long the result is wanted for (default 60 s from now). */
+  deadlineMs?: number
+  /** Progress: placing (candidates), running (on which node), done. */
+  onProgress?: (stage: 'placing' | 'running' | 'done', detail: Record<string, unknown>) => void
+}
+
+/** A job's outcome. */
+export interface JobOutcome {
+  jobId: string
+  output: Uint8Array
+  /** JS jobs: the parsed JSON output. */
+  value?: unknown
+  /** The node that ran it, its tier, and whether it won as a cloud fallback. */
+  provider: string
+  tier: 'edge' | 'cloud'
+  fallback: boolean
+  price: bigint
+  /** From submit to a checked, signed result (ms); placement and the run within it. */
+  latencyMs: number
+  placementMs: number
+  /** The node's signature over the result's hashes (evidence if it is wrong). */
+  sig: string
+  /** Re-execution on an independent node comes with verification; until then, `signed`. */
+  verification: 'signed'
+}
+
+/** Mesh errors that mean "try another node" rather than "the job failed". */
+const TRANSPORT = new Set(['PEER_UNREACHABLE', 'REQUEST_TIMEOUT', 'PROTOCOL_NOT_SUPPORTED', 'REMOTE_ERROR'])
+
+/** A connected client: {@link Meshwork.jobs}, the ads it knows, and {@link Meshwork.close}. */
+export class Meshwork {
+  readonly network: NetworkFile
+  readonly #port: NetworkPort
+  readonly #table: AdTable
+  readonly #net: string
+  readonly #ownOperators: string[]
+  readonly #unsubscribe: () => void
+
+  private constructor(init: {
+    network: NetworkFile
+    libp2p: MeshLibp2p
+    port: NetworkPort
+    table: AdTable
+    ownOperators: string[]
+    unsubscribe: () => void
+  }) {
+    this.network = init.network
+    this.#port = init.port
+    this.#table = init.table
+    this.#net = networkIdOf(init.network)
+    this.#ownOperators = init.ownOperators
+    this.#unsubscribe = init.unsubscribe
+  }
+
+  /**
+   * Joins the network's mesh with a throwaway identity, listens to advertisements and asks its first
+   * peers for the ones they hold.
+   *
+   * @throws MeshworkError (e.g. NETWORK_FILE_MISSING) for a bad network file; JOB_NO_PROVIDER when
+   *   no bootstrap peer answers within `connectTimeoutMs`.
+   */
+  static async connect(options: ConnectOptions): Promise<Meshwork> {
+    const network = typeof options.network === 'string' ? readNetworkFile(options.network) : options.network
+    const logger = options.logger ?? createLogger({ level: 'silent' })
+    const net = networkIdOf(network)
+    const key = await generateKeyPair('Ed25519')
+    const bootstrap = [...network.bootstrap, ...(options.bootstrap ?? [])]
+    const libp2p = await createMeshLibp2p({ privateKey: key, listen: [], bootstrap })
+    const port = createLibp2pPort(libp2p, { logger })
+    const table = new AdTable({ clock: systemClock })
+    const codec = createWireCodec({
+      network: net,
+      signer: createPeerSigner(key),
+      clock: systemClock,
+      types: [ADVERTISEMENT],
+      nextSeq: () => 1,
+    })
+    const unsubscribe = port.subscribe(adTopic(net), (m) => {
+      const decoded = codec.decode(m.data, { from: m.from })
+      if (!decoded.ok) return decoded.verdict
+      if (decoded.envelope.type !== ADVERTISEMENT.type) return 'reject'
+      table.put(decoded.envelope as Envelope<Advertisement>, m.data)
+      return 'accept'
+    })
+    const client = new Meshwork({
+      network,
+      libp2p,
+      port,
+      table,
+      ownOperators: options.ownOperators ?? [],
+      unsubscribe,
+    })
+    try {
+      const peers: string[] = []
+      const deadline = Date.now() + (options.connectTimeoutMs ?? 10_000)
+      for (const address of bootstrap) {
+        try {
+          const c = await libp2p.dial(multiaddr(address), {
+            signal: AbortSignal.timeout(Math.max(100, deadline - Date.now())),
+          })
+          peers.push(c.remotePeer.toString())
+        } catch (err) {
+          logger.debug({ err, address }, 'could not dial a bootstrap peer')
+        }
+      }
+      if (peers.length === 0)
+        throw new ComputeError('JOB_NO_PROVIDER', 'could not reach any bootstrap peer of the network', {
+          hint: 'Check the network file’s bootstrap list (or pass one), and that its nodes run',
+        })
+      await Promise.allSettled(peers.map((p) => syncAds(port, p, { codec, table })))
+      return client
+    } catch (err) {
+      await client.close()
+      throw err
+    }
+  }
+
+  /** This client's peer id. */
+  get peerId(): string {
+    return this.#port.peerId
+  }
+
+  /** The nodes this client knows (their latest advertisements). */
+  ads(): KnownAd[] {
+    return this.#table.list()
+  }
+
+  readonly jobs = {
+    /**
+     * Places and runs a job: edge first, the best-scoring quote; if that node cannot be reached the
+     * next best is tried. Resolves with the checked, signed result.
+     *
+     * @throws ComputeError JOB_SPEC_INVALID before anything is sent; the node's code when the job
+     *   itself fails (JOB_TIMEOUT, JOB_MEMORY_LIMIT, JOB_OUTPUT_TOO_LARGE, JOB_FAILED); JOB_NO_PROVIDER.
+     */
+    run: (request: JobRequest): Promise<JobOutcome> => this.#run(request),
+  }
+
+  async #run(request: JobRequest): Promise<JobOutcome> {
+    const started = performance.now()
+    const spec = this.#spec(request)
+    request.onProgress?.('placing', { jobId: spec.id, known: this.#table.size })
+    const placement = await placeJob(this.#port, this.#table.list(), spec, {
+      network: this.#net,
+      verifier: createPeerVerifier(),
+      now: () => Date.now(),
+      ownOperators: this.#ownOperators,
+    })
+    const placementMs = performance.now() - started
+    // The chosen quote first, then the others in the same edge-first order.
+    const order: ScoredQuote[] = [
+      placement.quote,
+      ...placement.quotes
+        .filter((q) => q.node !== placement.quote.node)
+        .sort((a, b) => (a.tier === b.tier ? b.score - a.score : a.tier === 'edge' ? -1 : 1)),
+    ]
+    let last: unknown
+    for (const quote of order) {
+      request.onProgress?.('running', { jobId: spec.id, provider: quote.node, tier: quote.tier })
+      try {
+        const result = await runJob(this.#port, quote.node, spec, {
+          network: this.#net,
+          verifier: createPeerVerifier(),
+        })
+        const latencyMs = performance.now() - started
+        request.onProgress?.('done', { jobId: spec.id, latencyMs })
+        return {
+          jobId: spec.id,
+          output: result.output,
+          ...(spec.kind === 'js' ? { value: JSON.parse(new TextDecoder().decode(result.output)) } : {}),
+          provider: quote.node,
+          tier: quote.tier,
+          fallback: quote === placement.quote ? placement.fallback : quote.tier === 'cloud',
+          price: quote.price,
+          latencyMs,
+          placementMs,
+          sig: result.sig,
+          verification: 'signed',
+        }
+      } catch (err) {
+        last = err
+        if (!TRANSPORT.has((err as { code?: string }).code ?? '')) throw err
+      }
+    }
+    throw new ComputeError('JOB_NO_PROVIDER', 'no quoted node could be reached to run the job', {
+      cause: last,
+    })
+  }
+
+  #spec(r: JobRequest): JobSpec {
+    const code = typeof r.code === 'string' ? new TextEncoder().encode(r.code) : r.code
+    const input =
+      r.kind === 'js'
+        ? new TextEncoder().encode(JSON.stringify(r.input ?? null))
+        : r.input instanceof Uint8Array
+          ? r.input
+          : new TextEncoder().encode(typeof r.input === 'string' ? r.input : '')
+    const near =
+      r.near === undefined
+        ? undefined
+        : 'cell' in r.near
+          ? r.near
+          : { lat: r.near.lat, lon: r.near.lon, radiusKm: r.near.radiusKm ?? 100 }
+    return parseJobSpec({
+      v: 1,
+      id: randomBytes(16).toString('hex'),
+      kind: r.kind,
+      code: { inline: Buffer.from(code).toString('base64') },
+      input: { inline: Buffer.from(input).toString('base64') },
+      ...(r.limits ? { limits: r.limits } : {}),
+      deadline: Date.now() + (r.deadlineMs ?? 60_000),
+      maxPrice: (r.maxPrice ?? 10n ** 18n).toString(),
+      placement: {
+        ...(near ? { near } : {}),
+        ...(r.maxRttMs === undefined ? {} : { maxRttMs: r.maxRttMs }),
+        localOnly: r.localOnly ?? false,
+        tier: r.tier ?? 'any',
+      },
+    })
+  }
+
+  /** Leaves the mesh. */
+  async close(): Promise<void> {
+    this.#unsubscribe()
+    await this.#port.close()
+  }
+}
+
+export type { JobLimits, JobSpec } from '../compute/job-spec.js'
+export type { KnownAd } from '../node/ad-table.js'
