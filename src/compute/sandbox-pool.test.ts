@@ -117,6 +117,22 @@ describe('SandboxPool: WASM jobs', () => {
   })
 })
 
+describe('SandboxPool: WASM memory', () => {
+  it('lets a job grow its memory up to its limit and no further', async () => {
+    /** Output: memory.grow(pages)'s result as 4 little-endian bytes (-1 when refused). */
+    const grow = (pages: number) =>
+      job(
+        `(i32.store (i32.const 0) (i32.const 4)) (i32.store (i32.const 4) (memory.grow (i32.const ${pages}))) (i32.const 0)`,
+      )
+    const result = async (pages: number) =>
+      new DataView((await pool.run(wasmTask(grow(pages)))).output.buffer).getInt32(0, true)
+    // 16 MB is 256 pages; the job starts with the 1 page it declares.
+    expect(await result(100)).toBe(1)
+    expect(await result(255)).toBe(1)
+    expect(await result(256)).toBe(-1)
+  })
+})
+
 describe('SandboxPool: JS jobs in QuickJS', () => {
   it('calls the function with the input and returns its JSON output', async () => {
     const r = await pool.run(jsTask('(input) => ({ sum: input.a + input.b })', { a: 2, b: 3 }))

@@ -199,6 +199,41 @@ class JobError extends Error {
   constructor(code, message) { super(message); this.code = code }
 }
 
+/** The minimum pages of the module's imported memory, read from its import section (0 if none). */
+function memoryMinimum(code) {
+  let at = 8
+  const leb = () => {
+    let result = 0
+    let shift = 0
+    for (;;) {
+      const byte = code[at++]
+      if (byte === undefined) throw new Error('truncated')
+      result += (byte & 0x7f) * 2 ** shift
+      if ((byte & 0x80) === 0) return result
+      shift += 7
+    }
+  }
+  while (at < code.length) {
+    const id = code[at++]
+    const size = leb()
+    const end = at + size
+    if (id !== 2) { at = end; continue }
+    const count = leb()
+    for (let i = 0; i < count; i++) {
+      at += leb() // module name
+      at += leb() // field name
+      const kind = code[at++]
+      if (kind === 0) { leb(); continue } // function: type index
+      if (kind === 1) { at++; const flags = code[at++]; leb(); if (flags & 1) leb(); continue } // table
+      if (kind === 3) { at += 2; continue } // global: type, mutability
+      if (kind === 2) { at++; return leb() } // memory: flags, then the minimum
+      throw new Error('unknown import kind')
+    }
+    return 0
+  }
+  return 0
+}
+
 function compile(code) {
   const key = createHash('sha256').update(code).digest('hex')
   let mod = modules.get(key)
@@ -218,6 +253,11 @@ function compile(code) {
   if (!names.includes('run') || !names.includes('alloc')) {
     throw new JobError('JOB_SPEC_INVALID', 'a WASM job exports alloc(len) and run(ptr, len)')
   }
+  try {
+    mod.minPages = memoryMinimum(code)
+  } catch {
+    mod.minPages = 0
+  }
   if (modules.size >= 32) modules.delete(modules.keys().next().value)
   modules.set(key, mod)
   return mod
@@ -226,7 +266,10 @@ function compile(code) {
 function runWasm(task) {
   const mod = compile(task.code)
   const pages = task.limits.memoryMb * 16
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
+  // As much as the module declares it needs to start (it grows up to the limit), not the limit:
+  // a fresh memory of the full limit per job would cost more than a small job itself.
+  if (mod.minPages > pages) throw new JobError('JOB_MEMORY_LIMIT', 'the module needs ' + mod.minPages + ' pages of memory, more than its limit of ' + task.limits.memoryMb + ' MB')
+  const memory = new WebAssembly.Memory({ initial: Math.max(1, mod.minPages), maximum: pages })
   let instance
   try {
     instance = new WebAssembly.Instance(mod, { env: { memory } })
