@@ -89,6 +89,8 @@ export interface JobResult {
   jobId: string
   node: string
   output: Uint8Array
+  codeHash: string
+  inputHash: string
   outputHash: string
   /** The node's signature over {@link resultSigningBytes} (base64url): evidence if the output is wrong. */
   sig: string
@@ -247,5 +249,14 @@ export async function runJob(
     r.outputHash === commitment.outputHash &&
     options.verifier.verify(node, resultSigningBytes(commitment), Buffer.from(r.sig, 'base64url'))
   if (!checks) throw new ComputeError('JOB_FAILED', `node ${node} sent a result that does not check`)
-  return { jobId: spec.id, node, output, outputHash: r.outputHash, sig: r.sig, ms: r.ms }
+  return {
+    jobId: spec.id,
+    node,
+    output,
+    codeHash: r.codeHash,
+    inputHash: r.inputHash,
+    outputHash: r.outputHash,
+    sig: r.sig,
+    ms: r.ms,
+  }
 }

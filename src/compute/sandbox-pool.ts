@@ -36,6 +36,8 @@ export interface SandboxResult {
 
 /** Time a worker gets after a job's limit before it is terminated (its own checks answer first). */
 const GRACE_MS = 100
+/** Time a worker may take to start a job (a fresh worker loads QuickJS first). */
+const STARTUP_MS = 15_000
 
 interface Slot {
   worker: Worker
@@ -139,6 +141,7 @@ export class SandboxPool {
     }
     const onMessage = (m: {
       id: number
+      started?: boolean
       ok: boolean
       output?: Uint8Array
       ms?: number
@@ -146,6 +149,15 @@ export class SandboxPool {
       message?: string
     }) => {
       if (m.id !== id || settled) return
+      if (m.started) {
+        // The deadline counts from here: loading a runtime into a fresh worker is not the job's time.
+        clearTimeout(timer)
+        timer = setTimeout(
+          () => fail('JOB_TIMEOUT', `the job ran past its limit of ${pending.task.limits.timeMs} ms`, true),
+          pending.task.limits.timeMs + GRACE_MS,
+        )
+        return
+      }
       if (m.ok) {
         finish(false)
         pending.resolve({ output: m.output as Uint8Array, ms: m.ms as number })
@@ -158,9 +170,10 @@ export class SandboxPool {
         ? fail('JOB_MEMORY_LIMIT', 'the job exhausted its sandbox memory', true)
         : fail('JOB_FAILED', `the sandbox failed: ${err.message}`, true)
     const onExit = () => fail('JOB_FAILED', 'the sandbox stopped', true)
-    const timer = setTimeout(
-      () => fail('JOB_TIMEOUT', `the job ran past its limit of ${pending.task.limits.timeMs} ms`, true),
-      pending.task.limits.timeMs + GRACE_MS,
+    // Until the worker starts the job (a fresh one first loads its runtime), a generous bound.
+    let timer = setTimeout(
+      () => fail('JOB_FAILED', 'the sandbox did not start the job', true),
+      STARTUP_MS + pending.task.limits.timeMs,
     )
     worker.on('message', onMessage)
     worker.on('error', onError)
@@ -265,6 +278,7 @@ function compile(code) {
 
 function runWasm(task) {
   const mod = compile(task.code)
+  parentPort.postMessage({ id: task.id, started: true })
   const pages = task.limits.memoryMb * 16
   // As much as the module declares it needs to start (it grows up to the limit), not the limit:
   // a fresh memory of the full limit per job would cost more than a small job itself.
@@ -297,6 +311,7 @@ function runWasm(task) {
 
 async function runJs(task) {
   if (quickjs === undefined) quickjs = await require(workerData.quickjsPath).getQuickJS()
+  parentPort.postMessage({ id: task.id, started: true })
   const runtime = quickjs.newRuntime()
   try {
     runtime.setMemoryLimit(task.limits.memoryMb * 1024 * 1024)

@@ -4,9 +4,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
 import { ComputeError } from '../compute/errors.js'
-import { runJob } from '../compute/job-protocol.js'
 import { type JobLimits, type JobSpec, parseJobSpec } from '../compute/job-spec.js'
 import { placeJob, type ScoredQuote } from '../compute/placement.js'
+import { type FraudEvidence, NodeHistory, runVerified } from '../compute/verification.js'
 import { systemClock } from '../core/clock.js'
 import { createLogger, type Logger } from '../core/logger.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../mesh/create-libp2p.js'
@@ -61,8 +61,13 @@ export interface JobRequest {
   maxPrice?: bigint
   /** How long the result is wanted for (default 60 s from now). */
   deadlineMs?: number
-  /** Progress: placing (candidates), running (on which node), done. */
-  onProgress?: (stage: 'placing' | 'running' | 'done', detail: Record<string, unknown>) => void
+  /**
+   * The chance of re-running the job on an independent node to check it (default: adaptive, 1 for a
+   * node this client has no history with, falling to 5% as it proves itself).
+   */
+  verify?: number
+  /** Progress: placing (candidates), running (on which node), verifying, done. */
+  onProgress?: (stage: 'placing' | 'running' | 'verifying' | 'done', detail: Record<string, unknown>) => void
 }
 
 /** A job's outcome. */
@@ -81,12 +86,14 @@ export interface JobOutcome {
   placementMs: number
   /** The node's signature over the result's hashes (evidence if it is wrong). */
   sig: string
-  /** Re-execution on an independent node comes with verification; until then, `signed`. */
-  verification: 'signed'
+  /**
+   * `signed`: the node's signed result, not re-run; `verified`: an independent node got the same
+   * output; `majority`: outputs differed and a third node decided (see `evidence`).
+   */
+  verification: 'signed' | 'verified' | 'majority'
+  /** Signed wrong results caught while checking this job (fraud evidence against those nodes). */
+  evidence: FraudEvidence[]
 }
-
-/** Mesh errors that mean "try another node" rather than "the job failed". */
-const TRANSPORT = new Set(['PEER_UNREACHABLE', 'REQUEST_TIMEOUT', 'PROTOCOL_NOT_SUPPORTED', 'REMOTE_ERROR'])
 
 /** A connected client: {@link Meshwork.jobs}, the ads it knows, and {@link Meshwork.close}. */
 export class Meshwork {
@@ -96,6 +103,7 @@ export class Meshwork {
   readonly #net: string
   readonly #ownOperators: string[]
   readonly #unsubscribe: () => void
+  readonly #history = new NodeHistory()
 
   private constructor(init: {
     network: NetworkFile
@@ -206,6 +214,7 @@ export class Meshwork {
       verifier: createPeerVerifier(),
       now: () => Date.now(),
       ownOperators: this.#ownOperators,
+      reputation: (peerId) => this.#history.reputation(peerId),
     })
     const placementMs = performance.now() - started
     // The chosen quote first, then the others in the same edge-first order.
@@ -215,37 +224,31 @@ export class Meshwork {
         .filter((q) => q.node !== placement.quote.node)
         .sort((a, b) => (a.tier === b.tier ? b.score - a.score : a.tier === 'edge' ? -1 : 1)),
     ]
-    let last: unknown
-    for (const quote of order) {
-      request.onProgress?.('running', { jobId: spec.id, provider: quote.node, tier: quote.tier })
-      try {
-        const result = await runJob(this.#port, quote.node, spec, {
-          network: this.#net,
-          verifier: createPeerVerifier(),
-        })
-        const latencyMs = performance.now() - started
-        request.onProgress?.('done', { jobId: spec.id, latencyMs })
-        return {
-          jobId: spec.id,
-          output: result.output,
-          ...(spec.kind === 'js' ? { value: JSON.parse(new TextDecoder().decode(result.output)) } : {}),
-          provider: quote.node,
-          tier: quote.tier,
-          fallback: quote === placement.quote ? placement.fallback : quote.tier === 'cloud',
-          price: quote.price,
-          latencyMs,
-          placementMs,
-          sig: result.sig,
-          verification: 'signed',
-        }
-      } catch (err) {
-        last = err
-        if (!TRANSPORT.has((err as { code?: string }).code ?? '')) throw err
-      }
-    }
-    throw new ComputeError('JOB_NO_PROVIDER', 'no quoted node could be reached to run the job', {
-      cause: last,
+    const operators = new Map(this.#table.list().map((a) => [a.peerId, a.ad.operator.toLowerCase()]))
+    const run = await runVerified(this.#port, order, spec, {
+      network: this.#net,
+      verifier: createPeerVerifier(),
+      history: this.#history,
+      operatorOf: (peerId) => operators.get(peerId),
+      ...(request.verify === undefined ? {} : { probability: request.verify }),
+      onProgress: (stage, detail) => request.onProgress?.(stage, { jobId: spec.id, ...detail }),
     })
+    const latencyMs = performance.now() - started
+    request.onProgress?.('done', { jobId: spec.id, latencyMs })
+    return {
+      jobId: spec.id,
+      output: run.result.output,
+      ...(spec.kind === 'js' ? { value: JSON.parse(new TextDecoder().decode(run.result.output)) } : {}),
+      provider: run.quote.node,
+      tier: run.quote.tier,
+      fallback: run.quote === placement.quote ? placement.fallback : run.quote.tier === 'cloud',
+      price: run.quote.price,
+      latencyMs,
+      placementMs,
+      sig: run.result.sig,
+      verification: run.verification,
+      evidence: run.evidence,
+    }
   }
 
   #spec(r: JobRequest): JobSpec {

@@ -22,6 +22,7 @@ interface Options {
   timeMs?: string
   memoryMb?: string
   operator?: string[]
+  verify?: string
 }
 
 /** `--near LAT,LON[,KM]` or an H3 cell. */
@@ -59,6 +60,7 @@ export function jobCommands(program: Command): Command {
     .option('--max-price <mesh>', 'the most to pay, in MESH', '1')
     .option('--time-ms <ms>', 'time limit')
     .option('--memory-mb <mb>', 'memory limit')
+    .option('--verify <p>', 're-run on an independent node with this probability, 0 to 1 (default: adaptive)')
     .action(async (file: string, opts: Options, cmd: Command) => {
       const g = globalOptions(cmd)
       const out = createOutput(g)
@@ -94,6 +96,9 @@ export function jobCommands(program: Command): Command {
         ...(opts.timeMs ? { timeMs: parsePositiveInt(opts.timeMs, '--time-ms', 60_000) } : {}),
         ...(opts.memoryMb ? { memoryMb: parsePositiveInt(opts.memoryMb, '--memory-mb', 512) } : {}),
       }
+      const verify = opts.verify === undefined ? undefined : Number(opts.verify)
+      if (verify !== undefined && !(verify >= 0 && verify <= 1))
+        throw new InvalidArgumentError(`--verify must be a probability from 0 to 1, got "${opts.verify}"`)
       const logger = createLogger({ level: g.verbose ? 'debug' : 'silent' })
       out.step('joining the network')
       const mw = await Meshwork.connect({
@@ -112,9 +117,11 @@ export function jobCommands(program: Command): Command {
           localOnly: opts.localOnly === true,
           tier: opts.tier,
           maxPrice: parseUnits(opts.maxPrice, 18),
+          ...(verify === undefined ? {} : { verify }),
           onProgress: (stage, detail) => {
             if (stage === 'placing') out.step(`asking for quotes (${detail.known} nodes known)`)
-            if (stage === 'running') out.step(`running on ${detail.provider} (${detail.tier})`)
+            if (stage === 'running') out.step(`running on ${detail.provider ?? 'the best quote'}`)
+            if (stage === 'verifying') out.step('re-running on an independent node to check the result')
           },
         })
         out.json({
@@ -128,6 +135,7 @@ export function jobCommands(program: Command): Command {
           price: r.price.toString(),
           latencyMs: Math.round(r.latencyMs * 10) / 10,
           verification: r.verification,
+          evidence: r.evidence,
         })
         out.info(
           r.value === undefined ? Buffer.from(r.output).toString('hex') : JSON.stringify(r.value, null, 2),

@@ -1,0 +1,153 @@
+import type { NetworkPort } from '../mesh/network-port.js'
+import type { PeerVerifier } from '../mesh/peer-key.js'
+import { ComputeError } from './errors.js'
+import { type JobResult, runJob } from './job-protocol.js'
+import type { JobSpec } from './job-spec.js'
+import type { ScoredQuote } from './placement.js'
+
+/**
+ * Verification by re-execution: with probability p a client runs the same job (same id, so a JS
+ * job's Math.random is the same) on an independent node and compares output hashes; on a mismatch a
+ * third node decides by majority. The node whose signed output lost is caught: its signed result is
+ * the fraud evidence verifiers turn into a slash (docs/protocol.md, "Verification").
+ */
+
+/** The re-execution probability for a node this client has checked `clean` times without a mismatch. */
+export function verificationProbability(clean: number, floor = 0.05): number {
+  return Math.max(floor, 1 / (1 + Math.max(0, clean) / 20))
+}
+
+/** What a client remembers of each node it checked (in memory; a real client keeps it on disk). */
+export class NodeHistory {
+  readonly #clean = new Map<string, number>()
+  readonly #caught = new Set<string>()
+
+  clean(peerId: string): number {
+    return this.#clean.get(peerId) ?? 0
+  }
+  caught(peerId: string): boolean {
+    return this.#caught.has(peerId)
+  }
+  recordClean(peerId: string): void {
+    this.#clean.set(peerId, this.clean(peerId) + 1)
+  }
+  recordCaught(peerId: string): void {
+    this.#caught.add(peerId)
+    this.#clean.delete(peerId)
+  }
+  /** 0 to 1 for the placement score: 0 once caught, growing with clean checks. */
+  reputation(peerId: string): number {
+    return this.caught(peerId) ? 0 : Math.min(1, 0.5 + this.clean(peerId) / 40)
+  }
+}
+
+/** A signed wrong result: the evidence against `node`. */
+export interface FraudEvidence {
+  node: string
+  /** Who it answered (the signature binds it). */
+  client: string
+  jobId: string
+  codeHash: string
+  inputHash: string
+  /** The output hash it signed, and the one the majority got. */
+  signedOutputHash: string
+  majorityOutputHash: string
+  sig: string
+}
+
+/** The outcome of a checked run. */
+export interface VerifiedRun {
+  result: JobResult
+  quote: ScoredQuote
+  /** `signed`: not re-run; `verified`: a second node agreed; `majority`: a third node decided. */
+  verification: 'signed' | 'verified' | 'majority'
+  evidence: FraudEvidence[]
+}
+
+/**
+ * Runs `spec` on the first reachable quote's node, then, with the node's verification probability
+ * (or `probability` when given), re-runs it on the next independent node (another operator where
+ * one is quoted) and settles a mismatch with a third. Never returns a result that lost a check.
+ *
+ * @throws ComputeError the node's code when the job fails; JOB_FAILED when no majority exists;
+ *   JOB_NO_PROVIDER when no node can be reached.
+ */
+export async function runVerified(
+  port: Pick<NetworkPort, 'peerId' | 'request'>,
+  quotes: readonly ScoredQuote[],
+  spec: JobSpec,
+  options: {
+    network: string
+    verifier: PeerVerifier
+    history: NodeHistory
+    operatorOf?: (peerId: string) => string | undefined
+    probability?: number
+    random?: () => number
+    onProgress?: (stage: 'running' | 'verifying', detail: Record<string, unknown>) => void
+  },
+): Promise<VerifiedRun> {
+  const random = options.random ?? Math.random
+  const remaining = quotes.filter((q) => !options.history.caught(q.node))
+  const take = async (exclude: ReadonlySet<string>) => {
+    let last: unknown
+    for (;;) {
+      // Independent: a node of an operator not used yet for this job.
+      const at = remaining.findIndex((q) => !exclude.has(options.operatorOf?.(q.node) ?? q.node))
+      if (at < 0) break
+      const quote = remaining.splice(at, 1)[0] as ScoredQuote
+      try {
+        return { quote, result: await runJob(port, quote.node, spec, options) }
+      } catch (err) {
+        last = err
+        const code = (err as { code?: string }).code ?? ''
+        if (!['PEER_UNREACHABLE', 'REQUEST_TIMEOUT', 'PROTOCOL_NOT_SUPPORTED', 'REMOTE_ERROR'].includes(code))
+          throw err
+      }
+    }
+    throw new ComputeError('JOB_NO_PROVIDER', 'no quoted node could be reached to run the job', {
+      cause: last,
+    })
+  }
+  const operator = (q: ScoredQuote) => options.operatorOf?.(q.node) ?? q.node
+
+  options.onProgress?.('running', { provider: remaining[0]?.node })
+  const first = await take(new Set())
+  const p = options.probability ?? verificationProbability(options.history.clean(first.quote.node))
+  if (random() >= p) return { ...first, verification: 'signed', evidence: [] }
+
+  options.onProgress?.('verifying', { provider: first.quote.node })
+  const second = await take(new Set([operator(first.quote)])).catch(() => undefined)
+  if (second === undefined) return { ...first, verification: 'signed', evidence: [] }
+  if (second.result.outputHash === first.result.outputHash) {
+    options.history.recordClean(first.quote.node)
+    options.history.recordClean(second.quote.node)
+    return { ...first, verification: 'verified', evidence: [] }
+  }
+  // A mismatch: a third, independent node decides.
+  const third = await take(new Set([operator(first.quote), operator(second.quote)]))
+  const runs = [first, second, third]
+  const votes = new Map<string, number>()
+  for (const r of runs) votes.set(r.result.outputHash, (votes.get(r.result.outputHash) ?? 0) + 1)
+  const [majority, count] = [...votes].sort((a, b) => b[1] - a[1])[0] as [string, number]
+  if (count < 2) throw new ComputeError('JOB_FAILED', 'three nodes returned three different outputs')
+  const evidence: FraudEvidence[] = []
+  for (const r of runs) {
+    if (r.result.outputHash === majority) {
+      options.history.recordClean(r.quote.node)
+      continue
+    }
+    options.history.recordCaught(r.quote.node)
+    evidence.push({
+      node: r.quote.node,
+      client: port.peerId,
+      jobId: spec.id,
+      codeHash: r.result.codeHash,
+      inputHash: r.result.inputHash,
+      signedOutputHash: r.result.outputHash,
+      majorityOutputHash: majority,
+      sig: r.result.sig,
+    })
+  }
+  const winner = runs.find((r) => r.result.outputHash === majority) as (typeof runs)[number]
+  return { ...winner, verification: 'majority', evidence }
+}
