@@ -1,6 +1,7 @@
 import '../core/polyfill.js'
 import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
 import { ComputeError } from '../compute/errors.js'
@@ -95,6 +96,15 @@ export interface JobOutcome {
   evidence: FraudEvidence[]
 }
 
+/** Puts a node's advertised addresses into the peer store, so that requests dial it directly. */
+async function learnAddresses(libp2p: MeshLibp2p, peer: string, addrs: readonly string[], logger: Logger) {
+  try {
+    await libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: addrs.map((a) => multiaddr(a)) })
+  } catch (err) {
+    logger.debug({ err, peer }, 'could not keep advertised addresses')
+  }
+}
+
 /** A connected client: {@link Meshwork.jobs}, the ads it knows, and {@link Meshwork.close}. */
 export class Meshwork {
   readonly network: NetworkFile
@@ -148,7 +158,13 @@ export class Meshwork {
       const decoded = codec.decode(m.data, { from: m.from })
       if (!decoded.ok) return decoded.verdict
       if (decoded.envelope.type !== ADVERTISEMENT.type) return 'reject'
-      table.put(decoded.envelope as Envelope<Advertisement>, m.data)
+      if (table.put(decoded.envelope as Envelope<Advertisement>, m.data))
+        void learnAddresses(
+          libp2p,
+          decoded.envelope.from,
+          (decoded.envelope.body as Advertisement).addrs,
+          logger,
+        )
       return 'accept'
     })
     const client = new Meshwork({
@@ -177,6 +193,8 @@ export class Meshwork {
           hint: 'Check the network file’s bootstrap list (or pass one), and that its nodes run',
         })
       await Promise.allSettled(peers.map((p) => syncAds(port, p, { codec, table })))
+      // Dial nodes where their signed advertisements say they are (no lookup needed).
+      await Promise.allSettled(table.list().map((a) => learnAddresses(libp2p, a.peerId, a.ad.addrs, logger)))
       return client
     } catch (err) {
       await client.close()

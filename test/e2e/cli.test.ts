@@ -225,7 +225,7 @@ describe('meshwork devnet', () => {
     )
     expect(verify.code, verify.stderr).toBe(0)
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, epoch: Number(closed[1]) })
-    // A builder runs a job on the devnet's nodes: placed, run in a sandbox, signed and checked.
+    // A builder runs a job on the devnet's nodes: placed, run in a sandbox, signed, and (a new node) re-run on the other node to check it.
     writeFileSync(join(cwd, 'square.js'), '(xs) => xs.map((x) => x * x)\n')
     const job = await runCli(
       [
@@ -243,7 +243,7 @@ describe('meshwork devnet', () => {
       { cwd, timeoutMs: 60_000 },
     )
     expect(job.code, job.stderr).toBe(0)
-    expect(JSON.parse(job.stdout)).toMatchObject({ value: [4, 9], tier: 'edge', verification: 'signed' })
+    expect(JSON.parse(job.stdout)).toMatchObject({ value: [4, 9], tier: 'edge', verification: 'verified' })
     writeFileSync(join(cwd, 'loop.js'), '() => { for (;;) {} }\n')
     const loop = await runCli(
       ['job', 'run', 'loop.js', '--network', 'net/network.json', '--time-ms', '200'],
