@@ -21,3 +21,20 @@ export function waitForShutdown(): Promise<NodeJS.Signals | 'parent gone'> {
     }
   })
 }
+
+/** How long a clean stop may take before the process exits anyway. */
+export const STOP_DEADLINE_MS = 5_000
+
+/** Runs `stop`; if it has not finished within {@link STOP_DEADLINE_MS}, logs it and exits with 1. */
+export async function stopWithin(
+  stop: () => Promise<void>,
+  logger: { error(msg: string): void },
+): Promise<void> {
+  const deadline = setTimeout(() => {
+    logger.error(`did not stop within ${STOP_DEADLINE_MS / 1000} s; exiting`)
+    process.exit(1)
+  }, STOP_DEADLINE_MS)
+  deadline.unref()
+  await stop()
+  clearTimeout(deadline)
+}

@@ -82,6 +82,26 @@ export async function initNodeDir(init: InitNodeDirInit): Promise<NodeIdentity> 
   }
 }
 
+/** Reads a libp2p Ed25519 key file (owner-only), with a one-line error for anything else. */
+export function readPeerKeyFile(path: string): Ed25519PrivateKey {
+  try {
+    const key = privateKeyFromProtobuf(readSecretFile(path))
+    if (key.type !== 'Ed25519') throw new Error(`a ${key.type} key`)
+    return key
+  } catch (err) {
+    if ((err as { code?: string }).code === 'INVALID_ARGUMENT') throw err
+    throw new InvalidArgumentError(`${path} is not an Ed25519 libp2p key`, { cause: err })
+  }
+}
+
+/** Reads an EVM key file (0x + 64 hex, owner-only). */
+export function readOperatorKeyFile(path: string): Hex {
+  const text = readSecretFile(path).toString('utf8').trim()
+  if (!/^0x[0-9a-fA-F]{64}$/.test(text))
+    throw new InvalidArgumentError(`${path} does not hold a 32-byte hex key`)
+  return text as Hex
+}
+
 /** Loads the identity of a node directory made by {@link initNodeDir}. */
 export function loadNodeIdentity(dir: string, payoutAddress = ''): NodeIdentity {
   const peerPath = join(dir, NODE_FILES.peerKey)
@@ -90,24 +110,9 @@ export function loadNodeIdentity(dir: string, payoutAddress = ''): NodeIdentity 
       hint: 'Run `meshwork node init --dir DIR` first',
     })
   }
-  let peerKey: Ed25519PrivateKey
-  try {
-    const key = privateKeyFromProtobuf(readSecretFile(peerPath))
-    if (key.type !== 'Ed25519') throw new Error(`a ${key.type} key`)
-    peerKey = key
-  } catch (err) {
-    if ((err as { code?: string }).code === 'INVALID_ARGUMENT') throw err
-    throw new InvalidArgumentError(`${peerPath} is not an Ed25519 libp2p key`, { cause: err })
-  }
+  const peerKey = readPeerKeyFile(peerPath)
   const operatorPath = join(dir, NODE_FILES.operatorKey)
-  let operatorKey: Hex | undefined
-  if (existsSync(operatorPath)) {
-    const text = readSecretFile(operatorPath).toString('utf8').trim()
-    if (!/^0x[0-9a-fA-F]{64}$/.test(text)) {
-      throw new InvalidArgumentError(`${operatorPath} does not hold a 32-byte hex key`)
-    }
-    operatorKey = text as Hex
-  }
+  const operatorKey = existsSync(operatorPath) ? readOperatorKeyFile(operatorPath) : undefined
   const operatorAddress =
     payoutAddress !== ''
       ? (payoutAddress as `0x${string}`)

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Hex } from 'viem'
@@ -8,9 +8,10 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { z } from 'zod'
 import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
 import { InvalidArgumentError } from '../core/errors.js'
-import { readSecretFile, writeSecretFile } from '../core/secret-file.js'
+import { writeSecretFile } from '../core/secret-file.js'
 import { loadTomlConfig } from '../core/toml-config.js'
 import { apiSection, chainSection, meshSection } from '../node/config.js'
+import { readOperatorKeyFile, readPeerKeyFile } from '../node/identity.js'
 import { openVerifierStore } from './store.js'
 
 /** File names inside a verifier directory. */
@@ -121,20 +122,8 @@ export function loadVerifierDir(dir: string, env: NodeJS.ProcessEnv = process.en
       hint: 'Run `meshwork verifier init --dir DIR` first',
     })
   }
-  let peerKey: Ed25519PrivateKey
-  try {
-    const key = privateKeyFromProtobuf(readSecretFile(peerPath))
-    if (key.type !== 'Ed25519') throw new Error(`a ${key.type} key`)
-    peerKey = key
-  } catch (err) {
-    if ((err as { code?: string }).code === 'INVALID_ARGUMENT') throw err
-    throw new InvalidArgumentError(`${peerPath} is not an Ed25519 libp2p key`, { cause: err })
-  }
-  const text = readSecretFile(operatorPath).toString('utf8').trim()
-  if (!/^0x[0-9a-fA-F]{64}$/.test(text)) {
-    throw new InvalidArgumentError(`${operatorPath} does not hold a 32-byte hex key`)
-  }
-  const operatorKey = text as Hex
+  const peerKey = readPeerKeyFile(peerPath)
+  const operatorKey = readOperatorKeyFile(operatorPath)
   const networkPath = isAbsolute(config.chain.network)
     ? config.chain.network
     : join(dir, config.chain.network)

@@ -18,10 +18,7 @@ import { startOpsServer } from '../../node/ops-server.js'
 import { probeResources } from '../../node/resources.js'
 import { globalOptions } from '../context.js'
 import { createOutput } from '../output.js'
-import { waitForShutdown } from '../signals.js'
-
-/** How long a clean stop may take before the process exits anyway. */
-const STOP_DEADLINE_MS = 5_000
+import { stopWithin, waitForShutdown } from '../signals.js'
 
 /**
  * `meshwork node start`: the composition root of an operator's node. Builds the parts in order
@@ -111,13 +108,7 @@ export function nodeStartCommand(node: Command): void {
         const signal = await waitForShutdown()
         out.step(`stopping (${signal})`)
       } finally {
-        const deadline = setTimeout(() => {
-          logger.error('did not stop within 5 s; exiting')
-          process.exit(1)
-        }, STOP_DEADLINE_MS)
-        deadline.unref()
-        await stopAll()
-        clearTimeout(deadline)
+        await stopWithin(stopAll, logger)
       }
     })
 }

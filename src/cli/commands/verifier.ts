@@ -13,12 +13,10 @@ import { startVerifierService } from '../../verifier/verifier-service.js'
 import { DEV_CHAIN_ID, globalOptions } from '../context.js'
 import { createOutput } from '../output.js'
 import { parseRpcUrl } from '../parse.js'
-import { waitForShutdown } from '../signals.js'
+import { stopWithin, waitForShutdown } from '../signals.js'
 
 /** Where a verifier keeps its files unless --dir says otherwise. */
 const DEFAULT_VERIFIER_DIR = '.meshwork/verifier'
-/** How long a clean stop may take before the process exits anyway. */
-const STOP_DEADLINE_MS = 5_000
 
 /** `meshwork verifier init|register|start`: run a staked verifier. */
 export function verifierCommands(program: Command): Command {
@@ -133,13 +131,7 @@ export function verifierCommands(program: Command): Command {
         const signal = await waitForShutdown()
         out.step(`stopping (${signal})`)
       } finally {
-        const deadline = setTimeout(() => {
-          logger.error('did not stop within 5 s; exiting')
-          process.exit(1)
-        }, STOP_DEADLINE_MS)
-        deadline.unref()
-        await service.stop()
-        clearTimeout(deadline)
+        await stopWithin(() => service.stop(), logger)
       }
     })
   return verifier
