@@ -109,7 +109,8 @@ export function jobCommands(program: Command): Command {
       try {
         const r = await mw.jobs.run({
           kind: ext === '.wasm' ? 'wasm' : 'js',
-          code: ext === '.js' ? new TextDecoder().decode(code).trim() : code,
+          // A file holding one function expression; a trailing semicolon is allowed.
+          code: ext === '.js' ? new TextDecoder().decode(code).trim().replace(/;$/, '') : code,
           input,
           limits,
           ...(opts.near ? { near: parseNear(opts.near) } : {}),
