@@ -16,6 +16,7 @@ import {
   servicesMask,
   transferTokens,
 } from '../chain/index.js'
+import { writeSecretFile } from '../core/secret-file.js'
 import { peerIdBytes } from '../mesh/peer-key.js'
 import { initNodeDir } from '../node/identity.js'
 import { loadNodeDir } from '../node/node-dir.js'
@@ -48,6 +49,33 @@ const PLACES: readonly [string, number, number][] = [
 /** Stakes the devnet registers with (the devnet preset's minimums). */
 export const DEVNET_NODE_STAKE = 1_000n * MESH
 export const DEVNET_VERIFIER_STAKE = 100_000n * MESH
+/** The demo builder's account file in the devnet directory, and what it is given to pay for jobs. */
+export const BUILDER_KEY_FILE = 'builder.key'
+export const DEVNET_BUILDER_FUNDS = 10_000n * MESH
+
+/**
+ * Writes the devnet's builder key (dev account 1, which has gas) to `path` and gives it MESH from
+ * the treasury, so `meshwork job run --key PATH` can pay for jobs.
+ */
+export async function fundBuilder(
+  path: string,
+  provider: Eip1193Provider,
+  network: NetworkFile,
+): Promise<void> {
+  const [treasury, builder] = devAccounts(2) as [
+    { privateKey: `0x${string}` },
+    { privateKey: `0x${string}`; address: `0x${string}` },
+  ]
+  const client = createChainClient({
+    chainId: network.chainId,
+    contracts: network.contracts,
+    rpc: provider,
+    privateKey: treasury.privateKey,
+    pollingInterval: 10,
+  })
+  await transferTokens(client, builder.address, DEVNET_BUILDER_FUNDS)
+  if (!existsSync(path)) writeSecretFile(path, `${builder.privateKey}\n`)
+}
 
 /** One member directory. */
 export interface Member {

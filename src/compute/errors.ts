@@ -8,6 +8,9 @@ export const computeErrorCodes = [
   'JOB_OUTPUT_TOO_LARGE',
   'JOB_FAILED',
   'JOB_NO_PROVIDER',
+  'PAYMENT_REQUIRED',
+  'PAYMENT_INVALID',
+  'VOUCHER_STALE',
 ] as const
 
 export type ComputeErrorCode = (typeof computeErrorCodes)[number]

@@ -101,7 +101,11 @@ describe('running a job on a node (/meshwork/job/1)', () => {
     const options = { network: NET, verifier: createPeerVerifier() }
     const good = spec('(x) => x + 1', 1)
     // A node that runs the job but swaps the output after signing.
-    const honest = await client.request(node, JOB_PROTOCOL, new TextEncoder().encode(JSON.stringify(good)))
+    const honest = await client.request(
+      node,
+      JOB_PROTOCOL,
+      new TextEncoder().encode(JSON.stringify({ spec: good })),
+    )
     nodePort.unhandle(JOB_PROTOCOL)
     nodePort.handle(JOB_PROTOCOL, async () => {
       const body = JSON.parse(new TextDecoder().decode(honest))

@@ -7,6 +7,7 @@ import type { ServiceOffer } from '../node/advertisement.js'
 import type { NodeService, ServiceContext } from '../node/service.js'
 import { ComputeError, type ComputeErrorCode, computeErrorCodes } from './errors.js'
 import { type JobSpec, MAX_JOB_SPEC_BYTES, parseJobSpec } from './job-spec.js'
+import { type Admission, type PaymentDesk, type PayTicket, payTicketSchema } from './payments.js'
 import { serveQuotes } from './placement.js'
 import type { SandboxPool } from './sandbox-pool.js'
 
@@ -32,15 +33,27 @@ const resultSchema = z
     sig: z.string().regex(/^[A-Za-z0-9_-]{85}[AQgw]$/),
   })
   .strict()
+const billed = z.string().regex(/^(0|[1-9][0-9]{0,38})$/)
 const responseSchema = z.union([
-  z.object({ ok: z.literal(true), result: resultSchema }).strict(),
+  z.object({ ok: z.literal(true), result: resultSchema, billed: billed.optional() }).strict(),
   z
     .object({
       ok: z.literal(false),
       error: z.object({ code: z.enum(computeErrorCodes), message: z.string().max(1_000) }).strict(),
+      billed: billed.optional(),
     })
     .strict(),
 ])
+/** A job request: the spec, and the payment ticket when the node charges. */
+const requestSchema = z.object({ spec: z.unknown(), pay: payTicketSchema.optional() }).strict()
+
+/** Codes of a job that ran and failed in the sandbox: the node billed its time. */
+const RAN_AND_FAILED: readonly string[] = [
+  'JOB_TIMEOUT',
+  'JOB_MEMORY_LIMIT',
+  'JOB_OUTPUT_TOO_LARGE',
+  'JOB_FAILED',
+]
 
 /** The hashes a result commits to (hex sha-256). */
 export interface ResultCommitment {
@@ -96,6 +109,8 @@ export interface JobResult {
   sig: string
   /** Time in the sandbox (ms), as the node reports it. */
   ms: number
+  /** What the node billed for it (0 when free). */
+  billed: bigint
 }
 
 /**
@@ -112,13 +127,17 @@ export class ComputeService implements NodeService {
   /** Jobs answered, by outcome (for metrics and tests). */
   readonly counts = new Map<string, number>()
 
+  readonly #desk: PaymentDesk | undefined
+
+  /** Without a `desk` the node runs jobs for free whatever its advertised price. */
   constructor(
     init: { network: string; price: bigint; now: () => number },
-    components: { pool: SandboxPool; signer: PeerSigner },
+    components: { pool: SandboxPool; signer: PeerSigner; desk?: PaymentDesk },
   ) {
     this.#init = init
     this.#pool = components.pool
     this.#signer = components.signer
+    this.#desk = components.desk
   }
 
   advertise(): ServiceOffer {
@@ -133,8 +152,9 @@ export class ComputeService implements NodeService {
   async start(context: ServiceContext): Promise<void> {
     this.#port = context.port
     context.port.handle(JOB_PROTOCOL, (request, ctx) => this.#serve(request, ctx), {
-      maxRequestBytes: MAX_JOB_SPEC_BYTES,
+      maxRequestBytes: MAX_JOB_SPEC_BYTES + 1_024,
     })
+    this.#stopPay = this.#desk?.serve(context.port)
     this.#stopQuotes = serveQuotes(context.port, {
       network: this.#init.network,
       signer: this.#signer,
@@ -148,10 +168,12 @@ export class ComputeService implements NodeService {
   }
 
   #stopQuotes: (() => void) | undefined
+  #stopPay: (() => void) | undefined
 
   async stop(): Promise<void> {
     this.#port?.unhandle(JOB_PROTOCOL)
     this.#stopQuotes?.()
+    this.#stopPay?.()
   }
 
   async answerChallenge(): Promise<Record<string, unknown>> {
@@ -161,17 +183,30 @@ export class ComputeService implements NodeService {
   async #serve(request: Uint8Array, ctx: RequestContext): Promise<Uint8Array> {
     const answer = (body: unknown) => new TextEncoder().encode(JSON.stringify(body))
     const count = (outcome: string) => this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1)
+    let admission: Admission | undefined
+    let jobId = ''
     try {
-      let json: unknown
+      let json: z.infer<typeof requestSchema>
       try {
-        json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(request))
+        json = requestSchema.parse(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(request)))
       } catch {
-        throw new ComputeError('JOB_SPEC_INVALID', 'the job request is not UTF-8 JSON')
+        throw new ComputeError(
+          'JOB_SPEC_INVALID',
+          'the job request is not {"spec": …, "pay"?: …} in UTF-8 JSON',
+        )
       }
-      const spec = parseJobSpec(json)
+      // The spec is checked in full before any payment is looked at.
+      const spec = parseJobSpec(json.spec)
       if (spec.deadline < this.#init.now())
         throw new ComputeError('JOB_SPEC_INVALID', 'job spec deadline: it has passed')
       const { code, input } = bytesOf(spec)
+      if (this.#init.price > BigInt(spec.maxPrice))
+        throw new ComputeError(
+          'PAYMENT_REQUIRED',
+          `this node charges ${this.#init.price}, above the job's maxPrice`,
+        )
+      admission = await this.#desk?.admit(json.pay, ctx.from, this.#init.price)
+      jobId = spec.id
       const run = await this.#pool.run({
         kind: spec.kind,
         code,
@@ -191,16 +226,26 @@ export class ComputeService implements NodeService {
       }
       const sig = Buffer.from(this.#signer.sign(resultSigningBytes(commitment))).toString('base64url')
       count('ok')
+      admission?.bill(spec.id)
       const { net: _net, node: _node, client: _client, ...hashes } = commitment
       return answer({
         ok: true,
         result: { ...hashes, output: Buffer.from(run.output).toString('base64'), ms: run.ms, sig },
+        ...(admission ? { billed: admission.price.toString() } : {}),
       })
     } catch (err) {
       const code: ComputeErrorCode =
         err instanceof ComputeError ? (err.code as ComputeErrorCode) : 'JOB_FAILED'
       count(code)
-      return answer({ ok: false, error: { code, message: (err as Error).message.slice(0, 1_000) } })
+      // A job that ran and failed used the node's time: it is billed; anything refused before is not.
+      const ran = admission !== undefined && RAN_AND_FAILED.includes(code)
+      if (ran) admission?.bill(jobId)
+      else admission?.release()
+      return answer({
+        ok: false,
+        error: { code, message: (err as Error).message.slice(0, 1_000) },
+        ...(ran && admission ? { billed: admission.price.toString() } : {}),
+      })
     }
   }
 }
@@ -217,10 +262,11 @@ export async function runJob(
   port: Pick<NetworkPort, 'peerId' | 'request'>,
   node: string,
   spec: JobSpec,
-  options: { network: string; verifier: PeerVerifier; timeoutMs?: number },
+  options: { network: string; verifier: PeerVerifier; timeoutMs?: number; pay?: PayTicket },
 ): Promise<JobResult> {
   const { code, input } = bytesOf(spec)
-  const bytes = await port.request(node, JOB_PROTOCOL, new TextEncoder().encode(JSON.stringify(spec)), {
+  const body = JSON.stringify({ spec, ...(options.pay ? { pay: options.pay } : {}) })
+  const bytes = await port.request(node, JOB_PROTOCOL, new TextEncoder().encode(body), {
     timeoutMs: options.timeoutMs ?? spec.limits.timeMs + 5_000,
     maxResponseBytes: Math.ceil((spec.limits.outputBytes * 4) / 3) + 4_096,
   })
@@ -230,7 +276,10 @@ export async function runJob(
   } catch {
     throw new ComputeError('JOB_FAILED', `node ${node} sent a malformed answer`)
   }
-  if (!parsed.ok) throw new ComputeError(parsed.error.code, `node ${node}: ${parsed.error.message}`)
+  if (!parsed.ok)
+    throw new ComputeError(parsed.error.code, `node ${node}: ${parsed.error.message}`, {
+      details: { billed: parsed.billed ?? '0' },
+    })
   const r = parsed.result
   const output = new Uint8Array(Buffer.from(r.output, 'base64'))
   const commitment: ResultCommitment = {
@@ -258,5 +307,6 @@ export async function runJob(
     outputHash: r.outputHash,
     sig: r.sig,
     ms: r.ms,
+    billed: BigInt(parsed.billed ?? '0'),
   }
 }

@@ -45,7 +45,7 @@ async function setup(cheatRate: number) {
   // The cheater answers with a wrong output some of the time, signed like a real one.
   const draw = mulberry32(7)
   net.createPort(cheater.peerId).handle(JOB_PROTOCOL, async (request, ctx) => {
-    const job = JSON.parse(new TextDecoder().decode(request))
+    const job = JSON.parse(new TextDecoder().decode(request)).spec
     const code = new Uint8Array(Buffer.from(job.code.inline, 'base64'))
     const input = new Uint8Array(Buffer.from(job.input.inline, 'base64'))
     const right = String(Number(new TextDecoder().decode(input)) * 2)

@@ -55,6 +55,15 @@ export interface FraudEvidence {
   sig: string
 }
 
+/** Failures of one node that send the job to the next quoted node. */
+const NEXT_NODE: readonly string[] = [
+  'PEER_UNREACHABLE',
+  'REQUEST_TIMEOUT',
+  'PROTOCOL_NOT_SUPPORTED',
+  'REMOTE_ERROR',
+  'PAYMENT_REQUIRED',
+]
+
 /** The outcome of a checked run. */
 export interface VerifiedRun {
   result: JobResult
@@ -62,6 +71,8 @@ export interface VerifiedRun {
   /** `signed`: not re-run; `verified`: a second node agreed; `majority`: a third node decided. */
   verification: 'signed' | 'verified' | 'majority'
   evidence: FraudEvidence[]
+  /** Every run that returned a checked result, the losers of a majority too (for paying the others). */
+  runs: { quote: ScoredQuote; result: JobResult }[]
 }
 
 /**
@@ -84,9 +95,12 @@ export async function runVerified(
     probability?: number
     random?: () => number
     onProgress?: (stage: 'running' | 'verifying', detail: Record<string, unknown>) => void
+    /** Runs the job on one quoted node (default {@link runJob}); the SDK pays around it. */
+    run?: (quote: ScoredQuote) => Promise<JobResult>
   },
 ): Promise<VerifiedRun> {
   const random = options.random ?? Math.random
+  const run = options.run ?? ((quote: ScoredQuote) => runJob(port, quote.node, spec, options))
   const remaining = quotes.filter((q) => !options.history.caught(q.node))
   const take = async (exclude: ReadonlySet<string>) => {
     let last: unknown
@@ -96,12 +110,11 @@ export async function runVerified(
       if (at < 0) break
       const quote = remaining.splice(at, 1)[0] as ScoredQuote
       try {
-        return { quote, result: await runJob(port, quote.node, spec, options) }
+        return { quote, result: await run(quote) }
       } catch (err) {
         last = err
         const code = (err as { code?: string }).code ?? ''
-        if (!['PEER_UNREACHABLE', 'REQUEST_TIMEOUT', 'PROTOCOL_NOT_SUPPORTED', 'REMOTE_ERROR'].includes(code))
-          throw err
+        if (!NEXT_NODE.includes(code)) throw err
       }
     }
     throw new ComputeError('JOB_NO_PROVIDER', 'no quoted node could be reached to run the job', {
@@ -113,15 +126,15 @@ export async function runVerified(
   options.onProgress?.('running', { provider: remaining[0]?.node })
   const first = await take(new Set())
   const p = options.probability ?? verificationProbability(options.history.clean(first.quote.node))
-  if (random() >= p) return { ...first, verification: 'signed', evidence: [] }
+  if (random() >= p) return { ...first, verification: 'signed', evidence: [], runs: [first] }
 
   options.onProgress?.('verifying', { provider: first.quote.node })
   const second = await take(new Set([operator(first.quote)])).catch(() => undefined)
-  if (second === undefined) return { ...first, verification: 'signed', evidence: [] }
+  if (second === undefined) return { ...first, verification: 'signed', evidence: [], runs: [first] }
   if (second.result.outputHash === first.result.outputHash) {
     options.history.recordClean(first.quote.node)
     options.history.recordClean(second.quote.node)
-    return { ...first, verification: 'verified', evidence: [] }
+    return { ...first, verification: 'verified', evidence: [], runs: [first, second] }
   }
   // A mismatch: a third, independent node decides.
   const third = await take(new Set([operator(first.quote), operator(second.quote)]))
@@ -149,5 +162,5 @@ export async function runVerified(
     })
   }
   const winner = runs.find((r) => r.result.outputHash === majority) as (typeof runs)[number]
-  return { ...winner, verification: 'majority', evidence }
+  return { ...winner, verification: 'majority', evidence, runs }
 }

@@ -72,14 +72,21 @@ export const nodeConfigSchema = z
         enabled: z.boolean().default(true),
         /** Price per job, MESH base units. */
         price: z
-          .string()
-          .regex(/^\d{1,30}$/, 'a whole number of MESH base units')
+          .preprocess(
+            // A small price may come as a number (an environment override such as PRICE=0).
+            (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v) : v),
+            z.string().regex(/^\d{1,30}$/, 'a whole number of MESH base units (as a string)'),
+          )
           .default('1000000000000000'),
         /** Jobs at once (0: one per core). */
         slots: z.number().int().min(0).max(256).default(0),
+        /** Unpaid jobs a builder's channel may have outstanding. */
+        creditJobs: z.number().int().min(1).max(1_000).default(8),
+        /** How often vouchers are redeemed on-chain (one transaction per channel with news). */
+        redeemSeconds: z.number().int().min(1).max(86_400).default(60),
       })
       .strict()
-      .default({ enabled: true, price: '1000000000000000', slots: 0 }),
+      .default({ enabled: true, price: '1000000000000000', slots: 0, creditJobs: 8, redeemSeconds: 60 }),
     api: apiSection('127.0.0.1:9464'),
     chain: chainSection(),
   })
@@ -137,6 +144,10 @@ ttlSeconds = 300
 enabled = true
 price = "1000000000000000"
 slots = 0
+# Builders pay each job with a voucher on their Payments channel after its result: at most this many
+# jobs may be unpaid at once per channel. Vouchers are redeemed on-chain this often.
+creditJobs = 8
+redeemSeconds = 60
 
 [api]
 # Prometheus /metrics, /healthz and /status. Keep it on loopback.

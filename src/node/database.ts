@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3'
+import type { ChannelBook, PaymentStore } from '../compute/payments.js'
 import { InvalidArgumentError } from '../core/errors.js'
 
 /** One schema change, applied once, in order, inside a transaction. */
@@ -23,6 +24,28 @@ export const NODE_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: 'payment channels: bills, latest vouchers, redeemed amounts',
+    sql: `
+      CREATE TABLE pay_channels (
+        channel TEXT PRIMARY KEY,
+        builder TEXT NOT NULL,
+        billed TEXT NOT NULL,
+        paid TEXT NOT NULL,
+        voucher TEXT,
+        redeemed TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE pay_bills (
+        channel TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (channel, job_id)
+      ) STRICT;
+    `,
+  },
 ]
 
 /** Sequence numbers are reserved on disk this many at a time, so most messages write nothing. */
@@ -37,6 +60,8 @@ export interface NodeDatabase {
   /** Records an error for `node status` (the newest 100 are kept). */
   recordError(at: number, code: string, message: string): void
   recentErrors(limit?: number): { at: number; code: string; message: string }[]
+  /** The compute service's payment books (bills, vouchers, redeems). */
+  readonly payments: PaymentStore
   /** The applied schema version. */
   readonly version: number
   close(): void
@@ -116,6 +141,7 @@ export function openNodeDatabase(path: string): NodeDatabase {
   return {
     version,
     nextSeq,
+    payments: sqlitePaymentStore(db),
     recordError(at, code, message) {
       insertError.run(at, code, message.slice(0, 500))
       trimErrors.run(MAX_ERRORS)
@@ -124,5 +150,79 @@ export function openNodeDatabase(path: string): NodeDatabase {
       return selectErrors.all(Math.min(limit, MAX_ERRORS)) as { at: number; code: string; message: string }[]
     },
     close: () => db.close(),
+  }
+}
+
+type BookRow = {
+  channel: string
+  builder: string
+  billed: string
+  paid: string
+  voucher: string | null
+  redeemed: string
+}
+
+const bookOf = (r: BookRow): ChannelBook => ({
+  builder: r.builder,
+  billed: BigInt(r.billed),
+  paid: BigInt(r.paid),
+  voucher: r.voucher as ChannelBook['voucher'],
+  redeemed: BigInt(r.redeemed),
+})
+
+/** {@link PaymentStore} on the node database (amounts as decimal text: SQLite has no 256-bit integers). */
+function sqlitePaymentStore(db: Database.Database): PaymentStore {
+  const select = db.prepare('SELECT * FROM pay_channels WHERE channel = ?')
+  const insertBill = db.prepare(
+    'INSERT OR IGNORE INTO pay_bills (channel, job_id, amount, at) VALUES (?, ?, ?, ?)',
+  )
+  const upsert = db.prepare(
+    `INSERT INTO pay_channels (channel, builder, billed, paid, voucher, redeemed, updated_at)
+     VALUES (@channel, @builder, @billed, @paid, @voucher, @redeemed, @updated_at)
+     ON CONFLICT(channel) DO UPDATE SET builder = excluded.builder, billed = excluded.billed,
+       paid = excluded.paid, voucher = excluded.voucher, redeemed = excluded.redeemed, updated_at = excluded.updated_at`,
+  )
+  const open = db.prepare('SELECT * FROM pay_channels WHERE voucher IS NOT NULL')
+  const get = (channel: bigint) => {
+    const row = select.get(channel.toString()) as BookRow | undefined
+    return row && bookOf(row)
+  }
+  const save = (channel: bigint, b: ChannelBook, at: number) =>
+    upsert.run({
+      channel: channel.toString(),
+      builder: b.builder,
+      billed: b.billed.toString(),
+      paid: b.paid.toString(),
+      voucher: b.voucher,
+      redeemed: b.redeemed.toString(),
+      updated_at: at,
+    })
+  const empty = (builder: string): ChannelBook => ({
+    builder,
+    billed: 0n,
+    paid: 0n,
+    voucher: null,
+    redeemed: 0n,
+  })
+  return {
+    get,
+    bill: db.transaction((channel: bigint, builder: string, jobId: string, amount: bigint, at: number) => {
+      if (insertBill.run(channel.toString(), jobId, amount.toString(), at).changes === 0) return false
+      const b = get(channel) ?? empty(builder)
+      save(channel, { ...b, billed: b.billed + amount }, at)
+      return true
+    }),
+    voucher: db.transaction((channel: bigint, cumulative: bigint, sig: `0x${string}`, at: number) => {
+      const b = get(channel) ?? empty('')
+      if (cumulative > b.paid) save(channel, { ...b, paid: cumulative, voucher: sig }, at)
+    }),
+    redeemed: db.transaction((channel: bigint, cumulative: bigint, at: number) => {
+      const b = get(channel)
+      if (b && cumulative > b.redeemed) save(channel, { ...b, redeemed: cumulative }, at)
+    }),
+    unredeemed: () =>
+      (open.all() as BookRow[])
+        .map((r) => ({ channel: BigInt(r.channel), book: bookOf(r) }))
+        .filter(({ book }) => book.paid > book.redeemed),
   }
 }

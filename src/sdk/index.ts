@@ -3,9 +3,13 @@ import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { createChainClient } from '../chain/client.js'
 import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
+import { chainBuilderLedger } from '../compute/chain-ledgers.js'
 import { ComputeError } from '../compute/errors.js'
+import { runJob } from '../compute/job-protocol.js'
 import { type JobLimits, type JobSpec, parseJobSpec } from '../compute/job-spec.js'
+import { PaymentWallet } from '../compute/payments.js'
 import { placeJob, type ScoredQuote } from '../compute/placement.js'
 import { type FraudEvidence, NodeHistory, runVerified } from '../compute/verification.js'
 import { systemClock } from '../core/clock.js'
@@ -43,6 +47,12 @@ export interface ConnectOptions {
   logger?: Logger
   /** How long to wait for the first peer (default 10 s). */
   connectTimeoutMs?: number
+  /**
+   * Pays for jobs: the builder's account (a funded private key). A channel is opened to each
+   * provider on first use with `deposit` (default 1 MESH) and each job is paid with a voucher after
+   * its result checked. Without it only free nodes run this client's jobs.
+   */
+  payer?: { privateKey: `0x${string}`; rpc?: string; deposit?: bigint }
 }
 
 /** A job as the SDK takes it; everything but kind and code has a default. */
@@ -94,7 +104,11 @@ export interface JobOutcome {
   verification: 'signed' | 'verified' | 'majority'
   /** Signed wrong results caught while checking this job (fraud evidence against those nodes). */
   evidence: FraudEvidence[]
+  /** Paid in vouchers for this job, verification re-runs included (caught nodes are not paid). */
+  paid: bigint
 }
+
+const min = (a: bigint, b: bigint) => (a < b ? a : b)
 
 /** Puts a node's advertised addresses into the peer store, so that requests dial it directly. */
 async function learnAddresses(libp2p: MeshLibp2p, peer: string, addrs: readonly string[], logger: Logger) {
@@ -114,6 +128,8 @@ export class Meshwork {
   readonly #ownOperators: string[]
   readonly #unsubscribe: () => void
   readonly #history = new NodeHistory()
+  readonly #wallet: PaymentWallet | undefined
+  readonly #logger: Logger
 
   private constructor(init: {
     network: NetworkFile
@@ -122,7 +138,11 @@ export class Meshwork {
     table: AdTable
     ownOperators: string[]
     unsubscribe: () => void
+    wallet: PaymentWallet | undefined
+    logger: Logger
   }) {
+    this.#wallet = init.wallet
+    this.#logger = init.logger
     this.network = init.network
     this.#port = init.port
     this.#table = init.table
@@ -174,6 +194,24 @@ export class Meshwork {
       table,
       ownOperators: options.ownOperators ?? [],
       unsubscribe,
+      logger,
+      wallet:
+        options.payer &&
+        new PaymentWallet(
+          {
+            network: net,
+            client: port.peerId,
+            ...(options.payer.deposit === undefined ? {} : { deposit: options.payer.deposit }),
+          },
+          chainBuilderLedger(
+            createChainClient({
+              chainId: network.chainId,
+              contracts: network.contracts,
+              rpc: options.payer.rpc ?? network.rpcUrl,
+              privateKey: options.payer.privateKey,
+            }),
+          ),
+        ),
     })
     try {
       const peers: string[] = []
@@ -243,15 +281,52 @@ export class Meshwork {
         .sort((a, b) => (a.tier === b.tier ? b.score - a.score : a.tier === 'edge' ? -1 : 1)),
     ]
     const operators = new Map(this.#table.list().map((a) => [a.peerId, a.ad.operator.toLowerCase()]))
-    const run = await runVerified(this.#port, order, spec, {
+    const wallet = this.#wallet
+    const payable = wallet ? order : order.filter((q) => q.price === 0n)
+    if (payable.length === 0)
+      throw new ComputeError('PAYMENT_REQUIRED', `the ${order.length} quoting nodes charge for jobs`, {
+        hint: 'Connect with a funded account (payer; `meshwork job run --key FILE`)',
+      })
+    const verifier = createPeerVerifier()
+    const run = await runVerified(this.#port, payable, spec, {
       network: this.#net,
-      verifier: createPeerVerifier(),
+      verifier,
       history: this.#history,
       operatorOf: (peerId) => operators.get(peerId),
       ...(request.verify === undefined ? {} : { probability: request.verify }),
       onProgress: (stage, detail) => request.onProgress?.(stage, { jobId: spec.id, ...detail }),
+      run: async (quote) => {
+        const provider = operators.get(quote.node)
+        if (!wallet || quote.price === 0n || provider === undefined)
+          return runJob(this.#port, quote.node, spec, { network: this.#net, verifier })
+        const pay = await wallet.ticket(provider, quote.price)
+        try {
+          return await runJob(this.#port, quote.node, spec, {
+            network: this.#net,
+            verifier,
+            ...(pay ? { pay } : {}),
+          })
+        } catch (err) {
+          // A job that ran and failed is billed: pay it; anything else was never billed.
+          const billed = BigInt(String((err as ComputeError).details?.billed ?? '0'))
+          if (billed > 0n) await this.#pay(quote, spec.id, billed)
+          else await wallet.cancel(provider, quote.price)
+          throw err
+        }
+      },
     })
     const latencyMs = performance.now() - started
+    // Pay every node whose result stood (the chosen output); a caught node is not paid.
+    let paid = 0n
+    for (const r of run.runs) {
+      const provider = operators.get(r.quote.node)
+      if (!wallet || r.quote.price === 0n || provider === undefined) continue
+      if (r.result.billed === 0n || r.result.outputHash !== run.result.outputHash) {
+        await wallet.cancel(provider, r.quote.price)
+        continue
+      }
+      if (await this.#pay(r.quote, spec.id, r.result.billed)) paid += min(r.result.billed, r.quote.price)
+    }
     request.onProgress?.('done', { jobId: spec.id, latencyMs })
     return {
       jobId: spec.id,
@@ -266,7 +341,25 @@ export class Meshwork {
       sig: run.result.sig,
       verification: run.verification,
       evidence: run.evidence,
+      paid,
     }
+  }
+
+  /** Pays a node for a job (at most its quoted price); false when the voucher did not get through. */
+  async #pay(quote: ScoredQuote, jobId: string, billed: bigint): Promise<boolean> {
+    const provider = this.#ledgerOperator(quote.node)
+    if (!this.#wallet || provider === undefined) return false
+    try {
+      await this.#wallet.pay(this.#port, quote.node, provider, jobId, min(billed, quote.price))
+      return true
+    } catch (err) {
+      this.#logger.warn({ err, node: quote.node, jobId }, 'could not pay a node')
+      return false
+    }
+  }
+
+  #ledgerOperator(peerId: string): string | undefined {
+    return this.#table.get(peerId)?.ad.operator.toLowerCase()
   }
 
   #spec(r: JobRequest): JobSpec {

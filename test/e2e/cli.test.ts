@@ -227,6 +227,16 @@ describe('meshwork devnet', () => {
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, epoch: Number(closed[1]) })
     // A builder runs a job on the devnet's nodes: placed, run in a sandbox, signed, and (a new node) re-run on the other node to check it.
     writeFileSync(join(cwd, 'square.js'), '(xs) => xs.map((x) => x * x)\n')
+    // The nodes charge: without an account to pay with, the builder is told how to get one.
+    const unpaid = await runCli(
+      ['job', 'run', 'square.js', '--input', '[2]', '--network', 'net/network.json'],
+      {
+        cwd,
+        timeoutMs: 60_000,
+      },
+    )
+    expect(unpaid.code, unpaid.stderr).toBe(1)
+    expect(unpaid.stderr).toMatch(/nodes charge for jobs\. .*--key FILE.*\[PAYMENT_REQUIRED\]/)
     const job = await runCli(
       [
         '--json',
@@ -239,14 +249,29 @@ describe('meshwork devnet', () => {
         'net/network.json',
         '--tier',
         'edge',
+        '--key',
+        'net/builder.key',
       ],
       { cwd, timeoutMs: 60_000 },
     )
     expect(job.code, job.stderr).toBe(0)
-    expect(JSON.parse(job.stdout)).toMatchObject({ value: [4, 9], tier: 'edge', verification: 'verified' })
+    // Both nodes ran it (the second to check it) and both were paid their price by voucher.
+    const ran = JSON.parse(job.stdout)
+    expect(ran).toMatchObject({ value: [4, 9], tier: 'edge', verification: 'verified' })
+    expect(BigInt(ran.paid)).toBe(2n * BigInt(ran.price))
     writeFileSync(join(cwd, 'loop.js'), '() => { for (;;) {} }\n')
     const loop = await runCli(
-      ['job', 'run', 'loop.js', '--network', 'net/network.json', '--time-ms', '200'],
+      [
+        'job',
+        'run',
+        'loop.js',
+        '--network',
+        'net/network.json',
+        '--time-ms',
+        '200',
+        '--key',
+        'net/builder.key',
+      ],
       {
         cwd,
         timeoutMs: 60_000,

@@ -134,7 +134,8 @@ describe('meshwork node: init, register, start, status', () => {
 
   it('serves builders’ jobs over libp2p: signed results, hostile jobs stopped, the node keeps serving', async () => {
     await init('c', 2)
-    const c = startCli(['node', 'start', '--dir', 'c'], { cwd })
+    // A free node: paying for jobs is tested on the devnet and in test/integration/job-payments.
+    const c = startCli(['node', 'start', '--dir', 'c'], { cwd, env: { MESHWORK_COMPUTE__PRICE: '0' } })
     nodes.push(c)
     const addr = await c.waitFor(/listening (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\w+))/)
     const node = addr[2] as string
@@ -176,6 +177,11 @@ describe('meshwork node: init, register, start, status', () => {
       // After the endless job, the node still answers.
       const after = await runJob(client.port, node, spec('(s) => s.toUpperCase()', 'edge'), options)
       expect(new TextDecoder().decode(after.output)).toBe('"EDGE"')
+      // Operators see it in Prometheus.
+      const ops = (await c.waitFor(/metrics\s+(http:\/\/\S+)\/metrics/))[1] as string
+      const metrics = await (await fetch(`${ops}/metrics`)).text()
+      expect(metrics).toMatch(/meshwork_node_jobs\{outcome="JOB_TIMEOUT"\} 1\n/)
+      expect(metrics).toMatch(/meshwork_node_jobs\{outcome="ok"\} [3-9]\n/)
     } finally {
       await client.port.close()
     }

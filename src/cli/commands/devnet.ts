@@ -15,7 +15,14 @@ import { InvalidArgumentError } from '../../core/errors.js'
 import { createLogger } from '../../core/logger.js'
 import { createEvmVerifierChain } from '../../verifier/chain-port.js'
 import { globalOptions } from '../context.js'
-import { type MemberProcess, memberDirs, registerMembers, startMember } from '../devnet-members.js'
+import {
+  BUILDER_KEY_FILE,
+  fundBuilder,
+  type MemberProcess,
+  memberDirs,
+  registerMembers,
+  startMember,
+} from '../devnet-members.js'
 import { createOutput } from '../output.js'
 import { parsePort, parsePositiveInt } from '../parse.js'
 import { waitForShutdown } from '../signals.js'
@@ -106,6 +113,7 @@ export function devnetCommand(program: Command): void {
             onStep: (step) => logger.debug({ step }, 'deploy step'),
           })
           writeNetworkFile(networkPath, network, { force: true })
+          await fundBuilder(join(opts.dir, BUILDER_KEY_FILE), chain.provider, network)
         }
         const net = network
         miner = setInterval(
@@ -127,11 +135,13 @@ export function devnetCommand(program: Command): void {
           MESHWORK_VERIFIER__POLL_MS: '500',
           MESHWORK_VERIFIER__CHALLENGE_TIMEOUT_MS: '1500',
         }
+        // Nodes redeem builders' vouchers once an epoch.
+        const nodeEnv = { MESHWORK_COMPUTE__REDEEM_SECONDS: String(epochDuration) }
         // The first member is everyone's bootstrap peer.
         const [first, ...rest] = dirs
         let bootstrap: string[] = []
         if (first !== undefined) {
-          const started = startMember(first, first.kind === 'verifier' ? verifierEnv : {})
+          const started = startMember(first, first.kind === 'verifier' ? verifierEnv : nodeEnv)
           members.push(started)
           const { addresses } = await started.ready
           bootstrap = addresses.filter((a) => a.includes('/tcp/') && !a.includes('/ws'))
@@ -140,7 +150,9 @@ export function devnetCommand(program: Command): void {
         writeNetworkFile(networkPath, { ...net, bootstrap }, { force: true })
         const env = { MESHWORK_MESH__BOOTSTRAP: JSON.stringify(bootstrap) }
         for (const m of rest)
-          members.push(startMember(m, m.kind === 'verifier' ? { ...env, ...verifierEnv } : env))
+          members.push(
+            startMember(m, m.kind === 'verifier' ? { ...env, ...verifierEnv } : { ...env, ...nodeEnv }),
+          )
         let up = 0
         await Promise.all(
           members.map(async (m) => {
@@ -165,6 +177,9 @@ export function devnetCommand(program: Command): void {
           `  chain ${net.chainId}, epochs of ${net.parameters.epochDuration} s, network file ${networkPath}`,
         )
         for (const m of ready) out.info(`  ${m.name.padEnd(12)} ${m.ops}/status`)
+        out.info(
+          `  try: npx meshwork job run FILE.js --input JSON --network ${networkPath} --key ${join(opts.dir, BUILDER_KEY_FILE)}`,
+        )
         out.info(
           `  try: npx meshwork rewards show --network ${networkPath} --bundle-url ${ready.find((m) => m.name.startsWith('verifier'))?.ops ?? 'URL'}`,
         )

@@ -4,6 +4,7 @@ import type { Command } from 'commander'
 import { formatUnits, parseUnits } from 'viem'
 import { InvalidArgumentError } from '../../core/errors.js'
 import { createLogger } from '../../core/logger.js'
+import { readOperatorKeyFile } from '../../node/identity.js'
 import { Meshwork } from '../../sdk/index.js'
 import { globalOptions } from '../context.js'
 import { DEFAULT_NETWORK_FILE } from '../network-option.js'
@@ -23,6 +24,7 @@ interface Options {
   memoryMb?: string
   operator?: string[]
   verify?: string
+  key?: string
 }
 
 /** `--near LAT,LON[,KM]` or an H3 cell. */
@@ -61,6 +63,10 @@ export function jobCommands(program: Command): Command {
     .option('--time-ms <ms>', 'time limit')
     .option('--memory-mb <mb>', 'memory limit')
     .option('--verify <p>', 're-run on an independent node with this probability, 0 to 1 (default: adaptive)')
+    .option(
+      '--key <file>',
+      'pay with this account (a file holding a funded 0x private key; the devnet writes builder.key)',
+    )
     .action(async (file: string, opts: Options, cmd: Command) => {
       const g = globalOptions(cmd)
       const out = createOutput(g)
@@ -100,10 +106,12 @@ export function jobCommands(program: Command): Command {
       if (verify !== undefined && !(verify >= 0 && verify <= 1))
         throw new InvalidArgumentError(`--verify must be a probability from 0 to 1, got "${opts.verify}"`)
       const logger = createLogger({ level: g.verbose ? 'debug' : 'silent' })
+      const payer = opts.key === undefined ? undefined : { privateKey: readOperatorKeyFile(opts.key) }
       out.step('joining the network')
       const mw = await Meshwork.connect({
         network: opts.network,
         logger,
+        ...(payer ? { payer } : {}),
         ...(opts.operator ? { ownOperators: opts.operator } : {}),
       })
       try {
@@ -137,12 +145,13 @@ export function jobCommands(program: Command): Command {
           latencyMs: Math.round(r.latencyMs * 10) / 10,
           verification: r.verification,
           evidence: r.evidence,
+          paid: r.paid.toString(),
         })
         out.info(
           r.value === undefined ? Buffer.from(r.output).toString('hex') : JSON.stringify(r.value, null, 2),
         )
         out.info(
-          `  ran on ${r.provider} (${r.tier}${r.fallback ? ', cloud fallback' : ''}) for ${formatUnits(r.price, 18)} MESH in ${Math.round(r.latencyMs)} ms; result ${r.verification}`,
+          `  ran on ${r.provider} (${r.tier}${r.fallback ? ', cloud fallback' : ''}) for ${formatUnits(r.price, 18)} MESH (paid ${formatUnits(r.paid, 18)} with checks) in ${Math.round(r.latencyMs)} ms; result ${r.verification}`,
         )
       } finally {
         await mw.close()

@@ -1,6 +1,10 @@
 import { join } from 'node:path'
 import type { Command } from 'commander'
+import { createChainClient } from '../../chain/client.js'
+import { chainProviderLedger } from '../../compute/chain-ledgers.js'
+import { registerComputeMetrics } from '../../compute/compute-metrics.js'
 import { ComputeService } from '../../compute/job-protocol.js'
+import { PaymentDesk } from '../../compute/payments.js'
 import { SandboxPool } from '../../compute/sandbox-pool.js'
 import { systemClock } from '../../core/clock.js'
 import { createLogger } from '../../core/logger.js'
@@ -16,6 +20,7 @@ import { NodeAgent } from '../../node/node-agent.js'
 import { DEFAULT_NODE_DIR, loadNodeDir } from '../../node/node-dir.js'
 import { startOpsServer } from '../../node/ops-server.js'
 import { probeResources } from '../../node/resources.js'
+import type { NodeService } from '../../node/service.js'
 import { globalOptions } from '../context.js'
 import { createOutput } from '../output.js'
 import { stopWithin, waitForShutdown } from '../signals.js'
@@ -60,16 +65,45 @@ export function nodeStartCommand(node: Command): void {
         })
         const port = createLibp2pPort(libp2p, { logger: logger.child({ module: 'mesh' }) })
         stack.push({ name: 'mesh', stop: () => port.close() })
-        const services = []
+        const services: NodeService[] = []
+        let compute: ComputeService | undefined
+        let desk: PaymentDesk | undefined
         if (config.compute.enabled) {
           const pool = new SandboxPool(config.compute.slots > 0 ? { size: config.compute.slots } : {})
           stack.push({ name: 'sandboxes', stop: () => pool.close() })
-          services.push(
-            new ComputeService(
-              { network: net, price: BigInt(config.compute.price), now: () => Date.now() },
-              { pool, signer: createPeerSigner(identity.peerKey) },
-            ),
+          const price = BigInt(config.compute.price)
+          if (price > 0n) {
+            const chain = createChainClient({
+              chainId: network.chainId,
+              contracts: network.contracts,
+              rpc: config.chain.rpc || network.rpcUrl,
+              privateKey: identity.operatorKey as `0x${string}`,
+            })
+            desk = new PaymentDesk(
+              { network: net, creditJobs: config.compute.creditJobs },
+              {
+                ledger: chainProviderLedger(chain),
+                store: db.payments,
+                now: () => Date.now(),
+                logger: logger.child({ module: 'payments' }),
+              },
+            )
+            const timer = setInterval(() => void desk?.redeemDue(), config.compute.redeemSeconds * 1_000)
+            timer.unref()
+            // Last: redeem what is owed before the process goes (bounded by the stop deadline).
+            stack.push({
+              name: 'payments',
+              stop: async () => {
+                clearInterval(timer)
+                await desk?.redeemDue()
+              },
+            })
+          }
+          compute = new ComputeService(
+            { network: net, price, now: () => Date.now() },
+            { pool, signer: createPeerSigner(identity.peerKey), ...(desk ? { desk } : {}) },
           )
+          services.push(compute)
         }
         const agent = new NodeAgent(
           {
@@ -94,6 +128,13 @@ export function nodeStartCommand(node: Command): void {
         )
         await agent.start()
         stack.push({ name: 'agent', stop: () => agent.stop() })
+        if (compute) {
+          const served = compute
+          registerComputeMetrics(agent.metrics.registry, {
+            jobs: () => served.counts,
+            ...(desk ? { payments: () => desk.counts, unredeemed: () => desk.totals().unredeemed } : {}),
+          })
+        }
         const ops = await startOpsServer({
           listen: config.api.listen,
           registry: agent.metrics.registry,

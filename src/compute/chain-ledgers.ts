@@ -1,0 +1,39 @@
+import { type Hex, type LocalAccount, recoverMessageAddress } from 'viem'
+import { depositChannel } from '../chain/actions/deposit-channel.js'
+import { getChannel } from '../chain/actions/get-channel.js'
+import { openChannel } from '../chain/actions/open-channel.js'
+import { redeemVoucher } from '../chain/actions/redeem-voucher.js'
+import { signVoucher } from '../chain/actions/sign-voucher.js'
+import type { ChainClient } from '../chain/client.js'
+import { contractDomain, recoverSigner } from '../chain/typed-data.js'
+import type { BuilderLedger, ProviderLedger } from './payments.js'
+
+/** A provider's {@link ProviderLedger} on the Payments contract, sending as the node's operator. */
+export function chainProviderLedger(client: ChainClient): ProviderLedger {
+  const domain = contractDomain('Payments', client.chainId, client.contracts.Payments)
+  return {
+    operator: client.wallet.account.address,
+    channel: (id) => getChannel(client, id),
+    voucherSigner: (channelId, cumulativeAmount, sig) =>
+      recoverSigner(domain, 'Voucher', { channelId, cumulativeAmount }, sig),
+    sessionSigner: (text, sig) => recoverMessageAddress({ message: text, signature: sig }),
+    redeem: async (channelId, cumulativeAmount, signature) => {
+      await redeemVoucher(client, { channelId, cumulativeAmount, signature })
+    },
+  }
+}
+
+/** A builder's {@link BuilderLedger}: opens and tops up channels and signs with the client's account. */
+export function chainBuilderLedger(client: ChainClient): BuilderLedger {
+  const account = client.wallet.account as LocalAccount
+  return {
+    address: client.wallet.account.address,
+    openChannel: async (provider, amount) => (await openChannel(client, { provider, amount })).channelId,
+    deposit: async (channelId, amount) => {
+      await depositChannel(client, channelId, amount)
+    },
+    signVoucher: async (channelId, cumulativeAmount) =>
+      (await signVoucher(client, account, { channelId, cumulativeAmount })).signature,
+    signSession: (text): Promise<Hex> => account.signMessage({ message: text }),
+  }
+}
