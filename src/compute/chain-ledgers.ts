@@ -8,7 +8,10 @@ import type { ChainClient } from '../chain/client.js'
 import { contractDomain, recoverSigner } from '../chain/typed-data.js'
 import type { BuilderLedger, ProviderLedger } from './payments.js'
 
-/** A provider's {@link ProviderLedger} on the Payments contract, sending as the node's operator. */
+/**
+ * A provider's {@link ProviderLedger} on the Payments contract, sending as the node's operator (the
+ * desk redeems one channel at a time).
+ */
 export function chainProviderLedger(client: ChainClient): ProviderLedger {
   const domain = contractDomain('Payments', client.chainId, client.contracts.Payments)
   return {
@@ -26,12 +29,22 @@ export function chainProviderLedger(client: ChainClient): ProviderLedger {
 /** A builder's {@link BuilderLedger}: opens and tops up channels and signs with the client's account. */
 export function chainBuilderLedger(client: ChainClient): BuilderLedger {
   const account = client.wallet.account as LocalAccount
+  // One transaction at a time: concurrent jobs opening or topping up channels would otherwise race
+  // on the token allowance (each approve replaces the last) and on the account's nonce.
+  let queue: Promise<unknown> = Promise.resolve()
+  const serial = <T>(send: () => Promise<T>): Promise<T> => {
+    const run = queue.then(send, send)
+    queue = run.catch(() => undefined)
+    return run
+  }
   return {
     address: client.wallet.account.address,
-    openChannel: async (provider, amount) => (await openChannel(client, { provider, amount })).channelId,
-    deposit: async (channelId, amount) => {
-      await depositChannel(client, channelId, amount)
-    },
+    openChannel: (provider, amount) =>
+      serial(async () => (await openChannel(client, { provider, amount })).channelId),
+    deposit: (channelId, amount) =>
+      serial(async () => {
+        await depositChannel(client, channelId, amount)
+      }),
     signVoucher: async (channelId, cumulativeAmount) =>
       (await signVoucher(client, account, { channelId, cumulativeAmount })).signature,
     signSession: (text): Promise<Hex> => account.signMessage({ message: text }),

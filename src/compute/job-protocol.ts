@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
-import { canonicalJson } from '../core/canonical-json.js'
 import type { NetworkPort, RequestContext } from '../mesh/network-port.js'
 import type { PeerSigner, PeerVerifier } from '../mesh/peer-key.js'
+import { createWireCodec } from '../mesh/wire-codec.js'
 import type { ServiceOffer } from '../node/advertisement.js'
 import type { NodeService, ServiceContext } from '../node/service.js'
 import { ComputeError, type ComputeErrorCode, computeErrorCodes } from './errors.js'
 import { type JobSpec, MAX_JOB_SPEC_BYTES, parseJobSpec } from './job-spec.js'
 import { type Admission, type PaymentDesk, type PayTicket, payTicketSchema } from './payments.js'
 import { serveQuotes } from './placement.js'
+import { computeTopic, FRAUD_EVIDENCE, SLASH_SIGNATURE, WORK_RECEIPT } from './receipts.js'
+import { type ResultCommitment, resultSigningBytes } from './result-signing.js'
 import type { SandboxPool } from './sandbox-pool.js'
 
 /**
@@ -19,7 +21,6 @@ import type { SandboxPool } from './sandbox-pool.js'
  */
 
 export const JOB_PROTOCOL = '/meshwork/job/1'
-const SIGNING_PREFIX = 'meshwork-job-result-v1\n'
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
 const resultSchema = z
@@ -55,33 +56,7 @@ const RAN_AND_FAILED: readonly string[] = [
   'JOB_FAILED',
 ]
 
-/** The hashes a result commits to (hex sha-256). */
-export interface ResultCommitment {
-  net: string
-  jobId: string
-  codeHash: string
-  inputHash: string
-  outputHash: string
-  /** The node that ran it and the client it answered. */
-  node: string
-  client: string
-}
-
-/** The bytes a node signs for a result. */
-export function resultSigningBytes(c: ResultCommitment): Uint8Array {
-  return new TextEncoder().encode(
-    SIGNING_PREFIX +
-      canonicalJson({
-        net: c.net,
-        jobId: c.jobId,
-        codeHash: c.codeHash,
-        inputHash: c.inputHash,
-        outputHash: c.outputHash,
-        node: c.node,
-        client: c.client,
-      }),
-  )
-}
+export { type ResultCommitment, resultSigningBytes } from './result-signing.js'
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
@@ -155,6 +130,19 @@ export class ComputeService implements NodeService {
       maxRequestBytes: MAX_JOB_SPEC_BYTES + 1_024,
     })
     this.#stopPay = this.#desk?.serve(context.port)
+    // Relay builders' receipts and evidence (and verifiers' slash signatures) towards the verifiers:
+    // a builder's client may be connected to nodes only. Checked like every wire message first.
+    const codec = createWireCodec({
+      network: this.#init.network,
+      signer: this.#signer,
+      clock: context.clock,
+      types: [WORK_RECEIPT, FRAUD_EVIDENCE, SLASH_SIGNATURE],
+      nextSeq: () => 1,
+    })
+    this.#stopRelay = context.port.subscribe(computeTopic(this.#init.network), (m) => {
+      const decoded = codec.decode(m.data, { from: m.from })
+      return decoded.ok ? 'accept' : decoded.verdict
+    })
     this.#stopQuotes = serveQuotes(context.port, {
       network: this.#init.network,
       signer: this.#signer,
@@ -169,11 +157,13 @@ export class ComputeService implements NodeService {
 
   #stopQuotes: (() => void) | undefined
   #stopPay: (() => void) | undefined
+  #stopRelay: (() => void) | undefined
 
   async stop(): Promise<void> {
     this.#port?.unhandle(JOB_PROTOCOL)
     this.#stopQuotes?.()
     this.#stopPay?.()
+    this.#stopRelay?.()
   }
 
   async answerChallenge(): Promise<Record<string, unknown>> {
@@ -213,7 +203,8 @@ export class ComputeService implements NodeService {
         input,
         limits: spec.limits,
         seed: spec.id,
-        now: this.#init.now(),
+        // Every node must compute the same output: the job's clock is its deadline, not this machine's.
+        now: spec.deadline,
       })
       const commitment: ResultCommitment = {
         net: this.#init.network,

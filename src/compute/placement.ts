@@ -281,11 +281,15 @@ export async function placeJob(
   )
   const settled = await Promise.allSettled(
     shortlist.map(async (c): Promise<ScoredQuote | undefined> => {
-      const rttMs = await port.rtt(c.peerId, { timeoutMs })
+      // A ping measures the round trip; when it cannot (busy ping streams under load), the quote's own
+      // round trip does, which is at most a little longer.
+      const pinged = await port.rtt(c.peerId, { timeoutMs }).catch(() => undefined)
+      const asked = performance.now()
       const bytes = await port.request(c.peerId, QUOTE_PROTOCOL, request, {
         timeoutMs,
         maxResponseBytes: 1_024,
       })
+      const rttMs = pinged ?? performance.now() - asked
       const q = quoteSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)))
       if (!q.success) return undefined
       const price = BigInt(q.data.price)

@@ -137,7 +137,16 @@ export async function runVerified(
     return { ...first, verification: 'verified', evidence: [], runs: [first, second] }
   }
   // A mismatch: a third, independent node decides.
-  const third = await take(new Set([operator(first.quote), operator(second.quote)]))
+  const third = await take(new Set([operator(first.quote), operator(second.quote)])).catch((err: unknown) => {
+    throw new ComputeError(
+      'JOB_FAILED',
+      'two nodes returned different outputs and no third node could decide',
+      {
+        hint: 'Run it again where more nodes can take it (a wider `near`, tier any)',
+        cause: err,
+      },
+    )
+  })
   const runs = [first, second, third]
   const votes = new Map<string, number>()
   for (const r of runs) votes.set(r.result.outputHash, (votes.get(r.result.outputHash) ?? 0) + 1)

@@ -152,7 +152,8 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     peerDiscovery,
     services: {
       identify: identify(),
-      ping: ping(),
+      // Builders measure the round trip to several nodes for every job they place, many at once.
+      ping: ping({ maxInboundStreams: 32, maxOutboundStreams: 4 }),
       pubsub: gossipsub({
         globalSignaturePolicy: StrictSign,
         emitSelf: false,

@@ -17,6 +17,8 @@ export {
 export { AccountAmounts, KeyIndex } from './key-index.js'
 export {
   BPS,
+  type ComputeExplanation,
+  type ComputeObservation,
   computeEpochRewards,
   DEFAULT_REWARD_PARAMS,
   type EpochRewards,

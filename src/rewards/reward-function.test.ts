@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
+  type ComputeObservation,
   computeEpochRewards,
   PPM,
   type RewardInput,
@@ -342,6 +343,97 @@ describe('computeEpochRewards (properties)', () => {
         }
       }),
       { numRuns: 200 },
+    )
+  })
+})
+
+describe('computeEpochRewards (compute)', () => {
+  const work = (
+    verifier: string,
+    n: string,
+    jobs: number,
+    value: bigint,
+    fraud = false,
+  ): ComputeObservation => ({
+    verifier,
+    node: n,
+    jobs,
+    value,
+    fraud,
+  })
+  const nodes = [node(0), node(1), node(2)]
+  const base = input(nodes, [10, 10, 10])
+
+  it('opens a compute pool split by the median verified value, with uptime keeping its weight', () => {
+    const compute = VERIFIERS.flatMap((v) => [
+      work(v, 'node-000', 30, 3n * MESH),
+      work(v, 'node-001', 10, 1n * MESH),
+    ])
+    const r = computeEpochRewards({ ...base, compute }, params)
+    // Uptime 4,000 and compute 3,000 of the active 7,000 basis points.
+    expect(r.pools.compute).toBe(34_000n * MESH - (34_000n * MESH * 4_000n) / 7_000n)
+    const [a, b, c] = r.compute
+    expect(a).toMatchObject({ peerId: 'node-000', value: 3n * MESH, fraud: false })
+    expect(b?.reward).toBe(r.pools.compute / 4n)
+    expect(c).toBeUndefined()
+    // node-000 earns 3/4 of the compute pool on top of a third of uptime.
+    expect(r.payouts.get(op(1))).toBe((r.pools.compute * 3n) / 4n + r.pools.uptime / 3n)
+    expect(r.payouts.get(op(3))).toBe(r.pools.uptime / 3n)
+  })
+
+  it('zeroes the compute weight of a node that most observers caught, and one liar can neither invent nor hide work', () => {
+    const compute = [
+      ...VERIFIERS.map((v) => work(v, 'node-000', 30, 3n * MESH)),
+      // Caught by two of three.
+      work('v-a', 'node-001', 10, 1n * MESH, true),
+      work('v-b', 'node-001', 10, 1n * MESH, true),
+      work('v-c', 'node-001', 10, 1n * MESH),
+      // One verifier invents work for node-002.
+      work('v-c', 'node-002', 1_000, 1_000n * MESH),
+      // And one falsely accuses node-000.
+      work('v-b', 'node-000', 30, 3n * MESH, true),
+    ]
+    const r = computeEpochRewards({ ...base, compute }, params)
+    const byNode = Object.fromEntries(r.compute.map((c) => [c.peerId, c]))
+    expect(byNode['node-001']).toMatchObject({ fraud: true, weight: 0n, reward: 0n })
+    expect(byNode['node-002']).toMatchObject({ value: 0n, weight: 0n })
+    expect(byNode['node-000']).toMatchObject({ fraud: false, value: 3n * MESH })
+    expect(byNode['node-000']?.reward).toBe(r.pools.compute)
+  })
+
+  it('conserves the emission, and more verified work never pays less (property)', () => {
+    const entry = fc.tuple(
+      fc.constantFrom(...VERIFIERS),
+      fc.integer({ min: 0, max: 2 }),
+      fc.bigInt({ min: 0n, max: 10n ** 21n }),
+      fc.boolean(),
+    )
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 12 }),
+        fc.integer({ min: 0, max: 2 }),
+        fc.constantFrom(...VERIFIERS),
+        (entries, lifted, by) => {
+          const compute = entries.map(([v, n, value, fraud]) => work(v, `node-00${n}`, 1, value, fraud))
+          const r = computeEpochRewards({ ...base, compute }, params)
+          expect(r.total + r.dust).toBe(r.emission)
+          expect(r.dust).toBeLessThan(2n * BigInt(nodes.length))
+          for (const c of r.compute) if (c.fraud) expect(c.reward).toBe(0n)
+          // One observer reports one more MESH of honest work for a node (while the pool is open).
+          const target = `node-00${lifted}`
+          const mine = compute.filter((o) => o.verifier === by && o.node === target)
+          if (r.pools.compute === 0n || mine.some((o) => o.fraud)) return
+          const held = mine.map((o) => o.value).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))[0] ?? 0n
+          const after = computeEpochRewards(
+            { ...base, compute: [...compute, work(by, target, 1, held + MESH)] },
+            params,
+          )
+          expect(after.payouts.get(op(lifted + 1)) ?? 0n).toBeGreaterThanOrEqual(
+            r.payouts.get(op(lifted + 1)) ?? 0n,
+          )
+        },
+      ),
+      { numRuns: 300 },
     )
   })
 })

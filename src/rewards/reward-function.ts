@@ -56,6 +56,18 @@ export interface UptimeObservation {
   answered: number
 }
 
+/** One verifier's count of one node's verified compute work in one epoch. */
+export interface ComputeObservation {
+  verifier: string
+  node: string
+  /** Jobs of the node whose result an independent node matched (receipts the verifier checked). */
+  jobs: number
+  /** The prices those jobs were quoted at, base units. */
+  value: bigint
+  /** The verifier confirmed, by re-running the job, a signed wrong result of this node this epoch. */
+  fraud: boolean
+}
+
 /** What the reward function reads of an epoch bundle (its observations already verified). */
 export interface RewardInput {
   epoch: number
@@ -65,6 +77,25 @@ export interface RewardInput {
   /** Peer ids of the verifiers active in the epoch; observations by anyone else are ignored. */
   verifiers: readonly string[]
   uptime: readonly UptimeObservation[]
+  /** Verified compute work (none: no compute pool). */
+  compute?: readonly ComputeObservation[]
+}
+
+/** Why a node's compute weight is what it is. */
+export interface ComputeExplanation {
+  peerId: string
+  operator: `0x${string}`
+  /** Each observer's count (an observer that reported nothing for this node counts 0 jobs). */
+  verifiers: { verifier: string; jobs: number; value: bigint; fraud: boolean }[]
+  /** The median of the observers' values (fraud reports count 0). */
+  value: bigint
+  /** At least half of the observers confirmed fraud: the node's compute weight is 0 this epoch. */
+  fraud: boolean
+  vetting: boolean
+  /** value × (vettingFactorBps while vetting, else 10,000); 0 on fraud. */
+  weight: bigint
+  /** This node's part of the compute pool. */
+  reward: bigint
 }
 
 /** Why a node's uptime weight is what it is. */
@@ -111,6 +142,8 @@ export interface EpochRewards {
   /** Emission not paid out: pools' rounding, and all of it when nobody earned anything. */
   dust: bigint
   uptime: UptimeScores
+  /** Nodes with compute observations, sorted by peer id. */
+  compute: ComputeExplanation[]
 }
 
 /** The parameter set in force until governance sets one on-chain (docs/rewards.md, "Parameters"). */
@@ -179,9 +212,12 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   if (input.emission < 0n) throw new RangeError('emission must be >= 0')
 
   const uptime = new UptimeTable(input, params)
+  const compute = computeWeights(input, params, uptime.observers)
+  const computeWeightsByOperator = new AccountAmounts()
+  for (const c of compute) if (c.weight > 0n) computeWeightsByOperator.add(c.operator, c.weight)
   const weights: Record<RewardService, AccountAmounts> = {
     uptime: uptime.byOperator(),
-    compute: new AccountAmounts(),
+    compute: computeWeightsByOperator,
     storage: new AccountAmounts(),
     relay: new AccountAmounts(),
     sensor: new AccountAmounts(),
@@ -204,6 +240,7 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   })
   uptime.pool = pools.uptime
   uptime.totalWeight = totals.uptime
+  for (const c of compute) c.reward = totals.compute > 0n ? (pools.compute * c.weight) / totals.compute : 0n
 
   // 3. Payouts.
   const payouts = new AccountAmounts(weights.uptime.size)
@@ -229,7 +266,81 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     total,
     dust: input.emission - total,
     uptime,
+    compute,
   }
+}
+
+/**
+ * 2b. Compute weights. The observers are the uptime observers and every listed verifier that sent a
+ * compute observation; for each node any of them observed, an observer that reported nothing for it
+ * counts 0. A node is caught when at least half of the observers confirmed fraud (weight 0);
+ * otherwise its value is the median of the observers' values (fraud reports count 0), times the
+ * vetting factor while it is new. A minority of verifiers can neither invent work nor hide it.
+ */
+function computeWeights(
+  input: RewardInput,
+  params: RewardParams,
+  uptimeObservers: readonly string[],
+): ComputeExplanation[] {
+  const listed = new Set(input.verifiers)
+  const byNode = new Map<string, Map<string, ComputeObservation>>()
+  const observers = new Set(uptimeObservers)
+  for (const o of input.compute ?? []) {
+    if (!listed.has(o.verifier)) continue
+    if (!Number.isSafeInteger(o.jobs) || o.jobs < 0 || o.jobs > MAX_COUNT || o.value < 0n) continue
+    observers.add(o.verifier)
+    let seen = byNode.get(o.node)
+    if (!seen) {
+      seen = new Map()
+      byNode.set(o.node, seen)
+    }
+    // Of duplicates, a fraud report wins, then the higher value (whatever the order).
+    const held = seen.get(o.verifier)
+    const better =
+      held === undefined ||
+      (o.fraud && !held.fraud) ||
+      (o.fraud === held.fraud && (o.value > held.value || (o.value === held.value && o.jobs > held.jobs)))
+    if (better) seen.set(o.verifier, o)
+  }
+  const sortedObservers = [...observers].sort()
+  const nodes = new Map(input.nodes.map((n) => [n.peerId, n]))
+  const u = params.uptime
+  const out: ComputeExplanation[] = []
+  for (const peerId of [...byNode.keys()].sort()) {
+    const node = nodes.get(peerId)
+    if (node === undefined) continue
+    const seen = byNode.get(peerId) as Map<string, ComputeObservation>
+    const verifiers = sortedObservers.map((verifier) => {
+      const o = seen.get(verifier)
+      return { verifier, jobs: o?.jobs ?? 0, value: o?.value ?? 0n, fraud: o?.fraud ?? false }
+    })
+    const frauds = verifiers.filter((v) => v.fraud).length
+    const fraud = frauds * 2 >= verifiers.length
+    const value = medianOf(verifiers.map((v) => (v.fraud ? 0n : v.value)))
+    const vetting = input.epoch - node.registeredEpoch < u.vettingEpochs
+    const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
+    out.push({
+      peerId,
+      operator: lowerAddress(node.operator),
+      verifiers,
+      value,
+      fraud,
+      vetting,
+      weight: fraud ? 0n : value * factor,
+      reward: 0n,
+    })
+  }
+  return out
+}
+
+/** The median of bigints; of an even count, the floor of the mean of the middle two; 0 of none. */
+function medianOf(values: bigint[]): bigint {
+  const n = values.length
+  if (n === 0) return 0n
+  values.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  const mid = n >> 1
+  if (n % 2 === 1) return values[mid] as bigint
+  return ((values[mid - 1] as bigint) + (values[mid] as bigint)) / 2n
 }
 
 /** floor(a / b) of non-negative safe integers, exactly. */

@@ -11,6 +11,7 @@ import { runJob } from '../compute/job-protocol.js'
 import { type JobLimits, type JobSpec, parseJobSpec } from '../compute/job-spec.js'
 import { PaymentWallet } from '../compute/payments.js'
 import { placeJob, type ScoredQuote } from '../compute/placement.js'
+import { FRAUD_EVIDENCE, reportRun, WORK_RECEIPT } from '../compute/receipts.js'
 import { type FraudEvidence, NodeHistory, runVerified } from '../compute/verification.js'
 import { systemClock } from '../core/clock.js'
 import { createLogger, type Logger } from '../core/logger.js'
@@ -18,7 +19,7 @@ import { createMeshLibp2p, type MeshLibp2p } from '../mesh/create-libp2p.js'
 import { createLibp2pPort } from '../mesh/libp2p-port.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
-import { createWireCodec, type Envelope, networkIdOf } from '../mesh/wire-codec.js'
+import { createWireCodec, type Envelope, networkIdOf, type WireCodec } from '../mesh/wire-codec.js'
 import { AdTable, type KnownAd } from '../node/ad-table.js'
 import { ADVERTISEMENT, type Advertisement, adTopic } from '../node/advertisement.js'
 import { syncAds } from '../node/advertiser.js'
@@ -130,6 +131,7 @@ export class Meshwork {
   readonly #history = new NodeHistory()
   readonly #wallet: PaymentWallet | undefined
   readonly #logger: Logger
+  readonly #codec: WireCodec
 
   private constructor(init: {
     network: NetworkFile
@@ -140,7 +142,9 @@ export class Meshwork {
     unsubscribe: () => void
     wallet: PaymentWallet | undefined
     logger: Logger
+    codec: WireCodec
   }) {
+    this.#codec = init.codec
     this.#wallet = init.wallet
     this.#logger = init.logger
     this.network = init.network
@@ -167,12 +171,14 @@ export class Meshwork {
     const libp2p = await createMeshLibp2p({ privateKey: key, listen: [], bootstrap })
     const port = createLibp2pPort(libp2p, { logger })
     const table = new AdTable({ clock: systemClock })
+    let seq = 0
     const codec = createWireCodec({
       network: net,
       signer: createPeerSigner(key),
       clock: systemClock,
-      types: [ADVERTISEMENT],
-      nextSeq: () => 1,
+      types: [ADVERTISEMENT, WORK_RECEIPT, FRAUD_EVIDENCE],
+      // A throwaway identity: its messages are numbered from 1 for this session.
+      nextSeq: () => ++seq,
     })
     const unsubscribe = port.subscribe(adTopic(net), (m) => {
       const decoded = codec.decode(m.data, { from: m.from })
@@ -195,6 +201,7 @@ export class Meshwork {
       ownOperators: options.ownOperators ?? [],
       unsubscribe,
       logger,
+      codec,
       wallet:
         options.payer &&
         new PaymentWallet(
@@ -316,6 +323,9 @@ export class Meshwork {
       },
     })
     const latencyMs = performance.now() - started
+    await reportRun(this.#port, this.#codec, { network: this.#net, spec, run }).catch((err: unknown) =>
+      this.#logger.debug({ err, jobId: spec.id }, 'could not report the job to verifiers'),
+    )
     // Pay every node whose result stood (the chosen output); a caught node is not paid.
     let paid = 0n
     for (const r of run.runs) {

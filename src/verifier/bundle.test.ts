@@ -1,10 +1,11 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { describe, expect, it } from 'vitest'
+import { canonicalJson } from '../core/canonical-json.js'
 import { createPeerSigner, createPeerVerifier, type PeerSigner } from '../mesh/peer-key.js'
 import { createWireCodec, type SignedEnvelope } from '../mesh/wire-codec.js'
 import type { RewardParams } from '../rewards/index.js'
 import { type BundleParts, buildBundle, bundleCid, checkBundle, settleBundle } from './bundle.js'
-import { UPTIME_OBSERVATION, type UptimeObservationBody } from './observation.js'
+import { COMPUTE_OBSERVATION, UPTIME_OBSERVATION, type UptimeObservationBody } from './observation.js'
 
 const NET = '31337:0xregistry'
 const MESH = 10n ** 18n
@@ -147,5 +148,49 @@ describe('epoch bundles', () => {
       observations: good.bundle.observations as SignedEnvelope<UptimeObservationBody>[],
     })
     expect(rebuilt.bytes).toEqual(good.bytes)
+  })
+})
+
+describe('epoch bundles with compute observations', () => {
+  it('carry verifiers’ compute observations, in canonical order, into the compute pool; a forged one fails the check', async () => {
+    const s = await setup()
+    let seq = 100
+    const computeBy = (v: PeerSigner, node: string, value: bigint, fraud = false) =>
+      JSON.parse(
+        new TextDecoder().decode(
+          createWireCodec({
+            network: NET,
+            signer: v,
+            clock: { now: () => 1_700_000_000_000 },
+            types: [COMPUTE_OBSERVATION],
+            nextSeq: () => ++seq,
+          }).encode(COMPUTE_OBSERVATION, { epoch: 2, node, jobs: 3, value: value.toString(), fraud }).bytes,
+        ),
+      ) as BundleParts['observations'][number]
+    const base = s.parts(2, [10, 10, 10], { root: null, entries: [] })
+    const compute = s.verifiers.flatMap((v) => [
+      computeBy(v, 'n-a', 3n * MESH),
+      computeBy(v, 'n-b', MESH, true),
+    ])
+    const built = buildBundle({ ...base, observations: [...compute.reverse(), ...base.observations] })
+    const again = buildBundle({ ...base, observations: [...base.observations, ...compute.reverse()] })
+    expect(again.cid).toBe(built.cid)
+    const checked = check(built.bytes, null)
+    if (!checked.ok) throw new Error(checked.fault)
+    const settled = settleBundle(checked.bundle)
+    expect(settled.rewards.compute.map((c) => [c.peerId, c.value, c.fraud])).toEqual([
+      ['n-a', 3n * MESH, false],
+      ['n-b', 0n, true],
+    ])
+    expect(settled.rewards.payouts.get(op(1))).toBe(
+      settled.rewards.pools.compute + settled.rewards.pools.uptime / 3n,
+    )
+
+    // A compute observation whose value was raised after signing.
+    const forged = JSON.parse(new TextDecoder().decode(built.bytes))
+    const at = forged.observations.findIndex((o: { type: string }) => o.type === COMPUTE_OBSERVATION.type)
+    forged.observations[at].body.value = (1_000n * MESH).toString()
+    const bytes = new TextEncoder().encode(canonicalJson(forged))
+    expect(check(bytes, null)).toMatchObject({ ok: false, fault: 'bad_observation' })
   })
 })

@@ -16,7 +16,15 @@ import {
   type RewardInput,
   type RewardParams,
 } from '../rewards/index.js'
-import { UPTIME_OBSERVATION, type UptimeObservationBody } from './observation.js'
+import {
+  COMPUTE_OBSERVATION,
+  type ComputeObservationBody,
+  UPTIME_OBSERVATION,
+  type UptimeObservationBody,
+} from './observation.js'
+
+/** An observation a bundle carries: uptime or compute. */
+export type BundleObservation = SignedEnvelope<UptimeObservationBody> | SignedEnvelope<ComputeObservationBody>
 
 /**
  * The epoch bundle (docs/protocol.md, "Epoch bundle"): everything the reward function read for one
@@ -68,7 +76,7 @@ const bundleSchema = z
     ),
     /** Active verifiers, sorted by peer id. */
     verifiers: z.array(z.object({ peerId, address }).strict()),
-    /** Signed observations, sorted by signer then node; one per signer and node. */
+    /** Signed observations (uptime and compute), sorted by signer, type, node; one per signer, type and node. */
     observations: z.array(z.unknown()),
     /** The cumulative table after the previous epoch, sorted by account; its root is on-chain. */
     carried: z
@@ -92,7 +100,7 @@ export interface BundleParts {
   params: RewardParams
   nodes: { peerId: string; operator: string; stake: bigint; registeredEpoch: number }[]
   verifiers: { peerId: string; address: string }[]
-  observations: SignedEnvelope<UptimeObservationBody>[]
+  observations: readonly BundleObservation[]
   carried: { root: string | null; entries: readonly CumulativeEntry[] }
 }
 
@@ -114,10 +122,10 @@ const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
  */
 export function buildBundle(parts: BundleParts): EncodedBundle {
   const verifierIds = new Set(parts.verifiers.map((v) => v.peerId))
-  const kept = new Map<string, SignedEnvelope<UptimeObservationBody>>()
+  const kept = new Map<string, BundleObservation>()
   for (const o of parts.observations) {
     if (o.body.epoch !== parts.epoch || !verifierIds.has(o.from)) continue
-    const key = `${o.from}\n${o.body.node}`
+    const key = `${o.from}\n${o.type}\n${o.body.node}`
     const held = kept.get(key)
     if (held === undefined || o.seq > held.seq) kept.set(key, o)
   }
@@ -143,9 +151,7 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
     verifiers: parts.verifiers
       .map((v) => ({ peerId: v.peerId, address: v.address.toLowerCase() }))
       .sort((a, b) => byString(a.peerId, b.peerId)),
-    observations: [...kept.keys()]
-      .sort(byString)
-      .map((k) => kept.get(k) as SignedEnvelope<UptimeObservationBody>),
+    observations: [...kept.keys()].sort(byString).map((k) => kept.get(k) as BundleObservation),
     carried: {
       root: parts.carried.root?.toLowerCase() ?? null,
       entries: parts.carried.entries
@@ -223,23 +229,34 @@ export function checkBundle(
   const verifiers = new Set(bundle.verifiers.map((v) => v.peerId))
   const uptime: RewardInput['uptime'][number][] = []
   const keys: string[] = []
+  const compute: NonNullable<RewardInput['compute']>[number][] = []
+  const verify = { network: options.network, verifier: options.verifier }
   for (const value of bundle.observations) {
-    const checked = verifyEnvelope(value, UPTIME_OBSERVATION, {
-      network: options.network,
-      verifier: options.verifier,
-    })
+    const isCompute = (value as { type?: unknown } | null)?.type === COMPUTE_OBSERVATION.type
+    const checked = isCompute
+      ? verifyEnvelope(value, COMPUTE_OBSERVATION, verify)
+      : verifyEnvelope(value, UPTIME_OBSERVATION, verify)
     if (!checked.ok) return { ok: false, fault: 'bad_observation', detail: checked.reason }
     const o = checked.envelope
     if (!verifiers.has(o.from))
       return { ok: false, fault: 'bad_observation', detail: `${o.from} is not a listed verifier` }
     if (o.body.epoch !== bundle.epoch) return { ok: false, fault: 'bad_observation', detail: 'another epoch' }
-    keys.push(`${o.from}\n${o.body.node}`)
-    uptime.push({
-      verifier: o.from,
-      node: o.body.node,
-      challenges: o.body.challenges,
-      answered: o.body.answered,
-    })
+    keys.push(`${o.from}\n${o.type}\n${o.body.node}`)
+    if ('challenges' in o.body)
+      uptime.push({
+        verifier: o.from,
+        node: o.body.node,
+        challenges: o.body.challenges,
+        answered: o.body.answered,
+      })
+    else
+      compute.push({
+        verifier: o.from,
+        node: o.body.node,
+        jobs: o.body.jobs,
+        value: BigInt(o.body.value),
+        fraud: o.body.fraud,
+      })
   }
   if (!ascending(keys)) return { ok: false, fault: 'not_sorted', detail: 'observations' }
 
@@ -267,6 +284,7 @@ export function checkBundle(
     })),
     verifiers: bundle.verifiers.map((v) => v.peerId),
     uptime,
+    compute,
   }
   return { ok: true, bundle: { ...encoded, input, params, carried } }
 }

@@ -4,6 +4,8 @@ import { epochRewardsAbi, nodeRegistryAbi } from '../chain/abi/index.js'
 import { getEpochState } from '../chain/actions/get-epoch-state.js'
 import { postRoot } from '../chain/actions/post-root.js'
 import { signPostRoot } from '../chain/actions/sign-post-root.js'
+import { signSlashNode } from '../chain/actions/sign-slash-node.js'
+import { slashNode } from '../chain/actions/slash-node.js'
 import type { ChainClient, ChainReader } from '../chain/client.js'
 import { readContract } from '../chain/transact.js'
 import { contractDomain, type Messages, recoverSigner, type SignedBy } from '../chain/typed-data.js'
@@ -240,5 +242,34 @@ export function createEvmRootPoster(client: ChainClient): RootPoster {
     async post(message, signatures) {
       await postRoot(client, { ...message, signatures })
     },
+  }
+}
+
+/** What a verifier needs to slash a node with a quorum (the EVM here; a ledger in the simulator). */
+export interface NodeSlasher {
+  readonly address: `0x${string}`
+  quorum(): Promise<number>
+  /** Whether this evidence already slashed (each evidence hash slashes once). */
+  used(evidenceHash: Hex): Promise<boolean>
+  sign(message: Messages['SlashNode']): Promise<`0x${string}`>
+  recover(message: Messages['SlashNode'], signature: `0x${string}`): Promise<`0x${string}`>
+  /** Submits the slash; resolves with the transaction hash. */
+  slash(message: Messages['SlashNode'], signatures: readonly SignedBy[]): Promise<string>
+}
+
+/** The {@link NodeSlasher} of NodeRegistry, signing and sending as the verifier's operator key. */
+export function createEvmNodeSlasher(client: ChainClient): NodeSlasher {
+  const domain = contractDomain('NodeRegistry', client.chainId, client.contracts.NodeRegistry)
+  const account = client.wallet.account as Parameters<typeof signSlashNode>[1]
+  const registry = { address: client.contracts.NodeRegistry, abi: nodeRegistryAbi }
+  return {
+    address: account.address,
+    quorum: async () =>
+      Number(await readContract<number | bigint>(client, { ...registry, functionName: 'quorum', args: [] })),
+    used: (evidenceHash) =>
+      readContract<boolean>(client, { ...registry, functionName: 'evidenceUsed', args: [evidenceHash] }),
+    sign: async (message) => (await signSlashNode(client, account, message)).signature as `0x${string}`,
+    recover: (message, signature) => recoverSigner(domain, 'SlashNode', message, signature),
+    slash: async (message, signatures) => (await slashNode(client, { ...message, signatures })).hash,
   }
 }

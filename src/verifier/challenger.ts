@@ -4,7 +4,7 @@ import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
 import { challengeUptime } from '../node/uptime.js'
-import { UPTIME_OBSERVATION } from './observation.js'
+import { COMPUTE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
 import { challengeTimes } from './schedule.js'
 import type { VerifierStore } from './store.js'
 
@@ -155,6 +155,26 @@ export class Challenger {
       } catch (err) {
         // Stored: the bundle leader also fetches observations it missed (next step of the issue).
         logger.warn({ err, epoch, node }, 'could not gossip an observation')
+      }
+    }
+    // Compute: every node with checked work or confirmed fraud this epoch.
+    const work = store.workOf(epoch)
+    const frauds = new Set(store.frauds(epoch).map((f) => f.node))
+    for (const node of [...new Set([...work.keys(), ...frauds])].sort()) {
+      const w = work.get(node) ?? { jobs: 0, value: 0n }
+      const { bytes } = codec.encode(COMPUTE_OBSERVATION, {
+        epoch,
+        node,
+        jobs: w.jobs,
+        value: w.value.toString(),
+        fraud: frauds.has(node),
+      })
+      store.saveComputeObservation(JSON.parse(new TextDecoder().decode(bytes)))
+      try {
+        await port.publish(observationTopic(this.#init.network), bytes)
+        published++
+      } catch (err) {
+        logger.warn({ err, epoch, node }, 'could not gossip a compute observation')
       }
     }
     return published

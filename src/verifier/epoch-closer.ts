@@ -14,7 +14,6 @@ import {
 } from './bundle.js'
 import type { RegistrySnapshot, RootPoster, VerifierChain } from './chain-port.js'
 import { attemptAt, EPOCH_ATTESTATION, EPOCH_PROPOSAL, leaderOf } from './leader.js'
-import type { UptimeObservationBody } from './observation.js'
 import type { VerifierStore } from './store.js'
 import { BUNDLE_PROTOCOL, MAX_BUNDLE_BYTES, type PlannedEpoch } from './verifier-agent.js'
 
@@ -270,7 +269,7 @@ export class EpochCloser {
         ),
       })),
       verifiers: plan.registry.verifiers.map((v) => ({ peerId: v.peerId, address: v.address })),
-      observations: store.observations(plan.epoch),
+      observations: [...store.observations(plan.epoch), ...store.computeObservations(plan.epoch)],
       carried: { root: previousRoot, entries: carried },
     })
     const checked = checkBundle(encoded.bytes, {
@@ -387,8 +386,11 @@ export class EpochCloser {
       if (checked.bundle.bundle.epoch !== p.epoch) return this.#refuse('wrong_epoch', { epoch: p.epoch })
       // Every observation this verifier published for the epoch must be in, exactly.
       const inBundle = new Set(checked.bundle.bundle.observations.map((o) => (o as { sig: string }).sig))
-      const mine = this.#c.store.observations(p.epoch).filter((o) => o.from === this.#c.port.peerId)
-      const missing = mine.filter((o: { sig: string; body: UptimeObservationBody }) => !inBundle.has(o.sig))
+      const mine = [
+        ...this.#c.store.observations(p.epoch),
+        ...this.#c.store.computeObservations(p.epoch),
+      ].filter((o) => o.from === this.#c.port.peerId)
+      const missing = mine.filter((o) => !inBundle.has(o.sig))
       if (missing.length > 0)
         return this.#refuse('own_observations_missing', { epoch: p.epoch, missing: missing.length })
       const settlement = this.#settle(checked.bundle)

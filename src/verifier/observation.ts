@@ -26,3 +26,29 @@ export const UPTIME_OBSERVATION = defineMessage(
 
 /** The body of an uptime observation. */
 export type UptimeObservationBody = z.infer<typeof UPTIME_OBSERVATION.schema>
+
+/** Largest amount a compute observation carries (base units, decimal): 10^30, far above any emission. */
+const MAX_VALUE_DIGITS = 31
+
+/**
+ * A verifier's count of one node's verified compute work over one epoch: the jobs of receipts it
+ * checked (each result matched by an independent node) and their quoted prices, and whether it
+ * confirmed fraud by the node (a signed wrong result, re-run by the verifier). Published on the
+ * observation topic at the epoch's end, carried in the bundle next to the uptime observations.
+ */
+export const COMPUTE_OBSERVATION = defineMessage(
+  'observation/compute',
+  z
+    .object({
+      epoch: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      node: z.string().min(1).max(128),
+      jobs: z.number().int().min(0).max(1_000_000),
+      value: z.string().regex(new RegExp(`^(0|[1-9][0-9]{0,${MAX_VALUE_DIGITS - 1}})$`), 'a decimal amount'),
+      fraud: z.boolean(),
+    })
+    .strict(),
+  { maxBytes: 2_048 },
+)
+
+/** The body of a compute observation. */
+export type ComputeObservationBody = z.infer<typeof COMPUTE_OBSERVATION.schema>

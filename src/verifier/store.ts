@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import type { SignedEnvelope } from '../mesh/wire-codec.js'
 import { type Migration, migrate, sequenceAllocator } from '../node/database.js'
-import type { UptimeObservationBody } from './observation.js'
+import type { ComputeObservationBody, UptimeObservationBody } from './observation.js'
 
 /** The verifier's migrations. Append only: never edit one that has shipped. */
 export const VERIFIER_MIGRATIONS: readonly Migration[] = [
@@ -52,7 +52,52 @@ export const VERIFIER_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: 'compute: observations, checked work receipts, confirmed fraud, slash signatures',
+    sql: `
+      CREATE TABLE compute_observations (
+        epoch INTEGER NOT NULL,
+        verifier TEXT NOT NULL,
+        node TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        envelope TEXT NOT NULL,
+        PRIMARY KEY (epoch, verifier, node)
+      ) STRICT;
+      CREATE TABLE compute_work (
+        node TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (node, job_id)
+      ) STRICT;
+      CREATE INDEX compute_work_by_epoch ON compute_work (epoch);
+      CREATE TABLE compute_frauds (
+        evidence_hash TEXT PRIMARY KEY,
+        epoch INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        slashed_tx TEXT
+      ) STRICT;
+      CREATE TABLE slash_signatures (
+        evidence_hash TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        PRIMARY KEY (evidence_hash, signer)
+      ) STRICT;
+    `,
+  },
 ]
+
+/** A node's fraud as a verifier confirmed it. */
+export interface ConfirmedFraud {
+  evidenceHash: `0x${string}`
+  epoch: number
+  node: string
+  jobId: string
+  /** The slashNode transaction, once the slash is on-chain (by anyone). */
+  slashedTx: string | null
+}
 
 /** One challenge's outcome: `answered`, or why it was missed. */
 export type ChallengeOutcome =
@@ -105,8 +150,22 @@ export interface VerifierStore {
   challengeCounts(epoch: number): Map<string, { challenges: number; answered: number }>
   /** Keeps an observation unless one with an equal or higher sequence number is held; true if kept. */
   saveObservation(envelope: SignedEnvelope<UptimeObservationBody>): boolean
-  /** Every observation held for `epoch`, by any verifier. */
+  /** Every uptime observation held for `epoch`, by any verifier. */
   observations(epoch: number): SignedEnvelope<UptimeObservationBody>[]
+  /** Stores a verifier's compute observation (the highest sequence number per epoch, verifier and node). */
+  saveComputeObservation(envelope: SignedEnvelope<ComputeObservationBody>): boolean
+  computeObservations(epoch: number): SignedEnvelope<ComputeObservationBody>[]
+  /** Records a checked job of a node in `epoch`; false when that node's job was counted before. */
+  recordWork(w: { epoch: number; node: string; jobId: string; value: bigint }): boolean
+  /** Per node: verified jobs and their value in `epoch`. */
+  workOf(epoch: number): Map<string, { jobs: number; value: bigint }>
+  /** Records confirmed fraud; false when this evidence was recorded before. */
+  recordFraud(f: Omit<ConfirmedFraud, 'slashedTx'>): boolean
+  frauds(epoch: number): ConfirmedFraud[]
+  fraud(evidenceHash: string): ConfirmedFraud | undefined
+  markSlashed(evidenceHash: string, tx: string): void
+  saveSlashSignature(s: { evidenceHash: string; signer: string; signature: `0x${string}` }): void
+  slashSignatures(evidenceHash: string): { signer: `0x${string}`; signature: `0x${string}` }[]
   saveBundle(b: StoredBundle & { bytes: Uint8Array }): void
   bundle(cid: string): (StoredBundle & { bytes: Uint8Array }) | undefined
   saveAttestation(a: { epoch: number; cid: string; signer: string; signature: `0x${string}` }): void
@@ -167,6 +226,44 @@ export function openVerifierStore(path: string): VerifierStore {
   const selectRoot = db.prepare('SELECT * FROM roots WHERE epoch = ?')
   const deleteRoots = db.prepare('DELETE FROM roots WHERE epoch >= ?')
 
+  const upsertComputeObservation = db.prepare(`
+    INSERT INTO compute_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
+    WHERE excluded.seq > compute_observations.seq`)
+  const selectComputeObservations = db.prepare(
+    'SELECT envelope FROM compute_observations WHERE epoch = ? ORDER BY verifier, node',
+  )
+  const insertWork = db.prepare(
+    'INSERT OR IGNORE INTO compute_work (node, job_id, epoch, value) VALUES (?, ?, ?, ?)',
+  )
+  const selectWork = db.prepare('SELECT node, value FROM compute_work WHERE epoch = ?')
+  const insertFraud = db.prepare(
+    'INSERT OR IGNORE INTO compute_frauds (evidence_hash, epoch, node, job_id) VALUES (?, ?, ?, ?)',
+  )
+  const selectFrauds = db.prepare('SELECT * FROM compute_frauds WHERE epoch = ? ORDER BY evidence_hash')
+  const selectFraud = db.prepare('SELECT * FROM compute_frauds WHERE evidence_hash = ?')
+  const updateSlashed = db.prepare('UPDATE compute_frauds SET slashed_tx = ? WHERE evidence_hash = ?')
+  const insertSlashSignature = db.prepare(
+    'INSERT OR IGNORE INTO slash_signatures (evidence_hash, signer, signature) VALUES (?, ?, ?)',
+  )
+  const selectSlashSignatures = db.prepare(
+    'SELECT signer, signature FROM slash_signatures WHERE evidence_hash = ? ORDER BY signer',
+  )
+  type FraudRow = {
+    evidence_hash: string
+    epoch: number
+    node: string
+    job_id: string
+    slashed_tx: string | null
+  }
+  const toFraud = (r: FraudRow): ConfirmedFraud => ({
+    evidenceHash: r.evidence_hash as `0x${string}`,
+    epoch: r.epoch,
+    node: r.node,
+    jobId: r.job_id,
+    slashedTx: r.slashed_tx,
+  })
+
   type RootRow = { epoch: number; root: string; total: string; digest: string; block: number }
   const toRoot = (r: RootRow | undefined): PostedRoot | undefined =>
     r === undefined
@@ -200,6 +297,39 @@ export function openVerifierStore(path: string): VerifierStore {
         (r) => JSON.parse(r.envelope) as SignedEnvelope<UptimeObservationBody>,
       )
     },
+    saveComputeObservation(e) {
+      return (
+        upsertComputeObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0
+      )
+    },
+    computeObservations(epoch) {
+      return (selectComputeObservations.all(epoch) as { envelope: string }[]).map(
+        (r) => JSON.parse(r.envelope) as SignedEnvelope<ComputeObservationBody>,
+      )
+    },
+    recordWork: (w) => insertWork.run(w.node, w.jobId, w.epoch, w.value.toString()).changes > 0,
+    workOf(epoch) {
+      const out = new Map<string, { jobs: number; value: bigint }>()
+      for (const r of selectWork.all(epoch) as { node: string; value: string }[]) {
+        const held = out.get(r.node) ?? { jobs: 0, value: 0n }
+        out.set(r.node, { jobs: held.jobs + 1, value: held.value + BigInt(r.value) })
+      }
+      return out
+    },
+    recordFraud: (f) => insertFraud.run(f.evidenceHash, f.epoch, f.node, f.jobId).changes > 0,
+    frauds: (epoch) => (selectFrauds.all(epoch) as FraudRow[]).map(toFraud),
+    fraud(evidenceHash) {
+      const r = selectFraud.get(evidenceHash) as FraudRow | undefined
+      return r && toFraud(r)
+    },
+    markSlashed(evidenceHash, tx) {
+      updateSlashed.run(tx, evidenceHash)
+    },
+    saveSlashSignature(x) {
+      insertSlashSignature.run(x.evidenceHash, x.signer.toLowerCase(), x.signature)
+    },
+    slashSignatures: (evidenceHash) =>
+      selectSlashSignatures.all(evidenceHash) as { signer: `0x${string}`; signature: `0x${string}` }[],
     saveBundle(b) {
       insertBundle.run(b.cid, b.epoch, b.digest, b.root, b.totalCumulative.toString(), Buffer.from(b.bytes))
     },

@@ -5,7 +5,7 @@ import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
 import type { RegistrySnapshot, VerifierChain } from './chain-port.js'
 import { Challenger, observationTopic } from './challenger.js'
-import { UPTIME_OBSERVATION } from './observation.js'
+import { COMPUTE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
 import type { VerifierStore } from './store.js'
 
 /** The protocol id a verifier serves stored bundles on: request = CID (UTF-8), response = bundle bytes. */
@@ -102,7 +102,8 @@ export class VerifierAgent {
     const { port, store } = this.#c
     this.#unsubscribe = port.subscribe(observationTopic(this.#init.network), (message) => {
       const decoded = this.#c.codec.decode(message.data, { from: message.from })
-      if (!decoded.ok || decoded.envelope.type !== UPTIME_OBSERVATION.type) {
+      const type = decoded.ok ? decoded.envelope.type : ''
+      if (!decoded.ok || (type !== UPTIME_OBSERVATION.type && type !== COMPUTE_OBSERVATION.type)) {
         this.counts.refused++
         return decoded.ok ? 'reject' : decoded.verdict
       }
@@ -115,7 +116,11 @@ export class VerifierAgent {
         this.counts.refused++
         return 'reject'
       }
-      store.saveObservation(decoded.envelope as Parameters<VerifierStore['saveObservation']>[0])
+      if (type === COMPUTE_OBSERVATION.type)
+        store.saveComputeObservation(
+          decoded.envelope as Parameters<VerifierStore['saveComputeObservation']>[0],
+        )
+      else store.saveObservation(decoded.envelope as Parameters<VerifierStore['saveObservation']>[0])
       // Committed before it is acknowledged (accepted, so gossip forwards it).
       this.#c.logger.debug(
         {

@@ -1,5 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client'
 import { connectChain } from '../chain/client.js'
+import { computeTopic, FRAUD_EVIDENCE, SLASH_SIGNATURE, WORK_RECEIPT } from '../compute/receipts.js'
+import { SandboxPool } from '../compute/sandbox-pool.js'
 import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/logger.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../mesh/create-libp2p.js'
@@ -10,11 +12,12 @@ import { createWireCodec, networkIdOf } from '../mesh/wire-codec.js'
 import { type OpsResponse, type OpsServer, startOpsServer } from '../node/ops-server.js'
 import { DEFAULT_REWARD_PARAMS, lowerAddress } from '../rewards/index.js'
 import { bundleCid, checkBundle, type Settlement, settleBundle } from './bundle.js'
-import { createEvmRootPoster, createEvmVerifierChain } from './chain-port.js'
+import { createEvmNodeSlasher, createEvmRootPoster, createEvmVerifierChain } from './chain-port.js'
 import { observationTopic } from './challenger.js'
+import { ComputeAuditor } from './compute-auditor.js'
 import { EpochCloser, epochTopic } from './epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from './leader.js'
-import { UPTIME_OBSERVATION } from './observation.js'
+import { COMPUTE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
 import { openVerifierStore, type VerifierStore } from './store.js'
 import { VerifierAgent } from './verifier-agent.js'
 import type { LoadedVerifierDir } from './verifier-dir.js'
@@ -27,6 +30,7 @@ export interface VerifierService {
   readonly port: NetworkPort
   readonly agent: VerifierAgent
   readonly closer: EpochCloser
+  readonly auditor: ComputeAuditor
   readonly store: VerifierStore
   readonly metrics: Registry
   /** The ops server's base URL (metrics, health, status, bundles, proofs). */
@@ -48,6 +52,8 @@ export interface VerifierStatus {
   lastPostedEpoch: number | null
   peers: number
   observations: { accepted: number; refused: number }
+  /** Work receipts and fraud evidence taken in or refused, frauds confirmed, slashes submitted. */
+  compute: ComputeAuditor['counts']
   proposalsRefused: Record<string, number>
   addresses: string[]
 }
@@ -86,7 +92,7 @@ export async function startVerifierService(
       listen: [...config.mesh.listen],
       bootstrap: [...network.bootstrap, ...config.mesh.bootstrap],
       mdns: config.mesh.mdns,
-      scoredTopics: [observationTopic(net), epochTopic(net)],
+      scoredTopics: [observationTopic(net), epochTopic(net), computeTopic(net)],
     })
     const port = createLibp2pPort(libp2p, { logger: logger.child({ module: 'mesh' }) })
     stack.push({ name: 'mesh', stop: () => port.close() })
@@ -94,7 +100,15 @@ export async function startVerifierService(
       network: net,
       signer: createPeerSigner(identity.peerKey),
       clock,
-      types: [UPTIME_OBSERVATION, EPOCH_PROPOSAL, EPOCH_ATTESTATION],
+      types: [
+        UPTIME_OBSERVATION,
+        COMPUTE_OBSERVATION,
+        EPOCH_PROPOSAL,
+        EPOCH_ATTESTATION,
+        WORK_RECEIPT,
+        FRAUD_EVIDENCE,
+        SLASH_SIGNATURE,
+      ],
       nextSeq: (type) => store.nextSeq(type),
     })
     const chain = createEvmVerifierChain(client, { deployBlock: BigInt(network.deployBlock) })
@@ -129,8 +143,42 @@ export async function startVerifierService(
       },
       { ...common, poster: createEvmRootPoster(client), plan: (e) => agent.planned(e) },
     )
+    // Re-runs jobs from fraud evidence: one sandbox, so a verifier's own work is never starved.
+    const pool = new SandboxPool({ size: 1 })
+    stack.push({ name: 'sandbox', stop: () => pool.close() })
+    const auditor = new ComputeAuditor(
+      { network: net, slashAmount: BigInt(network.parameters.minNodeStake) },
+      {
+        port,
+        codec,
+        store,
+        verifier: common.verifier,
+        logger: logger.child({ module: 'compute' }),
+        epochNow: () => agent.epochAt(agent.chainNow()),
+        registry: (epoch) => agent.planned(epoch)?.registry,
+        rerun: async (e) => {
+          try {
+            const run = await pool.run({
+              kind: e.spec.kind,
+              code: e.code,
+              input: e.input,
+              limits: e.spec.limits,
+              seed: e.spec.id,
+              now: e.spec.deadline,
+            })
+            return run.output
+          } catch {
+            // The job fails here too (time, memory): nothing to compare.
+            return undefined
+          }
+        },
+        slasher: createEvmNodeSlasher(client),
+      },
+    )
     agent.start()
     stack.push({ name: 'agent', stop: () => agent.stop() })
+    auditor.start()
+    stack.push({ name: 'auditor', stop: () => auditor.stop() })
     closer.start()
     stack.push({ name: 'closer', stop: () => closer.stop() })
 
@@ -143,6 +191,7 @@ export async function startVerifierService(
       lastPostedEpoch: store.latestRoot()?.epoch ?? null,
       peers: libp2p.getPeers().length,
       observations: { ...agent.counts },
+      compute: { ...auditor.counts },
       proposalsRefused: Object.fromEntries(closer.refused),
       addresses: addresses(),
     })
@@ -162,6 +211,7 @@ export async function startVerifierService(
       port,
       agent,
       closer,
+      auditor,
       store,
       metrics,
       opsUrl: ops.url,
@@ -214,6 +264,16 @@ function createVerifierMetrics(status: () => VerifierStatus): Registry {
       this.reset()
       this.inc({ result: 'accepted' }, snapshot.observations.accepted)
       this.inc({ result: 'refused' }, snapshot.observations.refused)
+    },
+  })
+  new Counter({
+    name: 'meshwork_verifier_compute_total',
+    help: 'Compute messages: receipts and evidence taken in or refused, frauds confirmed, slashes submitted',
+    labelNames: ['event'] as const,
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [event, n] of Object.entries(snapshot.compute)) this.inc({ event }, n)
     },
   })
   new Counter({

@@ -11,6 +11,7 @@ import type { NetworkPort } from '../../src/mesh/network-port.js'
 import { adTopic } from '../../src/node/advertisement.js'
 import { type NodeDatabase, openNodeDatabase } from '../../src/node/database.js'
 import { NodeAgent } from '../../src/node/node-agent.js'
+import type { NodeService } from '../../src/node/service.js'
 
 /**
  * Node agents on real libp2p on 127.0.0.1, wired as `meshwork node start` wires them (one libp2p
@@ -101,7 +102,16 @@ export class LiveNodes {
 
   /** Starts an agent on its own libp2p node and database; the same key and path continue a node. */
   async start(
-    options: { key?: Ed25519PrivateKey; dbPath?: string; bootstrap?: string[]; network?: string } = {},
+    options: {
+      key?: Ed25519PrivateKey
+      dbPath?: string
+      bootstrap?: string[]
+      network?: string
+      /** Service plugins (compute…), given the node's database once it is open. */
+      services?: (db: NodeDatabase, key: Ed25519PrivateKey) => NodeService[]
+      operator?: `0x${string}`
+      cell?: string
+    } = {},
   ): Promise<LiveNode> {
     const key = options.key ?? (await generateKeyPair('Ed25519'))
     const dbPath = options.dbPath ?? join(this.tempDir(), 'node.db')
@@ -111,7 +121,7 @@ export class LiveNodes {
     const agent = new NodeAgent(
       {
         network: options.network ?? LIVE_NET,
-        h3Cell: LIVE_CELL,
+        h3Cell: options.cell ?? LIVE_CELL,
         tier: 'edge',
         version: 'test',
         refreshMs: LIVE_REFRESH_MS,
@@ -122,9 +132,10 @@ export class LiveNodes {
         port,
         clock: systemClock,
         db,
-        identity: { peerKey: key, peerId, operatorAddress: LIVE_OPERATOR },
+        identity: { peerKey: key, peerId, operatorAddress: options.operator ?? LIVE_OPERATOR },
         resources: LIVE_RESOURCES,
         logger: createLogger({ level: 'silent' }),
+        ...(options.services ? { services: options.services(db, key) } : {}),
         addresses: () => libp2p.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/[^/]+$/, '')),
       },
     )
