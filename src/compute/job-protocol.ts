@@ -120,7 +120,7 @@ export class ComputeService implements NodeService {
       name: 'compute',
       price: this.#init.price.toString(),
       unit: 'job',
-      params: { kinds: 'wasm,js', slots: this.#pool.size },
+      params: { kinds: this.#pool.kinds.join(','), slots: this.#pool.size },
     }
   }
 
@@ -152,6 +152,7 @@ export class ComputeService implements NodeService {
         return Math.min(1, (running + queued) / this.#pool.size)
       },
       now: this.#init.now,
+      kinds: this.#pool.kinds,
     })
   }
 

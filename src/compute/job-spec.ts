@@ -7,6 +7,10 @@ import { ComputeError } from './errors.js'
  * cap and where it may run. Validated before anything else happens (no bid, no payment).
  */
 
+/** What a job can be: a WASM module, a JS function run in QuickJS, or an ONNX model (inference). */
+export const JOB_KINDS = ['wasm', 'js', 'onnx'] as const
+export type JobKind = (typeof JOB_KINDS)[number]
+
 /** Largest code or input carried inline (base64); bigger ones go by content hash. */
 export const MAX_INLINE_BYTES = 512 * 1024
 /** Hard ceilings on what a job may ask for. */
@@ -49,10 +53,10 @@ export const jobSpecSchema = z
     v: z.literal(1),
     /** 32 hex characters, unique per job (it also seeds a JS job's Math.random). */
     id: z.string().regex(/^[0-9a-f]{32}$/, '32 hex digits'),
-    kind: z.enum(['wasm', 'js']),
-    /** WASM: the module. JS: the UTF-8 source of a function `(input) => output`. */
+    kind: z.enum(JOB_KINDS),
+    /** WASM: the module. JS: the UTF-8 source of a function `(input) => output`. ONNX: the model. */
     code: blob,
-    /** WASM: raw bytes. JS: UTF-8 JSON, the function's argument. */
+    /** WASM: raw bytes. JS: UTF-8 JSON, the function's argument. ONNX: UTF-8 JSON of the feeds. */
     input: blob,
     limits: z
       .object({

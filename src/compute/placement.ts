@@ -5,7 +5,7 @@ import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerSigner, PeerVerifier } from '../mesh/peer-key.js'
 import type { KnownAd } from '../node/ad-table.js'
 import { ComputeError } from './errors.js'
-import type { JobSpec } from './job-spec.js'
+import { JOB_KINDS, type JobSpec } from './job-spec.js'
 
 /**
  * Placement: which node runs a job. The client filters the advertisements it knows by the job's
@@ -45,7 +45,7 @@ export function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lo
  */
 export function candidatesFor(
   ads: readonly KnownAd[],
-  spec: Pick<JobSpec, 'placement' | 'maxPrice'>,
+  spec: Pick<JobSpec, 'placement' | 'maxPrice'> & { kind?: JobSpec['kind'] },
   options: { now: number; ownOperators?: readonly string[] },
 ): Candidate[] {
   const { placement } = spec
@@ -63,6 +63,9 @@ export function candidatesFor(
     if (known.expiresAt <= options.now) continue
     const offer = known.ad.services.find((s) => s.name === 'compute')
     if (offer === undefined || BigInt(offer.price) > cap) continue
+    // Nodes say which kinds they run (`params.kinds`, comma-separated); older ads ran wasm and js.
+    const kinds = typeof offer.params?.kinds === 'string' ? offer.params.kinds.split(',') : ['wasm', 'js']
+    if (spec.kind !== undefined && !kinds.includes(spec.kind)) continue
     if (placement.tier !== 'any' && known.ad.tier !== placement.tier) continue
     if (placement.localOnly && !own.has(known.ad.operator.toLowerCase())) continue
     let km = 0
@@ -141,7 +144,7 @@ export function chooseQuote(
 const quoteRequestSchema = z
   .object({
     jobId: z.string().regex(/^[0-9a-f]{32}$/),
-    kind: z.enum(['wasm', 'js']),
+    kind: z.enum(JOB_KINDS),
     timeMs: z.number().int().positive().max(60_000),
     maxPrice: z.string().regex(/^(0|[1-9][0-9]{0,30})$/),
   })
@@ -191,6 +194,8 @@ export function serveQuotes(
     load: () => number
     now: () => number
     validMs?: number
+    /** The job kinds this node runs (default all). */
+    kinds?: readonly string[]
   },
 ): () => void {
   port.handle(
@@ -198,6 +203,8 @@ export function serveQuotes(
     async (request, ctx) => {
       const parsed = quoteRequestSchema.safeParse(JSON.parse(new TextDecoder().decode(request)))
       if (!parsed.success) throw new RangeError('not a quote request')
+      if (options.kinds && !options.kinds.includes(parsed.data.kind))
+        throw new RangeError(`this node does not run ${parsed.data.kind} jobs`)
       const price = options.price()
       if (price > BigInt(parsed.data.maxPrice)) throw new RangeError('over the price cap')
       const expiresAt = options.now() + (options.validMs ?? 10_000)

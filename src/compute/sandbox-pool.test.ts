@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import wabt from 'wabt'
 import { JOB_LIMIT_DEFAULTS } from './job-spec.js'
 import { SandboxPool, type SandboxTask } from './sandbox-pool.js'
+import { tinyClassifierModel, tinyClassifierReference } from './tiny-model.js'
 
 const toolkit = await wabt()
 /** Assembles a WASM job from the text format. */
@@ -185,5 +186,56 @@ describe('SandboxPool: JS jobs in QuickJS', () => {
       syntax: 'JOB_FAILED',
       fine: 'ok',
     })
+  })
+})
+
+describe('ONNX jobs', () => {
+  const model = tinyClassifierModel()
+  const onnxPool = new SandboxPool({ size: 1 })
+  afterAll(() => onnxPool.close())
+  const infer = (input: unknown, code: Uint8Array = model) =>
+    onnxPool.run({
+      kind: 'onnx',
+      code,
+      input: new TextEncoder().encode(JSON.stringify(input)),
+      limits: { ...JOB_LIMIT_DEFAULTS, timeMs: 5_000 },
+    })
+  const x = { x: { type: 'float32', dims: [1, 4], data: [0.5, -1, 2, 0.25] } }
+
+  it('runs a model on the CPU: the output is what the network computes, rounded, and the same every time', async () => {
+    expect(onnxPool.kinds).toContain('onnx')
+    const first = JSON.parse(new TextDecoder().decode((await infer(x)).output))
+    expect(first.probs).toMatchObject({ type: 'float32', dims: [1, 3] })
+    // The same network in float64 by hand: probabilities within float32 rounding.
+    const expected = tinyClassifierReference([0.5, -1, 2, 0.25])
+    for (const [i, p] of (first.probs.data as number[]).entries())
+      expect(p).toBeCloseTo(expected[i] as number, 5)
+    expect((first.probs.data as number[]).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5)
+    const again = await infer(x)
+    expect(new TextDecoder().decode(again.output)).toBe(JSON.stringify(first))
+  })
+
+  it('refuses what is not a model, and feeds that do not fit it, before running anything', async () => {
+    await expect(infer(x, new TextEncoder().encode('not a model'))).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+    })
+    await expect(infer({ y: x.x })).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+      message: expect.stringContaining('"x"'),
+    })
+    await expect(infer({ x: { ...x.x, data: [1, 2] } })).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+      message: expect.stringContaining('4 values'),
+    })
+    await expect(infer({ x: { ...x.x, type: 'complex' } })).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+    })
+    await expect(infer([1, 2])).rejects.toMatchObject({ code: 'JOB_SPEC_INVALID' })
+    // A feed of the wrong shape for the model: the model itself refuses it.
+    await expect(infer({ x: { type: 'float32', dims: [1, 2], data: [1, 2] } })).rejects.toMatchObject({
+      code: 'JOB_FAILED',
+    })
+    // And it still serves.
+    expect((await infer(x)).output.length).toBeGreaterThan(0)
   })
 })

@@ -2,24 +2,26 @@ import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { ComputeError, type ComputeErrorCode } from './errors.js'
-import type { JobLimits } from './job-spec.js'
+import type { JobKind, JobLimits } from './job-spec.js'
 
 /**
  * The node's sandboxes: a pool of worker threads, as many as the machine has cores, each running
  * one job at a time. WASM jobs get no imports but their memory (env.memory, sized by the job's limit)
  * and the ABI `alloc(len) -> ptr`, `run(ptr, len) -> out` (out: a u32 little-endian length, then
  * the bytes). JS jobs run in QuickJS with memory and interrupt limits, `Math.random` seeded from the
- * job id, a fixed `Date`, and no I/O (QuickJS has none). Whatever a job does, the pool answers by its
+ * job id, a fixed `Date`, and no I/O (QuickJS has none). ONNX jobs run a model on onnxruntime's CPU
+ * backend, one thread, floats in the output rounded to 6 significant digits so that independent
+ * machines agree (docs/protocol.md, "Job spec"). Whatever a job does, the pool answers by its
  * deadline: a worker still busy then is terminated and replaced, so an endless loop costs one worker
  * restart and nobody else's job.
  */
 
 /** A job as a sandbox runs it. */
 export interface SandboxTask {
-  kind: 'wasm' | 'js'
-  /** WASM: the module's bytes. JS: the function's UTF-8 source. */
+  kind: JobKind
+  /** WASM: the module's bytes. JS: the function's UTF-8 source. ONNX: the model. */
   code: Uint8Array
-  /** WASM: raw input bytes. JS: UTF-8 JSON of the argument. */
+  /** WASM: raw input bytes. JS: UTF-8 JSON of the argument. ONNX: UTF-8 JSON of the feeds. */
   input: Uint8Array
   limits: JobLimits
   /** JS only: seeds Math.random (the job id). */
@@ -56,6 +58,7 @@ export class SandboxPool {
   readonly #slots: Slot[] = []
   readonly #queue: Pending[] = []
   readonly #quickjsPath: string
+  readonly #ortPath: string | undefined
   #nextId = 0
   #closed = false
   /** Workers replaced after a timeout or a crash (for metrics and tests). */
@@ -63,7 +66,14 @@ export class SandboxPool {
 
   constructor(options: { size?: number } = {}) {
     this.size = Math.max(1, options.size ?? availableParallelism())
-    this.#quickjsPath = createRequire(import.meta.url).resolve('quickjs-emscripten')
+    const require = createRequire(import.meta.url)
+    this.#quickjsPath = require.resolve('quickjs-emscripten')
+    this.#ortPath = onnxRuntimePath(require)
+  }
+
+  /** The job kinds this pool runs (ONNX only where onnxruntime-node is installed). */
+  get kinds(): JobKind[] {
+    return this.#ortPath === undefined ? ['wasm', 'js'] : ['wasm', 'js', 'onnx']
   }
 
   /** Jobs running and waiting now. */
@@ -105,7 +115,7 @@ export class SandboxPool {
   #spawn(): Worker {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { quickjsPath: this.#quickjsPath },
+      workerData: { quickjsPath: this.#quickjsPath, ortPath: this.#ortPath },
       // The JS heap of the glue; WASM and QuickJS memories are limited per job.
       resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 },
     })
@@ -188,6 +198,15 @@ export class SandboxPool {
       seed: seedOf(task.seed ?? ''),
       now: task.now ?? 0,
     })
+  }
+}
+
+/** Where onnxruntime-node is, if it is installed (it is an optional part of a node). */
+function onnxRuntimePath(require: NodeRequire): string | undefined {
+  try {
+    return require.resolve('onnxruntime-node')
+  } catch {
+    return undefined
   }
 }
 
@@ -354,10 +373,76 @@ async function runJs(task) {
   }
 }
 
+const ONNX_TYPES = { float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, int8: Int8Array, uint8: Uint8Array, bool: Uint8Array }
+const sessions = new Map()
+let ort
+
+async function runOnnx(task) {
+  if (ort === undefined) {
+    if (!workerData.ortPath) throw new JobError('JOB_FAILED', 'this node cannot run ONNX models (onnxruntime-node is not installed)')
+    ort = require(workerData.ortPath)
+  }
+  parentPort.postMessage({ id: task.id, started: true })
+  const key = createHash('sha256').update(task.code).digest('hex')
+  let session = sessions.get(key)
+  if (session === undefined) {
+    try {
+      session = await ort.InferenceSession.create(task.code, {
+        executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1,
+        graphOptimizationLevel: 'basic', enableCpuMemArena: false, logSeverityLevel: 3,
+      })
+    } catch (err) {
+      throw new JobError('JOB_SPEC_INVALID', 'the code is not an ONNX model this node can run: ' + err.message)
+    }
+    if (sessions.size >= 8) { const [oldest] = sessions.keys(); sessions.get(oldest).release(); sessions.delete(oldest) }
+    sessions.set(key, session)
+  }
+  let feeds
+  try { feeds = JSON.parse(new TextDecoder().decode(task.input)) } catch { feeds = undefined }
+  if (feeds === null || typeof feeds !== 'object' || Array.isArray(feeds)) throw new JobError('JOB_SPEC_INVALID', 'the input of an ONNX job is JSON: {"<input name>": {"type", "dims", "data"}}')
+  const tensors = {}
+  let bytes = 0
+  for (const name of session.inputNames) {
+    const f = feeds[name]
+    if (f === undefined) throw new JobError('JOB_SPEC_INVALID', 'the input has no feed for the model input "' + name + '"')
+    const Type = ONNX_TYPES[f.type]
+    if (Type === undefined) throw new JobError('JOB_SPEC_INVALID', 'feed "' + name + '": type must be one of ' + Object.keys(ONNX_TYPES).join(', '))
+    if (!Array.isArray(f.dims) || f.dims.length > 8 || !f.dims.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new JobError('JOB_SPEC_INVALID', 'feed "' + name + '": dims must be up to 8 whole numbers')
+    const size = f.dims.reduce((a, b) => a * b, 1)
+    if (!Array.isArray(f.data) || f.data.length !== size) throw new JobError('JOB_SPEC_INVALID', 'feed "' + name + '": data must hold ' + size + ' values (the product of dims)')
+    bytes += size * Type.BYTES_PER_ELEMENT
+    if (bytes > task.limits.memoryMb * 1024 * 1024) throw new JobError('JOB_MEMORY_LIMIT', 'the feeds need more than the ' + task.limits.memoryMb + ' MB of the job')
+    let data
+    try {
+      data = f.type === 'int64' ? BigInt64Array.from(f.data, (v) => BigInt(v)) : f.type === 'bool' ? Uint8Array.from(f.data, (v) => (v ? 1 : 0)) : Type.from(f.data, Number)
+    } catch { throw new JobError('JOB_SPEC_INVALID', 'feed "' + name + '": data does not fit type ' + f.type) }
+    tensors[name] = new ort.Tensor(f.type, data, f.dims)
+  }
+  let results
+  try {
+    results = await session.run(tensors)
+  } catch (err) {
+    throw new JobError('JOB_FAILED', 'the model failed: ' + err.message)
+  }
+  const out = {}
+  for (const name of session.outputNames) {
+    const t = results[name]
+    const float = t.type === 'float32' || t.type === 'float64' || t.type === 'float16'
+    out[name] = {
+      type: t.type,
+      dims: Array.from(t.dims, Number),
+      data: Array.from(t.data, (v) => typeof v === 'bigint' ? v.toString() : float ? Number(Number(v).toPrecision(6)) : v),
+    }
+  }
+  const text = new TextEncoder().encode(JSON.stringify(out))
+  if (text.length > task.limits.outputBytes) throw new JobError('JOB_OUTPUT_TOO_LARGE', 'the output of ' + text.length + ' bytes is over its limit of ' + task.limits.outputBytes)
+  return text
+}
+
 parentPort.on('message', async (task) => {
   const started = performance.now()
   try {
-    const output = task.kind === 'wasm' ? runWasm(task) : await runJs(task)
+    const output = task.kind === 'wasm' ? runWasm(task) : task.kind === 'onnx' ? await runOnnx(task) : await runJs(task)
     parentPort.postMessage({ id: task.id, ok: true, output, ms: performance.now() - started }, [output.buffer])
   } catch (err) {
     parentPort.postMessage({ id: task.id, ok: false, code: err.code || 'JOB_FAILED', message: err.message })

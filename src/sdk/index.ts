@@ -58,10 +58,13 @@ export interface ConnectOptions {
 
 /** A job as the SDK takes it; everything but kind and code has a default. */
 export interface JobRequest {
-  kind: 'wasm' | 'js'
-  /** WASM bytes, or a JS function's source `(input) => output`. */
+  kind: 'wasm' | 'js' | 'onnx'
+  /** WASM bytes, a JS function's source `(input) => output`, or an ONNX model's bytes. */
   code: Uint8Array | string
-  /** JS: any JSON value. WASM: bytes (or a string, as UTF-8). */
+  /**
+   * JS: any JSON value. WASM: bytes (or a string, as UTF-8). ONNX: the feeds,
+   * `{ [input]: { type: 'float32' | …, dims: number[], data: number[] } }`.
+   */
   input?: unknown
   limits?: Partial<JobLimits>
   /** Near a point (radius in km, default 100) or an H3 cell. */
@@ -86,7 +89,7 @@ export interface JobRequest {
 export interface JobOutcome {
   jobId: string
   output: Uint8Array
-  /** JS jobs: the parsed JSON output. */
+  /** JS jobs: the parsed JSON output. ONNX jobs: `{ [output]: { type, dims, data } }`. */
   value?: unknown
   /** The node that ran it, its tier, and whether it won as a cloud fallback. */
   provider: string
@@ -107,6 +110,8 @@ export interface JobOutcome {
   evidence: FraudEvidence[]
   /** Paid in vouchers for this job, verification re-runs included (caught nodes are not paid). */
   paid: bigint
+  /** Each node paid for this job and how much (one entry a node; acknowledged vouchers only). */
+  payments: { node: string; amount: bigint }[]
 }
 
 const min = (a: bigint, b: bigint) => (a < b ? a : b)
@@ -252,6 +257,11 @@ export class Meshwork {
     return this.#port.peerId
   }
 
+  /** MESH base units signed over in vouchers this session (0 without a payer). */
+  get spent(): bigint {
+    return this.#wallet?.spent ?? 0n
+  }
+
   /** The nodes this client knows (their latest advertisements). */
   ads(): KnownAd[] {
     return this.#table.list()
@@ -328,6 +338,7 @@ export class Meshwork {
     )
     // Pay every node whose result stood (the chosen output); a caught node is not paid.
     let paid = 0n
+    const payments: JobOutcome['payments'] = []
     for (const r of run.runs) {
       const provider = operators.get(r.quote.node)
       if (!wallet || r.quote.price === 0n || provider === undefined) continue
@@ -335,13 +346,17 @@ export class Meshwork {
         await wallet.cancel(provider, r.quote.price)
         continue
       }
-      if (await this.#pay(r.quote, spec.id, r.result.billed)) paid += min(r.result.billed, r.quote.price)
+      if (await this.#pay(r.quote, spec.id, r.result.billed)) {
+        const amount = min(r.result.billed, r.quote.price)
+        paid += amount
+        payments.push({ node: r.quote.node, amount })
+      }
     }
     request.onProgress?.('done', { jobId: spec.id, latencyMs })
     return {
       jobId: spec.id,
       output: run.result.output,
-      ...(spec.kind === 'js' ? { value: JSON.parse(new TextDecoder().decode(run.result.output)) } : {}),
+      ...(spec.kind === 'wasm' ? {} : { value: JSON.parse(new TextDecoder().decode(run.result.output)) }),
       provider: run.quote.node,
       tier: run.quote.tier,
       fallback: run.quote === placement.quote ? placement.fallback : run.quote.tier === 'cloud',
@@ -352,6 +367,7 @@ export class Meshwork {
       verification: run.verification,
       evidence: run.evidence,
       paid,
+      payments,
     }
   }
 
@@ -375,7 +391,7 @@ export class Meshwork {
   #spec(r: JobRequest): JobSpec {
     const code = typeof r.code === 'string' ? new TextEncoder().encode(r.code) : r.code
     const input =
-      r.kind === 'js'
+      r.kind !== 'wasm'
         ? new TextEncoder().encode(JSON.stringify(r.input ?? null))
         : r.input instanceof Uint8Array
           ? r.input

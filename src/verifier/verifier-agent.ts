@@ -98,6 +98,19 @@ export class VerifierAgent {
     return this.#planned.get(epoch)
   }
 
+  /**
+   * The registry to judge messages by in `epoch`: that epoch's, or, right after it began and before
+   * its seed block is planned, the newest one before it.
+   */
+  registryAt(epoch: number): RegistrySnapshot | undefined {
+    const exact = this.#planned.get(epoch)
+    if (exact) return exact.registry
+    let best: PlannedEpoch | undefined
+    for (const p of this.#planned.values())
+      if (p.epoch < epoch && (best === undefined || p.epoch > best.epoch)) best = p
+    return best?.registry
+  }
+
   start(): void {
     const { port, store } = this.#c
     this.#unsubscribe = port.subscribe(observationTopic(this.#init.network), (message) => {

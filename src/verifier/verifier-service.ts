@@ -155,7 +155,7 @@ export async function startVerifierService(
         verifier: common.verifier,
         logger: logger.child({ module: 'compute' }),
         epochNow: () => agent.epochAt(agent.chainNow()),
-        registry: (epoch) => agent.planned(epoch)?.registry,
+        registry: (epoch) => agent.registryAt(epoch),
         rerun: async (e) => {
           try {
             const run = await pool.run({

@@ -4,6 +4,7 @@ import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { tinyClassifierModel, tinyClassifierReference } from '../../src/compute/tiny-model.js'
 import { type CliProcess, runCli, startCli } from '../helpers/cli.js'
 import { until } from '../helpers/live-node.js'
 
@@ -259,6 +260,27 @@ describe('meshwork devnet', () => {
     const ran = JSON.parse(job.stdout)
     expect(ran).toMatchObject({ value: [4, 9], tier: 'edge', verification: 'verified' })
     expect(BigInt(ran.paid)).toBe(2n * BigInt(ran.price))
+    // Inference: an ONNX model runs on the nodes' CPU, checked by a second node like any job.
+    writeFileSync(join(cwd, 'classifier.onnx'), tinyClassifierModel())
+    const inference = await runCli(
+      [
+        '--json',
+        'job',
+        'run',
+        'classifier.onnx',
+        '--input',
+        JSON.stringify({ x: { type: 'float32', dims: [1, 4], data: [0.5, -1, 2, 0.25] } }),
+        '--network',
+        'net/network.json',
+        '--key',
+        'net/builder.key',
+      ],
+      { cwd, timeoutMs: 60_000 },
+    )
+    expect(inference.code, inference.stderr).toBe(0)
+    const probs = JSON.parse(inference.stdout).value.probs
+    expect(probs.dims).toEqual([1, 3])
+    expect(probs.data[0]).toBeCloseTo(tinyClassifierReference([0.5, -1, 2, 0.25])[0] as number, 5)
     writeFileSync(join(cwd, 'loop.js'), '() => { for (;;) {} }\n')
     const loop = await runCli(
       [
@@ -268,7 +290,7 @@ describe('meshwork devnet', () => {
         '--network',
         'net/network.json',
         '--time-ms',
-        '200',
+        '6000',
         '--key',
         'net/builder.key',
       ],
@@ -278,7 +300,9 @@ describe('meshwork devnet', () => {
       },
     )
     expect(loop.code).toBe(1)
-    expect(loop.stderr).toMatch(/ran past its limit of 200 ms \[JOB_TIMEOUT\]/)
+    // A long job shows that it is still running, then why it stopped.
+    expect(loop.stderr).toMatch(/running on 12D3KooW\w+ \(5 s\)/)
+    expect(loop.stderr).toMatch(/ran past its limit of 6000 ms \[JOB_TIMEOUT\]/)
 
     expect(await devnet.stop('SIGINT')).toBe(0)
     expect(await portOpen(port)).toBe(false)

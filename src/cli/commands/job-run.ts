@@ -11,6 +11,9 @@ import { DEFAULT_NETWORK_FILE } from '../network-option.js'
 import { createOutput } from '../output.js'
 import { parsePositiveInt } from '../parse.js'
 
+/** How often a running job's progress line is refreshed. */
+const PROGRESS_EVERY_MS = 5_000
+
 interface Options {
   network: string
   input?: string
@@ -49,11 +52,14 @@ export function jobCommands(program: Command): Command {
   const job = program.command('job').description("builders' jobs: run code near its data, paid per job")
   job
     .command('run')
-    .description('run a .wasm module or a .js function (`(input) => output`) on the network')
-    .argument('<file>', 'a .wasm module (ABI in docs/protocol.md) or a .js file holding one function')
+    .description('run a .wasm module, a .js function (`(input) => output`) or an .onnx model on the network')
+    .argument(
+      '<file>',
+      'a .wasm module (ABI in docs/protocol.md), a .js file holding one function, or an .onnx model',
+    )
     .option('--network <file>', 'the network file', DEFAULT_NETWORK_FILE)
-    .option('--input <json>', 'JS: the input as JSON; WASM: as UTF-8 text')
-    .option('--input-file <file>', 'the input from a file (JS: JSON; WASM: raw bytes)')
+    .option('--input <json>', 'JS: the input as JSON; ONNX: the feeds as JSON; WASM: as UTF-8 text')
+    .option('--input-file <file>', 'the input from a file (JS, ONNX: JSON; WASM: raw bytes)')
     .option('--near <place>', 'LAT,LON[,KM] (default radius 100 km) or an H3 cell')
     .option('--max-rtt <ms>', 'only nodes within this round trip')
     .option('--local-only', 'only nodes of your own operator addresses (--operator)')
@@ -71,10 +77,11 @@ export function jobCommands(program: Command): Command {
       const g = globalOptions(cmd)
       const out = createOutput(g)
       const ext = extname(file).toLowerCase()
-      if (ext !== '.wasm' && ext !== '.js')
-        throw new InvalidArgumentError(`${file}: a job is a .wasm module or a .js function`, {
-          hint: 'Name the file .wasm or .js',
+      if (ext !== '.wasm' && ext !== '.js' && ext !== '.onnx')
+        throw new InvalidArgumentError(`${file}: a job is a .wasm module, a .js function or an .onnx model`, {
+          hint: 'Name the file .wasm, .js or .onnx',
         })
+      const kind = ext === '.wasm' ? 'wasm' : ext === '.js' ? 'js' : 'onnx'
       let code: Uint8Array
       try {
         code = new Uint8Array(readFileSync(file))
@@ -87,13 +94,16 @@ export function jobCommands(program: Command): Command {
         throw new InvalidArgumentError(`--max-price must be an amount of MESH, got "${opts.maxPrice}"`)
       let input: unknown
       const raw = opts.inputFile !== undefined ? readFileSync(opts.inputFile, 'utf8') : opts.input
-      if (ext === '.js') {
+      if (kind !== 'wasm') {
         try {
           input = raw === undefined ? null : JSON.parse(raw)
         } catch {
-          throw new InvalidArgumentError('the input of a JS job must be JSON', {
-            hint: `Got: ${raw?.slice(0, 60)}`,
-          })
+          throw new InvalidArgumentError(
+            `the input of ${kind === 'js' ? 'a JS' : 'an ONNX'} job must be JSON`,
+            {
+              hint: `Got: ${raw?.slice(0, 60)}`,
+            },
+          )
         }
       } else {
         input = opts.inputFile !== undefined ? new Uint8Array(readFileSync(opts.inputFile)) : (raw ?? '')
@@ -114,9 +124,16 @@ export function jobCommands(program: Command): Command {
         ...(payer ? { payer } : {}),
         ...(opts.operator ? { ownOperators: opts.operator } : {}),
       })
+      // A long job says it is still going, with the time so far, every few seconds.
+      const started = Date.now()
+      let current = ''
+      const ticker = setInterval(() => {
+        if (current) out.step(`${current} (${Math.round((Date.now() - started) / 1000)} s)`)
+      }, PROGRESS_EVERY_MS)
+      ticker.unref()
       try {
         const r = await mw.jobs.run({
-          kind: ext === '.wasm' ? 'wasm' : 'js',
+          kind,
           // A file holding one function expression; a trailing semicolon is allowed.
           code: ext === '.js' ? new TextDecoder().decode(code).trim().replace(/;$/, '') : code,
           input,
@@ -129,10 +146,17 @@ export function jobCommands(program: Command): Command {
           ...(verify === undefined ? {} : { verify }),
           onProgress: (stage, detail) => {
             if (stage === 'placing') out.step(`asking for quotes (${detail.known} nodes known)`)
-            if (stage === 'running') out.step(`running on ${detail.provider ?? 'the best quote'}`)
-            if (stage === 'verifying') out.step('re-running on an independent node to check the result')
+            if (stage === 'running') {
+              current = `running on ${detail.provider ?? 'the best quote'}`
+              out.step(current)
+            }
+            if (stage === 'verifying') {
+              current = 're-running on an independent node to check the result'
+              out.step(current)
+            }
           },
         })
+        clearInterval(ticker)
         out.json({
           jobId: r.jobId,
           ...(r.value === undefined
@@ -154,6 +178,7 @@ export function jobCommands(program: Command): Command {
           `  ran on ${r.provider} (${r.tier}${r.fallback ? ', cloud fallback' : ''}) for ${formatUnits(r.price, 18)} MESH (paid ${formatUnits(r.paid, 18)} with checks) in ${Math.round(r.latencyMs)} ms; result ${r.verification}`,
         )
       } finally {
+        clearInterval(ticker)
         await mw.close()
       }
     })
