@@ -17,8 +17,9 @@ import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import wabt from 'wabt'
 import { ComputeService, runJob } from '../src/compute/job-protocol.js'
-import { type JobSpec, parseJobSpec } from '../src/compute/job-spec.js'
+import { type JobKind, type JobSpec, parseJobSpec } from '../src/compute/job-spec.js'
 import { SandboxPool } from '../src/compute/sandbox-pool.js'
+import { tinyClassifierModel } from '../src/compute/tiny-model.js'
 import { systemClock } from '../src/core/clock.js'
 import { createLogger } from '../src/core/logger.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../src/mesh/create-libp2p.js'
@@ -66,7 +67,7 @@ async function incrementModule(): Promise<Uint8Array> {
   return new Uint8Array(buffer)
 }
 
-function spec(kind: 'wasm' | 'js', code: Uint8Array, input: Uint8Array): JobSpec {
+function spec(kind: JobKind, code: Uint8Array, input: Uint8Array): JobSpec {
   return parseJobSpec({
     v: 1,
     id: randomBytes(16).toString('hex'),
@@ -128,17 +129,28 @@ export async function run(_args: string[] = []): Promise<void> {
     const js = new TextEncoder().encode('(x) => x + 1')
     const wasmInput = new Uint8Array([1, 2, 3, 4])
     const jsInput = new TextEncoder().encode('41')
+    const model = tinyClassifierModel()
+    const feeds = new TextEncoder().encode(
+      JSON.stringify({ x: { type: 'float32', dims: [1, 4], data: [0.5, -1, 2, 0.25] } }),
+    )
+    const onnx = nodes[0]?.pool.kinds.includes('onnx') ?? false
     // Warm-up: every node compiles the module and starts its worker and QuickJS.
     for (const peer of peers) {
       await runJob(client, peer, spec('wasm', wasm, wasmInput), options)
       await runJob(client, peer, spec('js', js, jsInput), options)
+      if (onnx) await runJob(client, peer, spec('onnx', model, feeds), options)
     }
     const echoBytes = new TextEncoder().encode(JSON.stringify(spec('wasm', wasm, wasmInput)))
-    const timed = async (kind: 'wasm' | 'js' | 'echo'): Promise<number[]> => {
+    const timed = async (kind: JobKind | 'echo'): Promise<number[]> => {
       const out: number[] = []
       for (let i = 0; i < ROUNDS; i++) {
         const peer = peers[i % peers.length] as string
-        const job = kind === 'js' ? spec('js', js, jsInput) : spec('wasm', wasm, wasmInput)
+        const job =
+          kind === 'js'
+            ? spec('js', js, jsInput)
+            : kind === 'onnx'
+              ? spec('onnx', model, feeds)
+              : spec('wasm', wasm, wasmInput)
         const t = performance.now()
         if (kind === 'echo') await client.request(peer, ECHO, echoBytes)
         else await runJob(client, peer, job, options)
@@ -181,6 +193,20 @@ export async function run(_args: string[] = []): Promise<void> {
       ratio: round(j50 / echoP50),
     })
     report({ bench: BENCH, metric: 'jsP99', value: round(percentile(jsTimes, 0.99)), unit: 'ms' })
+    if (onnx) {
+      const onnxTimes = await timed('onnx')
+      const o50 = percentile(onnxTimes, 0.5)
+      report({
+        bench: BENCH,
+        metric: 'onnxP50',
+        value: round(o50),
+        unit: 'ms',
+        baseline: round(echoP50),
+        ratio: round(o50 / echoP50),
+        note: 'a 4-8-3 classifier on onnxruntime-node (CPU, one thread), session cached on each node',
+      })
+      report({ bench: BENCH, metric: 'onnxP99', value: round(percentile(onnxTimes, 0.99)), unit: 'ms' })
+    }
 
     // The same job without the network.
     const local = new SandboxPool({ size: 1 })

@@ -168,7 +168,18 @@ export class PaymentDesk {
   async #channel(id: bigint, fresh: boolean): Promise<ChannelRecord> {
     const cached = this.#channels.get(id)
     if (cached && !fresh && this.#now() - cached.at < this.#init.channelTtlMs) return cached.record
-    const record = await this.#ledger.channel(id)
+    let record: ChannelRecord
+    try {
+      record = await this.#ledger.channel(id)
+    } catch (err) {
+      this.#logger?.warn({ err, channel: id.toString() }, 'could not read a payment channel')
+      // Not the builder's fault: it should try another node.
+      this.#refuse(
+        'PAYMENT_REQUIRED',
+        'this node cannot check payment channels now (its chain does not answer)',
+        'Try another node',
+      )
+    }
     this.#channels.set(id, { record, at: this.#now() })
     return record
   }

@@ -19,6 +19,8 @@ interface AuditFlags extends NetworkFlags {
   bundleUrl?: string[]
 }
 
+/** Claims retried when the claimable root moves on meanwhile. */
+const CLAIM_ATTEMPTS = 3
 /** Most accounts one claimMany transaction carries (gas stays well under a block). */
 const CLAIM_BATCH = 100
 
@@ -218,77 +220,94 @@ export function rewardsCommands(program: Command): Command {
           rpc: opts.rpc ?? auditor.network.rpcUrl,
           privateKey: key,
         })
-        const epoch = await auditor.claimable()
-        if (epoch === undefined)
-          throw new VerifierError('EPOCH_NOT_POSTED', 'no root is claimable yet', {
-            hint: 'Wait until a posted root is past its dispute window',
-          })
-        out.step(`fetching and checking the bundle of epoch ${epoch} (the claimable root)`)
-        const audit = await auditEpoch(epoch, auditor.ctx)
-        if (!audit.matches)
-          throw new VerifierError(
-            'ROOT_MISMATCH',
-            `epoch ${epoch}'s bundle does not settle to its posted root`,
-            {
-              hint: 'Do not claim against it; run `meshwork rewards verify` and report it to the verifiers',
-              details: { epoch, posted: audit.posted.root, recomputed: audit.settlement.root },
-            },
-          )
-        const given = (opts.address ?? []).map((a) => lowerAddress(parseAddress(a, '--address')))
-        const accounts =
-          given.length > 0
-            ? given
-            : opts.all
-              ? audit.settlement.entries.map((e) => e.account)
-              : [lowerAddress(client.wallet.account.address)]
-        const claims = []
-        const skipped: { account: string; reason: string }[] = []
-        for (const account of accounts) {
-          const leaf = audit.settlement.tree.proof(account)
-          if (leaf === undefined) {
-            skipped.push({ account, reason: 'not in the root' })
-            continue
+        const { epoch, claims, skipped, txs } = await (async () => {
+          for (let attempt = 1; ; attempt++) {
+            const epoch = await auditor.claimable()
+            if (epoch === undefined)
+              throw new VerifierError('EPOCH_NOT_POSTED', 'no root is claimable yet', {
+                hint: 'Wait until a posted root is past its dispute window',
+              })
+            out.step(`fetching and checking the bundle of epoch ${epoch} (the claimable root)`)
+            const audit = await auditEpoch(epoch, auditor.ctx)
+            if (!audit.matches)
+              throw new VerifierError(
+                'ROOT_MISMATCH',
+                `epoch ${epoch}'s bundle does not settle to its posted root`,
+                {
+                  hint: 'Do not claim against it; run `meshwork rewards verify` and report it to the verifiers',
+                  details: { epoch, posted: audit.posted.root, recomputed: audit.settlement.root },
+                },
+              )
+            const given = (opts.address ?? []).map((a) => lowerAddress(parseAddress(a, '--address')))
+            const accounts =
+              given.length > 0
+                ? given
+                : opts.all
+                  ? audit.settlement.entries.map((e) => e.account)
+                  : [lowerAddress(client.wallet.account.address)]
+            const claims = []
+            const skipped: { account: string; reason: string }[] = []
+            for (const account of accounts) {
+              const leaf = audit.settlement.tree.proof(account)
+              if (leaf === undefined) {
+                skipped.push({ account, reason: 'not in the root' })
+                continue
+              }
+              const already = await auditor.claimed(account)
+              if (leaf.cumulativeAmount <= already) {
+                skipped.push({ account, reason: 'nothing new to claim' })
+                continue
+              }
+              claims.push({
+                account,
+                cumulativeAmount: leaf.cumulativeAmount,
+                proof: leaf.proof,
+                amount: leaf.cumulativeAmount - already,
+              })
+            }
+            if (claims.length === 0 && given.length <= 1 && !opts.all) {
+              const why = skipped[0]
+              throw new VerifierError(
+                'NOT_IN_ROOT',
+                `${why?.account ?? accounts[0]}: ${why?.reason ?? 'nothing to claim'} in epoch ${epoch}`,
+                {
+                  hint:
+                    why?.reason === 'not in the root'
+                      ? 'Check the address: it has earned nothing yet'
+                      : 'Claim again after the next root',
+                  details: { epoch, ...(why ?? {}) },
+                },
+              )
+            }
+            const txs: string[] = []
+            try {
+              for (let i = 0; i < claims.length; i += CLAIM_BATCH) {
+                const batch = claims.slice(i, i + CLAIM_BATCH)
+                out.step(
+                  `claiming for ${batch.length} account(s)`,
+                  i / CLAIM_BATCH + 1,
+                  Math.ceil(claims.length / CLAIM_BATCH),
+                )
+                const tx =
+                  batch.length === 1 && !opts.all && given.length <= 1
+                    ? await claim(client, batch[0] as (typeof claims)[number])
+                    : await claimMany(client, batch)
+                txs.push(tx.hash)
+              }
+            } catch (err) {
+              // A newer root became claimable (and the proved one left the ring) while this one was
+              // checked: claim again against the new one, a few times at most.
+              const moved =
+                (err as { code?: string }).code === 'CLAIM_INVALID_PROOF' &&
+                attempt < CLAIM_ATTEMPTS &&
+                (await auditor.claimable()) !== epoch
+              if (!moved) throw err
+              out.step('the claimable root moved on while claiming; claiming against the new one')
+              continue
+            }
+            return { epoch, claims, skipped, txs }
           }
-          const already = await auditor.claimed(account)
-          if (leaf.cumulativeAmount <= already) {
-            skipped.push({ account, reason: 'nothing new to claim' })
-            continue
-          }
-          claims.push({
-            account,
-            cumulativeAmount: leaf.cumulativeAmount,
-            proof: leaf.proof,
-            amount: leaf.cumulativeAmount - already,
-          })
-        }
-        if (claims.length === 0 && given.length <= 1 && !opts.all) {
-          const why = skipped[0]
-          throw new VerifierError(
-            'NOT_IN_ROOT',
-            `${why?.account ?? accounts[0]}: ${why?.reason ?? 'nothing to claim'} in epoch ${epoch}`,
-            {
-              hint:
-                why?.reason === 'not in the root'
-                  ? 'Check the address: it has earned nothing yet'
-                  : 'Claim again after the next root',
-              details: { epoch, ...(why ?? {}) },
-            },
-          )
-        }
-        const txs: string[] = []
-        for (let i = 0; i < claims.length; i += CLAIM_BATCH) {
-          const batch = claims.slice(i, i + CLAIM_BATCH)
-          out.step(
-            `claiming for ${batch.length} account(s)`,
-            i / CLAIM_BATCH + 1,
-            Math.ceil(claims.length / CLAIM_BATCH),
-          )
-          const tx =
-            batch.length === 1 && !opts.all && given.length <= 1
-              ? await claim(client, batch[0] as (typeof claims)[number])
-              : await claimMany(client, batch)
-          txs.push(tx.hash)
-        }
+        })()
         out.json({
           epoch,
           claimed: claims.map((c) => ({
