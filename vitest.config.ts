@@ -15,6 +15,9 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
+          // One file at a time: the market and fault tests each run a dozen processes, and two of
+          // them at once on a 2-core machine starve both of their timing.
+          fileParallelism: false,
         },
       },
       {
