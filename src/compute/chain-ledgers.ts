@@ -12,10 +12,14 @@ import type { BuilderLedger, ProviderLedger } from './payments.js'
  * A provider's {@link ProviderLedger} on the Payments contract, sending as the node's operator (the
  * desk redeems one channel at a time).
  */
-export function chainProviderLedger(client: ChainClient): ProviderLedger {
+export function chainProviderLedger(
+  client: ChainClient,
+  options: { operator?: `0x${string}` } = {},
+): ProviderLedger {
   const domain = contractDomain('Payments', client.chainId, client.contracts.Payments)
   return {
-    operator: client.wallet.account.address,
+    // Channels pay the operator the node advertises; anyone may send the redeem (it pays the provider).
+    operator: options.operator ?? client.wallet.account.address,
     channel: (id) => getChannel(client, id),
     voucherSigner: (channelId, cumulativeAmount, sig) =>
       recoverSigner(domain, 'Voucher', { channelId, cumulativeAmount }, sig),

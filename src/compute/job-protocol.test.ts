@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterAll, describe, expect, it } from 'vitest'
 import { systemClock } from '../core/clock.js'
 import { createLogger } from '../core/logger.js'
 import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
 import { SimNetwork } from '../mesh/sim-network.js'
+import { BLOB_PROTOCOL, BlobServer } from './blobs.js'
 import { ComputeService, JOB_PROTOCOL, runJob } from './job-protocol.js'
 import { type JobSpec, parseJobSpec } from './job-spec.js'
 import { QUOTE_PROTOCOL } from './placement.js'
@@ -120,5 +122,54 @@ describe('running a job on a node (/meshwork/job/1)', () => {
       code: 'JOB_FAILED',
       message: expect.stringContaining('does not check'),
     })
+  })
+})
+
+describe('code and input by hash (/meshwork/blob/1)', () => {
+  const byHash = (input: unknown, hashes: { code: string; input?: string }) =>
+    parseJobSpec({
+      v: 1,
+      id: randomBytes(16).toString('hex'),
+      kind: 'js',
+      code: { sha256: hashes.code },
+      input: hashes.input
+        ? { sha256: hashes.input }
+        : { inline: Buffer.from(JSON.stringify(input)).toString('base64') },
+      limits: { timeMs: 500 },
+      deadline: Date.now() + 60_000,
+      maxPrice: '100',
+    })
+
+  it('fetches what the client serves, checks its hash, and keeps it for the next job', async () => {
+    const { node, client } = await setup()
+    const options = { network: NET, verifier: createPeerVerifier() }
+    const server = new BlobServer(client)
+    const code = new TextEncoder().encode('(x) => x * 10')
+    const hash = server.add(code)
+    const first = await runJob(client, node, byHash(4, { code: hash }), options)
+    expect(new TextDecoder().decode(first.output)).toBe('40')
+    expect(first.codeHash).toBe(hash)
+    // The client stops serving it: the node runs the next job from its cache.
+    server.release(hash)
+    const second = await runJob(client, node, byHash(5, { code: hash }), options)
+    expect(new TextDecoder().decode(second.output)).toBe('50')
+    server.close()
+  })
+
+  it('refuses a blob the client does not serve, or whose bytes do not match the hash', async () => {
+    const { node, client, nodePort } = await setup()
+    const options = { network: NET, verifier: createPeerVerifier() }
+    const missing = 'ab'.repeat(32)
+    await expect(runJob(client, node, byHash(1, { code: missing }), options)).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+      message: expect.stringContaining('did not serve it'),
+    })
+    // A client that serves other bytes under the hash.
+    client.handle(BLOB_PROTOCOL, async () => new TextEncoder().encode('(x) => 0'))
+    await expect(runJob(client, node, byHash(1, { code: missing }), options)).rejects.toMatchObject({
+      code: 'JOB_SPEC_INVALID',
+      message: expect.stringContaining('do not match'),
+    })
+    expect(nodePort.peerId).toBe(node)
   })
 })

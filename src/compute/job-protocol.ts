@@ -5,6 +5,7 @@ import type { PeerSigner, PeerVerifier } from '../mesh/peer-key.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
 import type { ServiceOffer } from '../node/advertisement.js'
 import type { NodeService, ServiceContext } from '../node/service.js'
+import { BlobCache, blobHash, resolveBlob } from './blobs.js'
 import { ComputeError, type ComputeErrorCode, computeErrorCodes } from './errors.js'
 import { type JobSpec, MAX_JOB_SPEC_BYTES, parseJobSpec } from './job-spec.js'
 import { type Admission, type PaymentDesk, type PayTicket, payTicketSchema } from './payments.js'
@@ -60,18 +61,6 @@ export { type ResultCommitment, resultSigningBytes } from './result-signing.js'
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
-/** The code and input bytes of a spec (inline only so far: content by hash comes with storage). */
-function bytesOf(spec: JobSpec): { code: Uint8Array; input: Uint8Array } {
-  const read = (blob: JobSpec['code'], what: string) => {
-    if ('inline' in blob) return new Uint8Array(Buffer.from(blob.inline, 'base64'))
-    throw new ComputeError(
-      'JOB_SPEC_INVALID',
-      `job spec ${what}: content by hash is not served yet; send it inline`,
-    )
-  }
-  return { code: read(spec.code, 'code'), input: read(spec.input, 'input') }
-}
-
 /** A job run's signed result, as the client checked it. */
 export interface JobResult {
   jobId: string
@@ -103,6 +92,8 @@ export class ComputeService implements NodeService {
   readonly counts = new Map<string, number>()
 
   readonly #desk: PaymentDesk | undefined
+  /** Code and inputs sent by hash, kept for the next job that names them. */
+  readonly #blobs = new BlobCache()
 
   /** Without a `desk` the node runs jobs for free whatever its advertised price. */
   constructor(
@@ -190,7 +181,6 @@ export class ComputeService implements NodeService {
       const spec = parseJobSpec(json.spec)
       if (spec.deadline < this.#init.now())
         throw new ComputeError('JOB_SPEC_INVALID', 'job spec deadline: it has passed')
-      const { code, input } = bytesOf(spec)
       if (this.#init.price > BigInt(spec.maxPrice))
         throw new ComputeError(
           'PAYMENT_REQUIRED',
@@ -198,6 +188,10 @@ export class ComputeService implements NodeService {
         )
       admission = await this.#desk?.admit(json.pay, ctx.from, this.#init.price)
       jobId = spec.id
+      // Code and input by hash come from the client (or this node's cache) once it may run the job.
+      const fetch = { port: this.#port as NetworkPort, from: ctx.from, cache: this.#blobs }
+      const code = await resolveBlob(spec.code, 'code', fetch)
+      const input = await resolveBlob(spec.input, 'input', fetch)
       const run = await this.#pool.run({
         kind: spec.kind,
         code,
@@ -256,7 +250,6 @@ export async function runJob(
   spec: JobSpec,
   options: { network: string; verifier: PeerVerifier; timeoutMs?: number; pay?: PayTicket },
 ): Promise<JobResult> {
-  const { code, input } = bytesOf(spec)
   const body = JSON.stringify({ spec, ...(options.pay ? { pay: options.pay } : {}) })
   const bytes = await port.request(node, JOB_PROTOCOL, new TextEncoder().encode(body), {
     timeoutMs: options.timeoutMs ?? spec.limits.timeMs + 5_000,
@@ -277,8 +270,8 @@ export async function runJob(
   const commitment: ResultCommitment = {
     net: options.network,
     jobId: spec.id,
-    codeHash: sha256(code),
-    inputHash: sha256(input),
+    codeHash: blobHash(spec.code),
+    inputHash: blobHash(spec.input),
     outputHash: sha256(output),
     node,
     client: port.peerId,

@@ -5,6 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createChainClient } from '../chain/client.js'
 import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
+import { BlobServer } from '../compute/blobs.js'
 import { chainBuilderLedger } from '../compute/chain-ledgers.js'
 import { ComputeError } from '../compute/errors.js'
 import { runJob } from '../compute/job-protocol.js'
@@ -81,6 +82,11 @@ export interface JobRequest {
    * node this client has no history with, falling to 5% as it proves itself).
    */
   verify?: number
+  /**
+   * Send code and input by sha-256 and serve them to the nodes that ask (they cache them, so a model
+   * or module sent once is not sent again). Default: only blobs over 256 KiB.
+   */
+  byHash?: boolean
   /** Progress: placing (candidates), running (on which node), verifying, done. */
   onProgress?: (stage: 'placing' | 'running' | 'verifying' | 'done', detail: Record<string, unknown>) => void
 }
@@ -115,6 +121,8 @@ export interface JobOutcome {
 }
 
 const min = (a: bigint, b: bigint) => (a < b ? a : b)
+/** Code or input larger than this goes by hash (the spec's inline limit is 512 KiB). */
+const BY_HASH_BYTES = 256 * 1024
 
 /** Puts a node's advertised addresses into the peer store, so that requests dial it directly. */
 async function learnAddresses(libp2p: MeshLibp2p, peer: string, addrs: readonly string[], logger: Logger) {
@@ -137,6 +145,7 @@ export class Meshwork {
   readonly #wallet: PaymentWallet | undefined
   readonly #logger: Logger
   readonly #codec: WireCodec
+  readonly #blobs: BlobServer
 
   private constructor(init: {
     network: NetworkFile
@@ -150,6 +159,7 @@ export class Meshwork {
     codec: WireCodec
   }) {
     this.#codec = init.codec
+    this.#blobs = new BlobServer(init.port)
     this.#wallet = init.wallet
     this.#logger = init.logger
     this.network = init.network
@@ -280,7 +290,15 @@ export class Meshwork {
 
   async #run(request: JobRequest): Promise<JobOutcome> {
     const started = performance.now()
-    const spec = this.#spec(request)
+    const { spec, inline, held } = this.#spec(request)
+    try {
+      return await this.#place(request, spec, inline, started)
+    } finally {
+      for (const hash of held) this.#blobs.release(hash)
+    }
+  }
+
+  async #place(request: JobRequest, spec: JobSpec, inline: JobSpec, started: number): Promise<JobOutcome> {
     request.onProgress?.('placing', { jobId: spec.id, known: this.#table.size })
     const placement = await placeJob(this.#port, this.#table.list(), spec, {
       network: this.#net,
@@ -333,8 +351,8 @@ export class Meshwork {
       },
     })
     const latencyMs = performance.now() - started
-    await reportRun(this.#port, this.#codec, { network: this.#net, spec, run }).catch((err: unknown) =>
-      this.#logger.debug({ err, jobId: spec.id }, 'could not report the job to verifiers'),
+    await reportRun(this.#port, this.#codec, { network: this.#net, spec: inline, run }).catch(
+      (err: unknown) => this.#logger.debug({ err, jobId: spec.id }, 'could not report the job to verifiers'),
     )
     // Pay every node whose result stood (the chosen output); a caught node is not paid.
     let paid = 0n
@@ -388,7 +406,11 @@ export class Meshwork {
     return this.#table.get(peerId)?.ad.operator.toLowerCase()
   }
 
-  #spec(r: JobRequest): JobSpec {
+  /**
+   * The spec of a request, and its blobs: code or input bigger than {@link BY_HASH_BYTES} (or all of
+   * them with `byHash`) go by hash and are served to the nodes while the job runs.
+   */
+  #spec(r: JobRequest): { spec: JobSpec; inline: JobSpec; held: string[] } {
     const code = typeof r.code === 'string' ? new TextEncoder().encode(r.code) : r.code
     const input =
       r.kind !== 'wasm'
@@ -402,12 +424,17 @@ export class Meshwork {
         : 'cell' in r.near
           ? r.near
           : { lat: r.near.lat, lon: r.near.lon, radiusKm: r.near.radiusKm ?? 100 }
-    return parseJobSpec({
+    const held: string[] = []
+    const blob = (bytes: Uint8Array) => {
+      if (!r.byHash && bytes.length <= BY_HASH_BYTES) return { inline: Buffer.from(bytes).toString('base64') }
+      const sha256 = this.#blobs.add(bytes)
+      held.push(sha256)
+      return { sha256 }
+    }
+    const fields = {
       v: 1,
       id: randomBytes(16).toString('hex'),
       kind: r.kind,
-      code: { inline: Buffer.from(code).toString('base64') },
-      input: { inline: Buffer.from(input).toString('base64') },
       ...(r.limits ? { limits: r.limits } : {}),
       deadline: Date.now() + (r.deadlineMs ?? 60_000),
       maxPrice: (r.maxPrice ?? 10n ** 18n).toString(),
@@ -417,12 +444,24 @@ export class Meshwork {
         localOnly: r.localOnly ?? false,
         tier: r.tier ?? 'any',
       },
-    })
+    }
+    const inline = { inline: '' }
+    // Validated before anything is held or sent.
+    parseJobSpec({ ...fields, code: inline, input: inline })
+    const spec = parseJobSpec({ ...fields, code: blob(code), input: blob(input) })
+    // The same job with everything inline: what fraud evidence carries, so verifiers can re-run it.
+    const whole = {
+      ...spec,
+      code: { inline: Buffer.from(code).toString('base64') },
+      input: { inline: Buffer.from(input).toString('base64') },
+    }
+    return { spec, inline: whole, held }
   }
 
   /** Leaves the mesh. */
   async close(): Promise<void> {
     this.#unsubscribe()
+    this.#blobs.close()
     await this.#port.close()
   }
 }

@@ -219,6 +219,12 @@ describe('the compute market', () => {
       expect(r.provider).not.toBe(cheater)
     }
     expect(cheaterRuns).toBe(runsWhenCaught)
+    // Code by hash: the nodes fetch it from this client (and keep it).
+    for (const input of [7, 8]) {
+      const r = await mw.jobs.run({ kind: 'js', code: '(x) => x * x', input, byHash: true })
+      outcomes.push(r)
+      expect(r.value).toBe(input * input)
+    }
     // More jobs for compute work: verified by independent nodes, reported to the verifiers.
     for (let i = 0; i < 6; i++)
       outcomes.push(await mw.jobs.run({ kind: 'js', code: '(x) => x + 1', input: i }))

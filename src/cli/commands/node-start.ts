@@ -7,6 +7,7 @@ import { ComputeService } from '../../compute/job-protocol.js'
 import { PaymentDesk } from '../../compute/payments.js'
 import { SandboxPool } from '../../compute/sandbox-pool.js'
 import { systemClock } from '../../core/clock.js'
+import { InvalidArgumentError } from '../../core/errors.js'
 import { createLogger } from '../../core/logger.js'
 import { VERSION } from '../../core/version.js'
 import { createMeshLibp2p } from '../../mesh/create-libp2p.js'
@@ -73,6 +74,11 @@ export function nodeStartCommand(node: Command): void {
           stack.push({ name: 'sandboxes', stop: () => pool.close() })
           const price = BigInt(config.compute.price)
           if (price > 0n) {
+            if (identity.operatorKey === undefined)
+              throw new InvalidArgumentError(
+                'a node that charges for jobs needs an operator key to redeem what builders pay',
+                { hint: `Put the key in ${join(dir, NODE_FILES.operatorKey)}, or set [compute] price = "0"` },
+              )
             const chain = createChainClient({
               chainId: network.chainId,
               contracts: network.contracts,
@@ -82,7 +88,7 @@ export function nodeStartCommand(node: Command): void {
             desk = new PaymentDesk(
               { network: net, creditJobs: config.compute.creditJobs },
               {
-                ledger: chainProviderLedger(chain),
+                ledger: chainProviderLedger(chain, { operator: identity.operatorAddress as `0x${string}` }),
                 store: db.payments,
                 now: () => Date.now(),
                 logger: logger.child({ module: 'payments' }),
