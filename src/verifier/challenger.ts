@@ -43,7 +43,15 @@ export interface ChallengerComponents {
   codec: WireCodec
   verifier: PeerVerifier
   logger: Logger
+  /**
+   * Resolves once the compute checks under way (fraud re-runs) are done, so that the epoch's compute
+   * observations include them; the challenger waits for it at most {@link COMPUTE_SETTLE_MS}.
+   */
+  computeSettled?: () => Promise<void>
 }
+
+/** The longest the epoch's compute observations wait for re-runs under way. */
+export const COMPUTE_SETTLE_MS = 3_000
 
 /**
  * Challenges every registered node on the epoch's schedule and publishes one signed observation per
@@ -157,7 +165,17 @@ export class Challenger {
         logger.warn({ err, epoch, node }, 'could not gossip an observation')
       }
     }
-    // Compute: every node with checked work or confirmed fraud this epoch.
+    // Compute: every node with checked work or confirmed fraud this epoch (re-runs under way first).
+    if (this.#c.computeSettled) {
+      let timer: Timer | undefined
+      await Promise.race([
+        this.#c.computeSettled(),
+        new Promise<void>((resolve) => {
+          timer = this.#c.clock.setTimer(COMPUTE_SETTLE_MS, resolve)
+        }),
+      ])
+      timer?.cancel()
+    }
     const work = store.workOf(epoch)
     const frauds = new Set(store.frauds(epoch).map((f) => f.node))
     for (const node of [...new Set([...work.keys(), ...frauds])].sort()) {

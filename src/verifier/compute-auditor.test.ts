@@ -80,6 +80,7 @@ async function setup() {
       verifier: createPeerVerifier(),
       logger: createLogger({ level: 'silent' }),
       epochNow: () => EPOCH,
+      epochAt: () => EPOCH,
       registry: () => registry,
       rerun: async (e) =>
         (

@@ -48,6 +48,11 @@ export interface ComputeAuditorComponents {
   store: VerifierStore
   verifier: PeerVerifier
   logger: Logger
+  /**
+   * The epoch a message's timestamp (the sender's signed `ts`, ms) falls in: every verifier puts a
+   * receipt or evidence in the same epoch, however long it took to check. And the epoch it is now.
+   */
+  epochAt(ms: number): number
   /** The epoch it is now (chain time), and the registry that epoch was planned with. */
   epochNow(): number
   registry(epoch: number): RegistrySnapshot | undefined
@@ -115,7 +120,7 @@ export class ComputeAuditor {
   }
 
   #onReceipt(envelope: SignedEnvelope<WorkReceiptBody>): Verdict {
-    const epoch = this.#c.epochNow()
+    const epoch = this.#c.epochAt(envelope.ts)
     const registry = this.#c.registry(epoch)
     if (registry === undefined) return 'ignore'
     const checked = checkReceipt(envelope, { network: this.#init.network, verifier: this.#c.verifier })
@@ -149,7 +154,7 @@ export class ComputeAuditor {
     this.#checking.add(hash)
     this.counts.evidence++
     this.#track(
-      this.#confirm(checked.evidence)
+      this.#confirm(checked.evidence, this.#c.epochAt(envelope.ts))
         .catch((err: unknown) =>
           this.#c.logger.warn({ err, evidence: hash }, 'could not check fraud evidence'),
         )
@@ -160,7 +165,7 @@ export class ComputeAuditor {
   }
 
   /** Re-runs the job; on a different output, records the fraud and signs its slash. */
-  async #confirm(evidence: CheckedEvidence): Promise<void> {
+  async #confirm(evidence: CheckedEvidence, epoch: number): Promise<void> {
     const { logger, store } = this.#c
     const output = await this.#c.rerun(evidence)
     if (output === undefined || this.#stopped) return
@@ -172,7 +177,6 @@ export class ComputeAuditor {
       )
       return
     }
-    const epoch = this.#c.epochNow()
     if (
       !store.recordFraud({
         evidenceHash: evidence.evidenceHash,

@@ -41,6 +41,8 @@ export interface VerifierAgentComponents {
   codec: WireCodec
   verifier: PeerVerifier
   logger: Logger
+  /** See `ChallengerComponents.computeSettled`. */
+  computeSettled?: () => Promise<void>
 }
 
 /** An epoch the agent has planned: its seed block and registry snapshot. */
@@ -172,6 +174,11 @@ export class VerifierAgent {
   async #refreshOffset(): Promise<void> {
     const head = await this.#c.chain.head()
     this.#offsetMs = Math.max(0, head.timestamp * 1000 - this.#c.clock.now())
+  }
+
+  /** The epoch a moment of this machine's clock (ms) falls in, in chain time. */
+  epochAtLocal(ms: number): number {
+    return this.epochAt(ms + this.#offsetMs)
   }
 
   /** Now in chain time (ms). */

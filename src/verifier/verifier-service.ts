@@ -116,7 +116,18 @@ export async function startVerifierService(
       genesisTime: network.parameters.genesisTime,
       epochDuration: network.parameters.epochDuration,
     }
-    const common = { port, clock, store, codec, chain, verifier: createPeerVerifier(), logger }
+    // Made below, after the agent it reads epochs from; the agent's challenger waits for its re-runs.
+    let auditor: ComputeAuditor | undefined
+    const common = {
+      port,
+      clock,
+      store,
+      codec,
+      chain,
+      verifier: createPeerVerifier(),
+      logger,
+      computeSettled: () => auditor?.settled() ?? Promise.resolve(),
+    }
     const v = config.verifier
     const agent = new VerifierAgent(
       {
@@ -146,7 +157,7 @@ export async function startVerifierService(
     // Re-runs jobs from fraud evidence: one sandbox, so a verifier's own work is never starved.
     const pool = new SandboxPool({ size: 1 })
     stack.push({ name: 'sandbox', stop: () => pool.close() })
-    const auditor = new ComputeAuditor(
+    const computeAuditor = new ComputeAuditor(
       { network: net, slashAmount: BigInt(network.parameters.minNodeStake) },
       {
         port,
@@ -155,6 +166,7 @@ export async function startVerifierService(
         verifier: common.verifier,
         logger: logger.child({ module: 'compute' }),
         epochNow: () => agent.epochAt(agent.chainNow()),
+        epochAt: (ms) => agent.epochAtLocal(ms),
         registry: (epoch) => agent.registryAt(epoch),
         rerun: async (e) => {
           try {
@@ -177,8 +189,9 @@ export async function startVerifierService(
     )
     agent.start()
     stack.push({ name: 'agent', stop: () => agent.stop() })
-    auditor.start()
-    stack.push({ name: 'auditor', stop: () => auditor.stop() })
+    auditor = computeAuditor
+    computeAuditor.start()
+    stack.push({ name: 'auditor', stop: () => computeAuditor.stop() })
     closer.start()
     stack.push({ name: 'closer', stop: () => closer.stop() })
 
@@ -191,7 +204,7 @@ export async function startVerifierService(
       lastPostedEpoch: store.latestRoot()?.epoch ?? null,
       peers: libp2p.getPeers().length,
       observations: { ...agent.counts },
-      compute: { ...auditor.counts },
+      compute: { ...computeAuditor.counts },
       proposalsRefused: Object.fromEntries(closer.refused),
       addresses: addresses(),
     })
@@ -211,7 +224,7 @@ export async function startVerifierService(
       port,
       agent,
       closer,
-      auditor,
+      auditor: computeAuditor,
       store,
       metrics,
       opsUrl: ops.url,
