@@ -167,6 +167,8 @@ export class ComputeService implements NodeService {
     const count = (outcome: string) => this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1)
     let admission: Admission | undefined
     let jobId = ''
+    /** Set once the sandbox has the job: only then is a failure billed. */
+    let running = false
     try {
       let json: z.infer<typeof requestSchema>
       try {
@@ -192,6 +194,7 @@ export class ComputeService implements NodeService {
       const fetch = { port: this.#port as NetworkPort, from: ctx.from, cache: this.#blobs }
       const code = await resolveBlob(spec.code, 'code', fetch)
       const input = await resolveBlob(spec.input, 'input', fetch)
+      running = true
       const run = await this.#pool.run({
         kind: spec.kind,
         code,
@@ -224,7 +227,7 @@ export class ComputeService implements NodeService {
         err instanceof ComputeError ? (err.code as ComputeErrorCode) : 'JOB_FAILED'
       count(code)
       // A job that ran and failed used the node's time: it is billed; anything refused before is not.
-      const ran = admission !== undefined && RAN_AND_FAILED.includes(code)
+      const ran = running && admission !== undefined && RAN_AND_FAILED.includes(code)
       if (ran) admission?.bill(jobId)
       else admission?.release()
       return answer({
