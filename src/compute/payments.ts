@@ -247,7 +247,8 @@ export class PaymentDesk {
           'Top up the channel (Payments.deposit)',
         )
     }
-    this.#reserved.set(channel, reserved + price)
+    // Read again: another admission of this channel may have reserved while the deposit was re-read.
+    this.#reserved.set(channel, (this.#reserved.get(channel) ?? 0n) + price)
     this.#count('admitted')
     let open = true
     const release = () => {
