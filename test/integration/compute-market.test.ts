@@ -154,10 +154,14 @@ describe('the compute market', () => {
     expect(tcpAddr(node.libp2p)).toMatch(/tcp/)
 
     await f.fund(BUILDER, 10_000n * MESH)
-    mw = await Meshwork.connect({
-      network: networkPath,
-      payer: { privateKey: f.chain.accounts[BUILDER]?.privateKey as `0x${string}`, deposit: 100n * PRICE },
-    })
+    // Twelve processes have just started on two cores: give the first dial time, and a second try.
+    const connect = () =>
+      Meshwork.connect({
+        network: networkPath,
+        payer: { privateKey: f.chain.accounts[BUILDER]?.privateKey as `0x${string}`, deposit: 100n * PRICE },
+        connectTimeoutMs: 30_000,
+      })
+    mw = await connect().catch(connect)
     stops.push(() => mw.close())
     await until(() => mw.ads().length >= 7, 30_000, 200)
   }, 180_000)
