@@ -69,7 +69,8 @@ export class EpochCloser {
   /** Bundles this verifier checked and settled, by CID (the newest few). */
   readonly #settled = new Map<string, { epoch: number; digest: `0x${string}`; settlement: Settlement }>()
   readonly #proposed = new Set<string>()
-  readonly #attested = new Set<number>()
+  /** `epoch/attempt` pairs this verifier has checked a proposal of (at most one each). */
+  readonly #attested = new Set<string>()
   readonly #closers = new Map<number, RegistrySnapshot['verifiers']>()
   readonly #stop = new AbortController()
   #loop: Promise<void> | undefined
@@ -188,11 +189,9 @@ export class EpochCloser {
     )
     if (leader === poster.address.toLowerCase() && !this.#proposed.has(`${epoch}/${attempt}`)) {
       this.#proposed.add(`${epoch}/${attempt}`)
-      const previousRoot = posted.get(epoch - 1)?.root ?? null
-      // Attested before a restart: propose that bundle again rather than a second one.
-      const mine = this.#c.store.attestationBy(epoch, poster.address)
-      if (mine === undefined || !(await this.#repropose(mine.cid, attempt, previousRoot)))
-        await this.#propose(plan, attempt, previousRoot)
+      // Built afresh from every observation held now (late ones included); the same observations
+      // give the same bundle, CID and signature as before.
+      await this.#propose(plan, attempt, posted.get(epoch - 1)?.root ?? null)
     }
     await this.#postIfQuorum(epoch)
   }
@@ -215,38 +214,6 @@ export class EpochCloser {
         block: Number(r.block),
       })
     }
-  }
-
-  /**
-   * Proposes a bundle this verifier built or attested to before (it held it when it stopped): its
-   * proposal again, for a new attempt. False when the bundle is not held or no longer checks.
-   */
-  async #repropose(cid: string, attempt: number, previousRoot: string | null): Promise<boolean> {
-    const held = this.#c.store.bundle(cid)
-    if (held === undefined) return false
-    const checked = checkBundle(held.bytes, {
-      network: this.#init.network,
-      verifier: this.#c.verifier,
-      previousRoot,
-    })
-    if (!checked.ok) return false
-    const settlement = this.#settle(checked.bundle)
-    const proposal: Proposal = {
-      epoch: held.epoch,
-      attempt,
-      cid,
-      root: settlement.root,
-      bundleDigest: held.digest,
-      totalCumulative: settlement.totalCumulative.toString(),
-    }
-    this.#c.logger.info({ epoch: held.epoch, attempt, cid }, 'proposing the root attested before again')
-    await this.#c.port.publish(
-      epochTopic(this.#init.network),
-      this.#c.codec.encode(EPOCH_PROPOSAL, proposal).bytes,
-    )
-    // Its own attestation again too (through the once-an-epoch check), and post if a quorum is held.
-    await this.#attest(proposal)
-    return true
   }
 
   /** Builds, stores, settles and proposes the bundle of `plan.epoch`; attests to it too. */
@@ -361,7 +328,7 @@ export class EpochCloser {
   /** Checks a proposal from its leader and attests to it if the bundle settles to the same root. */
   async #onProposal(from: string, p: Proposal): Promise<void> {
     try {
-      if (this.#attested.has(p.epoch)) return
+      if (this.#attested.has(`${p.epoch}/${p.attempt}`)) return
       const closers = await this.#closersOf(p.epoch)
       if (closers === undefined || closers.length === 0) return
       const leader = leaderOf(
@@ -373,6 +340,18 @@ export class EpochCloser {
       if (leaderPeer !== from) return this.#refuse('not_leader', { epoch: p.epoch, from })
       const posted = await this.#c.chain.postedRoots()
       if (posted.has(p.epoch)) return
+      // Only the attempt in force (or the one before or after, for gossip and block delays): a
+      // verifier checks one proposal per attempt, so nobody can make it fetch bundles at will.
+      const head = await this.#c.chain.head()
+      const now = attemptAt(
+        head.timestamp * 1000,
+        this.#endMs(p.epoch) + this.#init.graceMs,
+        this.#init.leaderTimeoutMs,
+      )
+      if (Math.abs(p.attempt - now) > 1)
+        return this.#refuse('attempt_out_of_time', { epoch: p.epoch, attempt: p.attempt, now })
+      if (this.#attested.has(`${p.epoch}/${p.attempt}`)) return
+      this.#attested.add(`${p.epoch}/${p.attempt}`)
       const previousRoot = posted.get(p.epoch - 1)?.root ?? null
       const bytes = this.#c.store.bundle(p.cid)?.bytes ?? (await this.#fetch(p.cid, from, p.epoch))
       const checked = checkBundle(bytes, {
@@ -410,24 +389,17 @@ export class EpochCloser {
     }
   }
 
-  /** Signs PostRoot for a proposal this verifier settled to the same root, stores and gossips it. */
+  /**
+   * Signs PostRoot for a proposal this verifier settled to the same root, stores and gossips it. A
+   * bundle is signed once, across restarts (the signature is stored before it is gossiped, and a
+   * kill in between is healed by gossiping the stored one again); a later attempt's different bundle
+   * may be signed too, so that verifiers whose first signatures split between bundles still reach a
+   * quorum. Every root signed is one this verifier recomputed, and the chain posts one per epoch.
+   */
   async #attest(p: Proposal): Promise<void> {
-    if (this.#attested.has(p.epoch)) return
-    this.#attested.add(p.epoch)
     const { poster, store, port, codec } = this.#c
     const signer = poster.address.toLowerCase() as `0x${string}`
     const { attempt: _attempt, ...proposed } = p
-    // Once an epoch, across restarts too: an attestation made before is never replaced by another;
-    // for the same bundle it is gossiped again (a kill may have come between storing and gossiping).
-    const before = store.attestationBy(p.epoch, signer)
-    if (before !== undefined) {
-      if (before.cid === p.cid) {
-        const { revocations } = await poster.state()
-        const again: Attestation = { ...proposed, revocations, signer, signature: before.signature }
-        await port.publish(epochTopic(this.#init.network), codec.encode(EPOCH_ATTESTATION, again).bytes)
-      }
-      return this.#postIfQuorum(p.epoch)
-    }
     const { revocations } = await poster.state()
     const message = {
       epoch: BigInt(p.epoch),
@@ -436,9 +408,20 @@ export class EpochCloser {
       totalCumulative: BigInt(p.totalCumulative),
       revocations,
     }
-    const signature = await poster.sign(message)
-    store.saveAttestation({ epoch: p.epoch, cid: p.cid, signer, signature })
-    const attestation: Attestation = { ...proposed, revocations, signer, signature }
+    // The stored signature counts only while no root was revoked since (the message names the count).
+    const before = store.attestations(p.epoch, p.cid).find((a) => a.signer === signer)?.signature
+    let signature = before
+    if (before === undefined || (await poster.recover(message, before)).toLowerCase() !== signer) {
+      signature = await poster.sign(message)
+      store.saveAttestation({ epoch: p.epoch, cid: p.cid, signer, signature })
+      this.#c.logger.info({ epoch: p.epoch, attempt: p.attempt, cid: p.cid }, 'attested to a root')
+    }
+    const attestation: Attestation = {
+      ...proposed,
+      revocations,
+      signer,
+      signature: signature as `0x${string}`,
+    }
     await port.publish(epochTopic(this.#init.network), codec.encode(EPOCH_ATTESTATION, attestation).bytes)
     await this.#postIfQuorum(p.epoch)
   }

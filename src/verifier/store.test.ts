@@ -78,7 +78,7 @@ describe('verifier store', () => {
       bytes: new Uint8Array([1, 2]),
     })
     store.saveAttestation({ epoch: 5, cid: 'bafy', signer: '0xAB', signature: '0x01' })
-    store.saveAttestation({ epoch: 5, cid: 'bafy', signer: '0xab', signature: '0x02' }) // the same signer again
+    store.saveAttestation({ epoch: 5, cid: 'bafy', signer: '0xab', signature: '0x02' }) // the same signer again: the newer one
     store.recordRoot({ epoch: 5, root: digest, totalCumulative: 7n, digest, block: 40 })
     const seq = store.nextSeq('observation/uptime')
     store.close()
@@ -92,10 +92,13 @@ describe('verifier store', () => {
       totalCumulative: 10n ** 24n,
       bytes: new Uint8Array([1, 2]),
     })
-    expect(again.attestations(5, 'bafy')).toEqual([{ signer: '0xab', signature: '0x01' }])
-    expect(again.attestationBy(5, '0xAB')).toEqual({ cid: 'bafy', signature: '0x01' })
-    expect(again.attestationBy(5, '0xcd')).toBeUndefined()
-    expect(again.attestationBy(6, '0xab')).toBeUndefined()
+    expect(again.attestations(5, 'bafy')).toEqual([{ signer: '0xab', signature: '0x02' }])
+    again.saveAttestation({ epoch: 5, cid: 'bafy', signer: '0xcd', signature: '0x03' })
+    expect(again.attestations(5, 'bafy')).toEqual([
+      { signer: '0xab', signature: '0x02' },
+      { signer: '0xcd', signature: '0x03' },
+    ])
+    expect(again.attestations(6, 'bafy')).toEqual([])
     expect(again.latestRoot()).toEqual({ epoch: 5, root: digest, totalCumulative: 7n, digest, block: 40 })
     expect(again.nextSeq('observation/uptime')).toBeGreaterThan(seq)
     again.forgetRootsFrom(5)

@@ -168,10 +168,9 @@ export interface VerifierStore {
   slashSignatures(evidenceHash: string): { signer: `0x${string}`; signature: `0x${string}` }[]
   saveBundle(b: StoredBundle & { bytes: Uint8Array }): void
   bundle(cid: string): (StoredBundle & { bytes: Uint8Array }) | undefined
+  /** Keeps `signer`'s signature for bundle `cid` of `epoch` (a newer one replaces it). */
   saveAttestation(a: { epoch: number; cid: string; signer: string; signature: `0x${string}` }): void
   attestations(epoch: number, cid: string): { signer: `0x${string}`; signature: `0x${string}` }[]
-  /** The attestation `signer` made in `epoch`, if any (a verifier attests once an epoch, restarts too). */
-  attestationBy(epoch: number, signer: string): { cid: string; signature: `0x${string}` } | undefined
   recordRoot(r: PostedRoot): void
   /** The newest posted root held, if any. */
   latestRoot(): PostedRoot | undefined
@@ -211,16 +210,14 @@ export function openVerifierStore(path: string): VerifierStore {
   )
   const selectBundle = db.prepare('SELECT cid, epoch, digest, root, total, bytes FROM bundles WHERE cid = ?')
   const insertAttestation = db.prepare(
-    'INSERT OR IGNORE INTO attestations (epoch, cid, signer, signature) VALUES (?, ?, ?, ?)',
+    `INSERT INTO attestations (epoch, cid, signer, signature) VALUES (?, ?, ?, ?)
+     ON CONFLICT (epoch, cid, signer) DO UPDATE SET signature = excluded.signature`,
   )
   const selectAttestations = db.prepare(
     'SELECT signer, signature FROM attestations WHERE epoch = ? AND cid = ? ORDER BY signer',
   )
   const upsertRoot = db.prepare(
     'INSERT OR REPLACE INTO roots (epoch, root, total, digest, block) VALUES (?, ?, ?, ?, ?)',
-  )
-  const selectAttestationBy = db.prepare(
-    'SELECT cid, signature FROM attestations WHERE epoch = ? AND signer = ? ORDER BY cid LIMIT 1',
   )
   const selectLatestRoot = db.prepare('SELECT * FROM roots ORDER BY epoch DESC LIMIT 1')
   const selectRoot = db.prepare('SELECT * FROM roots WHERE epoch = ?')
@@ -352,11 +349,6 @@ export function openVerifierStore(path: string): VerifierStore {
     },
     attestations(epoch, cid) {
       return selectAttestations.all(epoch, cid) as { signer: `0x${string}`; signature: `0x${string}` }[]
-    },
-    attestationBy(epoch, signer) {
-      return selectAttestationBy.get(epoch, signer.toLowerCase()) as
-        | { cid: string; signature: `0x${string}` }
-        | undefined
     },
     recordRoot(r) {
       upsertRoot.run(r.epoch, r.root, r.totalCumulative.toString(), r.digest, r.block)

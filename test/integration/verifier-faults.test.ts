@@ -72,6 +72,7 @@ describe('verifier faults and attacks', () => {
 
   it('roots follow measured uptime and survive a flapping verifier, a stopped one and a tampering leader', async ({
     annotate,
+    onTestFailed,
   }) => {
     f = await startChainFixture({ quorum: 2, disputeWindow: 1, epochDuration: EPOCH_S }, { port: 0 })
     const fixture = f
@@ -155,6 +156,14 @@ describe('verifier faults and attacks', () => {
       return { dir: d, cli, ops: ops as string }
     }
     const start = (d: string) => ready(d, spawnVerifier(d))
+    // On failure, what each verifier did about epochs (CI keeps only the test's output).
+    onTestFailed(() => {
+      const closing = /proposing|posted a root|root not posted|refusing|could not|closer|attest/
+      for (const [d, clis] of runs) {
+        const lines = clis.flatMap((cli) => cli.output().split('\n')).filter((l) => closing.test(l))
+        process.stderr.write(`── ${d}: last epoch lines ──\n${lines.slice(-60).join('\n')}\n`)
+      }
+    })
     const running = await Promise.all(dirs.map(start))
     // Every process started, whatever happened to the test midway.
     stops.push(() => Promise.all([...runs.values()].flat().map((cli) => cli.stop('SIGTERM', 10_000))))
