@@ -4,6 +4,7 @@ import { bytesToHex, getAddress } from 'viem'
 import { describe, expect, it } from 'vitest'
 import { addPayouts, buildCumulativeTree, type CumulativeEntry } from './cumulative-tree.js'
 import { AccountAmounts } from './key-index.js'
+import { PARALLEL_LEAVES } from './leaf-hasher.js'
 
 const ENCODING = ['address', 'uint256']
 const MAX_UINT256 = (1n << 256n) - 1n
@@ -181,5 +182,25 @@ describe('buildCumulativeTree (properties)', () => {
         expect(tree.proof(getAddress(stranger))).toBeUndefined()
       }),
     )
+  })
+
+  it('hashes a large tree on two threads into one whose every sampled proof OZ verifies', () => {
+    // Above PARALLEL_LEAVES the helper thread hashes the upper part of the leaves: sample both parts.
+    const n = PARALLEL_LEAVES + 4_321
+    const list: CumulativeEntry[] = Array.from({ length: n }, (_, i) => ({
+      account: `0x${(i * 7_919 + 1).toString(16).padStart(40, '0')}` as Address,
+      cumulativeAmount: BigInt(i) * 10n ** 15n + 1n,
+    }))
+    const tree = buildCumulativeTree(list)
+    expect(tree.size).toBe(n)
+    for (let i = 0; i < n; i += 997) {
+      const { account, cumulativeAmount, proof } = tree.proofAt(i)
+      expect(StandardMerkleTree.verify(tree.root, ENCODING, [account, cumulativeAmount], proof)).toBe(true)
+    }
+    // The same entries in reverse give the same root (one more run through both threads).
+    expect(buildCumulativeTree([...list].reverse()).root).toBe(tree.root)
+    expect(() =>
+      buildCumulativeTree([...list, { ...(list[n - 1] as CumulativeEntry), cumulativeAmount: 5n }]),
+    ).toThrow(RangeError)
   })
 })

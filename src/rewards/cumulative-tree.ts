@@ -1,6 +1,7 @@
 import { bytesToHex, getAddress, type Hex } from 'viem'
 import { KECCAK_DATA_OFFSET, keccak256, keccakModule } from './keccak.js'
 import type { AccountAmounts } from './key-index.js'
+import { hashLeaves, leafBuffers } from './leaf-hasher.js'
 
 /** One operator's entry: everything it has earned since genesis, in MESH base units. */
 export interface CumulativeEntry {
@@ -46,8 +47,9 @@ export interface CumulativeTree {
 const MAX_UINT256 = (1n << 256n) - 1n
 /** Deepest proof: a tree of up to 2^32 leaves. */
 const MAX_DEPTH = 33
+/** Each UTF-16 code unit's hex digit value, -1 for a non-digit (64 KiB: no range check needed). */
 const HEX_VALUES = (() => {
-  const table = new Int8Array(128).fill(-1)
+  const table = new Int8Array(65_536).fill(-1)
   for (let i = 0; i < 16; i++) {
     table['0123456789abcdef'.charCodeAt(i)] = i
     table['0123456789ABCDEF'.charCodeAt(i)] = i
@@ -55,32 +57,53 @@ const HEX_VALUES = (() => {
   return table
 })()
 
-/** Writes the hex digits `hex` (no 0x) into `out` from `offset`, right-aligned in `width` bytes. */
-function writeHex(out: Uint8Array, offset: number, width: number, hex: string, what: string): void {
-  if (hex.length > 2 * width) throw new RangeError(`${what} is too long`)
-  const pad = 2 * width - hex.length
-  for (let i = 0; i < 2 * width; i += 2) {
-    const hi = i - pad < 0 ? 0 : HEX_VALUES[hex.charCodeAt(i - pad)]
-    const lo = i + 1 - pad < 0 ? 0 : HEX_VALUES[hex.charCodeAt(i + 1 - pad)]
-    if (hi === undefined || lo === undefined || hi < 0 || lo < 0) throw new RangeError(`${what} is not hex`)
-    out[offset + (i >> 1)] = (hi << 4) | lo
+/**
+ * Writes the hex digits of `hex` from `start` (no 0x) into `out` from `offset`, right-aligned in
+ * `width` bytes (leading bytes zeroed). False when they are not hex digits or do not fit.
+ */
+function writeHex(
+  out: Uint8Array<ArrayBufferLike>,
+  offset: number,
+  width: number,
+  hex: string,
+  start: number,
+): boolean {
+  const digits = hex.length - start
+  if (digits > 2 * width) return false
+  let o = offset + width - ((digits + 1) >> 1)
+  for (let z = offset; z < o; z++) out[z] = 0
+  let i = start
+  if (digits % 2 === 1) {
+    const lo = HEX_VALUES[hex.charCodeAt(i)] as number
+    if (lo < 0) return false
+    out[o++] = lo
+    i++
   }
+  for (; i < hex.length; i += 2) {
+    const hi = HEX_VALUES[hex.charCodeAt(i)] as number
+    const lo = HEX_VALUES[hex.charCodeAt(i + 1)] as number
+    if ((hi | lo) < 0) return false
+    out[o++] = (hi << 4) | lo
+  }
+  return true
 }
 
 const encoded = new Uint8Array(64)
 /** abi.encode(address, uint256) of an entry into `out` at `offset` (default: a shared 64-byte buffer). */
-function encodeLeaf(account: string, amount: bigint, out = encoded, offset = 0): Uint8Array {
+function encodeLeaf(
+  account: string,
+  amount: bigint,
+  out: Uint8Array<ArrayBufferLike> = encoded,
+  offset = 0,
+): Uint8Array<ArrayBufferLike> {
   if (amount < 0n || amount > MAX_UINT256) throw new RangeError(`amount out of uint256 range: ${amount}`)
   if (account.length !== 42 || account[0] !== '0' || (account[1] !== 'x' && account[1] !== 'X'))
     throw new RangeError(`not an address: ${account}`)
-  out.fill(0, offset, offset + 12)
-  writeHex(out, offset + 12, 20, account.slice(2), `address ${account}`)
-  writeHex(out, offset + 32, 32, amount.toString(16), 'amount')
+  for (let z = offset; z < offset + 12; z++) out[z] = 0
+  if (!writeHex(out, offset + 12, 20, account, 2)) throw new RangeError(`not an address: ${account}`)
+  writeHex(out, offset + 32, 32, amount.toString(16), 0)
   return out
 }
-
-/** Entries encoded and hashed a chunk at a time (2 MiB of encodings in the module's memory). */
-const LEAF_CHUNK = 32_768
 
 /**
  * The leaf of (account, amount) in OpenZeppelin's standard format: keccak256(keccak256(abi.encode(
@@ -215,18 +238,9 @@ class AccountIndex {
 
   /** The entry index of `account`, or undefined. */
   find(account: string): number | undefined {
-    try {
-      writeHex(
-        this.probe,
-        0,
-        20,
-        account.startsWith('0x') || account.startsWith('0X') ? account.slice(2) : account,
-        'account',
-      )
-    } catch {
+    if (account.length !== 42 || account[0] !== '0' || (account[1] !== 'x' && account[1] !== 'X'))
       return undefined
-    }
-    if (account.length !== 42) return undefined
+    if (!writeHex(this.probe, 0, 20, account, 2)) return undefined
     for (let slot = this.hash(this.probe, 0); ; slot = (slot + 1) & this.mask) {
       const held = this.slots[slot] as number
       if (held < 0) return undefined
@@ -261,33 +275,31 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
   const n = entries.length
   if (n === 0) throw new RangeError('a reward tree needs at least one entry')
   const size = 2 * n - 1
-  // The module's memory holds the tree, the leaves and a chunk of encodings; every hash is computed
-  // in its loops, and the finished tree is copied out (the memory is then dropped).
-  const treeAt = KECCAK_DATA_OFFSET
-  const leavesAt = treeAt + size * 32
-  const encAt = leavesAt + n * 32
-  const k = keccakModule(encAt - KECCAK_DATA_OFFSET + Math.min(n, LEAF_CHUNK) * 64)
-  const memory = new Uint8Array(k.memory.buffer)
+  // Leaves are encoded and hashed in buffers shared with a helper thread (large trees hash on two
+  // cores); the module's memory then holds the tree, whose inner nodes are hashed in its loops, and
+  // the finished tree is copied out (the memory is then dropped).
+  const buffers = leafBuffers(n)
+  const { enc, leaves } = buffers
   const accounts = new Uint8Array(n * 20)
-  for (let start = 0; start < n; start += LEAF_CHUNK) {
-    const count = Math.min(LEAF_CHUNK, n - start)
-    for (let j = 0; j < count; j++) {
-      const e = entries[start + j] as CumulativeEntry
-      const at = encAt + j * 64
-      encodeLeaf(e.account, e.cumulativeAmount, memory, at)
+  hashLeaves(buffers, n, (from, to) => {
+    for (let i = from; i < to; i++) {
+      const e = entries[i] as CumulativeEntry
+      const at = i * 64
+      encodeLeaf(e.account, e.cumulativeAmount, enc, at)
       // Byte loops instead of subarray views: a million views are a million objects for the GC.
-      for (let b = 0; b < 20; b++) accounts[(start + j) * 20 + b] = memory[at + 12 + b] as number
+      for (let b = 0; b < 20; b++) accounts[i * 20 + b] = enc[at + 12 + b] as number
     }
-    k.hashLeaves(count, encAt, leavesAt + start * 32)
-  }
-  const leaves = memory.subarray(leavesAt, leavesAt + n * 32)
+  })
+  const treeAt = KECCAK_DATA_OFFSET
+  const k = keccakModule(size * 32)
+  const memory = new Uint8Array(k.memory.buffer)
   const index = new AccountIndex(accounts, n)
   const order = sortByHash(leaves, n)
 
   // Leaves into the tree's last n slots, sorted by hash, as 32-bit words (a copy keeps the bytes in
   // their order) without a view object per hash.
   const treeWords = new Uint32Array(k.memory.buffer, treeAt, size * 8)
-  const leafWords = new Uint32Array(k.memory.buffer, leavesAt, n * 8)
+  const leafWords = new Uint32Array(leaves.buffer, leaves.byteOffset, n * 8)
   /** Where entry i's leaf sits in the tree. */
   const positionOf = new Uint32Array(n)
   for (let j = 0; j < n; j++) {
@@ -305,6 +317,7 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
     for (let p = at; p > 0; p = (p - 1) >> 1) depth++
     return depth
   }
+  let outWords: Uint32Array | undefined
   const proofInto = (index: number, out: Uint8Array, offset: number): number => {
     if (!Number.isInteger(index) || index < 0 || index >= n) throw new RangeError(`no entry ${index}`)
     let at = positionOf[index] as number
@@ -313,9 +326,12 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
       throw new RangeError(`no room for a proof of ${length} bytes`)
     const start = out.byteOffset + offset
     if (start % 4 === 0) {
-      // Word by word: no view object per sibling.
-      const to = new Uint32Array(out.buffer, start, length / 4)
-      for (let o = 0; at > 0; o += 8) {
+      // Word by word, through one view of the caller's buffer kept between calls (a server writes
+      // every proof into the same response buffer): no view object per proof or sibling.
+      if (outWords?.buffer !== out.buffer)
+        outWords = new Uint32Array(out.buffer, 0, out.buffer.byteLength >> 2)
+      const to = outWords
+      for (let o = start >> 2; at > 0; o += 8) {
         const from = (at % 2 === 1 ? at + 1 : at - 1) * 8
         for (let w = 0; w < 8; w++) to[o + w] = words[from + w] as number
         at = (at - 1) >> 1

@@ -37,6 +37,9 @@ const wasm = (
 ).WebAssembly
 const compiled = new wasm.Module(KECCAK_WASM)
 
+/** The compiled module (a helper thread instantiates the same one: `leaf-hasher.ts`). */
+export const keccakWasmModule: object = compiled
+
 /** A fresh instance with a memory of its own, grown to hold `bytes` from {@link KECCAK_DATA_OFFSET}. */
 export function keccakModule(bytes = 0): KeccakModule {
   const k = new wasm.Instance(compiled).exports as KeccakModule

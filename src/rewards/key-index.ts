@@ -50,6 +50,16 @@ export class KeyIndex {
     }
   }
 
+  /** A copy of this index (the same keys at the same indices), to grow apart from it. */
+  clone(): KeyIndex {
+    const copy = new KeyIndex()
+    for (const key of this.keys) copy.keys.push(key)
+    copy.slots = this.slots.slice()
+    copy.hashes = this.hashes.slice()
+    copy.mask = this.mask
+    return copy
+  }
+
   private grow(): void {
     const slots = new Int32Array(this.slots.length * 2).fill(-1)
     const hashes = new Int32Array(slots.length)
@@ -81,11 +91,29 @@ function hashOf(key: string): number {
 
 /** Amounts by account (lower-case address), as an epoch's payouts are kept. */
 export class AccountAmounts {
-  private readonly index: KeyIndex
-  private readonly amounts: bigint[] = []
+  private index: KeyIndex
+  private amounts: bigint[]
 
   constructor(expected = 16) {
     this.index = new KeyIndex(expected)
+    this.amounts = []
+  }
+
+  /**
+   * Amounts of 0 for the accounts of `other`, at the same positions (a copy of its index: adding
+   * by position then needs no hashing).
+   */
+  static zeroLike(other: AccountAmounts): AccountAmounts {
+    const out = new AccountAmounts()
+    out.index = other.index.clone()
+    out.amounts = new Array<bigint>(other.size).fill(0n)
+    return out
+  }
+
+  /** Adds `amount` to the account at position `at`. */
+  addAt(at: number, amount: bigint): void {
+    if (!Number.isInteger(at) || at < 0 || at >= this.index.size) throw new RangeError(`no account at ${at}`)
+    this.amounts[at] = (this.amounts[at] as bigint) + amount
   }
 
   get size(): number {

@@ -242,8 +242,10 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   uptime.totalWeight = totals.uptime
   for (const c of compute) c.reward = totals.compute > 0n ? (pools.compute * c.weight) / totals.compute : 0n
 
-  // 3. Payouts.
-  const payouts = new AccountAmounts(weights.uptime.size)
+  // 3. Payouts. The uptime operators' positions are kept (no hashing for most operators); an
+  // operator whose share floors to 0 is dropped at the end.
+  let payouts = AccountAmounts.zeroLike(weights.uptime)
+  let zeros = 0
   let total = 0n
   for (const s of active) {
     const pool = pools[s]
@@ -251,11 +253,17 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     for (let i = 0; i < weights[s].size; i++) {
       const [operator, w] = weights[s].at(i)
       const amount = (pool * w) / all
-      if (amount > 0n) {
-        payouts.add(operator, amount)
-        total += amount
-      }
+      if (s === 'uptime') {
+        if (amount > 0n) payouts.addAt(i, amount)
+        else zeros++
+      } else if (amount > 0n) payouts.add(operator, amount)
+      total += amount
     }
+  }
+  if (zeros > 0) {
+    const paid = new AccountAmounts(payouts.size)
+    for (const [operator, amount] of payouts) if (amount > 0n) paid.add(operator, amount)
+    payouts = paid
   }
   return {
     epoch: input.epoch,
@@ -302,8 +310,11 @@ function computeWeights(
       (o.fraud === held.fraud && (o.value > held.value || (o.value === held.value && o.jobs > held.jobs)))
     if (better) seen.set(o.verifier, o)
   }
+  if (byNode.size === 0) return []
   const sortedObservers = [...observers].sort()
-  const nodes = new Map(input.nodes.map((n) => [n.peerId, n]))
+  // Only the observed nodes are looked up (an epoch of a million nodes may have a few with compute).
+  const nodes = new Map<string, RewardNode>()
+  for (const n of input.nodes) if (byNode.has(n.peerId)) nodes.set(n.peerId, n)
   const u = params.uptime
   const out: ComputeExplanation[] = []
   for (const peerId of [...byNode.keys()].sort()) {
