@@ -10,6 +10,10 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 /// @notice The Meshwork token: ERC-20 with EIP-2612 permit and ERC-5805 votes, and a fixed maximum
 /// supply. A genesis allocation goes to the treasury at deploy; everything else is minted only by the
 /// minter (EpochRewards), which follows the emission schedule documented in docs/rewards.md.
+///
+/// Votes count once a holder delegates (to itself or another account), and are checkpointed by
+/// timestamp (ERC-6372 `mode=timestamp`): the governor's voting delay and period are in seconds, the
+/// same unit as epochs.
 contract MeshToken is ERC20, ERC20Permit, ERC20Votes {
     /// @notice Hard cap on the total supply, fixed at deploy.
     uint256 public immutable maxSupply;
@@ -57,6 +61,17 @@ contract MeshToken is ERC20, ERC20Permit, ERC20Votes {
     function delegates(address account) public view override returns (address) {
         if (account == minter || account == address(0)) return address(0);
         return super.delegates(account);
+    }
+
+    /// @notice ERC-6372 clock: votes are checkpointed by block timestamp.
+    function clock() public view override returns (uint48) {
+        return uint48(block.timestamp);
+    }
+
+    /// @notice ERC-6372 clock mode: timestamps.
+    // solhint-disable-next-line func-name-mixedcase
+    function CLOCK_MODE() public pure override returns (string memory) {
+        return "mode=timestamp";
     }
 
     function _update(address from, address to, uint256 value) internal override(ERC20, ERC20Votes) {

@@ -23,7 +23,15 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const contractsDir = join(root, 'contracts')
 const outDir = join(root, 'src/chain/abi/generated')
 /** Contracts that get a module; libraries and interfaces are compiled into them. */
-const DEPLOYABLE = ['MeshToken', 'NodeRegistry', 'EpochRewards', 'Payments'] as const
+const DEPLOYABLE = [
+  'MeshToken',
+  'NodeRegistry',
+  'EpochRewards',
+  'Payments',
+  'MeshTimelock',
+  'MeshGovernor',
+  'NetworkParams',
+] as const
 
 function listSources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

@@ -169,4 +169,7 @@ export const NO_CONTRACTS: ContractAddresses = {
   NodeRegistry: ZERO,
   EpochRewards: ZERO,
   Payments: ZERO,
+  MeshTimelock: ZERO,
+  MeshGovernor: ZERO,
+  NetworkParams: ZERO,
 }

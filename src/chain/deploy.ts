@@ -1,11 +1,17 @@
-import { type Abi, getAddress, getContractAddress, type Hex } from 'viem'
+import { type Abi, getAddress, getContractAddress, type Hex, zeroAddress } from 'viem'
 import { InvalidArgumentError } from '../core/errors.js'
 import { totalEmission } from '../rewards/emission.js'
 import {
   epochRewardsAbi,
   epochRewardsBytecode,
+  meshGovernorAbi,
+  meshGovernorBytecode,
+  meshTimelockAbi,
+  meshTimelockBytecode,
   meshTokenAbi,
   meshTokenBytecode,
+  networkParamsAbi,
+  networkParamsBytecode,
   nodeRegistryAbi,
   nodeRegistryBytecode,
   paymentsAbi,
@@ -15,7 +21,8 @@ import { type ChainClient, createChainClient, NO_CONTRACTS, probeChainId } from 
 import type { Eip1193Provider } from './dev-chain.js'
 import { chainError } from './errors.js'
 import { type DeployParameters, deployParametersSchema, type NetworkFile } from './network-file.js'
-import { toChainError } from './transact.js'
+import { INITIAL_NETWORK_PARAMS, type NetworkParamsStruct } from './network-params.js'
+import { readContract, sendContractTx, toChainError } from './transact.js'
 
 /** One whole token in base units (18 decimals). */
 export const MESH = 10n ** 18n
@@ -25,7 +32,8 @@ export type DeployPreset = 'devnet' | 'production'
 
 /**
  * Default deploy parameters. Both presets share the token and emission schedule (docs/rewards.md);
- * devnet shortens epochs, windows and periods so that a whole cycle fits in a minute.
+ * devnet shortens epochs, windows and periods so that a whole cycle fits in a minute, and a
+ * governance proposal in about a minute and a half (docs/governance.md lists both presets).
  */
 export function defaultDeployParameters(
   preset: DeployPreset,
@@ -49,6 +57,11 @@ export function defaultDeployParameters(
     quorum: dev ? 2 : 3,
     maxVerifiers: 21,
     closeTimeout: dev ? 60 : 24 * 3_600,
+    votingDelay: dev ? 1 : 24 * 3_600,
+    votingPeriod: dev ? 60 : 7 * 24 * 3_600,
+    proposalThreshold: ((dev ? 1_000n : 100_000n) * MESH).toString(),
+    quorumPercent: 4,
+    timelockDelay: dev ? 30 : 2 * 24 * 3_600,
   }
 }
 
@@ -95,27 +108,45 @@ export function validateDeployParameters(p: DeployParameters): void {
   if (p.unbondingPeriod > 365 * 24 * 3_600) fail('unbondingPeriod', 'must be at most 365 days')
   if (p.maxVerifiers > UINT32_MAX) fail('maxVerifiers', 'must be below 2^32')
   if (p.quorum > p.maxVerifiers) fail('quorum', `(${p.quorum}) exceeds maxVerifiers (${p.maxVerifiers})`)
+  if (p.votingDelay > MAX_GOVERNANCE_SECONDS) fail('votingDelay', 'must be at most 365 days')
+  if (p.votingPeriod > MAX_GOVERNANCE_SECONDS) fail('votingPeriod', 'must be at most 365 days')
+  if (p.timelockDelay > MAX_GOVERNANCE_SECONDS) fail('timelockDelay', 'must be at most 365 days')
+  if (BigInt(p.proposalThreshold) > maxSupply) fail('proposalThreshold', 'must be at most maxSupply')
 }
+
+/** Longest voting delay, voting period or timelock delay a deploy accepts. */
+const MAX_GOVERNANCE_SECONDS = 365 * 24 * 3_600
 
 /** Options of {@link deployContracts}. */
 export interface DeployInit {
   name: string
   rpcUrl: string
   parameters: DeployParameters
+  /** NetworkParams' first set (version 1); default {@link INITIAL_NETWORK_PARAMS}. */
+  initialParams?: NetworkParamsStruct
   /** Called before each step, for progress output. */
   onStep?: (step: string, index: number, total: number) => void
 }
 
 /**
  * Deploys MeshToken (whose immutable minter is the address EpochRewards will get), NodeRegistry,
- * EpochRewards and Payments from the client's account, and returns the network description to write
- * to disk.
+ * EpochRewards, Payments, MeshTimelock, MeshGovernor and NetworkParams from the client's account,
+ * hands every governable contract to the timelock, and returns the network description to write to
+ * disk.
+ *
+ * The hand-over: the governor becomes the timelock's only proposer and canceller, anyone may execute
+ * a ready operation, NodeRegistry and EpochRewards are transferred to the timelock (NetworkParams is
+ * created owned by it), and the deployer renounces the timelock's admin role, so that afterwards no
+ * key has any power over parameters: only a proposal that passes a vote and waits out the delay. The
+ * deployer keeps only what it holds as the treasury (tokens, which vote once delegated). Every
+ * parameter is a constructor argument, so nothing is set after deploy; a test network that needs
+ * other values passes them as parameters.
  */
 export async function deployContracts(client: ChainClient, init: DeployInit): Promise<NetworkFile> {
   const p = init.parameters
   validateDeployParameters(p)
   const deployer = client.wallet.account.address
-  const steps = 5
+  const steps = 9
   let step = 0
   const progress = (name: string) => init.onStep?.(name, ++step, steps)
 
@@ -177,6 +208,53 @@ export async function deployContracts(client: ChainClient, init: DeployInit): Pr
     token.address,
     BigInt(p.closeTimeout),
   ])
+  // The deployer is the timelock's admin only until the governor holds its roles (just below).
+  const timelock = await deploy('MeshTimelock', meshTimelockAbi, meshTimelockBytecode, [
+    BigInt(p.timelockDelay),
+    [],
+    [zeroAddress],
+    deployer,
+  ])
+  const governor = await deploy('MeshGovernor', meshGovernorAbi, meshGovernorBytecode, [
+    token.address,
+    timelock.address,
+    p.votingDelay,
+    p.votingPeriod,
+    BigInt(p.proposalThreshold),
+    BigInt(p.quorumPercent),
+  ])
+  const params = await deploy('NetworkParams', networkParamsAbi, networkParamsBytecode, [
+    timelock.address,
+    rewards.address,
+    init.initialParams ?? INITIAL_NETWORK_PARAMS,
+  ])
+
+  progress('hand every parameter to the timelock')
+  const send = (address: `0x${string}`, abi: Abi, functionName: string, args: readonly unknown[]) =>
+    sendContractTx(client, { address, abi, functionName, args })
+  const role = (name: string) =>
+    readContract<Hex>(client, {
+      address: timelock.address,
+      abi: meshTimelockAbi,
+      functionName: name,
+      args: [],
+    })
+  const [proposer, canceller, admin] = await Promise.all([
+    role('PROPOSER_ROLE'),
+    role('CANCELLER_ROLE'),
+    role('DEFAULT_ADMIN_ROLE'),
+  ])
+  await send(timelock.address, meshTimelockAbi, 'grantRole', [proposer, governor.address])
+  await send(timelock.address, meshTimelockAbi, 'grantRole', [canceller, governor.address])
+  await send(registry.address, nodeRegistryAbi, 'transferOwnership', [timelock.address])
+  await send(rewards.address, epochRewardsAbi, 'transferOwnership', [timelock.address])
+  await send(timelock.address, meshTimelockAbi, 'renounceRole', [admin, deployer])
+  await checkHandOver(client, {
+    timelock: timelock.address,
+    owned: [registry, rewards, params],
+    deployer,
+    admin,
+  })
   progress('done')
 
   return {
@@ -191,10 +269,43 @@ export async function deployContracts(client: ChainClient, init: DeployInit): Pr
       NodeRegistry: registry.address,
       EpochRewards: rewards.address,
       Payments: payments.address,
+      MeshTimelock: timelock.address,
+      MeshGovernor: governor.address,
+      NetworkParams: params.address,
     },
     parameters: p,
     bootstrap: [],
   }
+}
+
+/** Reads back what the hand-over must have left: the timelock owns everything, the deployer nothing. */
+async function checkHandOver(
+  client: ChainClient,
+  init: {
+    timelock: `0x${string}`
+    owned: { address: `0x${string}` }[]
+    deployer: `0x${string}`
+    admin: Hex
+  },
+): Promise<void> {
+  for (const { address } of init.owned) {
+    const owner = await readContract<`0x${string}`>(client, {
+      address,
+      abi: nodeRegistryAbi,
+      functionName: 'owner',
+      args: [],
+    })
+    if (getAddress(owner) !== init.timelock) {
+      throw chainError('TX_REVERTED', `the contract at ${address} is owned by ${owner}, not the timelock`)
+    }
+  }
+  const deployerAdmin = await readContract<boolean>(client, {
+    address: init.timelock,
+    abi: meshTimelockAbi,
+    functionName: 'hasRole',
+    args: [init.admin, init.deployer],
+  })
+  if (deployerAdmin) throw chainError('TX_REVERTED', 'the deployer still holds the timelock admin role')
 }
 
 /** Options of {@link deployNetwork}. */

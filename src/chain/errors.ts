@@ -115,7 +115,7 @@ export const REVERTS: Record<string, RevertInfo> = {
   OwnableUnauthorizedAccount: {
     code: 'NOT_OWNER',
     message: (a) => `${s(a[0])} may not change this parameter`,
-    hint: 'Parameters change through the owner (governance)',
+    hint: 'Parameters change only by a governance proposal: `meshwork gov propose --set KEY=VALUE`',
   },
   // EpochRewards
   EpochOutOfOrder: {
@@ -167,6 +167,69 @@ export const REVERTS: Record<string, RevertInfo> = {
     code: 'CLAIM_LENGTH_MISMATCH',
     message: () => 'accounts, amounts and proofs differ in length',
   },
+  // Governance (MeshGovernor, MeshTimelock, NetworkParams)
+  GovernorNonexistentProposal: {
+    code: 'GOV_PROPOSAL_UNKNOWN',
+    message: (a) => `there is no proposal ${s(a[0])}`,
+    hint: 'List proposals with `meshwork gov list`',
+  },
+  GovernorUnexpectedProposalState: {
+    code: 'GOV_PROPOSAL_STATE',
+    message: (a) => `proposal ${s(a[0])} is ${proposalStateName(Number(a[1]))}`,
+    hint: 'See what it waits for with `meshwork gov list`',
+  },
+  GovernorInsufficientProposerVotes: {
+    code: 'GOV_PROPOSER_VOTES_TOO_LOW',
+    message: (a) => `${s(a[0])} has ${s(a[1])} votes, a proposal needs ${s(a[2])}`,
+    hint: 'Delegate enough votes to the proposer (`meshwork gov delegate ADDRESS`) and propose a second later',
+  },
+  GovernorAlreadyCastVote: {
+    code: 'GOV_ALREADY_VOTED',
+    message: (a) => `${s(a[0])} has already voted on this proposal`,
+  },
+  GovernorOnlyExecutor: {
+    code: 'NOT_OWNER',
+    message: (a) => `${s(a[0])} may not change the governor's settings`,
+    hint: 'Governance settings change only by a governance proposal',
+  },
+  TimelockUnauthorizedCaller: {
+    code: 'NOT_OWNER',
+    message: (a) => `${s(a[0])} may not change the timelock`,
+    hint: 'The timelock changes only by a governance proposal',
+  },
+  AccessControlUnauthorizedAccount: {
+    code: 'NOT_OWNER',
+    message: (a) => `${s(a[0])} lacks the timelock role ${s(a[1])}`,
+    hint: 'Only the governor proposes to the timelock: make a proposal with `meshwork gov propose`',
+  },
+  TimelockUnexpectedOperationState: {
+    code: 'GOV_TIMELOCK_NOT_READY',
+    message: (a) =>
+      `timelock operation ${s(a[0])} is not ready (its delay has not passed, or it already ran)`,
+    hint: 'Execute once the time `meshwork gov list` shows has passed',
+  },
+  GovernorInvalidQuorumFraction: {
+    code: 'INVALID_PARAMETER',
+    message: (a) => `invalid parameter: quorum ${s(a[0])}/${s(a[1])}`,
+  },
+  GovernorInvalidVotingPeriod: {
+    code: 'INVALID_PARAMETER',
+    message: (a) => `invalid parameter: voting period ${s(a[0])}`,
+  },
+  WeightsDoNotSum: {
+    code: 'PARAMS_WEIGHTS_SUM',
+    message: (a) => `the service weights sum to ${s(a[0])} bps, not 10000`,
+    hint: 'Set the weights so that they sum to 10000 (100%)',
+  },
+  ParamsVersionStale: {
+    code: 'PARAMS_VERSION_STALE',
+    message: (a) => `the proposal replaces parameter version ${s(a[0])}, but version ${s(a[1])} is newer`,
+    hint: 'Another proposal changed the parameters meanwhile: propose again from the current set',
+  },
+  UnknownVersion: {
+    code: 'PARAMS_UNKNOWN_VERSION',
+    message: (a) => `there is no parameter version ${s(a[0])}`,
+  },
   // Payments
   UnknownChannel: { code: 'CHANNEL_UNKNOWN', message: (a) => `channel ${s(a[0])} does not exist` },
   NotBuilder: {
@@ -195,6 +258,24 @@ export const REVERTS: Record<string, RevertInfo> = {
     code: 'CHANNEL_CLOSE_TIMEOUT',
     message: (a) => `channel ${s(a[0])} can be withdrawn from ${s(a[1])} (unix seconds)`,
   },
+}
+
+/** The Governor's proposal states, by their number in `IGovernor.ProposalState`. */
+export const PROPOSAL_STATES = [
+  'pending',
+  'active',
+  'canceled',
+  'defeated',
+  'succeeded',
+  'queued',
+  'expired',
+  'executed',
+] as const
+export type ProposalStateName = (typeof PROPOSAL_STATES)[number]
+
+/** The name of a proposal state number (`unknown (N)` for one the Governor does not define). */
+export function proposalStateName(state: number): string {
+  return PROPOSAL_STATES[state] ?? `unknown (${state})`
 }
 
 /** Codes the chain layer raises itself, with no revert behind them. */

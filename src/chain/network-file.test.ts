@@ -24,6 +24,9 @@ const sample: NetworkFile = {
     NodeRegistry: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
     EpochRewards: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0',
     Payments: '0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9',
+    MeshTimelock: '0x5FC8d32690cc91D4c39d9d3abcBD16989F875707',
+    MeshGovernor: '0x0165878A594ca255338adfa4d48449f69242Eb8F',
+    NetworkParams: '0xa513E6E4b8f2a923D98304ec87F64353C4D5C853',
   },
   parameters: defaultDeployParameters('devnet', {
     treasury: '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266',

@@ -24,6 +24,16 @@ export const deployParametersSchema = z.object({
   quorum: z.number().int().positive(),
   maxVerifiers: z.number().int().positive(),
   closeTimeout: z.number().int().nonnegative(),
+  /** Seconds from a proposal to the start of its vote (at least 1: blocks may share a second). */
+  votingDelay: z.number().int().positive(),
+  /** Seconds a vote lasts. */
+  votingPeriod: z.number().int().positive(),
+  /** Votes (base units) an account needs to make a proposal. */
+  proposalThreshold: uint,
+  /** Share of the supply at a proposal's snapshot that must vote for or abstain, in percent. */
+  quorumPercent: z.number().int().min(1).max(100),
+  /** Seconds a passed proposal waits in the timelock before it can be executed. */
+  timelockDelay: z.number().int().nonnegative(),
 })
 
 /** The deployed-network description every command reads (`--network FILE`, default ./network.json). */
@@ -39,6 +49,9 @@ export const networkFileSchema = z.object({
     NodeRegistry: address,
     EpochRewards: address,
     Payments: address,
+    MeshTimelock: address,
+    MeshGovernor: address,
+    NetworkParams: address,
   }),
   parameters: deployParametersSchema,
   bootstrap: z.array(z.string().max(512)).max(64).default([]),
@@ -99,6 +112,9 @@ export function readNetworkFile(path: string): NetworkFile {
       NodeRegistry: getAddress(n.contracts.NodeRegistry),
       EpochRewards: getAddress(n.contracts.EpochRewards),
       Payments: getAddress(n.contracts.Payments),
+      MeshTimelock: getAddress(n.contracts.MeshTimelock),
+      MeshGovernor: getAddress(n.contracts.MeshGovernor),
+      NetworkParams: getAddress(n.contracts.NetworkParams),
     },
   }
 }

@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { epochRewardsAbi, meshTokenAbi, nodeRegistryAbi, paymentsAbi } from '../chain/abi/index.js'
+import {
+  epochRewardsAbi,
+  meshGovernorAbi,
+  meshTimelockAbi,
+  meshTokenAbi,
+  networkParamsAbi,
+  nodeRegistryAbi,
+  paymentsAbi,
+} from '../chain/abi/index.js'
 import { chainErrorCodes, REVERTS } from '../chain/errors.js'
 import { computeErrorCodes } from '../compute/errors.js'
 import { meshErrorCodes } from '../mesh/errors.js'
@@ -45,14 +53,22 @@ interface AbiErrorItem {
 }
 
 /**
- * The custom errors of the four generated ABIs by name. solc puts in a contract's ABI every error the
+ * The custom errors of the generated ABIs by name. solc puts in a contract's ABI every error the
  * contract can revert with, including those of inherited OpenZeppelin contracts and used libraries
  * (ERC20InsufficientBalance, ECDSAInvalidSignature, OwnableUnauthorizedAccount), so an OpenZeppelin
  * error emitted through our contracts is found here too.
  */
 function abiErrors(): Map<string, AbiErrorItem[]> {
   const byName = new Map<string, AbiErrorItem[]>()
-  const abis = { meshTokenAbi, nodeRegistryAbi, epochRewardsAbi, paymentsAbi }
+  const abis = {
+    meshTokenAbi,
+    nodeRegistryAbi,
+    epochRewardsAbi,
+    paymentsAbi,
+    meshTimelockAbi,
+    meshGovernorAbi,
+    networkParamsAbi,
+  }
   for (const abi of Object.values(abis)) {
     for (const item of abi as readonly { type: string }[]) {
       if (item.type !== 'error') continue

@@ -1,14 +1,23 @@
+import { encodeFunctionData } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import {
   type ChainClient,
+  type ContractCall,
+  castVote,
   createChainClient,
   type DeployParameters,
   type DevChain,
   defaultDeployParameters,
+  delegateVotes,
   deployContracts,
+  executeProposal,
+  getVotes,
   MESH,
   type NetworkFile,
+  propose,
+  queueProposal,
   startDevChain,
+  type TxResult,
   transferTokens,
 } from '../../src/chain/index.js'
 
@@ -27,6 +36,13 @@ export interface ChainFixture {
   snapshot(): Promise<string>
   revert(id: string): Promise<void>
   fund(i: number, amount: bigint): Promise<void>
+  /**
+   * Makes contract calls the only way the deploy left open: a governance proposal. The deployer
+   * (the treasury, with the genesis supply) delegates to itself, proposes, votes for, and after the
+   * voting period and the timelock delay (moved over with `advance`) queues and executes it. Returns
+   * the execute transaction.
+   */
+  govern(calls: readonly ContractCall[], description?: string): Promise<TxResult>
   stop(): Promise<void>
 }
 
@@ -48,6 +64,9 @@ export async function startChainFixture(
     NodeRegistry: '0x0000000000000000000000000000000000000000',
     EpochRewards: '0x0000000000000000000000000000000000000000',
     Payments: '0x0000000000000000000000000000000000000000',
+    MeshTimelock: '0x0000000000000000000000000000000000000000',
+    MeshGovernor: '0x0000000000000000000000000000000000000000',
+    NetworkParams: '0x0000000000000000000000000000000000000000',
   } as NetworkFile['contracts']
   const make = (i: number) => {
     const a = chain.accounts[i]
@@ -76,6 +95,7 @@ export async function startChainFixture(
   })
   Object.assign(contracts, network.contracts)
   const request = (method: string, params: unknown[] = []) => chain.provider.request({ method, params })
+  let proposals = 0
   const fixture: ChainFixture = {
     chain,
     network,
@@ -114,6 +134,28 @@ export async function startChainFixture(
     },
     async fund(i, amount) {
       await transferTokens(deployer, fixture.account(i).address, amount)
+    },
+    async govern(calls, description = 'test change') {
+      const me = deployer.wallet.account.address
+      if ((await getVotes(deployer, me)).delegate !== me) {
+        await delegateVotes(deployer, me)
+        await fixture.advance(1)
+      }
+      const proposal = {
+        calls: calls.map((c) => ({
+          target: c.address,
+          data: encodeFunctionData({ abi: c.abi, functionName: c.functionName, args: c.args } as never),
+        })),
+        description: `${description} #${++proposals}`,
+      }
+      const { proposalId } = await propose(deployer, proposal)
+      const p = network.parameters
+      await fixture.advance(p.votingDelay + 1)
+      await castVote(deployer, { proposalId, support: 'for' })
+      await fixture.advance(p.votingPeriod + 1)
+      await queueProposal(deployer, proposal)
+      await fixture.advance(p.timelockDelay + 1)
+      return executeProposal(deployer, proposal)
     },
     stop: () => chain.stop(),
   }

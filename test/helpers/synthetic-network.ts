@@ -20,6 +20,9 @@ export function syntheticNetworkFile(options: {
       NodeRegistry: options.registry,
       EpochRewards: addr(0xa3),
       Payments: addr(0xa4),
+      MeshTimelock: addr(0xa5),
+      MeshGovernor: addr(0xa6),
+      NetworkParams: addr(0xa7),
     },
     parameters: {
       tokenName: 'Meshwork',
@@ -38,6 +41,11 @@ export function syntheticNetworkFile(options: {
       quorum: 1,
       maxVerifiers: 8,
       closeTimeout: 0,
+      votingDelay: 1,
+      votingPeriod: 60,
+      proposalThreshold: '0',
+      quorumPercent: 4,
+      timelockDelay: 0,
     },
     bootstrap: options.bootstrap,
   }

@@ -87,6 +87,10 @@ describe('NodeRegistry on the embedded chain', () => {
       args,
     })
 
+  /** Changes a NodeRegistry parameter through a governance proposal. */
+  const govern = (functionName: string, args: readonly unknown[]) =>
+    f.govern([{ address: f.network.contracts.NodeRegistry, abi: nodeRegistryAbi, functionName, args }])
+
   /** Registers a node for operator `i` with `stake`. */
   async function register(i: number, stake: bigint, name = `node-${i}`) {
     return registerNode(f.client(i), { peerId: toHex(name), services: 1, h3Cell: H3_CELL, stake })
@@ -443,32 +447,36 @@ describe('NodeRegistry on the embedded chain', () => {
     await expect(
       registerVerifier(f.client(9), { peerId: toHex('verifier-9'), stake: VERIFIER_STAKE - 1n }),
     ).rejects.toMatchObject({ code: 'REGISTRY_STAKE_BELOW_MINIMUM' })
-    await call(0, 'setVerifierLimits', [3, 5])
+    await govern('setVerifierLimits', [3, 5])
     await expect(
       registerVerifier(f.client(9), { peerId: toHex('verifier-9'), stake: VERIFIER_STAKE }),
     ).rejects.toMatchObject({ code: 'REGISTRY_VERIFIER_SET_FULL' })
     expect(await balance(9)).toBe(200_000n * MESH)
   })
 
-  it('lets only the owner change parameters, and only to valid values', async () => {
+  it('lets only governance (the timelock) change parameters, and only to valid values', async () => {
+    // Not the deployer either: it handed every parameter to the timelock.
+    await expect(call(0, 'setMinNodeStake', [MESH])).rejects.toMatchObject({ code: 'NOT_OWNER' })
     await expect(call(6, 'setMinNodeStake', [MESH])).rejects.toMatchObject({ code: 'NOT_OWNER' })
     await expect(call(1, 'setVerifierLimits', [1, 21])).rejects.toMatchObject({ code: 'NOT_OWNER' })
     await expect(call(6, 'setUnbondingPeriod', [0n])).rejects.toMatchObject({ code: 'NOT_OWNER' })
     await expect(call(6, 'setMinVerifierStake', [MESH])).rejects.toMatchObject({ code: 'NOT_OWNER' })
+    expect(await read<string>('owner')).toBe(f.network.contracts.MeshTimelock)
 
-    await expect(call(0, 'setVerifierLimits', [0, 21])).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
-    await expect(call(0, 'setVerifierLimits', [5, 4])).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
-    await expect(call(0, 'setMinNodeStake', [0n])).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
-    await expect(call(0, 'setMinVerifierStake', [0n])).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
-    await expect(call(0, 'setUnbondingPeriod', [365n * 24n * 3_600n + 1n])).rejects.toMatchObject({
+    // An executed proposal with a bad value reverts with the registry's own error.
+    await expect(govern('setVerifierLimits', [0, 21])).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
+    await expect(govern('setVerifierLimits', [5, 4])).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
+    await expect(govern('setMinNodeStake', [0n])).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
+    await expect(govern('setMinVerifierStake', [0n])).rejects.toMatchObject({ code: 'INVALID_PARAMETER' })
+    await expect(govern('setUnbondingPeriod', [365n * 24n * 3_600n + 1n])).rejects.toMatchObject({
       code: 'INVALID_PARAMETER',
     })
     expect(await read<number>('quorum')).toBe(3)
     expect(await read<bigint>('minNodeStake')).toBe(MIN_NODE_STAKE)
     expect(await read<bigint>('unbondingPeriod')).toBe(BigInt(UNBONDING))
 
-    // The owner's valid change takes effect.
-    await call(0, 'setMinNodeStake', [2_000n * MESH])
+    // A valid change that passed the vote takes effect.
+    await govern('setMinNodeStake', [2_000n * MESH])
     await expect(register(6, 1_500n * MESH)).rejects.toMatchObject({ code: 'REGISTRY_STAKE_BELOW_MINIMUM' })
     await register(6, 2_000n * MESH)
   })

@@ -331,12 +331,14 @@ describe('EpochRewards on the embedded chain', () => {
     await post(0, [1n, 1n, 1n])
     const settled = await post(1, [2n, 2n, 2n])
     await settle()
-    await sendContractTx(f.client(0), {
-      address: f.network.contracts.EpochRewards,
-      abi: epochRewardsAbi,
-      functionName: 'setDisputeWindow',
-      args: [1_000],
-    })
+    await f.govern([
+      {
+        address: f.network.contracts.EpochRewards,
+        abi: epochRewardsAbi,
+        functionName: 'setDisputeWindow',
+        args: [1_000],
+      },
+    ])
     // Epoch 1's root passed its window before the change: it stays claimable and cannot be revoked.
     const message = { epoch: 1n, root: settled.root }
     await expect(

@@ -1,5 +1,13 @@
 import type { Abi } from 'viem'
-import { epochRewardsAbi, meshTokenAbi, nodeRegistryAbi, paymentsAbi } from './generated/index.js'
+import {
+  epochRewardsAbi,
+  meshGovernorAbi,
+  meshTimelockAbi,
+  meshTokenAbi,
+  networkParamsAbi,
+  nodeRegistryAbi,
+  paymentsAbi,
+} from './generated/index.js'
 
 export * from './generated/index.js'
 
@@ -15,6 +23,9 @@ export const meshworkErrorsAbi: readonly AbiError[] = [
   ...nodeRegistryAbi,
   ...epochRewardsAbi,
   ...paymentsAbi,
+  ...meshTimelockAbi,
+  ...meshGovernorAbi,
+  ...networkParamsAbi,
 ].filter((item): item is AbiError & typeof item => {
   if (item.type !== 'error') return false
   const key = `${item.name}(${item.inputs.map((i) => i.type).join(',')})`

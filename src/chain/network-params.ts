@@ -1,0 +1,73 @@
+import { DEFAULT_REWARD_PARAMS, type RewardParams } from '../rewards/reward-function.js'
+
+/**
+ * One parameter set exactly as NetworkParams stores it (`NetworkParams.Params`, in the contract's
+ * field order). Weights are basis points summing to 10,000; ppm values are parts per million.
+ */
+export interface NetworkParamsStruct {
+  uptimeWeightBps: number
+  computeWeightBps: number
+  storageWeightBps: number
+  relayWeightBps: number
+  sensorWeightBps: number
+  uptimeThresholdPpm: number
+  stakeCap: bigint
+  vettingEpochs: number
+  vettingFactorBps: number
+  sensorCellCapacity: number
+  computeVerifyMinPpm: number
+  computeVerifyMaxPpm: number
+}
+
+/** A version of the parameter set and the epoch it applies from. */
+export interface NetworkParamsVersion {
+  /** 1 for the deploy's set, one more for each change. */
+  version: number
+  /** The first epoch this version is in force. */
+  fromEpoch: bigint
+  params: NetworkParamsStruct
+}
+
+/**
+ * The set NetworkParams starts with (version 1): the reward function's {@link DEFAULT_REWARD_PARAMS},
+ * plus the sensor capacity per H3 cell and the bounds of the compute re-run probability (5% to 100%,
+ * as `verificationProbability` in src/compute/verification.ts uses them).
+ */
+export const INITIAL_NETWORK_PARAMS: Readonly<NetworkParamsStruct> = Object.freeze({
+  uptimeWeightBps: DEFAULT_REWARD_PARAMS.serviceWeightsBps.uptime,
+  computeWeightBps: DEFAULT_REWARD_PARAMS.serviceWeightsBps.compute,
+  storageWeightBps: DEFAULT_REWARD_PARAMS.serviceWeightsBps.storage,
+  relayWeightBps: DEFAULT_REWARD_PARAMS.serviceWeightsBps.relay,
+  sensorWeightBps: DEFAULT_REWARD_PARAMS.serviceWeightsBps.sensor,
+  uptimeThresholdPpm: DEFAULT_REWARD_PARAMS.uptime.thresholdPpm,
+  stakeCap: DEFAULT_REWARD_PARAMS.uptime.stakeCap,
+  vettingEpochs: DEFAULT_REWARD_PARAMS.uptime.vettingEpochs,
+  vettingFactorBps: DEFAULT_REWARD_PARAMS.uptime.vettingFactorBps,
+  sensorCellCapacity: 5,
+  computeVerifyMinPpm: 50_000,
+  computeVerifyMaxPpm: 1_000_000,
+})
+
+/**
+ * The reward function's view of an on-chain parameter set (the reward function reads the weights
+ * and the uptime rules; the sensor and compute fields are for the services).
+ */
+export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params'>): RewardParams {
+  const p = v.params
+  return {
+    version: v.version,
+    serviceWeightsBps: {
+      uptime: p.uptimeWeightBps,
+      compute: p.computeWeightBps,
+      storage: p.storageWeightBps,
+      relay: p.relayWeightBps,
+      sensor: p.sensorWeightBps,
+    },
+    uptime: {
+      thresholdPpm: p.uptimeThresholdPpm,
+      stakeCap: p.stakeCap,
+      vettingEpochs: p.vettingEpochs,
+      vettingFactorBps: p.vettingFactorBps,
+    },
+  }
+}
