@@ -62,31 +62,28 @@ const peerIdOf = (i: number) => `12D3KooW${i.toString(36).padStart(44, 'Z')}`
  */
 function syntheticEpoch(n: number): { input: RewardInput; previous: CumulativeEntry[] } {
   const next = mulberry32(n)
-  const ids = Array.from({ length: n }, (_, i) => peerIdOf(i))
-  const operators = Array.from({ length: n }, (_, i) => `0x${(i + 1).toString(16).padStart(40, '0')}`)
-  const peerIds = JSON.parse(JSON.stringify(ids)) as string[]
-  const observed = VERIFIERS.map(() => JSON.parse(JSON.stringify(ids)) as string[])
-  const tableAccounts = JSON.parse(JSON.stringify(operators)) as `0x${string}`[]
-  const nodeOperators = JSON.parse(JSON.stringify(operators)) as `0x${string}`[]
+  // Each string its own flat copy, as JSON.parse makes them (one at a time: no whole-list copies).
+  const parsed = (s: string) => JSON.parse(`"${s}"`) as string
   const nodes: RewardNode[] = []
   const uptime: UptimeObservation[] = []
   const previous: CumulativeEntry[] = []
   for (let i = 0; i < n; i++) {
+    const peerId = peerIdOf(i)
+    const operator = `0x${(i + 1).toString(16).padStart(40, '0')}`
     nodes.push({
-      peerId: peerIds[i] as string,
-      operator: nodeOperators[i] as `0x${string}`,
+      peerId: parsed(peerId),
+      operator: parsed(operator) as `0x${string}`,
       stake: BigInt(100 + (next() % 20_000)) * MESH,
       registeredEpoch: next() % 100,
     })
     // Most nodes are up nearly always; a tenth are flaky.
     const flaky = next() % 10 === 0
-    VERIFIERS.forEach((verifier, v) => {
+    for (const verifier of VERIFIERS) {
       const missed = flaky ? next() % (CHALLENGES + 1) : next() % 2
-      const node = (observed[v] as string[])[i] as string
-      uptime.push({ verifier, node, challenges: CHALLENGES, answered: CHALLENGES - missed })
-    })
+      uptime.push({ verifier, node: parsed(peerId), challenges: CHALLENGES, answered: CHALLENGES - missed })
+    }
     previous.push({
-      account: tableAccounts[i] as `0x${string}`,
+      account: parsed(operator) as `0x${string}`,
       cumulativeAmount: BigInt(next()) * 10n ** 12n,
     })
   }

@@ -140,6 +140,11 @@ export class AccountAmounts {
     return this.index.get(account.toLowerCase()) >= 0
   }
 
+  /** The account at position `at` in insertion order (undefined past the end). */
+  keyAt(at: number): `0x${string}` | undefined {
+    return this.index.keys[at] as `0x${string}` | undefined
+  }
+
   /** The account at position `at` in insertion order, and its amount. */
   at(at: number): [`0x${string}`, bigint] {
     return [this.index.keys[at] as `0x${string}`, this.amounts[at] as bigint]

@@ -392,8 +392,15 @@ class UptimeTable implements UptimeScores {
     // Bundles list a verifier's observations in node order: try the node after the verifier's last
     // one before hashing the peer id (same result, a string comparison instead of a lookup).
     const last = new Int32Array(verifiers.length).fill(-1)
+    // Observations come grouped by verifier: the last one's index is reused while it repeats.
+    let lastVerifier: string | undefined
+    let lastV: number | undefined
     for (const o of input.uptime) {
-      const v = vIndex.get(o.verifier)
+      if (o.verifier !== lastVerifier) {
+        lastVerifier = o.verifier
+        lastV = vIndex.get(o.verifier)
+      }
+      const v = lastV
       if (v === undefined) continue
       const next = (last[v] as number) + 1
       const i = next < n && input.nodes[next]?.peerId === o.node ? next : this.nodeIndex.get(o.node)
