@@ -5,6 +5,7 @@ import { chainInfoCommand } from './commands/chain-info.js'
 import { chainStartCommand } from './commands/chain-start.js'
 import { deployCommand } from './commands/deploy.js'
 import { devnetCommand } from './commands/devnet.js'
+import { govCommands } from './commands/gov.js'
 import { jobCommands } from './commands/job-run.js'
 import { nodeInitCommand } from './commands/node-init.js'
 import { nodeRegisterCommand } from './commands/node-register.js'
@@ -37,6 +38,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
   const verifier = verifierCommands(program)
   const rewards = rewardsCommands(program)
   const job = jobCommands(program)
+  const gov = govCommands(program)
   for (const c of [
     program,
     chain,
@@ -44,12 +46,14 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
     verifier,
     rewards,
     job,
+    gov,
     ...program.commands,
     ...chain.commands,
     ...node.commands,
     ...verifier.commands,
     ...rewards.commands,
     ...job.commands,
+    ...gov.commands,
   ])
     c.exitOverride()
   return program
