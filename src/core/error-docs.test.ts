@@ -13,6 +13,7 @@ import { chainErrorCodes, REVERTS } from '../chain/errors.js'
 import { computeErrorCodes } from '../compute/errors.js'
 import { meshErrorCodes } from '../mesh/errors.js'
 import { nodeErrorCodes } from '../node/errors.js'
+import { storageErrorCodes } from '../storage/errors.js'
 import { verifierErrorCodes } from '../verifier/errors.js'
 import { coreErrorCodes } from './errors.js'
 
@@ -27,6 +28,7 @@ function codesInCode(): Set<string> {
     ...nodeErrorCodes,
     ...verifierErrorCodes,
     ...computeErrorCodes,
+    ...storageErrorCodes,
   ])
 }
 

@@ -1,0 +1,92 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { gfMul, ReedSolomon } from './erasure.js'
+
+const bytes = (...b: number[]) => Uint8Array.from(b)
+
+describe('GF(2^8)', () => {
+  it('multiplies as carry-less multiplication reduced by 0x11d does, for every pair', () => {
+    const reference = (a: number, b: number) => {
+      let r = 0
+      for (; b > 0; b >>= 1) {
+        if (b & 1) r ^= a
+        a <<= 1
+        if (a & 0x100) a ^= 0x11d
+      }
+      return r
+    }
+    for (let a = 0; a < 256; a++)
+      for (let b = 0; b < 256; b++) if (gfMul(a, b) !== reference(a, b)) throw new Error(`${a} × ${b}`)
+    expect(gfMul(0x80, 2)).toBe(0x1d)
+  })
+})
+
+describe('ReedSolomon', () => {
+  it('gives the published parity of the 5+5 vector (Backblaze JavaReedSolomon, testOneEncode)', () => {
+    const rs = new ReedSolomon(5, 5 + 5)
+    const parity = rs.encode([bytes(0, 1), bytes(4, 5), bytes(2, 3), bytes(6, 7), bytes(8, 9)])
+    expect(parity).toEqual([bytes(12, 13), bytes(10, 11), bytes(14, 15), bytes(90, 91), bytes(94, 95)])
+  })
+
+  it('rebuilds every shard from every subset of 5 of the 10 (252 subsets)', () => {
+    const rs = new ReedSolomon(5, 10)
+    const data = [bytes(0, 1), bytes(1, 2), bytes(1, 3), bytes(2, 4), bytes(3, 5)]
+    const all = [...data, ...rs.encode(data)]
+    let subsets = 0
+    for (let mask = 0; mask < 1 << 10; mask++) {
+      let bits = 0
+      for (let m = mask; m > 0; m >>= 1) bits += m & 1
+      if (bits !== 5) continue
+      subsets++
+      const given = all.map((s, i) => ((mask >> i) & 1 ? s : undefined))
+      expect(rs.reconstruct(given)).toEqual(all)
+    }
+    expect(subsets).toBe(252)
+  })
+
+  it('rebuilds the data from any K of N shards (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 0, max: 8 }),
+        fc.integer({ min: 0, max: 64 }),
+        fc.integer(),
+        (k, extra, length, seed) => {
+          const n = k + extra
+          const rs = new ReedSolomon(k, n)
+          let x = seed | 1
+          const next = () => {
+            x ^= x << 13
+            x ^= x >>> 17
+            x ^= x << 5
+            return x & 0xff
+          }
+          const data = Array.from({ length: k }, () => Uint8Array.from({ length }, next))
+          const all = [...data, ...rs.encode(data)]
+          expect(rs.verify(all)).toBe(true)
+          // Drop N - K shards chosen by the seed.
+          const order = all
+            .map((_, i) => i)
+            .sort((a, b) => ((a * 7919 + seed) & 1023) - ((b * 7919 + seed) & 1023))
+          const missing = new Set(order.slice(0, n - k))
+          const given = all.map((s, i) => (missing.has(i) ? undefined : s))
+          expect(rs.reconstruct(given)).toEqual(all)
+        },
+      ),
+    )
+  })
+
+  it('notices changed parity, and refuses too few shards or bad parameters', () => {
+    const rs = new ReedSolomon(3, 5)
+    const data = [bytes(1, 2, 3), bytes(4, 5, 6), bytes(7, 8, 9)]
+    const all = [...data, ...rs.encode(data)]
+    const tampered = all[4] as Uint8Array
+    tampered[1] = (tampered[1] as number) ^ 1
+    expect(rs.verify(all)).toBe(false)
+    expect(() => rs.reconstruct([all[0], undefined, undefined, all[3], undefined])).toThrow(/need 3 shards/)
+    expect(() => rs.reconstruct([all[0], bytes(1), all[2], undefined, undefined])).toThrow(/differ in length/)
+    expect(() => new ReedSolomon(0, 3)).toThrow(RangeError)
+    expect(() => new ReedSolomon(4, 3)).toThrow(RangeError)
+    expect(() => new ReedSolomon(200, 300)).toThrow(RangeError)
+  })
+})

@@ -1,0 +1,106 @@
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
+import { randomBytes } from '@noble/hashes/utils.js'
+import { StorageError } from './errors.js'
+
+/**
+ * Client-side encryption of stored content: the plaintext is cut into segments (1 MiB by default)
+ * and each is sealed with XChaCha20-Poly1305 under the file's content key. The 24-byte nonce is the
+ * file's random 16-byte prefix and the segment's index (8 bytes, big-endian); the associated data
+ * binds the index and whether the segment is the last, so segments cannot be reordered, dropped,
+ * repeated or the file cut short without the tag failing. Nodes only ever see sealed segments.
+ */
+
+/** Plaintext bytes per segment unless a file says otherwise. */
+export const SEGMENT_BYTES = 1 << 20
+/** What sealing adds to a segment (the Poly1305 tag). */
+export const TAG_BYTES = 16
+const KEY_BYTES = 32
+const PREFIX_BYTES = 16
+const DOMAIN = new TextEncoder().encode('meshwork-storage-v1')
+
+/** A file's secrets: the content key and the nonce prefix (never sent to nodes). */
+export interface ContentKey {
+  key: Uint8Array
+  noncePrefix: Uint8Array
+}
+
+/** A fresh random content key. */
+export function newContentKey(): ContentKey {
+  return { key: randomBytes(KEY_BYTES), noncePrefix: randomBytes(PREFIX_BYTES) }
+}
+
+/** The key as one string for a user to keep: `mwk1.` and base64url of key and prefix. */
+export function formatContentKey(k: ContentKey): string {
+  const both = new Uint8Array(KEY_BYTES + PREFIX_BYTES)
+  both.set(k.key)
+  both.set(k.noncePrefix, KEY_BYTES)
+  return `mwk1.${Buffer.from(both).toString('base64url')}`
+}
+
+/** Reads a key written by {@link formatContentKey}; throws a `STORAGE_KEY_INVALID` error otherwise. */
+export function parseContentKey(text: string): ContentKey {
+  const body = text.startsWith('mwk1.') ? Buffer.from(text.slice(5), 'base64url') : undefined
+  if (body === undefined || body.length !== KEY_BYTES + PREFIX_BYTES || text.length > 128)
+    throw new StorageError('STORAGE_KEY_INVALID', 'not a Meshwork content key (expected mwk1.…)')
+  return {
+    key: new Uint8Array(body.subarray(0, KEY_BYTES)),
+    noncePrefix: new Uint8Array(body.subarray(KEY_BYTES)),
+  }
+}
+
+function nonceOf(k: ContentKey, index: number): Uint8Array {
+  if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`bad segment index ${index}`)
+  const nonce = new Uint8Array(24)
+  nonce.set(k.noncePrefix)
+  new DataView(nonce.buffer).setBigUint64(PREFIX_BYTES, BigInt(index))
+  return nonce
+}
+
+function aadOf(index: number, last: boolean): Uint8Array {
+  const aad = new Uint8Array(DOMAIN.length + 9)
+  aad.set(DOMAIN)
+  new DataView(aad.buffer).setBigUint64(DOMAIN.length, BigInt(index))
+  aad[DOMAIN.length + 8] = last ? 1 : 0
+  return aad
+}
+
+/** Seals segment `index` of a file (`last` for its final segment). */
+export function sealSegment(k: ContentKey, index: number, last: boolean, plaintext: Uint8Array): Uint8Array {
+  return xchacha20poly1305(k.key, nonceOf(k, index), aadOf(index, last)).encrypt(plaintext)
+}
+
+/**
+ * Opens a sealed segment. A wrong key, a changed byte, or a segment out of place fails with
+ * `STORAGE_KEY_INVALID` or `STORAGE_DATA_CORRUPT` and never returns plaintext.
+ */
+export function openSegment(k: ContentKey, index: number, last: boolean, sealed: Uint8Array): Uint8Array {
+  try {
+    return xchacha20poly1305(k.key, nonceOf(k, index), aadOf(index, last)).decrypt(sealed)
+  } catch {
+    throw new StorageError(
+      index === 0 ? 'STORAGE_KEY_INVALID' : 'STORAGE_DATA_CORRUPT',
+      index === 0
+        ? 'the content key does not open this file (wrong key, or the data was changed)'
+        : `segment ${index} does not open: its data was changed`,
+    )
+  }
+}
+
+/** How a file of `size` bytes is cut: the number of segments and each one's sealed length. */
+export function segmentsOf(
+  size: number,
+  segmentBytes = SEGMENT_BYTES,
+): { count: number; sealedBytes(i: number): number } {
+  if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad file size ${size}`)
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) throw new RangeError('bad segment size')
+  // An empty file is one empty segment, so that even it is authenticated.
+  const count = Math.max(1, Math.ceil(size / segmentBytes))
+  return {
+    count,
+    sealedBytes: (i) => {
+      if (i < 0 || i >= count) throw new RangeError(`no segment ${i}`)
+      const plain = i < count - 1 ? segmentBytes : size - (count - 1) * segmentBytes
+      return plain + TAG_BYTES
+    },
+  }
+}
