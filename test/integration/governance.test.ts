@@ -288,7 +288,10 @@ describe('governance on the embedded chain', () => {
       f.govern([
         { address: c().NetworkParams, abi: networkParamsAbi, functionName: 'setParams', args: [1, bad] },
       ]),
-    ).rejects.toMatchObject({ code: 'PARAMS_WEIGHTS_SUM', message: 'execute: the service weights sum to 11000 bps, not 10000' })
+    ).rejects.toMatchObject({
+      code: 'PARAMS_WEIGHTS_SUM',
+      message: 'execute: the service weights sum to 11000 bps, not 10000',
+    })
     expect((await getNetworkParamsHistory(f.client(0))).length).toBe(1)
   })
 
