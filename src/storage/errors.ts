@@ -7,6 +7,10 @@ export const storageErrorCodes = [
   'STORAGE_UNAVAILABLE',
   'STORAGE_MANIFEST_INVALID',
   'STORAGE_SIZE_MISMATCH',
+  'STORAGE_REQUEST_INVALID',
+  'STORAGE_REFUSED',
+  'STORAGE_NOT_FOUND',
+  'STORAGE_NO_HOLDERS',
 ] as const
 
 export type StorageErrorCode = (typeof storageErrorCodes)[number]

@@ -51,10 +51,15 @@ export type Manifest = z.infer<typeof MANIFEST>
 /** Largest manifest accepted from the network. */
 export const MAX_MANIFEST_BYTES = 16 * 1024
 
-/** The manifest's canonical bytes and CID (raw codec, sha2-256): the file's identifier. */
+/** The CID (v1, raw codec, sha2-256, base32) of some bytes. */
+export function cidOfBytes(bytes: Uint8Array): string {
+  return CID.createV1(raw.code, createDigest(0x12, sha256(bytes))).toString()
+}
+
+/** The manifest's canonical bytes and CID: the file's identifier. */
 export function manifestCid(m: Manifest): { cid: string; bytes: Uint8Array } {
   const bytes = new TextEncoder().encode(canonicalJson(m))
-  return { cid: CID.createV1(raw.code, createDigest(0x12, sha256(bytes))).toString(), bytes }
+  return { cid: cidOfBytes(bytes), bytes }
 }
 
 /** Parses and checks manifest bytes against the CID they were fetched by. */

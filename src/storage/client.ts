@@ -1,0 +1,316 @@
+import { randomBytes } from 'node:crypto'
+import type { Logger } from '../core/logger.js'
+import type { NetworkPort } from '../mesh/network-port.js'
+import type { Envelope, WireCodec } from '../mesh/wire-codec.js'
+import { StorageError } from './errors.js'
+import {
+  decodeSegment,
+  type EncodeOptions,
+  FileEncoder,
+  type Manifest,
+  manifestCid,
+  parseManifest,
+  pieceRange,
+  segmentCount,
+} from './file-codec.js'
+import {
+  frame,
+  MAX_STORAGE_MESSAGE_BYTES,
+  STORAGE_PROTOCOL,
+  STORAGE_RECEIPT,
+  STORAGE_RESPONSE,
+  type StorageReceiptBody,
+  unframe,
+} from './protocol.js'
+import { type ContentKey, newContentKey } from './sealed.js'
+
+/**
+ * The client side of storage: `putFile` seals, codes and streams a file to N holders and collects
+ * their signed receipts; `getFile` finds holders, fetches any K pieces of each segment (nearest
+ * first, others when one fails or serves changed bytes) and streams the plaintext out. Neither
+ * holds a whole file: one segment (plus a few in flight) at a time.
+ */
+
+/** What the client needs of the mesh. */
+export interface StorageClientComponents {
+  port: Pick<NetworkPort, 'peerId' | 'request'>
+  /** Decodes holders' receipts (knows STORAGE_RECEIPT). */
+  codec: WireCodec
+  logger: Logger
+}
+
+/** Progress of a put or a get, in plaintext bytes. */
+export type StorageProgress = (done: number, total: number) => void
+
+/** Options of {@link putFile}. */
+export interface PutOptions extends Partial<Pick<EncodeOptions, 'segmentBytes' | 'chunkBytes'>> {
+  /** Data shards K (default 4) and total shards N (default 6). */
+  k?: number
+  n?: number
+  /** Epochs to keep the file (default 10). */
+  epochs?: number
+  onProgress?: StorageProgress
+  /** Requests per holder in flight (default 4). */
+  window?: number
+  timeoutMs?: number
+}
+
+/** A stored file: its identifier, its key, where its shards are and the holders' receipts. */
+export interface PutResult {
+  cid: string
+  key: ContentKey
+  manifest: Manifest
+  /** Holder of each shard, by shard index. */
+  holders: string[]
+  receipts: Envelope<StorageReceiptBody>[]
+}
+
+async function call(
+  c: StorageClientComponents,
+  peer: string,
+  header: unknown,
+  body?: Uint8Array,
+  timeoutMs = 30_000,
+): Promise<{ header: Extract<ReturnType<typeof STORAGE_RESPONSE.parse>, { ok: true }>; body: Uint8Array }> {
+  const response = await c.port.request(peer, STORAGE_PROTOCOL, frame(header, body), {
+    maxResponseBytes: MAX_STORAGE_MESSAGE_BYTES,
+    timeoutMs,
+  })
+  const { header: h, body: b } = unframe(response, STORAGE_RESPONSE)
+  if (!h.ok)
+    throw new StorageError(
+      h.code.startsWith('STORAGE_') ? (h.code as never) : 'STORAGE_REFUSED',
+      `${peer}: ${h.message}`,
+    )
+  return { header: h, body: b }
+}
+
+/**
+ * Stores a file of `size` bytes read from `source` on N of `candidates` (peer ids, best first;
+ * distinct operators and cells are the caller's choice). A candidate that refuses the offer is
+ * skipped for the next; once pieces flow, a holder that fails fails the put (nothing is
+ * acknowledged without every receipt).
+ *
+ * @throws StorageError STORAGE_NO_HOLDERS when fewer than N candidates accept.
+ */
+export async function putFile(
+  c: StorageClientComponents,
+  candidates: readonly string[],
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  size: number,
+  options: PutOptions = {},
+): Promise<PutResult> {
+  const k = options.k ?? 4
+  const n = options.n ?? 6
+  const key = newContentKey()
+  const upload = randomBytes(16).toString('hex')
+  const segmentBytes = options.segmentBytes ?? 1 << 20
+  const chunkBytes = options.chunkBytes ?? 16 * 1024
+  const timeoutMs = options.timeoutMs ?? 30_000
+  // Offer each shard to the next candidate until N accept.
+  const holders: string[] = []
+  const queue = [...new Set(candidates)]
+  while (holders.length < n) {
+    const peer = queue.shift()
+    if (peer === undefined)
+      throw new StorageError(
+        'STORAGE_NO_HOLDERS',
+        `only ${holders.length} of the ${n} holders needed accepted (${candidates.length} candidates)`,
+      )
+    const shard = holders.length
+    try {
+      await call(
+        c,
+        peer,
+        { op: 'offer', upload, shard, size, segmentBytes, chunkBytes, k, n, epochs: options.epochs ?? 10 },
+        undefined,
+        timeoutMs,
+      )
+      holders.push(peer)
+    } catch (err) {
+      c.logger.debug({ err, peer }, 'a candidate refused a shard')
+    }
+  }
+
+  // Pieces go out per holder in order, a few segments in flight.
+  const window = options.window ?? 4
+  const inFlight: Promise<unknown>[] = []
+  const lanes: Promise<unknown>[] = holders.map(() => Promise.resolve())
+  let failed: unknown
+  const encoder = new FileEncoder(key, size, { k, n, segmentBytes, chunkBytes }, (segment, pieces) => {
+    for (const [shard, piece] of pieces.entries()) {
+      const peer = holders[shard] as string
+      const bytes = piece.slice()
+      const sent = (lanes[shard] as Promise<unknown>).then(() =>
+        failed === undefined
+          ? call(c, peer, { op: 'piece', upload, shard, segment }, bytes, timeoutMs)
+          : undefined,
+      )
+      sent.catch((err: unknown) => {
+        failed ??= err
+      })
+      lanes[shard] = sent.catch(() => undefined)
+      inFlight.push(sent.catch(() => undefined))
+    }
+  })
+  let done = 0
+  for await (const slice of source) {
+    encoder.push(slice)
+    done += slice.length
+    options.onProgress?.(done, size)
+    // Backpressure: at most `window` segments of pieces outstanding per holder.
+    while (inFlight.length > window * n) await inFlight.shift()
+    if (failed !== undefined) throw failed
+  }
+  const manifest = encoder.finish()
+  await Promise.all(lanes)
+  if (failed !== undefined) throw failed
+  const { cid, bytes } = manifestCid(manifest)
+  const receipts = await Promise.all(
+    holders.map(async (peer, shard) => {
+      const { body } = await call(c, peer, { op: 'seal', upload, shard }, bytes, timeoutMs)
+      const decoded = c.codec.decode(body, { from: peer })
+      if (!decoded.ok || decoded.envelope.type !== STORAGE_RECEIPT.type)
+        throw new StorageError('STORAGE_REFUSED', `${peer} answered with an invalid receipt`)
+      const receipt = decoded.envelope as Envelope<StorageReceiptBody>
+      const r = receipt.body
+      if (
+        r.cid !== cid ||
+        r.shard !== shard ||
+        r.root !== manifest.shards[shard]?.root ||
+        r.owner !== c.port.peerId
+      )
+        throw new StorageError('STORAGE_REFUSED', `${peer}'s receipt does not match the shard it was sent`)
+      return receipt
+    }),
+  )
+  options.onProgress?.(size, size)
+  return { cid, key, manifest, holders, receipts }
+}
+
+/** Options of {@link getFile}. */
+export interface GetOptions {
+  onProgress?: StorageProgress
+  /** Segments fetched ahead (default 4). */
+  window?: number
+  timeoutMs?: number
+}
+
+/** What a get learned about the holders. */
+export interface GetResult {
+  manifest: Manifest
+  bytes: number
+  /** Holders that served pieces that did not decode (tampered or rotten shards). */
+  faulty: string[]
+}
+
+/**
+ * Finds who holds `cid` among `candidates` (asking each; nearest first is the caller's order),
+ * fetches and checks the manifest, then decodes each segment from any K pieces and hands the
+ * plaintext to `sink` in order. A holder whose piece fails is replaced by another for that segment;
+ * if the segment does not open, every piece is fetched and subsets without each suspect are tried,
+ * so a tampered shard is found out and the file still comes back identical.
+ *
+ * @throws StorageError STORAGE_NO_HOLDERS, STORAGE_UNAVAILABLE, STORAGE_KEY_INVALID, STORAGE_DATA_CORRUPT.
+ */
+export async function getFile(
+  c: StorageClientComponents,
+  candidates: readonly string[],
+  cid: string,
+  key: ContentKey,
+  sink: (plaintext: Uint8Array) => void | Promise<void>,
+  options: GetOptions = {},
+): Promise<GetResult> {
+  const timeoutMs = options.timeoutMs ?? 30_000
+  // Who holds which shard (one `has` per candidate, in parallel).
+  const byShard = new Map<number, string[]>()
+  let manifest: Manifest | undefined
+  await Promise.all(
+    [...new Set(candidates)].map(async (peer) => {
+      try {
+        const { header, body } = await call(c, peer, { op: 'has', cid }, undefined, timeoutMs)
+        if ((header.shards ?? []).length === 0) return
+        manifest ??= parseManifest(cid, body)
+        for (const s of header.shards ?? []) byShard.set(s, [...(byShard.get(s) ?? []), peer])
+      } catch (err) {
+        c.logger.debug({ err, peer }, 'a candidate did not answer for a file')
+      }
+    }),
+  )
+  if (manifest === undefined || byShard.size === 0)
+    throw new StorageError('STORAGE_NO_HOLDERS', `no reachable node holds ${cid}`)
+  const m = manifest
+  // Keep the callers' order (nearest first) among each shard's holders.
+  const rank = new Map(candidates.map((p, i) => [p, i]))
+  for (const list of byShard.values()) list.sort((a, b) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0))
+  const faulty = new Set<string>()
+
+  const fetchPiece = async (shard: number, segment: number): Promise<Uint8Array | undefined> => {
+    for (const peer of byShard.get(shard) ?? []) {
+      if (faulty.has(peer)) continue
+      try {
+        const { body } = await call(c, peer, { op: 'get', cid, shard, segment }, undefined, timeoutMs)
+        if (body.length === pieceRange(m, segment).bytes) return body
+        faulty.add(peer)
+      } catch (err) {
+        c.logger.debug({ err, peer, shard, segment }, 'a holder did not serve a piece')
+      }
+    }
+    return undefined
+  }
+
+  const decode = async (segment: number): Promise<Uint8Array> => {
+    const pieces: (Uint8Array | undefined)[] = new Array(m.n).fill(undefined)
+    // Data shards first (no decoding needed when all are there), then parity as needed.
+    let have = 0
+    for (let s = 0; s < m.n && have < m.k; ) {
+      const batch: number[] = []
+      for (; s < m.n && have + batch.length < m.k; s++) if (byShard.has(s)) batch.push(s)
+      const got = await Promise.all(batch.map((shard) => fetchPiece(shard, segment)))
+      got.forEach((p, i) => {
+        if (p !== undefined) {
+          pieces[batch[i] as number] = p
+          have++
+        }
+      })
+    }
+    try {
+      return decodeSegment(m, key, segment, pieces)
+    } catch (err) {
+      if (!(err instanceof StorageError) || err.code === 'STORAGE_UNAVAILABLE') throw err
+      // A piece was changed (or the key is wrong): fetch them all and leave each one out in turn.
+      for (let s = 0; s < m.n; s++)
+        if (pieces[s] === undefined && byShard.has(s)) pieces[s] = await fetchPiece(s, segment)
+      for (let out = 0; out < m.n; out++) {
+        if (pieces[out] === undefined) continue
+        const without = pieces.map((p, i) => (i === out ? undefined : p))
+        try {
+          const plain = decodeSegment(m, key, segment, without)
+          const suspects = byShard.get(out) ?? []
+          for (const peer of suspects) faulty.add(peer)
+          c.logger.warn({ cid, shard: out, segment, holders: suspects }, 'a holder served a changed piece')
+          return plain
+        } catch {}
+      }
+      throw err
+    }
+  }
+
+  const count = segmentCount(m)
+  const window = options.window ?? 4
+  const ahead: Promise<Uint8Array>[] = []
+  let written = 0
+  for (let i = 0; i < count; i++) {
+    while (ahead.length < window && i + ahead.length < count) {
+      const next = decode(i + ahead.length)
+      // Handled here too: a failure ahead must not go unhandled if an earlier segment fails first.
+      next.catch(() => undefined)
+      ahead.push(next)
+    }
+    const plain = await (ahead.shift() as Promise<Uint8Array>)
+    await sink(plain)
+    written += plain.length
+    options.onProgress?.(written, m.size)
+  }
+  return { manifest: m, bytes: written, faulty: [...faulty] }
+}

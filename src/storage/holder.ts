@@ -1,0 +1,442 @@
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import type { Logger } from '../core/logger.js'
+import type { PeerSigner } from '../mesh/peer-key.js'
+import type { WireCodec } from '../mesh/wire-codec.js'
+import type { ServiceOffer } from '../node/advertisement.js'
+import { migrate } from '../node/database.js'
+import type { NodeService, ServiceChallenge, ServiceContext } from '../node/service.js'
+import { type ChunkTree, ChunkTreeBuilder, chunkCount } from './chunk-tree.js'
+import { StorageError } from './errors.js'
+import { cidOfBytes, type Manifest, parseManifest, pieceRange, shardBytesOf } from './file-codec.js'
+import {
+  frame,
+  MAX_STORAGE_MESSAGE_BYTES,
+  STORAGE_PROTOCOL,
+  STORAGE_RECEIPT,
+  STORAGE_REQUEST,
+  type StorageRequest,
+  unframe,
+} from './protocol.js'
+import { segmentsOf } from './sealed.js'
+
+/**
+ * A node's storage service: it takes shards of builders' files (ciphertext only), keeps them on
+ * disk under `DIR/storage/` with an SQLite index, signs a receipt once a shard is complete and its
+ * chunk-tree root matches the manifest, and serves pieces and chunk proofs. A shard is acknowledged
+ * only by its receipt, which is written after the shard's bytes are on disk (fsync) and its row is
+ * committed, so a kill -9 never loses a shard that was acknowledged; an upload cut short is dropped
+ * at the next start and the client sends it again.
+ */
+
+/** Options of {@link StorageService}. */
+export interface StorageServiceInit {
+  /** Price per GiB-epoch, MESH base units (advertised; payment comes with the storage issue's next step). */
+  price: bigint
+  /** Most bytes this node holds. */
+  quotaBytes: number
+  /** Uploads in progress at once. */
+  maxUploads?: number
+  now: () => number
+}
+
+/** The parts it works with. */
+export interface StorageServiceComponents {
+  signer: PeerSigner
+  /** Signs receipts (knows STORAGE_RECEIPT). */
+  codec: WireCodec
+  logger: Logger
+}
+
+interface Upload {
+  id: string
+  shard: number
+  owner: string
+  size: number
+  segmentBytes: number
+  chunkBytes: number
+  k: number
+  n: number
+  epochs: number
+  path: string
+  fd: number
+  nextSegment: number
+  written: number
+  expected: number
+  tree: ChunkTreeBuilder
+}
+
+interface HeldShard {
+  cid: string
+  shard: number
+  bytes: number
+  root: string
+  path: string
+}
+
+const MIGRATIONS = [
+  {
+    version: 1,
+    description: 'held shards and their manifests',
+    sql: `
+      CREATE TABLE manifests (cid TEXT PRIMARY KEY, bytes BLOB NOT NULL) STRICT;
+      CREATE TABLE shards (
+        cid TEXT NOT NULL,
+        shard INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        root TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        stored_at INTEGER NOT NULL,
+        epochs INTEGER NOT NULL,
+        receipt BLOB NOT NULL,
+        PRIMARY KEY (cid, shard)
+      ) STRICT;
+    `,
+  },
+]
+
+/** Counters for metrics and tests. */
+export interface StorageCounts {
+  shards: number
+  bytes: number
+  piecesServed: number
+  bytesServed: number
+  proofsServed: number
+  refused: number
+}
+
+export class StorageService implements NodeService {
+  readonly name = 'storage' as const
+  readonly #init: StorageServiceInit
+  readonly #c: StorageServiceComponents
+  #db: Database.Database | undefined
+  #dir = ''
+  #context: ServiceContext | undefined
+  readonly #uploads = new Map<string, Upload>()
+  readonly #trees = new Map<string, ChunkTree>()
+  readonly counts: StorageCounts = {
+    shards: 0,
+    bytes: 0,
+    piecesServed: 0,
+    bytesServed: 0,
+    proofsServed: 0,
+    refused: 0,
+  }
+
+  constructor(init: StorageServiceInit, components: StorageServiceComponents) {
+    this.#init = init
+    this.#c = components
+  }
+
+  advertise(): ServiceOffer {
+    return {
+      name: 'storage',
+      price: this.#init.price.toString(),
+      unit: 'GiB-epoch',
+      params: { freeMb: Math.floor(Math.max(0, this.#init.quotaBytes - this.counts.bytes) / 2 ** 20) },
+    }
+  }
+
+  async start(context: ServiceContext): Promise<void> {
+    this.#context = context
+    this.#dir = join(context.dir, 'storage')
+    mkdirSync(join(this.#dir, 'uploads'), { recursive: true })
+    mkdirSync(join(this.#dir, 'shards'), { recursive: true })
+    // Uploads cut short by a stop or a crash were never acknowledged: drop them.
+    rmSync(join(this.#dir, 'uploads'), { recursive: true, force: true })
+    mkdirSync(join(this.#dir, 'uploads'), { recursive: true })
+    const db = new Database(join(this.#dir, 'index.db'))
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+    migrate(db, MIGRATIONS)
+    this.#db = db
+    const totals = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM shards').get() as {
+      n: number
+      b: number
+    }
+    this.counts.shards = totals.n
+    this.counts.bytes = totals.b
+    context.port.handle(STORAGE_PROTOCOL, (request, { from }) => this.#serve(request, from), {
+      maxRequestBytes: MAX_STORAGE_MESSAGE_BYTES,
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.#context?.port.unhandle(STORAGE_PROTOCOL)
+    for (const u of this.#uploads.values()) closeSync(u.fd)
+    this.#uploads.clear()
+    this.#db?.close()
+    this.#db = undefined
+  }
+
+  async answerChallenge(challenge: ServiceChallenge): Promise<Record<string, unknown>> {
+    throw new StorageError('STORAGE_REQUEST_INVALID', `storage answers no ${challenge.kind} challenge here`)
+  }
+
+  /** The shards held of `cid` (tests and status). */
+  held(cid: string): HeldShard[] {
+    return (
+      (this.#db
+        ?.prepare('SELECT cid, shard, bytes, root FROM shards WHERE cid = ? ORDER BY shard')
+        .all(cid) as Omit<HeldShard, 'path'>[] | undefined) ?? []
+    ).map((r) => ({ ...r, path: this.#shardPath(r.cid, r.shard) }))
+  }
+
+  #shardPath(cid: string, shard: number): string {
+    return join(this.#dir, 'shards', cid, String(shard))
+  }
+
+  async #serve(request: Uint8Array, from: string): Promise<Uint8Array> {
+    try {
+      const { header, body } = unframe(request, STORAGE_REQUEST)
+      return this.#answer(header, body, from)
+    } catch (err) {
+      this.counts.refused++
+      if (err instanceof StorageError)
+        return frame({ ok: false, code: err.code, message: err.message.slice(0, 500) })
+      this.#c.logger.warn({ err, from }, 'storage request failed')
+      return frame({ ok: false, code: 'STORAGE_REFUSED', message: 'the holder could not serve this request' })
+    }
+  }
+
+  #answer(r: StorageRequest, body: Uint8Array, from: string): Uint8Array {
+    switch (r.op) {
+      case 'offer':
+        return this.#offer(r, from)
+      case 'piece':
+        return this.#piece(r, body, from)
+      case 'seal':
+        return this.#seal(r, body, from)
+      case 'has':
+        return this.#has(r.cid)
+      case 'get':
+        return this.#get(r.cid, r.shard, r.segment)
+      case 'prove':
+        return this.#prove(r.cid, r.shard, r.chunk)
+    }
+  }
+
+  #offer(r: Extract<StorageRequest, { op: 'offer' }>, from: string): Uint8Array {
+    if (r.k > r.n || r.shard >= r.n)
+      throw new StorageError('STORAGE_REQUEST_INVALID', 'shard outside the code')
+    const key = `${from}/${r.upload}/${r.shard}`
+    if (this.#uploads.has(key))
+      throw new StorageError('STORAGE_REFUSED', 'this upload is already in progress')
+    if (this.#uploads.size >= (this.#init.maxUploads ?? 64))
+      throw new StorageError('STORAGE_REFUSED', 'too many uploads in progress; try another holder')
+    const expected = shardBytesOf(r.size, r.segmentBytes, r.k)
+    const reserved = [...this.#uploads.values()].reduce((sum, u) => sum + u.expected, 0)
+    if (this.counts.bytes + reserved + expected > this.#init.quotaBytes)
+      throw new StorageError('STORAGE_REFUSED', `no room for ${expected} bytes`)
+    const path = join(this.#dir, 'uploads', `${r.upload}-${r.shard}-${from.slice(-16)}`)
+    this.#uploads.set(key, {
+      id: r.upload,
+      shard: r.shard,
+      owner: from,
+      size: r.size,
+      segmentBytes: r.segmentBytes,
+      chunkBytes: r.chunkBytes,
+      k: r.k,
+      n: r.n,
+      epochs: r.epochs,
+      path,
+      fd: openSync(path, 'w'),
+      nextSegment: 0,
+      written: 0,
+      expected,
+      tree: new ChunkTreeBuilder(r.chunkBytes),
+    })
+    return frame({ ok: true })
+  }
+
+  #upload(from: string, id: string, shard: number): Upload {
+    const u = this.#uploads.get(`${from}/${id}/${shard}`)
+    if (u === undefined) throw new StorageError('STORAGE_NOT_FOUND', 'no such upload (offer it first)')
+    return u
+  }
+
+  #piece(r: Extract<StorageRequest, { op: 'piece' }>, body: Uint8Array, from: string): Uint8Array {
+    const u = this.#upload(from, r.upload, r.shard)
+    if (r.segment !== u.nextSegment)
+      throw new StorageError('STORAGE_REQUEST_INVALID', `expected segment ${u.nextSegment}, got ${r.segment}`)
+    const segments = segmentsOf(u.size, u.segmentBytes)
+    if (r.segment >= segments.count)
+      throw new StorageError('STORAGE_REQUEST_INVALID', 'past the last segment')
+    const want = Math.ceil(segments.sealedBytes(r.segment) / u.k)
+    if (body.length !== want)
+      throw new StorageError(
+        'STORAGE_REQUEST_INVALID',
+        `segment ${r.segment}'s piece is ${want} bytes, not ${body.length}`,
+      )
+    writeSync(u.fd, body)
+    u.tree.push(body)
+    u.written += body.length
+    u.nextSegment++
+    return frame({ ok: true })
+  }
+
+  #seal(r: Extract<StorageRequest, { op: 'seal' }>, body: Uint8Array, from: string): Uint8Array {
+    const u = this.#upload(from, r.upload, r.shard)
+    const key = `${from}/${r.upload}/${r.shard}`
+    // The manifest travels as its canonical bytes: their CID is the file's.
+    const cid = cidOfBytes(body)
+    let manifest: Manifest
+    try {
+      manifest = parseManifest(cid, body)
+    } finally {
+      // The upload ends here whatever the outcome.
+      this.#uploads.delete(key)
+      closeSync(u.fd)
+    }
+    const entry = manifest.shards[u.shard]
+    const matches =
+      manifest.size === u.size &&
+      manifest.segmentBytes === u.segmentBytes &&
+      manifest.chunkBytes === u.chunkBytes &&
+      manifest.k === u.k &&
+      manifest.n === u.n &&
+      entry !== undefined &&
+      u.written === u.expected &&
+      entry.bytes === u.written
+    const tree = u.tree.finish()
+    const root = Buffer.from(tree.root).toString('hex')
+    if (!matches || entry?.root !== root) {
+      rmSync(u.path, { force: true })
+      throw new StorageError(
+        'STORAGE_REQUEST_INVALID',
+        'the shard does not match the manifest (size or root)',
+      )
+    }
+    // Durable before acknowledged: the bytes, then the row, then the receipt goes out.
+    const fd = openSync(u.path, 'r+')
+    fsyncSync(fd)
+    closeSync(fd)
+    const target = this.#shardPath(cid, u.shard)
+    mkdirSync(join(this.#dir, 'shards', cid), { recursive: true })
+    renameSync(u.path, target)
+    const storedAt = this.#init.now()
+    const receipt = this.#c.codec.encode(STORAGE_RECEIPT, {
+      cid,
+      shard: u.shard,
+      root,
+      bytes: u.written,
+      owner: from,
+      storedAt,
+      epochs: u.epochs,
+    }).bytes
+    const db = this.#db as Database.Database
+    const fresh = db.transaction(() => {
+      db.prepare('INSERT OR IGNORE INTO manifests (cid, bytes) VALUES (?, ?)').run(cid, body)
+      return (
+        db
+          .prepare(
+            'INSERT OR REPLACE INTO shards (cid, shard, bytes, root, owner, stored_at, epochs, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(cid, u.shard, u.written, root, from, storedAt, u.epochs, receipt).changes > 0
+      )
+    })()
+    if (fresh) {
+      const totals = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM shards').get() as {
+        n: number
+        b: number
+      }
+      this.counts.shards = totals.n
+      this.counts.bytes = totals.b
+    }
+    this.#keepTree(`${cid}/${u.shard}`, tree)
+    this.#c.logger.info({ cid, shard: u.shard, bytes: u.written, owner: from }, 'shard stored')
+    return frame({ ok: true }, receipt)
+  }
+
+  /** Keeps a shard's chunk tree for proofs (the newest 256; older ones are rebuilt on demand). */
+  #keepTree(key: string, tree: ChunkTree): void {
+    this.#trees.delete(key)
+    this.#trees.set(key, tree)
+    if (this.#trees.size > 256) this.#trees.delete(this.#trees.keys().next().value as string)
+  }
+
+  #row(cid: string, shard: number): HeldShard {
+    const row = this.#db
+      ?.prepare('SELECT cid, shard, bytes, root FROM shards WHERE cid = ? AND shard = ?')
+      .get(cid, shard) as Omit<HeldShard, 'path'> | undefined
+    if (row === undefined) throw new StorageError('STORAGE_NOT_FOUND', `no shard ${shard} of ${cid} here`)
+    return { ...row, path: this.#shardPath(cid, shard) }
+  }
+
+  #manifest(cid: string): Manifest {
+    const row = this.#db?.prepare('SELECT bytes FROM manifests WHERE cid = ?').get(cid) as
+      | { bytes: Buffer }
+      | undefined
+    if (row === undefined) throw new StorageError('STORAGE_NOT_FOUND', `no shard of ${cid} here`)
+    return parseManifest(cid, new Uint8Array(row.bytes))
+  }
+
+  #has(cid: string): Uint8Array {
+    const row = this.#db?.prepare('SELECT bytes FROM manifests WHERE cid = ?').get(cid) as
+      | { bytes: Buffer }
+      | undefined
+    if (row === undefined) return frame({ ok: true, shards: [] })
+    const shards = this.held(cid).map((s) => s.shard)
+    return frame({ ok: true, shards }, new Uint8Array(row.bytes))
+  }
+
+  #read(path: string, offset: number, bytes: number): Uint8Array {
+    const out = new Uint8Array(bytes)
+    const fd = openSync(path, 'r')
+    try {
+      let at = 0
+      while (at < bytes) {
+        const n = readSync(fd, out, at, bytes - at, offset + at)
+        if (n === 0) throw new StorageError('STORAGE_NOT_FOUND', 'the shard on disk is shorter than recorded')
+        at += n
+      }
+    } finally {
+      closeSync(fd)
+    }
+    return out
+  }
+
+  #get(cid: string, shard: number, segment: number): Uint8Array {
+    const held = this.#row(cid, shard)
+    const manifest = this.#manifest(cid)
+    if (segment >= segmentsOf(manifest.size, manifest.segmentBytes).count)
+      throw new StorageError('STORAGE_REQUEST_INVALID', `no segment ${segment}`)
+    const { offset, bytes } = pieceRange(manifest, segment)
+    const piece = this.#read(held.path, offset, bytes)
+    this.counts.piecesServed++
+    this.counts.bytesServed += piece.length
+    return frame({ ok: true }, piece)
+  }
+
+  #prove(cid: string, shard: number, chunk: number): Uint8Array {
+    const held = this.#row(cid, shard)
+    const manifest = this.#manifest(cid)
+    const count = chunkCount(held.bytes, manifest.chunkBytes)
+    if (chunk >= count) throw new StorageError('STORAGE_REQUEST_INVALID', `no chunk ${chunk}`)
+    let tree = this.#trees.get(`${cid}/${shard}`)
+    if (tree === undefined) {
+      // After a restart: rebuilt from the bytes on disk (what a challenge checks anyway).
+      const b = new ChunkTreeBuilder(manifest.chunkBytes)
+      const size = statSync(held.path).size
+      for (let at = 0; at < size; at += 1 << 20)
+        b.push(this.#read(held.path, at, Math.min(1 << 20, size - at)))
+      tree = b.finish()
+      this.#keepTree(`${cid}/${shard}`, tree)
+    }
+    const start = chunk * manifest.chunkBytes
+    const bytes = this.#read(held.path, start, Math.min(manifest.chunkBytes, held.bytes - start))
+    this.counts.proofsServed++
+    return frame({ ok: true, path: tree.path(chunk).map((h) => Buffer.from(h).toString('hex')) }, bytes)
+  }
+}

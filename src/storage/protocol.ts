@@ -1,0 +1,137 @@
+import { z } from 'zod'
+import { defineMessage } from '../mesh/wire-codec.js'
+import { StorageError } from './errors.js'
+
+/**
+ * The storage protocol, `/meshwork/storage/1`: one request/response protocol whose messages are a
+ * JSON header and raw bytes (`u32 header length, big-endian ‖ header ‖ body`). Requests name an
+ * operation; every header is validated before anything is read or written (docs/protocol.md).
+ */
+export const STORAGE_PROTOCOL = '/meshwork/storage/1'
+
+/** Largest piece a holder takes in one request (a 1 MiB segment at K = 1, with room to spare). */
+export const MAX_PIECE_BYTES = 2 * 1024 * 1024
+/** Largest request or response of the protocol. */
+export const MAX_STORAGE_MESSAGE_BYTES = MAX_PIECE_BYTES + 64 * 1024
+const MAX_HEADER_BYTES = 32 * 1024
+
+const cid = z.string().regex(/^b[a-z2-7]{20,120}$/, 'a base32 CID')
+const upload = z.string().regex(/^[0-9a-f]{32}$/, '32 hex digits')
+const shard = z.number().int().min(0).max(127)
+
+/** A request's header. */
+export const STORAGE_REQUEST = z.discriminatedUnion('op', [
+  /** Asks a holder to take shard `shard` of a file being uploaded; no bytes yet. */
+  z
+    .object({
+      op: z.literal('offer'),
+      upload,
+      shard,
+      size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      segmentBytes: z
+        .number()
+        .int()
+        .min(4_096)
+        .max(1024 * 1024),
+      chunkBytes: z
+        .number()
+        .int()
+        .min(1_024)
+        .max(1024 * 1024),
+      k: z.number().int().min(1).max(64),
+      n: z.number().int().min(1).max(128),
+      epochs: z.number().int().min(1).max(100_000),
+    })
+    .strict(),
+  /** Segment `segment`'s piece of the shard (the body), in order. */
+  z.object({ op: z.literal('piece'), upload, shard, segment: z.number().int().nonnegative() }).strict(),
+  /** The upload is complete: the body is the manifest; the holder checks its shard and signs. */
+  z.object({ op: z.literal('seal'), upload, shard }).strict(),
+  /** Which shards of `cid` the holder has; the response body is the manifest. */
+  z.object({ op: z.literal('has'), cid }).strict(),
+  /** Segment `segment`'s piece of shard `shard` of `cid` (the response body). */
+  z.object({ op: z.literal('get'), cid, shard, segment: z.number().int().nonnegative() }).strict(),
+  /** Chunk `chunk` of shard `shard` and its Merkle path (a verifier's challenge; body: the chunk). */
+  z.object({ op: z.literal('prove'), cid, shard, chunk: z.number().int().nonnegative() }).strict(),
+])
+
+export type StorageRequest = z.infer<typeof STORAGE_REQUEST>
+
+/** A response's header: the answer, or a refusal with its code (docs/ERRORS.md, "Storage"). */
+export const STORAGE_RESPONSE = z.discriminatedUnion('ok', [
+  z
+    .object({
+      ok: z.literal(true),
+      /** `has`: the shard indices held. */
+      shards: z.array(shard).max(128).optional(),
+      /** `prove`: the chunk's sibling hashes, hex. */
+      path: z
+        .array(z.string().regex(/^[0-9a-f]{64}$/))
+        .max(64)
+        .optional(),
+    })
+    .strict(),
+  z
+    .object({
+      ok: z.literal(false),
+      code: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/),
+      message: z.string().max(500),
+    })
+    .strict(),
+])
+
+export type StorageResponse = z.infer<typeof STORAGE_RESPONSE>
+
+/** Frames a header and a body. */
+export function frame(header: unknown, body: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header))
+  const out = new Uint8Array(4 + json.length + body.length)
+  new DataView(out.buffer).setUint32(0, json.length)
+  out.set(json, 4)
+  out.set(body, 4 + json.length)
+  return out
+}
+
+/** Splits a framed message and validates its header with `schema`; a coded error otherwise. */
+export function unframe<T>(bytes: Uint8Array, schema: z.ZodType<T>): { header: T; body: Uint8Array } {
+  if (bytes.length < 4) throw new StorageError('STORAGE_REQUEST_INVALID', 'message too short')
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0)
+  if (length > MAX_HEADER_BYTES || 4 + length > bytes.length)
+    throw new StorageError('STORAGE_REQUEST_INVALID', 'bad header length')
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + length)))
+  } catch {
+    throw new StorageError('STORAGE_REQUEST_INVALID', 'header is not JSON')
+  }
+  const checked = schema.safeParse(parsed)
+  if (!checked.success)
+    throw new StorageError(
+      'STORAGE_REQUEST_INVALID',
+      `bad header: ${checked.error.issues[0]?.path.join('.') ?? ''} ${checked.error.issues[0]?.message ?? ''}`,
+    )
+  return { header: checked.data, body: bytes.subarray(4 + length) }
+}
+
+/**
+ * A holder's receipt for a shard, signed with its peer key: it holds shard `shard` of `cid`, whose
+ * chunk tree has root `root`, for `owner` (the uploading client's peer id) from `fromEpoch` for
+ * `epochs` epochs. Verifiers challenge against the root; the owner pays against the receipt.
+ */
+export const STORAGE_RECEIPT = defineMessage(
+  'storage/receipt',
+  z
+    .object({
+      cid,
+      shard,
+      root: z.string().regex(/^[0-9a-f]{64}$/),
+      bytes: z.number().int().nonnegative(),
+      owner: z.string().min(1).max(128),
+      storedAt: z.number().int().nonnegative(),
+      epochs: z.number().int().min(1).max(100_000),
+    })
+    .strict(),
+  { maxBytes: 2_048 },
+)
+
+export type StorageReceiptBody = z.infer<typeof STORAGE_RECEIPT.schema>

@@ -1,0 +1,188 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { afterEach, describe, expect, it } from 'vitest'
+import { systemClock } from '../core/clock.js'
+import { createLogger } from '../core/logger.js'
+import type { NetworkPort } from '../mesh/network-port.js'
+import { createPeerSigner, type PeerSigner } from '../mesh/peer-key.js'
+import { SimNetwork } from '../mesh/sim-network.js'
+import { createWireCodec } from '../mesh/wire-codec.js'
+import { verifyChunk } from './chunk-tree.js'
+import { getFile, putFile, type StorageClientComponents } from './client.js'
+import { StorageService } from './holder.js'
+import { frame, STORAGE_PROTOCOL, STORAGE_RECEIPT, STORAGE_RESPONSE, unframe } from './protocol.js'
+
+const NET = '31337:0xregistry'
+const logger = createLogger({ level: 'silent' })
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f()
+})
+
+const CANARY = new TextEncoder().encode('MESHWORK-STORAGE-CANARY-PLAINTEXT')
+
+function fileOf(size: number): Uint8Array {
+  const out = new Uint8Array(size)
+  let x = 12345
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0
+    out[i] = x >>> 24
+  }
+  for (let at = 0; at + CANARY.length <= size; at += 1_000) out.set(CANARY, at)
+  return out
+}
+
+function codecOf(signer: PeerSigner) {
+  let seq = 0
+  return createWireCodec({
+    network: NET,
+    signer,
+    clock: systemClock,
+    types: [STORAGE_RECEIPT],
+    nextSeq: () => ++seq,
+  })
+}
+
+/** `count` holders on a simulated network (real clock, 1 ms links; the first with room for 1,000 bytes only if `tinyFirst`) and a client. */
+async function mesh(count: number, options: { tinyFirst?: boolean } = {}) {
+  const quotaBytes = 64 * 2 ** 20
+  const net = new SimNetwork({
+    seed: 3,
+    clock: systemClock,
+    latency: () => ({ latencyMs: 1, jitterMs: 0, lossRate: 0 }),
+  })
+  const dir = mkdtempSync(join(tmpdir(), 'mw-storage-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const holders: { peerId: string; service: StorageService; port: NetworkPort; dir: string }[] = []
+  for (let i = 0; i < count; i++) {
+    const signer = createPeerSigner(await generateKeyPair('Ed25519'))
+    const port = net.createPort(signer.peerId)
+    const service = new StorageService(
+      { price: 0n, quotaBytes: i === 0 && options.tinyFirst ? 1_000 : quotaBytes, now: () => Date.now() },
+      { signer, codec: codecOf(signer), logger },
+    )
+    const home = join(dir, `holder-${i}`)
+    await service.start({ port, clock: systemClock, logger, dir: home })
+    cleanups.push(() => service.stop())
+    holders.push({ peerId: signer.peerId, service, port, dir: home })
+  }
+  const me = createPeerSigner(await generateKeyPair('Ed25519'))
+  const client: StorageClientComponents = { port: net.createPort(me.peerId), codec: codecOf(me), logger }
+  return { holders, client, peers: holders.map((h) => h.peerId) }
+}
+
+async function collect(run: (sink: (b: Uint8Array) => void) => Promise<unknown>): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  await run((b) => {
+    parts.push(b.slice())
+  })
+  return Buffer.concat(parts)
+}
+
+const OPTIONS = { k: 3, n: 5, segmentBytes: 64 * 1024, chunkBytes: 4_096 }
+
+describe('storage: holders and client on a simulated mesh', () => {
+  it('stores a file on N holders (skipping one without room) and gets it back byte for byte, also with N - K holders gone', async () => {
+    const { holders, client, peers } = await mesh(7, { tinyFirst: true })
+    const file = fileOf(300_000)
+    const slices = [file.subarray(0, 100_000), file.subarray(100_000, 250_001), file.subarray(250_001)]
+    const seen: number[] = []
+    const put = await putFile(client, peers, slices, file.length, {
+      ...OPTIONS,
+      onProgress: (d) => seen.push(d),
+    })
+    // Holder 0 has a 1,000-byte quota: the shards went to the next five.
+    expect(put.holders).toEqual(peers.slice(1, 6))
+    expect(seen.at(-1)).toBe(file.length)
+    expect(put.receipts.map((r) => [r.from, r.body.shard, r.body.root])).toEqual(
+      put.holders.map((h, s) => [h, s, put.manifest.shards[s]?.root]),
+    )
+    expect(holders[1]?.service.held(put.cid)).toHaveLength(1)
+
+    const back = await collect((sink) => getFile(client, peers, put.cid, put.key, sink))
+    expect(back.equals(Buffer.from(file))).toBe(true)
+
+    // Two holders stop (one data shard, one parity): any 3 of 5 still give the file.
+    await holders[1]?.service.stop()
+    await holders[5]?.port.close()
+    const again = await collect((sink) => getFile(client, peers, put.cid, put.key, sink))
+    expect(again.equals(Buffer.from(file))).toBe(true)
+  })
+
+  it('finds a holder that serves changed bytes, and still returns the file identical', async () => {
+    const { holders, client, peers } = await mesh(5)
+    const file = fileOf(200_000)
+    const put = await putFile(client, peers, [file], file.length, OPTIONS)
+    // Holder of shard 1 (a data shard) flips a byte on its disk.
+    const victim = holders[1] as (typeof holders)[number]
+    const path = victim.service.held(put.cid)[0]?.path as string
+    const bytes = readFileSync(path)
+    bytes[10] = (bytes[10] as number) ^ 0xff
+    writeFileSync(path, bytes)
+    let faulty: string[] = []
+    const back = await collect(async (sink) => {
+      faulty = (await getFile(client, peers, put.cid, put.key, sink)).faulty
+    })
+    expect(back.equals(Buffer.from(file))).toBe(true)
+    expect(faulty).toEqual([victim.peerId])
+  })
+
+  it('never gives a holder plaintext, and answers chunk challenges that prove against the receipt root', async () => {
+    const { holders, client, peers } = await mesh(5)
+    const file = fileOf(150_000)
+    const put = await putFile(client, peers, [file], file.length, OPTIONS)
+    for (const h of holders) {
+      for (const name of readdirSync(join(h.dir, 'storage', 'shards', put.cid))) {
+        const held = readFileSync(join(h.dir, 'storage', 'shards', put.cid, name))
+        expect(held.indexOf(Buffer.from(CANARY))).toBe(-1)
+      }
+    }
+    const receipt = put.receipts[2]?.body as (typeof put.receipts)[number]['body']
+    const response = await client.port.request(
+      put.holders[2] as string,
+      STORAGE_PROTOCOL,
+      frame({ op: 'prove', cid: put.cid, shard: 2, chunk: 3 }),
+    )
+    const { header, body } = unframe(response, STORAGE_RESPONSE)
+    expect(header.ok).toBe(true)
+    const path = ((header as { path?: string[] }).path ?? []).map((h) => Buffer.from(h, 'hex'))
+    const count = Math.ceil(receipt.bytes / OPTIONS.chunkBytes)
+    expect(verifyChunk(Buffer.from(receipt.root, 'hex'), count, 3, body, path)).toBe(true)
+  })
+
+  it('refuses malformed and out-of-order requests with codes, and a wrong key gets no plaintext', async () => {
+    const { client, peers } = await mesh(5)
+    const ask = async (bytes: Uint8Array, peer = peers[1] as string) =>
+      unframe(await client.port.request(peer, STORAGE_PROTOCOL, bytes), STORAGE_RESPONSE).header
+    expect(await ask(new Uint8Array([0, 0, 0, 200, 1]))).toMatchObject({
+      ok: false,
+      code: 'STORAGE_REQUEST_INVALID',
+    })
+    expect(await ask(frame({ op: 'get', cid: 'not a cid', shard: 0, segment: 0 }))).toMatchObject({
+      ok: false,
+      code: 'STORAGE_REQUEST_INVALID',
+    })
+    expect(await ask(frame({ op: 'piece', upload: '0'.repeat(32), shard: 0, segment: 0 }))).toMatchObject({
+      ok: false,
+      code: 'STORAGE_NOT_FOUND',
+    })
+    const file = fileOf(70_000)
+    const put = await putFile(client, peers, [file], file.length, OPTIONS)
+    const { key } = put
+    const wrong = { ...key, key: key.key.map((b) => b ^ 1) }
+    await expect(getFile(client, peers, put.cid, wrong, () => undefined)).rejects.toMatchObject({
+      code: 'STORAGE_KEY_INVALID',
+    })
+    await expect(
+      getFile(
+        client,
+        peers,
+        'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+        key,
+        () => undefined,
+      ),
+    ).rejects.toMatchObject({ code: 'STORAGE_NO_HOLDERS' })
+  })
+})
