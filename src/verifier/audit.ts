@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
-import { bundleCid, type CheckedBundle, checkBundle, type Settlement, settleBundle } from './bundle.js'
+import type { RewardParams } from '../rewards/index.js'
+import {
+  bundleCid,
+  type CheckedBundle,
+  checkBundle,
+  paramsDifference,
+  type Settlement,
+  settleBundle,
+} from './bundle.js'
 import type { VerifierChain } from './chain-port.js'
 import { VerifierError } from './errors.js'
 import { BUNDLE_PROTOCOL, MAX_BUNDLE_BYTES } from './verifier-agent.js'
@@ -90,14 +98,21 @@ export interface EpochAudit {
   /** What the chain holds. */
   posted: { root: `0x${string}`; digest: `0x${string}`; totalCumulative: bigint; block: bigint }
   bundle: CheckedBundle
+  /**
+   * The epoch's reward parameter set: the one the bundle records, the one NetworkParams holds for
+   * the epoch, and how they differ (undefined when they are the same set with the same version).
+   */
+  params: { bundle: RewardParams; chain: RewardParams; difference: string | undefined }
+  /** The bundle settled with the chain's parameter set for the epoch (not the bundle's own). */
   settlement: Settlement
-  /** Whether the recomputed root and total equal the posted ones. */
+  /** Whether the bundle used the chain's parameters and the recomputed root and total equal the posted ones. */
   matches: boolean
 }
 
 /** What {@link auditEpoch} needs. */
 export interface AuditContext {
-  chain: VerifierChain
+  /** Posted roots, and each epoch's reward parameter set as NetworkParams holds it. */
+  chain: Pick<VerifierChain, 'postedRoots' | 'paramsAt'>
   sources: readonly BundleSource[]
   /** The network id the bundle's observations are signed for. */
   network: string
@@ -105,9 +120,11 @@ export interface AuditContext {
 }
 
 /**
- * Recomputes posted epoch `epoch` from its bundle: the bundle's bytes must hash to the posted digest,
- * check (signatures, canonical form, the carried table against the previous posted root) and settle;
- * `matches` says whether the root and total are the chain's.
+ * Recomputes posted epoch `epoch` from its bundle: the bundle's bytes must hash to the posted digest
+ * and check (signatures, canonical form, the carried table against the previous posted root); the
+ * bundle's parameter set is compared with the chain's for the epoch (NetworkParams' `paramsAt`), and
+ * the bundle is settled with the chain's set. `matches` says whether the parameters are the chain's
+ * and the root and total are the posted ones; `params.difference` says what differs.
  *
  * @throws VerifierError EPOCH_NOT_POSTED, BUNDLE_UNAVAILABLE or BUNDLE_INVALID.
  */
@@ -141,14 +158,19 @@ export async function auditEpoch(epoch: number, ctx: AuditContext): Promise<Epoc
       },
     )
   }
-  const settlement = settleBundle(checked.bundle)
+  const chainParams = await ctx.chain.paramsAt(epoch)
+  const difference = paramsDifference(checked.bundle.params, chainParams)
+  const settlement = settleBundle({ ...checked.bundle, params: chainParams })
   return {
     epoch,
     cid,
     posted,
     bundle: checked.bundle,
+    params: { bundle: checked.bundle.params, chain: chainParams, difference },
     settlement,
     matches:
-      settlement.root === posted.root.toLowerCase() && settlement.totalCumulative === posted.totalCumulative,
+      difference === undefined &&
+      settlement.root === posted.root.toLowerCase() &&
+      settlement.totalCumulative === posted.totalCumulative,
   }
 }

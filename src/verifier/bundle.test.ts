@@ -4,7 +4,14 @@ import { canonicalJson } from '../core/canonical-json.js'
 import { createPeerSigner, createPeerVerifier, type PeerSigner } from '../mesh/peer-key.js'
 import { createWireCodec, type SignedEnvelope } from '../mesh/wire-codec.js'
 import type { RewardParams } from '../rewards/index.js'
-import { type BundleParts, buildBundle, bundleCid, checkBundle, settleBundle } from './bundle.js'
+import {
+  type BundleParts,
+  buildBundle,
+  bundleCid,
+  checkBundle,
+  paramsDifference,
+  settleBundle,
+} from './bundle.js'
 import { COMPUTE_OBSERVATION, UPTIME_OBSERVATION, type UptimeObservationBody } from './observation.js'
 
 const NET = '31337:0xregistry'
@@ -148,6 +155,61 @@ describe('epoch bundles', () => {
       observations: good.bundle.observations as SignedEnvelope<UptimeObservationBody>[],
     })
     expect(rebuilt.bytes).toEqual(good.bytes)
+  })
+})
+
+describe('epoch bundles and the chain’s parameter set', () => {
+  const raised: RewardParams = { ...params, version: 2, uptime: { ...params.uptime, thresholdPpm: 900_000 } }
+
+  it('record the set they were built with, version included, and settle with it', async () => {
+    const s = await setup()
+    const built = buildBundle({ ...s.parts(3, [10, 8, 10], { root: null, entries: [] }), params: raised })
+    expect(built.bundle.params).toMatchObject({ version: 2, uptime: { thresholdPpm: 900_000 } })
+    const checked = checkBundle(built.bytes, {
+      network: NET,
+      verifier: s.verifier,
+      previousRoot: null,
+      params: raised,
+    })
+    if (!checked.ok) throw new Error(checked.fault)
+    expect(checked.bundle.params).toEqual(raised)
+    // 8 of 10 is below the raised threshold: n-b earns nothing, the two others share the pool.
+    const paid = settleBundle(checked.bundle).rewards.payouts
+    expect(paid.get(op(2))).toBeUndefined()
+    expect(paid.get(op(1))).toBe(paid.get(op(3)))
+  })
+
+  it('are refused (params_mismatch) when their set is not the chain’s: another version, or the same version with other values', async () => {
+    const s = await setup()
+    const built = buildBundle(s.parts(3, [10, 8, 10], { root: null, entries: [] }))
+    const against = (chain: RewardParams) =>
+      checkBundle(built.bytes, { network: NET, verifier: s.verifier, previousRoot: null, params: chain })
+    expect(against(params).ok).toBe(true)
+    expect(against(raised)).toEqual({
+      ok: false,
+      fault: 'params_mismatch',
+      detail: "version 1, the chain's 2",
+    })
+    expect(against({ ...params, uptime: { ...params.uptime, stakeCap: 1_000n * MESH } })).toEqual({
+      ok: false,
+      fault: 'params_mismatch',
+      detail: `uptime.stakeCap ${10_000n * MESH}, the chain's ${1_000n * MESH}`,
+    })
+    expect(
+      against({
+        ...params,
+        serviceWeightsBps: { ...params.serviceWeightsBps, uptime: 3_000, compute: 4_000 },
+      }),
+    ).toMatchObject({ fault: 'params_mismatch', detail: "serviceWeightsBps.uptime 4000, the chain's 3000" })
+    // Without a set to compare with (an old bundle settled only to rebuild its posted table), any set checks.
+    expect(check(built.bytes, null).ok).toBe(true)
+  })
+
+  it('paramsDifference names nothing for equal sets and the first differing field otherwise', () => {
+    expect(paramsDifference(params, { ...params, uptime: { ...params.uptime } })).toBeUndefined()
+    expect(paramsDifference(params, { ...params, uptime: { ...params.uptime, vettingEpochs: 3 } })).toBe(
+      "uptime.vettingEpochs 0, the chain's 3",
+    )
   })
 })
 

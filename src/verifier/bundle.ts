@@ -97,6 +97,10 @@ export interface BundleParts {
   epoch: number
   seed: string
   emission: bigint
+  /**
+   * The parameter set in force in the epoch as the chain holds it (NetworkParams' `paramsAt`, read
+   * through `VerifierChain.paramsAt`); the bundle records it with its on-chain version.
+   */
   params: RewardParams
   nodes: { peerId: string; operator: string; stake: bigint; registeredEpoch: number }[]
   verifiers: { peerId: string; address: string }[]
@@ -186,6 +190,30 @@ export type BundleFault =
   | 'not_sorted'
   | 'bad_observation'
   | 'carried_root_mismatch'
+  | 'params_mismatch'
+
+/**
+ * How a bundle's parameter set differs from the chain's for its epoch: the first differing field,
+ * e.g. `version 1, the chain's 2` or `uptime.thresholdPpm 250000, the chain's 900000`; undefined
+ * when they are the same set with the same version.
+ */
+export function paramsDifference(bundle: RewardParams, chain: RewardParams): string | undefined {
+  const fields: [string, unknown, unknown][] = [
+    ['version', bundle.version, chain.version],
+    ...REWARD_SERVICES.map((s): [string, unknown, unknown] => [
+      `serviceWeightsBps.${s}`,
+      bundle.serviceWeightsBps[s],
+      chain.serviceWeightsBps[s],
+    ]),
+    ['uptime.thresholdPpm', bundle.uptime.thresholdPpm, chain.uptime.thresholdPpm],
+    ['uptime.stakeCap', bundle.uptime.stakeCap, chain.uptime.stakeCap],
+    ['uptime.vettingEpochs', bundle.uptime.vettingEpochs, chain.uptime.vettingEpochs],
+    ['uptime.vettingFactorBps', bundle.uptime.vettingFactorBps, chain.uptime.vettingFactorBps],
+  ]
+  for (const [name, ours, theirs] of fields)
+    if (ours !== theirs) return `${name} ${String(ours)}, the chain's ${String(theirs)}`
+  return undefined
+}
 
 /** A checked bundle, ready to settle. */
 export interface CheckedBundle extends EncodedBundle {
@@ -197,13 +225,14 @@ export interface CheckedBundle extends EncodedBundle {
 /**
  * Checks a bundle received as bytes: JSON of the bundle's shape, in canonical form (so its digest
  * is the one true digest of its content), of `network`, every list sorted and without duplicates,
- * every observation a valid signed uptime observation of this epoch by a listed verifier, and the
- * carried table's root equal to `previousRoot` (the chain's root of the previous epoch; null for
- * the first epoch).
+ * the parameter set equal to `params` when given (the chain's set for the bundle's epoch, version
+ * included: `params_mismatch` otherwise, so a leader cannot pick its own), every observation a
+ * valid signed observation of this epoch by a listed verifier, and the carried table's root equal to
+ * `previousRoot` (the chain's root of the previous epoch; null for the first epoch).
  */
 export function checkBundle(
   bytes: Uint8Array,
-  options: { network: string; verifier: PeerVerifier; previousRoot: string | null },
+  options: { network: string; verifier: PeerVerifier; previousRoot: string | null; params?: RewardParams },
 ): { ok: true; bundle: CheckedBundle } | { ok: false; fault: BundleFault; detail?: string } {
   let json: unknown
   try {
@@ -225,6 +254,15 @@ export function checkBundle(
     return { ok: false, fault: 'not_sorted', detail: 'verifiers' }
   if (!ascending(bundle.carried.entries.map((e) => e[0])))
     return { ok: false, fault: 'not_sorted', detail: 'carried' }
+  const params: RewardParams = {
+    version: bundle.params.version,
+    serviceWeightsBps: bundle.params.serviceWeightsBps as RewardParams['serviceWeightsBps'],
+    uptime: { ...bundle.params.uptime, stakeCap: BigInt(bundle.params.uptime.stakeCap) },
+  }
+  if (options.params !== undefined) {
+    const difference = paramsDifference(params, options.params)
+    if (difference !== undefined) return { ok: false, fault: 'params_mismatch', detail: difference }
+  }
 
   const verifiers = new Set(bundle.verifiers.map((v) => v.peerId))
   const uptime: RewardInput['uptime'][number][] = []
@@ -267,11 +305,6 @@ export function checkBundle(
   const carriedRoot = carried.length === 0 ? null : buildCumulativeTree(carried).root
   if (carriedRoot !== bundle.carried.root || carriedRoot !== (options.previousRoot?.toLowerCase() ?? null)) {
     return { ok: false, fault: 'carried_root_mismatch' }
-  }
-  const params: RewardParams = {
-    version: bundle.params.version,
-    serviceWeightsBps: bundle.params.serviceWeightsBps as RewardParams['serviceWeightsBps'],
-    uptime: { ...bundle.params.uptime, stakeCap: BigInt(bundle.params.uptime.stakeCap) },
   }
   const input: RewardInput = {
     epoch: bundle.epoch,

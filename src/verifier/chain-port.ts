@@ -1,14 +1,17 @@
 import { base58btc } from 'multiformats/bases/base58'
 import { type Hex, hexToBytes } from 'viem'
-import { epochRewardsAbi, nodeRegistryAbi } from '../chain/abi/index.js'
+import { epochRewardsAbi, networkParamsAbi, nodeRegistryAbi } from '../chain/abi/index.js'
 import { getEpochState } from '../chain/actions/get-epoch-state.js'
+import { getNetworkParams } from '../chain/actions/get-network-params.js'
 import { postRoot } from '../chain/actions/post-root.js'
 import { signPostRoot } from '../chain/actions/sign-post-root.js'
 import { signSlashNode } from '../chain/actions/sign-slash-node.js'
 import { slashNode } from '../chain/actions/slash-node.js'
 import type { ChainClient, ChainReader } from '../chain/client.js'
+import { toRewardParams } from '../chain/network-params.js'
 import { readContract } from '../chain/transact.js'
 import { contractDomain, type Messages, recoverSigner, type SignedBy } from '../chain/typed-data.js'
+import type { RewardParams } from '../rewards/index.js'
 
 /**
  * What verifiers need of the chain, as one interface: the EVM (through the chain layer) implements
@@ -29,6 +32,13 @@ export interface VerifierChain {
   registry(block: bigint): Promise<RegistrySnapshot>
   /** Roots posted and not revoked, as of now, by epoch. */
   postedRoots(): Promise<Map<number, { root: Hex; digest: Hex; totalCumulative: bigint; block: bigint }>>
+  /**
+   * The reward parameter set in force in `epoch`, with its on-chain version (NetworkParams'
+   * `versionAt(epoch)` and `paramsAt(epoch)`). Always by epoch, never "the current set": a change
+   * executed during epoch e applies from e + 1, so every verifier settles an epoch with the same set
+   * whenever it reads it. Final once the chain's clock has reached `epoch`.
+   */
+  paramsAt(epoch: number): Promise<RewardParams>
 }
 
 /** The registry at one block. */
@@ -69,6 +79,28 @@ export function createEvmVerifierChain(
     args: readonly unknown[],
     blockNumber: bigint,
   ) => readContract<T>(client, { address, abi, functionName, args, blockNumber })
+
+  // Parameter sets by epoch, kept once final (the chain's clock has reached the epoch); the newest
+  // PARAMS_CACHED epochs only.
+  const paramsCache = new Map<number, RewardParams>()
+  let clock: Promise<{ genesisTime: number; epochDuration: number }> | undefined
+  const epochClock = () => {
+    clock ??= (async () => {
+      const call = (functionName: string) =>
+        readContract<bigint>(client, {
+          address: client.contracts.NetworkParams,
+          abi: networkParamsAbi,
+          functionName,
+          args: [],
+        })
+      const [genesisTime, epochDuration] = await Promise.all([call('genesisTime'), call('epochDuration')])
+      return { genesisTime: Number(genesisTime), epochDuration: Number(epochDuration) }
+    })().catch((err: unknown) => {
+      clock = undefined
+      throw err
+    })
+    return clock
+  }
 
   // Posted roots, kept up to date by postedRoots() from the blocks it has not read yet.
   const roots = new Map<number, { root: Hex; digest: Hex; totalCumulative: bigint; block: bigint }>()
@@ -198,8 +230,29 @@ export function createEvmVerifierChain(
       await run
       return new Map(roots)
     },
+
+    async paramsAt(epoch) {
+      const held = paramsCache.get(epoch)
+      if (held !== undefined) return held
+      const [head, { genesisTime, epochDuration }] = await Promise.all([pub.getBlock(), epochClock()])
+      // Read as of the head block: if that block is in `epoch` or later, no change can still land
+      // for `epoch` (one executed from now on applies from a later epoch), so the answer is final.
+      const read = await getNetworkParams(client, {
+        epoch: BigInt(epoch),
+        blockNumber: head.number as bigint,
+      })
+      const params = toRewardParams(read)
+      if (Number(head.timestamp) >= genesisTime + epoch * epochDuration) {
+        paramsCache.set(epoch, params)
+        if (paramsCache.size > PARAMS_CACHED) paramsCache.delete(Math.min(...paramsCache.keys()))
+      }
+      return params
+    },
   }
 }
+
+/** Epochs whose parameter set the EVM chain port keeps in memory. */
+const PARAMS_CACHED = 64
 
 /** A PostRoot message (the EIP-712 fields). */
 export type PostRootMessage = Messages['PostRoot']

@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
-import { type EmissionSchedule, emissionOf, type RewardParams } from '../rewards/index.js'
+import { type EmissionSchedule, emissionOf } from '../rewards/index.js'
 import {
   buildBundle,
   bundleCid,
@@ -28,7 +28,6 @@ export interface EpochCloserInit {
   /** Unix seconds and seconds, as the contracts hold them. */
   schedule: { genesisTime: number; epochDuration: number }
   emission: EmissionSchedule
-  params: RewardParams
   /** After an epoch ends, how long the leader waits for late observations before building. */
   graceMs: number
   /** How long a leader has to get its root posted before the next one takes over. */
@@ -41,6 +40,7 @@ export interface EpochCloserInit {
 export interface EpochCloserComponents {
   port: NetworkPort
   clock: Clock
+  /** The chain: epochs, registry, posted roots, and each epoch's reward parameter set (`paramsAt`). */
   chain: VerifierChain
   poster: RootPoster
   store: VerifierStore
@@ -56,10 +56,11 @@ type Proposal = (typeof EPOCH_PROPOSAL.schema)['_output']
 type Attestation = (typeof EPOCH_ATTESTATION.schema)['_output']
 
 /**
- * Closes epochs: the leader builds the bundle from every observation it holds, settles it and
- * proposes the root; every verifier fetches the bundle by CID, checks it (signatures, its own
- * observations included, the carried table against the previous root), settles it and signs
- * `PostRoot` only if it gets the same root; whoever holds a quorum of signatures posts. The chain
+ * Closes epochs: the leader builds the bundle from every observation it holds and the epoch's
+ * parameter set as the chain holds it, settles it and proposes the root; every verifier fetches the
+ * bundle by CID, checks it (signatures, its own observations included, the carried table against the
+ * previous root, the parameter set and version equal to the chain's for that epoch), settles it and
+ * signs `PostRoot` only if it gets the same root; whoever holds a quorum of signatures posts. The chain
  * decides: a root is posted once (a late post reverts and is dropped), and a verifier that did not
  * attest to a root never helps it.
  */
@@ -75,7 +76,12 @@ export class EpochCloser {
   readonly #stop = new AbortController()
   #loop: Promise<void> | undefined
   #unsubscribe: (() => void) | undefined
-  /** Proposals refused, by reason (tests and metrics). */
+  /**
+   * Proposals refused, by reason (tests, metrics and `/status`): `not_leader`, `attempt_out_of_time`,
+   * a bundle fault of `checkBundle` (`params_mismatch` when the bundle's parameters are not the
+   * chain's for its epoch), `cid_mismatch`, `wrong_epoch`, `own_observations_missing`,
+   * `root_mismatch`.
+   */
   readonly refused = new Map<string, number>()
 
   constructor(init: EpochCloserInit, components: EpochCloserComponents) {
@@ -218,14 +224,17 @@ export class EpochCloser {
 
   /** Builds, stores, settles and proposes the bundle of `plan.epoch`; attests to it too. */
   async #propose(plan: PlannedEpoch, attempt: number, previousRoot: string | null): Promise<void> {
-    const { store, port, codec } = this.#c
+    const { store, port, codec, chain } = this.#c
     const carried = await this.#carried(plan.epoch)
+    // The set in force in this epoch (never "the current one": a change executed during it applies
+    // from the next), as every other verifier reads it.
+    const params = await chain.paramsAt(plan.epoch)
     const encoded = buildBundle({
       net: this.#init.network,
       epoch: plan.epoch,
       seed: plan.seed,
       emission: emissionOf(this.#init.emission, BigInt(plan.epoch)),
-      params: this.#init.params,
+      params,
       nodes: plan.registry.nodes.map((n) => ({
         peerId: n.peerId,
         operator: n.operator,
@@ -243,6 +252,7 @@ export class EpochCloser {
       network: this.#init.network,
       verifier: this.#c.verifier,
       previousRoot,
+      params,
     })
     if (!checked.ok) throw new Error(`own bundle refused: ${checked.fault} ${checked.detail ?? ''}`)
     const settlement = this.#settle(checked.bundle)
@@ -354,12 +364,20 @@ export class EpochCloser {
       this.#attested.add(`${p.epoch}/${p.attempt}`)
       const previousRoot = posted.get(p.epoch - 1)?.root ?? null
       const bytes = this.#c.store.bundle(p.cid)?.bytes ?? (await this.#fetch(p.cid, from, p.epoch))
+      // The leader cannot pick its own parameters: the bundle must carry the chain's set for the epoch.
+      const params = await this.#c.chain.paramsAt(p.epoch)
       const checked = checkBundle(bytes, {
         network: this.#init.network,
         verifier: this.#c.verifier,
         previousRoot,
+        params,
       })
-      if (!checked.ok) return this.#refuse(checked.fault, { epoch: p.epoch, cid: p.cid })
+      if (!checked.ok)
+        return this.#refuse(checked.fault, {
+          epoch: p.epoch,
+          cid: p.cid,
+          ...(checked.detail === undefined ? {} : { detail: checked.detail }),
+        })
       if (checked.bundle.cid !== p.cid || checked.bundle.digest !== p.bundleDigest)
         return this.#refuse('cid_mismatch', { epoch: p.epoch })
       if (checked.bundle.bundle.epoch !== p.epoch) return this.#refuse('wrong_epoch', { epoch: p.epoch })

@@ -6,6 +6,7 @@ export const verifierErrorCodes = [
   'BUNDLE_UNAVAILABLE',
   'BUNDLE_INVALID',
   'ROOT_MISMATCH',
+  'PARAMS_MISMATCH',
   'NOT_IN_ROOT',
 ] as const
 

@@ -28,7 +28,10 @@ afterEach(async () => {
  * The chain as the verifiers see it, in memory (the EVM implementation is tested on the embedded
  * chain in test/integration/verifier-chain.test.ts): one block every 5 s of the virtual clock.
  */
-function ledger(clock: VirtualClock, registry: RegistrySnapshot): VerifierChain {
+function ledger(
+  clock: VirtualClock,
+  registry: RegistrySnapshot,
+): Pick<VerifierChain, 'head' | 'firstBlockAtOrAfter' | 'registry'> {
   const blockAt = (t: number) => BigInt(Math.floor((t - GENESIS) / 5))
   return {
     async head() {
@@ -42,7 +45,6 @@ function ledger(clock: VirtualClock, registry: RegistrySnapshot): VerifierChain 
       return { number: n, hash: `0x${n.toString(16).padStart(64, '0')}`, timestamp: GENESIS + Number(n) * 5 }
     },
     registry: async () => registry,
-    postedRoots: async () => new Map(),
   }
 }
 
@@ -163,7 +165,7 @@ describe('VerifierAgent when the chain fails', () => {
     // The first four reads of the registry fail, as an unreachable RPC would make them.
     const chain = ledger(clock, registry)
     let failures = 4
-    const flaky: VerifierChain = {
+    const flaky: Pick<VerifierChain, 'head' | 'firstBlockAtOrAfter' | 'registry'> = {
       ...chain,
       head: () => chain.head(),
       firstBlockAtOrAfter: (t) => chain.firstBlockAtOrAfter(t),

@@ -35,7 +35,8 @@ export interface VerifierAgentInit {
 export interface VerifierAgentComponents {
   port: NetworkPort
   clock: Clock
-  chain: VerifierChain
+  /** Only epochs' seed blocks and registry snapshots (the closer reads roots and parameters). */
+  chain: Pick<VerifierChain, 'head' | 'firstBlockAtOrAfter' | 'registry'>
   store: VerifierStore
   /** Encodes with the verifier's peer key; knows UPTIME_OBSERVATION. */
   codec: WireCodec

@@ -10,7 +10,7 @@ import type { NetworkPort } from '../mesh/network-port.js'
 import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
 import { createWireCodec, networkIdOf } from '../mesh/wire-codec.js'
 import { type OpsResponse, type OpsServer, startOpsServer } from '../node/ops-server.js'
-import { DEFAULT_REWARD_PARAMS, lowerAddress } from '../rewards/index.js'
+import { lowerAddress } from '../rewards/index.js'
 import { bundleCid, checkBundle, type Settlement, settleBundle } from './bundle.js'
 import { createEvmNodeSlasher, createEvmRootPoster, createEvmVerifierChain } from './chain-port.js'
 import { observationTopic } from './challenger.js'
@@ -147,7 +147,6 @@ export async function startVerifierService(
           initialEmission: BigInt(network.parameters.initialEmission),
           halvingInterval: BigInt(network.parameters.halvingInterval),
         },
-        params: DEFAULT_REWARD_PARAMS,
         graceMs: v.graceSeconds * 1_000,
         leaderTimeoutMs: v.leaderTimeoutSeconds * 1_000,
         tickMs: v.pollMs,

@@ -1,24 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { afterAll, describe, expect, it } from 'vitest'
-import { registerNode, registerVerifier } from '../../src/chain/index.js'
-import { systemClock } from '../../src/core/clock.js'
+import { registerNode } from '../../src/chain/index.js'
 import { createLogger } from '../../src/core/logger.js'
-import { createPeerSigner, createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
-import { createWireCodec } from '../../src/mesh/wire-codec.js'
-import { DEFAULT_REWARD_PARAMS } from '../../src/rewards/index.js'
+import { createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
 import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
-import { createEvmRootPoster, createEvmVerifierChain } from '../../src/verifier/chain-port.js'
-import { EpochCloser } from '../../src/verifier/epoch-closer.js'
-import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from '../../src/verifier/leader.js'
-import { UPTIME_OBSERVATION } from '../../src/verifier/observation.js'
-import { openVerifierStore, type VerifierStore } from '../../src/verifier/store.js'
-import { VerifierAgent } from '../../src/verifier/verifier-agent.js'
+import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
-import { LIVE_NET, LiveNodes, startMeshPort, tcpAddr, until } from '../helpers/live-node.js'
+import { startInProcessVerifiers } from '../helpers/in-process-verifiers.js'
+import { LIVE_NET, LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
 
 const EPOCH_S = 6
 const logger = createLogger({ level: process.env.MESHWORK_TEST_LOG ?? 'silent' })
@@ -63,62 +54,18 @@ describe('verifiers close epochs on the embedded chain over real libp2p', () => 
       })
     }
     // Three verifiers with their own peer keys, registered with stake.
-    const keys: Ed25519PrivateKey[] = []
-    for (const i of [1, 2, 3]) {
-      const key = await generateKeyPair('Ed25519')
-      keys.push(key)
-      await f.fund(i, 200_000n * MESH)
-      await registerVerifier(f.client(i), {
-        peerId: peerIdBytes(createPeerSigner(key).peerId),
-        stake: 100_000n * MESH,
-      })
-    }
-    const stores: VerifierStore[] = []
     const network = f.network
     const net = LIVE_NET
-    for (const [k, key] of keys.entries()) {
-      const { port } = await startMeshPort(key, [tcpAddr(first.libp2p)])
-      const store = openVerifierStore(join(dir, `verifier-${k}.db`))
-      stores.push(store)
-      const signer = createPeerSigner(key)
-      const codec = createWireCodec({
-        network: net,
-        signer,
-        clock: systemClock,
-        types: [UPTIME_OBSERVATION, EPOCH_PROPOSAL, EPOCH_ATTESTATION],
-        nextSeq: (type) => store.nextSeq(type),
-      })
-      const chain = createEvmVerifierChain(f.client(k + 1), { deployBlock: BigInt(network.deployBlock) })
-      const schedule = { genesisTime: network.parameters.genesisTime, epochDuration: EPOCH_S }
-      const common = { port, clock: systemClock, store, codec, verifier: createPeerVerifier(), logger }
-      const agent = new VerifierAgent(
-        { network: net, schedule, challengesPerEpoch: 3, challengeTimeoutMs: 1_000, pollMs: 250 },
-        { ...common, chain },
-      )
-      const closer = new EpochCloser(
-        {
-          network: net,
-          schedule,
-          emission: {
-            initialEmission: BigInt(network.parameters.initialEmission),
-            halvingInterval: BigInt(network.parameters.halvingInterval),
-          },
-          params: DEFAULT_REWARD_PARAMS,
-          graceMs: 500,
-          leaderTimeoutMs: 8_000,
-          tickMs: 250,
-        },
-        { ...common, chain, poster: createEvmRootPoster(f.client(k + 1)), plan: (e) => agent.planned(e) },
-      )
-      agent.start()
-      closer.start()
-      stops.push(async () => {
-        await closer.stop()
-        await agent.stop()
-        await port.close()
-        store.close()
-      })
-    }
+    const { verifiers, stop } = await startInProcessVerifiers(f, {
+      accounts: [1, 2, 3],
+      network: net,
+      epochDuration: EPOCH_S,
+      bootstrap: [tcpAddr(first.libp2p)],
+      dir,
+      logger,
+    })
+    stops.push(stop)
+    const stores = verifiers.map((v) => v.store)
 
     // The epochs that began while verifiers were still registering close with nothing to pay; the
     // first epoch to begin after the verifiers started is measured in full.

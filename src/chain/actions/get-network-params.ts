@@ -5,11 +5,18 @@ import { readContract } from '../transact.js'
 
 /**
  * Reads the parameter set in force in `epoch` (default: the epoch the chain's clock is in) from
- * NetworkParams, with its version and the epoch it applies from.
+ * NetworkParams, with its version and the epoch it applies from; as of `blockNumber` when given
+ * (default: the newest block).
+ *
+ * An epoch's set is final once a block of that epoch (or later) exists: a change executed from then
+ * on applies from a later epoch. Before that, a change may still land for it.
+ *
+ * @example
+ * const { version, params } = await getNetworkParams(reader, { epoch: 12n })
  */
 export async function getNetworkParams(
   client: ChainReader,
-  options: { epoch?: bigint } = {},
+  options: { epoch?: bigint; blockNumber?: bigint } = {},
 ): Promise<NetworkParamsVersion & { epoch: bigint }> {
   const call = <T>(functionName: string, args: readonly unknown[] = []) =>
     readContract<T>(client, {
@@ -17,6 +24,7 @@ export async function getNetworkParams(
       abi: networkParamsAbi,
       functionName,
       args,
+      ...(options.blockNumber === undefined ? {} : { blockNumber: options.blockNumber }),
     })
   const epoch = options.epoch ?? (await call<bigint>('currentEpoch'))
   const version = await call<number>('versionAt', [epoch])

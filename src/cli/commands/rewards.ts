@@ -97,6 +97,30 @@ function accountEpochs(audit: EpochAudit, accounts: readonly `0x${string}`[]): A
   }))
 }
 
+/**
+ * The error for an epoch whose bundle did not use the reward parameters NetworkParams holds for it
+ * (a leader's own choice, or a set from another epoch): its posted root is not the network's.
+ */
+function paramsMismatch(audit: EpochAudit, hint: string): VerifierError {
+  const { bundle, chain, difference } = audit.params
+  return new VerifierError(
+    'PARAMS_MISMATCH',
+    `epoch ${audit.epoch}: the bundle used reward parameters version ${bundle.version}, but NetworkParams holds version ${chain.version} for epoch ${audit.epoch} (${difference})`,
+    {
+      hint,
+      details: {
+        epoch: audit.epoch,
+        cid: audit.cid,
+        bundleVersion: bundle.version,
+        chainVersion: chain.version,
+        difference,
+        posted: audit.posted.root,
+        recomputed: audit.settlement.root,
+      },
+    },
+  )
+}
+
 function printAccountEpoch(out: Output, a: AccountEpoch): void {
   out.info(`  ${a.account}  +${mesh(a.earned)}  (cumulative ${mesh(a.cumulative)})`)
   for (const n of a.nodes) {
@@ -161,6 +185,8 @@ export function rewardsCommands(program: Command): Command {
           root: audit.posted.root,
           cid: audit.cid,
           matches: audit.matches,
+          paramsVersion: audit.params.chain.version,
+          paramsMatch: audit.params.difference === undefined,
           emission: audit.settlement.rewards.emission,
           paid: audit.settlement.rewards.total,
           accounts: list,
@@ -171,8 +197,12 @@ export function rewardsCommands(program: Command): Command {
       for (const { audit, accounts: list } of epochs) {
         const r = audit.settlement.rewards
         out.info(
-          `epoch ${audit.epoch}  root ${audit.posted.root}  ${audit.matches ? 'recomputed: equal' : 'recomputed: DIFFERENT'}`,
+          `epoch ${audit.epoch}  root ${audit.posted.root}  ${audit.matches ? 'recomputed: equal' : 'recomputed: DIFFERENT'}  parameters v${audit.params.chain.version}`,
         )
+        if (audit.params.difference !== undefined)
+          out.info(
+            `  the bundle's reward parameters are not the chain's (${audit.params.difference}); amounts below use the chain's`,
+          )
         out.info(`  emission ${mesh(r.emission)}, paid ${mesh(r.total)} to ${r.payouts.size} operators`)
         for (const a of list.slice(0, accounts.length > 0 ? list.length : 20)) printAccountEpoch(out, a)
         if (accounts.length === 0 && list.length > 20)
@@ -229,6 +259,11 @@ export function rewardsCommands(program: Command): Command {
               })
             out.step(`fetching and checking the bundle of epoch ${epoch} (the claimable root)`)
             const audit = await auditEpoch(epoch, auditor.ctx)
+            if (audit.params.difference !== undefined)
+              throw paramsMismatch(
+                audit,
+                'Do not claim against it; report it to the verifiers so that they revoke it within the dispute window',
+              )
             if (!audit.matches)
               throw new VerifierError(
                 'ROOT_MISMATCH',
@@ -349,7 +384,13 @@ export function rewardsCommands(program: Command): Command {
         recomputed: { root: audit.settlement.root, totalCumulative: audit.settlement.totalCumulative },
         observations: audit.bundle.input.uptime.length,
         accounts: audit.settlement.entries.length,
+        paramsVersion: audit.params.chain.version,
       }
+      if (audit.params.difference !== undefined)
+        throw paramsMismatch(
+          audit,
+          'The posted root was not computed with the network’s parameters: report it to the verifiers so they revoke it within the dispute window',
+        )
       if (!audit.matches)
         throw new VerifierError(
           'ROOT_MISMATCH',
@@ -363,6 +404,9 @@ export function rewardsCommands(program: Command): Command {
       out.info(`epoch ${epoch}: root ${audit.posted.root} recomputed from bundle ${audit.cid}: equal`)
       out.info(
         `  ${summary.observations} signed observations checked, ${summary.accounts} accounts, total ${mesh(audit.settlement.totalCumulative)}`,
+      )
+      out.info(
+        `  reward parameters: version ${summary.paramsVersion}, as NetworkParams holds for epoch ${epoch}`,
       )
     } finally {
       await auditor.close()

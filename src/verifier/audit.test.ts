@@ -1,0 +1,116 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { describe, expect, it } from 'vitest'
+import { createPeerSigner, createPeerVerifier, type PeerSigner } from '../mesh/peer-key.js'
+import { createWireCodec } from '../mesh/wire-codec.js'
+import { DEFAULT_REWARD_PARAMS, type RewardParams } from '../rewards/index.js'
+import { auditEpoch, type BundleSource } from './audit.js'
+import { buildBundle, checkBundle, settleBundle } from './bundle.js'
+import type { VerifierChain } from './chain-port.js'
+import { UPTIME_OBSERVATION } from './observation.js'
+
+const NET = '31337:0xregistry'
+const MESH = 10n ** 18n
+const op = (n: number) => `0x${n.toString(16).padStart(40, '0')}` as `0x${string}`
+
+/**
+ * Epoch 0 of a network with two nodes (stakes 1,000 and 3,000 MESH), observed by one verifier, built
+ * with `used` and posted; `chainParams` is what NetworkParams holds for epoch 0.
+ */
+async function postedEpoch(used: RewardParams, chainParams: RewardParams) {
+  const v: PeerSigner = createPeerSigner(await generateKeyPair('Ed25519'))
+  let seq = 0
+  const codec = createWireCodec({
+    network: NET,
+    signer: v,
+    clock: { now: () => 1_700_000_000_000 },
+    types: [UPTIME_OBSERVATION],
+    nextSeq: () => ++seq,
+  })
+  const nodes = [
+    { peerId: 'n-a', operator: op(1), stake: 1_000n * MESH, registeredEpoch: 0 },
+    { peerId: 'n-b', operator: op(2), stake: 3_000n * MESH, registeredEpoch: 0 },
+  ]
+  const encoded = buildBundle({
+    net: NET,
+    epoch: 0,
+    seed: `0x${'ab'.repeat(32)}`,
+    emission: 34_000n * MESH,
+    params: used,
+    nodes,
+    verifiers: [{ peerId: v.peerId, address: op(100) }],
+    observations: nodes.map((n) =>
+      JSON.parse(
+        new TextDecoder().decode(
+          codec.encode(UPTIME_OBSERVATION, { epoch: 0, node: n.peerId, challenges: 10, answered: 10 }).bytes,
+        ),
+      ),
+    ),
+    carried: { root: null, entries: [] },
+  })
+  const checked = checkBundle(encoded.bytes, {
+    network: NET,
+    verifier: createPeerVerifier(),
+    previousRoot: null,
+  })
+  if (!checked.ok) throw new Error(checked.fault)
+  const settled = settleBundle(checked.bundle)
+  const chain: Pick<VerifierChain, 'postedRoots' | 'paramsAt'> = {
+    postedRoots: async () =>
+      new Map([
+        [
+          0,
+          {
+            root: settled.root,
+            digest: encoded.digest,
+            totalCumulative: settled.totalCumulative,
+            block: 10n,
+          },
+        ],
+      ]),
+    paramsAt: async () => chainParams,
+  }
+  const source: BundleSource = { name: 'memory', fetch: async () => encoded.bytes }
+  return { chain, source, settled }
+}
+
+describe('auditing a posted epoch against the chain’s parameters', () => {
+  const capped: RewardParams = {
+    ...DEFAULT_REWARD_PARAMS,
+    version: 2,
+    uptime: { ...DEFAULT_REWARD_PARAMS.uptime, stakeCap: 1_000n * MESH },
+  }
+
+  it('matches when the bundle used the set NetworkParams holds for its epoch', async () => {
+    const { chain, source, settled } = await postedEpoch(capped, capped)
+    const audit = await auditEpoch(0, {
+      chain,
+      sources: [source],
+      network: NET,
+      verifier: createPeerVerifier(),
+    })
+    expect(audit.matches).toBe(true)
+    expect(audit.params).toMatchObject({ difference: undefined, chain: { version: 2 } })
+    expect(audit.settlement.root).toBe(settled.root)
+    // Version 2 caps stake at 1,000 MESH: both nodes earn the same.
+    expect(audit.settlement.rewards.payouts.get(op(1))).toBe(audit.settlement.rewards.payouts.get(op(2)))
+  })
+
+  it('does not match when the bundle used another set, and recomputes with the chain’s', async () => {
+    // The posted root was computed with version 1 (stake counts up to 10,000 MESH); the chain holds
+    // version 2 for the epoch.
+    const { chain, source, settled } = await postedEpoch(DEFAULT_REWARD_PARAMS, capped)
+    const audit = await auditEpoch(0, {
+      chain,
+      sources: [source],
+      network: NET,
+      verifier: createPeerVerifier(),
+    })
+    expect(audit.matches).toBe(false)
+    expect(audit.params.difference).toBe("version 1, the chain's 2")
+    expect(audit.params.bundle.version).toBe(1)
+    expect(audit.settlement.rewards.paramsVersion).toBe(2)
+    expect(audit.settlement.root).not.toBe(settled.root)
+    expect(audit.settlement.rewards.payouts.get(op(1))).toBe(audit.settlement.rewards.payouts.get(op(2)))
+    expect(settled.rewards.payouts.get(op(2))).toBe(3n * (settled.rewards.payouts.get(op(1)) ?? 0n))
+  })
+})
