@@ -12,6 +12,7 @@ import { nodeRegisterCommand } from './commands/node-register.js'
 import { nodeStartCommand } from './commands/node-start.js'
 import { nodeStatusCommand } from './commands/node-status.js'
 import { rewardsCommands } from './commands/rewards.js'
+import { storageCommands } from './commands/storage.js'
 import { verifierCommands } from './commands/verifier.js'
 import { reportError, toJson } from './output.js'
 
@@ -39,6 +40,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
   const rewards = rewardsCommands(program)
   const job = jobCommands(program)
   const gov = govCommands(program)
+  storageCommands(program)
   for (const c of [
     program,
     chain,

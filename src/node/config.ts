@@ -87,6 +87,27 @@ export const nodeConfigSchema = z
       })
       .strict()
       .default({ enabled: true, price: '1000000000000000', slots: 0, creditJobs: 8, redeemSeconds: 60 }),
+    storage: z
+      .object({
+        /** Hold shards of builders' files (ciphertext only) under DIR/storage. */
+        enabled: z.boolean().default(true),
+        /** Price per GiB-epoch, MESH base units. */
+        price: z
+          .preprocess(
+            (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v) : v),
+            z.string().regex(/^\d{1,30}$/, 'a whole number of MESH base units (as a string)'),
+          )
+          .default('0'),
+        /** Most space given to shards, in MiB. */
+        quotaMb: z
+          .number()
+          .int()
+          .min(1)
+          .max(1 << 30)
+          .default(1_024),
+      })
+      .strict()
+      .default({ enabled: true, price: '0', quotaMb: 1_024 }),
     api: apiSection('127.0.0.1:9464'),
     chain: chainSection(),
   })
@@ -148,6 +169,13 @@ slots = 0
 # jobs may be unpaid at once per channel. Vouchers are redeemed on-chain this often.
 creditJobs = 8
 redeemSeconds = 60
+
+[storage]
+# Hold shards of builders' files (encrypted on their side: this node only ever sees ciphertext)
+# under DIR/storage, up to quotaMb MiB, at this price per GiB-epoch in MESH base units.
+enabled = true
+price = "0"
+quotaMb = 1024
 
 [api]
 # Prometheus /metrics, /healthz and /status. Keep it on loopback.

@@ -15,6 +15,7 @@ import { placeJob, type ScoredQuote } from '../compute/placement.js'
 import { FRAUD_EVIDENCE, reportRun, WORK_RECEIPT } from '../compute/receipts.js'
 import { type FraudEvidence, NodeHistory, runVerified } from '../compute/verification.js'
 import { systemClock } from '../core/clock.js'
+import { InvalidArgumentError } from '../core/errors.js'
 import { createLogger, type Logger } from '../core/logger.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../mesh/create-libp2p.js'
 import { createLibp2pPort } from '../mesh/libp2p-port.js'
@@ -24,6 +25,11 @@ import { createWireCodec, type Envelope, networkIdOf, type WireCodec } from '../
 import { AdTable, type KnownAd } from '../node/ad-table.js'
 import { ADVERTISEMENT, type Advertisement, adTopic } from '../node/advertisement.js'
 import { syncAds } from '../node/advertiser.js'
+import { getFile, putFile, type StorageClientComponents } from '../storage/client.js'
+import { type Manifest, shardBytesOf } from '../storage/file-codec.js'
+import { rankHolders, storageCandidates } from '../storage/placement.js'
+import { STORAGE_RECEIPT, type StorageReceiptBody } from '../storage/protocol.js'
+import { type ContentKey, formatContentKey, parseContentKey } from '../storage/sealed.js'
 
 /**
  * The builder's SDK: join a Meshwork network as a light client and run jobs on it.
@@ -191,7 +197,7 @@ export class Meshwork {
       network: net,
       signer: createPeerSigner(key),
       clock: systemClock,
-      types: [ADVERTISEMENT, WORK_RECEIPT, FRAUD_EVIDENCE],
+      types: [ADVERTISEMENT, WORK_RECEIPT, FRAUD_EVIDENCE, STORAGE_RECEIPT],
       // A throwaway identity: its messages are numbered from 1 for this session.
       nextSeq: () => ++seq,
     })
@@ -238,14 +244,19 @@ export class Meshwork {
     try {
       const peers: string[] = []
       const deadline = Date.now() + (options.connectTimeoutMs ?? 10_000)
-      for (const address of bootstrap) {
-        try {
-          const c = await libp2p.dial(multiaddr(address), {
-            signal: AbortSignal.timeout(Math.max(100, deadline - Date.now())),
-          })
-          peers.push(c.remotePeer.toString())
-        } catch (err) {
-          logger.debug({ err, address }, 'could not dial a bootstrap peer')
+      // Until one answers or the time is up: a node may be restarting, or refusing connections from
+      // this host for a moment (libp2p limits inbound connections per host and second).
+      for (let round = 0; peers.length === 0 && (round === 0 || Date.now() < deadline); round++) {
+        if (round > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 250 * 2 ** round)))
+        for (const address of bootstrap) {
+          try {
+            const c = await libp2p.dial(multiaddr(address), {
+              signal: AbortSignal.timeout(Math.max(100, deadline - Date.now())),
+            })
+            peers.push(c.remotePeer.toString())
+          } catch (err) {
+            logger.debug({ err, address, round }, 'could not dial a bootstrap peer')
+          }
         }
       }
       if (peers.length === 0)
@@ -458,12 +469,141 @@ export class Meshwork {
     return { spec, inline: whole, held }
   }
 
+  readonly storage = {
+    /**
+     * Stores a file: sealed with a fresh content key on this machine, coded K-of-N and streamed to
+     * N storage nodes (distinct operators and cells where the network allows; nearer, cheaper and
+     * emptier first). `source` is the file's bytes or any (async) iterable of slices; `size` is
+     * needed up front for a stream. Resolves with the identifier, the key (keep it: nothing else
+     * opens the file), the holders and their signed receipts.
+     *
+     * @throws StorageError STORAGE_NO_HOLDERS when fewer than N nodes take a shard.
+     */
+    put: (
+      source: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+      options: StoragePutOptions = {},
+    ): Promise<StoredFile> => this.#put(source, options),
+    /**
+     * Fetches a file by its identifier and key, any K of N shards per segment, nearest holders
+     * first, and writes the plaintext to `sink` in order (or collects it when no sink is given).
+     *
+     * @throws StorageError STORAGE_KEY_INVALID for a wrong key, STORAGE_NO_HOLDERS,
+     *   STORAGE_UNAVAILABLE or STORAGE_DATA_CORRUPT; never returns unchecked bytes.
+     */
+    get: (
+      id: string,
+      key: string | ContentKey,
+      options: StorageGetOptions = {},
+    ): Promise<{ bytes: number; data?: Uint8Array; faulty: string[] }> => this.#get(id, key, options),
+  }
+
+  #storageClient(): StorageClientComponents {
+    return { port: this.#port, codec: this.#codec, logger: this.#logger }
+  }
+
+  /** Storage nodes in the order to use them (RTT measured to the best few). */
+  async #storageNodes(shardBytes: number, near?: StoragePutOptions['near']): Promise<string[]> {
+    const candidates = storageCandidates(this.#table.list(), shardBytes, this.#port.peerId)
+    await Promise.all(
+      candidates.slice(0, 32).map(async (c) => {
+        try {
+          c.rttMs = await this.#port.rtt(c.peerId, { timeoutMs: 2_000 })
+        } catch {}
+      }),
+    )
+    return rankHolders(candidates, near ? { near } : {}).map((c) => c.peerId)
+  }
+
+  async #put(
+    source: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: StoragePutOptions,
+  ): Promise<StoredFile> {
+    const bytes = source instanceof Uint8Array ? source : undefined
+    const size = bytes?.length ?? options.size
+    if (size === undefined) throw new InvalidArgumentError('a streamed file needs its size (options.size)')
+    const k = options.k ?? 4
+    const n = options.n ?? 6
+    const holders = await this.#storageNodes(shardBytesOf(size, 1 << 20, k), options.near)
+    const slices = bytes
+      ? sliced(bytes, 1 << 20)
+      : (source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>)
+    const r = await putFile(this.#storageClient(), holders, slices, size, {
+      k,
+      n,
+      ...(options.epochs === undefined ? {} : { epochs: options.epochs }),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    })
+    return {
+      id: r.cid,
+      key: formatContentKey(r.key),
+      manifest: r.manifest,
+      holders: r.holders,
+      receipts: r.receipts,
+    }
+  }
+
+  async #get(
+    id: string,
+    key: string | ContentKey,
+    options: StorageGetOptions,
+  ): Promise<{ bytes: number; data?: Uint8Array; faulty: string[] }> {
+    const contentKey = typeof key === 'string' ? parseContentKey(key) : key
+    const nodes = await this.#storageNodes(0)
+    const parts: Uint8Array[] = []
+    const sink = options.sink ?? ((b: Uint8Array) => void parts.push(b))
+    const r = await getFile(this.#storageClient(), nodes, id, contentKey, sink, {
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    })
+    return {
+      bytes: r.bytes,
+      faulty: r.faulty,
+      ...(options.sink ? {} : { data: new Uint8Array(Buffer.concat(parts)) }),
+    }
+  }
+
   /** Leaves the mesh. */
   async close(): Promise<void> {
     this.#unsubscribe()
     this.#blobs.close()
     await this.#port.close()
   }
+}
+
+/** Options of `mw.storage.put`. */
+export interface StoragePutOptions {
+  /** Data shards K (default 4) and total shards N (default 6): any K give the file back. */
+  k?: number
+  n?: number
+  /** Epochs to keep the file (default 10). */
+  epochs?: number
+  /** The file's size, needed when `source` is a stream. */
+  size?: number
+  /** Prefer holders near a place. */
+  near?: { lat: number; lon: number } | { cell: string }
+  onProgress?: (done: number, total: number) => void
+}
+
+/** Options of `mw.storage.get`. */
+export interface StorageGetOptions {
+  /** Where the plaintext goes, a segment at a time (default: collected and returned as `data`). */
+  sink?: (plaintext: Uint8Array) => void | Promise<void>
+  onProgress?: (done: number, total: number) => void
+}
+
+/** A stored file as `mw.storage.put` returns it. */
+export interface StoredFile {
+  /** The content identifier (the manifest's CID). */
+  id: string
+  /** The content key, `mwk1.…`: whoever has it can read the file. */
+  key: string
+  manifest: Manifest
+  holders: string[]
+  receipts: Envelope<StorageReceiptBody>[]
+}
+
+function* sliced(bytes: Uint8Array, size: number): Iterable<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size)
+  if (bytes.length === 0) yield bytes
 }
 
 export type { JobLimits, JobSpec } from '../compute/job-spec.js'

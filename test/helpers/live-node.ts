@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { ConnectionGater, Ed25519PrivateKey } from '@libp2p/interface'
 import { systemClock } from '../../src/core/clock.js'
@@ -111,6 +111,8 @@ export class LiveNodes {
       services?: (db: NodeDatabase, key: Ed25519PrivateKey) => NodeService[]
       operator?: `0x${string}`
       cell?: string
+      /** The node's directory (services keep data below it; default: the database's directory). */
+      dir?: string
     } = {},
   ): Promise<LiveNode> {
     const key = options.key ?? (await generateKeyPair('Ed25519'))
@@ -126,7 +128,7 @@ export class LiveNodes {
         version: 'test',
         refreshMs: LIVE_REFRESH_MS,
         ttlMs: LIVE_TTL_MS,
-        dir: tmpdir(),
+        dir: options.dir ?? dirname(dbPath),
       },
       {
         port,

@@ -13,7 +13,7 @@ import { VERSION } from '../../core/version.js'
 import { createMeshLibp2p } from '../../mesh/create-libp2p.js'
 import { createLibp2pPort } from '../../mesh/libp2p-port.js'
 import { createPeerSigner } from '../../mesh/peer-key.js'
-import { networkIdOf } from '../../mesh/wire-codec.js'
+import { createWireCodec, networkIdOf } from '../../mesh/wire-codec.js'
 import { adTopic } from '../../node/advertisement.js'
 import { openNodeDatabase } from '../../node/database.js'
 import { NODE_FILES } from '../../node/identity.js'
@@ -22,6 +22,9 @@ import { DEFAULT_NODE_DIR, loadNodeDir } from '../../node/node-dir.js'
 import { startOpsServer } from '../../node/ops-server.js'
 import { probeResources } from '../../node/resources.js'
 import type { NodeService } from '../../node/service.js'
+import { StorageService } from '../../storage/holder.js'
+import { STORAGE_RECEIPT } from '../../storage/protocol.js'
+import { registerStorageMetrics } from '../../storage/storage-metrics.js'
 import { globalOptions } from '../context.js'
 import { createOutput } from '../output.js'
 import { stopWithin, waitForShutdown } from '../signals.js'
@@ -111,6 +114,29 @@ export function nodeStartCommand(node: Command): void {
           )
           services.push(compute)
         }
+        let storage: StorageService | undefined
+        if (config.storage.enabled) {
+          const signer = createPeerSigner(identity.peerKey)
+          storage = new StorageService(
+            {
+              price: BigInt(config.storage.price),
+              quotaBytes: config.storage.quotaMb * 2 ** 20,
+              now: () => Date.now(),
+            },
+            {
+              signer,
+              codec: createWireCodec({
+                network: net,
+                signer,
+                clock: systemClock,
+                types: [STORAGE_RECEIPT],
+                nextSeq: (t) => db.nextSeq(t),
+              }),
+              logger: logger.child({ module: 'storage' }),
+            },
+          )
+          services.push(storage)
+        }
         const agent = new NodeAgent(
           {
             network: net,
@@ -140,6 +166,10 @@ export function nodeStartCommand(node: Command): void {
             jobs: () => served.counts,
             ...(desk ? { payments: () => desk.counts, unredeemed: () => desk.totals().unredeemed } : {}),
           })
+        }
+        if (storage) {
+          const held = storage
+          registerStorageMetrics(agent.metrics.registry, () => held.counts)
         }
         const ops = await startOpsServer({
           listen: config.api.listen,
