@@ -14,6 +14,7 @@ import {
   getVotes,
   MESH,
   type NetworkFile,
+  type NetworkParamsStruct,
   propose,
   queueProposal,
   startDevChain,
@@ -48,11 +49,12 @@ export interface ChainFixture {
 
 /**
  * Starts an in-process dev chain (also served over HTTP when `options.port` is given: other processes
- * reach it at `network.rpcUrl`) and deploys the real contracts with `overrides` on devnet defaults.
+ * reach it at `network.rpcUrl`) and deploys the real contracts with `overrides` on devnet defaults,
+ * and NetworkParams' first set `options.initialParams` (default `INITIAL_NETWORK_PARAMS`).
  */
 export async function startChainFixture(
   overrides: Partial<DeployParameters> = {},
-  options: { port?: number } = {},
+  options: { port?: number; initialParams?: NetworkParamsStruct } = {},
 ): Promise<ChainFixture> {
   const chain = await startDevChain({
     accounts: 12,
@@ -92,6 +94,7 @@ export async function startChainFixture(
     name: 'test',
     rpcUrl: chain.url ?? 'http://127.0.0.1:8545',
     parameters,
+    ...(options.initialParams === undefined ? {} : { initialParams: options.initialParams }),
   })
   Object.assign(contracts, network.contracts)
   const request = (method: string, params: unknown[] = []) => chain.provider.request({ method, params })

@@ -3,6 +3,9 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { sha256, toHex } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  getNetworkParamsHistory,
+  INITIAL_NETWORK_PARAMS,
+  networkParamsAbi,
   postRoot,
   registerNode,
   registerVerifier,
@@ -110,5 +113,41 @@ describe('the verifiers’ chain port on the embedded chain', () => {
     )
     await revokeRoot(fixture.client(0), { epoch: 0n, root: message.root, signatures: revokers })
     expect((await chain.postedRoots()).has(0)).toBe(false)
+  })
+
+  it('reads each epoch’s reward parameters by epoch: a change applies from the epoch after it executes, earlier epochs keep theirs', async () => {
+    const { genesisTime, epochDuration } = f.network.parameters
+    const epochNow = async () => Math.floor(((await f.now()) - genesisTime) / epochDuration)
+    const before = await epochNow()
+    // A fresh port, so nothing read before the change is cached by it.
+    const port = createEvmVerifierChain(f.client(0), { deployBlock: BigInt(f.network.deployBlock) })
+    expect(await port.paramsAt(before)).toMatchObject({ version: 1, uptime: { thresholdPpm: 250_000 } })
+    // An epoch that has not begun yet may still change: its answer is not kept.
+    expect((await port.paramsAt(before + 1_000)).version).toBe(1)
+
+    const raised = { ...INITIAL_NETWORK_PARAMS, uptimeThresholdPpm: 900_000 }
+    await f.govern(
+      [
+        {
+          address: f.network.contracts.NetworkParams,
+          abi: networkParamsAbi,
+          functionName: 'setParams',
+          args: [1, raised],
+        },
+      ],
+      'raise the uptime threshold',
+    )
+    const executedIn = await epochNow()
+    const effective = Number((await getNetworkParamsHistory(f.client(0)))[1]?.fromEpoch)
+    expect(effective).toBe(executedIn + 1)
+
+    // The epoch the change executed in, and every one before, keep version 1; from the next, 2.
+    for (const epoch of [before, executedIn])
+      expect(await port.paramsAt(epoch)).toMatchObject({ version: 1, uptime: { thresholdPpm: 250_000 } })
+    expect(await port.paramsAt(effective)).toMatchObject({ version: 2, uptime: { thresholdPpm: 900_000 } })
+    expect((await port.paramsAt(before + 1_000)).version).toBe(2)
+    // A verifier that never read anything before the change reads the same.
+    expect((await chain.paramsAt(before)).version).toBe(1)
+    expect((await chain.paramsAt(effective)).version).toBe(2)
   })
 })

@@ -1,0 +1,203 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import {
+  getNetworkParamsHistory,
+  INITIAL_NETWORK_PARAMS,
+  type NetworkParamsStruct,
+  networkParamsAbi,
+  registerNode,
+  toRewardParams,
+} from '../../src/chain/index.js'
+import { createLogger } from '../../src/core/logger.js'
+import { createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
+import { networkIdOf } from '../../src/mesh/wire-codec.js'
+import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
+import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
+import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
+import { runCli } from '../helpers/cli.js'
+import { startInProcessVerifiers } from '../helpers/in-process-verifiers.js'
+import { LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
+
+const EPOCH_S = 6
+const logger = createLogger({ level: process.env.MESHWORK_TEST_LOG ?? 'silent' })
+
+/**
+ * A governance change of a reward parameter reaches the verifiers through NetworkParams: the epochs
+ * before the one it applies from keep the old version and payouts, the epochs from it carry the new
+ * version and their roots follow the new set, and `meshwork rewards verify` recomputes both kinds.
+ * (Uses the built CLI: `npm run build` first.)
+ */
+describe('verifiers settle each epoch with the parameter set NetworkParams holds for it', () => {
+  const nodes = new LiveNodes()
+  const dir = mkdtempSync(join(tmpdir(), 'mw-verifier-params-'))
+  const stops: (() => Promise<void> | void)[] = []
+  let f: ChainFixture | undefined
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop()
+    await nodes.stopAll()
+    nodes.cleanUp()
+    await f?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a stake cap lowered by a proposal applies from the next epoch: older roots keep version 1 and its payouts, newer ones follow version 2', async ({
+    annotate,
+  }) => {
+    // No vetting, so that stake and uptime alone set the weights; a proposal passes in a few seconds.
+    const initial: NetworkParamsStruct = { ...INITIAL_NETWORK_PARAMS, vettingEpochs: 0 }
+    f = await startChainFixture(
+      {
+        quorum: 2,
+        disputeWindow: 1,
+        epochDuration: EPOCH_S,
+        votingDelay: 1,
+        votingPeriod: 3,
+        timelockDelay: 2,
+      },
+      { port: 0, initialParams: initial },
+    )
+    const fixture = f
+    const miner = setInterval(
+      () => void fixture.chain.provider.request({ method: 'evm_mine', params: [] }).catch(() => undefined),
+      1_000,
+    )
+    stops.push(() => clearInterval(miner))
+    const net = networkIdOf(f.network)
+
+    // Two always-on nodes: A stakes 1,000 MESH, B 3,000. Under version 1 (stake counts up to 10,000
+    // MESH) B earns three times A; version 2 caps stake at 1,000 MESH, so they earn the same.
+    const a = await nodes.start({ network: net })
+    const b = await nodes.start({ network: net, bootstrap: [tcpAddr(a.libp2p)] })
+    const operator = { a: f.account(4).address.toLowerCase(), b: f.account(5).address.toLowerCase() }
+    for (const [i, [node, stake]] of [
+      [a, 1_000n * MESH],
+      [b, 3_000n * MESH],
+    ].entries()) {
+      await f.fund(4 + i, 10_000n * MESH)
+      await registerNode(f.client(4 + i), {
+        peerId: peerIdBytes((node as typeof a).peerId),
+        services: 1,
+        h3Cell: 1n,
+        stake: stake as bigint,
+      })
+    }
+    const { verifiers, stop } = await startInProcessVerifiers(f, {
+      accounts: [1, 2, 3],
+      network: net,
+      epochDuration: EPOCH_S,
+      bootstrap: [tcpAddr(a.libp2p)],
+      dir,
+      logger,
+    })
+    stops.push(stop)
+    const reader = createEvmVerifierChain(f.client(0), { deployBlock: BigInt(f.network.deployBlock) })
+    const { genesisTime } = f.network.parameters
+    const epochNow = async () => Math.floor(((await reader.head()).timestamp - genesisTime) / EPOCH_S)
+    const posted = async (epoch: number) => {
+      await until(async () => (await reader.postedRoots()).has(epoch), 40_000, 300)
+    }
+
+    // ─── An epoch measured in full under version 1 ──────────────────────────────────────────────
+    const old = (await epochNow()) + 1
+    const t0 = Date.now()
+    await posted(old)
+    await annotate(`epoch ${old} (version 1) posted ${Date.now() - t0} ms after the verifiers started`)
+
+    // ─── The proposal: stake cap 1,000 MESH ─────────────────────────────────────────────────────
+    const capped = { ...initial, stakeCap: 1_000n * MESH }
+    await f.govern(
+      [
+        {
+          address: f.network.contracts.NetworkParams,
+          abi: networkParamsAbi,
+          functionName: 'setParams',
+          args: [1, capped],
+        },
+      ],
+      'cap the stake weight at 1,000 MESH',
+    )
+    const executedIn = await epochNow()
+    const history = await getNetworkParamsHistory(f.client(0))
+    const effective = Number(history[1]?.fromEpoch)
+    expect(effective).toBe(executedIn + 1)
+    await posted(effective + 1)
+    await annotate(`executed in epoch ${executedIn}; version 2 applies from epoch ${effective}`)
+
+    // ─── Every posted bundle carries its epoch's version and settles to its root with that set ──
+    const roots = await reader.postedRoots()
+    const settled = new Map<number, ReturnType<typeof settleBundle>>()
+    for (let epoch = 0; epoch <= effective + 1; epoch++) {
+      const root = roots.get(epoch)
+      const cid = bundleCid(root?.digest as string)
+      const bytes = verifiers.map((v) => v.store.bundle(cid)?.bytes).find((held) => held !== undefined)
+      expect(bytes, `bundle of epoch ${epoch}`).toBeDefined()
+      const chainParams = await reader.paramsAt(epoch)
+      expect(chainParams.version).toBe(epoch < effective ? 1 : 2)
+      const checked = checkBundle(bytes as Uint8Array, {
+        network: net,
+        verifier: createPeerVerifier(),
+        previousRoot: roots.get(epoch - 1)?.root ?? null,
+        params: chainParams,
+      })
+      if (!checked.ok) throw new Error(`epoch ${epoch}: ${checked.fault} ${checked.detail ?? ''}`)
+      expect(checked.bundle.bundle.params.version).toBe(epoch < effective ? 1 : 2)
+      const s = settleBundle(checked.bundle)
+      expect(s.root).toBe(root?.root)
+      settled.set(epoch, s)
+      if (epoch >= effective) {
+        // The same observations under version 1 would have made another root.
+        const underV1 = settleBundle({
+          ...checked.bundle,
+          params: toRewardParams({ version: 1, params: initial }),
+        })
+        expect(underV1.root).not.toBe(root?.root)
+      }
+    }
+    // No verifier refused anything: every leader built with the chain's set.
+    for (const v of verifiers) expect(v.closer.refused.get('params_mismatch') ?? 0).toBe(0)
+
+    // ─── Payouts: B earns 3× A before, the same as A from the change on ─────────────────────────
+    const paid = (epoch: number, who: keyof typeof operator) =>
+      settled.get(epoch)?.rewards.payouts.get(operator[who]) ?? 0n
+    const fullUptime = (epoch: number) =>
+      settled
+        .get(epoch)
+        ?.rewards.uptime.list()
+        .every((n) => n.scorePpm === 1_000_000)
+    for (const epoch of [old, effective, effective + 1])
+      expect(fullUptime(epoch), `both nodes answered every challenge in epoch ${epoch}`).toBe(true)
+    expect(paid(old, 'a')).toBeGreaterThan(0n)
+    // floor(pool × 3/4) and 3 × floor(pool / 4) differ by rounding only.
+    expect(paid(old, 'b') - 3n * paid(old, 'a')).toBeLessThanOrEqual(3n)
+    expect(paid(old, 'b') - 3n * paid(old, 'a')).toBeGreaterThanOrEqual(0n)
+    for (const epoch of [effective, effective + 1]) {
+      expect(paid(epoch, 'a')).toBeGreaterThan(0n)
+      expect(paid(epoch, 'b')).toBe(paid(epoch, 'a'))
+    }
+
+    // ─── Anyone recomputes both with the CLI, against the chain's set for each epoch ────────────
+    const networkPath = join(dir, 'network.json')
+    writeFileSync(
+      networkPath,
+      JSON.stringify({ ...f.network, bootstrap: verifiers.map((v) => tcpAddr(v.libp2p)) }),
+    )
+    for (const [epoch, version] of [
+      [old, 1],
+      [effective, 2],
+    ]) {
+      const verify = await runCli([
+        'rewards',
+        'verify',
+        '--epoch',
+        String(epoch),
+        '--network',
+        networkPath,
+        '--json',
+      ])
+      expect(verify.code, verify.stderr).toBe(0)
+      expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, epoch, paramsVersion: version })
+    }
+  }, 90_000)
+})
