@@ -1,4 +1,4 @@
-import { sha256 } from '@noble/hashes/sha2.js'
+import { createHash } from 'node:crypto'
 
 /**
  * The commitment to a shard: a binary Merkle tree over its chunks (16 KiB by default), SHA-256 with
@@ -13,19 +13,13 @@ export const CHUNK_BYTES = 16 * 1024
 const LEAF = Uint8Array.of(0)
 const NODE = Uint8Array.of(1)
 
+// node:crypto's SHA-256 (native, several times faster than a JavaScript one on 16 KiB chunks).
 function hashLeaf(chunk: Uint8Array): Uint8Array {
-  const h = sha256.create()
-  h.update(LEAF)
-  h.update(chunk)
-  return h.digest()
+  return new Uint8Array(createHash('sha256').update(LEAF).update(chunk).digest())
 }
 
 function hashNode(left: Uint8Array, right: Uint8Array): Uint8Array {
-  const h = sha256.create()
-  h.update(NODE)
-  h.update(left)
-  h.update(right)
-  return h.digest()
+  return new Uint8Array(createHash('sha256').update(NODE).update(left).update(right).digest())
 }
 
 /** Chunks in a shard of `bytes` (an empty shard has one empty chunk). */

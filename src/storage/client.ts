@@ -133,7 +133,7 @@ export async function putFile(
   }
 
   // Pieces go out per holder in order, a few segments in flight.
-  const window = options.window ?? 4
+  const window = options.window ?? 8
   const inFlight: Promise<unknown>[] = []
   const lanes: Promise<unknown>[] = holders.map(() => Promise.resolve())
   let failed: unknown
@@ -297,7 +297,7 @@ export async function getFile(
   }
 
   const count = segmentCount(m)
-  const window = options.window ?? 4
+  const window = options.window ?? 8
   const ahead: Promise<Uint8Array>[] = []
   let written = 0
   for (let i = 0; i < count; i++) {

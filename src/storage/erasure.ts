@@ -146,12 +146,26 @@ export class ReedSolomon {
   encode(data: readonly Uint8Array[]): Uint8Array[] {
     this.#checkData(data)
     const length = (data[0] as Uint8Array).length
-    const parity: Uint8Array[] = []
-    for (let p = this.k; p < this.n; p++) {
-      const out = new Uint8Array(length)
-      const row = this.#matrix[p] as Uint8Array
-      for (let c = 0; c < this.k; c++) mulAddInto(row[c] as number, data[c] as Uint8Array, out)
-      parity.push(out)
+    const parity = Array.from({ length: this.n - this.k }, () => new Uint8Array(length))
+    // One pass over the data: each position's inputs are read once for every parity shard (a pass
+    // per coefficient reads and writes the outputs K times over).
+    const k = this.k
+    const inputs = data.map((d) => (d instanceof Buffer ? new Uint8Array(d.buffer, d.byteOffset, d.length) : d))
+    for (const [p, out] of parity.entries()) {
+      const row = this.#matrix[this.k + p] as Uint8Array
+      const bases = Int32Array.from(row, (coefficient) => coefficient * 256)
+      if (k === 4) {
+        const [b0, b1, b2, b3] = bases as unknown as [number, number, number, number]
+        const [d0, d1, d2, d3] = inputs as [Uint8Array, Uint8Array, Uint8Array, Uint8Array]
+        for (let i = 0; i < length; i++)
+          out[i] =
+            (MUL[b0 + (d0[i] as number)] as number) ^
+            (MUL[b1 + (d1[i] as number)] as number) ^
+            (MUL[b2 + (d2[i] as number)] as number) ^
+            (MUL[b3 + (d3[i] as number)] as number)
+        continue
+      }
+      for (let c = 0; c < k; c++) mulAddInto(row[c] as number, inputs[c] as Uint8Array, out)
     }
     return parity
   }

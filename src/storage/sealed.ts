@@ -1,4 +1,5 @@
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
+import { createCipheriv, createDecipheriv } from 'node:crypto'
+import { hchacha } from '@noble/ciphers/chacha.js'
 import { randomBytes } from '@noble/hashes/utils.js'
 import { StorageError } from './errors.js'
 
@@ -64,9 +65,55 @@ function aadOf(index: number, last: boolean): Uint8Array {
   return aad
 }
 
+/**
+ * XChaCha20-Poly1305 as its definition builds it: the subkey is HChaCha20(key, nonce[0..16)), then
+ * ChaCha20-Poly1305 (RFC 8439) with nonce 0⁴ ‖ nonce[16..24). The subkey comes from @noble/ciphers,
+ * the bulk from node:crypto's native cipher (many times faster on 1 MiB segments); the output is
+ * byte for byte that of @noble/ciphers' `xchacha20poly1305` (ciphertext ‖ tag; the tests compare).
+ */
+function xchachaParts(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; iv: Uint8Array } {
+  const sigma = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574])
+  const k32 = new Uint32Array(8)
+  const keyView = new DataView(key.buffer, key.byteOffset, 32)
+  for (let i = 0; i < 8; i++) k32[i] = keyView.getUint32(i * 4, true)
+  const n32 = new Uint32Array(4)
+  const nonceView = new DataView(nonce.buffer, nonce.byteOffset, 24)
+  for (let i = 0; i < 4; i++) n32[i] = nonceView.getUint32(i * 4, true)
+  const out32 = new Uint32Array(8)
+  hchacha(sigma, k32, n32, out32)
+  const subkey = new Uint8Array(32)
+  const subView = new DataView(subkey.buffer)
+  for (let i = 0; i < 8; i++) subView.setUint32(i * 4, out32[i] as number, true)
+  const iv = new Uint8Array(12)
+  iv.set(nonce.subarray(16, 24), 4)
+  return { subkey, iv }
+}
+
 /** Seals segment `index` of a file (`last` for its final segment). */
 export function sealSegment(k: ContentKey, index: number, last: boolean, plaintext: Uint8Array): Uint8Array {
-  return xchacha20poly1305(k.key, nonceOf(k, index), aadOf(index, last)).encrypt(plaintext)
+  const { subkey, iv } = xchachaParts(k.key, nonceOf(k, index))
+  const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES })
+  cipher.setAAD(aadOf(index, last), { plaintextLength: plaintext.length })
+  const out = new Uint8Array(plaintext.length + TAG_BYTES)
+  const body = cipher.update(plaintext)
+  out.set(body)
+  const rest = cipher.final()
+  out.set(rest, body.length)
+  out.set(cipher.getAuthTag(), body.length + rest.length)
+  return out
+}
+
+function openNative(k: ContentKey, index: number, last: boolean, sealed: Uint8Array): Uint8Array {
+  if (sealed.length < TAG_BYTES) throw new RangeError('too short')
+  const { subkey, iv } = xchachaParts(k.key, nonceOf(k, index))
+  const decipher = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES })
+  decipher.setAAD(aadOf(index, last), { plaintextLength: sealed.length - TAG_BYTES })
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
+  const out = new Uint8Array(sealed.length - TAG_BYTES)
+  const body = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES))
+  out.set(body)
+  out.set(decipher.final(), body.length)
+  return out
 }
 
 /**
@@ -75,7 +122,7 @@ export function sealSegment(k: ContentKey, index: number, last: boolean, plainte
  */
 export function openSegment(k: ContentKey, index: number, last: boolean, sealed: Uint8Array): Uint8Array {
   try {
-    return xchacha20poly1305(k.key, nonceOf(k, index), aadOf(index, last)).decrypt(sealed)
+    return openNative(k, index, last, sealed)
   } catch {
     throw new StorageError(
       index === 0 ? 'STORAGE_KEY_INVALID' : 'STORAGE_DATA_CORRUPT',
