@@ -315,10 +315,30 @@ export class PaymentDesk {
     return max(cumulative, now)
   }
 
-  /** Serves {@link PAY_PROTOCOL} on `port`; returns a function that stops it. */
+  readonly #serving = new Map<object, number>()
+
+  /**
+   * Serves {@link PAY_PROTOCOL} on `port`; returns a function that stops it. Services sharing the
+   * desk (compute and storage) each call it: the protocol stays served until the last one stops.
+   */
   serve(port: Pick<NetworkPort, 'handle' | 'unhandle'>): () => void {
-    port.handle(PAY_PROTOCOL, (request, ctx) => this.#serve(request, ctx), { maxRequestBytes: MAX_PAY_BYTES })
-    return () => port.unhandle(PAY_PROTOCOL)
+    const users = this.#serving.get(port) ?? 0
+    if (users === 0)
+      port.handle(PAY_PROTOCOL, (request, ctx) => this.#serve(request, ctx), {
+        maxRequestBytes: MAX_PAY_BYTES,
+      })
+    this.#serving.set(port, users + 1)
+    let stopped = false
+    return () => {
+      if (stopped) return
+      stopped = true
+      const left = (this.#serving.get(port) ?? 1) - 1
+      if (left > 0) this.#serving.set(port, left)
+      else {
+        this.#serving.delete(port)
+        port.unhandle(PAY_PROTOCOL)
+      }
+    }
   }
 
   async #serve(request: Uint8Array, _ctx: RequestContext): Promise<Uint8Array> {

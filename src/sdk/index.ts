@@ -25,10 +25,10 @@ import { createWireCodec, type Envelope, networkIdOf, type WireCodec } from '../
 import { AdTable, type KnownAd } from '../node/ad-table.js'
 import { ADVERTISEMENT, type Advertisement, adTopic } from '../node/advertisement.js'
 import { syncAds } from '../node/advertiser.js'
-import { getFile, putFile, type StorageClientComponents } from '../storage/client.js'
+import { getFile, putFile, type StorageClientComponents, type StoragePayment } from '../storage/client.js'
 import { type Manifest, shardBytesOf } from '../storage/file-codec.js'
 import { rankHolders, storageCandidates } from '../storage/placement.js'
-import { STORAGE_RECEIPT, type StorageReceiptBody } from '../storage/protocol.js'
+import { STORAGE_RECEIPT, type StorageReceiptBody, shardPrice } from '../storage/protocol.js'
 import { type ContentKey, formatContentKey, parseContentKey } from '../storage/sealed.js'
 
 /**
@@ -514,6 +514,32 @@ export class Meshwork {
     return rankHolders(candidates, near ? { near } : {}).map((c) => c.peerId)
   }
 
+  /** Pays storage holders from the payer's wallet, at each holder's advertised price. */
+  #storagePayment(): StoragePayment | undefined {
+    const wallet = this.#wallet
+    if (wallet === undefined) return undefined
+    const quote = (peer: string, bytes: number, epochs: number) => {
+      const ad = this.#table.get(peer)?.ad
+      const offer = ad?.services.find((s) => s.name === 'storage')
+      const price = offer ? shardPrice(BigInt(offer.price), bytes, epochs) : 0n
+      return { operator: ad?.operator.toLowerCase() ?? '', price }
+    }
+    return {
+      ticket: async (peer, bytes, epochs) => {
+        const q = quote(peer, bytes, epochs)
+        return q.price > 0n ? wallet.ticket(q.operator, q.price) : undefined
+      },
+      pay: async (peer, id, bytes, epochs) => {
+        const q = quote(peer, bytes, epochs)
+        if (q.price > 0n) await wallet.pay(this.#port, peer, q.operator, id, q.price)
+      },
+      cancel: async (peer, bytes, epochs) => {
+        const q = quote(peer, bytes, epochs)
+        if (q.price > 0n) await wallet.cancel(q.operator, q.price)
+      },
+    }
+  }
+
   async #put(
     source: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     options: StoragePutOptions,
@@ -527,9 +553,11 @@ export class Meshwork {
     const slices = bytes
       ? sliced(bytes, 1 << 20)
       : (source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>)
+    const payment = this.#storagePayment()
     const r = await putFile(this.#storageClient(), holders, slices, size, {
       k,
       n,
+      ...(payment ? { payment } : {}),
       ...(options.epochs === undefined ? {} : { epochs: options.epochs }),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     })

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { PayTicket } from '../compute/payments.js'
 import type { Logger } from '../core/logger.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import type { Envelope, WireCodec } from '../mesh/wire-codec.js'
@@ -12,6 +13,7 @@ import {
   parseManifest,
   pieceRange,
   segmentCount,
+  shardBytesOf,
 } from './file-codec.js'
 import {
   frame,
@@ -20,6 +22,7 @@ import {
   STORAGE_RECEIPT,
   STORAGE_RESPONSE,
   type StorageReceiptBody,
+  shardBillId,
   unframe,
 } from './protocol.js'
 import { type ContentKey, newContentKey } from './sealed.js'
@@ -50,9 +53,24 @@ export interface PutOptions extends Partial<Pick<EncodeOptions, 'segmentBytes' |
   /** Epochs to keep the file (default 10). */
   epochs?: number
   onProgress?: StorageProgress
-  /** Requests per holder in flight (default 4). */
+  /** Segments of pieces in flight per holder (default 8). */
   window?: number
   timeoutMs?: number
+  /**
+   * Pays holders that charge (the SDK's Payments wallet): a ticket with each offer, a voucher once
+   * the holder's receipt checked, and the ticket withdrawn when a holder refuses or fails.
+   */
+  payment?: StoragePayment
+}
+
+/** How a put pays its holders (prices from their advertisements). */
+export interface StoragePayment {
+  /** The ticket for a shard of `bytes` kept `epochs` epochs on `peer`; undefined when it is free. */
+  ticket(peer: string, bytes: number, epochs: number): Promise<PayTicket | undefined>
+  /** Pays `peer` for shard `id` once its receipt checked. */
+  pay(peer: string, id: string, bytes: number, epochs: number): Promise<void>
+  /** Withdraws a ticket whose shard was not kept. */
+  cancel(peer: string, bytes: number, epochs: number): Promise<void>
 }
 
 /** A stored file: its identifier, its key, where its shards are and the holders' receipts. */
@@ -80,7 +98,8 @@ async function call(
   if (!h.ok)
     throw new StorageError(
       h.code.startsWith('STORAGE_') ? (h.code as never) : 'STORAGE_REFUSED',
-      `${peer}: ${h.message}`,
+      // Another service's code (PAYMENT_REQUIRED…) is kept in the message.
+      `${peer}: ${h.code.startsWith('STORAGE_') ? '' : `${h.code}: `}${h.message}`,
     )
   return { header: h, body: b }
 }
@@ -107,85 +126,109 @@ export async function putFile(
   const segmentBytes = options.segmentBytes ?? 1 << 20
   const chunkBytes = options.chunkBytes ?? 16 * 1024
   const timeoutMs = options.timeoutMs ?? 30_000
+  const epochs = options.epochs ?? 10
+  const shardBytes = shardBytesOf(size, segmentBytes, k)
   // Offer each shard to the next candidate until N accept.
   const holders: string[] = []
   const queue = [...new Set(candidates)]
+  let lastRefusal: string | undefined
   while (holders.length < n) {
     const peer = queue.shift()
     if (peer === undefined)
       throw new StorageError(
         'STORAGE_NO_HOLDERS',
-        `only ${holders.length} of the ${n} holders needed accepted (${candidates.length} candidates)`,
+        `only ${holders.length} of the ${n} holders needed accepted (${candidates.length} candidates)${
+          lastRefusal ? `; last refusal: ${lastRefusal}` : ''
+        }`,
       )
     const shard = holders.length
+    let pay: PayTicket | undefined
     try {
+      pay = await options.payment?.ticket(peer, shardBytes, epochs)
       await call(
         c,
         peer,
-        { op: 'offer', upload, shard, size, segmentBytes, chunkBytes, k, n, epochs: options.epochs ?? 10 },
+        { op: 'offer', upload, shard, size, segmentBytes, chunkBytes, k, n, epochs, ...(pay ? { pay } : {}) },
         undefined,
         timeoutMs,
       )
       holders.push(peer)
     } catch (err) {
+      if (pay) await options.payment?.cancel(peer, shardBytes, epochs).catch(() => undefined)
+      lastRefusal = (err as Error).message
       c.logger.debug({ err, peer }, 'a candidate refused a shard')
     }
   }
 
-  // Pieces go out per holder in order, a few segments in flight.
-  const window = options.window ?? 8
-  const inFlight: Promise<unknown>[] = []
-  const lanes: Promise<unknown>[] = holders.map(() => Promise.resolve())
-  let failed: unknown
-  const encoder = new FileEncoder(key, size, { k, n, segmentBytes, chunkBytes }, (segment, pieces) => {
-    for (const [shard, piece] of pieces.entries()) {
-      const peer = holders[shard] as string
-      const bytes = piece.slice()
-      const sent = (lanes[shard] as Promise<unknown>).then(() =>
-        failed === undefined
-          ? call(c, peer, { op: 'piece', upload, shard, segment }, bytes, timeoutMs)
-          : undefined,
-      )
-      sent.catch((err: unknown) => {
-        failed ??= err
-      })
-      lanes[shard] = sent.catch(() => undefined)
-      inFlight.push(sent.catch(() => undefined))
+  const paid = new Set<number>()
+  try {
+    // Pieces go out per holder in order, a few segments in flight.
+    const window = options.window ?? 8
+    const inFlight: Promise<unknown>[] = []
+    const lanes: Promise<unknown>[] = holders.map(() => Promise.resolve())
+    let failed: unknown
+    const encoder = new FileEncoder(key, size, { k, n, segmentBytes, chunkBytes }, (segment, pieces) => {
+      for (const [shard, piece] of pieces.entries()) {
+        const peer = holders[shard] as string
+        const bytes = piece.slice()
+        const sent = (lanes[shard] as Promise<unknown>).then(() =>
+          failed === undefined
+            ? call(c, peer, { op: 'piece', upload, shard, segment }, bytes, timeoutMs)
+            : undefined,
+        )
+        sent.catch((err: unknown) => {
+          failed ??= err
+        })
+        lanes[shard] = sent.catch(() => undefined)
+        inFlight.push(sent.catch(() => undefined))
+      }
+    })
+    let done = 0
+    for await (const slice of source) {
+      encoder.push(slice)
+      done += slice.length
+      options.onProgress?.(done, size)
+      // Backpressure: at most `window` segments of pieces outstanding per holder.
+      while (inFlight.length > window * n) await inFlight.shift()
+      if (failed !== undefined) throw failed
     }
-  })
-  let done = 0
-  for await (const slice of source) {
-    encoder.push(slice)
-    done += slice.length
-    options.onProgress?.(done, size)
-    // Backpressure: at most `window` segments of pieces outstanding per holder.
-    while (inFlight.length > window * n) await inFlight.shift()
+    const manifest = encoder.finish()
+    await Promise.all(lanes)
     if (failed !== undefined) throw failed
+    const { cid, bytes } = manifestCid(manifest)
+    const receipts = await Promise.all(
+      holders.map(async (peer, shard) => {
+        const { body } = await call(c, peer, { op: 'seal', upload, shard }, bytes, timeoutMs)
+        const decoded = c.codec.decode(body, { from: peer })
+        if (!decoded.ok || decoded.envelope.type !== STORAGE_RECEIPT.type)
+          throw new StorageError('STORAGE_REFUSED', `${peer} answered with an invalid receipt`)
+        const receipt = decoded.envelope as Envelope<StorageReceiptBody>
+        const r = receipt.body
+        if (
+          r.cid !== cid ||
+          r.shard !== shard ||
+          r.root !== manifest.shards[shard]?.root ||
+          r.owner !== c.port.peerId
+        )
+          throw new StorageError('STORAGE_REFUSED', `${peer}'s receipt does not match the shard it was sent`)
+        paid.add(shard)
+        await options.payment?.pay(peer, shardBillId(cid, shard), shardBytes, epochs)
+        return receipt
+      }),
+    )
+    options.onProgress?.(size, size)
+    return { cid, key, manifest, holders, receipts }
+  } catch (err) {
+    // Tickets of shards that were never kept are withdrawn (a holder bills only what it sealed).
+    await Promise.all(
+      holders.map((peer, shard) =>
+        paid.has(shard)
+          ? undefined
+          : options.payment?.cancel(peer, shardBytes, epochs).catch(() => undefined),
+      ),
+    )
+    throw err
   }
-  const manifest = encoder.finish()
-  await Promise.all(lanes)
-  if (failed !== undefined) throw failed
-  const { cid, bytes } = manifestCid(manifest)
-  const receipts = await Promise.all(
-    holders.map(async (peer, shard) => {
-      const { body } = await call(c, peer, { op: 'seal', upload, shard }, bytes, timeoutMs)
-      const decoded = c.codec.decode(body, { from: peer })
-      if (!decoded.ok || decoded.envelope.type !== STORAGE_RECEIPT.type)
-        throw new StorageError('STORAGE_REFUSED', `${peer} answered with an invalid receipt`)
-      const receipt = decoded.envelope as Envelope<StorageReceiptBody>
-      const r = receipt.body
-      if (
-        r.cid !== cid ||
-        r.shard !== shard ||
-        r.root !== manifest.shards[shard]?.root ||
-        r.owner !== c.port.peerId
-      )
-        throw new StorageError('STORAGE_REFUSED', `${peer}'s receipt does not match the shard it was sent`)
-      return receipt
-    }),
-  )
-  options.onProgress?.(size, size)
-  return { cid, key, manifest, holders, receipts }
 }
 
 /** Options of {@link getFile}. */

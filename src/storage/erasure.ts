@@ -150,7 +150,9 @@ export class ReedSolomon {
     // One pass over the data: each position's inputs are read once for every parity shard (a pass
     // per coefficient reads and writes the outputs K times over).
     const k = this.k
-    const inputs = data.map((d) => (d instanceof Buffer ? new Uint8Array(d.buffer, d.byteOffset, d.length) : d))
+    const inputs = data.map((d) =>
+      d instanceof Buffer ? new Uint8Array(d.buffer, d.byteOffset, d.length) : d,
+    )
     for (const [p, out] of parity.entries()) {
       const row = this.#matrix[this.k + p] as Uint8Array
       const bases = Int32Array.from(row, (coefficient) => coefficient * 256)

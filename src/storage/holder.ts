@@ -11,6 +11,8 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { ComputeError } from '../compute/errors.js'
+import type { Admission, PaymentDesk } from '../compute/payments.js'
 import type { Logger } from '../core/logger.js'
 import type { PeerSigner } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
@@ -27,6 +29,8 @@ import {
   STORAGE_RECEIPT,
   STORAGE_REQUEST,
   type StorageRequest,
+  shardBillId,
+  shardPrice,
   unframe,
 } from './protocol.js'
 import { segmentsOf } from './sealed.js'
@@ -53,6 +57,8 @@ export interface StorageServiceInit {
 
 /** The parts it works with. */
 export interface StorageServiceComponents {
+  /** Bills shards on builders' Payments channels (shared with compute); without it storage is free. */
+  desk?: PaymentDesk
   signer: PeerSigner
   /** Signs receipts (knows STORAGE_RECEIPT). */
   codec: WireCodec
@@ -71,6 +77,8 @@ interface Upload {
   epochs: number
   path: string
   fd: number
+  /** The shard's payment, reserved at the offer and billed once it is sealed (paid shards only). */
+  admission?: Admission
   nextSegment: number
   written: number
   expected: number
@@ -123,6 +131,7 @@ export class StorageService implements NodeService {
   #db: Database.Database | undefined
   #dir = ''
   #context: ServiceContext | undefined
+  #stopPay: (() => void) | undefined
   readonly #uploads = new Map<string, Upload>()
   readonly #trees = new Map<string, ChunkTree>()
   readonly counts: StorageCounts = {
@@ -170,11 +179,16 @@ export class StorageService implements NodeService {
     context.port.handle(STORAGE_PROTOCOL, (request, { from }) => this.#serve(request, from), {
       maxRequestBytes: MAX_STORAGE_MESSAGE_BYTES,
     })
+    this.#stopPay = this.#c.desk?.serve(context.port)
   }
 
   async stop(): Promise<void> {
     this.#context?.port.unhandle(STORAGE_PROTOCOL)
-    for (const u of this.#uploads.values()) closeSync(u.fd)
+    this.#stopPay?.()
+    for (const u of this.#uploads.values()) {
+      closeSync(u.fd)
+      u.admission?.release()
+    }
     this.#uploads.clear()
     this.#db?.close()
     this.#db = undefined
@@ -200,17 +214,22 @@ export class StorageService implements NodeService {
   async #serve(request: Uint8Array, from: string): Promise<Uint8Array> {
     try {
       const { header, body } = unframe(request, STORAGE_REQUEST)
-      return this.#answer(header, body, from)
+      return await this.#answer(header, body, from)
     } catch (err) {
       this.counts.refused++
-      if (err instanceof StorageError)
+      if (err instanceof StorageError || err instanceof ComputeError)
         return frame({ ok: false, code: err.code, message: err.message.slice(0, 500) })
       this.#c.logger.warn({ err, from }, 'storage request failed')
       return frame({ ok: false, code: 'STORAGE_REFUSED', message: 'the holder could not serve this request' })
     }
   }
 
-  #answer(r: StorageRequest, body: Uint8Array, from: string): Uint8Array {
+  /** What a shard of `bytes` kept `epochs` epochs costs here. */
+  priceOf(bytes: number, epochs: number): bigint {
+    return shardPrice(this.#init.price, bytes, epochs)
+  }
+
+  async #answer(r: StorageRequest, body: Uint8Array, from: string): Promise<Uint8Array> {
     switch (r.op) {
       case 'offer':
         return this.#offer(r, from)
@@ -227,7 +246,7 @@ export class StorageService implements NodeService {
     }
   }
 
-  #offer(r: Extract<StorageRequest, { op: 'offer' }>, from: string): Uint8Array {
+  async #offer(r: Extract<StorageRequest, { op: 'offer' }>, from: string): Promise<Uint8Array> {
     if (r.k > r.n || r.shard >= r.n)
       throw new StorageError('STORAGE_REQUEST_INVALID', 'shard outside the code')
     const key = `${from}/${r.upload}/${r.shard}`
@@ -239,8 +258,16 @@ export class StorageService implements NodeService {
     const reserved = [...this.#uploads.values()].reduce((sum, u) => sum + u.expected, 0)
     if (this.counts.bytes + reserved + expected > this.#init.quotaBytes)
       throw new StorageError('STORAGE_REFUSED', `no room for ${expected} bytes`)
+    // Paid before anything is written: the desk reserves the shard's price on the owner's channel.
+    const price = this.priceOf(expected, r.epochs)
+    const admission = this.#c.desk && price > 0n ? await this.#c.desk.admit(r.pay, from, price) : undefined
+    if (this.#uploads.has(key)) {
+      admission?.release()
+      throw new StorageError('STORAGE_REFUSED', 'this upload is already in progress')
+    }
     const path = join(this.#dir, 'uploads', `${r.upload}-${r.shard}-${from.slice(-16)}`)
     this.#uploads.set(key, {
+      ...(admission ? { admission } : {}),
       id: r.upload,
       shard: r.shard,
       owner: from,
@@ -288,35 +315,38 @@ export class StorageService implements NodeService {
 
   #seal(r: Extract<StorageRequest, { op: 'seal' }>, body: Uint8Array, from: string): Uint8Array {
     const u = this.#upload(from, r.upload, r.shard)
-    const key = `${from}/${r.upload}/${r.shard}`
-    // The manifest travels as its canonical bytes: their CID is the file's.
-    const cid = cidOfBytes(body)
-    let manifest: Manifest
+    // The upload ends here whatever the outcome; its payment is billed only if the shard is kept.
+    this.#uploads.delete(`${from}/${r.upload}/${r.shard}`)
+    closeSync(u.fd)
+    let cid: string
+    let root: string
+    let tree: ChunkTree
     try {
-      manifest = parseManifest(cid, body)
-    } finally {
-      // The upload ends here whatever the outcome.
-      this.#uploads.delete(key)
-      closeSync(u.fd)
-    }
-    const entry = manifest.shards[u.shard]
-    const matches =
-      manifest.size === u.size &&
-      manifest.segmentBytes === u.segmentBytes &&
-      manifest.chunkBytes === u.chunkBytes &&
-      manifest.k === u.k &&
-      manifest.n === u.n &&
-      entry !== undefined &&
-      u.written === u.expected &&
-      entry.bytes === u.written
-    const tree = u.tree.finish()
-    const root = Buffer.from(tree.root).toString('hex')
-    if (!matches || entry?.root !== root) {
+      // The manifest travels as its canonical bytes: their CID is the file's.
+      cid = cidOfBytes(body)
+      const manifest = parseManifest(cid, body)
+      const entry = manifest.shards[u.shard]
+      tree = u.tree.finish()
+      root = Buffer.from(tree.root).toString('hex')
+      const matches =
+        manifest.size === u.size &&
+        manifest.segmentBytes === u.segmentBytes &&
+        manifest.chunkBytes === u.chunkBytes &&
+        manifest.k === u.k &&
+        manifest.n === u.n &&
+        entry !== undefined &&
+        u.written === u.expected &&
+        entry.bytes === u.written &&
+        entry.root === root
+      if (!matches)
+        throw new StorageError(
+          'STORAGE_REQUEST_INVALID',
+          'the shard does not match the manifest (size or root)',
+        )
+    } catch (err) {
       rmSync(u.path, { force: true })
-      throw new StorageError(
-        'STORAGE_REQUEST_INVALID',
-        'the shard does not match the manifest (size or root)',
-      )
+      u.admission?.release()
+      throw err
     }
     // Durable before acknowledged: the bytes, then the row, then the receipt goes out.
     const fd = openSync(u.path, 'r+')
@@ -355,6 +385,7 @@ export class StorageService implements NodeService {
       this.counts.bytes = totals.b
     }
     this.#keepTree(`${cid}/${u.shard}`, tree)
+    u.admission?.bill(shardBillId(cid, u.shard))
     this.#c.logger.info({ cid, shard: u.shard, bytes: u.written, owner: from }, 'shard stored')
     return frame({ ok: true }, receipt)
   }

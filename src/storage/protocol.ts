@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { payTicketSchema } from '../compute/payments.js'
 import { defineMessage } from '../mesh/wire-codec.js'
 import { StorageError } from './errors.js'
 
@@ -41,6 +42,8 @@ export const STORAGE_REQUEST = z.discriminatedUnion('op', [
       k: z.number().int().min(1).max(64),
       n: z.number().int().min(1).max(128),
       epochs: z.number().int().min(1).max(100_000),
+      /** The owner's Payments channel and session signature (as for jobs), when the holder charges. */
+      pay: payTicketSchema.optional(),
     })
     .strict(),
   /** Segment `segment`'s piece of the shard (the body), in order. */
@@ -135,3 +138,18 @@ export const STORAGE_RECEIPT = defineMessage(
 )
 
 export type StorageReceiptBody = z.infer<typeof STORAGE_RECEIPT.schema>
+
+const GIB = 1n << 30n
+
+/** What a shard of `bytes` kept `epochs` epochs costs at `pricePerGiBEpoch`: ceil(price × bytes × epochs / GiB). */
+export function shardPrice(pricePerGiBEpoch: bigint, bytes: number, epochs: number): bigint {
+  return (pricePerGiBEpoch * BigInt(bytes) * BigInt(epochs) + GIB - 1n) / GIB
+}
+
+/**
+ * The payment id of shard `shard` of `cid` (what the holder bills and the voucher names; at most
+ * 64 characters, as vouchers carry them): the CID's last 40 characters hold 200 bits of its hash.
+ */
+export function shardBillId(cid: string, shard: number): string {
+  return `st:${cid.slice(-40)}:${shard}`
+}

@@ -72,45 +72,53 @@ export function nodeStartCommand(node: Command): void {
         const services: NodeService[] = []
         let compute: ComputeService | undefined
         let desk: PaymentDesk | undefined
+        const computePrice = config.compute.enabled ? BigInt(config.compute.price) : 0n
+        const storagePrice = config.storage.enabled ? BigInt(config.storage.price) : 0n
+        // One cashier for every paid service: builders open one channel to this node's operator.
+        if (computePrice > 0n || storagePrice > 0n) {
+          if (identity.operatorKey === undefined)
+            throw new InvalidArgumentError(
+              'a node that charges for jobs or storage needs an operator key to redeem what builders pay',
+              {
+                hint: `Put the key in ${join(dir, NODE_FILES.operatorKey)}, or set [compute] and [storage] price = "0"`,
+              },
+            )
+          const chain = createChainClient({
+            chainId: network.chainId,
+            contracts: network.contracts,
+            rpc: config.chain.rpc || network.rpcUrl,
+            privateKey: identity.operatorKey as `0x${string}`,
+          })
+          desk = new PaymentDesk(
+            { network: net, creditJobs: config.compute.creditJobs },
+            {
+              ledger: chainProviderLedger(chain, { operator: identity.operatorAddress as `0x${string}` }),
+              store: db.payments,
+              now: () => Date.now(),
+              logger: logger.child({ module: 'payments' }),
+            },
+          )
+          const timer = setInterval(() => void desk?.redeemDue(), config.compute.redeemSeconds * 1_000)
+          timer.unref()
+          // Last: redeem what is owed before the process goes (bounded by the stop deadline).
+          stack.push({
+            name: 'payments',
+            stop: async () => {
+              clearInterval(timer)
+              await desk?.redeemDue()
+            },
+          })
+        }
         if (config.compute.enabled) {
           const pool = new SandboxPool(config.compute.slots > 0 ? { size: config.compute.slots } : {})
           stack.push({ name: 'sandboxes', stop: () => pool.close() })
-          const price = BigInt(config.compute.price)
-          if (price > 0n) {
-            if (identity.operatorKey === undefined)
-              throw new InvalidArgumentError(
-                'a node that charges for jobs needs an operator key to redeem what builders pay',
-                { hint: `Put the key in ${join(dir, NODE_FILES.operatorKey)}, or set [compute] price = "0"` },
-              )
-            const chain = createChainClient({
-              chainId: network.chainId,
-              contracts: network.contracts,
-              rpc: config.chain.rpc || network.rpcUrl,
-              privateKey: identity.operatorKey as `0x${string}`,
-            })
-            desk = new PaymentDesk(
-              { network: net, creditJobs: config.compute.creditJobs },
-              {
-                ledger: chainProviderLedger(chain, { operator: identity.operatorAddress as `0x${string}` }),
-                store: db.payments,
-                now: () => Date.now(),
-                logger: logger.child({ module: 'payments' }),
-              },
-            )
-            const timer = setInterval(() => void desk?.redeemDue(), config.compute.redeemSeconds * 1_000)
-            timer.unref()
-            // Last: redeem what is owed before the process goes (bounded by the stop deadline).
-            stack.push({
-              name: 'payments',
-              stop: async () => {
-                clearInterval(timer)
-                await desk?.redeemDue()
-              },
-            })
-          }
           compute = new ComputeService(
-            { network: net, price, now: () => Date.now() },
-            { pool, signer: createPeerSigner(identity.peerKey), ...(desk ? { desk } : {}) },
+            { network: net, price: computePrice, now: () => Date.now() },
+            {
+              pool,
+              signer: createPeerSigner(identity.peerKey),
+              ...(desk && computePrice > 0n ? { desk } : {}),
+            },
           )
           services.push(compute)
         }
@@ -119,11 +127,12 @@ export function nodeStartCommand(node: Command): void {
           const signer = createPeerSigner(identity.peerKey)
           storage = new StorageService(
             {
-              price: BigInt(config.storage.price),
+              price: storagePrice,
               quotaBytes: config.storage.quotaMb * 2 ** 20,
               now: () => Date.now(),
             },
             {
+              ...(desk && storagePrice > 0n ? { desk } : {}),
               signer,
               codec: createWireCodec({
                 network: net,

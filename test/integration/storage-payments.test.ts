@@ -1,0 +1,150 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { getTokenBalance } from '../../src/chain/index.js'
+import { chainBuilderLedger, chainProviderLedger } from '../../src/compute/chain-ledgers.js'
+import { PaymentDesk, PaymentWallet } from '../../src/compute/payments.js'
+import { systemClock } from '../../src/core/clock.js'
+import { createLogger } from '../../src/core/logger.js'
+import { createPeerSigner } from '../../src/mesh/peer-key.js'
+import { SimNetwork } from '../../src/mesh/sim-network.js'
+import { createWireCodec } from '../../src/mesh/wire-codec.js'
+import { type NodeDatabase, openNodeDatabase } from '../../src/node/database.js'
+import {
+  getFile,
+  putFile,
+  type StorageClientComponents,
+  type StoragePayment,
+} from '../../src/storage/client.js'
+import { shardBytesOf } from '../../src/storage/file-codec.js'
+import { StorageService } from '../../src/storage/holder.js'
+import { STORAGE_RECEIPT, shardPrice } from '../../src/storage/protocol.js'
+import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
+
+/**
+ * Paying holders per GiB-epoch on the real Payments contract: three holders with their real SQLite
+ * books charge for shards; a builder's wallet opens a channel to each on first use, sends a ticket
+ * with each offer and a voucher once the receipt checked; an unpaid put is refused with the reason;
+ * the holders redeem on-chain.
+ */
+
+const BUILDER = 1
+const OPERATORS = [2, 3, 4]
+const PRICE = MESH // per GiB-epoch
+const NET = '31337:storage-payments'
+const OPTIONS = { k: 2, n: 3, segmentBytes: 64 * 1024, chunkBytes: 4_096, epochs: 10 }
+
+let f: ChainFixture
+let dir: string
+const dbs: NodeDatabase[] = []
+
+beforeAll(async () => {
+  f = await startChainFixture()
+  await f.fund(BUILDER, 100n * MESH)
+  dir = mkdtempSync(join(tmpdir(), 'mw-storage-payments-'))
+})
+afterAll(async () => {
+  for (const db of dbs) db.close()
+  await f.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function setup() {
+  const net = new SimNetwork({ seed: 5, clock: systemClock, latency: () => ({ latencyMs: 1, jitterMs: 0 }) })
+  const holders: { peerId: string; desk: PaymentDesk; operator: `0x${string}`; service: StorageService }[] =
+    []
+  for (const op of OPERATORS) {
+    const signer = createPeerSigner(await generateKeyPair('Ed25519'))
+    const db = openNodeDatabase(join(mkdtempSync(join(dir, 'node-')), 'node.db'))
+    dbs.push(db)
+    const desk = new PaymentDesk(
+      { network: NET, creditJobs: 4 },
+      { ledger: chainProviderLedger(f.client(op)), store: db.payments, now: () => Date.now() },
+    )
+    const service = new StorageService(
+      { price: PRICE, quotaBytes: 64 * 2 ** 20, now: () => Date.now() },
+      {
+        desk,
+        signer,
+        codec: createWireCodec({
+          network: NET,
+          signer,
+          clock: systemClock,
+          types: [STORAGE_RECEIPT],
+          nextSeq: (t) => db.nextSeq(t),
+        }),
+        logger: createLogger({ level: 'silent' }),
+      },
+    )
+    await service.start({
+      port: net.createPort(signer.peerId),
+      clock: systemClock,
+      logger: createLogger({ level: 'silent' }),
+      dir: mkdtempSync(join(dir, 'holder-')),
+    })
+    holders.push({ peerId: signer.peerId, desk, operator: f.account(op).address, service })
+  }
+  const me = createPeerSigner(await generateKeyPair('Ed25519'))
+  let seq = 0
+  const client: StorageClientComponents = {
+    port: net.createPort(me.peerId),
+    codec: createWireCodec({
+      network: NET,
+      signer: me,
+      clock: systemClock,
+      types: [STORAGE_RECEIPT],
+      nextSeq: () => ++seq,
+    }),
+    logger: createLogger({ level: 'silent' }),
+  }
+  const wallet = new PaymentWallet(
+    { network: NET, client: me.peerId, deposit: MESH },
+    chainBuilderLedger(f.client(BUILDER)),
+  )
+  const operatorOf = (peer: string) => holders.find((h) => h.peerId === peer)?.operator as string
+  // What the SDK does with its payer: the holders' price, their operators' channels.
+  const payment: StoragePayment = {
+    ticket: (peer, bytes, epochs) => wallet.ticket(operatorOf(peer), shardPrice(PRICE, bytes, epochs)),
+    pay: (peer, id, bytes, epochs) =>
+      wallet.pay(client.port, peer, operatorOf(peer), id, shardPrice(PRICE, bytes, epochs)),
+    cancel: (peer, bytes, epochs) => wallet.cancel(operatorOf(peer), shardPrice(PRICE, bytes, epochs)),
+  }
+  return { holders, client, wallet, payment, peers: holders.map((h) => h.peerId) }
+}
+
+describe('storage payments', () => {
+  it('bills each holder once per shard at its GiB-epoch price, is paid by voucher, and redeems on-chain', async () => {
+    const s = await setup()
+    const file = new Uint8Array(300_000).map((_, i) => i & 0xff)
+    const put = await putFile(s.client, s.peers, [file], file.length, { ...OPTIONS, payment: s.payment })
+    const each = shardPrice(PRICE, shardBytesOf(file.length, OPTIONS.segmentBytes, OPTIONS.k), OPTIONS.epochs)
+    expect(each).toBeGreaterThan(0n)
+    expect(s.wallet.spent).toBe(3n * each)
+    for (const h of s.holders) {
+      expect(h.desk.totals().unredeemed).toBe(each)
+      // Redeemed on the Payments contract: the operator's balance grows by exactly one shard.
+      const before = await getTokenBalance(f.client(0), h.operator)
+      expect(await h.desk.redeemDue()).toBe(each)
+      expect((await getTokenBalance(f.client(0), h.operator)) - before).toBe(each)
+      expect(h.desk.totals().unredeemed).toBe(0n)
+    }
+    const back: Uint8Array[] = []
+    await getFile(s.client, s.peers, put.cid, put.key, (b) => {
+      back.push(b.slice())
+    })
+    expect(Buffer.concat(back).equals(Buffer.from(file))).toBe(true)
+  })
+
+  it('refuses an unpaid put with the reason, and bills nothing for it', async () => {
+    const s = await setup()
+    const file = new Uint8Array(50_000)
+    await expect(putFile(s.client, s.peers, [file], file.length, OPTIONS)).rejects.toMatchObject({
+      code: 'STORAGE_NO_HOLDERS',
+      message: expect.stringMatching(/PAYMENT_REQUIRED/),
+    })
+    for (const h of s.holders) expect(h.desk.totals().unredeemed).toBe(0n)
+    expect(s.wallet.spent).toBe(0n)
+  })
+})
