@@ -25,7 +25,14 @@ import { createWireCodec, type Envelope, networkIdOf, type WireCodec } from '../
 import { AdTable, type KnownAd } from '../node/ad-table.js'
 import { ADVERTISEMENT, type Advertisement, adTopic } from '../node/advertisement.js'
 import { syncAds } from '../node/advertiser.js'
-import { getFile, putFile, type StorageClientComponents, type StoragePayment } from '../storage/client.js'
+import {
+  getFile,
+  putFile,
+  type RepairResult,
+  repairFile,
+  type StorageClientComponents,
+  type StoragePayment,
+} from '../storage/client.js'
 import { type Manifest, shardBytesOf } from '../storage/file-codec.js'
 import { rankHolders, storageCandidates } from '../storage/placement.js'
 import { STORAGE_RECEIPT, type StorageReceiptBody, shardPrice } from '../storage/protocol.js'
@@ -495,6 +502,23 @@ export class Meshwork {
       key: string | ContentKey,
       options: StorageGetOptions = {},
     ): Promise<{ bytes: number; data?: Uint8Array; faulty: string[] }> => this.#get(id, key, options),
+    /**
+     * Brings a file back to N shards (no key needed): rebuilds the shards no reachable node holds
+     * (and those of `exclude`d holders) from any K others and places them on new nodes, paid from
+     * the payer's wallet where they charge.
+     *
+     * @throws StorageError STORAGE_UNAVAILABLE with fewer than K shards left; STORAGE_NO_HOLDERS.
+     */
+    repair: (id: string, options: { exclude?: string[]; epochs?: number } = {}): Promise<RepairResult> =>
+      this.#repair(id, options),
+  }
+
+  async #repair(id: string, options: { exclude?: string[]; epochs?: number }): Promise<RepairResult> {
+    const payment = this.#storagePayment()
+    return repairFile(this.#storageClient(), await this.#storageNodes(0), id, {
+      ...options,
+      ...(payment ? { payment } : {}),
+    })
   }
 
   #storageClient(): StorageClientComponents {

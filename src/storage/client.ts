@@ -3,6 +3,7 @@ import type { PayTicket } from '../compute/payments.js'
 import type { Logger } from '../core/logger.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import type { Envelope, WireCodec } from '../mesh/wire-codec.js'
+import { ReedSolomon } from './erasure.js'
 import { StorageError } from './errors.js'
 import {
   decodeSegment,
@@ -231,6 +232,187 @@ export async function putFile(
   }
 }
 
+/** Where a file's shards are: its checked manifest and each shard's holders (callers' order). */
+export interface FileLocation {
+  manifest: Manifest
+  byShard: Map<number, string[]>
+}
+
+/**
+ * Asks every candidate (in parallel) which shards of `cid` it holds, and checks the manifest against
+ * the CID. Each shard's holders keep the candidates' order (nearest first).
+ *
+ * @throws StorageError STORAGE_NO_HOLDERS when no candidate holds any shard.
+ */
+export async function locateFile(
+  c: StorageClientComponents,
+  candidates: readonly string[],
+  cid: string,
+  timeoutMs = 30_000,
+): Promise<FileLocation> {
+  const byShard = new Map<number, string[]>()
+  let manifest: Manifest | undefined
+  await Promise.all(
+    [...new Set(candidates)].map(async (peer) => {
+      try {
+        const { header, body } = await call(c, peer, { op: 'has', cid }, undefined, timeoutMs)
+        if ((header.shards ?? []).length === 0) return
+        manifest ??= parseManifest(cid, body)
+        for (const s of header.shards ?? []) byShard.set(s, [...(byShard.get(s) ?? []), peer])
+      } catch (err) {
+        c.logger.debug({ err, peer }, 'a candidate did not answer for a file')
+      }
+    }),
+  )
+  if (manifest === undefined || byShard.size === 0)
+    throw new StorageError('STORAGE_NO_HOLDERS', `no reachable node holds ${cid}`)
+  const rank = new Map(candidates.map((p, i) => [p, i]))
+  for (const list of byShard.values()) list.sort((a, b) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0))
+  return { manifest, byShard }
+}
+
+/** Options of {@link repairFile}. */
+export interface RepairOptions {
+  /** Holders not to count or fetch from (e.g. those that failed their storage challenges). */
+  exclude?: readonly string[]
+  /** Epochs the new holders keep their shards (default 10). */
+  epochs?: number
+  payment?: StoragePayment
+  timeoutMs?: number
+}
+
+/** What a repair did. */
+export interface RepairResult {
+  manifest: Manifest
+  /** Each rebuilt shard and its new holder's signed receipt. */
+  repaired: { shard: number; holder: string; receipt: Envelope<StorageReceiptBody> }[]
+  /** Shards with a live holder after the repair. */
+  redundancy: number
+}
+
+/**
+ * Brings a file back to N shards without its key: finds the shards that no reachable (and not
+ * excluded) node holds, rebuilds each from any K others a segment at a time (Reed-Solomon works on
+ * the sealed bytes), and places it on a new node that holds nothing of the file yet, which checks
+ * the rebuilt shard against the manifest's root before it signs. Anyone can repair: a verifier or
+ * the owner's client.
+ *
+ * @throws StorageError STORAGE_UNAVAILABLE with fewer than K shards left, STORAGE_NO_HOLDERS when
+ *   no new node takes a shard.
+ */
+export async function repairFile(
+  c: StorageClientComponents,
+  candidates: readonly string[],
+  cid: string,
+  options: RepairOptions = {},
+): Promise<RepairResult> {
+  const timeoutMs = options.timeoutMs ?? 30_000
+  const excluded = new Set(options.exclude ?? [])
+  const live = candidates.filter((p) => !excluded.has(p))
+  const { manifest: m, byShard } = await locateFile(c, live, cid, timeoutMs)
+  const missing = Array.from({ length: m.n }, (_, s) => s).filter((s) => (byShard.get(s) ?? []).length === 0)
+  if (missing.length === 0) return { manifest: m, repaired: [], redundancy: m.n }
+  if (m.n - missing.length < m.k)
+    throw new StorageError(
+      'STORAGE_UNAVAILABLE',
+      `only ${m.n - missing.length} of ${m.k} shards needed are left`,
+    )
+  const epochs = options.epochs ?? 10
+  const shardBytes = (m.shards[0] as { bytes: number }).bytes
+  // New holders: nodes that hold nothing of this file, in the callers' order.
+  const holding = new Set([...byShard.values()].flat())
+  const queue = live.filter((p) => !holding.has(p))
+  const upload = randomBytes(16).toString('hex')
+  const placed = new Map<number, string>()
+  const tickets = new Map<number, boolean>()
+  for (const shard of missing) {
+    for (;;) {
+      const peer = queue.shift()
+      if (peer === undefined)
+        throw new StorageError('STORAGE_NO_HOLDERS', `no new node took shard ${shard} of ${cid}`)
+      let pay: PayTicket | undefined
+      try {
+        pay = await options.payment?.ticket(peer, shardBytes, epochs)
+        const offer = {
+          op: 'offer',
+          upload,
+          shard,
+          size: m.size,
+          segmentBytes: m.segmentBytes,
+          chunkBytes: m.chunkBytes,
+          k: m.k,
+          n: m.n,
+          epochs,
+          ...(pay ? { pay } : {}),
+        }
+        await call(c, peer, offer, undefined, timeoutMs)
+        placed.set(shard, peer)
+        tickets.set(shard, pay !== undefined)
+        break
+      } catch (err) {
+        if (pay) await options.payment?.cancel(peer, shardBytes, epochs).catch(() => undefined)
+        c.logger.debug({ err, peer, shard }, 'a node refused a repaired shard')
+      }
+    }
+  }
+  const rs = new ReedSolomon(m.k, m.n)
+  const repaired: RepairResult['repaired'] = []
+  try {
+    for (let segment = 0; segment < segmentCount(m); segment++) {
+      const pieces: (Uint8Array | undefined)[] = new Array(m.n).fill(undefined)
+      let have = 0
+      for (let s = 0; s < m.n && have < m.k; s++) {
+        for (const peer of byShard.get(s) ?? []) {
+          try {
+            const { body } = await call(c, peer, { op: 'get', cid, shard: s, segment }, undefined, timeoutMs)
+            if (body.length !== pieceRange(m, segment).bytes) continue
+            pieces[s] = body
+            have++
+            break
+          } catch (err) {
+            c.logger.debug({ err, peer, s, segment }, 'a holder did not serve a piece for repair')
+          }
+        }
+      }
+      if (have < m.k)
+        throw new StorageError('STORAGE_UNAVAILABLE', `segment ${segment}: only ${have} of ${m.k} pieces`)
+      const all = rs.reconstruct(pieces)
+      await Promise.all(
+        [...placed].map(([shard, peer]) =>
+          call(c, peer, { op: 'piece', upload, shard, segment }, all[shard] as Uint8Array, timeoutMs),
+        ),
+      )
+    }
+    const bytes = manifestCid(m).bytes
+    for (const [shard, peer] of placed) {
+      const { body } = await call(c, peer, { op: 'seal', upload, shard }, bytes, timeoutMs)
+      const decoded = c.codec.decode(body, { from: peer })
+      if (!decoded.ok || decoded.envelope.type !== STORAGE_RECEIPT.type)
+        throw new StorageError('STORAGE_REFUSED', `${peer} answered with an invalid receipt`)
+      const receipt = decoded.envelope as Envelope<StorageReceiptBody>
+      if (
+        receipt.body.cid !== cid ||
+        receipt.body.shard !== shard ||
+        receipt.body.root !== m.shards[shard]?.root
+      )
+        throw new StorageError('STORAGE_REFUSED', `${peer}'s receipt does not match the rebuilt shard`)
+      tickets.set(shard, false)
+      await options.payment?.pay(peer, shardBillId(cid, shard), shardBytes, epochs)
+      repaired.push({ shard, holder: peer, receipt })
+    }
+  } catch (err) {
+    await Promise.all(
+      [...placed].map(([shard, peer]) =>
+        tickets.get(shard)
+          ? options.payment?.cancel(peer, shardBytes, epochs).catch(() => undefined)
+          : undefined,
+      ),
+    )
+    throw err
+  }
+  return { manifest: m, repaired, redundancy: m.n - missing.length + repaired.length }
+}
+
 /** Options of {@link getFile}. */
 export interface GetOptions {
   onProgress?: StorageProgress
@@ -265,27 +447,7 @@ export async function getFile(
   options: GetOptions = {},
 ): Promise<GetResult> {
   const timeoutMs = options.timeoutMs ?? 30_000
-  // Who holds which shard (one `has` per candidate, in parallel).
-  const byShard = new Map<number, string[]>()
-  let manifest: Manifest | undefined
-  await Promise.all(
-    [...new Set(candidates)].map(async (peer) => {
-      try {
-        const { header, body } = await call(c, peer, { op: 'has', cid }, undefined, timeoutMs)
-        if ((header.shards ?? []).length === 0) return
-        manifest ??= parseManifest(cid, body)
-        for (const s of header.shards ?? []) byShard.set(s, [...(byShard.get(s) ?? []), peer])
-      } catch (err) {
-        c.logger.debug({ err, peer }, 'a candidate did not answer for a file')
-      }
-    }),
-  )
-  if (manifest === undefined || byShard.size === 0)
-    throw new StorageError('STORAGE_NO_HOLDERS', `no reachable node holds ${cid}`)
-  const m = manifest
-  // Keep the callers' order (nearest first) among each shard's holders.
-  const rank = new Map(candidates.map((p, i) => [p, i]))
-  for (const list of byShard.values()) list.sort((a, b) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0))
+  const { manifest: m, byShard } = await locateFile(c, candidates, cid, timeoutMs)
   const faulty = new Set<string>()
 
   const fetchPiece = async (shard: number, segment: number): Promise<Uint8Array | undefined> => {

@@ -10,7 +10,7 @@ import { createPeerSigner, type PeerSigner } from '../mesh/peer-key.js'
 import { SimNetwork } from '../mesh/sim-network.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
 import { verifyChunk } from './chunk-tree.js'
-import { getFile, putFile, type StorageClientComponents } from './client.js'
+import { getFile, putFile, repairFile, type StorageClientComponents } from './client.js'
 import { StorageService } from './holder.js'
 import { frame, STORAGE_PROTOCOL, STORAGE_RECEIPT, STORAGE_RESPONSE, unframe } from './protocol.js'
 
@@ -184,5 +184,33 @@ describe('storage: holders and client on a simulated mesh', () => {
         () => undefined,
       ),
     ).rejects.toMatchObject({ code: 'STORAGE_NO_HOLDERS' })
+  })
+
+  it('repairs a file without its key: rebuilds the shards of stopped and excluded holders on new nodes', async () => {
+    const { holders, client, peers } = await mesh(8)
+    const file = fileOf(250_000)
+    const put = await putFile(client, peers.slice(0, 5), [file], file.length, OPTIONS)
+    // One holder stops, another is excluded (say it failed its challenges but still answers).
+    await holders[0]?.service.stop()
+    const excluded = put.holders[3] as string
+    const r = await repairFile(client, peers, put.cid, { exclude: [excluded] })
+    expect(r.repaired.map((x) => x.shard).sort()).toEqual([0, 3])
+    expect(r.repaired.every((x) => peers.slice(5).includes(x.holder))).toBe(true)
+    expect(r.redundancy).toBe(5)
+    for (const x of r.repaired) expect(x.receipt.body.root).toBe(put.manifest.shards[x.shard]?.root)
+    // Nothing left to do; and the file now comes back with two more original holders gone.
+    expect((await repairFile(client, peers, put.cid, { exclude: [excluded] })).repaired).toEqual([])
+    await holders[1]?.service.stop()
+    await holders[2]?.service.stop()
+    const back = await collect((sink) =>
+      getFile(
+        client,
+        peers.filter((p) => p !== excluded),
+        put.cid,
+        put.key,
+        sink,
+      ),
+    )
+    expect(back.equals(Buffer.from(file))).toBe(true)
   })
 })

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -281,6 +281,32 @@ describe('meshwork devnet', () => {
     const probs = JSON.parse(inference.stdout).value.probs
     expect(probs.dims).toEqual([1, 3])
     expect(probs.data[0]).toBeCloseTo(tinyClassifierReference([0.5, -1, 2, 0.25])[0] as number, 5)
+    // A file stored on the devnet's two nodes (a copy on each: 1-of-2) comes back identical; a wrong
+    // key gets a one-line error and no file.
+    const notes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) & 0xff))
+    writeFileSync(join(cwd, 'notes.bin'), notes)
+    const put = await runCli(
+      ['--json', 'put', 'notes.bin', '--redundancy', '1/2', '--network', 'net/network.json'],
+      { cwd, timeoutMs: 60_000 },
+    )
+    expect(put.code, put.stderr).toBe(0)
+    const stored = JSON.parse(put.stdout) as { id: string; key: string; holders: string[] }
+    expect(new Set(stored.holders).size).toBe(2)
+    const got = await runCli(
+      ['get', stored.id, '--key', stored.key, '-o', 'back.bin', '--network', 'net/network.json'],
+      { cwd, timeoutMs: 60_000 },
+    )
+    expect(got.code, got.stderr).toBe(0)
+    expect(readFileSync(join(cwd, 'back.bin')).equals(notes)).toBe(true)
+    const wrongKey = `mwk1.${Buffer.alloc(48, 7).toString('base64url')}`
+    const refused = await runCli(
+      ['get', stored.id, '--key', wrongKey, '-o', 'wrong.bin', '--network', 'net/network.json'],
+      { cwd, timeoutMs: 60_000 },
+    )
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/does not open this file.*\[STORAGE_KEY_INVALID\]/)
+    expect(existsSync(join(cwd, 'wrong.bin')) || existsSync(join(cwd, 'wrong.bin.partial'))).toBe(false)
+
     writeFileSync(join(cwd, 'loop.js'), '() => { for (;;) {} }\n')
     const loop = await runCli(
       [

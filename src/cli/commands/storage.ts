@@ -160,5 +160,35 @@ export function storageCommands(program: Command): Command[] {
         await mw.close()
       }
     })
-  return [put, get]
+  const repair = program
+    .command('repair')
+    .description('bring a stored file back to N shards: rebuild missing ones on new nodes (no key needed)')
+    .argument('<id>', 'the content identifier')
+    .option('--exclude <peer...>', 'holders not to count (e.g. ones that failed their challenges)')
+    .option('--network <file>', 'the network file', DEFAULT_NETWORK_FILE)
+    .action(async (id: string, opts: { exclude?: string[]; network: string }, cmd: Command) => {
+      const g = globalOptions(cmd)
+      const out = createOutput(g)
+      out.step('joining the network')
+      const mw = await Meshwork.connect({
+        network: opts.network,
+        logger: createLogger({ level: g.verbose ? 'debug' : 'silent' }),
+      })
+      try {
+        out.step(`looking for the holders of ${id}`)
+        const r = await mw.storage.repair(id, opts.exclude ? { exclude: opts.exclude } : {})
+        out.json({
+          id,
+          repaired: r.repaired.map((x) => ({ shard: x.shard, holder: x.holder })),
+          redundancy: r.redundancy,
+          n: r.manifest.n,
+        })
+        if (r.repaired.length === 0) out.info(`${id}: all ${r.manifest.n} shards are held; nothing to repair`)
+        for (const x of r.repaired) out.info(`  shard ${x.shard} rebuilt on ${x.holder}`)
+        if (r.repaired.length > 0) out.info(`${id}: ${r.redundancy} of ${r.manifest.n} shards held again`)
+      } finally {
+        await mw.close()
+      }
+    })
+  return [put, get, repair]
 }
