@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -7,14 +9,18 @@ import {
   INITIAL_NETWORK_PARAMS,
   type NetworkParamsStruct,
   networkParamsAbi,
+  postRoot,
   registerNode,
+  signPostRoot,
   toRewardParams,
 } from '../../src/chain/index.js'
 import { createLogger } from '../../src/core/logger.js'
 import { createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
 import { networkIdOf } from '../../src/mesh/wire-codec.js'
-import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
+import { emissionOf } from '../../src/rewards/index.js'
+import { buildBundle, bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
 import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
+import { openVerifierStore } from '../../src/verifier/store.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 import { runCli } from '../helpers/cli.js'
 import { startInProcessVerifiers } from '../helpers/in-process-verifiers.js'
@@ -26,8 +32,9 @@ const logger = createLogger({ level: process.env.MESHWORK_TEST_LOG ?? 'silent' }
 /**
  * A governance change of a reward parameter reaches the verifiers through NetworkParams: the epochs
  * before the one it applies from keep the old version and payouts, the epochs from it carry the new
- * version and their roots follow the new set, and `meshwork rewards verify` recomputes both kinds.
- * (Uses the built CLI: `npm run build` first.)
+ * version and their roots follow the new set, and `meshwork rewards verify` recomputes both kinds,
+ * and fails a root whose bundle used the old set after the change. (Uses the built CLI: `npm run
+ * build` first.)
  */
 describe('verifiers settle each epoch with the parameter set NetworkParams holds for it', () => {
   const nodes = new LiveNodes()
@@ -42,7 +49,7 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('a stake cap lowered by a proposal applies from the next epoch: older roots keep version 1 and its payouts, newer ones follow version 2', async ({
+  it('a stake cap lowered by a proposal applies from the next epoch: older roots keep version 1 and its payouts, newer ones follow version 2; a root built with the old set after it fails rewards verify', async ({
     annotate,
   }) => {
     // No vetting, so that stake and uptime alone set the weights; a proposal passes in a few seconds.
@@ -199,5 +206,92 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
       expect(verify.code, verify.stderr).toBe(0)
       expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, epoch, paramsVersion: version })
     }
+
+    // ─── A root whose bundle used the old set, posted by a dishonest quorum, fails verification ─
+    await stop()
+    const held = await reader.postedRoots()
+    const last = Math.max(...held.keys())
+    const lastCid = bundleCid(held.get(last)?.digest as string)
+    const reopened = [1, 2, 3].map((i) => openVerifierStore(join(dir, `verifier-${i}.db`)))
+    const lastBytes = reopened.map((st) => st.bundle(lastCid)?.bytes).find((b) => b !== undefined)
+    for (const st of reopened) st.close()
+    const lastChecked = checkBundle(lastBytes as Uint8Array, {
+      network: net,
+      verifier: createPeerVerifier(),
+      previousRoot: held.get(last - 1)?.root ?? null,
+    })
+    if (!lastChecked.ok) throw new Error(lastChecked.fault)
+    const forged = buildBundle({
+      net,
+      epoch: last + 1,
+      seed: `0x${'00'.repeat(32)}`,
+      emission: emissionOf(
+        {
+          initialEmission: BigInt(f.network.parameters.initialEmission),
+          halvingInterval: BigInt(f.network.parameters.halvingInterval),
+        },
+        BigInt(last + 1),
+      ),
+      params: toRewardParams({ version: 1, params: initial }),
+      nodes: [],
+      verifiers: [],
+      observations: [],
+      carried: { root: held.get(last)?.root ?? null, entries: settleBundle(lastChecked.bundle).entries },
+    })
+    const forgedChecked = checkBundle(forged.bytes, {
+      network: net,
+      verifier: createPeerVerifier(),
+      previousRoot: held.get(last)?.root ?? null,
+    })
+    if (!forgedChecked.ok) throw new Error(forgedChecked.fault)
+    const forgedRoot = settleBundle(forgedChecked.bundle)
+    const message = {
+      epoch: BigInt(last + 1),
+      root: forgedRoot.root,
+      bundleDigest: forged.digest,
+      totalCumulative: forgedRoot.totalCumulative,
+      revocations: 0,
+    }
+    const signatures = await Promise.all(
+      [1, 2].map((i) => signPostRoot(fixture.client(0), fixture.account(i), message)),
+    )
+    await until(
+      async () => {
+        try {
+          await postRoot(fixture.client(0), { ...message, signatures })
+          return true
+        } catch {
+          return false // the epoch has not ended, or the previous root is in its dispute window
+        }
+      },
+      30_000,
+      500,
+    )
+    const server = createServer((req, res) => {
+      if (req.url === `/bundles/${forged.cid}`) res.end(forged.bytes)
+      else res.writeHead(404).end()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())))
+    const { port } = server.address() as AddressInfo
+    const refused = await runCli([
+      'rewards',
+      'verify',
+      '--epoch',
+      String(last + 1),
+      '--network',
+      networkPath,
+      '--bundle-url',
+      `http://127.0.0.1:${port}`,
+      '--json',
+    ])
+    expect(refused.code).toBe(1)
+    expect(JSON.parse(refused.stdout).error).toMatchObject({
+      code: 'PARAMS_MISMATCH',
+      details: { bundleVersion: 1, chainVersion: 2, difference: "version 1, the chain's 2" },
+    })
+    expect(refused.stderr).toContain(
+      `the bundle used reward parameters version 1, but NetworkParams holds version 2 for epoch ${last + 1}`,
+    )
   }, 90_000)
 })
