@@ -62,7 +62,7 @@ async function startNode(
   const db = openNodeDatabase(join(dir, 'node.db'))
   const signer = createPeerSigner(key)
   const storage = new StorageService(
-    { price: 0n, quotaBytes: 1024 * 2 ** 20, now: () => Date.now() },
+    { network: NET, price: 0n, quotaBytes: 1024 * 2 ** 20, now: () => Date.now() },
     {
       signer,
       codec: createWireCodec({

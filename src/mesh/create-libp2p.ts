@@ -77,6 +77,11 @@ export interface MeshLibp2pInit {
   mdns?: boolean
   /** Most open connections (default 100). */
   maxConnections?: number
+  /**
+   * Most inbound connections a second from one host before more are refused (libp2p's default, 5).
+   * Tests that run dozens of peers on 127.0.0.1 raise it; a node facing the internet keeps it.
+   */
+  inboundConnectionThreshold?: number
   /** Prefix of the DHT protocol id, `${prefix}/kad/1.0.0` (default `/meshwork`). */
   dhtProtocolPrefix?: string
   /**
@@ -147,7 +152,12 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: init.maxConnections ?? 100 },
+    connectionManager: {
+      maxConnections: init.maxConnections ?? 100,
+      ...(init.inboundConnectionThreshold === undefined
+        ? {}
+        : { inboundConnectionThreshold: init.inboundConnectionThreshold }),
+    },
     ...(init.connectionGater === undefined ? {} : { connectionGater: init.connectionGater }),
     peerDiscovery,
     services: {

@@ -28,6 +28,8 @@ export {
   type RewardNode,
   type RewardParams,
   type RewardService,
+  type StorageExplanation,
+  type StorageObservation,
   type UptimeExplanation,
   type UptimeObservation,
   validateRewardParams,

@@ -7,6 +7,7 @@ import {
   type RewardInput,
   type RewardNode,
   type RewardParams,
+  type StorageObservation,
   type UptimeObservation,
   validateRewardParams,
 } from './reward-function.js'
@@ -426,6 +427,97 @@ describe('computeEpochRewards (compute)', () => {
           const held = mine.map((o) => o.value).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))[0] ?? 0n
           const after = computeEpochRewards(
             { ...base, compute: [...compute, work(by, target, 1, held + MESH)] },
+            params,
+          )
+          expect(after.payouts.get(op(lifted + 1)) ?? 0n).toBeGreaterThanOrEqual(
+            r.payouts.get(op(lifted + 1)) ?? 0n,
+          )
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+})
+
+describe('computeEpochRewards (storage)', () => {
+  const proof = (
+    verifier: string,
+    n: string,
+    challenges: number,
+    passed: number,
+    bytes: number,
+  ): StorageObservation => ({
+    verifier,
+    node: n,
+    challenges,
+    passed,
+    bytes,
+  })
+  const nodes = [node(0), node(1), node(2)]
+  const base = input(nodes, [10, 10, 10])
+  const GIB = 2 ** 30
+
+  it('opens a storage pool split by the median proven bytes; a holder that fails a challenge is not paid by that verifier', () => {
+    const storage = VERIFIERS.flatMap((v) => [
+      proof(v, 'node-000', 4, 4, 3 * GIB),
+      proof(v, 'node-001', 4, 4, GIB),
+      // node-002 lost a chunk: every verifier caught one failed challenge.
+      proof(v, 'node-002', 4, 3, 5 * GIB),
+    ])
+    const r = computeEpochRewards({ ...base, storage }, params)
+    // Uptime 4,000 and storage 2,000 of the active 6,000 basis points.
+    expect(r.pools.storage).toBe(34_000n * MESH - (34_000n * MESH * 4_000n) / 6_000n)
+    const byNode = Object.fromEntries(r.storage.map((x) => [x.peerId, x]))
+    expect(byNode['node-000']).toMatchObject({ bytes: 3 * GIB })
+    expect(byNode['node-002']).toMatchObject({ bytes: 0, weight: 0n, reward: 0n })
+    expect(byNode['node-001']?.reward).toBe(r.pools.storage / 4n)
+    expect(r.payouts.get(op(1))).toBe((r.pools.storage * 3n) / 4n + r.pools.uptime / 3n)
+    expect(r.payouts.get(op(3))).toBe(r.pools.uptime / 3n)
+  })
+
+  it('one verifier can neither invent storage nor hide it (median of three)', () => {
+    const storage = [
+      ...VERIFIERS.map((v) => proof(v, 'node-000', 2, 2, GIB)),
+      // v-c invents 100 GiB for node-001; v-b says node-000 failed.
+      proof('v-c', 'node-001', 2, 2, 100 * GIB),
+      proof('v-b', 'node-000', 2, 0, GIB),
+    ]
+    const r = computeEpochRewards({ ...base, storage }, params)
+    const byNode = Object.fromEntries(r.storage.map((x) => [x.peerId, x]))
+    expect(byNode['node-001']?.weight).toBe(0n)
+    expect(byNode['node-000']?.bytes).toBe(GIB)
+    expect(byNode['node-000']?.reward).toBe(r.pools.storage)
+  })
+
+  it('conserves the emission, and more proven bytes never pay less (property)', () => {
+    const entry = fc.tuple(
+      fc.constantFrom(...VERIFIERS),
+      fc.integer({ min: 0, max: 2 }),
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 0, max: 6 }),
+      fc.integer({ min: 0, max: 2 ** 40 }),
+    )
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 12 }),
+        fc.integer({ min: 0, max: 2 }),
+        fc.constantFrom(...VERIFIERS),
+        (entries, lifted, by) => {
+          const storage = entries.map(([v, n, c, p, b]) => proof(v, `node-00${n}`, c, Math.min(p, c), b))
+          const r = computeEpochRewards({ ...base, storage }, params)
+          expect(r.total + r.dust).toBe(r.emission)
+          expect(r.dust).toBeLessThan(2n * BigInt(nodes.length))
+          if (r.pools.storage === 0n) return
+          // One observer proves one more GiB for a node, all its challenges passed.
+          const target = `node-00${lifted}`
+          const held = Math.max(
+            0,
+            ...storage
+              .filter((o) => o.verifier === by && o.node === target && o.passed === o.challenges)
+              .map((o) => o.bytes),
+          )
+          const after = computeEpochRewards(
+            { ...base, storage: [...storage, proof(by, target, 1, 1, held + GIB)] },
             params,
           )
           expect(after.payouts.get(op(lifted + 1)) ?? 0n).toBeGreaterThanOrEqual(

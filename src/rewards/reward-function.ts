@@ -68,6 +68,18 @@ export interface ComputeObservation {
   fraud: boolean
 }
 
+/** One verifier's proof-of-storage results for one node in one epoch. */
+export interface StorageObservation {
+  verifier: string
+  node: string
+  /** Chunk challenges sent to the node's shards. */
+  challenges: number
+  /** Of those, answered in time with a chunk that proves against the holder's signed root. */
+  passed: number
+  /** Bytes of the node's shards whose every challenge passed. */
+  bytes: number
+}
+
 /** What the reward function reads of an epoch bundle (its observations already verified). */
 export interface RewardInput {
   epoch: number
@@ -79,6 +91,23 @@ export interface RewardInput {
   uptime: readonly UptimeObservation[]
   /** Verified compute work (none: no compute pool). */
   compute?: readonly ComputeObservation[]
+  /** Proof-of-storage results (none: no storage pool). */
+  storage?: readonly StorageObservation[]
+}
+
+/** Why a node's storage weight is what it is. */
+export interface StorageExplanation {
+  peerId: string
+  operator: `0x${string}`
+  /** Each observer's results (an observer that reported nothing for this node counts 0 bytes). */
+  verifiers: { verifier: string; challenges: number; passed: number; bytes: number }[]
+  /** The median of the observers' proven bytes (a verifier whose challenges did not all pass counts 0). */
+  bytes: number
+  vetting: boolean
+  /** bytes × (vettingFactorBps while vetting, else 10,000). */
+  weight: bigint
+  /** This node's part of the storage pool. */
+  reward: bigint
 }
 
 /** Why a node's compute weight is what it is. */
@@ -144,6 +173,8 @@ export interface EpochRewards {
   uptime: UptimeScores
   /** Nodes with compute observations, sorted by peer id. */
   compute: ComputeExplanation[]
+  /** Nodes with storage observations, sorted by peer id. */
+  storage: StorageExplanation[]
 }
 
 /** The parameter set in force until governance sets one on-chain (docs/rewards.md, "Parameters"). */
@@ -215,10 +246,13 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   const compute = computeWeights(input, params, uptime.observers)
   const computeWeightsByOperator = new AccountAmounts()
   for (const c of compute) if (c.weight > 0n) computeWeightsByOperator.add(c.operator, c.weight)
+  const storage = storageWeights(input, params, uptime.observers)
+  const storageWeightsByOperator = new AccountAmounts()
+  for (const c of storage) if (c.weight > 0n) storageWeightsByOperator.add(c.operator, c.weight)
   const weights: Record<RewardService, AccountAmounts> = {
     uptime: uptime.byOperator(),
     compute: computeWeightsByOperator,
-    storage: new AccountAmounts(),
+    storage: storageWeightsByOperator,
     relay: new AccountAmounts(),
     sensor: new AccountAmounts(),
   }
@@ -241,6 +275,7 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   uptime.pool = pools.uptime
   uptime.totalWeight = totals.uptime
   for (const c of compute) c.reward = totals.compute > 0n ? (pools.compute * c.weight) / totals.compute : 0n
+  for (const c of storage) c.reward = totals.storage > 0n ? (pools.storage * c.weight) / totals.storage : 0n
 
   // 3. Payouts. The uptime operators' positions are kept (no hashing for most operators); an
   // operator whose share floors to 0 is dropped at the end.
@@ -275,7 +310,86 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     dust: input.emission - total,
     uptime,
     compute,
+    storage,
   }
+}
+
+/**
+ * 2c. Storage weights. The observers are the uptime observers and every listed verifier that sent a
+ * storage observation; for each node any of them observed, an observer that reported nothing for it
+ * counts 0 bytes. A verifier's proven bytes for a node are its observation's bytes when every one
+ * of its challenges passed, else 0 (a holder that cannot produce one challenged chunk in time is
+ * not paid by that verifier). The node's weight is the median of the observers' proven bytes, times
+ * the vetting factor while it is new: a minority of verifiers can neither invent storage nor hide it.
+ */
+function storageWeights(
+  input: RewardInput,
+  params: RewardParams,
+  uptimeObservers: readonly string[],
+): StorageExplanation[] {
+  const listed = new Set(input.verifiers)
+  const byNode = new Map<string, Map<string, StorageObservation>>()
+  const observers = new Set(uptimeObservers)
+  for (const o of input.storage ?? []) {
+    if (!listed.has(o.verifier)) continue
+    if (
+      !Number.isSafeInteger(o.challenges) ||
+      !Number.isSafeInteger(o.passed) ||
+      !Number.isSafeInteger(o.bytes) ||
+      o.challenges <= 0 ||
+      o.challenges > MAX_COUNT ||
+      o.passed < 0 ||
+      o.passed > o.challenges ||
+      o.bytes < 0
+    )
+      continue
+    observers.add(o.verifier)
+    let seen = byNode.get(o.node)
+    if (!seen) {
+      seen = new Map()
+      byNode.set(o.node, seen)
+    }
+    // Of duplicates, the one proving more bytes counts (then more passes), whatever the order.
+    const proven = (x: StorageObservation) => (x.passed === x.challenges ? x.bytes : 0)
+    const held = seen.get(o.verifier)
+    if (
+      held === undefined ||
+      proven(o) > proven(held) ||
+      (proven(o) === proven(held) && o.passed > held.passed)
+    )
+      seen.set(o.verifier, o)
+  }
+  if (byNode.size === 0) return []
+  const sortedObservers = [...observers].sort()
+  const nodes = new Map<string, RewardNode>()
+  for (const n of input.nodes) if (byNode.has(n.peerId)) nodes.set(n.peerId, n)
+  const u = params.uptime
+  const out: StorageExplanation[] = []
+  for (const peerId of [...byNode.keys()].sort()) {
+    const node = nodes.get(peerId)
+    if (node === undefined) continue
+    const seen = byNode.get(peerId) as Map<string, StorageObservation>
+    const verifiers = sortedObservers.map((verifier) => {
+      const o = seen.get(verifier)
+      return { verifier, challenges: o?.challenges ?? 0, passed: o?.passed ?? 0, bytes: o?.bytes ?? 0 }
+    })
+    // Exactly (bigint): two byte counts near 2^53 would not add up exactly as numbers.
+    const bytes = Number(
+      medianOf(verifiers.map((v) => (v.challenges > 0 && v.passed === v.challenges ? BigInt(v.bytes) : 0n))),
+    )
+    const vetting = input.epoch - node.registeredEpoch < u.vettingEpochs
+    const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
+    out.push({
+      peerId,
+      operator: lowerAddress(node.operator),
+      verifiers,
+      bytes,
+      vetting,
+      weight: BigInt(bytes) * factor,
+      reward: 0n,
+    })
+  }
+  return out
 }
 
 /**

@@ -19,6 +19,7 @@ import type { WireCodec } from '../mesh/wire-codec.js'
 import type { ServiceOffer } from '../node/advertisement.js'
 import { migrate } from '../node/database.js'
 import type { NodeService, ServiceChallenge, ServiceContext } from '../node/service.js'
+import { storageTopic } from './challenge.js'
 import { type ChunkTree, ChunkTreeBuilder, chunkCount } from './chunk-tree.js'
 import { StorageError } from './errors.js'
 import { cidOfBytes, type Manifest, parseManifest, pieceRange, shardBytesOf } from './file-codec.js'
@@ -46,6 +47,8 @@ import { segmentsOf } from './sealed.js'
 
 /** Options of {@link StorageService}. */
 export interface StorageServiceInit {
+  /** The network id (receipts are gossiped on its storage topic, where verifiers learn what to challenge). */
+  network: string
   /** Price per GiB-epoch, MESH base units (advertised; payment comes with the storage issue's next step). */
   price: bigint
   /** Most bytes this node holds. */
@@ -132,6 +135,7 @@ export class StorageService implements NodeService {
   #dir = ''
   #context: ServiceContext | undefined
   #stopPay: (() => void) | undefined
+  #unsubscribe: (() => void) | undefined
   readonly #uploads = new Map<string, Upload>()
   readonly #trees = new Map<string, ChunkTree>()
   readonly counts: StorageCounts = {
@@ -180,10 +184,17 @@ export class StorageService implements NodeService {
       maxRequestBytes: MAX_STORAGE_MESSAGE_BYTES,
     })
     this.#stopPay = this.#c.desk?.serve(context.port)
+    // Holders relay each other's receipts (checked first) so that they reach every verifier.
+    this.#unsubscribe = context.port.subscribe(storageTopic(this.#init.network), (m) => {
+      const decoded = this.#c.codec.decode(m.data, { from: m.from })
+      if (!decoded.ok) return decoded.verdict
+      return decoded.envelope.type === STORAGE_RECEIPT.type ? 'accept' : 'reject'
+    })
   }
 
   async stop(): Promise<void> {
     this.#context?.port.unhandle(STORAGE_PROTOCOL)
+    this.#unsubscribe?.()
     this.#stopPay?.()
     for (const u of this.#uploads.values()) {
       closeSync(u.fd)
@@ -361,6 +372,7 @@ export class StorageService implements NodeService {
       shard: u.shard,
       root,
       bytes: u.written,
+      chunkBytes: u.chunkBytes,
       owner: from,
       storedAt,
       epochs: u.epochs,
@@ -387,6 +399,10 @@ export class StorageService implements NodeService {
     this.#keepTree(`${cid}/${u.shard}`, tree)
     u.admission?.bill(shardBillId(cid, u.shard))
     this.#c.logger.info({ cid, shard: u.shard, bytes: u.written, owner: from }, 'shard stored')
+    // Verifiers learn what to challenge from the receipts (gossip is best effort: the owner has it too).
+    void this.#context?.port
+      .publish(storageTopic(this.#init.network), receipt)
+      .catch((err: unknown) => this.#c.logger.debug({ err, cid }, 'could not gossip a receipt'))
     return frame({ ok: true }, receipt)
   }
 

@@ -118,7 +118,7 @@ export function unframe<T>(bytes: Uint8Array, schema: z.ZodType<T>): { header: T
 
 /**
  * A holder's receipt for a shard, signed with its peer key: it holds shard `shard` of `cid`, whose
- * chunk tree has root `root`, for `owner` (the uploading client's peer id) from `fromEpoch` for
+ * chunk tree (of `chunkBytes` chunks) has root `root`, for `owner` (the uploading client's peer id) from `fromEpoch` for
  * `epochs` epochs. Verifiers challenge against the root; the owner pays against the receipt.
  */
 export const STORAGE_RECEIPT = defineMessage(
@@ -129,6 +129,11 @@ export const STORAGE_RECEIPT = defineMessage(
       shard,
       root: z.string().regex(/^[0-9a-f]{64}$/),
       bytes: z.number().int().nonnegative(),
+      chunkBytes: z
+        .number()
+        .int()
+        .min(1_024)
+        .max(1024 * 1024),
       owner: z.string().min(1).max(128),
       storedAt: z.number().int().nonnegative(),
       epochs: z.number().int().min(1).max(100_000),

@@ -9,6 +9,7 @@ import type { NetworkPort } from '../mesh/network-port.js'
 import { createPeerSigner, type PeerSigner } from '../mesh/peer-key.js'
 import { SimNetwork } from '../mesh/sim-network.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
+import { challengedChunk, challengeShard } from './challenge.js'
 import { verifyChunk } from './chunk-tree.js'
 import { getFile, putFile, repairFile, type StorageClientComponents } from './client.js'
 import { StorageService } from './holder.js'
@@ -60,7 +61,12 @@ async function mesh(count: number, options: { tinyFirst?: boolean } = {}) {
     const signer = createPeerSigner(await generateKeyPair('Ed25519'))
     const port = net.createPort(signer.peerId)
     const service = new StorageService(
-      { price: 0n, quotaBytes: i === 0 && options.tinyFirst ? 1_000 : quotaBytes, now: () => Date.now() },
+      {
+        network: NET,
+        price: 0n,
+        quotaBytes: i === 0 && options.tinyFirst ? 1_000 : quotaBytes,
+        now: () => Date.now(),
+      },
       { signer, codec: codecOf(signer), logger },
     )
     const home = join(dir, `holder-${i}`)
@@ -212,5 +218,35 @@ describe('storage: holders and client on a simulated mesh', () => {
       ),
     )
     expect(back.equals(Buffer.from(file))).toBe(true)
+  })
+
+  it('answers chunk challenges a verifier checks against the receipt: passed, a wrong root, a deleted shard, a stopped holder', async () => {
+    const { holders, client, peers } = await mesh(5)
+    const file = fileOf(120_000)
+    const put = await putFile(client, peers, [file], file.length, OPTIONS)
+    const shardOf = (s: number) => {
+      const r = put.receipts[s]?.body as (typeof put.receipts)[number]['body']
+      return {
+        holder: put.holders[s] as string,
+        cid: r.cid,
+        shard: r.shard,
+        root: r.root,
+        bytes: r.bytes,
+        chunkBytes: r.chunkBytes,
+      }
+    }
+    // The chunk is the same for the same inputs, spread over the shard, and differs by slot.
+    const a = shardOf(0)
+    const chunks = Array.from({ length: 16 }, (_, slot) => challengedChunk('0xseed', 'verifier', a, slot))
+    expect(challengedChunk('0xseed', 'verifier', a, 3)).toBe(chunks[3])
+    expect(new Set(chunks).size).toBeGreaterThan(3)
+    expect(await challengeShard(client.port, a, chunks[0] as number, 2_000)).toBe('passed')
+    expect(await challengeShard(client.port, { ...a, root: 'ab'.repeat(32) }, 0, 2_000)).toBe('bad_proof')
+    // A holder that deleted its shard cannot answer; a stopped one is unreachable.
+    const b = shardOf(1)
+    rmSync(holders[1]?.service.held(put.cid)[0]?.path as string)
+    expect(await challengeShard(client.port, b, 0, 2_000)).toBe('refused')
+    await holders[2]?.port.close()
+    expect(await challengeShard(client.port, shardOf(2), 0, 2_000)).toBe('unreachable')
   })
 })

@@ -19,12 +19,17 @@ import {
 import {
   COMPUTE_OBSERVATION,
   type ComputeObservationBody,
+  STORAGE_OBSERVATION,
+  type StorageObservationBody,
   UPTIME_OBSERVATION,
   type UptimeObservationBody,
 } from './observation.js'
 
-/** An observation a bundle carries: uptime or compute. */
-export type BundleObservation = SignedEnvelope<UptimeObservationBody> | SignedEnvelope<ComputeObservationBody>
+/** An observation a bundle carries: uptime, compute or storage. */
+export type BundleObservation =
+  | SignedEnvelope<UptimeObservationBody>
+  | SignedEnvelope<ComputeObservationBody>
+  | SignedEnvelope<StorageObservationBody>
 
 /**
  * The epoch bundle (docs/protocol.md, "Epoch bundle"): everything the reward function read for one
@@ -268,19 +273,31 @@ export function checkBundle(
   const uptime: RewardInput['uptime'][number][] = []
   const keys: string[] = []
   const compute: NonNullable<RewardInput['compute']>[number][] = []
+  const storage: NonNullable<RewardInput['storage']>[number][] = []
   const verify = { network: options.network, verifier: options.verifier }
   for (const value of bundle.observations) {
-    const isCompute = (value as { type?: unknown } | null)?.type === COMPUTE_OBSERVATION.type
-    const checked = isCompute
-      ? verifyEnvelope(value, COMPUTE_OBSERVATION, verify)
-      : verifyEnvelope(value, UPTIME_OBSERVATION, verify)
+    const type = (value as { type?: unknown } | null)?.type
+    const checked =
+      type === COMPUTE_OBSERVATION.type
+        ? verifyEnvelope(value, COMPUTE_OBSERVATION, verify)
+        : type === STORAGE_OBSERVATION.type
+          ? verifyEnvelope(value, STORAGE_OBSERVATION, verify)
+          : verifyEnvelope(value, UPTIME_OBSERVATION, verify)
     if (!checked.ok) return { ok: false, fault: 'bad_observation', detail: checked.reason }
     const o = checked.envelope
     if (!verifiers.has(o.from))
       return { ok: false, fault: 'bad_observation', detail: `${o.from} is not a listed verifier` }
     if (o.body.epoch !== bundle.epoch) return { ok: false, fault: 'bad_observation', detail: 'another epoch' }
     keys.push(`${o.from}\n${o.type}\n${o.body.node}`)
-    if ('challenges' in o.body)
+    if ('passed' in o.body)
+      storage.push({
+        verifier: o.from,
+        node: o.body.node,
+        challenges: o.body.challenges,
+        passed: o.body.passed,
+        bytes: o.body.bytes,
+      })
+    else if ('challenges' in o.body)
       uptime.push({
         verifier: o.from,
         node: o.body.node,
@@ -318,6 +335,7 @@ export function checkBundle(
     verifiers: bundle.verifiers.map((v) => v.peerId),
     uptime,
     compute,
+    storage,
   }
   return { ok: true, bundle: { ...encoded, input, params, carried } }
 }

@@ -4,9 +4,10 @@ import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
 import { challengeUptime } from '../node/uptime.js'
-import { COMPUTE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
+import { challengedChunk, challengeShard } from '../storage/challenge.js'
+import { COMPUTE_OBSERVATION, STORAGE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
 import { challengeTimes } from './schedule.js'
-import type { VerifierStore } from './store.js'
+import type { HeldShardRecord, VerifierStore } from './store.js'
 
 /** The gossip topic of observations. */
 export function observationTopic(network: string): string {
@@ -33,6 +34,10 @@ export interface ChallengerInit {
   timeoutMs: number
   /** When, as a fraction of the epoch, the observations go out (after the last challenge window). */
   publishFraction?: number
+  /** Chunk challenges per stored shard per epoch (default 2; 0: no proof of storage). */
+  storageChallengesPerShard?: number
+  /** A chunk later than this fails its challenge (default `timeoutMs`): a disk read, not a download. */
+  storageTimeoutMs?: number
 }
 
 /** The parts the challenger works with. */
@@ -91,6 +96,25 @@ export class Challenger {
         this.#after(at - now, () => this.#challenge(plan.epoch, node, slot))
       })
     }
+    // Proof of storage: every shard a registered node holds by its receipt, on a schedule of its own.
+    const registered = new Set(plan.nodes)
+    const perShard = this.#init.storageChallengesPerShard ?? 2
+    for (const held of perShard > 0 ? store.heldShards(plan.epoch) : []) {
+      if (!registered.has(held.holder) || held.holder === port.peerId) continue
+      const done = store.storageSlots(plan.epoch, held.holder, held.cid, held.shard)
+      const times = challengeTimes({
+        seed: plan.seed,
+        verifier: port.peerId,
+        node: `${held.holder}/${held.cid}/${held.shard}`,
+        epochStartMs: plan.startMs,
+        epochDurationMs: plan.durationMs,
+        count: perShard,
+      })
+      times.forEach((at, slot) => {
+        if (done.has(slot) || at < now) return
+        this.#after(at - now, () => this.#challengeStorage(plan, held, slot))
+      })
+    }
     const publishAt = plan.startMs + Math.floor(plan.durationMs * (this.#init.publishFraction ?? 0.85))
     return new Promise((resolve) => {
       this.#after(Math.max(0, publishAt - now), () => {
@@ -135,6 +159,34 @@ export class Challenger {
         })
       })
       .catch((err: unknown) => logger.warn({ err, epoch, node, slot }, 'could not record a challenge'))
+      .finally(() => this.#running.delete(run))
+    this.#running.add(run)
+  }
+
+  #challengeStorage(plan: EpochPlan, held: HeldShardRecord, slot: number): void {
+    const { clock, store, port, logger } = this.#c
+    const at = clock.now()
+    const chunk = challengedChunk(plan.seed, port.peerId, held, slot)
+    const run = challengeShard(port, held, chunk, this.#init.storageTimeoutMs ?? this.#init.timeoutMs)
+      .then((outcome) => {
+        store.recordStorageChallenge({
+          epoch: plan.epoch,
+          holder: held.holder,
+          cid: held.cid,
+          shard: held.shard,
+          slot,
+          passed: outcome === 'passed',
+          at,
+        })
+        if (outcome !== 'passed')
+          logger.info(
+            { epoch: plan.epoch, holder: held.holder, cid: held.cid, shard: held.shard, outcome },
+            'storage challenge failed',
+          )
+      })
+      .catch((err: unknown) =>
+        logger.warn({ err, holder: held.holder }, 'could not record a storage challenge'),
+      )
       .finally(() => this.#running.delete(run))
     this.#running.add(run)
   }
@@ -193,6 +245,18 @@ export class Challenger {
         published++
       } catch (err) {
         logger.warn({ err, epoch, node }, 'could not gossip a compute observation')
+      }
+    }
+    // Storage: every holder challenged this epoch.
+    for (const [node, counts] of store.storageCounts(epoch)) {
+      if (counts.challenges === 0) continue
+      const { bytes } = codec.encode(STORAGE_OBSERVATION, { epoch, node, ...counts })
+      store.saveStorageObservation(JSON.parse(new TextDecoder().decode(bytes)))
+      try {
+        await port.publish(observationTopic(this.#init.network), bytes)
+        published++
+      } catch (err) {
+        logger.warn({ err, epoch, node }, 'could not gossip a storage observation')
       }
     }
     return published

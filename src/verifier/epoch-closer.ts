@@ -245,7 +245,11 @@ export class EpochCloser {
         ),
       })),
       verifiers: plan.registry.verifiers.map((v) => ({ peerId: v.peerId, address: v.address })),
-      observations: [...store.observations(plan.epoch), ...store.computeObservations(plan.epoch)],
+      observations: [
+        ...store.observations(plan.epoch),
+        ...store.computeObservations(plan.epoch),
+        ...store.storageObservations(plan.epoch),
+      ],
       carried: { root: previousRoot, entries: carried },
     })
     const checked = checkBundle(encoded.bytes, {
@@ -386,6 +390,7 @@ export class EpochCloser {
       const mine = [
         ...this.#c.store.observations(p.epoch),
         ...this.#c.store.computeObservations(p.epoch),
+        ...this.#c.store.storageObservations(p.epoch),
       ].filter((o) => o.from === this.#c.port.peerId)
       const missing = mine.filter((o) => !inBundle.has(o.sig))
       if (missing.length > 0)

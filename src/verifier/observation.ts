@@ -52,3 +52,26 @@ export const COMPUTE_OBSERVATION = defineMessage(
 
 /** The body of a compute observation. */
 export type ComputeObservationBody = z.infer<typeof COMPUTE_OBSERVATION.schema>
+
+/**
+ * A verifier's proof-of-storage results for one node over one epoch: how many chunk challenges it
+ * sent the node's shards, how many came back in time with a chunk that proves against the holder's
+ * signed root, and the bytes of the shards whose every challenge passed.
+ */
+export const STORAGE_OBSERVATION = defineMessage(
+  'observation/storage',
+  z
+    .object({
+      epoch: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      node: z.string().min(1).max(128),
+      challenges: z.number().int().min(1).max(MAX_CHALLENGES_PER_EPOCH),
+      passed: z.number().int().min(0).max(MAX_CHALLENGES_PER_EPOCH),
+      bytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    })
+    .strict()
+    .refine((o) => o.passed <= o.challenges, { message: 'passed exceeds challenges' }),
+  { maxBytes: 2_048 },
+)
+
+/** The body of a storage observation. */
+export type StorageObservationBody = z.infer<typeof STORAGE_OBSERVATION.schema>

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import type { SignedEnvelope } from '../mesh/wire-codec.js'
 import { type Migration, migrate, sequenceAllocator } from '../node/database.js'
-import type { ComputeObservationBody, UptimeObservationBody } from './observation.js'
+import type { ComputeObservationBody, StorageObservationBody, UptimeObservationBody } from './observation.js'
 
 /** The verifier's migrations. Append only: never edit one that has shipped. */
 export const VERIFIER_MIGRATIONS: readonly Migration[] = [
@@ -87,7 +87,55 @@ export const VERIFIER_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    description: "storage: holders' receipts, chunk challenges, observations",
+    sql: `
+      CREATE TABLE storage_receipts (
+        holder TEXT NOT NULL,
+        cid TEXT NOT NULL,
+        shard INTEGER NOT NULL,
+        root TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        chunk_bytes INTEGER NOT NULL,
+        from_epoch INTEGER NOT NULL,
+        until_epoch INTEGER NOT NULL,
+        PRIMARY KEY (holder, cid, shard)
+      ) STRICT;
+      CREATE TABLE storage_challenges (
+        epoch INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        cid TEXT NOT NULL,
+        shard INTEGER NOT NULL,
+        slot INTEGER NOT NULL,
+        passed INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (epoch, holder, cid, shard, slot)
+      ) STRICT;
+      CREATE TABLE storage_observations (
+        epoch INTEGER NOT NULL,
+        verifier TEXT NOT NULL,
+        node TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        envelope TEXT NOT NULL,
+        PRIMARY KEY (epoch, verifier, node)
+      ) STRICT;
+    `,
+  },
 ]
+
+/** A holder's shard as its signed receipt commits to it, and the epochs it is to be kept. */
+export interface HeldShardRecord {
+  holder: string
+  cid: string
+  shard: number
+  root: string
+  bytes: number
+  chunkBytes: number
+  /** The first epoch it is challenged in, and the last. */
+  fromEpoch: number
+  untilEpoch: number
+}
 
 /** A node's fraud as a verifier confirmed it. */
 export interface ConfirmedFraud {
@@ -168,6 +216,26 @@ export interface VerifierStore {
   slashSignatures(evidenceHash: string): { signer: `0x${string}`; signature: `0x${string}` }[]
   saveBundle(b: StoredBundle & { bytes: Uint8Array }): void
   bundle(cid: string): (StoredBundle & { bytes: Uint8Array }) | undefined
+  /** Keeps a holder's shard from its receipt (a newer receipt of the same shard replaces it). */
+  saveHeldShard(r: HeldShardRecord): void
+  /** The shards to challenge in `epoch`. */
+  heldShards(epoch: number): HeldShardRecord[]
+  /** Records a storage challenge's outcome (once per epoch, shard and slot). */
+  recordStorageChallenge(c: {
+    epoch: number
+    holder: string
+    cid: string
+    shard: number
+    slot: number
+    passed: boolean
+    at: number
+  }): void
+  /** Slots of a shard already challenged in `epoch`. */
+  storageSlots(epoch: number, holder: string, cid: string, shard: number): Set<number>
+  /** Per holder: challenges, passed, and the bytes of its shards whose every challenge passed in `epoch`. */
+  storageCounts(epoch: number): Map<string, { challenges: number; passed: number; bytes: number }>
+  saveStorageObservation(envelope: SignedEnvelope<StorageObservationBody>): boolean
+  storageObservations(epoch: number): SignedEnvelope<StorageObservationBody>[]
   /** Keeps `signer`'s signature for bundle `cid` of `epoch` (a newer one replaces it). */
   saveAttestation(a: { epoch: number; cid: string; signer: string; signature: `0x${string}` }): void
   attestations(epoch: number, cid: string): { signer: `0x${string}`; signature: `0x${string}` }[]
@@ -222,6 +290,37 @@ export function openVerifierStore(path: string): VerifierStore {
   const selectLatestRoot = db.prepare('SELECT * FROM roots ORDER BY epoch DESC LIMIT 1')
   const selectRoot = db.prepare('SELECT * FROM roots WHERE epoch = ?')
   const deleteRoots = db.prepare('DELETE FROM roots WHERE epoch >= ?')
+
+  const upsertHeldShard = db.prepare(`
+    INSERT INTO storage_receipts (holder, cid, shard, root, bytes, chunk_bytes, from_epoch, until_epoch)
+    VALUES (@holder, @cid, @shard, @root, @bytes, @chunkBytes, @fromEpoch, @untilEpoch)
+    ON CONFLICT (holder, cid, shard) DO UPDATE SET root = excluded.root, bytes = excluded.bytes,
+      chunk_bytes = excluded.chunk_bytes, from_epoch = excluded.from_epoch, until_epoch = excluded.until_epoch
+    WHERE excluded.until_epoch >= storage_receipts.until_epoch`)
+  const selectHeldShards = db.prepare(
+    `SELECT holder, cid, shard, root, bytes, chunk_bytes AS chunkBytes, from_epoch AS fromEpoch,
+       until_epoch AS untilEpoch FROM storage_receipts WHERE from_epoch <= ? AND until_epoch >= ?
+     ORDER BY holder, cid, shard`,
+  )
+  const insertStorageChallenge = db.prepare(
+    'INSERT OR IGNORE INTO storage_challenges (epoch, holder, cid, shard, slot, passed, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  )
+  const selectStorageSlots = db.prepare(
+    'SELECT slot FROM storage_challenges WHERE epoch = ? AND holder = ? AND cid = ? AND shard = ?',
+  )
+  const selectStorageByShard = db.prepare(
+    `SELECT c.holder AS holder, c.cid AS cid, c.shard AS shard, COUNT(*) AS challenges, SUM(c.passed) AS passed,
+       r.bytes AS bytes
+     FROM storage_challenges c LEFT JOIN storage_receipts r ON r.holder = c.holder AND r.cid = c.cid AND r.shard = c.shard
+     WHERE c.epoch = ? GROUP BY c.holder, c.cid, c.shard ORDER BY c.holder`,
+  )
+  const upsertStorageObservation = db.prepare(`
+    INSERT INTO storage_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
+    WHERE excluded.seq > storage_observations.seq`)
+  const selectStorageObservations = db.prepare(
+    'SELECT envelope FROM storage_observations WHERE epoch = ? ORDER BY verifier, node',
+  )
 
   const upsertComputeObservation = db.prepare(`
     INSERT INTO compute_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
@@ -292,6 +391,39 @@ export function openVerifierStore(path: string): VerifierStore {
     observations(epoch) {
       return (selectObservations.all(epoch) as { envelope: string }[]).map(
         (r) => JSON.parse(r.envelope) as SignedEnvelope<UptimeObservationBody>,
+      )
+    },
+    saveHeldShard: (r) => void upsertHeldShard.run(r),
+    heldShards: (epoch) => selectHeldShards.all(epoch, epoch) as HeldShardRecord[],
+    recordStorageChallenge: (c) =>
+      void insertStorageChallenge.run(c.epoch, c.holder, c.cid, c.shard, c.slot, c.passed ? 1 : 0, c.at),
+    storageSlots: (epoch, holder, cid, shard) =>
+      new Set((selectStorageSlots.all(epoch, holder, cid, shard) as { slot: number }[]).map((r) => r.slot)),
+    storageCounts(epoch) {
+      const out = new Map<string, { challenges: number; passed: number; bytes: number }>()
+      const rows = selectStorageByShard.all(epoch) as {
+        holder: string
+        challenges: number
+        passed: number
+        bytes: number | null
+      }[]
+      for (const r of rows) {
+        const held = out.get(r.holder) ?? { challenges: 0, passed: 0, bytes: 0 }
+        held.challenges += r.challenges
+        held.passed += r.passed
+        if (r.passed === r.challenges) held.bytes += r.bytes ?? 0
+        out.set(r.holder, held)
+      }
+      return out
+    },
+    saveStorageObservation(e) {
+      return (
+        upsertStorageObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0
+      )
+    },
+    storageObservations(epoch) {
+      return (selectStorageObservations.all(epoch) as { envelope: string }[]).map(
+        (r) => JSON.parse(r.envelope) as SignedEnvelope<StorageObservationBody>,
       )
     },
     saveComputeObservation(e) {

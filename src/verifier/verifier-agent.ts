@@ -3,9 +3,11 @@ import type { Logger } from '../core/logger.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
+import { storageTopic } from '../storage/challenge.js'
+import { STORAGE_RECEIPT, type StorageReceiptBody } from '../storage/protocol.js'
 import type { RegistrySnapshot, VerifierChain } from './chain-port.js'
 import { Challenger, observationTopic } from './challenger.js'
-import { COMPUTE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
+import { COMPUTE_OBSERVATION, STORAGE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
 import type { VerifierStore } from './store.js'
 
 /** The protocol id a verifier serves stored bundles on: request = CID (UTF-8), response = bundle bytes. */
@@ -27,6 +29,9 @@ export interface VerifierAgentInit {
   schedule: EpochSchedule
   challengesPerEpoch: number
   challengeTimeoutMs: number
+  /** Chunk challenges per stored shard per epoch (default 2) and their deadline (default `challengeTimeoutMs`). */
+  storageChallengesPerShard?: number
+  storageTimeoutMs?: number
   /** How often the chain is polled for an epoch's seed block (default 1 s). */
   pollMs?: number
 }
@@ -68,6 +73,7 @@ export class VerifierAgent {
   readonly #stop = new AbortController()
   #loop: Promise<void> | undefined
   #unsubscribe: (() => void) | undefined
+  #unsubscribeStorage: (() => void) | undefined
   /** Observations taken in and refused, for metrics and tests. */
   readonly counts = { accepted: 0, refused: 0 }
 
@@ -79,6 +85,10 @@ export class VerifierAgent {
         network: init.network,
         challengesPerEpoch: init.challengesPerEpoch,
         timeoutMs: init.challengeTimeoutMs,
+        ...(init.storageChallengesPerShard === undefined
+          ? {}
+          : { storageChallengesPerShard: init.storageChallengesPerShard }),
+        ...(init.storageTimeoutMs === undefined ? {} : { storageTimeoutMs: init.storageTimeoutMs }),
       },
       components,
     )
@@ -119,7 +129,12 @@ export class VerifierAgent {
     this.#unsubscribe = port.subscribe(observationTopic(this.#init.network), (message) => {
       const decoded = this.#c.codec.decode(message.data, { from: message.from })
       const type = decoded.ok ? decoded.envelope.type : ''
-      if (!decoded.ok || (type !== UPTIME_OBSERVATION.type && type !== COMPUTE_OBSERVATION.type)) {
+      if (
+        !decoded.ok ||
+        (type !== UPTIME_OBSERVATION.type &&
+          type !== COMPUTE_OBSERVATION.type &&
+          type !== STORAGE_OBSERVATION.type)
+      ) {
         this.counts.refused++
         return decoded.ok ? 'reject' : decoded.verdict
       }
@@ -136,6 +151,10 @@ export class VerifierAgent {
         store.saveComputeObservation(
           decoded.envelope as Parameters<VerifierStore['saveComputeObservation']>[0],
         )
+      else if (type === STORAGE_OBSERVATION.type)
+        store.saveStorageObservation(
+          decoded.envelope as Parameters<VerifierStore['saveStorageObservation']>[0],
+        )
       else store.saveObservation(decoded.envelope as Parameters<VerifierStore['saveObservation']>[0])
       // Committed before it is acknowledged (accepted, so gossip forwards it).
       this.#c.logger.debug(
@@ -148,6 +167,26 @@ export class VerifierAgent {
         'observation stored',
       )
       this.counts.accepted++
+      return 'accept'
+    })
+    // Holders' receipts: what to challenge, from the epoch after the shard was stored, for as many
+    // epochs as it was stored for. Registered nodes only (checked at challenge time, by epoch).
+    this.#unsubscribeStorage = port.subscribe(storageTopic(this.#init.network), (message) => {
+      const decoded = this.#c.codec.decode(message.data, { from: message.from })
+      if (!decoded.ok) return decoded.verdict
+      if (decoded.envelope.type !== STORAGE_RECEIPT.type) return 'reject'
+      const r = decoded.envelope.body as StorageReceiptBody
+      const fromEpoch = this.epochAt(r.storedAt) + 1
+      store.saveHeldShard({
+        holder: decoded.envelope.from,
+        cid: r.cid,
+        shard: r.shard,
+        root: r.root,
+        bytes: r.bytes,
+        chunkBytes: r.chunkBytes,
+        fromEpoch,
+        untilEpoch: fromEpoch + r.epochs - 1,
+      })
       return 'accept'
     })
     port.handle(
@@ -251,6 +290,7 @@ export class VerifierAgent {
     this.#stop.abort()
     this.#challenger.stop()
     this.#unsubscribe?.()
+    this.#unsubscribeStorage?.()
     this.#c.port.unhandle(BUNDLE_PROTOCOL)
     await this.#loop
   }

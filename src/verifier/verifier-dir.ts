@@ -34,6 +34,10 @@ export const verifierConfigSchema = z
         challengesPerEpoch: z.number().int().min(1).max(64).default(4),
         /** How long a node has to answer a challenge. */
         challengeTimeoutMs: z.number().int().min(50).max(30_000).default(2_000),
+        /** Chunk challenges per stored shard per epoch (0: no proof of storage). */
+        storageChallengesPerShard: z.number().int().min(0).max(64).default(2),
+        /** How long a holder has to send a challenged chunk and its proof: a disk read, not a download. */
+        storageTimeoutMs: z.number().int().min(50).max(30_000).default(2_000),
         /** After an epoch ends, how long the leader waits for late observations. */
         graceSeconds: z.number().min(0).max(600).default(2),
         /** How long a leader has to get its root posted before the next one takes over. */
@@ -45,6 +49,8 @@ export const verifierConfigSchema = z
       .default({
         challengesPerEpoch: 4,
         challengeTimeoutMs: 2_000,
+        storageChallengesPerShard: 2,
+        storageTimeoutMs: 2_000,
         graceSeconds: 2,
         leaderTimeoutSeconds: 30,
         pollMs: 1_000,
@@ -153,6 +159,10 @@ export function renderVerifierConfig(init: { apiListen: string; listen: string[]
 challengesPerEpoch = 4
 # How long a node has to answer a challenge (ms).
 challengeTimeoutMs = 2000
+# Proof of storage: chunk challenges per stored shard per epoch (0: none), and how long a holder has
+# to send the chunk and its Merkle path (ms): reading it from a disk fits, fetching it elsewhere does not.
+storageChallengesPerShard = 2
+storageTimeoutMs = 2000
 # After an epoch ends, how long its leader waits for late observations before building the bundle.
 graceSeconds = 2
 # How long a leader has to get its root posted before the next verifier takes over.

@@ -6,10 +6,11 @@ import type { Logger } from '../../src/core/logger.js'
 import type { MeshLibp2p } from '../../src/mesh/create-libp2p.js'
 import { createPeerSigner, createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
 import { createWireCodec } from '../../src/mesh/wire-codec.js'
+import { STORAGE_RECEIPT } from '../../src/storage/protocol.js'
 import { createEvmRootPoster, createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { EpochCloser } from '../../src/verifier/epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from '../../src/verifier/leader.js'
-import { UPTIME_OBSERVATION } from '../../src/verifier/observation.js'
+import { STORAGE_OBSERVATION, UPTIME_OBSERVATION } from '../../src/verifier/observation.js'
 import { openVerifierStore, type VerifierStore } from '../../src/verifier/store.js'
 import { VerifierAgent } from '../../src/verifier/verifier-agent.js'
 import { type ChainFixture, MESH } from './chain-fixture.js'
@@ -27,7 +28,8 @@ export interface InProcessVerifier {
  * Registers dev accounts `accounts` as verifiers (each funded with 200,000 MESH and staking
  * 100,000), each with a fresh peer key, and starts for each a verifier agent and an epoch closer on
  * real libp2p (bootstrapped from `bootstrap`) and the fixture's chain, with short timings (3
- * challenges an epoch, half a second of grace, an 8 s leader timeout). Stores are SQLite files in
+ * uptime challenges an epoch, 2 chunk challenges per stored shard, half a second of grace, an 8 s
+ * leader timeout). Stores are SQLite files in
  * `dir`. `stop` stops them all, in reverse.
  */
 export async function startInProcessVerifiers(
@@ -63,14 +65,22 @@ export async function startInProcessVerifiers(
       network: net,
       signer: createPeerSigner(key),
       clock: systemClock,
-      types: [UPTIME_OBSERVATION, EPOCH_PROPOSAL, EPOCH_ATTESTATION],
+      types: [UPTIME_OBSERVATION, STORAGE_OBSERVATION, STORAGE_RECEIPT, EPOCH_PROPOSAL, EPOCH_ATTESTATION],
       nextSeq: (type) => store.nextSeq(type),
     })
     const chain = createEvmVerifierChain(f.client(account), { deployBlock: BigInt(f.network.deployBlock) })
     const schedule = { genesisTime: p.genesisTime, epochDuration: init.epochDuration }
     const common = { port, clock: systemClock, store, codec, verifier: createPeerVerifier(), logger }
     const agent = new VerifierAgent(
-      { network: net, schedule, challengesPerEpoch: 3, challengeTimeoutMs: 1_000, pollMs: 250 },
+      {
+        network: net,
+        schedule,
+        challengesPerEpoch: 3,
+        challengeTimeoutMs: 1_000,
+        storageChallengesPerShard: 2,
+        storageTimeoutMs: 1_500,
+        pollMs: 250,
+      },
       { ...common, chain },
     )
     const closer = new EpochCloser(

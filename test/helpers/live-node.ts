@@ -59,6 +59,8 @@ export async function startMeshPort(
     privateKey: key,
     bootstrap,
     scoredTopics: [LIVE_TOPIC],
+    // Every peer of a test is 127.0.0.1: libp2p's 5 connections a second per host is too few.
+    inboundConnectionThreshold: 1_000,
     ...(connectionGater === undefined ? {} : { connectionGater }),
   })
   return { libp2p, port: createLibp2pPort(libp2p) }

@@ -64,7 +64,7 @@ async function setup() {
       { ledger: chainProviderLedger(f.client(op)), store: db.payments, now: () => Date.now() },
     )
     const service = new StorageService(
-      { price: PRICE, quotaBytes: 64 * 2 ** 20, now: () => Date.now() },
+      { network: NET, price: PRICE, quotaBytes: 64 * 2 ** 20, now: () => Date.now() },
       {
         desk,
         signer,

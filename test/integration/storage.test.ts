@@ -74,7 +74,7 @@ describe('storage on the mesh', () => {
         services: (db, key) => {
           const signer = createPeerSigner(key)
           service = new StorageService(
-            { price: 0n, quotaBytes: 256 * 2 ** 20, now: () => Date.now() },
+            { network: net, price: 0n, quotaBytes: 256 * 2 ** 20, now: () => Date.now() },
             {
               signer,
               codec: createWireCodec({

@@ -127,6 +127,7 @@ export function nodeStartCommand(node: Command): void {
           const signer = createPeerSigner(identity.peerKey)
           storage = new StorageService(
             {
+              network: net,
               price: storagePrice,
               quotaBytes: config.storage.quotaMb * 2 ** 20,
               now: () => Date.now(),
