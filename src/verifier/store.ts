@@ -234,6 +234,8 @@ export interface VerifierStore {
   storageSlots(epoch: number, holder: string, cid: string, shard: number): Set<number>
   /** Per holder: challenges, passed, and the bytes of its shards whose every challenge passed in `epoch`. */
   storageCounts(epoch: number): Map<string, { challenges: number; passed: number; bytes: number }>
+  /** Shards none of whose challenges passed in `epoch` (at least one sent). */
+  failedShards(epoch: number): { holder: string; cid: string; shard: number }[]
   saveStorageObservation(envelope: SignedEnvelope<StorageObservationBody>): boolean
   storageObservations(epoch: number): SignedEnvelope<StorageObservationBody>[]
   /** Keeps `signer`'s signature for bundle `cid` of `epoch` (a newer one replaces it). */
@@ -313,6 +315,10 @@ export function openVerifierStore(path: string): VerifierStore {
        r.bytes AS bytes
      FROM storage_challenges c LEFT JOIN storage_receipts r ON r.holder = c.holder AND r.cid = c.cid AND r.shard = c.shard
      WHERE c.epoch = ? GROUP BY c.holder, c.cid, c.shard ORDER BY c.holder`,
+  )
+  const selectFailedShards = db.prepare(
+    `SELECT holder, cid, shard FROM storage_challenges WHERE epoch = ?
+     GROUP BY holder, cid, shard HAVING SUM(passed) = 0 ORDER BY cid, shard`,
   )
   const upsertStorageObservation = db.prepare(`
     INSERT INTO storage_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
@@ -416,6 +422,8 @@ export function openVerifierStore(path: string): VerifierStore {
       }
       return out
     },
+    failedShards: (epoch) =>
+      selectFailedShards.all(epoch) as { holder: string; cid: string; shard: number }[],
     saveStorageObservation(e) {
       return (
         upsertStorageObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0

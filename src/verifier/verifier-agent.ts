@@ -8,6 +8,7 @@ import { STORAGE_RECEIPT, type StorageReceiptBody } from '../storage/protocol.js
 import type { RegistrySnapshot, VerifierChain } from './chain-port.js'
 import { Challenger, observationTopic } from './challenger.js'
 import { COMPUTE_OBSERVATION, STORAGE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
+import type { StorageRepairer } from './storage-repairer.js'
 import type { VerifierStore } from './store.js'
 
 /** The protocol id a verifier serves stored bundles on: request = CID (UTF-8), response = bundle bytes. */
@@ -49,6 +50,8 @@ export interface VerifierAgentComponents {
   logger: Logger
   /** See `ChallengerComponents.computeSettled`. */
   computeSettled?: () => Promise<void>
+  /** Rebuilds shards that failed their challenges, after each epoch (none: no repairs). */
+  repairer?: Pick<StorageRepairer, 'afterEpoch'>
 }
 
 /** An epoch the agent has planned: its seed block and registry snapshot. */
@@ -269,14 +272,18 @@ export class VerifierAgent {
     for (const old of this.#planned.keys()) if (old < epoch - 8) this.#planned.delete(old)
     const durationMs = this.#init.schedule.epochDuration * 1000
     if (registry.verifiers.some((v) => v.peerId === this.#c.port.peerId)) {
-      void this.#challenger.runEpoch({
-        epoch,
-        seed: seed.hash,
-        // The schedule is in chain time; the challenger's timers run on this machine's clock.
-        startMs: start - this.#offsetMs,
-        durationMs,
-        nodes: registry.nodes.map((n) => n.peerId),
-      })
+      void this.#challenger
+        .runEpoch({
+          epoch,
+          seed: seed.hash,
+          // The schedule is in chain time; the challenger's timers run on this machine's clock.
+          startMs: start - this.#offsetMs,
+          durationMs,
+          nodes: registry.nodes.map((n) => n.peerId),
+        })
+        // Once the epoch's observations are out: rebuild what failed (this verifier's turn only).
+        .then(() => (signal.aborted ? 0 : this.#c.repairer?.afterEpoch(epoch, registry)))
+        .catch((err: unknown) => logger.warn({ err, epoch }, 'storage repair failed'))
     } else {
       logger.warn(
         { epoch, verifiers: registry.verifiers.length },

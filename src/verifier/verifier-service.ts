@@ -19,6 +19,7 @@ import { ComputeAuditor } from './compute-auditor.js'
 import { EpochCloser, epochTopic } from './epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from './leader.js'
 import { COMPUTE_OBSERVATION, STORAGE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
+import { StorageRepairer } from './storage-repairer.js'
 import { openVerifierStore, type VerifierStore } from './store.js'
 import { VerifierAgent } from './verifier-agent.js'
 import type { LoadedVerifierDir } from './verifier-dir.js'
@@ -130,6 +131,7 @@ export async function startVerifierService(
       verifier: createPeerVerifier(),
       logger,
       computeSettled: () => auditor?.settled() ?? Promise.resolve(),
+      repairer: new StorageRepairer({ port, codec, store, logger: logger.child({ module: 'repair' }) }),
     }
     const v = config.verifier
     const agent = new VerifierAgent(

@@ -11,6 +11,7 @@ import { createEvmRootPoster, createEvmVerifierChain } from '../../src/verifier/
 import { EpochCloser } from '../../src/verifier/epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from '../../src/verifier/leader.js'
 import { STORAGE_OBSERVATION, UPTIME_OBSERVATION } from '../../src/verifier/observation.js'
+import { StorageRepairer } from '../../src/verifier/storage-repairer.js'
 import { openVerifierStore, type VerifierStore } from '../../src/verifier/store.js'
 import { VerifierAgent } from '../../src/verifier/verifier-agent.js'
 import { type ChainFixture, MESH } from './chain-fixture.js'
@@ -71,6 +72,7 @@ export async function startInProcessVerifiers(
     const chain = createEvmVerifierChain(f.client(account), { deployBlock: BigInt(f.network.deployBlock) })
     const schedule = { genesisTime: p.genesisTime, epochDuration: init.epochDuration }
     const common = { port, clock: systemClock, store, codec, verifier: createPeerVerifier(), logger }
+    const repairer = new StorageRepairer({ port, codec, store, logger })
     const agent = new VerifierAgent(
       {
         network: net,
@@ -81,7 +83,7 @@ export async function startInProcessVerifiers(
         storageTimeoutMs: 1_500,
         pollMs: 250,
       },
-      { ...common, chain },
+      { ...common, chain, repairer },
     )
     const closer = new EpochCloser(
       {
