@@ -2,24 +2,27 @@
  * Storage on 127.0.0.1: `npm run bench -- storage`.
  *
  * - putMBps / getMBps: ten nodes (libp2p, network port, the node's StorageService with its SQLite
- *   index and shard files) and a builder's SDK client, all in this process; a 100 MiB file streamed
- *   from disk with `mw.storage.put` (sealed, coded 4-of-6, spread over six nodes) and fetched back
- *   with `mw.storage.get` (checked against the file's sha-256). MB/s of the file's size. Baseline:
- *   raw libp2p stream throughput between two of the same nodes in the same run (100 MiB down one
- *   stream with backpressure); ratio = value / baseline.
+ *   index and shard files) in a child process, as other machines would be, and a builder's SDK
+ *   client in this one; a 100 MiB file streamed from disk with `mw.storage.put` (sealed, coded
+ *   4-of-6, spread over six nodes) and fetched back with `mw.storage.get` (checked against the
+ *   file's sha-256). MB/s of the file's size. Baseline: raw libp2p stream throughput from this
+ *   process to one of the nodes in the same run (100 MiB down one stream with backpressure);
+ *   ratio = value / baseline. A put sends N/K = 1.5 times the file's bytes.
  * - challengeVerify: storage proofs (a 16 KiB chunk and its Merkle path in a shard of 1,600 chunks)
  *   checked per second on one core.
  *
  * `npm run bench -- storage transfer` or `challenge` runs one part.
  */
 import '../src/core/polyfill.js'
+import { fork } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { StreamMessageEvent } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { gridDisk, latLngToCell } from 'h3-js'
 import { systemClock } from '../src/core/clock.js'
 import { createLogger } from '../src/core/logger.js'
@@ -121,15 +124,18 @@ function writeFile(path: string, bytes: number): string {
   return hash.digest('hex')
 }
 
-/** Raw libp2p throughput: `bytes` down one stream (64 KiB sends, waiting on drain), acknowledged. */
-async function rawThroughput(from: MeshLibp2p, to: MeshLibp2p, bytes: number): Promise<number> {
-  await to.handle(
+/** The baseline's receiving end: counts a stream's bytes and answers one byte once it has them all. */
+async function sinkRaw(node: MeshLibp2p): Promise<void> {
+  await node.handle(
     RAW_PROTOCOL,
     (stream) => {
       let received = 0
+      let expected = -1
       stream.addEventListener('message', (event: StreamMessageEvent) => {
-        received += event.data.byteLength
-        if (received >= bytes) {
+        const data = event.data.subarray()
+        if (expected < 0) expected = new DataView(data.buffer, data.byteOffset, 8).getUint32(4)
+        received += data.byteLength
+        if (received >= expected + 8) {
           stream.send(Uint8Array.of(1))
           stream.close().catch(() => undefined)
         }
@@ -137,41 +143,74 @@ async function rawThroughput(from: MeshLibp2p, to: MeshLibp2p, bytes: number): P
     },
     { maxInboundStreams: 4 },
   )
-  const stream = await from.dialProtocol(peerIdFromString(to.peerId.toString()), RAW_PROTOCOL)
+}
+
+/** Raw libp2p throughput: `bytes` down one stream to `addr` (64 KiB sends, waiting on drain), acknowledged. */
+async function rawThroughput(from: MeshLibp2p, addr: string, bytes: number): Promise<number> {
+  const connection = await from.dial(multiaddr(addr))
+  const stream = await connection.newStream(RAW_PROTOCOL)
+  const head = new Uint8Array(8)
+  new DataView(head.buffer).setUint32(4, bytes)
   const chunk = new Uint8Array(64 * 1024).fill(7)
   const started = performance.now()
   const acked = new Promise<void>((resolve) =>
     stream.addEventListener('message', () => resolve(), { once: true }),
   )
+  stream.send(head)
   for (let sent = 0; sent < bytes; sent += chunk.length) if (!stream.send(chunk)) await stream.onDrain()
   await acked
   const seconds = (performance.now() - started) / 1000
   await stream.close().catch(() => undefined)
-  await to.unhandle(RAW_PROTOCOL)
   return seconds
+}
+
+const CHILD_FLAG = '--meshwork-storage-holders'
+
+/**
+ * Child: the ten holders (and a raw-stream sink for the baseline), reporting their addresses over
+ * IPC; they stop when the parent says so or its channel closes.
+ */
+async function holdersChild(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'mw-bench-storage-'))
+  const nodes: BenchNode[] = []
+  const cells = gridDisk(latLngToCell(48.85, 2.35, 7), 2)
+  for (let i = 0; i < NODES; i++) {
+    const home = mkdtempSync(join(dir, `node-${i}-`))
+    const bootstrap =
+      nodes.length > 0 ? [(nodes[0] as BenchNode).libp2p.getMultiaddrs()[0]?.toString() as string] : []
+    nodes.push(await startNode(home, cells[i] as string, 0xd0 + i, bootstrap))
+  }
+  await sinkRaw((nodes[1] as BenchNode).libp2p)
+  const stop = async () => {
+    for (const n of nodes.reverse()) await n.stop().catch(() => undefined)
+    rmSync(dir, { recursive: true, force: true })
+    process.exit(0)
+  }
+  process.on('message', (m) => {
+    if (m === 'stop') void stop()
+  })
+  process.on('disconnect', () => void stop())
+  process.send?.({ addrs: nodes.map((n) => n.libp2p.getMultiaddrs()[0]?.toString() as string) })
 }
 
 async function transfer(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mw-bench-storage-'))
-  const nodes: BenchNode[] = []
-  const cells = gridDisk(latLngToCell(48.85, 2.35, 7), 2)
+  // Holders in a child process (the other core), as they would be other machines; the builder here.
+  const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  })
   let mw: Meshwork | undefined
+  let raw: MeshLibp2p | undefined
   try {
-    for (let i = 0; i < NODES; i++) {
-      const home = mkdtempSync(join(dir, `node-${i}-`))
-      const bootstrap =
-        nodes.length > 0 ? [(nodes[0] as BenchNode).libp2p.getMultiaddrs()[0]?.toString() as string] : []
-      nodes.push(await startNode(home, cells[i] as string, 0xd0 + i, bootstrap))
-    }
+    const { addrs } = await new Promise<{ addrs: string[] }>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as { addrs: string[] }))
+      child.once('exit', (code) => reject(new Error(`the holders' process exited with ${code}`)))
+    })
     const networkPath = join(dir, 'network.json')
     writeFileSync(
       networkPath,
       JSON.stringify(
-        syntheticNetworkFile({
-          name: 'bench-storage',
-          registry: REGISTRY,
-          bootstrap: nodes.slice(0, 3).map((n) => n.libp2p.getMultiaddrs()[0]?.toString() as string),
-        }),
+        syntheticNetworkFile({ name: 'bench-storage', registry: REGISTRY, bootstrap: addrs.slice(0, 3) }),
       ),
     )
     mw = await Meshwork.connect({ network: networkPath, connectTimeoutMs: 20_000 })
@@ -185,12 +224,9 @@ async function transfer(): Promise<void> {
     const path = join(dir, 'file')
     const digest = writeFile(path, size)
 
-    const baselineS = await rawThroughput(
-      (nodes[0] as BenchNode).libp2p,
-      (nodes[1] as BenchNode).libp2p,
-      size,
-    )
-    const baseline = mbps(size, baselineS)
+    // Baseline: the same bytes down one raw libp2p stream from a node here to one of the holders.
+    raw = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: [] })
+    const baseline = mbps(size, await rawThroughput(raw, addrs[1] as string, size))
 
     let t = performance.now()
     const put = await client.storage.put(createReadStream(path, { highWaterMark: 1 << 20 }), { size })
@@ -205,7 +241,7 @@ async function transfer(): Promise<void> {
     const get_ = mbps(size, getS)
     const common = {
       baseline,
-      note: `${FILE_MIB} MiB file, 4-of-6 over ${NODES} in-process nodes on loopback (sealed, coded, chunk trees, receipts; get checks every segment); baseline: raw libp2p stream throughput between two of the nodes`,
+      note: `${FILE_MIB} MiB file, 4-of-6 over ${NODES} nodes in a child process on loopback, the builder in this one (sealed, coded, chunk trees, receipts; get checks every segment); baseline: raw libp2p stream throughput from this process to one of the nodes`,
     }
     report({
       bench: BENCH,
@@ -227,7 +263,9 @@ async function transfer(): Promise<void> {
     })
   } finally {
     await mw?.close()
-    for (const n of nodes.reverse()) await n.stop().catch(() => undefined)
+    await raw?.stop()
+    child.send('stop')
+    await new Promise((resolve) => child.once('exit', resolve))
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -271,3 +309,5 @@ export async function run(args: string[] = []): Promise<void> {
   if (wanted('challenge')) challenge()
   if (wanted('transfer')) await transfer()
 }
+
+if (process.argv.includes(CHILD_FLAG)) void holdersChild()

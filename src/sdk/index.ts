@@ -36,7 +36,7 @@ import {
 import { type Manifest, shardBytesOf } from '../storage/file-codec.js'
 import { rankHolders, storageCandidates } from '../storage/placement.js'
 import { STORAGE_RECEIPT, type StorageReceiptBody, shardPrice } from '../storage/protocol.js'
-import { type ContentKey, formatContentKey, parseContentKey } from '../storage/sealed.js'
+import { type ContentKey, formatContentKey, parseContentKey, SEGMENT_BYTES } from '../storage/sealed.js'
 
 /**
  * The builder's SDK: join a Meshwork network as a light client and run jobs on it.
@@ -573,7 +573,7 @@ export class Meshwork {
     if (size === undefined) throw new InvalidArgumentError('a streamed file needs its size (options.size)')
     const k = options.k ?? 4
     const n = options.n ?? 6
-    const holders = await this.#storageNodes(shardBytesOf(size, 1 << 20, k), options.near)
+    const holders = await this.#storageNodes(shardBytesOf(size, SEGMENT_BYTES, k), options.near)
     const slices = bytes
       ? sliced(bytes, 1 << 20)
       : (source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>)

@@ -16,6 +16,7 @@ import {
   segmentCount,
   shardBytesOf,
 } from './file-codec.js'
+import { PIECES_AHEAD } from './holder.js'
 import {
   frame,
   MAX_STORAGE_MESSAGE_BYTES,
@@ -26,7 +27,7 @@ import {
   shardBillId,
   unframe,
 } from './protocol.js'
-import { type ContentKey, newContentKey } from './sealed.js'
+import { type ContentKey, newContentKey, SEGMENT_BYTES } from './sealed.js'
 
 /**
  * The client side of storage: `putFile` seals, codes and streams a file to N holders and collects
@@ -124,7 +125,7 @@ export async function putFile(
   const n = options.n ?? 6
   const key = newContentKey()
   const upload = randomBytes(16).toString('hex')
-  const segmentBytes = options.segmentBytes ?? 1 << 20
+  const segmentBytes = options.segmentBytes ?? SEGMENT_BYTES
   const chunkBytes = options.chunkBytes ?? 16 * 1024
   const timeoutMs = options.timeoutMs ?? 30_000
   const epochs = options.epochs ?? 10
@@ -163,24 +164,21 @@ export async function putFile(
 
   const paid = new Set<number>()
   try {
-    // Pieces go out per holder in order, a few segments in flight.
-    const window = options.window ?? 8
+    // Pieces go out as soon as they are coded, on streams of their own: at most `window` segments
+    // (and never more than the holder takes ahead) outstanding; the holder writes them in order.
+    const window = Math.min(options.window ?? 6, PIECES_AHEAD - 1)
     const inFlight: Promise<unknown>[] = []
-    const lanes: Promise<unknown>[] = holders.map(() => Promise.resolve())
     let failed: unknown
     const encoder = new FileEncoder(key, size, { k, n, segmentBytes, chunkBytes }, (segment, pieces) => {
       for (const [shard, piece] of pieces.entries()) {
         const peer = holders[shard] as string
-        const bytes = piece.slice()
-        const sent = (lanes[shard] as Promise<unknown>).then(() =>
+        const sent =
           failed === undefined
-            ? call(c, peer, { op: 'piece', upload, shard, segment }, bytes, timeoutMs)
-            : undefined,
-        )
+            ? call(c, peer, { op: 'piece', upload, shard, segment }, piece, timeoutMs)
+            : Promise.resolve(undefined)
         sent.catch((err: unknown) => {
           failed ??= err
         })
-        lanes[shard] = sent.catch(() => undefined)
         inFlight.push(sent.catch(() => undefined))
       }
     })
@@ -194,7 +192,7 @@ export async function putFile(
       if (failed !== undefined) throw failed
     }
     const manifest = encoder.finish()
-    await Promise.all(lanes)
+    await Promise.all(inFlight)
     if (failed !== undefined) throw failed
     const { cid, bytes } = manifestCid(manifest)
     const receipts = await Promise.all(

@@ -83,6 +83,8 @@ interface Upload {
   /** The shard's payment, reserved at the offer and billed once it is sealed (paid shards only). */
   admission?: Admission
   nextSegment: number
+  /** Pieces received ahead of `nextSegment`, by segment. */
+  ahead: Map<number, Uint8Array>
   written: number
   expected: number
   tree: ChunkTreeBuilder
@@ -95,6 +97,9 @@ interface HeldShard {
   root: string
   path: string
 }
+
+/** How far ahead of the next segment a piece may arrive. */
+export const PIECES_AHEAD = 8
 
 const MIGRATIONS = [
   {
@@ -291,6 +296,7 @@ export class StorageService implements NodeService {
       path,
       fd: openSync(path, 'w'),
       nextSegment: 0,
+      ahead: new Map(),
       written: 0,
       expected,
       tree: new ChunkTreeBuilder(r.chunkBytes),
@@ -306,8 +312,13 @@ export class StorageService implements NodeService {
 
   #piece(r: Extract<StorageRequest, { op: 'piece' }>, body: Uint8Array, from: string): Uint8Array {
     const u = this.#upload(from, r.upload, r.shard)
-    if (r.segment !== u.nextSegment)
-      throw new StorageError('STORAGE_REQUEST_INVALID', `expected segment ${u.nextSegment}, got ${r.segment}`)
+    // Pieces may arrive a few segments ahead (the client pipelines them on separate streams): they
+    // wait in memory and are written in order.
+    if (r.segment < u.nextSegment || r.segment >= u.nextSegment + PIECES_AHEAD || u.ahead.has(r.segment))
+      throw new StorageError(
+        'STORAGE_REQUEST_INVALID',
+        `segment ${r.segment} is out of order (next ${u.nextSegment}, at most ${PIECES_AHEAD} ahead)`,
+      )
     const segments = segmentsOf(u.size, u.segmentBytes)
     if (r.segment >= segments.count)
       throw new StorageError('STORAGE_REQUEST_INVALID', 'past the last segment')
@@ -317,10 +328,14 @@ export class StorageService implements NodeService {
         'STORAGE_REQUEST_INVALID',
         `segment ${r.segment}'s piece is ${want} bytes, not ${body.length}`,
       )
-    writeSync(u.fd, body)
-    u.tree.push(body)
-    u.written += body.length
-    u.nextSegment++
+    u.ahead.set(r.segment, body.slice())
+    for (let next = u.ahead.get(u.nextSegment); next !== undefined; next = u.ahead.get(u.nextSegment)) {
+      u.ahead.delete(u.nextSegment)
+      writeSync(u.fd, next)
+      u.tree.push(next)
+      u.written += next.length
+      u.nextSegment++
+    }
     return frame({ ok: true })
   }
 

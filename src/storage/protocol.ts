@@ -10,8 +10,10 @@ import { StorageError } from './errors.js'
  */
 export const STORAGE_PROTOCOL = '/meshwork/storage/1'
 
-/** Largest piece a holder takes in one request (a 1 MiB segment at K = 1, with room to spare). */
-export const MAX_PIECE_BYTES = 2 * 1024 * 1024
+/** Largest segment a file may be cut into (its sealed bytes travel in one request at K = 1). */
+export const MAX_SEGMENT_BYTES = 4 * 1024 * 1024
+/** Largest piece a holder takes in one request (a whole sealed segment at K = 1). */
+export const MAX_PIECE_BYTES = MAX_SEGMENT_BYTES + 1024
 /** Largest request or response of the protocol. */
 export const MAX_STORAGE_MESSAGE_BYTES = MAX_PIECE_BYTES + 64 * 1024
 const MAX_HEADER_BYTES = 32 * 1024
@@ -29,11 +31,7 @@ export const STORAGE_REQUEST = z.discriminatedUnion('op', [
       upload,
       shard,
       size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-      segmentBytes: z
-        .number()
-        .int()
-        .min(4_096)
-        .max(1024 * 1024),
+      segmentBytes: z.number().int().min(4_096).max(MAX_SEGMENT_BYTES),
       chunkBytes: z
         .number()
         .int()

@@ -12,8 +12,10 @@ import { createWireCodec } from '../mesh/wire-codec.js'
 import { challengedChunk, challengeShard } from './challenge.js'
 import { verifyChunk } from './chunk-tree.js'
 import { getFile, putFile, repairFile, type StorageClientComponents } from './client.js'
+import { FileEncoder, manifestCid } from './file-codec.js'
 import { StorageService } from './holder.js'
 import { frame, STORAGE_PROTOCOL, STORAGE_RECEIPT, STORAGE_RESPONSE, unframe } from './protocol.js'
+import { newContentKey } from './sealed.js'
 
 const NET = '31337:0xregistry'
 const logger = createLogger({ level: 'silent' })
@@ -248,5 +250,57 @@ describe('storage: holders and client on a simulated mesh', () => {
     expect(await challengeShard(client.port, b, 0, 2_000)).toBe('refused')
     await holders[2]?.port.close()
     expect(await challengeShard(client.port, shardOf(2), 0, 2_000)).toBe('unreachable')
+  })
+
+  it('takes pieces a few segments out of order and writes them in order; refuses one too far ahead', async () => {
+    const { client, peers } = await mesh(1)
+    const holder = peers[0] as string
+    const ask = async (header: unknown, body?: Uint8Array) =>
+      unframe(await client.port.request(holder, STORAGE_PROTOCOL, frame(header, body)), STORAGE_RESPONSE)
+        .header
+    // Encode a 3-segment file 1-of-1 and send its pieces 2, 0, 1.
+    const file = fileOf(3 * 8_192 - 100)
+    const pieces: Uint8Array[] = []
+    const key = newContentKey()
+    const encoder = new FileEncoder(
+      key,
+      file.length,
+      { k: 1, n: 1, segmentBytes: 8_192, chunkBytes: 4_096 },
+      (_, p) => {
+        pieces.push((p[0] as Uint8Array).slice())
+      },
+    )
+    encoder.push(file)
+    const manifest = encoder.finish()
+    const upload = 'ab'.repeat(16)
+    const offer = {
+      op: 'offer',
+      upload,
+      shard: 0,
+      size: file.length,
+      segmentBytes: 8_192,
+      chunkBytes: 4_096,
+      k: 1,
+      n: 1,
+      epochs: 1,
+    }
+    expect(await ask(offer)).toEqual({ ok: true })
+    expect(await ask({ op: 'piece', upload, shard: 0, segment: 9 }, pieces[0])).toMatchObject({
+      ok: false,
+      code: 'STORAGE_REQUEST_INVALID',
+    })
+    for (const segment of [2, 0, 1])
+      expect(await ask({ op: 'piece', upload, shard: 0, segment }, pieces[segment])).toEqual({ ok: true })
+    const sealed = unframe(
+      await client.port.request(
+        holder,
+        STORAGE_PROTOCOL,
+        frame({ op: 'seal', upload, shard: 0 }, manifestCid(manifest).bytes),
+      ),
+      STORAGE_RESPONSE,
+    )
+    expect(sealed.header).toEqual({ ok: true })
+    const back = await collect((sink) => getFile(client, peers, manifestCid(manifest).cid, key, sink))
+    expect(back.equals(Buffer.from(file))).toBe(true)
   })
 })
