@@ -16,6 +16,8 @@ export {
 } from './emission.js'
 export { AccountAmounts, KeyIndex } from './key-index.js'
 export {
+  type BandwidthExplanation,
+  type BandwidthObservation,
   BPS,
   type ComputeExplanation,
   type ComputeObservation,

@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
+  type BandwidthObservation,
   type ComputeObservation,
   computeEpochRewards,
   PPM,
@@ -527,5 +528,31 @@ describe('computeEpochRewards (storage)', () => {
       ),
       { numRuns: 300 },
     )
+  })
+})
+
+describe('computeEpochRewards (delivery bandwidth)', () => {
+  const nodes = [node(0), node(1), node(2)]
+  const base = input(nodes, [10, 10, 10])
+  const served = (verifier: string, n: string, bytes: number, downloaders = 1): BandwidthObservation => ({
+    verifier,
+    node: n,
+    bytes,
+    downloaders,
+  })
+
+  it('opens a relay pool split by the median receipted bytes; one verifier cannot invent bandwidth', () => {
+    const bandwidth = [
+      ...VERIFIERS.map((v) => served(v, 'node-000', 3_000_000, 2)),
+      ...VERIFIERS.map((v) => served(v, 'node-001', 1_000_000)),
+      served('v-c', 'node-002', 9_000_000_000),
+    ]
+    const r = computeEpochRewards({ ...base, bandwidth }, params)
+    // Uptime 4,000 and relay 500 of the active 4,500 basis points.
+    expect(r.pools.relay).toBe(34_000n * MESH - (34_000n * MESH * 4_000n) / 4_500n)
+    const byNode = Object.fromEntries(r.bandwidth.map((x) => [x.peerId, x]))
+    expect(byNode['node-002']?.weight).toBe(0n)
+    expect(byNode['node-000']?.reward).toBe((r.pools.relay * 3n) / 4n)
+    expect(r.total + r.dust).toBe(r.emission)
   })
 })

@@ -93,6 +93,32 @@ export interface RewardInput {
   compute?: readonly ComputeObservation[]
   /** Proof-of-storage results (none: no storage pool). */
   storage?: readonly StorageObservation[]
+  /** Delivery bandwidth receipted by downloaders (none: no relay pool). */
+  bandwidth?: readonly BandwidthObservation[]
+}
+
+/** One verifier's count of the bytes downloaders receipted to one node in one epoch. */
+export interface BandwidthObservation {
+  verifier: string
+  node: string
+  bytes: number
+  /** Distinct downloaders among those receipts. */
+  downloaders: number
+}
+
+/** Why a node's relay (delivery bandwidth) weight is what it is. */
+export interface BandwidthExplanation {
+  peerId: string
+  operator: `0x${string}`
+  /** Each observer's count (an observer that reported nothing for this node counts 0 bytes). */
+  verifiers: { verifier: string; bytes: number; downloaders: number }[]
+  /** The median of the observers' byte counts. */
+  bytes: number
+  vetting: boolean
+  /** bytes × (vettingFactorBps while vetting, else 10,000). */
+  weight: bigint
+  /** This node's part of the relay pool. */
+  reward: bigint
 }
 
 /** Why a node's storage weight is what it is. */
@@ -175,6 +201,8 @@ export interface EpochRewards {
   compute: ComputeExplanation[]
   /** Nodes with storage observations, sorted by peer id. */
   storage: StorageExplanation[]
+  /** Nodes with bandwidth observations, sorted by peer id. */
+  bandwidth: BandwidthExplanation[]
 }
 
 /** The parameter set in force until governance sets one on-chain (docs/rewards.md, "Parameters"). */
@@ -249,11 +277,14 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   const storage = storageWeights(input, params, uptime.observers)
   const storageWeightsByOperator = new AccountAmounts()
   for (const c of storage) if (c.weight > 0n) storageWeightsByOperator.add(c.operator, c.weight)
+  const bandwidth = bandwidthWeights(input, params, uptime.observers)
+  const relayWeightsByOperator = new AccountAmounts()
+  for (const c of bandwidth) if (c.weight > 0n) relayWeightsByOperator.add(c.operator, c.weight)
   const weights: Record<RewardService, AccountAmounts> = {
     uptime: uptime.byOperator(),
     compute: computeWeightsByOperator,
     storage: storageWeightsByOperator,
-    relay: new AccountAmounts(),
+    relay: relayWeightsByOperator,
     sensor: new AccountAmounts(),
   }
   const totals = Object.fromEntries(REWARD_SERVICES.map((s) => [s, sumOf(weights[s].values())])) as Record<
@@ -276,6 +307,7 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   uptime.totalWeight = totals.uptime
   for (const c of compute) c.reward = totals.compute > 0n ? (pools.compute * c.weight) / totals.compute : 0n
   for (const c of storage) c.reward = totals.storage > 0n ? (pools.storage * c.weight) / totals.storage : 0n
+  for (const c of bandwidth) c.reward = totals.relay > 0n ? (pools.relay * c.weight) / totals.relay : 0n
 
   // 3. Payouts. The uptime operators' positions are kept (no hashing for most operators); an
   // operator whose share floors to 0 is dropped at the end.
@@ -311,7 +343,71 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     uptime,
     compute,
     storage,
+    bandwidth,
   }
+}
+
+/**
+ * 2d. Relay (delivery bandwidth) weights. The observers are the uptime observers and every listed
+ * verifier that sent a bandwidth observation; for each node any of them observed, an observer that
+ * reported nothing counts 0 bytes. The weight is the median of the observers' byte counts, times
+ * the vetting factor while the node is new. (Receipts come from downloaders: a node cannot receipt
+ * itself, and verifiers count each download session once, at its latest cumulative count.)
+ */
+function bandwidthWeights(
+  input: RewardInput,
+  params: RewardParams,
+  uptimeObservers: readonly string[],
+): BandwidthExplanation[] {
+  const listed = new Set(input.verifiers)
+  const byNode = new Map<string, Map<string, BandwidthObservation>>()
+  const observers = new Set(uptimeObservers)
+  for (const o of input.bandwidth ?? []) {
+    if (!listed.has(o.verifier)) continue
+    if (
+      !Number.isSafeInteger(o.bytes) ||
+      o.bytes < 0 ||
+      !Number.isSafeInteger(o.downloaders) ||
+      o.downloaders < 0
+    )
+      continue
+    observers.add(o.verifier)
+    let seen = byNode.get(o.node)
+    if (!seen) {
+      seen = new Map()
+      byNode.set(o.node, seen)
+    }
+    const held = seen.get(o.verifier)
+    if (held === undefined || o.bytes > held.bytes) seen.set(o.verifier, o)
+  }
+  if (byNode.size === 0) return []
+  const sortedObservers = [...observers].sort()
+  const nodes = new Map<string, RewardNode>()
+  for (const n of input.nodes) if (byNode.has(n.peerId)) nodes.set(n.peerId, n)
+  const u = params.uptime
+  const out: BandwidthExplanation[] = []
+  for (const peerId of [...byNode.keys()].sort()) {
+    const node = nodes.get(peerId)
+    if (node === undefined) continue
+    const seen = byNode.get(peerId) as Map<string, BandwidthObservation>
+    const verifiers = sortedObservers.map((verifier) => {
+      const o = seen.get(verifier)
+      return { verifier, bytes: o?.bytes ?? 0, downloaders: o?.downloaders ?? 0 }
+    })
+    const bytes = Number(medianOf(verifiers.map((v) => BigInt(v.bytes))))
+    const vetting = input.epoch - node.registeredEpoch < u.vettingEpochs
+    const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
+    out.push({
+      peerId,
+      operator: lowerAddress(node.operator),
+      verifiers,
+      bytes,
+      vetting,
+      weight: BigInt(bytes) * factor,
+      reward: 0n,
+    })
+  }
+  return out
 }
 
 /**

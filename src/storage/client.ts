@@ -18,6 +18,7 @@ import {
 } from './file-codec.js'
 import { PIECES_AHEAD } from './holder.js'
 import {
+  BANDWIDTH_RECEIPT,
   frame,
   MAX_STORAGE_MESSAGE_BYTES,
   STORAGE_PROTOCOL,
@@ -39,7 +40,7 @@ import { type ContentKey, newContentKey, SEGMENT_BYTES } from './sealed.js'
 /** What the client needs of the mesh. */
 export interface StorageClientComponents {
   port: Pick<NetworkPort, 'peerId' | 'request'>
-  /** Decodes holders' receipts (knows STORAGE_RECEIPT). */
+  /** Decodes holders' receipts and signs byte receipts (knows STORAGE_RECEIPT and BANDWIDTH_RECEIPT). */
   codec: WireCodec
   logger: Logger
 }
@@ -411,6 +412,30 @@ export async function repairFile(
   return { manifest: m, repaired, redundancy: m.n - missing.length + repaired.length }
 }
 
+/**
+ * Signs a byte receipt for every holder that served this download (not those that served changed
+ * bytes) and hands it to the holder, which gossips it for the verifiers. Best effort: a holder that
+ * is gone simply goes unreceipted.
+ */
+async function receiptServed(
+  c: StorageClientComponents,
+  cid: string,
+  session: string,
+  served: ReadonlyMap<string, number>,
+  faulty: ReadonlySet<string>,
+  timeoutMs: number,
+): Promise<void> {
+  await Promise.all(
+    [...served].map(async ([holder, bytes]) => {
+      if (faulty.has(holder) || bytes === 0) return
+      const receipt = c.codec.encode(BANDWIDTH_RECEIPT, { holder, session, cid, bytes }).bytes
+      await call(c, holder, { op: 'served' }, receipt, Math.min(timeoutMs, 5_000)).catch((err: unknown) =>
+        c.logger.debug({ err, holder }, 'could not hand a byte receipt over'),
+      )
+    }),
+  )
+}
+
 /** Options of {@link getFile}. */
 export interface GetOptions {
   onProgress?: StorageProgress
@@ -448,12 +473,18 @@ export async function getFile(
   const { manifest: m, byShard } = await locateFile(c, candidates, cid, timeoutMs)
   const faulty = new Set<string>()
 
+  // Bytes each holder served this download, receipted at the end (cumulative in this session).
+  const served = new Map<string, number>()
+  const session = randomBytes(16).toString('hex')
   const fetchPiece = async (shard: number, segment: number): Promise<Uint8Array | undefined> => {
     for (const peer of byShard.get(shard) ?? []) {
       if (faulty.has(peer)) continue
       try {
         const { body } = await call(c, peer, { op: 'get', cid, shard, segment }, undefined, timeoutMs)
-        if (body.length === pieceRange(m, segment).bytes) return body
+        if (body.length === pieceRange(m, segment).bytes) {
+          served.set(peer, (served.get(peer) ?? 0) + body.length)
+          return body
+        }
         faulty.add(peer)
       } catch (err) {
         c.logger.debug({ err, peer, shard, segment }, 'a holder did not serve a piece')
@@ -515,5 +546,6 @@ export async function getFile(
     written += plain.length
     options.onProgress?.(written, m.size)
   }
+  await receiptServed(c, cid, session, served, faulty, timeoutMs)
   return { manifest: m, bytes: written, faulty: [...faulty] }
 }

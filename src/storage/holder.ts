@@ -24,6 +24,8 @@ import { type ChunkTree, ChunkTreeBuilder, chunkCount } from './chunk-tree.js'
 import { StorageError } from './errors.js'
 import { cidOfBytes, type Manifest, parseManifest, pieceRange, shardBytesOf } from './file-codec.js'
 import {
+  BANDWIDTH_RECEIPT,
+  type BandwidthReceiptBody,
   frame,
   MAX_STORAGE_MESSAGE_BYTES,
   STORAGE_PROTOCOL,
@@ -63,7 +65,7 @@ export interface StorageServiceComponents {
   /** Bills shards on builders' Payments channels (shared with compute); without it storage is free. */
   desk?: PaymentDesk
   signer: PeerSigner
-  /** Signs receipts (knows STORAGE_RECEIPT). */
+  /** Signs receipts and checks downloaders' (knows STORAGE_RECEIPT and BANDWIDTH_RECEIPT). */
   codec: WireCodec
   logger: Logger
 }
@@ -129,6 +131,8 @@ export interface StorageCounts {
   piecesServed: number
   bytesServed: number
   proofsServed: number
+  /** Downloaders' byte receipts taken and gossiped. */
+  receiptsServed: number
   refused: number
 }
 
@@ -149,6 +153,7 @@ export class StorageService implements NodeService {
     piecesServed: 0,
     bytesServed: 0,
     proofsServed: 0,
+    receiptsServed: 0,
     refused: 0,
   }
 
@@ -191,9 +196,13 @@ export class StorageService implements NodeService {
     this.#stopPay = this.#c.desk?.serve(context.port)
     // Holders relay each other's receipts (checked first) so that they reach every verifier.
     this.#unsubscribe = context.port.subscribe(storageTopic(this.#init.network), (m) => {
-      const decoded = this.#c.codec.decode(m.data, { from: m.from })
+      // Signed by their authors: a holder publishes its storage receipts and its downloaders' byte
+      // receipts (signed by the downloader), so only the former must come from their publisher.
+      const decoded = this.#c.codec.decode(m.data)
       if (!decoded.ok) return decoded.verdict
-      return decoded.envelope.type === STORAGE_RECEIPT.type ? 'accept' : 'reject'
+      const type = decoded.envelope.type
+      if (type === STORAGE_RECEIPT.type) return decoded.envelope.from === m.from ? 'accept' : 'reject'
+      return type === BANDWIDTH_RECEIPT.type ? 'accept' : 'reject'
     })
   }
 
@@ -259,7 +268,27 @@ export class StorageService implements NodeService {
         return this.#get(r.cid, r.shard, r.segment)
       case 'prove':
         return this.#prove(r.cid, r.shard, r.chunk)
+      case 'served':
+        return this.#served(body, from)
     }
+  }
+
+  /**
+   * Takes a downloader's signed receipt for bytes this node served (it must name this node and come
+   * from its signer) and gossips it for the verifiers, who count served bytes per epoch.
+   */
+  #served(body: Uint8Array, from: string): Uint8Array {
+    const decoded = this.#c.codec.decode(body, { from })
+    if (!decoded.ok || decoded.envelope.type !== BANDWIDTH_RECEIPT.type)
+      throw new StorageError('STORAGE_REQUEST_INVALID', 'not a signed byte receipt from its sender')
+    const r = decoded.envelope.body as BandwidthReceiptBody
+    if (r.holder !== this.#context?.port.peerId)
+      throw new StorageError('STORAGE_REQUEST_INVALID', 'the receipt names another holder')
+    this.counts.receiptsServed++
+    void this.#context?.port
+      .publish(storageTopic(this.#init.network), body)
+      .catch((err: unknown) => this.#c.logger.debug({ err }, 'could not gossip a byte receipt'))
+    return frame({ ok: true })
   }
 
   async #offer(r: Extract<StorageRequest, { op: 'offer' }>, from: string): Promise<Uint8Array> {

@@ -54,6 +54,8 @@ export const STORAGE_REQUEST = z.discriminatedUnion('op', [
   z.object({ op: z.literal('get'), cid, shard, segment: z.number().int().nonnegative() }).strict(),
   /** Chunk `chunk` of shard `shard` and its Merkle path (a verifier's challenge; body: the chunk). */
   z.object({ op: z.literal('prove'), cid, shard, chunk: z.number().int().nonnegative() }).strict(),
+  /** The downloader's signed byte receipt for what this holder served (body: the envelope). */
+  z.object({ op: z.literal('served') }).strict(),
 ])
 
 export type StorageRequest = z.infer<typeof STORAGE_REQUEST>
@@ -156,3 +158,24 @@ export function shardPrice(pricePerGiBEpoch: bigint, bytes: number, epochs: numb
 export function shardBillId(cid: string, shard: number): string {
   return `st:${cid.slice(-40)}:${shard}`
 }
+
+/**
+ * A downloader's receipt for bytes a holder served it, signed with the downloader's peer key:
+ * `bytes` is cumulative within `session` (a random id per download), so the latest receipt of a
+ * session counts and replaying an older one adds nothing. Holders gossip them on the storage topic;
+ * verifiers count each holder's served bytes per epoch (by the receipt's signed time).
+ */
+export const BANDWIDTH_RECEIPT = defineMessage(
+  'storage/served',
+  z
+    .object({
+      holder: z.string().min(1).max(128),
+      session: z.string().regex(/^[0-9a-f]{32}$/),
+      cid,
+      bytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+    })
+    .strict(),
+  { maxBytes: 1_024 },
+)
+
+export type BandwidthReceiptBody = z.infer<typeof BANDWIDTH_RECEIPT.schema>

@@ -14,7 +14,14 @@ import { verifyChunk } from './chunk-tree.js'
 import { getFile, putFile, repairFile, type StorageClientComponents } from './client.js'
 import { FileEncoder, manifestCid } from './file-codec.js'
 import { StorageService } from './holder.js'
-import { frame, STORAGE_PROTOCOL, STORAGE_RECEIPT, STORAGE_RESPONSE, unframe } from './protocol.js'
+import {
+  BANDWIDTH_RECEIPT,
+  frame,
+  STORAGE_PROTOCOL,
+  STORAGE_RECEIPT,
+  STORAGE_RESPONSE,
+  unframe,
+} from './protocol.js'
 import { newContentKey } from './sealed.js'
 
 const NET = '31337:0xregistry'
@@ -43,7 +50,7 @@ function codecOf(signer: PeerSigner) {
     network: NET,
     signer,
     clock: systemClock,
-    types: [STORAGE_RECEIPT],
+    types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
     nextSeq: () => ++seq,
   })
 }
@@ -111,6 +118,10 @@ describe('storage: holders and client on a simulated mesh', () => {
 
     const back = await collect((sink) => getFile(client, peers, put.cid, put.key, sink))
     expect(back.equals(Buffer.from(file))).toBe(true)
+    // The holders that served pieces got the downloader's signed byte receipt (and gossiped it).
+    const receipted = holders.filter((h) => h.service.counts.receiptsServed > 0).map((h) => h.peerId)
+    expect(receipted.length).toBeGreaterThanOrEqual(OPTIONS.k)
+    expect(receipted.every((p) => put.holders.includes(p))).toBe(true)
 
     // Two holders stop (one data shard, one parity): any 3 of 5 still give the file.
     await holders[1]?.service.stop()

@@ -17,6 +17,8 @@ import {
   type RewardParams,
 } from '../rewards/index.js'
 import {
+  BANDWIDTH_OBSERVATION,
+  type BandwidthObservationBody,
   COMPUTE_OBSERVATION,
   type ComputeObservationBody,
   STORAGE_OBSERVATION,
@@ -25,11 +27,12 @@ import {
   type UptimeObservationBody,
 } from './observation.js'
 
-/** An observation a bundle carries: uptime, compute or storage. */
+/** An observation a bundle carries: uptime, compute, storage or bandwidth. */
 export type BundleObservation =
   | SignedEnvelope<UptimeObservationBody>
   | SignedEnvelope<ComputeObservationBody>
   | SignedEnvelope<StorageObservationBody>
+  | SignedEnvelope<BandwidthObservationBody>
 
 /**
  * The epoch bundle (docs/protocol.md, "Epoch bundle"): everything the reward function read for one
@@ -274,6 +277,7 @@ export function checkBundle(
   const keys: string[] = []
   const compute: NonNullable<RewardInput['compute']>[number][] = []
   const storage: NonNullable<RewardInput['storage']>[number][] = []
+  const bandwidth: NonNullable<RewardInput['bandwidth']>[number][] = []
   const verify = { network: options.network, verifier: options.verifier }
   for (const value of bundle.observations) {
     const type = (value as { type?: unknown } | null)?.type
@@ -282,14 +286,23 @@ export function checkBundle(
         ? verifyEnvelope(value, COMPUTE_OBSERVATION, verify)
         : type === STORAGE_OBSERVATION.type
           ? verifyEnvelope(value, STORAGE_OBSERVATION, verify)
-          : verifyEnvelope(value, UPTIME_OBSERVATION, verify)
+          : type === BANDWIDTH_OBSERVATION.type
+            ? verifyEnvelope(value, BANDWIDTH_OBSERVATION, verify)
+            : verifyEnvelope(value, UPTIME_OBSERVATION, verify)
     if (!checked.ok) return { ok: false, fault: 'bad_observation', detail: checked.reason }
     const o = checked.envelope
     if (!verifiers.has(o.from))
       return { ok: false, fault: 'bad_observation', detail: `${o.from} is not a listed verifier` }
     if (o.body.epoch !== bundle.epoch) return { ok: false, fault: 'bad_observation', detail: 'another epoch' }
     keys.push(`${o.from}\n${o.type}\n${o.body.node}`)
-    if ('passed' in o.body)
+    if ('downloaders' in o.body)
+      bandwidth.push({
+        verifier: o.from,
+        node: o.body.node,
+        bytes: o.body.bytes,
+        downloaders: o.body.downloaders,
+      })
+    else if ('passed' in o.body)
       storage.push({
         verifier: o.from,
         node: o.body.node,
@@ -336,6 +349,7 @@ export function checkBundle(
     uptime,
     compute,
     storage,
+    bandwidth,
   }
   return { ok: true, bundle: { ...encoded, input, params, carried } }
 }

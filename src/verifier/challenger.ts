@@ -5,7 +5,12 @@ import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
 import { challengeUptime } from '../node/uptime.js'
 import { challengedChunk, challengeShard } from '../storage/challenge.js'
-import { COMPUTE_OBSERVATION, STORAGE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
+import {
+  BANDWIDTH_OBSERVATION,
+  COMPUTE_OBSERVATION,
+  STORAGE_OBSERVATION,
+  UPTIME_OBSERVATION,
+} from './observation.js'
 import { challengeTimes } from './schedule.js'
 import type { HeldShardRecord, VerifierStore } from './store.js'
 
@@ -245,6 +250,17 @@ export class Challenger {
         published++
       } catch (err) {
         logger.warn({ err, epoch, node }, 'could not gossip a compute observation')
+      }
+    }
+    // Delivery: every holder downloaders receipted bytes for this epoch.
+    for (const [node, served] of store.servedOf(epoch)) {
+      const { bytes } = codec.encode(BANDWIDTH_OBSERVATION, { epoch, node, ...served })
+      store.saveBandwidthObservation(JSON.parse(new TextDecoder().decode(bytes)))
+      try {
+        await port.publish(observationTopic(this.#init.network), bytes)
+        published++
+      } catch (err) {
+        logger.warn({ err, epoch, node }, 'could not gossip a bandwidth observation')
       }
     }
     // Storage: every holder challenged this epoch.

@@ -249,6 +249,7 @@ export class EpochCloser {
         ...store.observations(plan.epoch),
         ...store.computeObservations(plan.epoch),
         ...store.storageObservations(plan.epoch),
+        ...store.bandwidthObservations(plan.epoch),
       ],
       carried: { root: previousRoot, entries: carried },
     })
@@ -391,6 +392,7 @@ export class EpochCloser {
         ...this.#c.store.observations(p.epoch),
         ...this.#c.store.computeObservations(p.epoch),
         ...this.#c.store.storageObservations(p.epoch),
+        ...this.#c.store.bandwidthObservations(p.epoch),
       ].filter((o) => o.from === this.#c.port.peerId)
       const missing = mine.filter((o) => !inBundle.has(o.sig))
       if (missing.length > 0)

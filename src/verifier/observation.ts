@@ -75,3 +75,24 @@ export const STORAGE_OBSERVATION = defineMessage(
 
 /** The body of a storage observation. */
 export type StorageObservationBody = z.infer<typeof STORAGE_OBSERVATION.schema>
+
+/**
+ * A verifier's count of one node's delivery bandwidth over one epoch: the bytes downloaders signed
+ * receipts for (the latest cumulative receipt of each download session, the holder's own identity
+ * excluded), and from how many downloaders.
+ */
+export const BANDWIDTH_OBSERVATION = defineMessage(
+  'observation/bandwidth',
+  z
+    .object({
+      epoch: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      node: z.string().min(1).max(128),
+      bytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      downloaders: z.number().int().min(1).max(1_000_000),
+    })
+    .strict(),
+  { maxBytes: 2_048 },
+)
+
+/** The body of a bandwidth observation. */
+export type BandwidthObservationBody = z.infer<typeof BANDWIDTH_OBSERVATION.schema>

@@ -1,7 +1,12 @@
 import Database from 'better-sqlite3'
 import type { SignedEnvelope } from '../mesh/wire-codec.js'
 import { type Migration, migrate, sequenceAllocator } from '../node/database.js'
-import type { ComputeObservationBody, StorageObservationBody, UptimeObservationBody } from './observation.js'
+import type {
+  BandwidthObservationBody,
+  ComputeObservationBody,
+  StorageObservationBody,
+  UptimeObservationBody,
+} from './observation.js'
 
 /** The verifier's migrations. Append only: never edit one that has shipped. */
 export const VERIFIER_MIGRATIONS: readonly Migration[] = [
@@ -113,6 +118,28 @@ export const VERIFIER_MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (epoch, holder, cid, shard, slot)
       ) STRICT;
       CREATE TABLE storage_observations (
+        epoch INTEGER NOT NULL,
+        verifier TEXT NOT NULL,
+        node TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        envelope TEXT NOT NULL,
+        PRIMARY KEY (epoch, verifier, node)
+      ) STRICT;
+    `,
+  },
+  {
+    version: 4,
+    description: "delivery bandwidth: downloaders' byte receipts, observations",
+    sql: `
+      CREATE TABLE bandwidth_receipts (
+        epoch INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        downloader TEXT NOT NULL,
+        session TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (epoch, holder, downloader, session)
+      ) STRICT;
+      CREATE TABLE bandwidth_observations (
         epoch INTEGER NOT NULL,
         verifier TEXT NOT NULL,
         node TEXT NOT NULL,
@@ -236,6 +263,12 @@ export interface VerifierStore {
   storageCounts(epoch: number): Map<string, { challenges: number; passed: number; bytes: number }>
   /** Shards none of whose challenges passed in `epoch` (at least one sent). */
   failedShards(epoch: number): { holder: string; cid: string; shard: number }[]
+  /** Keeps a downloader's byte receipt (the largest cumulative count per session wins). */
+  recordServed(r: { epoch: number; holder: string; downloader: string; session: string; bytes: number }): void
+  /** Per holder: bytes served in `epoch` (sessions summed) and distinct downloaders. */
+  servedOf(epoch: number): Map<string, { bytes: number; downloaders: number }>
+  saveBandwidthObservation(envelope: SignedEnvelope<BandwidthObservationBody>): boolean
+  bandwidthObservations(epoch: number): SignedEnvelope<BandwidthObservationBody>[]
   saveStorageObservation(envelope: SignedEnvelope<StorageObservationBody>): boolean
   storageObservations(epoch: number): SignedEnvelope<StorageObservationBody>[]
   /** Keeps `signer`'s signature for bundle `cid` of `epoch` (a newer one replaces it). */
@@ -319,6 +352,21 @@ export function openVerifierStore(path: string): VerifierStore {
   const selectFailedShards = db.prepare(
     `SELECT holder, cid, shard FROM storage_challenges WHERE epoch = ?
      GROUP BY holder, cid, shard HAVING SUM(passed) = 0 ORDER BY cid, shard`,
+  )
+  const upsertServed = db.prepare(`
+    INSERT INTO bandwidth_receipts (epoch, holder, downloader, session, bytes) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (epoch, holder, downloader, session) DO UPDATE SET bytes = excluded.bytes
+    WHERE excluded.bytes > bandwidth_receipts.bytes`)
+  const selectServed = db.prepare(
+    `SELECT holder, SUM(bytes) AS bytes, COUNT(DISTINCT downloader) AS downloaders FROM bandwidth_receipts
+     WHERE epoch = ? GROUP BY holder ORDER BY holder`,
+  )
+  const upsertBandwidthObservation = db.prepare(`
+    INSERT INTO bandwidth_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
+    WHERE excluded.seq > bandwidth_observations.seq`)
+  const selectBandwidthObservations = db.prepare(
+    'SELECT envelope FROM bandwidth_observations WHERE epoch = ? ORDER BY verifier, node',
   )
   const upsertStorageObservation = db.prepare(`
     INSERT INTO storage_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
@@ -424,6 +472,24 @@ export function openVerifierStore(path: string): VerifierStore {
     },
     failedShards: (epoch) =>
       selectFailedShards.all(epoch) as { holder: string; cid: string; shard: number }[],
+    recordServed: (r) => void upsertServed.run(r.epoch, r.holder, r.downloader, r.session, r.bytes),
+    servedOf(epoch) {
+      const out = new Map<string, { bytes: number; downloaders: number }>()
+      for (const r of selectServed.all(epoch) as { holder: string; bytes: number; downloaders: number }[])
+        out.set(r.holder, { bytes: r.bytes, downloaders: r.downloaders })
+      return out
+    },
+    saveBandwidthObservation(e) {
+      return (
+        upsertBandwidthObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes >
+        0
+      )
+    },
+    bandwidthObservations(epoch) {
+      return (selectBandwidthObservations.all(epoch) as { envelope: string }[]).map(
+        (r) => JSON.parse(r.envelope) as SignedEnvelope<BandwidthObservationBody>,
+      )
+    },
     saveStorageObservation(e) {
       return (
         upsertStorageObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0

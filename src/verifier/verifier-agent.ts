@@ -4,10 +4,20 @@ import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
 import { storageTopic } from '../storage/challenge.js'
-import { STORAGE_RECEIPT, type StorageReceiptBody } from '../storage/protocol.js'
+import {
+  BANDWIDTH_RECEIPT,
+  type BandwidthReceiptBody,
+  STORAGE_RECEIPT,
+  type StorageReceiptBody,
+} from '../storage/protocol.js'
 import type { RegistrySnapshot, VerifierChain } from './chain-port.js'
 import { Challenger, observationTopic } from './challenger.js'
-import { COMPUTE_OBSERVATION, STORAGE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
+import {
+  BANDWIDTH_OBSERVATION,
+  COMPUTE_OBSERVATION,
+  STORAGE_OBSERVATION,
+  UPTIME_OBSERVATION,
+} from './observation.js'
 import type { StorageRepairer } from './storage-repairer.js'
 import type { VerifierStore } from './store.js'
 
@@ -136,7 +146,8 @@ export class VerifierAgent {
         !decoded.ok ||
         (type !== UPTIME_OBSERVATION.type &&
           type !== COMPUTE_OBSERVATION.type &&
-          type !== STORAGE_OBSERVATION.type)
+          type !== STORAGE_OBSERVATION.type &&
+          type !== BANDWIDTH_OBSERVATION.type)
       ) {
         this.counts.refused++
         return decoded.ok ? 'reject' : decoded.verdict
@@ -153,6 +164,10 @@ export class VerifierAgent {
       if (type === COMPUTE_OBSERVATION.type)
         store.saveComputeObservation(
           decoded.envelope as Parameters<VerifierStore['saveComputeObservation']>[0],
+        )
+      else if (type === BANDWIDTH_OBSERVATION.type)
+        store.saveBandwidthObservation(
+          decoded.envelope as Parameters<VerifierStore['saveBandwidthObservation']>[0],
         )
       else if (type === STORAGE_OBSERVATION.type)
         store.saveStorageObservation(
@@ -175,9 +190,26 @@ export class VerifierAgent {
     // Holders' receipts: what to challenge, from the epoch after the shard was stored, for as many
     // epochs as it was stored for. Registered nodes only (checked at challenge time, by epoch).
     this.#unsubscribeStorage = port.subscribe(storageTopic(this.#init.network), (message) => {
-      const decoded = this.#c.codec.decode(message.data, { from: message.from })
+      // Signed by their authors: storage receipts by the holder that publishes them, byte receipts by
+      // the downloader (published by the holder that served it).
+      const decoded = this.#c.codec.decode(message.data)
       if (!decoded.ok) return decoded.verdict
-      if (decoded.envelope.type !== STORAGE_RECEIPT.type) return 'reject'
+      if (decoded.envelope.type === BANDWIDTH_RECEIPT.type) {
+        // A downloader's receipt, in the epoch of its signed time; a holder receipting itself counts nothing.
+        const b = decoded.envelope.body as BandwidthReceiptBody
+        if (b.holder === decoded.envelope.from) return 'ignore'
+        store.recordServed({
+          // Chain time (the builder's clock, shifted as this verifier's is): the epochs verifiers close.
+          epoch: this.epochAtLocal(decoded.envelope.ts),
+          holder: b.holder,
+          downloader: decoded.envelope.from,
+          session: b.session,
+          bytes: b.bytes,
+        })
+        return 'accept'
+      }
+      if (decoded.envelope.type !== STORAGE_RECEIPT.type || decoded.envelope.from !== message.from)
+        return 'reject'
       const r = decoded.envelope.body as StorageReceiptBody
       const fromEpoch = this.epochAt(r.storedAt) + 1
       store.saveHeldShard({

@@ -11,14 +11,19 @@ import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
 import { createWireCodec, networkIdOf } from '../mesh/wire-codec.js'
 import { type OpsResponse, type OpsServer, startOpsServer } from '../node/ops-server.js'
 import { lowerAddress } from '../rewards/index.js'
-import { STORAGE_RECEIPT } from '../storage/protocol.js'
+import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../storage/protocol.js'
 import { bundleCid, checkBundle, type Settlement, settleBundle } from './bundle.js'
 import { createEvmNodeSlasher, createEvmRootPoster, createEvmVerifierChain } from './chain-port.js'
 import { observationTopic } from './challenger.js'
 import { ComputeAuditor } from './compute-auditor.js'
 import { EpochCloser, epochTopic } from './epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from './leader.js'
-import { COMPUTE_OBSERVATION, STORAGE_OBSERVATION, UPTIME_OBSERVATION } from './observation.js'
+import {
+  BANDWIDTH_OBSERVATION,
+  COMPUTE_OBSERVATION,
+  STORAGE_OBSERVATION,
+  UPTIME_OBSERVATION,
+} from './observation.js'
 import { StorageRepairer } from './storage-repairer.js'
 import { openVerifierStore, type VerifierStore } from './store.js'
 import { VerifierAgent } from './verifier-agent.js'
@@ -107,6 +112,8 @@ export async function startVerifierService(
         COMPUTE_OBSERVATION,
         STORAGE_OBSERVATION,
         STORAGE_RECEIPT,
+        BANDWIDTH_OBSERVATION,
+        BANDWIDTH_RECEIPT,
         EPOCH_PROPOSAL,
         EPOCH_ATTESTATION,
         WORK_RECEIPT,

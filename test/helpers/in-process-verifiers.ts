@@ -6,11 +6,15 @@ import type { Logger } from '../../src/core/logger.js'
 import type { MeshLibp2p } from '../../src/mesh/create-libp2p.js'
 import { createPeerSigner, createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
 import { createWireCodec } from '../../src/mesh/wire-codec.js'
-import { STORAGE_RECEIPT } from '../../src/storage/protocol.js'
+import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../../src/storage/protocol.js'
 import { createEvmRootPoster, createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { EpochCloser } from '../../src/verifier/epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from '../../src/verifier/leader.js'
-import { STORAGE_OBSERVATION, UPTIME_OBSERVATION } from '../../src/verifier/observation.js'
+import {
+  BANDWIDTH_OBSERVATION,
+  STORAGE_OBSERVATION,
+  UPTIME_OBSERVATION,
+} from '../../src/verifier/observation.js'
 import { StorageRepairer } from '../../src/verifier/storage-repairer.js'
 import { openVerifierStore, type VerifierStore } from '../../src/verifier/store.js'
 import { VerifierAgent } from '../../src/verifier/verifier-agent.js'
@@ -66,7 +70,15 @@ export async function startInProcessVerifiers(
       network: net,
       signer: createPeerSigner(key),
       clock: systemClock,
-      types: [UPTIME_OBSERVATION, STORAGE_OBSERVATION, STORAGE_RECEIPT, EPOCH_PROPOSAL, EPOCH_ATTESTATION],
+      types: [
+        UPTIME_OBSERVATION,
+        STORAGE_OBSERVATION,
+        STORAGE_RECEIPT,
+        BANDWIDTH_OBSERVATION,
+        BANDWIDTH_RECEIPT,
+        EPOCH_PROPOSAL,
+        EPOCH_ATTESTATION,
+      ],
       nextSeq: (type) => store.nextSeq(type),
     })
     const chain = createEvmVerifierChain(f.client(account), { deployBlock: BigInt(f.network.deployBlock) })

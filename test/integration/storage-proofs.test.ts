@@ -11,7 +11,7 @@ import { createPeerSigner, createPeerVerifier, peerIdBytes } from '../../src/mes
 import { createWireCodec } from '../../src/mesh/wire-codec.js'
 import { getFile, putFile, repairFile, type StorageClientComponents } from '../../src/storage/client.js'
 import { StorageService } from '../../src/storage/holder.js'
-import { STORAGE_RECEIPT } from '../../src/storage/protocol.js'
+import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../../src/storage/protocol.js'
 import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
 import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
@@ -72,7 +72,7 @@ describe('proof of storage', () => {
                 network: LIVE_NET,
                 signer,
                 clock: systemClock,
-                types: [STORAGE_RECEIPT],
+                types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
                 nextSeq: (t) => db.nextSeq(t),
               }),
               logger,
@@ -102,8 +102,10 @@ describe('proof of storage', () => {
     stops.push(stop)
 
     // A builder's client on the same mesh stores a file on the first four.
-    const me = createPeerSigner(await generateKeyPair('Ed25519'))
-    const mesh = await startMeshPort(await generateKeyPair('Ed25519'), bootstrap)
+    // One key for the mesh and the messages it signs, as the SDK has.
+    const clientKey = await generateKeyPair('Ed25519')
+    const me = createPeerSigner(clientKey)
+    const mesh = await startMeshPort(clientKey, bootstrap)
     stops.push(() => mesh.port.close())
     let seq = 0
     const client: StorageClientComponents = {
@@ -112,7 +114,7 @@ describe('proof of storage', () => {
         network: LIVE_NET,
         signer: me,
         clock: systemClock,
-        types: [STORAGE_RECEIPT],
+        types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
         nextSeq: () => ++seq,
       }),
       logger,
@@ -191,5 +193,16 @@ describe('proof of storage', () => {
       parts.push(b.slice())
     })
     expect(Buffer.concat(parts).equals(Buffer.from(file))).toBe(true)
+    // The holders that served this download got the builder's signed byte receipts, and every
+    // verifier counted them (for the holders' delivery bandwidth, the relay pool).
+    expect(holders[3]?.service.counts.receiptsServed).toBeGreaterThan(0)
+    const servedIn = await epochNow()
+    const servedBy = (v: (typeof verifiers)[number]) =>
+      [servedIn - 2, servedIn - 1, servedIn, servedIn + 1].flatMap((e) => [...v.store.servedOf(e).entries()])
+    await until(
+      () => verifiers.every((v) => servedBy(v).some(([holder, s]) => holder === peers[3] && s.bytes > 0)),
+      10_000,
+      200,
+    )
   }, 180_000)
 })
