@@ -359,55 +359,34 @@ function bandwidthWeights(
   params: RewardParams,
   uptimeObservers: readonly string[],
 ): BandwidthExplanation[] {
-  const listed = new Set(input.verifiers)
-  const byNode = new Map<string, Map<string, BandwidthObservation>>()
-  const observers = new Set(uptimeObservers)
-  for (const o of input.bandwidth ?? []) {
-    if (!listed.has(o.verifier)) continue
-    if (
-      !Number.isSafeInteger(o.bytes) ||
-      o.bytes < 0 ||
-      !Number.isSafeInteger(o.downloaders) ||
-      o.downloaders < 0
-    )
-      continue
-    observers.add(o.verifier)
-    let seen = byNode.get(o.node)
-    if (!seen) {
-      seen = new Map()
-      byNode.set(o.node, seen)
-    }
-    const held = seen.get(o.verifier)
-    if (held === undefined || o.bytes > held.bytes) seen.set(o.verifier, o)
-  }
-  if (byNode.size === 0) return []
-  const sortedObservers = [...observers].sort()
-  const nodes = new Map<string, RewardNode>()
-  for (const n of input.nodes) if (byNode.has(n.peerId)) nodes.set(n.peerId, n)
-  const u = params.uptime
-  const out: BandwidthExplanation[] = []
-  for (const peerId of [...byNode.keys()].sort()) {
-    const node = nodes.get(peerId)
-    if (node === undefined) continue
-    const seen = byNode.get(peerId) as Map<string, BandwidthObservation>
-    const verifiers = sortedObservers.map((verifier) => {
+  const { observers, nodes } = observedNodes(
+    input,
+    input.bandwidth ?? [],
+    uptimeObservers,
+    (o) =>
+      Number.isSafeInteger(o.bytes) &&
+      o.bytes >= 0 &&
+      Number.isSafeInteger(o.downloaders) &&
+      o.downloaders >= 0,
+    (o, held) => o.bytes > held.bytes,
+  )
+  return nodes.map(({ node, seen }) => {
+    const verifiers = observers.map((verifier) => {
       const o = seen.get(verifier)
       return { verifier, bytes: o?.bytes ?? 0, downloaders: o?.downloaders ?? 0 }
     })
     const bytes = Number(medianOf(verifiers.map((v) => BigInt(v.bytes))))
-    const vetting = input.epoch - node.registeredEpoch < u.vettingEpochs
-    const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
-    out.push({
-      peerId,
+    const { vetting, factor } = factorOf(input, params, node)
+    return {
+      peerId: node.peerId,
       operator: lowerAddress(node.operator),
       verifiers,
       bytes,
       vetting,
       weight: BigInt(bytes) * factor,
       reward: 0n,
-    })
-  }
-  return out
+    }
+  })
 }
 
 /**
@@ -423,49 +402,25 @@ function storageWeights(
   params: RewardParams,
   uptimeObservers: readonly string[],
 ): StorageExplanation[] {
-  const listed = new Set(input.verifiers)
-  const byNode = new Map<string, Map<string, StorageObservation>>()
-  const observers = new Set(uptimeObservers)
-  for (const o of input.storage ?? []) {
-    if (!listed.has(o.verifier)) continue
-    if (
-      !Number.isSafeInteger(o.challenges) ||
-      !Number.isSafeInteger(o.passed) ||
-      !Number.isSafeInteger(o.bytes) ||
-      o.challenges <= 0 ||
-      o.challenges > MAX_COUNT ||
-      o.passed < 0 ||
-      o.passed > o.challenges ||
-      o.bytes < 0
-    )
-      continue
-    observers.add(o.verifier)
-    let seen = byNode.get(o.node)
-    if (!seen) {
-      seen = new Map()
-      byNode.set(o.node, seen)
-    }
-    // Of duplicates, the one proving more bytes counts (then more passes), whatever the order.
-    const proven = (x: StorageObservation) => (x.passed === x.challenges ? x.bytes : 0)
-    const held = seen.get(o.verifier)
-    if (
-      held === undefined ||
-      proven(o) > proven(held) ||
-      (proven(o) === proven(held) && o.passed > held.passed)
-    )
-      seen.set(o.verifier, o)
-  }
-  if (byNode.size === 0) return []
-  const sortedObservers = [...observers].sort()
-  const nodes = new Map<string, RewardNode>()
-  for (const n of input.nodes) if (byNode.has(n.peerId)) nodes.set(n.peerId, n)
-  const u = params.uptime
-  const out: StorageExplanation[] = []
-  for (const peerId of [...byNode.keys()].sort()) {
-    const node = nodes.get(peerId)
-    if (node === undefined) continue
-    const seen = byNode.get(peerId) as Map<string, StorageObservation>
-    const verifiers = sortedObservers.map((verifier) => {
+  const proven = (x: StorageObservation) => (x.passed === x.challenges ? x.bytes : 0)
+  const { observers, nodes } = observedNodes(
+    input,
+    input.storage ?? [],
+    uptimeObservers,
+    (o) =>
+      Number.isSafeInteger(o.challenges) &&
+      Number.isSafeInteger(o.passed) &&
+      Number.isSafeInteger(o.bytes) &&
+      o.challenges > 0 &&
+      o.challenges <= MAX_COUNT &&
+      o.passed >= 0 &&
+      o.passed <= o.challenges &&
+      o.bytes >= 0,
+    // Of duplicates, the one proving more bytes counts, then more passes.
+    (o, held) => proven(o) > proven(held) || (proven(o) === proven(held) && o.passed > held.passed),
+  )
+  return nodes.map(({ node, seen }) => {
+    const verifiers = observers.map((verifier) => {
       const o = seen.get(verifier)
       return { verifier, challenges: o?.challenges ?? 0, passed: o?.passed ?? 0, bytes: o?.bytes ?? 0 }
     })
@@ -473,19 +428,17 @@ function storageWeights(
     const bytes = Number(
       medianOf(verifiers.map((v) => (v.challenges > 0 && v.passed === v.challenges ? BigInt(v.bytes) : 0n))),
     )
-    const vetting = input.epoch - node.registeredEpoch < u.vettingEpochs
-    const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
-    out.push({
-      peerId,
+    const { vetting, factor } = factorOf(input, params, node)
+    return {
+      peerId: node.peerId,
       operator: lowerAddress(node.operator),
       verifiers,
       bytes,
       vetting,
       weight: BigInt(bytes) * factor,
       reward: 0n,
-    })
-  }
-  return out
+    }
+  })
 }
 
 /**
@@ -500,48 +453,26 @@ function computeWeights(
   params: RewardParams,
   uptimeObservers: readonly string[],
 ): ComputeExplanation[] {
-  const listed = new Set(input.verifiers)
-  const byNode = new Map<string, Map<string, ComputeObservation>>()
-  const observers = new Set(uptimeObservers)
-  for (const o of input.compute ?? []) {
-    if (!listed.has(o.verifier)) continue
-    if (!Number.isSafeInteger(o.jobs) || o.jobs < 0 || o.jobs > MAX_COUNT || o.value < 0n) continue
-    observers.add(o.verifier)
-    let seen = byNode.get(o.node)
-    if (!seen) {
-      seen = new Map()
-      byNode.set(o.node, seen)
-    }
-    // Of duplicates, a fraud report wins, then the higher value (whatever the order).
-    const held = seen.get(o.verifier)
-    const better =
-      held === undefined ||
+  const { observers, nodes } = observedNodes(
+    input,
+    input.compute ?? [],
+    uptimeObservers,
+    (o) => Number.isSafeInteger(o.jobs) && o.jobs >= 0 && o.jobs <= MAX_COUNT && o.value >= 0n,
+    // Of duplicates, a fraud report wins, then the higher value.
+    (o, held) =>
       (o.fraud && !held.fraud) ||
-      (o.fraud === held.fraud && (o.value > held.value || (o.value === held.value && o.jobs > held.jobs)))
-    if (better) seen.set(o.verifier, o)
-  }
-  if (byNode.size === 0) return []
-  const sortedObservers = [...observers].sort()
-  // Only the observed nodes are looked up (an epoch of a million nodes may have a few with compute).
-  const nodes = new Map<string, RewardNode>()
-  for (const n of input.nodes) if (byNode.has(n.peerId)) nodes.set(n.peerId, n)
-  const u = params.uptime
-  const out: ComputeExplanation[] = []
-  for (const peerId of [...byNode.keys()].sort()) {
-    const node = nodes.get(peerId)
-    if (node === undefined) continue
-    const seen = byNode.get(peerId) as Map<string, ComputeObservation>
-    const verifiers = sortedObservers.map((verifier) => {
+      (o.fraud === held.fraud && (o.value > held.value || (o.value === held.value && o.jobs > held.jobs))),
+  )
+  return nodes.map(({ node, seen }) => {
+    const verifiers = observers.map((verifier) => {
       const o = seen.get(verifier)
       return { verifier, jobs: o?.jobs ?? 0, value: o?.value ?? 0n, fraud: o?.fraud ?? false }
     })
-    const frauds = verifiers.filter((v) => v.fraud).length
-    const fraud = frauds * 2 >= verifiers.length
+    const fraud = verifiers.filter((v) => v.fraud).length * 2 >= verifiers.length
     const value = medianOf(verifiers.map((v) => (v.fraud ? 0n : v.value)))
-    const vetting = input.epoch - node.registeredEpoch < u.vettingEpochs
-    const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
-    out.push({
-      peerId,
+    const { vetting, factor } = factorOf(input, params, node)
+    return {
+      peerId: node.peerId,
       operator: lowerAddress(node.operator),
       verifiers,
       value,
@@ -549,9 +480,58 @@ function computeWeights(
       vetting,
       weight: fraud ? 0n : value * factor,
       reward: 0n,
-    })
+    }
+  })
+}
+
+/**
+ * What every work weigher (compute, storage, relay) starts from: each node's observations, the best
+ * one per listed verifier (`better` decides between duplicates, whatever their order), the
+ * observers (the uptime observers and every listed verifier that reported this service, sorted),
+ * and the registered nodes among those observed, by peer id in order. Invalid observations
+ * (`valid` false) and unlisted verifiers are skipped.
+ */
+function observedNodes<O extends { verifier: string; node: string }>(
+  input: RewardInput,
+  observations: readonly O[],
+  uptimeObservers: readonly string[],
+  valid: (o: O) => boolean,
+  better: (o: O, held: O) => boolean,
+): { observers: string[]; nodes: { node: RewardNode; seen: Map<string, O> }[] } {
+  const listed = new Set(input.verifiers)
+  const byNode = new Map<string, Map<string, O>>()
+  const observers = new Set(uptimeObservers)
+  for (const o of observations) {
+    if (!listed.has(o.verifier) || !valid(o)) continue
+    observers.add(o.verifier)
+    let seen = byNode.get(o.node)
+    if (!seen) {
+      seen = new Map()
+      byNode.set(o.node, seen)
+    }
+    const held = seen.get(o.verifier)
+    if (held === undefined || better(o, held)) seen.set(o.verifier, o)
   }
-  return out
+  if (byNode.size === 0) return { observers: [], nodes: [] }
+  // Only the observed nodes are looked up (an epoch of a million nodes may have a few with work).
+  const registered = new Map<string, RewardNode>()
+  for (const n of input.nodes) if (byNode.has(n.peerId)) registered.set(n.peerId, n)
+  const nodes: { node: RewardNode; seen: Map<string, O> }[] = []
+  for (const peerId of [...byNode.keys()].sort()) {
+    const node = registered.get(peerId)
+    if (node !== undefined) nodes.push({ node, seen: byNode.get(peerId) as Map<string, O> })
+  }
+  return { observers: [...observers].sort(), nodes }
+}
+
+/** Whether `node` is being vetted in the input's epoch, and its weight factor (basis points). */
+function factorOf(
+  input: RewardInput,
+  params: RewardParams,
+  node: RewardNode,
+): { vetting: boolean; factor: bigint } {
+  const vetting = input.epoch - node.registeredEpoch < params.uptime.vettingEpochs
+  return { vetting, factor: vetting ? BigInt(params.uptime.vettingFactorBps) : BPS }
 }
 
 /** The median of bigints; of an even count, the floor of the mean of the middle two; 0 of none. */
