@@ -34,11 +34,20 @@ export interface ContractCall {
 export async function sendContractTx(client: ChainClient, call: ContractCall): Promise<TxResult> {
   let hash: Hex
   try {
-    hash = await client.wallet.writeContract({
+    const request = {
       address: call.address,
       abi: [...call.abi, ...meshworkErrorsAbi],
       functionName: call.functionName,
       args: call.args,
+      account: client.wallet.account,
+    } as never
+    // A fifth more gas than estimated: the transaction runs in a later block than the estimate (a
+    // new timestamp can cross an epoch boundary and take another path), and an out-of-gas revert
+    // carries no reason to report.
+    const estimate = await client.public.estimateContractGas(request)
+    hash = await client.wallet.writeContract({
+      ...(request as object),
+      gas: estimate + estimate / 5n,
     } as never)
   } catch (err) {
     throw toChainError(err, call.functionName)

@@ -32,5 +32,10 @@ export function registerStorageMetrics(registry: Registry, counts: () => Storage
     'Chunk proofs answered since the node started',
     (c) => c.proofsServed,
   )
+  gauge(
+    'meshwork_node_storage_byte_receipts',
+    'Downloaders’ signed byte receipts taken and gossiped since the node started',
+    (c) => c.receiptsServed,
+  )
   gauge('meshwork_node_storage_refused', 'Storage requests refused since the node started', (c) => c.refused)
 }

@@ -151,6 +151,11 @@ export const VERIFIER_MIGRATIONS: readonly Migration[] = [
   },
 ]
 
+/** Most shards kept for one holder (a valid key alone cannot fill a verifier's disk). */
+export const MAX_SHARDS_PER_HOLDER = 100_000
+/** Most download sessions counted for one holder in one epoch. */
+export const MAX_SESSIONS_PER_HOLDER_EPOCH = 100_000
+
 /** A holder's shard as its signed receipt commits to it, and the epochs it is to be kept. */
 export interface HeldShardRecord {
   holder: string
@@ -332,6 +337,10 @@ export function openVerifierStore(path: string): VerifierStore {
     ON CONFLICT (holder, cid, shard) DO UPDATE SET root = excluded.root, bytes = excluded.bytes,
       chunk_bytes = excluded.chunk_bytes, from_epoch = excluded.from_epoch, until_epoch = excluded.until_epoch
     WHERE excluded.until_epoch >= storage_receipts.until_epoch`)
+  const countHeldShards = db.prepare('SELECT COUNT(*) AS n FROM storage_receipts WHERE holder = ?')
+  const countSessions = db.prepare(
+    'SELECT COUNT(*) AS n FROM bandwidth_receipts WHERE epoch = ? AND holder = ?',
+  )
   const selectHeldShards = db.prepare(
     `SELECT holder, cid, shard, root, bytes, chunk_bytes AS chunkBytes, from_epoch AS fromEpoch,
        until_epoch AS untilEpoch FROM storage_receipts WHERE from_epoch <= ? AND until_epoch >= ?
@@ -447,7 +456,11 @@ export function openVerifierStore(path: string): VerifierStore {
         (r) => JSON.parse(r.envelope) as SignedEnvelope<UptimeObservationBody>,
       )
     },
-    saveHeldShard: (r) => void upsertHeldShard.run(r),
+    saveHeldShard(r) {
+      // A holder's shards are capped: a valid key alone cannot fill the disk.
+      if ((countHeldShards.get(r.holder) as { n: number }).n >= MAX_SHARDS_PER_HOLDER) return
+      upsertHeldShard.run(r)
+    },
     heldShards: (epoch) => selectHeldShards.all(epoch, epoch) as HeldShardRecord[],
     recordStorageChallenge: (c) =>
       void insertStorageChallenge.run(c.epoch, c.holder, c.cid, c.shard, c.slot, c.passed ? 1 : 0, c.at),
@@ -472,7 +485,10 @@ export function openVerifierStore(path: string): VerifierStore {
     },
     failedShards: (epoch) =>
       selectFailedShards.all(epoch) as { holder: string; cid: string; shard: number }[],
-    recordServed: (r) => void upsertServed.run(r.epoch, r.holder, r.downloader, r.session, r.bytes),
+    recordServed(r) {
+      if ((countSessions.get(r.epoch, r.holder) as { n: number }).n >= MAX_SESSIONS_PER_HOLDER_EPOCH) return
+      upsertServed.run(r.epoch, r.holder, r.downloader, r.session, r.bytes)
+    },
     servedOf(epoch) {
       const out = new Map<string, { bytes: number; downloaders: number }>()
       for (const r of selectServed.all(epoch) as { holder: string; bytes: number; downloaders: number }[])

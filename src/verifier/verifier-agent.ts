@@ -194,6 +194,8 @@ export class VerifierAgent {
       // the downloader (published by the holder that served it).
       const decoded = this.#c.codec.decode(message.data)
       if (!decoded.ok) return decoded.verdict
+      // Kept for any signer (a node may register after this verifier's last plan): challenges go to
+      // registered nodes only, and the store caps what one holder can put in it.
       if (decoded.envelope.type === BANDWIDTH_RECEIPT.type) {
         // A downloader's receipt, in the epoch of its signed time; a holder receipting itself counts nothing.
         const b = decoded.envelope.body as BandwidthReceiptBody
