@@ -57,6 +57,8 @@ export interface StorageServiceInit {
   quotaBytes: number
   /** Uploads in progress at once. */
   maxUploads?: number
+  /** An upload with no request for this long is dropped, its space and payment released (default 10 min). */
+  uploadIdleMs?: number
   now: () => number
 }
 
@@ -85,6 +87,8 @@ interface Upload {
   /** The shard's payment, reserved at the offer and billed once it is sealed (paid shards only). */
   admission?: Admission
   nextSegment: number
+  /** When it last received a request (`now()`). */
+  touched: number
   /** Pieces received ahead of `nextSegment`, by segment. */
   ahead: Map<number, Uint8Array>
   written: number
@@ -294,6 +298,7 @@ export class StorageService implements NodeService {
   async #offer(r: Extract<StorageRequest, { op: 'offer' }>, from: string): Promise<Uint8Array> {
     if (r.k > r.n || r.shard >= r.n)
       throw new StorageError('STORAGE_REQUEST_INVALID', 'shard outside the code')
+    this.#dropIdleUploads()
     const key = `${from}/${r.upload}/${r.shard}`
     if (this.#uploads.has(key))
       throw new StorageError('STORAGE_REFUSED', 'this upload is already in progress')
@@ -325,6 +330,7 @@ export class StorageService implements NodeService {
       path,
       fd: openSync(path, 'w'),
       nextSegment: 0,
+      touched: this.#init.now(),
       ahead: new Map(),
       written: 0,
       expected,
@@ -336,7 +342,21 @@ export class StorageService implements NodeService {
   #upload(from: string, id: string, shard: number): Upload {
     const u = this.#uploads.get(`${from}/${id}/${shard}`)
     if (u === undefined) throw new StorageError('STORAGE_NOT_FOUND', 'no such upload (offer it first)')
+    u.touched = this.#init.now()
     return u
+  }
+
+  /** Drops uploads a client abandoned: their file, their reserved space, their payment. */
+  #dropIdleUploads(): void {
+    const cutoff = this.#init.now() - (this.#init.uploadIdleMs ?? 10 * 60_000)
+    for (const [key, u] of this.#uploads) {
+      if (u.touched >= cutoff) continue
+      this.#uploads.delete(key)
+      closeSync(u.fd)
+      rmSync(u.path, { force: true })
+      u.admission?.release()
+      this.#c.logger.info({ upload: u.id, shard: u.shard, owner: u.owner }, 'dropped an abandoned upload')
+    }
   }
 
   #piece(r: Extract<StorageRequest, { op: 'piece' }>, body: Uint8Array, from: string): Uint8Array {

@@ -314,4 +314,46 @@ describe('storage: holders and client on a simulated mesh', () => {
     const back = await collect((sink) => getFile(client, peers, manifestCid(manifest).cid, key, sink))
     expect(back.equals(Buffer.from(file))).toBe(true)
   })
+
+  it('drops an upload its client abandoned, with its space, once it sat idle past the limit', async () => {
+    const net = new SimNetwork({
+      seed: 4,
+      clock: systemClock,
+      latency: () => ({ latencyMs: 1, jitterMs: 0, lossRate: 0 }),
+    })
+    let now = 1_000_000
+    const signer = createPeerSigner(await generateKeyPair('Ed25519'))
+    const port = net.createPort(signer.peerId)
+    const service = new StorageService(
+      { network: NET, price: 0n, quotaBytes: 100_000, uploadIdleMs: 60_000, now: () => now },
+      { signer, codec: codecOf(signer), logger },
+    )
+    const dir = mkdtempSync(join(tmpdir(), 'mw-storage-idle-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    await service.start({ port, clock: systemClock, logger, dir })
+    cleanups.push(() => service.stop())
+    const client = net.createPort(createPeerSigner(await generateKeyPair('Ed25519')).peerId)
+    const ask = async (header: unknown) =>
+      unframe(await client.request(signer.peerId, STORAGE_PROTOCOL, frame(header)), STORAGE_RESPONSE).header
+    const offer = (upload: string) => ({
+      op: 'offer',
+      upload,
+      shard: 0,
+      size: 60_000,
+      segmentBytes: 65_536,
+      chunkBytes: 4_096,
+      k: 1,
+      n: 1,
+      epochs: 1,
+    })
+    expect(await ask(offer('01'.repeat(16)))).toEqual({ ok: true })
+    // The quota is reserved: a second file of the same size does not fit.
+    expect(await ask(offer('02'.repeat(16)))).toMatchObject({ ok: false, code: 'STORAGE_REFUSED' })
+    now += 61_000
+    expect(await ask(offer('02'.repeat(16)))).toEqual({ ok: true })
+    expect(await ask({ op: 'piece', upload: '01'.repeat(16), shard: 0, segment: 0 })).toMatchObject({
+      ok: false,
+      code: 'STORAGE_NOT_FOUND',
+    })
+  })
 })
