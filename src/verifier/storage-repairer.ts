@@ -25,6 +25,8 @@ export class StorageRepairer {
   readonly #c: StorageRepairerComponents
   /** Shards rebuilt and files that could not be repaired (tests and metrics). */
   readonly counts = { repaired: 0, failed: 0 }
+  /** Files being repaired now: a repair still running when the next epoch ends is not started twice. */
+  readonly #repairing = new Set<string>()
 
   constructor(components: StorageRepairerComponents) {
     this.#c = components
@@ -45,6 +47,8 @@ export class StorageRepairer {
     const candidates = registry.nodes.map((n) => n.peerId)
     let rebuilt = 0
     for (const [cid, holders] of byCid) {
+      if (this.#repairing.has(cid)) continue
+      this.#repairing.add(cid)
       try {
         const r = await repairFile(
           { port: this.#c.port, codec: this.#c.codec, logger: this.#c.logger },
@@ -64,6 +68,8 @@ export class StorageRepairer {
       } catch (err) {
         this.counts.failed++
         this.#c.logger.warn({ err, epoch, cid }, 'could not repair a file')
+      } finally {
+        this.#repairing.delete(cid)
       }
     }
     return rebuilt
