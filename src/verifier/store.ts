@@ -306,13 +306,10 @@ export function openVerifierStore(path: string): VerifierStore {
   const selectCounts = db.prepare(
     "SELECT node, COUNT(*) AS challenges, SUM(result = 'answered') AS answered FROM challenges WHERE epoch = ? GROUP BY node",
   )
-  const upsertObservation = db.prepare(`
-    INSERT INTO observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
-    WHERE excluded.seq > observations.seq`)
-  const selectObservations = db.prepare(
-    'SELECT envelope FROM observations WHERE epoch = ? ORDER BY verifier, node',
-  )
+  const uptime = observationTable<UptimeObservationBody>(db, 'observations')
+  const compute = observationTable<ComputeObservationBody>(db, 'compute_observations')
+  const storage = observationTable<StorageObservationBody>(db, 'storage_observations')
+  const bandwidth = observationTable<BandwidthObservationBody>(db, 'bandwidth_observations')
   const insertBundle = db.prepare(
     'INSERT OR IGNORE INTO bundles (cid, epoch, digest, root, total, bytes) VALUES (?, ?, ?, ?, ?, ?)',
   )
@@ -370,28 +367,6 @@ export function openVerifierStore(path: string): VerifierStore {
     `SELECT holder, SUM(bytes) AS bytes, COUNT(DISTINCT downloader) AS downloaders FROM bandwidth_receipts
      WHERE epoch = ? GROUP BY holder ORDER BY holder`,
   )
-  const upsertBandwidthObservation = db.prepare(`
-    INSERT INTO bandwidth_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
-    WHERE excluded.seq > bandwidth_observations.seq`)
-  const selectBandwidthObservations = db.prepare(
-    'SELECT envelope FROM bandwidth_observations WHERE epoch = ? ORDER BY verifier, node',
-  )
-  const upsertStorageObservation = db.prepare(`
-    INSERT INTO storage_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
-    WHERE excluded.seq > storage_observations.seq`)
-  const selectStorageObservations = db.prepare(
-    'SELECT envelope FROM storage_observations WHERE epoch = ? ORDER BY verifier, node',
-  )
-
-  const upsertComputeObservation = db.prepare(`
-    INSERT INTO compute_observations (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
-    WHERE excluded.seq > compute_observations.seq`)
-  const selectComputeObservations = db.prepare(
-    'SELECT envelope FROM compute_observations WHERE epoch = ? ORDER BY verifier, node',
-  )
   const insertWork = db.prepare(
     'INSERT OR IGNORE INTO compute_work (node, job_id, epoch, value) VALUES (?, ?, ?, ?)',
   )
@@ -448,14 +423,8 @@ export function openVerifierStore(path: string): VerifierStore {
       const rows = selectCounts.all(epoch) as { node: string; challenges: number; answered: number }[]
       return new Map(rows.map((r) => [r.node, { challenges: r.challenges, answered: r.answered }]))
     },
-    saveObservation(e) {
-      return upsertObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0
-    },
-    observations(epoch) {
-      return (selectObservations.all(epoch) as { envelope: string }[]).map(
-        (r) => JSON.parse(r.envelope) as SignedEnvelope<UptimeObservationBody>,
-      )
-    },
+    saveObservation: uptime.save,
+    observations: uptime.list,
     saveHeldShard(r) {
       // A holder's shards are capped: a valid key alone cannot fill the disk.
       if ((countHeldShards.get(r.holder) as { n: number }).n >= MAX_SHARDS_PER_HOLDER) return
@@ -495,37 +464,12 @@ export function openVerifierStore(path: string): VerifierStore {
         out.set(r.holder, { bytes: r.bytes, downloaders: r.downloaders })
       return out
     },
-    saveBandwidthObservation(e) {
-      return (
-        upsertBandwidthObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes >
-        0
-      )
-    },
-    bandwidthObservations(epoch) {
-      return (selectBandwidthObservations.all(epoch) as { envelope: string }[]).map(
-        (r) => JSON.parse(r.envelope) as SignedEnvelope<BandwidthObservationBody>,
-      )
-    },
-    saveStorageObservation(e) {
-      return (
-        upsertStorageObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0
-      )
-    },
-    storageObservations(epoch) {
-      return (selectStorageObservations.all(epoch) as { envelope: string }[]).map(
-        (r) => JSON.parse(r.envelope) as SignedEnvelope<StorageObservationBody>,
-      )
-    },
-    saveComputeObservation(e) {
-      return (
-        upsertComputeObservation.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0
-      )
-    },
-    computeObservations(epoch) {
-      return (selectComputeObservations.all(epoch) as { envelope: string }[]).map(
-        (r) => JSON.parse(r.envelope) as SignedEnvelope<ComputeObservationBody>,
-      )
-    },
+    saveBandwidthObservation: bandwidth.save,
+    bandwidthObservations: bandwidth.list,
+    saveStorageObservation: storage.save,
+    storageObservations: storage.list,
+    saveComputeObservation: compute.save,
+    computeObservations: compute.list,
     recordWork: (w) => insertWork.run(w.node, w.jobId, w.epoch, w.value.toString()).changes > 0,
     workOf(epoch) {
       const out = new Map<string, { jobs: number; value: bigint }>()
@@ -581,5 +525,26 @@ export function openVerifierStore(path: string): VerifierStore {
       deleteRoots.run(epoch)
     },
     close: () => db.close(),
+  }
+}
+
+/**
+ * One table of signed observations (epoch, verifier, node → the envelope with the highest sequence
+ * number): `save` keeps an envelope unless one with an equal or higher number is held (true if
+ * kept), `list` returns an epoch's, sorted by verifier and node.
+ */
+function observationTable<B extends { epoch: number; node: string }>(
+  db: Database.Database,
+  table: 'observations' | 'compute_observations' | 'storage_observations' | 'bandwidth_observations',
+): { save(e: SignedEnvelope<B>): boolean; list(epoch: number): SignedEnvelope<B>[] } {
+  const upsert = db.prepare(`
+    INSERT INTO ${table} (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (epoch, verifier, node) DO UPDATE SET seq = excluded.seq, envelope = excluded.envelope
+    WHERE excluded.seq > ${table}.seq`)
+  const select = db.prepare(`SELECT envelope FROM ${table} WHERE epoch = ? ORDER BY verifier, node`)
+  return {
+    save: (e) => upsert.run(e.body.epoch, e.from, e.body.node, e.seq, JSON.stringify(e)).changes > 0,
+    list: (epoch) =>
+      (select.all(epoch) as { envelope: string }[]).map((r) => JSON.parse(r.envelope) as SignedEnvelope<B>),
   }
 }
