@@ -1,0 +1,143 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { latLngToCell } from 'h3-js'
+import { describe, expect, it } from 'vitest'
+import { createPeerSigner } from '../mesh/peer-key.js'
+import { createWireCodec } from '../mesh/wire-codec.js'
+import { locationConfidence } from './location.js'
+import { type ReceivedReading, scoreSensor } from './quality.js'
+import { SENSOR_READING } from './reading.js'
+import { simulatedWeather } from './weather.js'
+
+const HOUR = 3_600_000
+const T0 = Date.UTC(2026, 5, 1)
+
+/** A day of readings every 10 minutes from a station, received 2 s after each. */
+function day(read: (at: number) => number): ReceivedReading[] {
+  return Array.from({ length: 144 }, (_, i) => {
+    const at = T0 + i * 600_000
+    return { at, value: read(at), receivedAt: at + 2_000 }
+  })
+}
+
+describe('simulated weather station', () => {
+  it('is deterministic from its seed and follows the sun: warmer in the afternoon than before dawn', () => {
+    const berlin = simulatedWeather({ seed: 7, lat: 52.5, lon: 13.4 })
+    const again = simulatedWeather({ seed: 7, lat: 52.5, lon: 13.4 })
+    const other = simulatedWeather({ seed: 8, lat: 52.5, lon: 13.4 })
+    const at = T0 + 14 * HOUR
+    expect(berlin.read('temperature', at)).toBe(again.read('temperature', at))
+    expect(berlin.read('temperature', at)).not.toBe(other.read('temperature', at))
+    // Local solar time in Berlin is about UTC + 0:54.
+    expect(berlin.read('temperature', T0 + 14 * HOUR)).toBeGreaterThan(
+      berlin.read('temperature', T0 + 4 * HOUR) + 8,
+    )
+    expect(berlin.read('humidity', T0 + 14 * HOUR)).toBeLessThan(berlin.read('humidity', T0 + 4 * HOUR))
+    const pressure = day((at) => berlin.read('pressure', at)).map((r) => r.value)
+    expect(Math.min(...pressure)).toBeGreaterThan(990)
+    expect(Math.max(...pressure)).toBeLessThan(1_035)
+    // The tropics are warmer than the north on average over a day.
+    const mean = (lat: number) => {
+      const s = simulatedWeather({ seed: 1, lat, lon: 0 })
+      const xs = day((at) => s.read('temperature', at)).map((r) => r.value)
+      return xs.reduce((a, b) => a + b, 0) / xs.length
+    }
+    expect(mean(5)).toBeGreaterThan(mean(60) + 15)
+  })
+})
+
+describe('sensor quality', () => {
+  const station = (seed: number) => simulatedWeather({ seed, lat: 52.5, lon: 13.4 })
+  const neighbours = [1, 2, 3, 4, 5].map((seed) => {
+    const values = day((at) => station(seed).read('temperature', at)).map((r) => r.value)
+    return [...values].sort((a, b) => a - b)[72] as number
+  })
+
+  it('scores a good station near 1, and a stuck, out-of-bounds, far-off or late one low, saying why', () => {
+    const good = scoreSensor(
+      'temperature',
+      day((at) => station(9).read('temperature', at)),
+      neighbours,
+    )
+    expect(good.score).toBeGreaterThan(0.95)
+    expect(good.summary).toBe('good')
+    const stuck = scoreSensor(
+      'temperature',
+      day(() => 21.5),
+      neighbours,
+    )
+    expect(stuck.score).toBe(0)
+    expect(stuck.summary).toMatch(/stuck/)
+    const hot = scoreSensor(
+      'temperature',
+      day((at) => station(9).read('temperature', at) + 80),
+      neighbours,
+    )
+    expect(hot.inBounds).toBeLessThan(0.5)
+    expect(hot.score).toBeLessThan(0.2)
+    // In bounds and plausible on its own, but 15 °C off what the cell's neighbours read.
+    const off = scoreSensor(
+      'temperature',
+      day((at) => station(9).read('temperature', at) - 15),
+      neighbours,
+    )
+    expect(off.agreement).toBe(0)
+    expect(off.summary).toMatch(/neighbours/)
+    const jumpy = scoreSensor(
+      'temperature',
+      day((at) => station(9).read('temperature', at) + ((at / 600_000) % 2 ? 30 : 0)),
+      neighbours,
+    )
+    expect(jumpy.plausibleRates).toBeLessThan(0.1)
+    const late = scoreSensor(
+      'temperature',
+      day((at) => station(9).read('temperature', at)).map((r) => ({ ...r, receivedAt: r.at + 10 * 60_000 })),
+      neighbours,
+    )
+    expect(late.onTime).toBe(0)
+    expect(scoreSensor('temperature', [], neighbours)).toMatchObject({ score: 0, summary: 'no readings' })
+  })
+})
+
+describe('proof of location', () => {
+  const frankfurt = { verifier: 'v-fra', lat: 50.11, lon: 8.68 }
+  it('gives 0 to a cell 2,000 km from where the round trips place the node, and keeps an honest claim', () => {
+    // The node claims Lisbon (about 1,900 km from Frankfurt) but answers Frankfurt in 4 ms (at most 400 km).
+    const lisbon = latLngToCell(38.72, -9.14, 5)
+    const lie = locationConfidence(lisbon, [{ ...frankfurt, rttMs: 4 }], 1)
+    expect(lie.confidence).toBe(0)
+    expect(lie.impossible[0]?.distanceKm).toBeGreaterThan(1_800)
+    // Claiming a cell near Frankfurt with the same round trip is possible.
+    const mainz = latLngToCell(50.0, 8.27, 5)
+    expect(locationConfidence(mainz, [{ ...frankfurt, rttMs: 4 }], 0.9).confidence).toBe(0.9)
+    // A long round trip proves nothing against a far claim; no probes at all: half the agreement.
+    expect(locationConfidence(lisbon, [{ ...frankfurt, rttMs: 40 }], 1).confidence).toBe(1)
+    expect(locationConfidence(lisbon, [], 1).confidence).toBe(0.5)
+  })
+})
+
+describe('sensor readings on the wire', () => {
+  it("are signed, and refused with a cell finer than resolution 5 or a unit that is not the kind's", async () => {
+    const signer = createPeerSigner(await generateKeyPair('Ed25519'))
+    let seq = 0
+    const codec = createWireCodec({
+      network: 'n',
+      signer,
+      clock: { now: () => T0 },
+      types: [SENSOR_READING],
+      nextSeq: () => ++seq,
+    })
+    const reading = {
+      sensor: 'ab'.repeat(16),
+      kind: 'temperature',
+      value: 21.5,
+      unit: '°C',
+      at: T0,
+      cell: latLngToCell(52.5, 13.4, 5),
+    } as const
+    const bytes = codec.encode(SENSOR_READING, reading).bytes
+    const decoded = codec.decode(bytes, { from: signer.peerId })
+    expect(decoded.ok && decoded.envelope.body).toEqual(reading)
+    expect(() => codec.encode(SENSOR_READING, { ...reading, cell: latLngToCell(52.5, 13.4, 9) })).toThrow()
+    expect(() => codec.encode(SENSOR_READING, { ...reading, unit: '%' })).toThrow()
+  })
+})
