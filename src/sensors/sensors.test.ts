@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { latLngToCell } from 'h3-js'
 import { describe, expect, it } from 'vitest'
@@ -6,6 +7,7 @@ import { createWireCodec } from '../mesh/wire-codec.js'
 import { locationConfidence } from './location.js'
 import { type ReceivedReading, scoreSensor } from './quality.js'
 import { SENSOR_READING } from './reading.js'
+import { jsonLinesSource, type Measurement, simulatedSource } from './sources.js'
 import { simulatedWeather } from './weather.js'
 
 const HOUR = 3_600_000
@@ -139,5 +141,52 @@ describe('sensor readings on the wire', () => {
     expect(decoded.ok && decoded.envelope.body).toEqual(reading)
     expect(() => codec.encode(SENSOR_READING, { ...reading, cell: latLngToCell(52.5, 13.4, 9) })).toThrow()
     expect(() => codec.encode(SENSOR_READING, { ...reading, unit: '%' })).toThrow()
+  })
+})
+
+describe('sensor sources', () => {
+  it('reads JSON lines, defaulting the time and skipping malformed, oversized and mismatched lines', async () => {
+    const lines = [
+      '{"sensor":"porch","kind":"temperature","value":21.4,"at":1764000000000}',
+      '',
+      'not json',
+      '{"sensor":"porch","kind":"humidity","value":55}',
+      '{"sensor":"porch","kind":"humidity","value":55,"unit":"°C"}',
+      '{"sensor":"porch","kind":"radiation","value":1}',
+      `{"sensor":"porch","kind":"pressure","value":1000,"pad":"${'x'.repeat(5_000)}"}`,
+      '{"sensor":"roof","kind":"pressure","value":1012.5,"unit":"hPa","at":1764000060000}',
+    ]
+    const source = jsonLinesSource(Readable.from([lines.join('\n')]), { now: () => 42 })
+    const got: unknown[] = []
+    for await (const m of source.measurements()) got.push(m)
+    expect(got).toEqual([
+      { sensor: 'porch', kind: 'temperature', value: 21.4, at: 1764000000000 },
+      { sensor: 'porch', kind: 'humidity', value: 55, at: 42 },
+      { sensor: 'roof', kind: 'pressure', value: 1012.5, at: 1764000060000 },
+    ])
+    expect(source.refused).toBe(4)
+  })
+
+  it('runs a simulated station as a source, deterministic from its seed', async () => {
+    const read = async () => {
+      const out: Measurement[] = []
+      const source = simulatedSource({
+        sensor: 's1',
+        seed: 3,
+        lat: 48.8,
+        lon: 2.3,
+        startMs: T0,
+        count: 5,
+        sleep: async () => undefined,
+      })
+      for await (const m of source.measurements()) out.push(m)
+      return out
+    }
+    const a = await read()
+    expect(a).toHaveLength(15)
+    expect(a.filter((m) => m.kind === 'pressure').map((m) => m.at)).toEqual(
+      [0, 1, 2, 3, 4].map((i) => T0 + i * 60_000),
+    )
+    expect(await read()).toEqual(a)
   })
 })
