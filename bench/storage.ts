@@ -35,7 +35,7 @@ import { NodeAgent } from '../src/node/node-agent.js'
 import { Meshwork } from '../src/sdk/index.js'
 import { buildChunkTree, verifyChunk } from '../src/storage/chunk-tree.js'
 import { StorageService } from '../src/storage/holder.js'
-import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../src/storage/protocol.js'
+import { STORAGE_MESSAGES } from '../src/storage/protocol.js'
 import { syntheticNetworkFile } from '../test/helpers/synthetic-network.js'
 import { report } from './report.js'
 
@@ -72,7 +72,7 @@ async function startNode(
         network: NET,
         signer,
         clock: systemClock,
-        types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+        types: [...STORAGE_MESSAGES],
         nextSeq: (t) => db.nextSeq(t),
       }),
       logger,

@@ -35,12 +35,7 @@ import {
 } from '../storage/client.js'
 import { type Manifest, shardBytesOf } from '../storage/file-codec.js'
 import { rankHolders, storageCandidates } from '../storage/placement.js'
-import {
-  BANDWIDTH_RECEIPT,
-  STORAGE_RECEIPT,
-  type StorageReceiptBody,
-  shardPrice,
-} from '../storage/protocol.js'
+import { STORAGE_MESSAGES, type StorageReceiptBody, shardPrice } from '../storage/protocol.js'
 import { type ContentKey, formatContentKey, parseContentKey, SEGMENT_BYTES } from '../storage/sealed.js'
 
 /**
@@ -209,7 +204,7 @@ export class Meshwork {
       network: net,
       signer: createPeerSigner(key),
       clock: systemClock,
-      types: [ADVERTISEMENT, WORK_RECEIPT, FRAUD_EVIDENCE, STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+      types: [ADVERTISEMENT, WORK_RECEIPT, FRAUD_EVIDENCE, ...STORAGE_MESSAGES],
       // A throwaway identity: its messages are numbered from 1 for this session.
       nextSeq: () => ++seq,
     })

@@ -19,24 +19,28 @@ import { type ContentKey, openSegment, SEGMENT_BYTES, sealSegment, segmentsOf } 
 
 const hex32 = z.string().regex(/^[0-9a-f]{64}$/)
 
+/** Largest segment a file may be cut into (a sealed segment travels in one request at K = 1). */
+export const MAX_SEGMENT_BYTES = 4 * 1024 * 1024
+
+/** How a file is cut and coded: the manifest's and an offer's common fields, checked the same way. */
+export const FILE_PARAMETERS = {
+  /** Plaintext bytes. */
+  size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  segmentBytes: z.number().int().min(4_096).max(MAX_SEGMENT_BYTES),
+  chunkBytes: z
+    .number()
+    .int()
+    .min(1_024)
+    .max(1024 * 1024),
+  k: z.number().int().min(1).max(64),
+  n: z.number().int().min(1).max(128),
+}
+
 /** The file's public manifest (version 1). */
 export const MANIFEST = z
   .object({
     v: z.literal(1),
-    /** Plaintext bytes. */
-    size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-    segmentBytes: z
-      .number()
-      .int()
-      .min(4_096)
-      .max(16 * 1024 * 1024),
-    chunkBytes: z
-      .number()
-      .int()
-      .min(1_024)
-      .max(1024 * 1024),
-    k: z.number().int().min(1).max(64),
-    n: z.number().int().min(1).max(128),
+    ...FILE_PARAMETERS,
     /** Each shard's byte length and chunk-tree root (hex), by shard index. */
     shards: z
       .array(z.object({ bytes: z.number().int().nonnegative(), root: hex32 }).strict())

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { payTicketSchema } from '../compute/payments.js'
 import { defineMessage } from '../mesh/wire-codec.js'
 import { StorageError } from './errors.js'
+import { FILE_PARAMETERS, MAX_SEGMENT_BYTES } from './file-codec.js'
 
 /**
  * The storage protocol, `/meshwork/storage/1`: one request/response protocol whose messages are a
@@ -10,8 +11,6 @@ import { StorageError } from './errors.js'
  */
 export const STORAGE_PROTOCOL = '/meshwork/storage/1'
 
-/** Largest segment a file may be cut into (its sealed bytes travel in one request at K = 1). */
-export const MAX_SEGMENT_BYTES = 4 * 1024 * 1024
 /** Largest piece a holder takes in one request (a whole sealed segment at K = 1). */
 export const MAX_PIECE_BYTES = MAX_SEGMENT_BYTES + 1024
 /** Largest request or response of the protocol. */
@@ -30,15 +29,7 @@ export const STORAGE_REQUEST = z.discriminatedUnion('op', [
       op: z.literal('offer'),
       upload,
       shard,
-      size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-      segmentBytes: z.number().int().min(4_096).max(MAX_SEGMENT_BYTES),
-      chunkBytes: z
-        .number()
-        .int()
-        .min(1_024)
-        .max(1024 * 1024),
-      k: z.number().int().min(1).max(64),
-      n: z.number().int().min(1).max(128),
+      ...FILE_PARAMETERS,
       epochs: z.number().int().min(1).max(100_000),
       /** The owner's Payments channel and session signature (as for jobs), when the holder charges. */
       pay: payTicketSchema.optional(),
@@ -179,3 +170,6 @@ export const BANDWIDTH_RECEIPT = defineMessage(
 )
 
 export type BandwidthReceiptBody = z.infer<typeof BANDWIDTH_RECEIPT.schema>
+
+/** Every message a storage holder or client signs or checks: a codec of either must know them all. */
+export const STORAGE_MESSAGES = [STORAGE_RECEIPT, BANDWIDTH_RECEIPT] as const

@@ -14,14 +14,7 @@ import { verifyChunk } from './chunk-tree.js'
 import { getFile, putFile, repairFile, type StorageClientComponents } from './client.js'
 import { FileEncoder, manifestCid } from './file-codec.js'
 import { StorageService } from './holder.js'
-import {
-  BANDWIDTH_RECEIPT,
-  frame,
-  STORAGE_PROTOCOL,
-  STORAGE_RECEIPT,
-  STORAGE_RESPONSE,
-  unframe,
-} from './protocol.js'
+import { frame, STORAGE_MESSAGES, STORAGE_PROTOCOL, STORAGE_RESPONSE, unframe } from './protocol.js'
 import { newContentKey } from './sealed.js'
 
 const NET = '31337:0xregistry'
@@ -50,7 +43,7 @@ function codecOf(signer: PeerSigner) {
     network: NET,
     signer,
     clock: systemClock,
-    types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+    types: [...STORAGE_MESSAGES],
     nextSeq: () => ++seq,
   })
 }

@@ -20,7 +20,7 @@ import {
 } from '../../src/storage/client.js'
 import { shardBytesOf } from '../../src/storage/file-codec.js'
 import { StorageService } from '../../src/storage/holder.js'
-import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT, shardPrice } from '../../src/storage/protocol.js'
+import { STORAGE_MESSAGES, shardPrice } from '../../src/storage/protocol.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 
 /**
@@ -72,7 +72,7 @@ async function setup() {
           network: NET,
           signer,
           clock: systemClock,
-          types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+          types: [...STORAGE_MESSAGES],
           nextSeq: (t) => db.nextSeq(t),
         }),
         logger: createLogger({ level: 'silent' }),
@@ -94,7 +94,7 @@ async function setup() {
       network: NET,
       signer: me,
       clock: systemClock,
-      types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+      types: [...STORAGE_MESSAGES],
       nextSeq: () => ++seq,
     }),
     logger: createLogger({ level: 'silent' }),

@@ -11,7 +11,7 @@ import { createPeerSigner, createPeerVerifier, peerIdBytes } from '../../src/mes
 import { createWireCodec } from '../../src/mesh/wire-codec.js'
 import { getFile, putFile, repairFile, type StorageClientComponents } from '../../src/storage/client.js'
 import { StorageService } from '../../src/storage/holder.js'
-import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../../src/storage/protocol.js'
+import { STORAGE_MESSAGES } from '../../src/storage/protocol.js'
 import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
 import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
@@ -72,7 +72,7 @@ describe('proof of storage', () => {
                 network: LIVE_NET,
                 signer,
                 clock: systemClock,
-                types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+                types: [...STORAGE_MESSAGES],
                 nextSeq: (t) => db.nextSeq(t),
               }),
               logger,
@@ -114,7 +114,7 @@ describe('proof of storage', () => {
         network: LIVE_NET,
         signer: me,
         clock: systemClock,
-        types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+        types: [...STORAGE_MESSAGES],
         nextSeq: () => ++seq,
       }),
       logger,

@@ -20,7 +20,7 @@ import { createPeerSigner } from '../../src/mesh/peer-key.js'
 import { createWireCodec, networkIdOf } from '../../src/mesh/wire-codec.js'
 import { Meshwork } from '../../src/sdk/index.js'
 import { StorageService } from '../../src/storage/holder.js'
-import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../../src/storage/protocol.js'
+import { STORAGE_MESSAGES } from '../../src/storage/protocol.js'
 import { type LiveNode, LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
 import { syntheticNetworkFile } from '../helpers/synthetic-network.js'
 
@@ -81,7 +81,7 @@ describe('storage on the mesh', () => {
                 network: net,
                 signer,
                 clock: systemClock,
-                types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+                types: [...STORAGE_MESSAGES],
                 nextSeq: (t) => db.nextSeq(t),
               }),
               logger: createLogger({ level: 'silent' }),

@@ -23,7 +23,7 @@ import { startOpsServer } from '../../node/ops-server.js'
 import { probeResources } from '../../node/resources.js'
 import type { NodeService } from '../../node/service.js'
 import { StorageService } from '../../storage/holder.js'
-import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../../storage/protocol.js'
+import { STORAGE_MESSAGES } from '../../storage/protocol.js'
 import { registerStorageMetrics } from '../../storage/storage-metrics.js'
 import { globalOptions } from '../context.js'
 import { createOutput } from '../output.js'
@@ -139,7 +139,7 @@ export function nodeStartCommand(node: Command): void {
                 network: net,
                 signer,
                 clock: systemClock,
-                types: [STORAGE_RECEIPT, BANDWIDTH_RECEIPT],
+                types: [...STORAGE_MESSAGES],
                 nextSeq: (t) => db.nextSeq(t),
               }),
               logger: logger.child({ module: 'storage' }),
