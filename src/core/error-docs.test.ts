@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { apiErrorCodes } from '../api/errors.js'
 import {
   epochRewardsAbi,
   meshGovernorAbi,
@@ -29,6 +30,7 @@ function codesInCode(): Set<string> {
     ...verifierErrorCodes,
     ...computeErrorCodes,
     ...storageErrorCodes,
+    ...apiErrorCodes,
   ])
 }
 

@@ -1,0 +1,261 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { systemClock } from '../core/clock.js'
+import { createLogger } from '../core/logger.js'
+import { createApiServer } from './api-server.js'
+import type { ApiDataSource, ApiEvent } from './data-source.js'
+import { ApiError } from './errors.js'
+import { JobLog } from './job-log.js'
+import type { EpochView, NetworkView, NodeView } from './schemas.js'
+
+const PEER = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'
+const ADDRESS = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8'
+
+const network: NetworkView = {
+  chainId: 31337,
+  network: `31337:${ADDRESS}`,
+  contracts: { MeshToken: ADDRESS },
+  genesisTime: 1_000,
+  epochDuration: 15,
+  epoch: 3,
+  epochEndsAt: 1_060,
+  head: { block: 40, timestamp: 1_050 },
+  lastPostedEpoch: 1,
+  nodes: 1,
+  nodesOnline: 1,
+  verifiers: [],
+  totalEarned: '100',
+  totalClaimed: '0',
+  features: ['nodes', 'epochs', 'jobs'],
+}
+const node: NodeView = {
+  peerId: PEER,
+  operator: ADDRESS,
+  services: ['compute'],
+  h3Cell: '871f1d489ffffff',
+  lat: 52.5,
+  lon: 13.4,
+  stake: '1000000000000000000000',
+  registeredAt: 1_001,
+  online: true,
+  lastSeen: 5,
+  uptimePpm: 1_000_000,
+  lastReward: '100',
+  earned: '100',
+}
+const epoch: EpochView = {
+  epoch: 1,
+  root: `0x${'ab'.repeat(32)}`,
+  cid: 'bagaaiera',
+  block: 30,
+  postedAt: 1_031,
+  emitted: '100',
+  paid: '100',
+  totalCumulative: '100',
+  claimed: '0',
+}
+
+/** An in-memory source with one node and one posted epoch. */
+function memorySource(jobs = new JobLog()) {
+  const listeners = new Set<(e: ApiEvent) => void>()
+  const source: ApiDataSource & { emit(e: ApiEvent): void; listeners: number } = {
+    network: async () => network,
+    nodes: async () => [node],
+    node: async (id) =>
+      id === PEER
+        ? { node, epochs: [], claimed: '0', estimate: { nextEpoch: '0', thresholdPpm: 0, summary: '' } }
+        : undefined,
+    epochs: async (limit) => ({ epochs: [epoch].slice(0, limit), current: 3 }),
+    epoch: async (n) => {
+      if (n === 99) throw new ApiError('API_SOURCE_UNAVAILABLE', 'no verifier answered')
+      return n === 1
+        ? {
+            epoch,
+            matches: true,
+            paramsVersion: 1,
+            pools: { uptime: '100' },
+            dust: '0',
+            verifiers: [],
+            nodes: [],
+          }
+        : undefined
+    },
+    jobs: async (limit) => jobs.list(limit),
+    subscribe(l) {
+      listeners.add(l)
+      return () => listeners.delete(l)
+    },
+    emit: (e) => {
+      for (const l of listeners) l(e)
+    },
+    get listeners() {
+      return listeners.size
+    },
+  }
+  return source
+}
+
+const apps: { close(): Promise<unknown> }[] = []
+afterEach(async () => {
+  for (const a of apps.splice(0)) await a.close()
+})
+
+function app(source = memorySource(), init = {}) {
+  const a = createApiServer(init, { source, clock: systemClock, logger: createLogger({ level: 'silent' }) })
+  apps.push(a)
+  return a
+}
+
+describe('HTTP API', () => {
+  it('serves the network, nodes, a node, epochs, an epoch and jobs as schema-shaped JSON', async () => {
+    const jobs = new JobLog()
+    jobs.record({
+      id: 'j1',
+      kind: 'js',
+      at: 1,
+      ok: true,
+      provider: PEER,
+      tier: 'edge',
+      latencyMs: 3.5,
+      verification: 'verified',
+      price: '10',
+    })
+    const a = app(memorySource(jobs))
+    expect((await a.inject('/api/network')).json()).toEqual(network)
+    expect((await a.inject('/api/nodes')).json()).toEqual({ nodes: [node] })
+    expect((await a.inject(`/api/nodes/${PEER}`)).json().node.peerId).toBe(PEER)
+    expect((await a.inject('/api/epochs?limit=1')).json()).toEqual({ epochs: [epoch], current: 3 })
+    expect((await a.inject('/api/epochs/1')).json().matches).toBe(true)
+    const listed = (await a.inject('/api/jobs')).json()
+    expect(listed.jobs).toHaveLength(1)
+    expect(listed.jobs[0]).toMatchObject({ id: 'j1', tier: 'edge', latencyMs: 3.5 })
+  })
+
+  it('answers bad parameters with 400 INVALID_ARGUMENT and a JSON body', async () => {
+    const a = app()
+    for (const url of [
+      '/api/epochs/abc',
+      '/api/epochs/-1',
+      '/api/epochs/1234567890',
+      '/api/epochs?limit=0',
+      '/api/epochs?limit=501',
+      '/api/epochs?limit=ten',
+      '/api/jobs?limit=1e9',
+      '/api/nodes/not-a-peer-id',
+      `/api/nodes/${'a'.repeat(129)}`,
+    ]) {
+      const res = await a.inject(url)
+      expect(res.statusCode, url).toBe(400)
+      expect(res.headers['content-type']).toMatch(/application\/json/)
+      const body = res.json()
+      expect(body.error.code, url).toBe('INVALID_ARGUMENT')
+      expect(body.error.message.length).toBeGreaterThan(0)
+    }
+  })
+
+  it('answers unknown routes, nodes and epochs with 404 JSON, and source failures with 503', async () => {
+    const a = app()
+    for (const [url, code] of [
+      ['/api/nope', 'API_ROUTE_NOT_FOUND'],
+      ['/nope', 'API_ROUTE_NOT_FOUND'],
+      [`/api/nodes/${PEER.replace('D', 'E')}`, 'API_NODE_NOT_FOUND'],
+      ['/api/epochs/7', 'API_EPOCH_NOT_FOUND'],
+      [`/api/${'x'.repeat(3_000)}`, 'API_ROUTE_NOT_FOUND'],
+    ] as const) {
+      const res = await a.inject(url)
+      expect(res.statusCode, url).toBe(404)
+      expect(res.json().error.code).toBe(code)
+    }
+    const post = await a.inject({ method: 'POST', url: '/api/network', payload: { a: 1 } })
+    expect(post.statusCode).toBe(404)
+    const down = await a.inject('/api/epochs/99')
+    expect(down.statusCode).toBe(503)
+    expect(down.json().error.code).toBe('API_SOURCE_UNAVAILABLE')
+  })
+
+  it('answers an unexpected failure with 500 INTERNAL and no stack', async () => {
+    const source = memorySource()
+    source.network = async () => {
+      throw new Error('secret internals')
+    }
+    const res = await app(source).inject('/api/network')
+    expect(res.statusCode).toBe(500)
+    expect(res.json()).toEqual({ error: { code: 'INTERNAL', message: 'unexpected error' } })
+  })
+
+  it('publishes an OpenAPI 3.1 document of every route', async () => {
+    const doc = (await app().inject('/api/openapi.json')).json()
+    expect(doc.openapi).toBe('3.1.0')
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/epochs',
+      '/api/epochs/{n}',
+      '/api/events',
+      '/api/jobs',
+      '/api/network',
+      '/api/nodes',
+      '/api/nodes/{peerId}',
+    ])
+    expect(doc.paths['/api/nodes/{peerId}'].get.parameters[0]).toMatchObject({ name: 'peerId', in: 'path' })
+    expect(
+      doc.paths['/api/network'].get.responses['200'].content['application/json'].schema.properties.chainId,
+    ).toBeDefined()
+  })
+
+  it('serves the dashboard files it was given, and nothing outside them', async () => {
+    const files = new Map([
+      [
+        '/index.html',
+        {
+          body: Buffer.from('<!doctype html><title>Meshwork</title>'),
+          contentType: 'text/html',
+          immutable: false,
+        },
+      ],
+      [
+        '/assets/app-1.js',
+        { body: Buffer.from('console.log(1)'), contentType: 'text/javascript', immutable: true },
+      ],
+    ])
+    const a = app(memorySource(), { staticFiles: files })
+    const index = await a.inject('/')
+    expect(index.statusCode).toBe(200)
+    expect(index.body).toContain('Meshwork')
+    expect(index.headers['content-security-policy']).toContain("default-src 'self'")
+    expect((await a.inject('/assets/app-1.js')).headers['cache-control']).toContain('immutable')
+    for (const url of [
+      '/../package.json',
+      '/assets/../../package.json',
+      '/%2e%2e/package.json',
+      '/api/index.html',
+    ])
+      expect((await a.inject(url)).statusCode, url).toBe(404)
+  })
+
+  it('streams live changes as server-sent events over a real socket, and caps the streams', async () => {
+    const source = memorySource()
+    const a = app(source, { maxStreams: 1 })
+    await a.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = a.server.address() as { port: number }
+    const controller = new AbortController()
+    const res = await fetch(`http://127.0.0.1:${port}/api/events`, { signal: controller.signal })
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/)
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    const deadline = Date.now() + 5_000
+    while (source.listeners === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    const second = await fetch(`http://127.0.0.1:${port}/api/events`)
+    expect(second.status).toBe(503)
+    expect(((await second.json()) as { error: { code: string } }).error.code).toBe('API_TOO_MANY_STREAMS')
+    source.emit({ type: 'node', data: { ...node, online: false } })
+    let text = ''
+    while (!text.includes('event: node') || !text.endsWith('\n\n')) {
+      const { value, done } = await reader.read()
+      if (done) break
+      text += new TextDecoder().decode(value)
+    }
+    const data = /event: node\ndata: (.*)\n\n/.exec(text)?.[1] as string
+    expect(JSON.parse(data)).toMatchObject({ peerId: PEER, online: false })
+    controller.abort()
+    const until = Date.now() + 5_000
+    while (source.listeners > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+    expect(source.listeners).toBe(0)
+  })
+})

@@ -1,0 +1,43 @@
+import type {
+  EpochDetailView,
+  EpochListView,
+  JobView,
+  NetworkView,
+  NodeDetailView,
+  NodeView,
+} from './schemas.js'
+
+/**
+ * Where the API's answers come from. The devnet implements it from the chain, its verifiers' ops
+ * ports and its demo builder ({@link createNetworkDataSource}); a production explorer implements it
+ * from an RPC, public verifiers and its own indexer, and serves the same API. Every method may throw
+ * a `MeshworkError` (its code picks the HTTP status: `API_STATUS`).
+ *
+ * Panels of later issues (storage, sensors, governance) add optional methods here and routes beside
+ * the existing ones; `NetworkView.features` tells the dashboard which the source serves.
+ */
+export interface ApiDataSource {
+  network(): Promise<NetworkView>
+  nodes(): Promise<NodeView[]>
+  /** Undefined for a peer id that is not registered. */
+  node(peerId: string): Promise<NodeDetailView | undefined>
+  /** The newest `limit` posted epochs, newest first. */
+  epochs(limit: number): Promise<EpochListView>
+  /** Undefined for an epoch with no posted root. */
+  epoch(n: number): Promise<EpochDetailView | undefined>
+  /** The newest `limit` jobs, newest first. */
+  jobs(limit: number): Promise<JobView[]>
+  /** Live changes, for `GET /api/events`; returns the unsubscribe function. */
+  subscribe(listener: (event: ApiEvent) => void): () => void
+}
+
+/**
+ * A live change, sent as a server-sent event named `type` whose data is `data` as JSON: the network
+ * summary changed (`network`), a node went on- or offline or joined (`node`), a root was posted
+ * (`epoch`), a job finished (`job`).
+ */
+export type ApiEvent =
+  | { type: 'network'; data: NetworkView }
+  | { type: 'node'; data: NodeView }
+  | { type: 'epoch'; data: EpochListView['epochs'][number] }
+  | { type: 'job'; data: JobView }

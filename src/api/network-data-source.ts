@@ -1,0 +1,532 @@
+import { cellToLatLng, isValidCell } from 'h3-js'
+import type { Hex } from 'viem'
+import { epochRewardsAbi } from '../chain/abi/index.js'
+import { getNode } from '../chain/actions/get-node.js'
+import { nodeIdOf } from '../chain/actions/register-node.js'
+import type { ChainReader } from '../chain/client.js'
+import type { NetworkFile } from '../chain/network-file.js'
+import { servicesOf } from '../chain/services.js'
+import type { Clock, Timer } from '../core/clock.js'
+import { isMeshworkError } from '../core/errors.js'
+import type { Logger } from '../core/logger.js'
+import type { PeerVerifier } from '../mesh/peer-key.js'
+import { peerIdBytes } from '../mesh/peer-key.js'
+import { networkIdOf } from '../mesh/wire-codec.js'
+import { emissionOf } from '../rewards/emission.js'
+import { type AuditContext, auditEpoch, type BundleSource, type EpochAudit } from '../verifier/audit.js'
+import { bundleCid } from '../verifier/bundle.js'
+import type { RegistrySnapshot, VerifierChain } from '../verifier/chain-port.js'
+import type { ApiDataSource, ApiEvent } from './data-source.js'
+import { ApiError } from './errors.js'
+import type { Health } from './health-prober.js'
+import type { JobLog } from './job-log.js'
+import type {
+  EpochDetailView,
+  EpochListView,
+  EpochView,
+  NodeDetailView,
+  NodeEpochView,
+  NodeView,
+} from './schemas.js'
+
+/** What {@link createNetworkDataSource} is configured with. */
+export interface NetworkDataSourceInit {
+  network: NetworkFile
+  /** A name for people per peer id (the devnet's "node-0 (Berlin)"). */
+  label?: (peerId: string) => string | undefined
+  /** How often live changes are looked for while someone listens (default 1 s). */
+  pollMs?: number
+  /** Posted epochs whose recomputed bundles are kept (default 32). */
+  keepAudits?: number
+}
+
+/** What {@link createNetworkDataSource} reads. */
+export interface NetworkDataSourceComponents {
+  reader: ChainReader
+  chain: Pick<VerifierChain, 'head' | 'registry' | 'postedRoots' | 'paramsAt'>
+  /** Where bundles are fetched by CID (verifiers' ops ports); asked again on every fetch. */
+  bundles: () => readonly BundleSource[]
+  health: { health(id: string): Health; onChange(listener: (id: string, h: Health) => void): () => void }
+  jobs: Pick<JobLog, 'list' | 'subscribe'>
+  verifier: PeerVerifier
+  clock: Clock
+  logger: Logger
+}
+
+/** A network data source, with `close()` to stop its polling. */
+export interface NetworkDataSource extends ApiDataSource {
+  close(): void
+}
+
+/** Epochs of a node's history in `GET /api/nodes/:peerId`. */
+const NODE_EPOCHS = 10
+
+interface NodeStatic {
+  services: string[]
+  h3Cell: string
+  lat: number | null
+  lon: number | null
+}
+
+/**
+ * The API's data from a Meshwork network: the chain (registry, posted roots, claims, by viem reads
+ * of our contracts), posted epochs recomputed from their bundles (fetched from verifiers and
+ * checked against the posted digest, so a source cannot lie), health checks and a job log. Reads are
+ * cached per block; nothing depends on this machine's clock but `lastSeen` and the poll timer.
+ */
+export function createNetworkDataSource(
+  init: NetworkDataSourceInit,
+  components: NetworkDataSourceComponents,
+): NetworkDataSource {
+  const { network } = init
+  const { reader, chain, clock, logger } = components
+  const genesisTime = network.parameters.genesisTime
+  const epochDuration = network.parameters.epochDuration
+  const schedule = {
+    initialEmission: BigInt(network.parameters.initialEmission),
+    halvingInterval: BigInt(network.parameters.halvingInterval),
+  }
+  const epochOf = (timestamp: number) => Math.max(0, Math.floor((timestamp - genesisTime) / epochDuration))
+  const netId = networkIdOf(network)
+
+  // ── chain reads, cached per head block ──
+  let registryCache: { block: bigint; snapshot: Promise<RegistrySnapshot> } | undefined
+  const statics = new Map<string, NodeStatic>()
+  const registry = async (block: bigint) => {
+    if (registryCache?.block !== block) {
+      const snapshot = chain.registry(block)
+      registryCache = { block, snapshot }
+      snapshot.catch(() => {
+        if (registryCache?.snapshot === snapshot) registryCache = undefined
+      })
+    }
+    return registryCache.snapshot
+  }
+  const nodeStatic = async (peerId: string): Promise<NodeStatic> => {
+    const known = statics.get(peerId)
+    if (known !== undefined) return known
+    const record = await getNode(reader, nodeIdOf(peerIdBytes(peerId)))
+    const h3Cell = record.h3Cell.toString(16)
+    const [lat, lon] = isValidCell(h3Cell) ? cellToLatLng(h3Cell) : [null, null]
+    const value = { services: servicesOf(record.services), h3Cell, lat, lon }
+    statics.set(peerId, value)
+    return value
+  }
+  const blockTimes = new Map<bigint, number>()
+  const blockTime = async (n: bigint) => {
+    let t = blockTimes.get(n)
+    if (t === undefined) {
+      t = Number((await reader.public.getBlock({ blockNumber: n })).timestamp)
+      blockTimes.set(n, t)
+    }
+    return t
+  }
+
+  // Claims, scanned from the deploy block on, incrementally.
+  const claims: { account: string; amount: bigint; block: bigint }[] = []
+  let claimsTo = BigInt(network.deployBlock) - 1n
+  let claimScan: Promise<void> = Promise.resolve()
+  const scanClaims = (head: bigint) => {
+    claimScan = claimScan
+      .catch(() => undefined)
+      .then(async () => {
+        if (head <= claimsTo) return
+        const logs = await reader.public.getContractEvents({
+          address: network.contracts.EpochRewards,
+          abi: epochRewardsAbi,
+          eventName: 'Claimed',
+          fromBlock: claimsTo + 1n,
+          toBlock: head,
+        })
+        for (const l of logs) {
+          const args = l.args as { account: `0x${string}`; amount: bigint }
+          claims.push({
+            account: args.account.toLowerCase(),
+            amount: args.amount,
+            block: l.blockNumber as bigint,
+          })
+        }
+        claimsTo = head
+      })
+    return claimScan
+  }
+
+  // Posted epochs recomputed from their bundles, by epoch and root (a revoked and re-posted epoch is another).
+  const audits = new Map<string, Promise<EpochAudit>>()
+  const keepAudits = init.keepAudits ?? 32
+  const audit = (epoch: number, root: Hex): Promise<EpochAudit> => {
+    const key = `${epoch}:${root}`
+    let held = audits.get(key)
+    if (held === undefined) {
+      const ctx: AuditContext = {
+        chain,
+        sources: components.bundles(),
+        network: netId,
+        verifier: components.verifier,
+      }
+      held = auditEpoch(epoch, ctx)
+      audits.set(key, held)
+      held.catch(() => audits.delete(key))
+      if (audits.size > keepAudits) audits.delete(audits.keys().next().value as string)
+    }
+    return held
+  }
+  /** The audit of the newest posted epoch, or undefined (none posted, or no bundle source has it). */
+  const newestAudit = async (roots: Awaited<ReturnType<VerifierChain['postedRoots']>>) => {
+    if (roots.size === 0) return undefined
+    const e = Math.max(...roots.keys())
+    try {
+      return await audit(e, (roots.get(e) as { root: Hex }).root)
+    } catch (err) {
+      logger.debug({ err, epoch: e }, 'could not recompute the newest epoch')
+      return undefined
+    }
+  }
+
+  const amount = (v: bigint) => v.toString()
+
+  const nodeViews = async (): Promise<{
+    views: NodeView[]
+    snapshot: RegistrySnapshot
+    roots: Awaited<ReturnType<VerifierChain['postedRoots']>>
+  }> => {
+    const head = await chain.head()
+    const [snapshot, roots] = await Promise.all([registry(head.number), chain.postedRoots()])
+    const latest = await newestAudit(roots)
+    const views = await Promise.all(
+      snapshot.nodes.map(async (n): Promise<NodeView> => {
+        const s = await nodeStatic(n.peerId)
+        const health = components.health.health(n.peerId)
+        const uptime = latest?.settlement.rewards.uptime.explain(n.peerId)
+        const operator = n.operator.toLowerCase() as `0x${string}`
+        const label = init.label?.(n.peerId)
+        return {
+          peerId: n.peerId,
+          operator: n.operator,
+          ...(label === undefined ? {} : { label }),
+          services: s.services,
+          h3Cell: s.h3Cell,
+          lat: s.lat,
+          lon: s.lon,
+          stake: amount(n.stake),
+          registeredAt: n.registeredAt,
+          online: health.online,
+          lastSeen: health.lastSeen,
+          uptimePpm: uptime?.scorePpm ?? null,
+          lastReward: latest === undefined ? null : amount(nodeReward(latest, n.peerId)),
+          earned: amount(latest?.settlement.tree.proof(operator)?.cumulativeAmount ?? 0n),
+        }
+      }),
+    )
+    views.sort((a, b) => (a.label ?? a.peerId).localeCompare(b.label ?? b.peerId))
+    return { views, snapshot, roots }
+  }
+
+  const epochViews = async (limit: number): Promise<EpochListView> => {
+    const head = await chain.head()
+    const [roots] = await Promise.all([chain.postedRoots(), scanClaims(head.number)])
+    const sorted = [...roots.keys()].sort((a, b) => b - a)
+    const epochs: EpochView[] = []
+    for (const e of sorted.slice(0, limit)) {
+      const r = roots.get(e) as { root: Hex; digest: Hex; totalCumulative: bigint; block: bigint }
+      const before = roots.get(e - 1)?.totalCumulative ?? (sorted.includes(e - 1) ? 0n : undefined)
+      let claimed = 0n
+      for (const c of claims) if (claimEpoch(roots, c.block) === e) claimed += c.amount
+      epochs.push({
+        epoch: e,
+        root: r.root,
+        cid: bundleCid(r.digest),
+        block: Number(r.block),
+        postedAt: await blockTime(r.block),
+        emitted: amount(emissionOf(schedule, BigInt(e))),
+        paid: amount(r.totalCumulative - (before ?? previousTotal(roots, e))),
+        totalCumulative: amount(r.totalCumulative),
+        claimed: amount(claimed),
+      })
+    }
+    return { epochs, current: epochOf(head.timestamp) }
+  }
+
+  const source: NetworkDataSource = {
+    async network() {
+      const head = await chain.head()
+      const [snapshot, roots] = await Promise.all([registry(head.number), chain.postedRoots()])
+      await scanClaims(head.number)
+      const epoch = epochOf(head.timestamp)
+      const lastPosted = roots.size === 0 ? null : Math.max(...roots.keys())
+      let totalClaimed = 0n
+      for (const c of claims) totalClaimed += c.amount
+      return {
+        chainId: network.chainId,
+        network: netId,
+        contracts: { ...network.contracts },
+        genesisTime,
+        epochDuration,
+        epoch,
+        epochEndsAt: genesisTime + (epoch + 1) * epochDuration,
+        head: { block: Number(head.number), timestamp: head.timestamp },
+        lastPostedEpoch: lastPosted,
+        nodes: snapshot.nodes.length,
+        nodesOnline: snapshot.nodes.filter((n) => components.health.health(n.peerId).online).length,
+        verifiers: snapshot.verifiers.map((v) => {
+          const label = init.label?.(v.peerId)
+          return {
+            peerId: v.peerId,
+            address: v.address,
+            stake: amount(v.stake),
+            online: components.health.health(v.peerId).online,
+            ...(label === undefined ? {} : { label }),
+          }
+        }),
+        totalEarned: amount(lastPosted === null ? 0n : (roots.get(lastPosted)?.totalCumulative ?? 0n)),
+        totalClaimed: amount(totalClaimed),
+        features: ['nodes', 'epochs', 'jobs'],
+      }
+    },
+
+    async nodes() {
+      return (await nodeViews()).views
+    },
+
+    async node(peerId) {
+      const { views, roots } = await nodeViews()
+      const node = views.find((v) => v.peerId === peerId)
+      if (node === undefined) return undefined
+      await scanClaims((await chain.head()).number)
+      const operator = node.operator.toLowerCase()
+      const epochs: NodeEpochView[] = []
+      const posted = [...roots.keys()].sort((a, b) => b - a).slice(0, NODE_EPOCHS)
+      let threshold = 0
+      for (const e of posted) {
+        let a: EpochAudit
+        try {
+          a = await audit(e, (roots.get(e) as { root: Hex }).root)
+        } catch (err) {
+          logger.debug({ err, epoch: e }, 'could not recompute an epoch for a node page')
+          continue
+        }
+        if (threshold === 0)
+          threshold = a.settlement.rewards.uptime.explain(peerId) ? a.params.chain.uptime.thresholdPpm : 0
+        const u = a.settlement.rewards.uptime.explain(peerId)
+        if (u === undefined) continue
+        const c = a.settlement.rewards.compute.find((x) => x.peerId === peerId)
+        epochs.push({
+          epoch: e,
+          scorePpm: u.scorePpm,
+          eligible: u.eligible,
+          vetting: u.vetting,
+          stakeWeight: amount(u.stakeWeight),
+          reward: amount(nodeReward(a, peerId)),
+          uptimeReward: amount(u.reward),
+          verifiers: u.verifiers.map((v) => ({ ...v, verifier: v.verifier })),
+          compute:
+            c === undefined
+              ? null
+              : {
+                  value: amount(c.value),
+                  fraud: c.fraud,
+                  reward: amount(c.reward),
+                  jobs: Math.max(0, ...c.verifiers.map((v) => v.jobs)),
+                },
+          explanation: explainUptime(u, a.params.chain.uptime.thresholdPpm, init.label),
+        })
+      }
+      let claimed = 0n
+      for (const c of claims) if (c.account === operator) claimed += c.amount
+      const last = epochs[0]
+      const nextEpoch = last === undefined ? 0n : BigInt(last.reward)
+      const thresholdPpm = threshold
+      const summary =
+        last === undefined
+          ? 'No posted epoch includes this node yet: its first estimate comes after its first epoch.'
+          : `About ${formatMesh(nextEpoch)} next epoch if it answers as it did in epoch ${last.epoch}` +
+            ` (uptime ${(last.scorePpm / 10_000).toFixed(1)}%). Below ${(thresholdPpm / 10_000).toFixed(0)}% of` +
+            ' challenges answered (the median across verifiers) it earns no uptime reward for that epoch.'
+      const detail: NodeDetailView = {
+        node,
+        epochs,
+        claimed: amount(claimed),
+        estimate: { nextEpoch: amount(nextEpoch), thresholdPpm, summary },
+      }
+      return detail
+    },
+
+    epochs: epochViews,
+
+    async epoch(n) {
+      const roots = await chain.postedRoots()
+      const r = roots.get(n)
+      if (r === undefined) return undefined
+      const [list, a] = await Promise.all([epochViews(Number.MAX_SAFE_INTEGER), audit(n, r.root)])
+      const view = list.epochs.find((e) => e.epoch === n)
+      if (view === undefined) throw new ApiError('API_EPOCH_NOT_FOUND', `epoch ${n} has no posted root`)
+      const rw = a.settlement.rewards
+      return {
+        epoch: view,
+        matches: a.matches,
+        paramsVersion: a.params.chain.version,
+        pools: Object.fromEntries(Object.entries(rw.pools).map(([k, v]) => [k, amount(v)])),
+        dust: amount(rw.dust),
+        verifiers: [...rw.uptime.observers],
+        nodes: rw.uptime.list().map((u) => ({
+          peerId: u.peerId,
+          operator: u.operator,
+          scorePpm: u.scorePpm,
+          eligible: u.eligible,
+          vetting: u.vetting,
+          reward: amount(nodeReward(a, u.peerId)),
+        })),
+      } satisfies EpochDetailView
+    },
+
+    async jobs(limit) {
+      return components.jobs.list(limit)
+    },
+
+    subscribe(listener) {
+      listeners.add(listener)
+      if (listeners.size === 1) startPolling()
+      return () => {
+        listeners.delete(listener)
+        if (listeners.size === 0) stopPolling()
+      }
+    },
+
+    close() {
+      listeners.clear()
+      stopPolling()
+    },
+  }
+
+  // ── live changes: polled while someone listens ──
+  const listeners = new Set<(e: ApiEvent) => void>()
+  const emit = (e: ApiEvent) => {
+    for (const l of listeners) {
+      try {
+        l(e)
+      } catch (err) {
+        logger.warn({ err }, 'failed to deliver an API event')
+      }
+    }
+  }
+  let timer: Timer | undefined
+  let polling = false
+  let unsubscribers: (() => void)[] = []
+  const seen = { network: '', nodes: new Map<string, string>(), epochs: new Set<number>() }
+  const poll = async () => {
+    const net = await source.network()
+    const { head: _head, ...netKey } = net
+    const key = JSON.stringify(netKey)
+    if (key !== seen.network) {
+      seen.network = key
+      emit({ type: 'network', data: net })
+    }
+    for (const n of await source.nodes()) {
+      const { lastSeen: _lastSeen, ...nodeKey } = n
+      const k = JSON.stringify(nodeKey)
+      if (seen.nodes.get(n.peerId) !== k) {
+        const first = !seen.nodes.has(n.peerId)
+        seen.nodes.set(n.peerId, k)
+        if (!first || seen.network !== '') emit({ type: 'node', data: n })
+      }
+    }
+    const { epochs } = await epochViews(8)
+    for (const e of [...epochs].reverse()) {
+      if (seen.epochs.has(e.epoch)) continue
+      seen.epochs.add(e.epoch)
+      emit({ type: 'epoch', data: e })
+    }
+  }
+  const startPolling = () => {
+    if (polling) return
+    polling = true
+    unsubscribers = [
+      components.jobs.subscribe((job) => emit({ type: 'job', data: job })),
+      // A node going offline is told at once, not at the next poll.
+      components.health.onChange(() => {
+        if (polling) void poll().catch(() => undefined)
+      }),
+    ]
+    const loop = () => {
+      void poll()
+        .catch((err: unknown) => {
+          if (!isMeshworkError(err, 'RPC_UNREACHABLE')) logger.debug({ err }, 'failed to poll for API events')
+        })
+        .finally(() => {
+          if (polling) timer = clock.setTimer(init.pollMs ?? 1_000, loop)
+        })
+    }
+    loop()
+  }
+  const stopPolling = () => {
+    polling = false
+    timer?.cancel()
+    for (const u of unsubscribers) u()
+    unsubscribers = []
+  }
+  return source
+}
+
+/** Everything a node earned in an epoch: its parts of every pool it is explained in. */
+function nodeReward(a: EpochAudit, peerId: string): bigint {
+  const r = a.settlement.rewards
+  let sum = r.uptime.explain(peerId)?.reward ?? 0n
+  for (const list of [r.compute, r.storage, r.bandwidth] as { peerId: string; reward: bigint }[][])
+    for (const x of list) if (x.peerId === peerId) sum += x.reward
+  return sum
+}
+
+/** The epoch a claim counts for: the newest root posted at or before its block (the one it claimed against, or newer). */
+function claimEpoch(roots: ReadonlyMap<number, { block: bigint }>, block: bigint): number | undefined {
+  let best: number | undefined
+  for (const [e, r] of roots) if (r.block <= block && (best === undefined || e > best)) best = e
+  return best
+}
+
+function previousTotal(roots: ReadonlyMap<number, { totalCumulative: bigint }>, epoch: number): bigint {
+  let best = -1
+  for (const e of roots.keys()) if (e < epoch && e > best) best = e
+  return best < 0 ? 0n : (roots.get(best)?.totalCumulative ?? 0n)
+}
+
+/** Sentences that say why a node's uptime score is what it is. */
+export function explainUptime(
+  u: {
+    scorePpm: number
+    eligible: boolean
+    vetting: boolean
+    verifiers: { verifier: string; challenges: number; answered: number }[]
+  },
+  thresholdPpm: number,
+  label?: (peerId: string) => string | undefined,
+): string[] {
+  const lines: string[] = []
+  if (u.verifiers.length === 0) lines.push('No verifier observed it this epoch.')
+  for (const v of u.verifiers) {
+    const name = label?.(v.verifier) ?? `verifier ${v.verifier.slice(0, 12)}…`
+    const missed = v.challenges - v.answered
+    lines.push(
+      v.challenges === 0
+        ? `${name} sent it no challenge.`
+        : missed === 0
+          ? `Answered all ${v.challenges} challenges from ${name}.`
+          : `Missed ${missed} of ${v.challenges} challenges from ${name}.`,
+    )
+  }
+  const pct = (ppm: number) => `${(ppm / 10_000).toFixed(1)}%`
+  lines.push(
+    u.eligible
+      ? `Its score is the median across verifiers, ${pct(u.scorePpm)}, at or above the ${pct(thresholdPpm)} threshold.`
+      : `Its score, the median across verifiers, is ${pct(u.scorePpm)}: below the ${pct(thresholdPpm)} threshold, so no uptime reward.`,
+  )
+  if (u.vetting)
+    lines.push('It is new and being vetted: it earns a part of the full weight until it has a record.')
+  return lines
+}
+
+/** MESH with at most 4 decimals, for sentences. */
+function formatMesh(v: bigint): string {
+  const whole = v / 10n ** 18n
+  const frac = ((v % 10n ** 18n) / 10n ** 14n).toString().padStart(4, '0').replace(/0+$/, '')
+  return `${whole}${frac ? `.${frac}` : ''} MESH`
+}

@@ -1,0 +1,223 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { latLngToCell } from 'h3-js'
+import { Registry } from 'prom-client'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createApiServer, createNetworkDataSource, HealthProber, JobLog } from '../../src/api/index.js'
+import { claim, getEpochState, registerNode } from '../../src/chain/index.js'
+import { systemClock } from '../../src/core/clock.js'
+import { createLogger } from '../../src/core/logger.js'
+import { createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
+import { networkIdOf } from '../../src/mesh/wire-codec.js'
+import { startOpsServer } from '../../src/node/ops-server.js'
+import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
+import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
+import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
+import { startInProcessVerifiers } from '../helpers/in-process-verifiers.js'
+import { LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
+
+const EPOCH_S = 6
+const logger = createLogger({ level: process.env.MESHWORK_TEST_LOG ?? 'silent' })
+
+describe('the HTTP API over the embedded chain, a live node and real verifiers', () => {
+  const nodes = new LiveNodes()
+  const dir = mkdtempSync(join(tmpdir(), 'mw-api-'))
+  const stops: (() => Promise<unknown> | unknown)[] = []
+  let f: ChainFixture | undefined
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop()
+    await nodes.stopAll()
+    nodes.cleanUp()
+    await f?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('serves the network, the node with its score and why, posted epochs recomputed from bundles, and claims', async () => {
+    f = await startChainFixture({ quorum: 1, disputeWindow: 1, epochDuration: EPOCH_S })
+    const fixture = f
+    const miner = setInterval(
+      () => void fixture.chain.provider.request({ method: 'evm_mine', params: [] }).catch(() => undefined),
+      1_000,
+    )
+    stops.push(() => clearInterval(miner))
+    const net = networkIdOf(f.network)
+    const cell = latLngToCell(52.52, 13.405, 7)
+    const node = await nodes.start({ network: net, cell })
+    await f.fund(4, 10_000n * MESH)
+    await registerNode(f.client(4), {
+      peerId: peerIdBytes(node.peerId),
+      services: 1,
+      h3Cell: BigInt(`0x${cell}`),
+      stake: 1_000n * MESH,
+    })
+    const { verifiers, stop } = await startInProcessVerifiers(f, {
+      accounts: [1],
+      network: net,
+      epochDuration: EPOCH_S,
+      bootstrap: [tcpAddr(node.libp2p)],
+      dir,
+      logger,
+    })
+    stops.push(stop)
+    const store = (verifiers[0] as (typeof verifiers)[number]).store
+
+    // The node's health check, as its ops port serves it.
+    const ops = await startOpsServer({
+      listen: '127.0.0.1:0',
+      registry: new Registry(),
+      status: () => ({}),
+      healthy: () => node.libp2p.status === 'started',
+    })
+    stops.push(() => ops.close())
+    const health = new HealthProber(
+      { intervalMs: 500 },
+      {
+        targets: () => new Map([[node.peerId, ops.url]]),
+        clock: systemClock,
+        logger,
+      },
+    )
+    health.start()
+    stops.push(() => health.stop())
+
+    const chain = createEvmVerifierChain(f.client(0), { deployBlock: BigInt(f.network.deployBlock) })
+    const source = createNetworkDataSource(
+      {
+        network: f.network,
+        label: (id) => (id === node.peerId ? 'node-0 (Berlin)' : undefined),
+        pollMs: 500,
+      },
+      {
+        reader: f.client(0),
+        chain,
+        // The verifier's bundles, straight from its store (its ops port serves the same bytes).
+        bundles: () => [
+          {
+            name: 'store',
+            fetch: async (cid) => {
+              const held = store.bundle(cid)
+              if (held === undefined) throw new Error('not held')
+              return held.bytes
+            },
+          },
+        ],
+        health,
+        jobs: new JobLog(),
+        verifier: createPeerVerifier(),
+        clock: systemClock,
+        logger,
+      },
+    )
+    stops.push(() => source.close())
+    const app = createApiServer({}, { source, clock: systemClock, logger })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    stops.push(() => app.close())
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    const get = async (path: string) => {
+      const res = await fetch(`${base}${path}`)
+      // biome-ignore lint/suspicious/noExplicitAny: JSON answers, checked field by field below
+      return { status: res.status, body: (await res.json()) as Record<string, any> }
+    }
+
+    // Live: the first posted epoch arrives as a server-sent event.
+    const events = await fetch(`${base}/api/events`)
+    const reader = (events.body as ReadableStream<Uint8Array>).getReader()
+    let text = ''
+    const measured =
+      Math.floor(((await chain.head()).timestamp - f.network.parameters.genesisTime) / EPOCH_S) + 1
+    await until(
+      async () => {
+        const { value } = await reader.read()
+        text += new TextDecoder().decode(value)
+        return new RegExp(`event: epoch\\ndata: \\{"epoch":${measured},`).test(text)
+      },
+      90_000,
+      0,
+    )
+    await reader.cancel()
+    expect(text).toContain('event: network')
+
+    const network = await get('/api/network')
+    expect(network.status).toBe(200)
+    expect(network.body).toMatchObject({
+      chainId: 31337,
+      network: net,
+      nodes: 1,
+      nodesOnline: 1,
+      epochDuration: EPOCH_S,
+    })
+    expect(network.body.lastPostedEpoch).toBeGreaterThanOrEqual(measured)
+    expect(network.body.verifiers).toHaveLength(1)
+
+    const listed = await get('/api/nodes')
+    expect(listed.body.nodes).toHaveLength(1)
+    const view = listed.body.nodes[0]
+    expect(view).toMatchObject({
+      peerId: node.peerId,
+      label: 'node-0 (Berlin)',
+      services: ['compute'],
+      h3Cell: cell,
+      online: true,
+    })
+    expect(view.lat).toBeCloseTo(52.52, 0)
+    expect(view.lon).toBeCloseTo(13.4, 0)
+
+    // The epoch as the chain has it, recomputed from its bundle.
+    const epoch = await get(`/api/epochs/${measured}`)
+    expect(epoch.status).toBe(200)
+    expect(epoch.body.matches).toBe(true)
+    const posted = (await chain.postedRoots()).get(measured)
+    expect(epoch.body.epoch.root).toBe(posted?.root)
+    expect(epoch.body.epoch.cid).toBe(bundleCid(posted?.digest as string))
+    expect(epoch.body.nodes[0]).toMatchObject({ peerId: node.peerId, eligible: true })
+    expect(BigInt(epoch.body.nodes[0].reward)).toBeGreaterThan(0n)
+
+    // The node page: the score and why, per verifier.
+    const detail = await get(`/api/nodes/${node.peerId}`)
+    const mine = detail.body.epochs.find((e: { epoch: number }) => e.epoch === measured)
+    expect(mine.scorePpm).toBe(1_000_000)
+    expect(mine.explanation.join(' ')).toMatch(/Answered all \d+ challenges from verifier/)
+    expect(BigInt(detail.body.estimate.nextEpoch)).toBeGreaterThan(0n)
+
+    // A claim shows in the totals and in the epoch whose root was the newest when it was made.
+    const latest = network.body.lastPostedEpoch as number
+    await until(
+      async () => (await getEpochState(fixture.client(0))).claimableEpoch >= BigInt(measured),
+      30_000,
+      500,
+    )
+    const claimable = Number((await getEpochState(fixture.client(0))).claimableEpoch)
+    const held = store.bundle(bundleCid((await chain.postedRoots()).get(claimable)?.digest as string))
+    const checked = checkBundle(held?.bytes as Uint8Array, {
+      network: net,
+      verifier: createPeerVerifier(),
+      previousRoot: (await chain.postedRoots()).get(claimable - 1)?.root ?? null,
+    })
+    if (!checked.ok) throw new Error(checked.fault)
+    const operator = f.account(4).address.toLowerCase() as `0x${string}`
+    const leaf = settleBundle(checked.bundle).tree.proof(operator)
+    expect(leaf).toBeDefined()
+    await claim(f.client(0), {
+      account: operator,
+      cumulativeAmount: leaf?.cumulativeAmount as bigint,
+      proof: leaf?.proof ?? [],
+    })
+    await until(async () => BigInt((await get('/api/network')).body.totalClaimed) > 0n, 10_000, 200)
+    const epochs = await get('/api/epochs')
+    const claimedSum = epochs.body.epochs.reduce(
+      (s: bigint, e: { claimed: string }) => s + BigInt(e.claimed),
+      0n,
+    )
+    expect(claimedSum).toBe(leaf?.cumulativeAmount)
+    expect(latest).toBeGreaterThanOrEqual(measured)
+
+    // Bad input over the socket too.
+    expect((await get('/api/epochs/x')).status).toBe(400)
+    expect((await get('/api/epochs/999999')).body.error.code).toBe('API_EPOCH_NOT_FOUND')
+
+    // A stopped node goes offline.
+    await node.stop()
+    await until(async () => (await get('/api/network')).body.nodesOnline === 0, 10_000, 200)
+  }, 150_000)
+})
