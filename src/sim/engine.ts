@@ -1,0 +1,25 @@
+import type { RefusedPost } from './sim-ledger.js'
+
+/** What one simulated epoch paid, as its posted root commits to it. */
+export interface EpochOutcome {
+  epoch: number
+  emission: bigint
+  root: `0x${string}`
+  /** Paid this epoch, by operator (lower case). */
+  payouts: Map<string, bigint>
+  /** Nodes in the epoch's registry. */
+  registered: number
+  /** Nodes whose uptime score reached the threshold. */
+  scored: number
+}
+
+/** What an engine returns: each epoch's outcome and every post the chain refused. */
+export interface EngineRun {
+  engine: 'stack' | 'fast'
+  epochs: EpochOutcome[]
+  refusals: RefusedPost[]
+  /** Forged roots the colluding verifiers submitted, and how many the chain took. */
+  forged: { attempted: number; accepted: number }
+  /** Messages the simulated network carried and lost (the stack engine only). */
+  network?: { delivered: number; dropped: number }
+}

@@ -1,0 +1,188 @@
+import { SimError } from './errors.js'
+import { addIdentities, addMachine, type ChurnModel, type Fleet, HARDWARE, honestFleet } from './fleet.js'
+import { drawPlace } from './geography.js'
+import { stream } from './random.js'
+
+/** The size of a run. */
+export interface ScenarioSize {
+  seed: number
+  nodes: number
+  verifiers: number
+  epochs: number
+}
+
+/** A scenario built for one run: the fleet, and which verifiers collude. */
+export interface ScenarioBuild {
+  fleet: Fleet
+  colluders: number
+}
+
+/** A scenario: its world, and for an attack the same resources behaving honestly (its twin). */
+export interface Scenario {
+  name: string
+  summary: string
+  /** The cohort whose profit is measured (attacks only). */
+  attacker?: string
+  defaults: Omit<ScenarioSize, 'seed'>
+  build(size: ScenarioSize): ScenarioBuild
+  /** The attacker's resources (machines, stake) run honestly: what it would earn without attacking. */
+  twin?(size: ScenarioSize): ScenarioBuild
+}
+
+/** Churn of the honest baseline: a few nodes leave, half of them come back, a few join. */
+export const BASELINE_CHURN: ChurnModel = { leave: 0.05, rejoin: 0.5, join: 0.05 }
+const HEAVY_CHURN: ChurnModel = { leave: 0.3, rejoin: 0.5, join: 0.3 }
+
+const honest = (size: ScenarioSize, churn = BASELINE_CHURN) =>
+  honestFleet({ seed: size.seed, nodes: size.nodes, epochs: size.epochs, churn })
+
+/** Attackers are a small share of the network: at least `min`, about `share` of the honest nodes. */
+const attackers = (size: ScenarioSize, share: number, min: number) =>
+  Math.max(min, Math.round(size.nodes * share))
+
+/** Lazy nodes: their own machines, each on about half the time in sessions of half an epoch. */
+function lazy(size: ScenarioSize, twin: boolean): ScenarioBuild {
+  const fleet = honest(size)
+  const random = stream(size.seed, 'lazy')
+  const count = attackers(size, 0.03, 2)
+  const uptime = twin ? HARDWARE['home-server'] : { meanOnEpochs: 0.5, meanOffEpochs: 0.5 }
+  for (let i = 0; i < count; i++) {
+    const machine = addMachine(fleet, size.seed, 'home-server', drawPlace(random), uptime, size.epochs)
+    addIdentities(fleet, { cohort: 'lazy', machine, count: 1, stakeMesh: 5_000, epochs: size.epochs })
+  }
+  return { fleet, colluders: 0 }
+}
+
+/** Identities in one Sybil farm (or behind one forwarding machine). */
+const farmSize = (size: ScenarioSize) => attackers(size, 0.02, 4)
+/** Stake of each farm identity (below the cap, so splitting escapes it). */
+const FARM_STAKE_MESH = 5_000
+
+/** A Sybil farm: many identities in one cell behind one machine; its twin is one identity with all their stake. */
+function sybil(size: ScenarioSize, twin: boolean): ScenarioBuild {
+  const fleet = honest(size)
+  const machine = addMachine(
+    fleet,
+    size.seed,
+    'home-server',
+    drawPlace(stream(size.seed, 'sybil')),
+    HARDWARE['home-server'],
+    size.epochs,
+  )
+  const count = farmSize(size)
+  if (twin)
+    addIdentities(fleet, {
+      cohort: 'sybil',
+      machine,
+      count: 1,
+      stakeMesh: count * FARM_STAKE_MESH,
+      epochs: size.epochs,
+    })
+  else
+    addIdentities(fleet, { cohort: 'sybil', machine, count, stakeMesh: FARM_STAKE_MESH, epochs: size.epochs })
+  return { fleet, colluders: 0 }
+}
+
+/**
+ * Forwarded challenges: one machine answers for identities that claim cells in other cities (a relay
+ * in each forwards the challenge to it, 5 ms a hop); its twin is one identity with all their stake.
+ */
+function forwarded(size: ScenarioSize, twin: boolean): ScenarioBuild {
+  const fleet = honest(size)
+  const random = stream(size.seed, 'forwarded')
+  const machine = addMachine(
+    fleet,
+    size.seed,
+    'cloud-vm',
+    drawPlace(random),
+    HARDWARE['cloud-vm'],
+    size.epochs,
+  )
+  const count = farmSize(size)
+  if (twin)
+    addIdentities(fleet, {
+      cohort: 'forwarded',
+      machine,
+      count: 1,
+      stakeMesh: count * FARM_STAKE_MESH,
+      epochs: size.epochs,
+    })
+  else {
+    const claims = Array.from({ length: count }, () => drawPlace(random))
+    addIdentities(fleet, {
+      cohort: 'forwarded',
+      machine,
+      count,
+      stakeMesh: FARM_STAKE_MESH,
+      epochs: size.epochs,
+      claimed: (i) => claims[i] as (typeof claims)[number],
+      forwardMs: 5,
+    })
+  }
+  return { fleet, colluders: 0 }
+}
+
+/** The largest minority of `verifiers`: one less than a quorum. */
+const minority = (verifiers: number) => Math.floor(verifiers / 2)
+
+/** The scenarios `meshwork sim run` knows, by name. */
+export const SCENARIOS: readonly Scenario[] = Object.freeze([
+  {
+    name: 'baseline',
+    summary:
+      'honest operators on real geography and hardware, light churn (5% leave, half come back, 5% join)',
+    defaults: { nodes: 40, verifiers: 3, epochs: 6 },
+    build: (size) => ({ fleet: honest(size), colluders: 0 }),
+  },
+  {
+    name: 'churn',
+    summary: 'heavy churn: 30% of the nodes leave, half of them rejoin (vetted again), 30% more join',
+    defaults: { nodes: 40, verifiers: 3, epochs: 6 },
+    build: (size) => ({ fleet: honest(size, HEAVY_CHURN), colluders: 0 }),
+  },
+  {
+    name: 'lazy',
+    summary: 'lazy nodes (3%, at least 2): online about half the time, in sessions of half an epoch',
+    attacker: 'lazy',
+    defaults: { nodes: 40, verifiers: 3, epochs: 6 },
+    build: (size) => lazy(size, false),
+    twin: (size) => lazy(size, true),
+  },
+  {
+    name: 'sybil',
+    summary:
+      'a Sybil farm: 2% as many identities (at least 4) in one cell behind one machine, 5,000 MESH each',
+    attacker: 'sybil',
+    defaults: { nodes: 100, verifiers: 3, epochs: 6 },
+    build: (size) => sybil(size, false),
+    twin: (size) => sybil(size, true),
+  },
+  {
+    name: 'forwarded',
+    summary: 'forwarded challenges: one machine answers for identities claiming cells in other cities',
+    attacker: 'forwarded',
+    defaults: { nodes: 100, verifiers: 3, epochs: 6 },
+    build: (size) => forwarded(size, false),
+    twin: (size) => forwarded(size, true),
+  },
+  {
+    name: 'colluding-verifiers',
+    summary:
+      'a minority of verifiers (2 of 5) sign and submit a forged root claiming the whole emission every epoch',
+    attacker: 'colluders',
+    defaults: { nodes: 40, verifiers: 5, epochs: 6 },
+    build: (size) => ({ fleet: honest(size), colluders: minority(size.verifiers) }),
+    twin: (size) => ({ fleet: honest(size), colluders: 0 }),
+  },
+])
+
+/** The scenario called `name`. */
+export function scenarioByName(name: string): Scenario {
+  const found = SCENARIOS.find((s) => s.name === name)
+  if (found === undefined)
+    throw new SimError('SIM_UNKNOWN_SCENARIO', `there is no scenario "${name}"`, {
+      hint: `Use one of: ${SCENARIOS.map((s) => s.name).join(', ')}`,
+      details: { scenario: name },
+    })
+  return found
+}

@@ -1,0 +1,296 @@
+import type { EngineRun } from './engine.js'
+import { runFast } from './fast-engine.js'
+import { HARDWARE, type HardwareClass } from './fleet.js'
+import { greatCircleKm } from './geography.js'
+import { type Scenario, type ScenarioSize, scenarioByName } from './scenarios.js'
+import { type Progress, runStack } from './stack-engine.js'
+import { buildWorld, DEFAULT_SIM_PROTOCOL, MESH, type World } from './world.js'
+
+/** Which engine runs the protocol: the production stack on the simulated mesh, or the fast path. */
+export type SimEngine = 'stack' | 'fast'
+
+/** Options of {@link simulate}. */
+export interface SimulateOptions {
+  scenario: string
+  nodes?: number
+  verifiers?: number
+  epochs?: number
+  seed?: number
+  /** Default: `stack` up to {@link AUTO_STACK_MAX_NODES} nodes, `fast` above. */
+  engine?: SimEngine
+  /** Called as epochs are posted, with the run it belongs to (`attack` or `twin`). */
+  onProgress?: (run: 'attack' | 'twin', posted: number, total: number) => void
+}
+
+/** Up to this many nodes `simulate` runs the stack engine unless told otherwise. */
+export const AUTO_STACK_MAX_NODES = 200
+
+/** Running cost of a machine-epoch at cost factor 1, as a share of an even split of the emission. */
+export const COST_SHARE = 0.4
+/** What registering an identity costs in fees (gas), MESH. */
+export const REGISTRATION_FEE_MESH = 1
+/** What a reverted root post costs its sender (gas), MESH. */
+export const FAILED_POST_FEE_MESH = 1
+
+/** A cohort's economics over the run, in MESH. */
+export interface CohortEconomics {
+  identities: number
+  machines: number
+  rewards: number
+  runningCosts: number
+  fees: number
+  slashed: number
+  /** rewards − slashed − fees − running costs. */
+  net: number
+}
+
+/** One epoch of a result. */
+export interface EpochReport {
+  epoch: number
+  /** MESH released and paid. */
+  emission: number
+  paid: number
+  registered: number
+  /** Nodes that reached the uptime threshold. */
+  scored: number
+  root: string
+  /** Each cohort's part of what was paid (0 to 1). */
+  shares: Record<string, number>
+}
+
+/** What an attack earned compared with the same resources run honestly. */
+export interface AttackReport {
+  cohort: string
+  /** The attacker's net with the attack, and its twin's (the same machines and stake, honest). */
+  net: number
+  twinNet: number
+  /** net − twinNet: what the attack adds. Negative: the attack does not pay. */
+  profit: number
+  /** First epoch in which the protocol took something from the attack (paid it less than its twin, or refused it); null: never. */
+  detectionEpoch: number | null
+  forgedRoots: { attempted: number; accepted: number }
+}
+
+/** The result of `meshwork sim run`, the same bytes for the same options. */
+export interface SimResult {
+  version: 1
+  scenario: string
+  summary: string
+  engine: SimEngine
+  seed: number
+  nodes: number
+  verifiers: number
+  epochs: number
+  network: {
+    identities: number
+    machines: number
+    cells: number
+    centres: number
+    hardware: Record<HardwareClass, number>
+    /** Median great-circle distance from a node's machine to the verifiers, km. */
+    medianVerifierKm: number
+    messages?: { delivered: number; dropped: number }
+  }
+  perEpoch: EpochReport[]
+  cohorts: Record<string, CohortEconomics>
+  /** What honest operators got of everything paid over the run (0 to 1). */
+  honestShare: number
+  attack: AttackReport | null
+}
+
+/** Rounds MESH to micro-MESH, so that outputs are short and stable. */
+const mesh = (baseUnits: bigint) => Number(baseUnits / 10n ** 12n) / 1e6
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6
+
+async function runOnce(
+  scenario: Scenario,
+  size: ScenarioSize,
+  twin: boolean,
+  engine: SimEngine,
+  onProgress: Progress | undefined,
+): Promise<{ world: World; run: EngineRun }> {
+  const build = twin && scenario.twin ? scenario.twin(size) : scenario.build(size)
+  const world = await buildWorld({
+    seed: size.seed,
+    epochs: size.epochs,
+    fleet: build.fleet,
+    verifiers: size.verifiers,
+    colluders: build.colluders,
+    protocol: DEFAULT_SIM_PROTOCOL,
+  })
+  const options = onProgress === undefined ? {} : { onProgress }
+  const run = engine === 'stack' ? await runStack(world, options) : await runFast(world, options)
+  return { world, run }
+}
+
+/** Each cohort's economics in a run. */
+function economics(world: World, run: EngineRun, unitCost: number): Record<string, CohortEconomics> {
+  const cohorts: Record<string, CohortEconomics> = {}
+  const of = (name: string) => {
+    cohorts[name] ??= { identities: 0, machines: 0, rewards: 0, runningCosts: 0, fees: 0, slashed: 0, net: 0 }
+    return cohorts[name] as CohortEconomics
+  }
+  const { fleet, epochs } = world
+  const machineCohort = new Map<number, string>()
+  const machineEpochs = new Map<number, Set<number>>()
+  for (const id of fleet.identities) {
+    const c = of(id.cohort)
+    c.identities++
+    c.fees += REGISTRATION_FEE_MESH * id.memberships.length
+    machineCohort.set(id.machine, id.cohort)
+    const registered = machineEpochs.get(id.machine) ?? new Set<number>()
+    for (const m of id.memberships) for (let e = m.from; e < Math.min(m.to, epochs); e++) registered.add(e)
+    machineEpochs.set(id.machine, registered)
+  }
+  for (const [index, cohort] of machineCohort) {
+    const machine = fleet.machines[index]
+    if (machine === undefined) continue
+    const c = of(cohort)
+    c.machines++
+    const factor = HARDWARE[machine.hardware].costFactor
+    for (const e of machineEpochs.get(index) ?? []) {
+      let on = 0
+      for (const s of machine.online) on += Math.max(0, Math.min(s.to, e + 1) - Math.max(s.from, e))
+      // Half the cost is the rig (paid whether on or off), half power and bandwidth (paid when on).
+      c.runningCosts += unitCost * factor * (0.5 + 0.5 * on)
+    }
+  }
+  const rewards = new Map<string, bigint>()
+  for (const e of run.epochs)
+    for (const [account, amount] of e.payouts) {
+      const cohort = world.cohortOf.get(account) ?? 'unknown'
+      rewards.set(cohort, (rewards.get(cohort) ?? 0n) + amount)
+    }
+  for (const [cohort, amount] of rewards) of(cohort).rewards = mesh(amount)
+  if (run.forged.attempted > 0) {
+    const c = of('colluders')
+    c.identities = world.verifiers.filter((v) => v.colluding).length
+    c.fees += FAILED_POST_FEE_MESH * (run.forged.attempted - run.forged.accepted)
+  }
+  for (const c of Object.values(cohorts)) {
+    c.runningCosts = round6(c.runningCosts)
+    c.fees = round6(c.fees)
+    c.net = round6(c.rewards - c.slashed - c.fees - c.runningCosts)
+  }
+  return Object.fromEntries(
+    Object.keys(cohorts)
+      .sort()
+      .map((k) => [k, cohorts[k] as CohortEconomics]),
+  )
+}
+
+function networkSummary(world: World, run: EngineRun): SimResult['network'] {
+  const { fleet } = world
+  const hardware: Record<HardwareClass, number> = { sbc: 0, 'home-server': 0, 'gaming-pc': 0, 'cloud-vm': 0 }
+  for (const m of fleet.machines) hardware[m.hardware]++
+  const distances = fleet.machines
+    .flatMap((m) => world.verifiers.map((v) => greatCircleKm(m.place, v.place)))
+    .sort((a, b) => a - b)
+  return {
+    identities: fleet.identities.length,
+    machines: fleet.machines.length,
+    cells: new Set(fleet.identities.map((i) => i.claimed.cell)).size,
+    centres: new Set(fleet.machines.map((m) => m.place.centre)).size,
+    hardware,
+    medianVerifierKm: Math.round(distances[Math.floor(distances.length / 2)] ?? 0),
+    ...(run.network === undefined ? {} : { messages: run.network }),
+  }
+}
+
+/**
+ * Runs a scenario (and, for an attack, its twin: the same seed, the attacker's resources honest) and
+ * reports per-epoch payouts, each cohort's economics, the honest share and the attack's profit. The
+ * same options give the same result, byte for byte once serialised.
+ */
+export async function simulate(options: SimulateOptions): Promise<SimResult> {
+  const scenario = scenarioByName(options.scenario)
+  const size: ScenarioSize = {
+    seed: options.seed ?? 1,
+    nodes: options.nodes ?? scenario.defaults.nodes,
+    verifiers: options.verifiers ?? scenario.defaults.verifiers,
+    epochs: options.epochs ?? scenario.defaults.epochs,
+  }
+  const engine = options.engine ?? (size.nodes <= AUTO_STACK_MAX_NODES ? 'stack' : 'fast')
+  const progress = (run: 'attack' | 'twin'): Progress | undefined =>
+    options.onProgress === undefined ? undefined : (p, t) => options.onProgress?.(run, p, t)
+  const { world, run } = await runOnce(scenario, size, false, engine, progress('attack'))
+  const emission = Number(DEFAULT_SIM_PROTOCOL.emission.initialEmission / MESH)
+  const unitCost = (emission / size.nodes) * COST_SHARE
+  const cohorts = economics(world, run, unitCost)
+
+  const perEpoch: EpochReport[] = run.epochs.map((e) => {
+    let paid = 0n
+    const byCohort = new Map<string, bigint>()
+    for (const [account, amount] of e.payouts) {
+      paid += amount
+      const cohort = world.cohortOf.get(account) ?? 'unknown'
+      byCohort.set(cohort, (byCohort.get(cohort) ?? 0n) + amount)
+    }
+    const shares: Record<string, number> = {}
+    for (const cohort of [...byCohort.keys()].sort())
+      shares[cohort] = paid === 0n ? 0 : Number(((byCohort.get(cohort) as bigint) * 1_000_000n) / paid) / 1e6
+    return {
+      epoch: e.epoch,
+      emission: mesh(e.emission),
+      paid: mesh(paid),
+      registered: e.registered,
+      scored: e.scored,
+      root: e.root,
+      shares,
+    }
+  })
+  const totalRewards = Object.values(cohorts).reduce((s, c) => s + c.rewards, 0)
+  const honestShare = totalRewards === 0 ? 0 : round6((cohorts.honest?.rewards ?? 0) / totalRewards)
+
+  let attack: AttackReport | null = null
+  if (scenario.attacker !== undefined && scenario.twin !== undefined) {
+    const twin = await runOnce(scenario, size, true, engine, progress('twin'))
+    const twinCohorts = economics(twin.world, twin.run, unitCost)
+    const cohort = scenario.attacker
+    const net = cohorts[cohort]?.net ?? 0
+    const twinNet = twinCohorts[cohort]?.net ?? 0
+    attack = {
+      cohort,
+      net,
+      twinNet,
+      profit: round6(net - twinNet),
+      detectionEpoch: detectionEpoch(world, run, twin.world, twin.run, cohort),
+      forgedRoots: run.forged,
+    }
+  }
+  return {
+    version: 1,
+    scenario: scenario.name,
+    summary: scenario.summary,
+    engine,
+    seed: size.seed,
+    nodes: size.nodes,
+    verifiers: size.verifiers,
+    epochs: size.epochs,
+    network: networkSummary(world, run),
+    perEpoch,
+    cohorts,
+    honestShare,
+    attack,
+  }
+}
+
+/** The first epoch the attack was refused, or paid less than its twin in the same epoch. */
+function detectionEpoch(
+  world: World,
+  run: EngineRun,
+  twinWorld: World,
+  twinRun: EngineRun,
+  cohort: string,
+): number | null {
+  if (run.forged.attempted > 0 && run.forged.accepted < run.forged.attempted) return 0
+  const paidTo = (w: World, r: EngineRun, e: number) => {
+    let sum = 0n
+    for (const [account, amount] of r.epochs[e]?.payouts ?? [])
+      if (w.cohortOf.get(account) === cohort) sum += amount
+    return sum
+  }
+  for (let e = 0; e < run.epochs.length; e++)
+    if (paidTo(world, run, e) < paidTo(twinWorld, twinRun, e)) return e
+  return null
+}
