@@ -47,6 +47,7 @@ const PARAMS: RewardParams = {
   version: 1,
   serviceWeightsBps: { uptime: 4_000, compute: 3_000, storage: 2_000, relay: 500, sensor: 500 },
   uptime: { thresholdPpm: 500_000, stakeCap: 10_000n * MESH, vettingEpochs: 3, vettingFactorBps: 5_000 },
+  sensor: { cellCapacity: 5 },
 }
 const OBSERVATIONS = 20_000
 const NETWORK = '31337:0x00000000000000000000000000000000000000b2'

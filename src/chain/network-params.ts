@@ -43,14 +43,14 @@ export const INITIAL_NETWORK_PARAMS: Readonly<NetworkParamsStruct> = Object.free
   stakeCap: DEFAULT_REWARD_PARAMS.uptime.stakeCap,
   vettingEpochs: DEFAULT_REWARD_PARAMS.uptime.vettingEpochs,
   vettingFactorBps: DEFAULT_REWARD_PARAMS.uptime.vettingFactorBps,
-  sensorCellCapacity: 5,
+  sensorCellCapacity: DEFAULT_REWARD_PARAMS.sensor.cellCapacity,
   computeVerifyMinPpm: 50_000,
   computeVerifyMaxPpm: 1_000_000,
 })
 
 /**
- * The reward function's view of an on-chain parameter set (the reward function reads the weights
- * and the uptime rules; the sensor and compute fields are for the services).
+ * The reward function's view of an on-chain parameter set (the reward function reads the weights,
+ * the uptime rules and the sensor capacity per cell; the compute fields are for the services).
  */
 export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params'>): RewardParams {
   const p = v.params
@@ -69,5 +69,6 @@ export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params
       vettingEpochs: p.vettingEpochs,
       vettingFactorBps: p.vettingFactorBps,
     },
+    sensor: { cellCapacity: p.sensorCellCapacity },
   }
 }

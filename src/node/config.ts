@@ -2,6 +2,7 @@ import { isValidCell } from 'h3-js'
 import { isAddress } from 'viem'
 import { z } from 'zod'
 import { loadTomlConfig } from '../core/toml-config.js'
+import { SENSOR_KIND_NAMES } from '../sensors/reading.js'
 
 /** The `[mesh]` section of a node's or verifier's config, listening on `listen` by default. */
 export function meshSection(listen: string[]) {
@@ -42,6 +43,10 @@ export function chainSection() {
     .strict()
     .default({ network: 'network.json', rpc: '' })
 }
+
+/** Most sensors one node runs (as many as a verifier judges per node). */
+const MAX_NODE_SENSORS = 16
+const sensorName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - (at most 64)')
 
 /** The node's configuration: one schema, defaults in it, validated at start, then frozen. */
 export const nodeConfigSchema = z
@@ -108,6 +113,61 @@ export const nodeConfigSchema = z
       })
       .strict()
       .default({ enabled: true, price: '0', quotaMb: 1_024 }),
+    sensors: z
+      .object({
+        /** Simulated weather stations (temperature, humidity, pressure) by name, at the node's cell. */
+        simulated: z.array(sensorName).max(MAX_NODE_SENSORS).default([]),
+        /** How often a simulated station measures. */
+        simulatedEverySeconds: z.number().min(0.1).max(3_600).default(60),
+        /** Sensors fed by `jsonLines` or MQTT: a name (as the measurements give it) and its kinds. */
+        devices: z
+          .array(
+            z
+              .object({
+                name: sensorName,
+                kinds: z
+                  .array(z.enum(SENSOR_KIND_NAMES))
+                  .min(1)
+                  .max(SENSOR_KIND_NAMES.length)
+                  .refine((ks) => new Set(ks).size === ks.length, 'kinds listed twice'),
+              })
+              .strict(),
+          )
+          .max(MAX_NODE_SENSORS)
+          .default([]),
+        /** A JSON-lines file of measurements (`-` for standard input; empty: none). */
+        jsonLines: z.string().max(4_096).default(''),
+        /** An MQTT broker to subscribe to (e.g. mqtt://127.0.0.1:1883; empty: none), and the topic. */
+        mqttUrl: z
+          .string()
+          .max(512)
+          .refine((u) => u === '' || /^(mqtts?|wss?|tcp):\/\//.test(u), 'an mqtt:// (or mqtts, ws, wss) URL')
+          .default(''),
+        mqttTopic: z.string().min(1).max(256).default('meshwork/sensors/+'),
+      })
+      .strict()
+      .refine((s) => s.simulated.length + s.devices.length <= MAX_NODE_SENSORS, {
+        message: `at most ${MAX_NODE_SENSORS} sensors in all`,
+      })
+      .refine(
+        (s) =>
+          new Set([...s.simulated, ...s.devices.map((d) => d.name)]).size ===
+          s.simulated.length + s.devices.length,
+        {
+          message: 'a sensor name is used twice',
+        },
+      )
+      .refine((s) => s.devices.length === 0 || s.jsonLines !== '' || s.mqttUrl !== '', {
+        message: 'devices need a source: set jsonLines or mqttUrl',
+      })
+      .default({
+        simulated: [],
+        simulatedEverySeconds: 60,
+        devices: [],
+        jsonLines: '',
+        mqttUrl: '',
+        mqttTopic: 'meshwork/sensors/+',
+      }),
     api: apiSection('127.0.0.1:9464'),
     chain: chainSection(),
   })
@@ -176,6 +236,23 @@ redeemSeconds = 60
 enabled = true
 price = "0"
 quotaMb = 1024
+
+[sensors]
+# Sensors on this rig: each gets a device key (DIR/sensors/NAME.key) that this node certifies, and
+# its signed readings are gossiped under the node's coarse H3 cell (resolution 5, about 250 km²).
+# Simulated weather stations, by name (temperature, humidity and pressure every few seconds):
+simulated = []
+simulatedEverySeconds = 60
+# Real sensors: their measurements come as JSON lines from a file (or "-" for standard input), e.g.
+#   {"sensor":"porch","kind":"temperature","value":21.4,"at":1764000000000}
+# or from an MQTT broker your devices publish to (a message's sensor is its topic's last level).
+jsonLines = ""
+mqttUrl = ""
+mqttTopic = "meshwork/sensors/+"
+# Then name each real sensor and what it measures (temperature, humidity, pressure, pm25):
+# [[sensors.devices]]
+# name = "porch"
+# kinds = ["temperature", "humidity"]
 
 [api]
 # Prometheus /metrics, /healthz and /status. Keep it on loopback.

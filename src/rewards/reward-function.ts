@@ -34,6 +34,10 @@ export interface RewardParams {
     /** A node's weight while it is vetted, in basis points of the full weight. */
     vettingFactorBps: number
   }
+  sensor: {
+    /** Sensors paid per H3 cell (of resolution 5) and epoch: the best by score, then seniority. */
+    cellCapacity: number
+  }
 }
 
 /** A registered node as the epoch saw it (the registry at the epoch's first block). */
@@ -95,6 +99,71 @@ export interface RewardInput {
   storage?: readonly StorageObservation[]
   /** Delivery bandwidth receipted by downloaders (none: no relay pool). */
   bandwidth?: readonly BandwidthObservation[]
+  /** Sensor judgements (none: no sensor pool). */
+  sensor?: readonly SensorObservation[]
+}
+
+/** One verifier's judgement of one node's sensors in one epoch. */
+export interface SensorObservation {
+  verifier: string
+  node: string
+  /** The coarse H3 cell the node's sensor certificates claim. */
+  cell: string
+  /** The verifier's fastest round trip to the node and its distance to the claimed cell; null: none. */
+  probe: { rttMs: number; distanceKm: number } | null
+  sensors: readonly {
+    device: string
+    /** The epoch the verifier first took a reading of it. */
+    since: number
+    readings: number
+    /** Data quality in [0, PPM]. */
+    qualityPpm: number
+    /** Agreement with the neighbours in the same and adjacent cells, in [0, PPM]. */
+    agreementPpm: number
+  }[]
+}
+
+/** Kilometres a millisecond of round trip can cover: light in fibre (c / 1.5), there and back. */
+export const FIBRE_KM_PER_RTT_MS = 100
+
+/** Why one sensor earned what it earned. */
+export interface SensorScore {
+  device: string
+  /** Medians over the node's observers (an observer that did not report the sensor counts 0). */
+  qualityPpm: number
+  agreementPpm: number
+  /** 0 when a probe makes the claimed cell impossible; else the agreement (half of it without probes). */
+  locationPpm: number
+  /** floor(quality × location / PPM). */
+  scorePpm: number
+  /** The median of the reporting observers' `since`: lower is more senior. */
+  since: number
+  /** Its place in its cell's ranking (1 = best), among sensors with a score above 0. */
+  rank: number
+  /** Within the cell's capacity and scoring above 0. */
+  paid: boolean
+  /** scorePpm × the node's vetting factor (bps) when paid, else 0. */
+  weight: bigint
+  /** One line for people. */
+  reason: string
+}
+
+/** Why a node's sensor weight is what it is. */
+export interface SensorExplanation {
+  peerId: string
+  operator: `0x${string}`
+  /** The cell most observers saw claimed. */
+  cell: string
+  /** Observers whose probe said the claimed cell is impossible (round trip too short for the distance). */
+  impossible: { verifier: string; rttMs: number; distanceKm: number; maxKm: number }[]
+  /** Observers that probed the node. */
+  probes: number
+  sensors: SensorScore[]
+  vetting: boolean
+  /** The sum of its sensors' weights. */
+  weight: bigint
+  /** This node's part of the sensor pool. */
+  reward: bigint
 }
 
 /** One verifier's count of the bytes downloaders receipted to one node in one epoch. */
@@ -203,6 +272,8 @@ export interface EpochRewards {
   storage: StorageExplanation[]
   /** Nodes with bandwidth observations, sorted by peer id. */
   bandwidth: BandwidthExplanation[]
+  /** Nodes with sensor observations, sorted by peer id. */
+  sensor: SensorExplanation[]
 }
 
 /** The parameter set in force until governance sets one on-chain (docs/rewards.md, "Parameters"). */
@@ -221,6 +292,7 @@ export const DEFAULT_REWARD_PARAMS: RewardParams = Object.freeze({
     vettingEpochs: 3,
     vettingFactorBps: 5_000,
   }),
+  sensor: Object.freeze({ cellCapacity: 5 }),
 })
 
 /**
@@ -245,6 +317,9 @@ export function validateRewardParams(params: RewardParams): void {
     throw new RangeError('uptime.vettingEpochs must be a whole number >= 0')
   if (!Number.isSafeInteger(u.vettingFactorBps) || u.vettingFactorBps < 0 || u.vettingFactorBps > Number(BPS))
     throw new RangeError('uptime.vettingFactorBps must be in [0, 10000]')
+  const c = params.sensor.cellCapacity
+  if (!Number.isSafeInteger(c) || c < 1 || c > 2 ** 32 - 1)
+    throw new RangeError('sensor.cellCapacity must be a whole number in [1, 4294967295]')
 }
 
 /**
@@ -280,12 +355,15 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   const bandwidth = bandwidthWeights(input, params, uptime.observers)
   const relayWeightsByOperator = new AccountAmounts()
   for (const c of bandwidth) if (c.weight > 0n) relayWeightsByOperator.add(c.operator, c.weight)
+  const sensor = sensorWeights(input, params, uptime.observers)
+  const sensorWeightsByOperator = new AccountAmounts()
+  for (const c of sensor) if (c.weight > 0n) sensorWeightsByOperator.add(c.operator, c.weight)
   const weights: Record<RewardService, AccountAmounts> = {
     uptime: uptime.byOperator(),
     compute: computeWeightsByOperator,
     storage: storageWeightsByOperator,
     relay: relayWeightsByOperator,
-    sensor: new AccountAmounts(),
+    sensor: sensorWeightsByOperator,
   }
   const totals = Object.fromEntries(REWARD_SERVICES.map((s) => [s, sumOf(weights[s].values())])) as Record<
     RewardService,
@@ -308,6 +386,7 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   for (const c of compute) c.reward = totals.compute > 0n ? (pools.compute * c.weight) / totals.compute : 0n
   for (const c of storage) c.reward = totals.storage > 0n ? (pools.storage * c.weight) / totals.storage : 0n
   for (const c of bandwidth) c.reward = totals.relay > 0n ? (pools.relay * c.weight) / totals.relay : 0n
+  for (const c of sensor) c.reward = totals.sensor > 0n ? (pools.sensor * c.weight) / totals.sensor : 0n
 
   // 3. Payouts. The uptime operators' positions are kept (no hashing for most operators); an
   // operator whose share floors to 0 is dropped at the end.
@@ -344,7 +423,148 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     compute,
     storage,
     bandwidth,
+    sensor,
   }
+}
+
+/**
+ * 2e. Sensor weights. The observers are the uptime observers and every listed verifier that sent a
+ * sensor observation. For each node: its cell is the one most observers saw claimed; the claim is
+ * impossible when any observer's probe found a round trip too short for its distance to the cell
+ * (light in fibre: `FIBRE_KM_PER_RTT_MS` km per ms). For each sensor: quality and agreement are the
+ * medians over the observers (one that did not report it counts 0), location is 0 when impossible,
+ * else the agreement (half of it when nobody probed), and the score is quality × location. Then per
+ * cell, sensors scoring above 0 are ranked by score, then seniority (`since`), then device, and the
+ * first `cellCapacity` are paid their score times the node's vetting factor: crowding a cell does
+ * not pay. A device reported under two nodes is paid under neither.
+ */
+function sensorWeights(
+  input: RewardInput,
+  params: RewardParams,
+  uptimeObservers: readonly string[],
+): SensorExplanation[] {
+  const { observers, nodes } = observedNodes(
+    input,
+    input.sensor ?? [],
+    uptimeObservers,
+    (o) =>
+      typeof o.cell === 'string' &&
+      (o.probe === null ||
+        (Number.isSafeInteger(o.probe.rttMs) &&
+          o.probe.rttMs >= 0 &&
+          Number.isSafeInteger(o.probe.distanceKm) &&
+          o.probe.distanceKm >= 0)) &&
+      o.sensors.length <= MAX_SENSORS &&
+      o.sensors.every(
+        (s) =>
+          Number.isSafeInteger(s.since) &&
+          s.since >= 0 &&
+          Number.isSafeInteger(s.qualityPpm) &&
+          s.qualityPpm >= 0 &&
+          s.qualityPpm <= PPM_NUMBER &&
+          Number.isSafeInteger(s.agreementPpm) &&
+          s.agreementPpm >= 0 &&
+          s.agreementPpm <= PPM_NUMBER,
+      ),
+    // Of duplicates, the one reporting more sensors counts, then the one with a probe.
+    (o, held) =>
+      o.sensors.length > held.sensors.length ||
+      (o.sensors.length === held.sensors.length && o.probe !== null && held.probe === null),
+  )
+  const devicesSeen = new Map<string, number>()
+  const explained = nodes.map(({ node, seen }) => {
+    const reports = observers.flatMap((v) => {
+      const o = seen.get(v)
+      return o === undefined ? [] : [o]
+    })
+    // The cell most observers saw claimed; of a tie, the smallest.
+    const votes = new Map<string, number>()
+    for (const o of reports) votes.set(o.cell, (votes.get(o.cell) ?? 0) + 1)
+    const cell = [...votes].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0] ?? ''
+    const impossible: SensorExplanation['impossible'] = []
+    let probes = 0
+    for (const o of reports) {
+      if (o.probe === null || o.cell !== cell) continue
+      probes++
+      const maxKm = FIBRE_KM_PER_RTT_MS * o.probe.rttMs
+      if (o.probe.distanceKm > maxKm)
+        impossible.push({ verifier: o.verifier, rttMs: o.probe.rttMs, distanceKm: o.probe.distanceKm, maxKm })
+    }
+    const devices = [...new Set(reports.flatMap((o) => o.sensors.map((s) => s.device)))].sort()
+    const { vetting, factor } = factorOf(input, params, node)
+    const sensors: SensorScore[] = devices.map((device) => {
+      devicesSeen.set(device, (devicesSeen.get(device) ?? 0) + 1)
+      const of = observers.map((v) => seen.get(v)?.sensors.find((s) => s.device === device))
+      const qualityPpm = Number(medianOf(of.map((s) => BigInt(s?.qualityPpm ?? 0))))
+      const agreementPpm = Number(medianOf(of.map((s) => BigInt(s?.agreementPpm ?? 0))))
+      const since = Number(medianOf(of.flatMap((s) => (s === undefined ? [] : [BigInt(s.since)]))))
+      const locationPpm = impossible.length > 0 ? 0 : probes > 0 ? agreementPpm : divFloor(agreementPpm, 2)
+      const scorePpm = divFloor(qualityPpm * locationPpm, PPM_NUMBER)
+      return {
+        device,
+        qualityPpm,
+        agreementPpm,
+        locationPpm,
+        scorePpm,
+        since,
+        rank: 0,
+        paid: false,
+        weight: 0n,
+        reason: '',
+      }
+    })
+    return {
+      explanation: {
+        peerId: node.peerId,
+        operator: lowerAddress(node.operator),
+        cell,
+        impossible,
+        probes,
+        sensors,
+        vetting,
+        weight: 0n,
+        reward: 0n,
+      } satisfies SensorExplanation,
+      factor,
+    }
+  })
+  // Per cell: rank, and pay the first `cellCapacity`.
+  const byCell = new Map<string, { s: SensorScore; owner: (typeof explained)[number] }[]>()
+  for (const owner of explained) {
+    for (const s of owner.explanation.sensors) {
+      if ((devicesSeen.get(s.device) ?? 0) > 1) {
+        s.reason = 'the device is certified by more than one node'
+        continue
+      }
+      if (owner.explanation.impossible.length > 0) {
+        s.reason = 'location impossible: a round trip was too short for the claimed cell'
+        continue
+      }
+      if (s.scorePpm === 0) {
+        s.reason = s.qualityPpm === 0 ? 'no usable data' : 'no location confidence'
+        continue
+      }
+      const list = byCell.get(owner.explanation.cell) ?? []
+      list.push({ s, owner })
+      byCell.set(owner.explanation.cell, list)
+    }
+  }
+  const capacity = params.sensor.cellCapacity
+  for (const [cell, list] of byCell) {
+    list.sort(
+      (a, b) => b.s.scorePpm - a.s.scorePpm || a.s.since - b.s.since || (a.s.device < b.s.device ? -1 : 1),
+    )
+    list.forEach(({ s, owner }, i) => {
+      s.rank = i + 1
+      s.paid = i < capacity
+      s.weight = s.paid ? BigInt(s.scorePpm) * owner.factor : 0n
+      s.reason = s.paid
+        ? `paid: rank ${i + 1} of ${list.length} in cell ${cell} (capacity ${capacity})`
+        : `over the cell's capacity: rank ${i + 1} of ${list.length} in cell ${cell} (capacity ${capacity})`
+      owner.explanation.weight += s.weight
+    })
+  }
+  return explained.map((e) => e.explanation)
 }
 
 /**
@@ -701,6 +921,8 @@ class UptimeTable implements UptimeScores {
 
 /** Largest count an observation may carry (so products of counts and ppm stay exact). */
 const MAX_COUNT = 1_000_000
+/** Most sensors one node's observation may carry. */
+const MAX_SENSORS = 16
 const PPM_NUMBER = Number(PPM)
 
 /** The median (in place: sorts `values`); of an even count, the mean of the middle two rounded down; 0 of none. */

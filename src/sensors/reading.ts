@@ -1,11 +1,13 @@
 import { getResolution, isValidCell } from 'h3-js'
 import { z } from 'zod'
-import { defineMessage } from '../mesh/wire-codec.js'
+import type { PeerVerifier } from '../mesh/peer-key.js'
+import { defineMessage, type SignedEnvelope, verifyEnvelope } from '../mesh/wire-codec.js'
 
 /**
- * Sensor readings on the wire (the sensor issue): what a kind of reading may be, the signed reading
- * message, and the gossip topic per coarse H3 cell, so that a sensor's exact place is never
- * published (resolution 5 is about 250 km², a town and its surroundings).
+ * Sensor readings on the wire (the sensor issue): what a kind of reading may be, the node's signed
+ * certificate of a sensor's device key, the reading the device key signs, and the gossip topic per
+ * coarse H3 cell, so that a sensor's exact place is never published (resolution 5 is about
+ * 250 km², a town and its surroundings).
  */
 
 /** Each kind's unit, plausible bounds and fastest plausible change (per minute). */
@@ -18,39 +20,94 @@ export const SENSOR_KINDS = {
 
 export type SensorKind = keyof typeof SENSOR_KINDS
 
+/** Every kind, in a stable order. */
+export const SENSOR_KIND_NAMES = Object.keys(SENSOR_KINDS) as [SensorKind, ...SensorKind[]]
+
 /** The resolution of the cells readings are published under (and the most precise they may name). */
 export const SENSOR_CELL_RESOLUTION = 5
 
-const kinds = Object.keys(SENSOR_KINDS) as [SensorKind, ...SensorKind[]]
+const cell = z
+  .string()
+  .max(16)
+  .refine((c) => isValidCell(c) && getResolution(c) === SENSOR_CELL_RESOLUTION, 'an H3 cell of resolution 5')
 
-/** A reading, signed by the sensor's device key in a wire envelope. */
+/**
+ * A node's certificate of one of its sensors, signed by the node's peer key: the sensor's device
+ * key (its peer id), the kinds it measures and its coarse cell. Every reading carries it, so anyone
+ * checks a reading alone: the device key signed the reading, the node signed the device key, and the
+ * node is registered on-chain. Valid for at most an hour (the envelope's expiry); the node renews it.
+ */
+export const SENSOR_DEVICE = defineMessage(
+  'sensor/device',
+  z
+    .object({
+      /** The sensor's device key, as a peer id: readings are signed by it. */
+      device: z.string().min(1).max(128),
+      kinds: z
+        .array(z.enum(SENSOR_KIND_NAMES))
+        .min(1)
+        .max(SENSOR_KIND_NAMES.length)
+        .refine((ks) => new Set(ks).size === ks.length, 'kinds listed twice'),
+      /** Where, as a cell of {@link SENSOR_CELL_RESOLUTION}: never more precise. */
+      cell,
+    })
+    .strict(),
+  { maxBytes: 1_024 },
+)
+
+export type SensorDeviceBody = z.infer<typeof SENSOR_DEVICE.schema>
+
+/** A reading, signed by the sensor's device key in a wire envelope (`from` is the device). */
 export const SENSOR_READING = defineMessage(
   'sensor/reading',
   z
     .object({
-      /** The sensor's id (its device key's hash, hex). */
-      sensor: z.string().regex(/^[0-9a-f]{16,64}$/),
-      kind: z.enum(kinds),
+      kind: z.enum(SENSOR_KIND_NAMES),
       value: z.number().finite(),
       unit: z.string().max(16),
       /** When it was measured (unix ms, the device's clock). */
       at: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-      /** Where, as a cell of {@link SENSOR_CELL_RESOLUTION}: never more precise. */
-      cell: z
-        .string()
-        .refine(
-          (c) => isValidCell(c) && getResolution(c) === SENSOR_CELL_RESOLUTION,
-          'an H3 cell of resolution 5',
-        ),
+      /** Where: the certificate's cell. */
+      cell,
+      /** The node's certificate of this device (a signed `sensor/device` envelope). */
+      device: z.unknown(),
     })
     .strict()
     .refine((r) => r.unit === SENSOR_KINDS[r.kind].unit, { message: 'the unit does not match the kind' }),
-  { maxBytes: 1_024 },
+  { maxBytes: 2_048 },
 )
 
 export type SensorReadingBody = z.infer<typeof SENSOR_READING.schema>
 
 /** The gossip topic of a cell's readings. */
-export function sensorTopic(network: string, cell: string): string {
-  return `meshwork/${network}/sensors/${cell}/1`
+export function sensorTopic(network: string, cellId: string): string {
+  return `meshwork/${network}/sensors/${cellId}/1`
+}
+
+/** Why a reading whose envelope is valid is still refused. */
+export type ReadingFault =
+  | 'bad_certificate'
+  | 'certificate_mismatch'
+  | 'certificate_expired'
+  | 'kind_not_certified'
+
+/**
+ * Checks a decoded reading against the certificate it carries: a valid `sensor/device` envelope
+ * signed by a node (which node: the caller checks it is registered), for this device, naming the
+ * reading's cell and kind, and valid when the reading was sent.
+ */
+export function checkReading(
+  reading: SignedEnvelope<SensorReadingBody>,
+  options: { network: string; verifier: PeerVerifier },
+):
+  | { ok: true; node: string; certificate: SignedEnvelope<SensorDeviceBody> }
+  | { ok: false; fault: ReadingFault } {
+  const cert = verifyEnvelope(reading.body.device, SENSOR_DEVICE, options)
+  if (!cert.ok) return { ok: false, fault: 'bad_certificate' }
+  const c = cert.envelope
+  if (c.body.device !== reading.from || c.body.cell !== reading.body.cell)
+    return { ok: false, fault: 'certificate_mismatch' }
+  if (reading.ts < c.ts || reading.ts > c.exp) return { ok: false, fault: 'certificate_expired' }
+  if (!c.body.kinds.includes(reading.body.kind)) return { ok: false, fault: 'kind_not_certified' }
+  return { ok: true, node: c.from, certificate: c }
 }

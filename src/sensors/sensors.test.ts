@@ -2,11 +2,18 @@ import { Readable } from 'node:stream'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { latLngToCell } from 'h3-js'
 import { describe, expect, it } from 'vitest'
-import { createPeerSigner } from '../mesh/peer-key.js'
-import { createWireCodec } from '../mesh/wire-codec.js'
+import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
+import { createWireCodec, type SignedEnvelope } from '../mesh/wire-codec.js'
+import { DeviceSigner } from './device.js'
 import { locationConfidence } from './location.js'
 import { type ReceivedReading, scoreSensor } from './quality.js'
-import { SENSOR_READING } from './reading.js'
+import {
+  checkReading,
+  SENSOR_DEVICE,
+  SENSOR_READING,
+  type SensorKind,
+  type SensorReadingBody,
+} from './reading.js'
 import { jsonLinesSource, type Measurement, simulatedSource } from './sources.js'
 import { simulatedWeather } from './weather.js'
 
@@ -118,29 +125,102 @@ describe('proof of location', () => {
 })
 
 describe('sensor readings on the wire', () => {
-  it("are signed, and refused with a cell finer than resolution 5 or a unit that is not the kind's", async () => {
-    const signer = createPeerSigner(await generateKeyPair('Ed25519'))
+  async function device(kinds: SensorKind[] = ['temperature']) {
+    const nodeSigner = createPeerSigner(await generateKeyPair('Ed25519'))
+    let now = T0
+    const clock = { now: () => now }
     let seq = 0
-    const codec = createWireCodec({
+    const nodeCodec = createWireCodec({
       network: 'n',
-      signer,
-      clock: { now: () => T0 },
-      types: [SENSOR_READING],
+      signer: nodeSigner,
+      clock,
+      types: [SENSOR_DEVICE],
       nextSeq: () => ++seq,
     })
-    const reading = {
-      sensor: 'ab'.repeat(16),
+    const key = await generateKeyPair('Ed25519')
+    const signer = new DeviceSigner({ network: 'n', key, kinds, cell: CELL, nodeCodec, clock })
+    // The receiving side: a codec of its own (replay protection), any signer.
+    const receiver = createWireCodec({
+      network: 'n',
+      signer: createPeerSigner(await generateKeyPair('Ed25519')),
+      clock,
+      types: [SENSOR_READING],
+      nextSeq: () => 1,
+    })
+    const check = (bytes: Uint8Array) => {
+      const decoded = receiver.decode(bytes)
+      if (!decoded.ok) return decoded.reason
+      const checked = checkReading(decoded.envelope as SignedEnvelope<SensorReadingBody>, {
+        network: 'n',
+        verifier: createPeerVerifier(),
+      })
+      return checked.ok ? checked.node : checked.fault
+    }
+    return { nodeSigner, key, signer, check, advance: (ms: number) => (now += ms) }
+  }
+  const CELL = latLngToCell(52.5, 13.4, 5)
+
+  it('are signed by the device key and carry the node certificate, checked on their own', async () => {
+    const { nodeSigner, signer, check } = await device()
+    const bytes = signer.sign({ kind: 'temperature', value: 21.5, at: T0 })
+    expect(check(bytes)).toBe(nodeSigner.peerId)
+    const envelope = JSON.parse(new TextDecoder().decode(bytes))
+    expect(envelope.from).toBe(signer.device)
+    expect(envelope.body).toMatchObject({ kind: 'temperature', value: 21.5, unit: '°C', cell: CELL })
+    // Never a precise place: a cell finer than resolution 5 or a unit not the kind's is refused.
+    const fine = { ...envelope.body, cell: latLngToCell(52.5, 13.4, 9) }
+    expect(SENSOR_READING.schema.safeParse(fine).success).toBe(false)
+    expect(SENSOR_READING.schema.safeParse({ ...envelope.body, unit: '%' }).success).toBe(false)
+    expect(() => signer.sign({ kind: 'humidity', value: 50, at: T0 })).toThrow(/not certified/)
+  })
+
+  it('refuses a replayed reading, a forged value, a forged certificate and one past its certificate', async () => {
+    const { signer, check, advance } = await device()
+    const first = signer.sign({ kind: 'temperature', value: 20, at: T0 })
+    expect(check(first)).not.toMatch(/_/)
+    expect(check(first)).toBe('duplicate')
+    const older = signer.sign({ kind: 'temperature', value: 20.1, at: T0 })
+    const newer = signer.sign({ kind: 'temperature', value: 20.2, at: T0 })
+    expect(check(newer)).not.toMatch(/_/)
+    expect(check(older)).toBe('replay')
+    // The value changed after signing: the device's signature no longer holds.
+    const forged = JSON.parse(
+      new TextDecoder().decode(signer.sign({ kind: 'temperature', value: 20.3, at: T0 })),
+    )
+    forged.body.value = 35
+    expect(check(new TextEncoder().encode(JSON.stringify(forged)))).toBe('bad_signature')
+    // A device that forges its own certificate (more kinds) is caught by the node's signature.
+    const own = signer.sign({ kind: 'temperature', value: 20.4, at: T0 })
+    const cert = JSON.parse(new TextDecoder().decode(own)).body.device
+    cert.body.kinds = ['temperature', 'humidity']
+    const stranger = await device()
+    // Re-signed by another device key with the tampered certificate inside.
+    const tampered = JSON.parse(
+      new TextDecoder().decode(stranger.signer.sign({ kind: 'temperature', value: 1, at: T0 })),
+    )
+    tampered.body.device = cert
+    expect(stranger.check(new TextEncoder().encode(JSON.stringify(tampered)))).toBe('bad_signature')
+    // Another node's certificate of this device inside the stranger's reading: not its device.
+    const foreignCert = JSON.parse(new TextDecoder().decode(own)).body.device
+    const strangerCodec = createWireCodec({
+      network: 'n',
+      signer: createPeerSigner(stranger.key),
+      clock: { now: () => T0 },
+      types: [SENSOR_READING],
+      nextSeq: () => T0 + 99,
+    })
+    const mismatch = strangerCodec.encode(SENSOR_READING, {
       kind: 'temperature',
-      value: 21.5,
+      value: 2,
       unit: '°C',
       at: T0,
-      cell: latLngToCell(52.5, 13.4, 5),
-    } as const
-    const bytes = codec.encode(SENSOR_READING, reading).bytes
-    const decoded = codec.decode(bytes, { from: signer.peerId })
-    expect(decoded.ok && decoded.envelope.body).toEqual(reading)
-    expect(() => codec.encode(SENSOR_READING, { ...reading, cell: latLngToCell(52.5, 13.4, 9) })).toThrow()
-    expect(() => codec.encode(SENSOR_READING, { ...reading, unit: '%' })).toThrow()
+      cell: CELL,
+      device: foreignCert,
+    }).bytes
+    expect(stranger.check(mismatch)).toBe('certificate_mismatch')
+    // The certificate is renewed before it runs out: a reading an hour on still checks.
+    advance(59 * 60_000)
+    expect(check(signer.sign({ kind: 'temperature', value: 20.5, at: T0 + 59 * 60_000 }))).not.toMatch(/_/)
   })
 })
 

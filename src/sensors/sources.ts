@@ -5,8 +5,8 @@ import { SENSOR_KINDS, type SensorKind } from './reading.js'
 import { simulatedWeather } from './weather.js'
 
 /**
- * Where a node's sensor readings come from: a plugin interface with a simulated weather station and
- * JSON lines (from a file or stdin: one reading a line, as a device or a script writes them). Each
+ * Where a node's sensor readings come from: a plugin interface with a simulated weather station,
+ * JSON lines (from a file or stdin: one reading a line, as a device or a script writes them) and MQTT. Each
  * source yields raw measurements; the node signs them with the sensor's device key and publishes
  * them per coarse cell. A malformed line is counted and skipped, never fatal.
  */
@@ -46,6 +46,97 @@ const lineSchema = z
 /** Longest line read (a longer one is skipped whole). */
 export const MAX_LINE_BYTES = 4_096
 
+/** Parses one JSON measurement (a line or an MQTT payload); undefined when malformed. */
+function parseMeasurement(text: string, now: () => number, defaultSensor?: string): Measurement | undefined {
+  if (Buffer.byteLength(text) > MAX_LINE_BYTES) return undefined
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (defaultSensor !== undefined && json !== null && typeof json === 'object' && !('sensor' in json))
+    json = { ...json, sensor: defaultSensor }
+  const parsed = lineSchema.safeParse(json)
+  if (!parsed.success) return undefined
+  const m = parsed.data
+  return { sensor: m.sensor, kind: m.kind, value: m.value, at: m.at ?? now() }
+}
+
+/** Measurements an MQTT source holds before the node takes them (the oldest are dropped past it). */
+export const MQTT_QUEUE = 1_024
+
+/**
+ * MQTT: subscribes to `topic` (default `meshwork/sensors/+`) on the broker at `url` (an operator's
+ * devices publish to their local Mosquitto) and yields each message's JSON measurement, in the
+ * JSON-lines format; a message without `sensor` is named by its topic's last level
+ * (`meshwork/sensors/porch` is sensor `porch`). Malformed or oversized payloads are counted and
+ * skipped; if the node falls behind, the oldest waiting measurements are dropped and counted.
+ * Reconnects by itself while the broker is away.
+ */
+export function mqttSource(init: {
+  url: string
+  topic?: string
+  name?: string
+  now?: () => number
+  /** Connection options passed to mqtt.js (e.g. username, password, clientId). */
+  options?: Record<string, unknown>
+}): SensorSource {
+  let refused = 0
+  const now = init.now ?? (() => Date.now())
+  const topic = init.topic ?? 'meshwork/sensors/+'
+  return {
+    name: init.name ?? `mqtt ${init.url}`,
+    get refused() {
+      return refused
+    },
+    async *measurements(signal) {
+      const { connectAsync } = await import('mqtt')
+      const client = await connectAsync(init.url, {
+        reconnectPeriod: 1_000,
+        connectTimeout: 10_000,
+        ...init.options,
+      })
+      const queue: Measurement[] = []
+      let wake: (() => void) | undefined
+      const onMessage = (t: string, payload: Buffer) => {
+        const m = parseMeasurement(payload.toString('utf8'), now, t.split('/').pop() || undefined)
+        if (m === undefined) {
+          refused++
+          return
+        }
+        if (queue.length >= MQTT_QUEUE) {
+          queue.shift()
+          refused++
+        }
+        queue.push(m)
+        wake?.()
+      }
+      client.on('message', onMessage)
+      const onAbort = () => wake?.()
+      signal?.addEventListener('abort', onAbort)
+      try {
+        await client.subscribeAsync(topic, { qos: 0 })
+        while (!signal?.aborted) {
+          const next = queue.shift()
+          if (next !== undefined) {
+            yield next
+            continue
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve
+          })
+          wake = undefined
+        }
+      } finally {
+        signal?.removeEventListener('abort', onAbort)
+        client.off('message', onMessage)
+        await client.endAsync(true).catch(() => undefined)
+      }
+    },
+  }
+}
+
 /**
  * JSON lines: `{"sensor":"porch","kind":"temperature","value":21.4,"at":1764000000000}` (`at`
  * defaults to the time the line is read, `unit` is optional but must be the kind's).
@@ -67,18 +158,12 @@ export function jsonLinesSource(
         for await (const line of lines) {
           if (signal?.aborted) return
           if (line.trim() === '') continue
-          if (Buffer.byteLength(line) > MAX_LINE_BYTES) {
+          const m = parseMeasurement(line, now)
+          if (m === undefined) {
             refused++
             continue
           }
-          let parsed: z.infer<typeof lineSchema>
-          try {
-            parsed = lineSchema.parse(JSON.parse(line))
-          } catch {
-            refused++
-            continue
-          }
-          yield { sensor: parsed.sensor, kind: parsed.kind, value: parsed.value, at: parsed.at ?? now() }
+          yield m
         }
       } finally {
         lines.close()

@@ -21,6 +21,7 @@ const params: RewardParams = {
   version: 1,
   serviceWeightsBps: { uptime: 4_000, compute: 3_000, storage: 2_000, relay: 500, sensor: 500 },
   uptime: { thresholdPpm: 500_000, stakeCap: 10_000n * MESH, vettingEpochs: 0, vettingFactorBps: 5_000 },
+  sensor: { cellCapacity: 5 },
 }
 const op = (n: number) => `0x${n.toString(16).padStart(40, '0')}`
 

@@ -21,18 +21,21 @@ import {
   type BandwidthObservationBody,
   COMPUTE_OBSERVATION,
   type ComputeObservationBody,
+  SENSOR_OBSERVATION,
+  type SensorObservationBody,
   STORAGE_OBSERVATION,
   type StorageObservationBody,
   UPTIME_OBSERVATION,
   type UptimeObservationBody,
 } from './observation.js'
 
-/** An observation a bundle carries: uptime, compute, storage or bandwidth. */
+/** An observation a bundle carries: uptime, compute, storage, bandwidth or sensor. */
 export type BundleObservation =
   | SignedEnvelope<UptimeObservationBody>
   | SignedEnvelope<ComputeObservationBody>
   | SignedEnvelope<StorageObservationBody>
   | SignedEnvelope<BandwidthObservationBody>
+  | SignedEnvelope<SensorObservationBody>
 
 /**
  * The epoch bundle (docs/protocol.md, "Epoch bundle"): everything the reward function read for one
@@ -64,6 +67,7 @@ const paramsSchema = z
         vettingFactorBps: z.number().int(),
       })
       .strict(),
+    sensor: z.object({ cellCapacity: z.number().int() }).strict(),
   })
   .strict()
 
@@ -151,6 +155,7 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
       version: parts.params.version,
       serviceWeightsBps: { ...parts.params.serviceWeightsBps },
       uptime: { ...parts.params.uptime, stakeCap: parts.params.uptime.stakeCap.toString() },
+      sensor: { ...parts.params.sensor },
     },
     nodes: parts.nodes
       .map((n) => ({
@@ -217,6 +222,7 @@ export function paramsDifference(bundle: RewardParams, chain: RewardParams): str
     ['uptime.stakeCap', bundle.uptime.stakeCap, chain.uptime.stakeCap],
     ['uptime.vettingEpochs', bundle.uptime.vettingEpochs, chain.uptime.vettingEpochs],
     ['uptime.vettingFactorBps', bundle.uptime.vettingFactorBps, chain.uptime.vettingFactorBps],
+    ['sensor.cellCapacity', bundle.sensor.cellCapacity, chain.sensor.cellCapacity],
   ]
   for (const [name, ours, theirs] of fields)
     if (ours !== theirs) return `${name} ${String(ours)}, the chain's ${String(theirs)}`
@@ -266,6 +272,7 @@ export function checkBundle(
     version: bundle.params.version,
     serviceWeightsBps: bundle.params.serviceWeightsBps as RewardParams['serviceWeightsBps'],
     uptime: { ...bundle.params.uptime, stakeCap: BigInt(bundle.params.uptime.stakeCap) },
+    sensor: { ...bundle.params.sensor },
   }
   if (options.params !== undefined) {
     const difference = paramsDifference(params, options.params)
@@ -278,6 +285,7 @@ export function checkBundle(
   const compute: NonNullable<RewardInput['compute']>[number][] = []
   const storage: NonNullable<RewardInput['storage']>[number][] = []
   const bandwidth: NonNullable<RewardInput['bandwidth']>[number][] = []
+  const sensor: NonNullable<RewardInput['sensor']>[number][] = []
   const verify = { network: options.network, verifier: options.verifier }
   for (const value of bundle.observations) {
     const type = (value as { type?: unknown } | null)?.type
@@ -288,14 +296,24 @@ export function checkBundle(
           ? verifyEnvelope(value, STORAGE_OBSERVATION, verify)
           : type === BANDWIDTH_OBSERVATION.type
             ? verifyEnvelope(value, BANDWIDTH_OBSERVATION, verify)
-            : verifyEnvelope(value, UPTIME_OBSERVATION, verify)
+            : type === SENSOR_OBSERVATION.type
+              ? verifyEnvelope(value, SENSOR_OBSERVATION, verify)
+              : verifyEnvelope(value, UPTIME_OBSERVATION, verify)
     if (!checked.ok) return { ok: false, fault: 'bad_observation', detail: checked.reason }
     const o = checked.envelope
     if (!verifiers.has(o.from))
       return { ok: false, fault: 'bad_observation', detail: `${o.from} is not a listed verifier` }
     if (o.body.epoch !== bundle.epoch) return { ok: false, fault: 'bad_observation', detail: 'another epoch' }
     keys.push(`${o.from}\n${o.type}\n${o.body.node}`)
-    if ('downloaders' in o.body)
+    if ('sensors' in o.body)
+      sensor.push({
+        verifier: o.from,
+        node: o.body.node,
+        cell: o.body.cell,
+        probe: o.body.probe,
+        sensors: o.body.sensors,
+      })
+    else if ('downloaders' in o.body)
       bandwidth.push({
         verifier: o.from,
         node: o.body.node,
@@ -350,6 +368,7 @@ export function checkBundle(
     compute,
     storage,
     bandwidth,
+    sensor,
   }
   return { ok: true, bundle: { ...encoded, input, params, carried } }
 }

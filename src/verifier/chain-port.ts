@@ -43,7 +43,16 @@ export interface VerifierChain {
 
 /** The registry at one block. */
 export interface RegistrySnapshot {
-  nodes: { peerId: string; operator: `0x${string}`; stake: bigint; registeredAt: number }[]
+  nodes: {
+    peerId: string
+    operator: `0x${string}`
+    stake: bigint
+    registeredAt: number
+    /** The H3 cell it registered at (hex index), when the chain holds one. */
+    h3Cell?: string
+    /** Its registered services bitmask (`SERVICES`), when the chain holds one. */
+    services?: number
+  }[]
   verifiers: { peerId: string; address: `0x${string}`; stake: bigint }[]
 }
 
@@ -156,18 +165,20 @@ export function createEvmVerifierChain(
       for (const [nodeId, peerIdBytes] of nodeIds) {
         const active = await read<boolean>(registry, nodeRegistryAbi, 'isActiveNode', [nodeId], block)
         if (!active) continue
-        const n = await read<{ operator: `0x${string}`; stake: bigint; registeredAt: bigint }>(
-          registry,
-          nodeRegistryAbi,
-          'getNode',
-          [nodeId],
-          block,
-        )
+        const n = await read<{
+          operator: `0x${string}`
+          stake: bigint
+          registeredAt: bigint
+          h3Cell: bigint
+          services: number
+        }>(registry, nodeRegistryAbi, 'getNode', [nodeId], block)
         nodes.push({
           peerId: peerIdOfBytes(peerIdBytes),
           operator: n.operator,
           stake: n.stake,
           registeredAt: Number(n.registeredAt),
+          h3Cell: n.h3Cell.toString(16),
+          services: Number(n.services),
         })
       }
       const verifierPeers = new Map<`0x${string}`, Hex>()

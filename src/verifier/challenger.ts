@@ -8,10 +8,12 @@ import { challengedChunk, challengeShard } from '../storage/challenge.js'
 import {
   BANDWIDTH_OBSERVATION,
   COMPUTE_OBSERVATION,
+  SENSOR_OBSERVATION,
   STORAGE_OBSERVATION,
   UPTIME_OBSERVATION,
 } from './observation.js'
 import { challengeTimes } from './schedule.js'
+import type { SensorJudge } from './sensor-judge.js'
 import type { HeldShardRecord, VerifierStore } from './store.js'
 
 /** The gossip topic of observations. */
@@ -58,6 +60,8 @@ export interface ChallengerComponents {
    * observations include them; the challenger waits for it at most {@link COMPUTE_SETTLE_MS}.
    */
   computeSettled?: () => Promise<void>
+  /** Judges the sensors heard this epoch (none: no sensor observations). */
+  sensors?: Pick<SensorJudge, 'observations'>
 }
 
 /** The longest the epoch's compute observations wait for re-runs under way. */
@@ -273,6 +277,17 @@ export class Challenger {
         published++
       } catch (err) {
         logger.warn({ err, epoch, node }, 'could not gossip a storage observation')
+      }
+    }
+    // Sensors: every node whose sensors were heard this epoch.
+    for (const body of this.#c.sensors?.observations(epoch) ?? []) {
+      const { bytes } = codec.encode(SENSOR_OBSERVATION, body)
+      store.saveSensorObservation(JSON.parse(new TextDecoder().decode(bytes)))
+      try {
+        await port.publish(observationTopic(this.#init.network), bytes)
+        published++
+      } catch (err) {
+        logger.warn({ err, epoch, node: body.node }, 'could not gossip a sensor observation')
       }
     }
     return published

@@ -250,6 +250,7 @@ export class EpochCloser {
         ...store.computeObservations(plan.epoch),
         ...store.storageObservations(plan.epoch),
         ...store.bandwidthObservations(plan.epoch),
+        ...store.sensorObservations(plan.epoch),
       ],
       carried: { root: previousRoot, entries: carried },
     })
@@ -393,6 +394,7 @@ export class EpochCloser {
         ...this.#c.store.computeObservations(p.epoch),
         ...this.#c.store.storageObservations(p.epoch),
         ...this.#c.store.bandwidthObservations(p.epoch),
+        ...this.#c.store.sensorObservations(p.epoch),
       ].filter((o) => o.from === this.#c.port.peerId)
       const missing = mine.filter((o) => !inBundle.has(o.sig))
       if (missing.length > 0)

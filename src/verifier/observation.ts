@@ -96,3 +96,56 @@ export const BANDWIDTH_OBSERVATION = defineMessage(
 
 /** The body of a bandwidth observation. */
 export type BandwidthObservationBody = z.infer<typeof BANDWIDTH_OBSERVATION.schema>
+
+/** Most sensors one node's sensor observation carries (a node certifies at most this many). */
+export const MAX_SENSORS_PER_NODE = 16
+
+/** Longest round trip a location probe records (ms): anything slower bounds nothing useful. */
+export const MAX_PROBE_RTT_MS = 60_000
+
+/**
+ * A verifier's judgement of one node's sensors over one epoch: the coarse cell the node's
+ * certificates claim, the verifier's location probe of the node (its fastest round trip this epoch
+ * and its own distance to the claimed cell, so anyone can check the light-in-fibre bound), and per
+ * sensor the readings it received, their quality and their agreement with the neighbours (ppm),
+ * since when it has known the sensor (seniority), and why, in one line.
+ */
+export const SENSOR_OBSERVATION = defineMessage(
+  'observation/sensor',
+  z
+    .object({
+      epoch: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      node: z.string().min(1).max(128),
+      cell: z.string().regex(/^[0-9a-f]{15}$/, 'an H3 cell index'),
+      /** None when this verifier has no place configured or no answered challenge of the node. */
+      probe: z
+        .object({
+          rttMs: z.number().int().nonnegative().max(MAX_PROBE_RTT_MS),
+          /** From this verifier's place to the claimed cell's centre, km (rounded down). */
+          distanceKm: z.number().int().nonnegative().max(20_100),
+        })
+        .strict()
+        .nullable(),
+      sensors: z
+        .array(
+          z
+            .object({
+              device: z.string().min(1).max(128),
+              /** The epoch this verifier first took a reading of the sensor. */
+              since: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+              readings: z.number().int().nonnegative().max(1_000_000),
+              qualityPpm: z.number().int().min(0).max(1_000_000),
+              agreementPpm: z.number().int().min(0).max(1_000_000),
+              summary: z.string().max(120),
+            })
+            .strict(),
+        )
+        .min(1)
+        .max(MAX_SENSORS_PER_NODE),
+    })
+    .strict(),
+  { maxBytes: 8_192 },
+)
+
+/** The body of a sensor observation. */
+export type SensorObservationBody = z.infer<typeof SENSOR_OBSERVATION.schema>

@@ -4,6 +4,7 @@ import { type Migration, migrate, sequenceAllocator } from '../node/database.js'
 import type {
   BandwidthObservationBody,
   ComputeObservationBody,
+  SensorObservationBody,
   StorageObservationBody,
   UptimeObservationBody,
 } from './observation.js'
@@ -149,7 +150,56 @@ export const VERIFIER_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 5,
+    description: 'sensors: certified devices, their readings, observations',
+    sql: `
+      CREATE TABLE sensor_devices (
+        device TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        cell TEXT NOT NULL,
+        kinds TEXT NOT NULL,
+        since INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX sensor_devices_by_node ON sensor_devices (node);
+      CREATE TABLE sensor_readings (
+        epoch INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        value REAL NOT NULL,
+        received_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX sensor_readings_by_epoch ON sensor_readings (epoch, device);
+      CREATE TABLE sensor_observations (
+        epoch INTEGER NOT NULL,
+        verifier TEXT NOT NULL,
+        node TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        envelope TEXT NOT NULL,
+        PRIMARY KEY (epoch, verifier, node)
+      ) STRICT;
+    `,
+  },
 ]
+
+/** Most readings kept of one sensor in one epoch (a reading a second for a quarter of an hour, or one a minute for a few days). */
+export const MAX_READINGS_PER_SENSOR_EPOCH = 4_096
+/** Epochs of readings kept (older ones are pruned once an epoch's observations are out). */
+export const SENSOR_READING_EPOCHS_KEPT = 4
+
+/** A sensor as a verifier knows it: its certifying node, cell and kinds, and since when. */
+export interface SensorDeviceRecord {
+  device: string
+  node: string
+  cell: string
+  kinds: string[]
+  /** The epoch of the first reading taken. */
+  since: number
+}
+
+/** Why a reading was not kept. */
+export type ReadingRefusal = 'device_taken' | 'too_many_sensors' | 'too_many_readings'
 
 /** Most shards kept for one holder (a valid key alone cannot fill a verifier's disk). */
 export const MAX_SHARDS_PER_HOLDER = 100_000
@@ -276,6 +326,39 @@ export interface VerifierStore {
   bandwidthObservations(epoch: number): SignedEnvelope<BandwidthObservationBody>[]
   saveStorageObservation(envelope: SignedEnvelope<StorageObservationBody>): boolean
   storageObservations(epoch: number): SignedEnvelope<StorageObservationBody>[]
+  /**
+   * Keeps a checked reading of `device` (certified by `node` for `cell`), in `epoch`; the first
+   * node to certify a device keeps it, a node keeps at most `maxSensorsPerNode` devices, and a device
+   * at most {@link MAX_READINGS_PER_SENSOR_EPOCH} readings an epoch.
+   */
+  recordReading(
+    r: {
+      epoch: number
+      device: string
+      node: string
+      cell: string
+      kinds: string[]
+      kind: string
+      at: number
+      value: number
+      receivedAt: number
+    },
+    maxSensorsPerNode: number,
+  ): { ok: true } | { ok: false; refusal: ReadingRefusal }
+  /** The devices read in `epoch`, with their readings, by device. */
+  readingsOf(epoch: number): Map<
+    string,
+    {
+      device: SensorDeviceRecord
+      readings: { kind: string; at: number; value: number; receivedAt: number }[]
+    }
+  >
+  /** Forgets readings of epochs before `epoch`. */
+  pruneReadings(epoch: number): void
+  /** The fastest answered uptime challenge of `node` in `epoch` (ms), if any. */
+  fastestRtt(epoch: number, node: string): number | undefined
+  saveSensorObservation(envelope: SignedEnvelope<SensorObservationBody>): boolean
+  sensorObservations(epoch: number): SignedEnvelope<SensorObservationBody>[]
   /** Keeps `signer`'s signature for bundle `cid` of `epoch` (a newer one replaces it). */
   saveAttestation(a: { epoch: number; cid: string; signer: string; signature: `0x${string}` }): void
   attestations(epoch: number, cid: string): { signer: `0x${string}`; signature: `0x${string}` }[]
@@ -310,6 +393,54 @@ export function openVerifierStore(path: string): VerifierStore {
   const compute = observationTable<ComputeObservationBody>(db, 'compute_observations')
   const storage = observationTable<StorageObservationBody>(db, 'storage_observations')
   const bandwidth = observationTable<BandwidthObservationBody>(db, 'bandwidth_observations')
+  const sensor = observationTable<SensorObservationBody>(db, 'sensor_observations')
+  const selectDevice = db.prepare(
+    'SELECT device, node, cell, kinds, since FROM sensor_devices WHERE device = ?',
+  )
+  const countDevices = db.prepare('SELECT COUNT(*) AS n FROM sensor_devices WHERE node = ?')
+  const insertDevice = db.prepare(
+    'INSERT INTO sensor_devices (device, node, cell, kinds, since) VALUES (?, ?, ?, ?, ?)',
+  )
+  const updateDevice = db.prepare('UPDATE sensor_devices SET cell = ?, kinds = ? WHERE device = ?')
+  const countReadings = db.prepare('SELECT COUNT(*) AS n FROM sensor_readings WHERE epoch = ? AND device = ?')
+  const insertReading = db.prepare(
+    'INSERT INTO sensor_readings (epoch, device, kind, at, value, received_at) VALUES (?, ?, ?, ?, ?, ?)',
+  )
+  const selectReadings = db.prepare(
+    `SELECT r.device AS device, r.kind AS kind, r.at AS at, r.value AS value, r.received_at AS receivedAt,
+       d.node AS node, d.cell AS cell, d.kinds AS kinds, d.since AS since
+     FROM sensor_readings r JOIN sensor_devices d ON d.device = r.device
+     WHERE r.epoch = ? ORDER BY r.device, r.at`,
+  )
+  const deleteReadings = db.prepare('DELETE FROM sensor_readings WHERE epoch < ?')
+  const selectFastest = db.prepare(
+    "SELECT MIN(rtt_ms) AS rtt FROM challenges WHERE epoch = ? AND node = ? AND result = 'answered' AND rtt_ms IS NOT NULL",
+  )
+  // Readings counted per epoch and device in memory (from the table on first sight after a start).
+  const readingCounts = new Map<string, number>()
+  type DeviceRow = { device: string; node: string; cell: string; kinds: string; since: number }
+  const recordReading = db.transaction(
+    (r: Parameters<VerifierStore['recordReading']>[0], maxSensorsPerNode: number) => {
+      const held = selectDevice.get(r.device) as DeviceRow | undefined
+      const kinds = JSON.stringify(r.kinds)
+      if (held === undefined) {
+        if ((countDevices.get(r.node) as { n: number }).n >= maxSensorsPerNode)
+          return { ok: false as const, refusal: 'too_many_sensors' as const }
+        insertDevice.run(r.device, r.node, r.cell, kinds, r.epoch)
+      } else if (held.node !== r.node) {
+        return { ok: false as const, refusal: 'device_taken' as const }
+      } else if (held.cell !== r.cell || held.kinds !== kinds) {
+        updateDevice.run(r.cell, kinds, r.device)
+      }
+      const key = `${r.epoch}|${r.device}`
+      const count = readingCounts.get(key) ?? (countReadings.get(r.epoch, r.device) as { n: number }).n
+      if (count >= MAX_READINGS_PER_SENSOR_EPOCH)
+        return { ok: false as const, refusal: 'too_many_readings' as const }
+      readingCounts.set(key, count + 1)
+      insertReading.run(r.epoch, r.device, r.kind, r.at, r.value, r.receivedAt)
+      return { ok: true as const }
+    },
+  )
   const insertBundle = db.prepare(
     'INSERT OR IGNORE INTO bundles (cid, epoch, digest, root, total, bytes) VALUES (?, ?, ?, ?, ?, ?)',
   )
@@ -468,6 +599,45 @@ export function openVerifierStore(path: string): VerifierStore {
     bandwidthObservations: bandwidth.list,
     saveStorageObservation: storage.save,
     storageObservations: storage.list,
+    recordReading: (r, maxSensorsPerNode) => recordReading(r, maxSensorsPerNode),
+    readingsOf(epoch) {
+      const out: ReturnType<VerifierStore['readingsOf']> = new Map()
+      const rows = selectReadings.all(epoch) as (DeviceRow & {
+        kind: string
+        at: number
+        value: number
+        receivedAt: number
+      })[]
+      for (const r of rows) {
+        let held = out.get(r.device)
+        if (held === undefined) {
+          held = {
+            device: {
+              device: r.device,
+              node: r.node,
+              cell: r.cell,
+              kinds: JSON.parse(r.kinds),
+              since: r.since,
+            },
+            readings: [],
+          }
+          out.set(r.device, held)
+        }
+        held.readings.push({ kind: r.kind, at: r.at, value: r.value, receivedAt: r.receivedAt })
+      }
+      return out
+    },
+    pruneReadings(epoch) {
+      deleteReadings.run(epoch)
+      for (const key of readingCounts.keys())
+        if (Number(key.slice(0, key.indexOf('|'))) < epoch) readingCounts.delete(key)
+    },
+    fastestRtt(epoch, node) {
+      const r = selectFastest.get(epoch, node) as { rtt: number | null }
+      return r.rtt ?? undefined
+    },
+    saveSensorObservation: sensor.save,
+    sensorObservations: sensor.list,
     saveComputeObservation: compute.save,
     computeObservations: compute.list,
     recordWork: (w) => insertWork.run(w.node, w.jobId, w.epoch, w.value.toString()).changes > 0,
@@ -535,7 +705,12 @@ export function openVerifierStore(path: string): VerifierStore {
  */
 function observationTable<B extends { epoch: number; node: string }>(
   db: Database.Database,
-  table: 'observations' | 'compute_observations' | 'storage_observations' | 'bandwidth_observations',
+  table:
+    | 'observations'
+    | 'compute_observations'
+    | 'storage_observations'
+    | 'bandwidth_observations'
+    | 'sensor_observations',
 ): { save(e: SignedEnvelope<B>): boolean; list(epoch: number): SignedEnvelope<B>[] } {
   const upsert = db.prepare(`
     INSERT INTO ${table} (epoch, verifier, node, seq, envelope) VALUES (?, ?, ?, ?, ?)

@@ -15,9 +15,11 @@ import { Challenger, observationTopic } from './challenger.js'
 import {
   BANDWIDTH_OBSERVATION,
   COMPUTE_OBSERVATION,
+  SENSOR_OBSERVATION,
   STORAGE_OBSERVATION,
   UPTIME_OBSERVATION,
 } from './observation.js'
+import { SensorJudge } from './sensor-judge.js'
 import type { StorageRepairer } from './storage-repairer.js'
 import type { VerifierStore } from './store.js'
 
@@ -45,6 +47,8 @@ export interface VerifierAgentInit {
   storageTimeoutMs?: number
   /** How often the chain is polled for an epoch's seed block (default 1 s). */
   pollMs?: number
+  /** Where this verifier is: its round trips to nodes then bound where their sensors can be. */
+  place?: { lat: number; lon: number }
 }
 
 /** The parts a verifier agent works with. */
@@ -82,6 +86,8 @@ export class VerifierAgent {
   readonly #init: VerifierAgentInit
   readonly #c: VerifierAgentComponents
   readonly #challenger: Challenger
+  /** Takes in sensor readings and judges them each epoch. */
+  readonly sensors: SensorJudge
   readonly #planned = new Map<number, PlannedEpoch>()
   readonly #stop = new AbortController()
   #loop: Promise<void> | undefined
@@ -93,6 +99,15 @@ export class VerifierAgent {
   constructor(init: VerifierAgentInit, components: VerifierAgentComponents) {
     this.#init = init
     this.#c = components
+    this.sensors = new SensorJudge(
+      { network: init.network, ...(init.place === undefined ? {} : { place: init.place }) },
+      {
+        ...components,
+        logger: components.logger.child({ module: 'sensors' }),
+        epochAt: (ms) => this.epochAtLocal(ms),
+        registryAt: (epoch) => this.registryAt(epoch),
+      },
+    )
     this.#challenger = new Challenger(
       {
         network: init.network,
@@ -103,7 +118,7 @@ export class VerifierAgent {
           : { storageChallengesPerShard: init.storageChallengesPerShard }),
         ...(init.storageTimeoutMs === undefined ? {} : { storageTimeoutMs: init.storageTimeoutMs }),
       },
-      components,
+      { ...components, sensors: this.sensors },
     )
   }
 
@@ -147,7 +162,8 @@ export class VerifierAgent {
         (type !== UPTIME_OBSERVATION.type &&
           type !== COMPUTE_OBSERVATION.type &&
           type !== STORAGE_OBSERVATION.type &&
-          type !== BANDWIDTH_OBSERVATION.type)
+          type !== BANDWIDTH_OBSERVATION.type &&
+          type !== SENSOR_OBSERVATION.type)
       ) {
         this.counts.refused++
         return decoded.ok ? 'reject' : decoded.verdict
@@ -169,6 +185,8 @@ export class VerifierAgent {
         store.saveBandwidthObservation(
           decoded.envelope as Parameters<VerifierStore['saveBandwidthObservation']>[0],
         )
+      else if (type === SENSOR_OBSERVATION.type)
+        store.saveSensorObservation(decoded.envelope as Parameters<VerifierStore['saveSensorObservation']>[0])
       else if (type === STORAGE_OBSERVATION.type)
         store.saveStorageObservation(
           decoded.envelope as Parameters<VerifierStore['saveStorageObservation']>[0],
@@ -303,6 +321,7 @@ export class VerifierAgent {
     const registry = await chain.registry(seed.number)
     const plan: PlannedEpoch = { epoch, seed: seed.hash, seedBlock: seed.number, registry }
     this.#planned.set(epoch, plan)
+    this.sensors.follow(registry)
     for (const old of this.#planned.keys()) if (old < epoch - 8) this.#planned.delete(old)
     const durationMs = this.#init.schedule.epochDuration * 1000
     if (registry.verifiers.some((v) => v.peerId === this.#c.port.peerId)) {
@@ -330,6 +349,7 @@ export class VerifierAgent {
   async stop(): Promise<void> {
     this.#stop.abort()
     this.#challenger.stop()
+    this.sensors.stop()
     this.#unsubscribe?.()
     this.#unsubscribeStorage?.()
     this.#c.port.unhandle(BUNDLE_PROTOCOL)

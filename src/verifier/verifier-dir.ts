@@ -3,6 +3,7 @@ import { isAbsolute, join } from 'node:path'
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { cellToLatLng, isValidCell } from 'h3-js'
 import type { Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { z } from 'zod'
@@ -44,6 +45,11 @@ export const verifierConfigSchema = z
         leaderTimeoutSeconds: z.number().min(1).max(3_600).default(30),
         /** How often the chain is polled. */
         pollMs: z.number().int().min(50).max(60_000).default(1_000),
+        /** Where this verifier is (an H3 cell; empty: unknown): its round trips then bound where nodes are. */
+        h3Cell: z
+          .string()
+          .refine((c) => c === '' || isValidCell(c), 'not a valid H3 cell index')
+          .default(''),
       })
       .strict()
       .default({
@@ -54,6 +60,7 @@ export const verifierConfigSchema = z
         graceSeconds: 2,
         leaderTimeoutSeconds: 30,
         pollMs: 1_000,
+        h3Cell: '',
       }),
     mesh: meshSection(DEFAULT_LISTEN),
     api: apiSection(DEFAULT_API),
@@ -169,6 +176,9 @@ graceSeconds = 2
 leaderTimeoutSeconds = 30
 # How often the chain is polled (ms).
 pollMs = 1000
+# Where this verifier is, as an H3 cell (empty: not said). Its round trips to nodes then bound where
+# their sensors can be (light in fibre covers about 100 km per ms of round trip): proof of location.
+h3Cell = ""
 
 [mesh]
 # Addresses to listen on.
@@ -187,4 +197,10 @@ listen = ${JSON.stringify(init.apiListen)}
 network = "network.json"
 rpc = ""
 `
+}
+
+/** The latitude and longitude of a verifier's configured cell (its centre). */
+export function placeOf(h3Cell: string): { lat: number; lon: number } {
+  const [lat, lon] = cellToLatLng(h3Cell)
+  return { lat, lon }
 }

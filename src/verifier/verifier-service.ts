@@ -11,6 +11,7 @@ import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
 import { createWireCodec, networkIdOf } from '../mesh/wire-codec.js'
 import { type OpsResponse, type OpsServer, startOpsServer } from '../node/ops-server.js'
 import { lowerAddress } from '../rewards/index.js'
+import { SENSOR_READING } from '../sensors/reading.js'
 import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../storage/protocol.js'
 import { bundleCid, checkBundle, type Settlement, settleBundle } from './bundle.js'
 import { createEvmNodeSlasher, createEvmRootPoster, createEvmVerifierChain } from './chain-port.js'
@@ -21,13 +22,14 @@ import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from './leader.js'
 import {
   BANDWIDTH_OBSERVATION,
   COMPUTE_OBSERVATION,
+  SENSOR_OBSERVATION,
   STORAGE_OBSERVATION,
   UPTIME_OBSERVATION,
 } from './observation.js'
 import { StorageRepairer } from './storage-repairer.js'
 import { openVerifierStore, type VerifierStore } from './store.js'
 import { VerifierAgent } from './verifier-agent.js'
-import type { LoadedVerifierDir } from './verifier-dir.js'
+import { type LoadedVerifierDir, placeOf } from './verifier-dir.js'
 
 /** A running verifier: `meshwork verifier start`'s parts, stopped in reverse order by `stop()`. */
 export interface VerifierService {
@@ -114,6 +116,8 @@ export async function startVerifierService(
         STORAGE_RECEIPT,
         BANDWIDTH_OBSERVATION,
         BANDWIDTH_RECEIPT,
+        SENSOR_OBSERVATION,
+        SENSOR_READING,
         EPOCH_PROPOSAL,
         EPOCH_ATTESTATION,
         WORK_RECEIPT,
@@ -150,6 +154,7 @@ export async function startVerifierService(
         storageChallengesPerShard: v.storageChallengesPerShard,
         storageTimeoutMs: v.storageTimeoutMs,
         pollMs: v.pollMs,
+        ...(v.h3Cell === '' ? {} : { place: placeOf(v.h3Cell) }),
       },
       common,
     )

@@ -22,6 +22,7 @@ import { DEFAULT_NODE_DIR, loadNodeDir } from '../../node/node-dir.js'
 import { startOpsServer } from '../../node/ops-server.js'
 import { probeResources } from '../../node/resources.js'
 import type { NodeService } from '../../node/service.js'
+import { buildSensorService, registerSensorMetrics } from '../../sensors/node-sensors.js'
 import { StorageService } from '../../storage/holder.js'
 import { STORAGE_MESSAGES } from '../../storage/protocol.js'
 import { registerStorageMetrics } from '../../storage/storage-metrics.js'
@@ -147,6 +148,14 @@ export function nodeStartCommand(node: Command): void {
           )
           services.push(storage)
         }
+        const sensors = buildSensorService({
+          network: net,
+          h3Cell: config.node.h3Cell,
+          config: config.sensors,
+          signer: createPeerSigner(identity.peerKey),
+          nextSeq: (t) => db.nextSeq(t),
+        })
+        if (sensors) services.push(sensors)
         const agent = new NodeAgent(
           {
             network: net,
@@ -181,6 +190,7 @@ export function nodeStartCommand(node: Command): void {
           const held = storage
           registerStorageMetrics(agent.metrics.registry, () => held.counts)
         }
+        if (sensors) registerSensorMetrics(agent.metrics.registry, () => sensors.counts)
         const ops = await startOpsServer({
           listen: config.api.listen,
           registry: agent.metrics.registry,

@@ -1,0 +1,271 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { cellToChildren, cellToParent, latLngToCell } from 'h3-js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createLogger } from '../core/logger.js'
+import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
+import { createWireCodec } from '../mesh/wire-codec.js'
+import {
+  computeEpochRewards,
+  DEFAULT_REWARD_PARAMS,
+  type RewardInput,
+  type RewardParams,
+} from '../rewards/reward-function.js'
+import { DeviceSigner } from '../sensors/device.js'
+import { SENSOR_DEVICE, SENSOR_READING } from '../sensors/reading.js'
+import { simulatedWeather } from '../sensors/weather.js'
+import type { RegistrySnapshot } from './chain-port.js'
+import { SensorJudge } from './sensor-judge.js'
+import { openVerifierStore, type VerifierStore } from './store.js'
+
+const T0 = Date.UTC(2026, 5, 1, 12)
+const BERLIN = { lat: 52.52, lon: 13.4 }
+const LISBON = { lat: 38.72, lon: -9.14 }
+const NET = 'test-net'
+const MESH = 10n ** 18n
+const op = (i: number) => `0x${(i + 1).toString(16).padStart(40, '0')}` as `0x${string}`
+
+const dirs: string[] = []
+const stores: VerifierStore[] = []
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close()
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+/** A verifier's sensor judge on a real store, and nodes with certified sensors that it hears. */
+async function setup(options: { place?: { lat: number; lon: number } } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'sensor-judge-'))
+  dirs.push(dir)
+  const store = openVerifierStore(join(dir, 'verifier.db'))
+  stores.push(store)
+  let now = T0
+  const clock = { now: () => now }
+  const registry: RegistrySnapshot = { nodes: [], verifiers: [] }
+  const codec = createWireCodec({
+    network: NET,
+    signer: createPeerSigner(await generateKeyPair('Ed25519')),
+    clock,
+    types: [SENSOR_READING],
+    nextSeq: () => 1,
+  })
+  const subscribed: string[] = []
+  const judge = new SensorJudge(
+    { network: NET, ...(options.place ? { place: options.place } : {}) },
+    {
+      port: {
+        subscribe: (topic) => {
+          subscribed.push(topic)
+          return () => undefined
+        },
+      },
+      clock,
+      store,
+      codec,
+      verifier: createPeerVerifier(),
+      logger: createLogger({ level: 'silent' }),
+      epochAt: () => 5,
+      registryAt: () => registry,
+    },
+  )
+  /** A node at `place` (registered there unless `registeredAt` says otherwise) with one station. */
+  async function station(
+    place: { lat: number; lon: number },
+    opts: { claim?: { lat: number; lon: number } } = {},
+  ) {
+    const nodeSigner = createPeerSigner(await generateKeyPair('Ed25519'))
+    const claim = opts.claim ?? place
+    const i = registry.nodes.length
+    registry.nodes.push({
+      peerId: nodeSigner.peerId,
+      operator: op(i),
+      stake: 1_000n * MESH,
+      registeredAt: 0,
+      h3Cell: latLngToCell(claim.lat, claim.lon, 7),
+    })
+    let seq = 0
+    const device = new DeviceSigner({
+      network: NET,
+      key: await generateKeyPair('Ed25519'),
+      kinds: ['temperature', 'humidity', 'pressure'],
+      cell: cellToParent(latLngToCell(claim.lat, claim.lon, 7), 5),
+      nodeCodec: createWireCodec({
+        network: NET,
+        signer: nodeSigner,
+        clock,
+        types: [SENSOR_DEVICE],
+        nextSeq: () => ++seq,
+      }),
+      clock,
+    })
+    return {
+      peerId: nodeSigner.peerId,
+      operator: op(i),
+      device,
+      weather: simulatedWeather({ seed: i + 1, lat: place.lat, lon: place.lon }),
+    }
+  }
+  type Station = Awaited<ReturnType<typeof station>>
+  /**
+   * `minutes` of readings from every station, one a minute, each received right away; `tamper`
+   * changes what a station reports.
+   */
+  function run(
+    stations: Station[],
+    minutes: number,
+    tamper: (s: Station, kind: string, value: number, minute: number) => number = (_s, _k, v) => v,
+  ) {
+    for (let m = 0; m < minutes; m++) {
+      now = T0 + m * 60_000
+      for (const s of stations)
+        for (const kind of ['temperature', 'humidity', 'pressure'] as const) {
+          const value = tamper(s, kind, s.weather.read(kind, now), m)
+          const verdict = judge.take(s.device.sign({ kind, value, at: now }))
+          expect(verdict, JSON.stringify(judge.counts.dropped)).toBe('accept')
+        }
+    }
+  }
+  /** The sensor pool's payouts from this judge's observations of epoch 5. */
+  function rewards(params: Partial<RewardParams['sensor']> = {}) {
+    judge.follow(registry)
+    const observations = judge.observations(5)
+    const input: RewardInput = {
+      epoch: 5,
+      emission: 1_000n * MESH,
+      nodes: registry.nodes.map((n) => ({
+        peerId: n.peerId,
+        operator: n.operator,
+        stake: n.stake,
+        registeredEpoch: 0,
+      })),
+      verifiers: ['verifier-1'],
+      uptime: [],
+      sensor: observations.map((o) => ({ verifier: 'verifier-1', ...o })),
+    }
+    const out = computeEpochRewards(input, {
+      ...DEFAULT_REWARD_PARAMS,
+      sensor: { ...DEFAULT_REWARD_PARAMS.sensor, ...params },
+    })
+    return { out, observations, pay: (operator: string) => out.payouts.get(operator) ?? 0n }
+  }
+  return { judge, store, registry, station, run, rewards, subscribed, setNow: (ms: number) => (now = ms) }
+}
+
+describe('sensor judge', () => {
+  it('scores honest stations high and a stuck, out-of-bounds or far-off one low, and pays them so', async () => {
+    const t = await setup()
+    const honest = await Promise.all(
+      [0, 1, 2, 3, 4, 5].map((i) => t.station({ lat: BERLIN.lat + i * 0.01, lon: BERLIN.lon })),
+    )
+    const stuck = await t.station(BERLIN)
+    const wild = await t.station(BERLIN)
+    const far = await t.station(BERLIN)
+    t.run([...honest, stuck, wild, far], 30, (s, kind, v, m) => {
+      if (s === stuck && kind === 'temperature') return 12
+      if (s === wild && kind === 'temperature') return m % 2 === 0 ? 75 : -95
+      if (s === far && kind === 'temperature') return v + 25
+      return v
+    })
+    const { out, observations, pay } = t.rewards({ cellCapacity: 20 })
+    const score = (peerId: string) => observations.find((o) => o.node === peerId)?.sensors[0]
+    for (const h of honest) expect(score(h.peerId)?.qualityPpm).toBeGreaterThan(900_000)
+    expect(score(stuck.peerId)).toMatchObject({
+      qualityPpm: 0,
+      summary: expect.stringMatching(/temperature: stuck/),
+    })
+    expect(score(wild.peerId)?.qualityPpm).toBe(0)
+    expect(score(far.peerId)).toMatchObject({
+      summary: expect.stringMatching(/temperature: far from its neighbours/),
+    })
+    expect(score(far.peerId)?.qualityPpm).toBeLessThan(100_000)
+    const good = pay(honest[0]?.operator as string)
+    expect(good).toBeGreaterThan(0n)
+    for (const bad of [stuck, wild, far]) expect(pay(bad.operator) * 10n).toBeLessThan(good)
+    // Honest stations are paid alike (their scores differ a little), and all of the pool is paid out.
+    for (const h of honest) expect(pay(h.operator) * 10n).toBeGreaterThan(good * 9n)
+    expect(out.pools.sensor).toBe(1_000n * MESH)
+    expect(out.sensor.find((s) => s.peerId === stuck.peerId)?.sensors[0]?.reason).toBe('no usable data')
+  })
+
+  it('gives location confidence 0 to a node claiming a cell 2,000 km from where its round trips place it', async () => {
+    const t = await setup({ place: BERLIN })
+    const honest = await Promise.all(
+      [0, 1, 2].map((i) => t.station({ lat: BERLIN.lat, lon: BERLIN.lon + i * 0.02 })),
+    )
+    // Really in Berlin (2 ms from the verifier), claiming Lisbon, about 2,300 km away.
+    const spoofer = await t.station(BERLIN, { claim: LISBON })
+    // An honest node in Lisbon, 30 ms away: consistent.
+    const lisbon = await t.station(LISBON)
+    const rtt = new Map([
+      ...honest.map((h) => [h.peerId, 2] as const),
+      [spoofer.peerId, 2],
+      [lisbon.peerId, 30],
+    ])
+    for (const [node, rttMs] of rtt)
+      t.store.recordChallenge({ epoch: 5, node, slot: 0, at: T0, outcome: 'answered', rttMs })
+    t.run([...honest, spoofer, lisbon], 20)
+    const { out, observations, pay } = t.rewards()
+    const probe = observations.find((o) => o.node === spoofer.peerId)?.probe
+    expect(probe?.rttMs).toBe(2)
+    expect(probe?.distanceKm).toBeGreaterThan(2_000)
+    const explained = out.sensor.find((s) => s.peerId === spoofer.peerId)
+    expect(explained?.impossible).toEqual([
+      { verifier: 'verifier-1', rttMs: 2, distanceKm: probe?.distanceKm, maxKm: 200 },
+    ])
+    expect(explained?.sensors[0]).toMatchObject({ locationPpm: 0, scorePpm: 0, paid: false })
+    expect(pay(spoofer.operator)).toBe(0n)
+    // The honest ones are probed and possible: location confidence is their agreement.
+    for (const h of [...honest, lisbon]) {
+      const e = out.sensor.find((s) => s.peerId === h.peerId)
+      expect(e?.impossible).toEqual([])
+      expect(e?.sensors[0]?.locationPpm).toBeGreaterThan(0)
+      expect(e?.sensors[0]?.locationPpm).toBe(e?.sensors[0]?.agreementPpm)
+      expect(pay(h.operator)).toBeGreaterThan(0n)
+    }
+  })
+
+  it('pays only the best 10 of 20 sensors in a cell with capacity 10, the rest told why', async () => {
+    const t = await setup()
+    const stations = await Promise.all(Array.from({ length: 20 }, () => t.station(BERLIN)))
+    t.run(stations, 15)
+    const { out } = t.rewards({ cellCapacity: 10 })
+    const sensors = out.sensor.flatMap((e) => e.sensors)
+    expect(sensors).toHaveLength(20)
+    expect(sensors.filter((s) => s.paid)).toHaveLength(10)
+    expect(out.payouts.size).toBe(10)
+    const unpaid = sensors.filter((s) => !s.paid)
+    for (const s of unpaid) expect(s.reason).toMatch(/over the cell's capacity: rank (1[1-9]|20) of 20/)
+    // Ranked by score: no unpaid sensor scores above a paid one.
+    const lowestPaid = Math.min(...sensors.filter((s) => s.paid).map((s) => s.scorePpm))
+    for (const s of unpaid) expect(s.scorePpm).toBeLessThanOrEqual(lowestPaid)
+  })
+
+  it('drops replayed, unregistered and misplaced readings, and counts them', async () => {
+    const t = await setup()
+    const [a] = await Promise.all([t.station(BERLIN)])
+    const reading = a?.device.sign({ kind: 'temperature', value: 20, at: T0 }) as Uint8Array
+    expect(t.judge.take(reading)).toBe('accept')
+    expect(t.judge.take(reading)).toBe('ignore')
+    expect(t.judge.counts.dropped.undecodable).toBe(1)
+    // A node that left the registry.
+    const gone = await t.station(BERLIN)
+    t.registry.nodes.pop()
+    expect(t.judge.take(gone.device.sign({ kind: 'temperature', value: 20, at: T0 }))).toBe('reject')
+    expect(t.judge.counts.dropped.unregistered_node).toBe(1)
+    // A node registered in Berlin whose certificate claims Lisbon.
+    const liar = await t.station(BERLIN, { claim: LISBON })
+    const node = t.registry.nodes.at(-1)
+    if (node) node.h3Cell = latLngToCell(BERLIN.lat, BERLIN.lon, 7)
+    expect(t.judge.take(liar.device.sign({ kind: 'temperature', value: 20, at: T0 }))).toBe('reject')
+    expect(t.judge.counts.dropped.cell_mismatch).toBe(1)
+    // Garbage never throws.
+    expect(t.judge.take(new TextEncoder().encode('{"v":1}'))).toBe('reject')
+    expect(t.judge.counts.kept).toBe(1)
+    // It follows the coarse cells of registered nodes.
+    t.judge.follow(t.registry)
+    const coarse = cellToParent(latLngToCell(BERLIN.lat, BERLIN.lon, 7), 5)
+    expect(t.subscribed).toEqual([`meshwork/${NET}/sensors/${coarse}/1`])
+    expect(cellToChildren(coarse, 7)).toContain(t.registry.nodes[0]?.h3Cell)
+  })
+})
