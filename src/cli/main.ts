@@ -13,6 +13,7 @@ import { nodeStartCommand } from './commands/node-start.js'
 import { nodeStatusCommand } from './commands/node-status.js'
 import { rewardsCommands } from './commands/rewards.js'
 import { storageCommands } from './commands/storage.js'
+import { streamCommands } from './commands/stream.js'
 import { verifierCommands } from './commands/verifier.js'
 import { reportError, toJson } from './output.js'
 
@@ -41,6 +42,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
   const job = jobCommands(program)
   const gov = govCommands(program)
   storageCommands(program)
+  const stream = streamCommands(program)
   for (const c of [
     program,
     chain,
@@ -49,6 +51,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
     rewards,
     job,
     gov,
+    stream,
     ...program.commands,
     ...chain.commands,
     ...node.commands,
@@ -56,6 +59,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
     ...rewards.commands,
     ...job.commands,
     ...gov.commands,
+    ...stream.commands,
   ])
     c.exitOverride()
   return program

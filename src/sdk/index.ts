@@ -25,6 +25,8 @@ import { createWireCodec, type Envelope, networkIdOf, type WireCodec } from '../
 import { AdTable, type KnownAd } from '../node/ad-table.js'
 import { ADVERTISEMENT, type Advertisement, adTopic } from '../node/advertisement.js'
 import { syncAds } from '../node/advertiser.js'
+import { SENSOR_READING } from '../sensors/reading.js'
+import { type SensorQuery, type SubscribedReading, subscribeSensors } from '../sensors/subscriber.js'
 import {
   getFile,
   putFile,
@@ -204,7 +206,7 @@ export class Meshwork {
       network: net,
       signer: createPeerSigner(key),
       clock: systemClock,
-      types: [ADVERTISEMENT, WORK_RECEIPT, FRAUD_EVIDENCE, ...STORAGE_MESSAGES],
+      types: [ADVERTISEMENT, WORK_RECEIPT, FRAUD_EVIDENCE, ...STORAGE_MESSAGES, SENSOR_READING],
       // A throwaway identity: its messages are numbered from 1 for this session.
       nextSeq: () => ++seq,
     })
@@ -513,6 +515,33 @@ export class Meshwork {
       this.#repair(id, options),
   }
 
+  readonly sensors = {
+    /**
+     * Subscribes to the sensor readings within `radiusKm` (at most 100) of `near`, of one `kind` or
+     * all: every reading is checked (the device key's signature, the node's certificate, replay,
+     * clock skew) and handed to `onReading` with its quality flag. Resolves once subscribed.
+     *
+     * @throws InvalidArgumentError for a bad place, radius or kind.
+     */
+    subscribe: async (
+      query: SensorQuery,
+      onReading: (reading: SubscribedReading) => void,
+    ): Promise<SensorSubscription> => {
+      const sub = subscribeSensors(
+        {
+          port: this.#port,
+          codec: this.#codec,
+          verifier: createPeerVerifier(),
+          network: this.#net,
+          now: () => Date.now(),
+        },
+        query,
+        onReading,
+      )
+      return { cells: sub.cells, dropped: sub.dropped, unsubscribe: sub.unsubscribe }
+    },
+  }
+
   async #repair(id: string, options: { exclude?: string[]; epochs?: number }): Promise<RepairResult> {
     const payment = this.#storagePayment()
     return repairFile(this.#storageClient(), await this.#storageNodes(0), id, {
@@ -658,5 +687,15 @@ function* sliced(bytes: Uint8Array, size: number): Iterable<Uint8Array> {
   if (bytes.length === 0) yield bytes
 }
 
+/** A live sensor subscription (`mw.sensors.subscribe`). */
+export interface SensorSubscription {
+  /** The coarse cells (H3, resolution 5) it follows. */
+  cells: string[]
+  /** Readings dropped so far (forged, replayed, malformed). */
+  dropped(): number
+  unsubscribe(): void
+}
+
 export type { JobLimits, JobSpec } from '../compute/job-spec.js'
 export type { KnownAd } from '../node/ad-table.js'
+export type { SensorQuery, SubscribedReading } from '../sensors/subscriber.js'

@@ -1,0 +1,166 @@
+import {
+  cellToLatLng,
+  cellToParent,
+  getHexagonEdgeLengthAvg,
+  greatCircleDistance,
+  gridDisk,
+  latLngToCell,
+} from 'h3-js'
+import { InvalidArgumentError } from '../core/errors.js'
+import type { NetworkPort, Unsubscribe } from '../mesh/network-port.js'
+import type { PeerVerifier } from '../mesh/peer-key.js'
+import type { SignedEnvelope, WireCodec } from '../mesh/wire-codec.js'
+import {
+  checkReading,
+  SENSOR_CELL_RESOLUTION,
+  SENSOR_KINDS,
+  SENSOR_READING,
+  type SensorKind,
+  type SensorReadingBody,
+  sensorTopic,
+} from './reading.js'
+
+/** Widest subscription radius (km): about 130 coarse cells, each its own gossip topic. */
+export const MAX_SUBSCRIBE_RADIUS_KM = 100
+
+/** What a subscription asks for. */
+export interface SensorQuery {
+  near: { lat: number; lon: number }
+  /** Kilometres around `near` (at most {@link MAX_SUBSCRIBE_RADIUS_KM}). */
+  radiusKm: number
+  /** Only this kind (default: every kind). */
+  kind?: SensorKind
+}
+
+/** A checked reading as a subscriber receives it, with its quality flag. */
+export interface SubscribedReading {
+  /** The sensor's device key (peer id). */
+  sensor: string
+  /** The node that certified the sensor. */
+  node: string
+  kind: SensorKind
+  value: number
+  unit: string
+  /** When measured (unix ms, the device's clock). */
+  at: number
+  /** The coarse cell (resolution 5) and its centre's distance from `near` (km, rounded). */
+  cell: string
+  distanceKm: number
+  /**
+   * `ok`, or `suspect` with the reasons seen on this reading alone: `out_of_bounds`,
+   * `implausible_rate` (against the sensor's previous reading), `stuck` (its last 10 values equal),
+   * `clock_skew` (measured more than 30 s from its arrival). Verifiers score each sensor per epoch
+   * on the same grounds and more (agreement with neighbours, location).
+   */
+  quality: { flag: 'ok' | 'suspect'; reasons: string[] }
+}
+
+/** The coarse cells (resolution 5) whose centre lies within `radiusKm` (plus a cell's reach) of `near`. */
+export function cellsNear(near: SensorQuery['near'], radiusKm: number): string[] {
+  const center = cellToParent(latLngToCell(near.lat, near.lon, 7), SENSOR_CELL_RESOLUTION)
+  const edge = getHexagonEdgeLengthAvg(SENSOR_CELL_RESOLUTION, 'km')
+  const k = Math.ceil(radiusKm / (edge * 1.5)) + 1
+  return gridDisk(center, k)
+    .filter((c) => {
+      const [lat, lon] = cellToLatLng(c)
+      return greatCircleDistance([near.lat, near.lon], [lat, lon], 'km') <= radiusKm + edge * 2
+    })
+    .sort()
+}
+
+/** Checks a query; throws InvalidArgumentError naming the bad part. */
+export function validateSensorQuery(q: SensorQuery): void {
+  const { lat, lon } = q.near
+  if (!(Number.isFinite(lat) && lat >= -90 && lat <= 90 && Number.isFinite(lon) && lon >= -180 && lon <= 180))
+    throw new InvalidArgumentError('near must be a latitude in [-90, 90] and a longitude in [-180, 180]', {
+      hint: 'Pass --near LAT,LON, e.g. --near 52.52,13.40',
+    })
+  if (!(Number.isFinite(q.radiusKm) && q.radiusKm > 0 && q.radiusKm <= MAX_SUBSCRIBE_RADIUS_KM))
+    throw new InvalidArgumentError(`radius must be in (0, ${MAX_SUBSCRIBE_RADIUS_KM}] km`, {
+      hint: `Pass --radius KM of at most ${MAX_SUBSCRIBE_RADIUS_KM}`,
+    })
+  if (q.kind !== undefined && !(q.kind in SENSOR_KINDS))
+    throw new InvalidArgumentError(`unknown sensor kind ${JSON.stringify(q.kind)}`, {
+      hint: `Use one of ${Object.keys(SENSOR_KINDS).join(', ')}`,
+    })
+}
+
+/** Most sensors whose recent values a subscription remembers (for its rate and stuck flags). */
+const MAX_TRACKED = 10_000
+
+/**
+ * Subscribes to the readings of every coarse cell around `query.near`: each is decoded (size,
+ * schema, the device key's signature, replay, clock skew), checked against the node certificate it
+ * carries, filtered by kind and distance, flagged for quality, and handed to `onReading`. Bad
+ * readings are dropped and counted in `dropped`, never passed on.
+ */
+export function subscribeSensors(
+  components: {
+    port: Pick<NetworkPort, 'subscribe'>
+    codec: WireCodec
+    verifier: PeerVerifier
+    network: string
+    now: () => number
+  },
+  query: SensorQuery,
+  onReading: (reading: SubscribedReading) => void,
+): { cells: string[]; dropped: () => number; unsubscribe: Unsubscribe } {
+  validateSensorQuery(query)
+  const cells = cellsNear(query.near, query.radiusKm)
+  const recent = new Map<string, { at: number; values: number[] }>()
+  let dropped = 0
+  const handler = (data: Uint8Array) => {
+    const decoded = components.codec.decode(data)
+    if (!decoded.ok || decoded.envelope.type !== SENSOR_READING.type) {
+      dropped++
+      return decoded.ok ? 'reject' : decoded.verdict
+    }
+    const reading = decoded.envelope as SignedEnvelope<SensorReadingBody>
+    const checked = checkReading(reading, { network: components.network, verifier: components.verifier })
+    if (!checked.ok) {
+      dropped++
+      return 'reject'
+    }
+    const b = reading.body
+    if (query.kind !== undefined && b.kind !== query.kind) return 'accept'
+    const [lat, lon] = cellToLatLng(b.cell)
+    const distanceKm = greatCircleDistance([query.near.lat, query.near.lon], [lat, lon], 'km')
+    const spec = SENSOR_KINDS[b.kind]
+    const reasons: string[] = []
+    if (b.value < spec.min || b.value > spec.max) reasons.push('out_of_bounds')
+    const key = `${reading.from}|${b.kind}`
+    const last = recent.get(key)
+    if (last !== undefined) {
+      const minutes = Math.max((b.at - last.at) / 60_000, 1 / 60)
+      const previous = last.values.at(-1) as number
+      if (Math.abs(b.value - previous) / minutes > spec.maxChangePerMinute) reasons.push('implausible_rate')
+    }
+    const values = [...(last?.values ?? []), b.value].slice(-10)
+    if (values.length === 10 && values.every((v) => v === values[0])) reasons.push('stuck')
+    if (Math.abs(components.now() - b.at) > 30_000) reasons.push('clock_skew')
+    if (last === undefined && recent.size >= MAX_TRACKED) recent.delete(recent.keys().next().value as string)
+    recent.set(key, { at: b.at, values })
+    onReading({
+      sensor: reading.from,
+      node: checked.node,
+      kind: b.kind,
+      value: b.value,
+      unit: b.unit,
+      at: b.at,
+      cell: b.cell,
+      distanceKm: Math.round(distanceKm),
+      quality: { flag: reasons.length === 0 ? 'ok' : 'suspect', reasons },
+    })
+    return 'accept'
+  }
+  const unsubscribes = cells.map((cell) =>
+    components.port.subscribe(sensorTopic(components.network, cell), (m) => handler(m.data)),
+  )
+  return {
+    cells,
+    dropped: () => dropped,
+    unsubscribe: () => {
+      for (const u of unsubscribes) u()
+    },
+  }
+}
