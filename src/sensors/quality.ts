@@ -21,7 +21,7 @@ export interface QualityExplanation {
   readings: number
   /** Fraction of readings within the kind's plausible bounds. */
   inBounds: number
-  /** 1 unless the readings are stuck (almost every consecutive pair identical): then 0. */
+  /** 1 unless the readings are stuck (almost every consecutive pair identical over 10 minutes or more): then 0. */
   notStuck: number
   /** Fraction of consecutive pairs changing no faster than the kind allows. */
   plausibleRates: number
@@ -37,8 +37,12 @@ export interface QualityExplanation {
   summary: string
 }
 
-/** Readings of a stuck sensor: at least this many, with almost every consecutive pair equal. */
+/**
+ * Readings of a stuck sensor: at least this many, over at least this long (a value may rightly hold
+ * for a few minutes), with almost every consecutive pair equal.
+ */
 const STUCK_MIN_READINGS = 10
+const STUCK_MIN_SPAN_MS = 10 * 60_000
 const STUCK_SHARE = 0.9
 
 function median(values: readonly number[]): number {
@@ -86,7 +90,9 @@ export function scoreSensor(
     if (Math.abs(b.value - a.value) / minutes <= spec.maxChangePerMinute) plausiblePairs++
   }
   const pairs = n - 1
-  const notStuck = n >= STUCK_MIN_READINGS && equalPairs >= STUCK_SHARE * pairs ? 0 : 1
+  const span = (sorted[n - 1] as ReceivedReading).at - (sorted[0] as ReceivedReading).at
+  const notStuck =
+    n >= STUCK_MIN_READINGS && span >= STUCK_MIN_SPAN_MS && equalPairs >= STUCK_SHARE * pairs ? 0 : 1
   const plausibleRates = pairs === 0 ? 1 : plausiblePairs / pairs
   const maxDrift = options.maxDriftMs ?? 30_000
   const onTime = sorted.filter((r) => Math.abs(r.receivedAt - r.at) <= maxDrift).length / n

@@ -5,7 +5,7 @@ import type { SensorKind } from './reading.js'
  * A simulated weather station, deterministic from its seed and the time: temperature follows the
  * sun (coldest near 05:00, warmest near 15:00 local solar time, colder towards the poles), humidity
  * moves against it, pressure drifts slowly over days; each with a little noise drawn from the seed
- * and the minute. The same seed, place and time always read the same values.
+ * each minute and smooth in between. The same seed, place and time always read the same values.
  */
 export interface WeatherStation {
   read(kind: Extract<SensorKind, 'temperature' | 'humidity' | 'pressure'>, atMs: number): number
@@ -15,21 +15,27 @@ export interface WeatherStation {
 export function simulatedWeather(init: { seed: number; lat: number; lon: number }): WeatherStation {
   const { seed, lat, lon } = init
   const mean = 27 - 0.45 * Math.abs(lat)
-  const noise = (minute: number, salt: number) => {
+  const knot = (minute: number, salt: number) => {
     const next = mulberry32((Math.imul(seed, 0x9e3779b1) + Math.imul(minute, 40_503) + salt) >>> 0)
     return (next() / 2 ** 32 - 0.5) * 2
+  }
+  // Smooth in time: drawn each minute and interpolated between, so a station that measures every
+  // few seconds changes a little at each reading, never in jumps.
+  const noise = (atMs: number, salt: number) => {
+    const minute = Math.floor(atMs / 60_000)
+    const t = (atMs - minute * 60_000) / 60_000
+    return (1 - t) * knot(minute, salt) + t * knot(minute + 1, salt)
   }
   const solarHour = (atMs: number) => (((atMs / 3_600_000 + lon / 15) % 24) + 24) % 24
   const daily = (atMs: number) => Math.sin((2 * Math.PI * (solarHour(atMs) - 9)) / 24)
   const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits
   return {
     read(kind, atMs) {
-      const minute = Math.floor(atMs / 60_000)
-      if (kind === 'temperature') return round(mean + 6 * daily(atMs) + 0.3 * noise(minute, 1), 2)
+      if (kind === 'temperature') return round(mean + 6 * daily(atMs) + 0.3 * noise(atMs, 1), 2)
       if (kind === 'humidity')
-        return round(Math.min(100, Math.max(5, 65 - 20 * daily(atMs) + 2 * noise(minute, 2))), 1)
+        return round(Math.min(100, Math.max(5, 65 - 20 * daily(atMs) + 2 * noise(atMs, 2))), 1)
       const days = atMs / 86_400_000
-      return round(1_013 + 8 * Math.sin((2 * Math.PI * days) / 5 + seed) + 0.4 * noise(minute, 3), 1)
+      return round(1_013 + 8 * Math.sin((2 * Math.PI * days) / 5 + seed) + 0.4 * noise(atMs, 3), 1)
     },
   }
 }

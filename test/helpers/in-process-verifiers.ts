@@ -6,12 +6,14 @@ import type { Logger } from '../../src/core/logger.js'
 import type { MeshLibp2p } from '../../src/mesh/create-libp2p.js'
 import { createPeerSigner, createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
 import { createWireCodec } from '../../src/mesh/wire-codec.js'
+import { SENSOR_READING } from '../../src/sensors/reading.js'
 import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../../src/storage/protocol.js'
 import { createEvmRootPoster, createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { EpochCloser } from '../../src/verifier/epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from '../../src/verifier/leader.js'
 import {
   BANDWIDTH_OBSERVATION,
+  SENSOR_OBSERVATION,
   STORAGE_OBSERVATION,
   UPTIME_OBSERVATION,
 } from '../../src/verifier/observation.js'
@@ -27,6 +29,7 @@ export interface InProcessVerifier {
   libp2p: MeshLibp2p
   store: VerifierStore
   closer: EpochCloser
+  agent: VerifierAgent
 }
 
 /**
@@ -46,6 +49,8 @@ export async function startInProcessVerifiers(
     bootstrap: string[]
     dir: string
     logger: Logger
+    /** Where each verifier is (for proof of location), in `accounts` order; none: not said. */
+    places?: readonly { lat: number; lon: number }[]
   },
 ): Promise<{ verifiers: InProcessVerifier[]; stop(): Promise<void> }> {
   const keys = []
@@ -76,6 +81,8 @@ export async function startInProcessVerifiers(
         STORAGE_RECEIPT,
         BANDWIDTH_OBSERVATION,
         BANDWIDTH_RECEIPT,
+        SENSOR_READING,
+        SENSOR_OBSERVATION,
         EPOCH_PROPOSAL,
         EPOCH_ATTESTATION,
       ],
@@ -94,6 +101,7 @@ export async function startInProcessVerifiers(
         storageChallengesPerShard: 2,
         storageTimeoutMs: 1_500,
         pollMs: 250,
+        ...(init.places?.[k] === undefined ? {} : { place: init.places[k] }),
       },
       { ...common, chain, repairer },
     )
@@ -110,7 +118,7 @@ export async function startInProcessVerifiers(
     )
     agent.start()
     closer.start()
-    verifiers.push({ peerId: port.peerId, libp2p, store, closer })
+    verifiers.push({ peerId: port.peerId, libp2p, store, closer, agent })
     stops.push(async () => {
       await closer.stop()
       await agent.stop()
