@@ -65,11 +65,10 @@ export function createApiServer(init: ApiServerInit, components: ApiServerCompon
   const app = Fastify({
     logger: false,
     bodyLimit: 1_024,
-    // Longer than any valid parameter: the schemas, not the router, refuse (400 with a reason).
-    maxParamLength: 512,
     // Open event streams would otherwise hold close() until the browser leaves.
     forceCloseConnections: true,
-    routerOptions: { ignoreTrailingSlash: true },
+    // maxParamLength: longer than any valid parameter, so the schemas, not the router, refuse (400).
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   const routes: { method: string; url: string; schema: Record<string, unknown> }[] = []

@@ -77,6 +77,25 @@ export async function fundBuilder(
   if (!existsSync(path)) writeSecretFile(path, `${builder.privateKey}\n`)
 }
 
+/**
+ * The demo builder's account: dev account 2 (builder.key, account 1, is left to people, so that
+ * their vouchers and the demo's never share a payment channel).
+ */
+export const DEMO_BUILDER_ACCOUNT = devAccounts(3)[2] as { privateKey: `0x${string}`; address: `0x${string}` }
+
+/** Gives the demo builder MESH from the treasury to pay for its jobs. */
+export async function fundDemoBuilder(provider: Eip1193Provider, network: NetworkFile): Promise<void> {
+  const treasury = devAccounts(1)[0] as { privateKey: `0x${string}` }
+  const client = createChainClient({
+    chainId: network.chainId,
+    contracts: network.contracts,
+    rpc: provider,
+    privateKey: treasury.privateKey,
+    pollingInterval: 10,
+  })
+  await transferTokens(client, DEMO_BUILDER_ACCOUNT.address, DEVNET_BUILDER_FUNDS)
+}
+
 /** One member directory. */
 export interface Member {
   kind: 'node' | 'verifier'
@@ -129,6 +148,24 @@ export async function memberDirs(
     created.push(m)
   }
   return { members, created }
+}
+
+/**
+ * A member's peer id, operator address and a name for people: "node-0 (Berlin)", "verifier-1".
+ */
+export function memberIdentity(m: Member): { peerId: string; operator: `0x${string}`; label: string } {
+  if (m.kind === 'node') {
+    const { identity } = loadNodeDir(m.dir)
+    const i = Number(m.name.slice('node-'.length))
+    const place = PLACES[i % PLACES.length]?.[0]
+    return {
+      peerId: identity.peerId,
+      operator: identity.operatorAddress as `0x${string}`,
+      label: place === undefined ? m.name : `${m.name} (${place})`,
+    }
+  }
+  const { identity } = loadVerifierDir(m.dir)
+  return { peerId: identity.peerId, operator: identity.address, label: m.name }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { createConnection } from 'node:net'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -196,6 +196,10 @@ describe('meshwork devnet', () => {
       'devnet',
       '--port',
       '0',
+      '--chain-port',
+      '0',
+      // The demo builder and its claims are the dashboard test's; this one runs its own jobs.
+      '--no-demo',
       '--dir',
       'net',
       '--nodes',
@@ -344,6 +348,36 @@ describe('meshwork devnet', () => {
     await resumed.stop('SIGKILL')
     await until(() => membersRunning(join(cwd, 'net')).length === 0, 15_000, 200)
   }, 240_000)
+
+  it('refuses a port in use and a non-empty directory that is not a devnet’s, before starting anything', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'mw-devnet-refuse-'))
+    const busy = createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()))
+    try {
+      const port = String((busy.address() as AddressInfo).port)
+      const inUse = await runCli(['devnet', '--port', port, '--chain-port', '0', '--dir', 'net'], { cwd })
+      expect(inUse.code).toBe(2)
+      expect(inUse.stderr).toMatch(
+        new RegExp(`port ${port} \\(--port\\) is already in use.*\\[INVALID_ARGUMENT\\]`),
+      )
+      expect(inUse.stderr.trim().split('\n')).toHaveLength(1)
+      const chainInUse = await runCli(['devnet', '--port', '0', '--chain-port', port, '--dir', 'net'], {
+        cwd,
+      })
+      expect(chainInUse.code).toBe(2)
+      expect(chainInUse.stderr).toContain(`port ${port} (--chain-port) is already in use`)
+    } finally {
+      busy.close()
+    }
+    mkdirSync(join(cwd, 'photos'))
+    writeFileSync(join(cwd, 'photos', 'cat.jpg'), 'not a devnet')
+    const foreign = await runCli(['devnet', '--port', '0', '--chain-port', '0', '--dir', 'photos'], { cwd })
+    expect(foreign.code).toBe(2)
+    expect(foreign.stderr).toMatch(
+      /--dir photos is not empty and is not a devnet's directory.*\[INVALID_ARGUMENT\]/,
+    )
+    expect(readFileSync(join(cwd, 'photos', 'cat.jpg'), 'utf8')).toBe('not a devnet')
+  })
 
   it('refuses a bad member count', async () => {
     const r = await runCli(['devnet', '--nodes', 'many'])
