@@ -12,6 +12,7 @@ import { nodeRegisterCommand } from './commands/node-register.js'
 import { nodeStartCommand } from './commands/node-start.js'
 import { nodeStatusCommand } from './commands/node-status.js'
 import { rewardsCommands } from './commands/rewards.js'
+import { simCommands } from './commands/sim.js'
 import { storageCommands } from './commands/storage.js'
 import { streamCommands } from './commands/stream.js'
 import { verifierCommands } from './commands/verifier.js'
@@ -42,6 +43,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
   const job = jobCommands(program)
   const gov = govCommands(program)
   storageCommands(program)
+  const sim = simCommands(program)
   const stream = streamCommands(program)
   for (const c of [
     program,
@@ -52,6 +54,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
     job,
     gov,
     stream,
+    sim,
     ...program.commands,
     ...chain.commands,
     ...node.commands,
@@ -60,6 +63,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
     ...job.commands,
     ...gov.commands,
     ...stream.commands,
+    ...sim.commands,
   ])
     c.exitOverride()
   return program

@@ -14,6 +14,7 @@ import { chainErrorCodes, REVERTS } from '../chain/errors.js'
 import { computeErrorCodes } from '../compute/errors.js'
 import { meshErrorCodes } from '../mesh/errors.js'
 import { nodeErrorCodes } from '../node/errors.js'
+import { simErrorCodes } from '../sim/errors.js'
 import { storageErrorCodes } from '../storage/errors.js'
 import { verifierErrorCodes } from '../verifier/errors.js'
 import { coreErrorCodes } from './errors.js'
@@ -30,6 +31,7 @@ function codesInCode(): Set<string> {
     ...verifierErrorCodes,
     ...computeErrorCodes,
     ...storageErrorCodes,
+    ...simErrorCodes,
     ...apiErrorCodes,
   ])
 }

@@ -53,7 +53,7 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
   // Registrations in time order, replayed into the ledger as the clock passes them.
   const events: { ms: number; order: number; run: () => void }[] = []
   for (const id of fleet.identities) {
-    const peerId = world.signers[id.index]?.peerId as string
+    const peerId = world.peerIds[id.index] as string
     const operator = world.operators[id.index] as `0x${string}`
     for (const m of id.memberships) {
       events.push({
@@ -82,7 +82,7 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
 
   const spans = new Map<string, Span[]>()
   for (const id of fleet.identities)
-    spans.set(world.signers[id.index]?.peerId as string, availability(world, id.index))
+    spans.set(world.peerIds[id.index] as string, availability(world, id.index))
 
   const outcomes: EpochOutcome[] = []
   const forged = { attempted: 0, accepted: 0 }

@@ -88,6 +88,8 @@ export interface RefusedPost {
 export class SimLedger {
   readonly #init: Required<Omit<SimLedgerInit, 'clock'>> & Pick<SimLedgerInit, 'clock'>
   readonly #nodes: Registration[] = []
+  /** Each node's newest registration. */
+  readonly #latest = new Map<string, Registration>()
   readonly #verifiers: (Registration & { address: `0x${string}` })[] = []
   readonly #posted = new Map<number, LedgerRoot>()
   readonly #domain
@@ -123,20 +125,21 @@ export class SimLedger {
 
   /** Registers a node now (its stake, its operator); a node that left may register again. */
   registerNode(node: { peerId: string; operator: `0x${string}`; stake: bigint }): void {
-    const block = this.headNumber()
-    this.#nodes.push({
+    const reg: Registration = {
       ...node,
       operator: node.operator.toLowerCase() as `0x${string}`,
       registeredAt: Math.floor(this.#init.clock.now() / 1000),
-      fromBlock: block,
+      fromBlock: this.headNumber(),
       toBlock: undefined,
-    })
+    }
+    this.#nodes.push(reg)
+    this.#latest.set(node.peerId, reg)
   }
 
   /** Ends a node's registration now (it unbonds: the epochs from the next block on no longer see it). */
   deregisterNode(peerId: string): void {
-    const reg = this.#nodes.findLast((r) => r.peerId === peerId && r.toBlock === undefined)
-    if (reg !== undefined) reg.toBlock = this.headNumber() + 1n
+    const reg = this.#latest.get(peerId)
+    if (reg !== undefined && reg.toBlock === undefined) reg.toBlock = this.headNumber() + 1n
   }
 
   /** Registers a verifier now, with its EVM address (its PostRoot signing key). */
@@ -153,8 +156,8 @@ export class SimLedger {
 
   /** Takes `fraction` (in basis points) of a node's current stake, as a quorum-signed SlashNode does. */
   slashNode(peerId: string, bps: number): bigint {
-    const reg = this.#nodes.findLast((r) => r.peerId === peerId && r.toBlock === undefined)
-    if (reg === undefined) return 0n
+    const reg = this.#latest.get(peerId)
+    if (reg === undefined || reg.toBlock !== undefined) return 0n
     const amount = (reg.stake * BigInt(bps)) / 10_000n
     reg.stake -= amount
     this.slashed.set(peerId, (this.slashed.get(peerId) ?? 0n) + amount)

@@ -1,12 +1,14 @@
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { createPeerSigner } from '../mesh/peer-key.js'
 import { runFast } from './fast-engine.js'
 import { drawSessions, honestFleet } from './fleet.js'
 import { drawPlace, greatCircleKm, linkBetween } from './geography.js'
-import { stream } from './random.js'
+import { seedBytes, stream } from './random.js'
 import { simulate } from './simulate.js'
 import { runStack } from './stack-engine.js'
-import { buildWorld } from './world.js'
+import { buildWorld, ed25519PeerId } from './world.js'
 
 describe('network model', () => {
   it('places nodes by population on H3 cells, the same for the same seed', () => {
@@ -59,11 +61,21 @@ describe('network model', () => {
   })
 })
 
+describe('identities', () => {
+  it('derives the same peer id as the libp2p key from the same seed', async () => {
+    for (let i = 0; i < 5; i++) {
+      const seed = seedBytes(1, 'node', i)
+      const libp2p = createPeerSigner(await generateKeyPairFromSeed('Ed25519', seed))
+      expect(ed25519PeerId(seed)).toBe(libp2p.peerId)
+    }
+  })
+})
+
 describe('engines', () => {
   it('the fast path posts the same roots as the production stack when no message is lost', async () => {
     const epochs = 3
     const fleet = honestFleet({ seed: 7, nodes: 16, epochs, churn: { leave: 0.3, rejoin: 0.5, join: 0.3 } })
-    const world = await buildWorld({ seed: 7, epochs, fleet, verifiers: 3, colluders: 0, lossless: true })
+    const world = buildWorld({ seed: 7, epochs, fleet, verifiers: 3, colluders: 0, lossless: true })
     const stack = await runStack(world)
     const fast = await runFast(world)
     expect(fast.epochs.map((e) => e.root)).toEqual(stack.epochs.map((e) => e.root))

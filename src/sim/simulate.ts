@@ -110,7 +110,7 @@ async function runOnce(
   onProgress: Progress | undefined,
 ): Promise<{ world: World; run: EngineRun }> {
   const build = twin && scenario.twin ? scenario.twin(size) : scenario.build(size)
-  const world = await buildWorld({
+  const world = buildWorld({
     seed: size.seed,
     epochs: size.epochs,
     fleet: build.fleet,

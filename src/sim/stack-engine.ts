@@ -131,7 +131,7 @@ export async function runStack(
   // Nodes: registrations, and a port serving challenges while the machine is on.
   const ports = new Map<number, NetworkPort>()
   for (const id of world.fleet.identities) {
-    const signer = world.signers[id.index]
+    const signer = world.signerOf(id.index)
     const operator = world.operators[id.index]
     if (signer === undefined || operator === undefined)
       throw new RangeError(`identity ${id.index} has no keys`)
