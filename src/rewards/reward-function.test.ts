@@ -8,6 +8,7 @@ import {
   type RewardInput,
   type RewardNode,
   type RewardParams,
+  type SensorObservation,
   type StorageObservation,
   type UptimeObservation,
   validateRewardParams,
@@ -555,5 +556,132 @@ describe('computeEpochRewards (delivery bandwidth)', () => {
     expect(byNode['node-002']?.weight).toBe(0n)
     expect(byNode['node-000']?.reward).toBe((r.pools.relay * 3n) / 4n)
     expect(r.total + r.dust).toBe(r.emission)
+  })
+})
+
+describe('computeEpochRewards (sensors)', () => {
+  const CELLS = ['851f1d4bfffffff', '851f1d4ffffffff']
+  const station = (
+    verifier: string,
+    n: number,
+    qualityPpm: number,
+    options: {
+      cell?: string
+      probe?: SensorObservation['probe']
+      since?: number
+      agreementPpm?: number
+    } = {},
+  ): SensorObservation => ({
+    verifier,
+    node: `node-${String(n).padStart(3, '0')}`,
+    cell: options.cell ?? (CELLS[0] as string),
+    probe: options.probe === undefined ? { rttMs: 5, distanceKm: 10 } : options.probe,
+    sensors: [
+      {
+        device: `device-${n}`,
+        since: options.since ?? 0,
+        readings: 60,
+        qualityPpm,
+        agreementPpm: options.agreementPpm ?? 1_000_000,
+      },
+    ],
+  })
+
+  it('pays quality × location within the cell capacity, ranking by score then seniority', () => {
+    const nodes = [0, 1, 2, 3, 4].map((i) => node(i))
+    const sensor = VERIFIERS.flatMap((v) => [
+      station(v, 0, 980_000),
+      station(v, 1, 950_000, { since: 3 }),
+      station(v, 2, 950_000, { since: 5 }),
+      // Stuck: no usable data.
+      station(v, 3, 0),
+      // Claims a cell 2,300 km from the verifier that reached it in 2 ms (v-a only: enough).
+      station(v, 4, 990_000, v === 'v-a' ? { probe: { rttMs: 2, distanceKm: 2_300 } } : {}),
+    ])
+    const r = computeEpochRewards(
+      { ...input(nodes, [10, 10, 10, 10, 10]), sensor },
+      { ...params, sensor: { cellCapacity: 2 } },
+    )
+    const byNode = Object.fromEntries(r.sensor.map((x) => [x.peerId, x]))
+    expect(byNode['node-000']?.sensors[0]).toMatchObject({ scorePpm: 980_000, rank: 1, paid: true })
+    expect(byNode['node-001']?.sensors[0]).toMatchObject({ rank: 2, paid: true })
+    expect(byNode['node-002']?.sensors[0]).toMatchObject({ rank: 3, paid: false, weight: 0n })
+    expect(byNode['node-002']?.sensors[0]?.reason).toMatch(/over the cell's capacity: rank 3 of 3/)
+    expect(byNode['node-003']?.sensors[0]).toMatchObject({ paid: false, reason: 'no usable data' })
+    expect(byNode['node-004']?.impossible).toEqual([
+      { verifier: 'v-a', rttMs: 2, distanceKm: 2_300, maxKm: 200 },
+    ])
+    expect(byNode['node-004']?.sensors[0]).toMatchObject({ locationPpm: 0, paid: false })
+    // Uptime 4,000 and sensor 500 of 4,500 basis points; A and B share the sensor pool 980 : 950.
+    const pool = 34_000n * MESH - (34_000n * MESH * 4_000n) / 4_500n
+    expect(r.pools.sensor).toBe(pool)
+    expect(byNode['node-000']?.reward).toBe((pool * 980_000n * 10_000n) / (1_930_000n * 10_000n))
+    // Without a probe the place is unproven: half the agreement.
+    const unprobed = computeEpochRewards(
+      {
+        ...input(nodes, [10, 10, 10, 10, 10]),
+        sensor: VERIFIERS.map((v) => station(v, 0, 1_000_000, { probe: null })),
+      },
+      params,
+    )
+    expect(unprobed.sensor[0]?.sensors[0]).toMatchObject({ locationPpm: 500_000, scorePpm: 500_000 })
+  })
+
+  it('conserves the emission, pays at most cellCapacity sensors per cell, and a higher quality never pays less (property)', () => {
+    const nodes = Array.from({ length: 8 }, (_, i) => node(i))
+    const base = input(nodes, [10, 10, 10, 10, 10, 10, 10, 10])
+    const entry = fc.tuple(
+      fc.constantFrom(...VERIFIERS),
+      fc.integer({ min: 0, max: 7 }),
+      fc.integer({ min: 0, max: 1_000_000 }),
+      fc.integer({ min: 0, max: 1 }),
+      fc.integer({ min: 0, max: 5 }),
+    )
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 24 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.constantFrom(...VERIFIERS),
+        (entries, cellCapacity, lifted, by) => {
+          const p = { ...params, sensor: { cellCapacity } }
+          // A node's cell is fixed (nodes 0-3 in one, 4-7 in the other).
+          const sensor = entries.map(([v, n, q, _c, since]) =>
+            station(v, n, q, { cell: CELLS[n < 4 ? 0 : 1] as string, since }),
+          )
+          const r = computeEpochRewards({ ...base, sensor }, p)
+          expect(r.total + r.dust).toBe(r.emission)
+          expect(r.dust).toBeLessThan(2n * BigInt(nodes.length))
+          for (const cell of CELLS)
+            expect(
+              r.sensor.filter((e) => e.cell === cell).flatMap((e) => e.sensors.filter((s) => s.paid)).length,
+            ).toBeLessThanOrEqual(cellCapacity)
+          if (r.pools.sensor === 0n) return
+          // One observer reports a better quality for one sensor.
+          const held = sensor.filter((o) => o.verifier === by && o.node === `node-00${lifted}`)
+          const better = Math.min(
+            1_000_000,
+            Math.max(0, ...held.map((o) => o.sensors[0]?.qualityPpm ?? 0)) + 100_000,
+          )
+          const after = computeEpochRewards(
+            {
+              ...base,
+              sensor: [
+                ...sensor.filter((o) => !(o.verifier === by && o.node === `node-00${lifted}`)),
+                station(by, lifted, better, {
+                  cell: CELLS[lifted < 4 ? 0 : 1] as string,
+                  since: held[0]?.sensors[0]?.since ?? 0,
+                }),
+              ],
+            },
+            p,
+          )
+          expect(after.payouts.get(op(lifted + 1)) ?? 0n).toBeGreaterThanOrEqual(
+            r.payouts.get(op(lifted + 1)) ?? 0n,
+          )
+        },
+      ),
+      { numRuns: 300 },
+    )
   })
 })

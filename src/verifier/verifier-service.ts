@@ -64,6 +64,8 @@ export interface VerifierStatus {
   /** Work receipts and fraud evidence taken in or refused, frauds confirmed, slashes submitted. */
   compute: ComputeAuditor['counts']
   proposalsRefused: Record<string, number>
+  /** Sensor readings kept and dropped (by reason), and the coarse cells followed. */
+  sensors: { kept: number; dropped: Record<string, number>; cells: number }
   addresses: string[]
 }
 
@@ -224,6 +226,11 @@ export async function startVerifierService(
       observations: { ...agent.counts },
       compute: { ...computeAuditor.counts },
       proposalsRefused: Object.fromEntries(closer.refused),
+      sensors: {
+        ...agent.sensors.counts,
+        dropped: { ...agent.sensors.counts.dropped },
+        cells: agent.sensors.cells.length,
+      },
       addresses: addresses(),
     })
     const metrics = createVerifierMetrics(status)
@@ -315,6 +322,25 @@ function createVerifierMetrics(status: () => VerifierStatus): Registry {
     collect() {
       this.reset()
       for (const [reason, n] of Object.entries(snapshot.proposalsRefused)) this.inc({ reason }, n)
+    },
+  })
+  new Counter({
+    name: 'meshwork_verifier_sensor_readings_total',
+    help: 'Sensor readings kept, or dropped by reason (forged, replayed, unregistered node, wrong cell, over a cap)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc({ result: 'kept' }, snapshot.sensors.kept)
+      for (const [reason, n] of Object.entries(snapshot.sensors.dropped)) this.inc({ result: reason }, n)
+    },
+  })
+  new Gauge({
+    name: 'meshwork_verifier_sensor_cells',
+    help: 'Coarse H3 cells whose sensor readings this verifier follows',
+    registers: [registry],
+    collect() {
+      this.set(snapshot.sensors.cells)
     },
   })
   return registry
