@@ -68,4 +68,31 @@ describe('node config', () => {
     writeFileSync(path, '[node\nh3Cell=')
     expect(() => loadNodeConfig(path, {})).toThrow(/not valid TOML/)
   })
+
+  it('reads the [sensors] section: stations, named devices with their source, and names the mistakes', async () => {
+    const d = dir()
+    await initNodeDir({ dir: d, h3Cell: CELL })
+    const path = join(d, NODE_FILES.config)
+    const written = readFileSync(path, 'utf8')
+    // The default config has no sensors.
+    expect(loadNodeConfig(path, {}).sensors).toMatchObject({ simulated: [], devices: [], mqttUrl: '' })
+    const withSensors = (section: string) =>
+      writeFileSync(path, written.replace(/\[sensors\][\s\S]*?(?=\n\[api\])/, section))
+    withSensors(
+      '[sensors]\nsimulated = ["roof"]\nmqttUrl = "mqtt://127.0.0.1:1883"\n[[sensors.devices]]\nname = "porch"\nkinds = ["temperature", "humidity"]\n',
+    )
+    expect(loadNodeConfig(path, {}).sensors).toMatchObject({
+      simulated: ['roof'],
+      devices: [{ name: 'porch', kinds: ['temperature', 'humidity'] }],
+      mqttTopic: 'meshwork/sensors/+',
+    })
+    withSensors('[sensors]\n[[sensors.devices]]\nname = "porch"\nkinds = ["temperature"]\n')
+    expect(() => loadNodeConfig(path, {})).toThrow(/devices need a source: set jsonLines or mqttUrl/)
+    withSensors('[sensors]\nsimulated = ["a", "a"]\n')
+    expect(() => loadNodeConfig(path, {})).toThrow(/a sensor name is used twice/)
+    withSensors('[sensors]\nsimulated = ["no spaces"]\n')
+    expect(() => loadNodeConfig(path, {})).toThrow(/sensors\.simulated/)
+    withSensors('[sensors]\nmqttUrl = "http://x"\n')
+    expect(() => loadNodeConfig(path, {})).toThrow(/an mqtt:\/\/ \(or mqtts, ws, wss\) URL/)
+  })
 })

@@ -385,3 +385,25 @@ describe('meshwork devnet', () => {
     expect(r.stderr).toContain('--nodes must be a whole number from 0 to 50')
   })
 })
+
+describe('meshwork stream subscribe: bad input', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'mw-cli-stream-'))
+
+  it('names the bad place, radius or kind in one line, before joining any network (exit 2)', async () => {
+    const near = await runCli(['stream', 'subscribe', '--near', '52.5;13.4'], { cwd })
+    expect(near.code).toBe(2)
+    expect(oneLine(near.stderr)).toEqual([
+      expect.stringMatching(/--near must be LAT,LON.*--near 52\.52,13\.40/),
+    ])
+    const radius = await runCli(['stream', 'subscribe', '--near', '52.5,13.4', '--radius', '500'], { cwd })
+    expect(radius.code).toBe(2)
+    expect(radius.stderr).toContain('--radius must be in (0, 100] km')
+    const kind = await runCli(['--json', 'stream', 'subscribe', '--near', '52.5,13.4', '--kind', 'wind'], {
+      cwd,
+    })
+    expect(kind.code).toBe(2)
+    expect(JSON.parse(kind.stdout)).toMatchObject({
+      error: { code: 'INVALID_ARGUMENT', hint: expect.stringContaining('temperature') },
+    })
+  })
+})
