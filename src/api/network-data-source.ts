@@ -336,12 +336,21 @@ export function createNetworkDataSource(
       const last = epochs[0]
       const nextEpoch = last === undefined ? 0n : BigInt(last.reward)
       const thresholdPpm = threshold
+      // The penalty side: a missed challenge lowers the median fraction by about 1/N of the uptime part.
+      const perVerifier = last?.verifiers.map((v) => v.challenges).sort((a, b) => a - b) ?? []
+      const challenges = perVerifier[Math.floor(perVerifier.length / 2)] ?? 0
+      const perMiss =
+        last === undefined || challenges === 0 ? 0n : BigInt(last.uptimeReward) / BigInt(challenges)
       const summary =
         last === undefined
           ? 'No posted epoch includes this node yet: its first estimate comes after its first epoch.'
           : `About ${formatMesh(nextEpoch)} next epoch if it answers as it did in epoch ${last.epoch}` +
-            ` (uptime ${(last.scorePpm / 10_000).toFixed(1)}%). Below ${(thresholdPpm / 10_000).toFixed(0)}% of` +
-            ' challenges answered (the median across verifiers) it earns no uptime reward for that epoch.'
+            ` (uptime ${(last.scorePpm / 10_000).toFixed(1)}%).` +
+            (perMiss > 0n
+              ? ` Each challenge it misses (of about ${challenges} per verifier) costs about ${formatMesh(perMiss)};`
+              : '') +
+            ` below ${(thresholdPpm / 10_000).toFixed(0)}% answered (the median across verifiers) it loses the` +
+            ` whole uptime part, ${formatMesh(BigInt(last.uptimeReward))}, for that epoch.`
       const detail: NodeDetailView = {
         node,
         epochs,
@@ -509,7 +518,9 @@ export function explainUptime(
       v.challenges === 0
         ? `${name} sent it no challenge.`
         : missed === 0
-          ? `Answered all ${v.challenges} challenges from ${name}.`
+          ? v.challenges === 1
+            ? `Answered the one challenge from ${name}.`
+            : `Answered all ${v.challenges} challenges from ${name}.`
           : `Missed ${missed} of ${v.challenges} challenges from ${name}.`,
     )
   }
@@ -528,5 +539,5 @@ export function explainUptime(
 function formatMesh(v: bigint): string {
   const whole = v / 10n ** 18n
   const frac = ((v % 10n ** 18n) / 10n ** 14n).toString().padStart(4, '0').replace(/0+$/, '')
-  return `${whole}${frac ? `.${frac}` : ''} MESH`
+  return `${whole.toLocaleString('en-US')}${frac ? `.${frac}` : ''} MESH`
 }

@@ -1,0 +1,129 @@
+import { useEffect, useState } from 'preact/hooks'
+import type { EpochView, JobView, NetworkView, NodeDetailView, NodeView } from '../../src/api/schemas.js'
+
+export type { EpochView, JobView, NetworkView, NodeDetailView, NodeView }
+
+/** Fetches `path` from the API (same origin) as JSON; throws with the API's error message. */
+export async function getJson<T>(path: string): Promise<T> {
+  const res = await fetch(path, { headers: { accept: 'application/json' } })
+  const body = (await res.json()) as T & { error?: { code: string; message: string } }
+  if (!res.ok)
+    throw new Error(body.error ? `${body.error.message} [${body.error.code}]` : `HTTP ${res.status}`)
+  return body
+}
+
+/** Everything the overview shows, kept live by the API's server-sent events. */
+export interface LiveState {
+  network: NetworkView | undefined
+  nodes: NodeView[]
+  epochs: EpochView[]
+  jobs: JobView[]
+  /** Whether the event stream is open. */
+  live: boolean
+  /** The browser's clock minus the chain's, at the last network update (for countdowns). */
+  clockOffsetMs: number
+  error: string | undefined
+}
+
+const KEEP_EPOCHS = 60
+const KEEP_JOBS = 200
+
+/** Loads the overview's data once, then follows `/api/events`; reloads in full after a reconnect. */
+export function useLiveState(): LiveState {
+  const [state, setState] = useState<LiveState>({
+    network: undefined,
+    nodes: [],
+    epochs: [],
+    jobs: [],
+    live: false,
+    clockOffsetMs: 0,
+    error: undefined,
+  })
+  useEffect(() => {
+    let closed = false
+    const load = async () => {
+      try {
+        const [network, nodes, epochs, jobs] = await Promise.all([
+          getJson<NetworkView>('/api/network'),
+          getJson<{ nodes: NodeView[] }>('/api/nodes'),
+          getJson<{ epochs: EpochView[] }>(`/api/epochs?limit=${KEEP_EPOCHS}`),
+          getJson<{ jobs: JobView[] }>(`/api/jobs?limit=${KEEP_JOBS}`),
+        ])
+        if (closed) return
+        setState((s) => ({
+          ...s,
+          network,
+          nodes: nodes.nodes,
+          epochs: epochs.epochs,
+          jobs: jobs.jobs,
+          clockOffsetMs: Date.now() - network.head.timestamp * 1_000,
+          error: undefined,
+        }))
+      } catch (err) {
+        if (!closed) setState((s) => ({ ...s, error: (err as Error).message }))
+      }
+    }
+    void load()
+    const events = new EventSource('/api/events')
+    let opened = false
+    events.onopen = () => {
+      setState((s) => ({ ...s, live: true }))
+      // A reconnect may have missed changes: load everything again.
+      if (opened) void load()
+      opened = true
+    }
+    events.onerror = () => setState((s) => ({ ...s, live: false }))
+    events.addEventListener('network', (e) => {
+      const network = JSON.parse((e as MessageEvent<string>).data) as NetworkView
+      setState((s) => ({ ...s, network, clockOffsetMs: Date.now() - network.head.timestamp * 1_000 }))
+    })
+    events.addEventListener('node', (e) => {
+      const node = JSON.parse((e as MessageEvent<string>).data) as NodeView
+      setState((s) => {
+        const i = s.nodes.findIndex((n) => n.peerId === node.peerId)
+        const nodes = i < 0 ? [...s.nodes, node] : s.nodes.map((n, j) => (j === i ? node : n))
+        return { ...s, nodes }
+      })
+    })
+    events.addEventListener('epoch', (e) => {
+      const epoch = JSON.parse((e as MessageEvent<string>).data) as EpochView
+      setState((s) => {
+        const rest = s.epochs.filter((x) => x.epoch !== epoch.epoch)
+        const epochs = [epoch, ...rest].sort((a, b) => b.epoch - a.epoch).slice(0, KEEP_EPOCHS)
+        return { ...s, epochs }
+      })
+    })
+    events.addEventListener('job', (e) => {
+      const job = JSON.parse((e as MessageEvent<string>).data) as JobView
+      setState((s) => ({ ...s, jobs: [job, ...s.jobs.filter((j) => j.id !== job.id)].slice(0, KEEP_JOBS) }))
+    })
+    return () => {
+      closed = true
+      events.close()
+    }
+  }, [])
+  return state
+}
+
+/** MESH (18 decimals) for people: at most `digits` decimals, thousands grouped. */
+export function mesh(amount: string, digits = 2): string {
+  const v = BigInt(amount)
+  const whole = v / 10n ** 18n
+  const frac = Number((v % 10n ** 18n) / 10n ** BigInt(18 - digits)) / 10 ** digits
+  return `${(Number(whole) + frac).toLocaleString('en-US', { maximumFractionDigits: digits })} MESH`
+}
+
+/** A MESH amount as a float, for charts. */
+export function meshNumber(amount: string): number {
+  return Number(BigInt(amount) / 10n ** 14n) / 10_000
+}
+
+/** A peer id shortened for tables: its first 8 and last 4 characters. */
+export function short(peerId: string): string {
+  return peerId.length > 16 ? `${peerId.slice(0, 8)}…${peerId.slice(-4)}` : peerId
+}
+
+/** ppm as a percentage with one decimal. */
+export function pct(ppm: number): string {
+  return `${(ppm / 10_000).toFixed(1)}%`
+}
