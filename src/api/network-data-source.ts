@@ -38,6 +38,8 @@ export interface NetworkDataSourceInit {
   pollMs?: number
   /** Posted epochs whose recomputed bundles are kept (default 32). */
   keepAudits?: number
+  /** The registry is read again once the head is this many blocks past the last read (default 5). */
+  registryEveryBlocks?: number
 }
 
 /** What {@link createNetworkDataSource} reads. */
@@ -92,8 +94,15 @@ export function createNetworkDataSource(
   // ── chain reads, cached per head block ──
   let registryCache: { block: bigint; snapshot: Promise<RegistrySnapshot> } | undefined
   const statics = new Map<string, NodeStatic>()
+  const registryBlocks = BigInt(init.registryEveryBlocks ?? 5)
   const registry = async (block: bigint) => {
-    if (registryCache?.block !== block) {
+    // Re-read every few blocks only: a registration shows within seconds, and reading the registry
+    // (events, then a call or two per node) every block would compete with the verifiers for the chain.
+    if (
+      registryCache === undefined ||
+      block < registryCache.block ||
+      block - registryCache.block >= registryBlocks
+    ) {
       const snapshot = chain.registry(block)
       registryCache = { block, snapshot }
       snapshot.catch(() => {

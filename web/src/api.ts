@@ -63,6 +63,14 @@ export function useLiveState(): LiveState {
         if (!closed) setState((s) => ({ ...s, error: (err as Error).message }))
       }
     }
+    const reloadNodes = async () => {
+      try {
+        const { nodes } = await getJson<{ nodes: NodeView[] }>('/api/nodes')
+        if (!closed) setState((s) => ({ ...s, nodes }))
+      } catch {
+        // The next network event tries again.
+      }
+    }
     void load()
     const events = new EventSource('/api/events')
     let opened = false
@@ -75,7 +83,11 @@ export function useLiveState(): LiveState {
     events.onerror = () => setState((s) => ({ ...s, live: false }))
     events.addEventListener('network', (e) => {
       const network = JSON.parse((e as MessageEvent<string>).data) as NetworkView
-      setState((s) => ({ ...s, network, clockOffsetMs: Date.now() - network.head.timestamp * 1_000 }))
+      setState((s) => {
+        // A node left the registry (joins come as node events): take the list again.
+        if (network.nodes < s.nodes.length) void reloadNodes()
+        return { ...s, network, clockOffsetMs: Date.now() - network.head.timestamp * 1_000 }
+      })
     })
     events.addEventListener('node', (e) => {
       const node = JSON.parse((e as MessageEvent<string>).data) as NodeView
