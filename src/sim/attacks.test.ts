@@ -41,6 +41,9 @@ describe('attacks (production stack, simulated network)', () => {
     const r = await simulate({ scenario: 'forwarded', nodes: 100, epochs: 3, engine: 'stack' })
     expect(r.attack?.profit).toBeGreaterThan(0)
     expect(r.attack?.detectionEpoch).toBeNull()
+    // The evidence is there: round trips rule out some of the claimed cells, and no honest one.
+    expect(r.attack?.claimsRuledOutByRtt.attacker).toBeGreaterThan(0)
+    expect(r.attack?.claimsRuledOutByRtt.honest).toBe(0)
     expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
   }, 60_000)
 })

@@ -1,3 +1,4 @@
+import { locationConfidence } from '../sensors/location.js'
 import type { EngineRun } from './engine.js'
 import { runFast } from './fast-engine.js'
 import { HARDWARE, type HardwareClass } from './fleet.js'
@@ -69,6 +70,12 @@ export interface AttackReport {
   /** First epoch in which the protocol took something from the attack (paid it less than its twin, or refused it); null: never. */
   detectionEpoch: number | null
   forgedRoots: { attempted: number; accepted: number }
+  /**
+   * Identities whose claimed cell the verifiers' best round trips rule out (the light-in-fibre rule
+   * of `locationConfidence`, src/sensors/location.ts), of the attacker's and of the honest ones.
+   * Evidence the uptime pool does not use today (docs/simulation.md, "Findings").
+   */
+  claimsRuledOutByRtt: { attacker: number; honest: number }
 }
 
 /** The result of `meshwork sim run`, the same bytes for the same options. */
@@ -256,6 +263,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       profit: round6(net - twinNet),
       detectionEpoch: detectionEpoch(world, run, twin.world, twin.run, cohort),
       forgedRoots: run.forged,
+      claimsRuledOutByRtt: claimsRuledOut(world, cohort),
     }
   }
   return {
@@ -273,6 +281,24 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     honestShare,
     attack,
   }
+}
+
+/** Claims the verifiers' round trips (twice the link's one-way latency, no jitter: their best) rule out. */
+function claimsRuledOut(world: World, cohort: string): { attacker: number; honest: number } {
+  const out = { attacker: 0, honest: 0 }
+  for (const id of world.fleet.identities) {
+    const peer = world.peerIds[id.index] as string
+    const probes = world.verifiers.map((v) => ({
+      verifier: v.signer.peerId,
+      lat: v.place.lat,
+      lon: v.place.lon,
+      rttMs: world.latency(v.signer.peerId, peer).latencyMs + world.latency(peer, v.signer.peerId).latencyMs,
+    }))
+    if (locationConfidence(id.claimed.cell, probes).confidence > 0) continue
+    if (id.cohort === cohort) out.attacker++
+    else if (id.cohort === 'honest') out.honest++
+  }
+  return out
 }
 
 /** The first epoch the attack was refused, or paid less than its twin in the same epoch. */
