@@ -92,19 +92,51 @@ export type ReadingFault =
   | 'kind_not_certified'
 
 /**
+ * Certificates already checked, by signature, with the exact JSON they were checked as: a device
+ * sends the same certificate with every reading for up to an hour, so each is verified once. A
+ * certificate whose text differs in any way is checked anew. Bounded (the oldest are forgotten).
+ */
+export class CertificateCache {
+  readonly #held = new Map<string, { json: string; envelope: SignedEnvelope<SensorDeviceBody> }>()
+  readonly #max: number
+
+  constructor(max = 10_000) {
+    this.#max = max
+  }
+
+  /** The checked certificate `raw` is, if it was checked before exactly as it is. */
+  get(raw: unknown): SignedEnvelope<SensorDeviceBody> | undefined {
+    const sig = (raw as { sig?: unknown } | null)?.sig
+    if (typeof sig !== 'string') return undefined
+    const held = this.#held.get(sig)
+    return held !== undefined && held.json === JSON.stringify(raw) ? held.envelope : undefined
+  }
+
+  /** Remembers a certificate checked good. */
+  set(raw: unknown, envelope: SignedEnvelope<SensorDeviceBody>): void {
+    if (this.#held.size >= this.#max) this.#held.delete(this.#held.keys().next().value as string)
+    this.#held.set(envelope.sig, { json: JSON.stringify(raw), envelope })
+  }
+}
+
+/**
  * Checks a decoded reading against the certificate it carries: a valid `sensor/device` envelope
  * signed by a node (which node: the caller checks it is registered), for this device, naming the
  * reading's cell and kind, and valid when the reading was sent.
  */
 export function checkReading(
   reading: SignedEnvelope<SensorReadingBody>,
-  options: { network: string; verifier: PeerVerifier },
+  options: { network: string; verifier: PeerVerifier; certificates?: CertificateCache },
 ):
   | { ok: true; node: string; certificate: SignedEnvelope<SensorDeviceBody> }
   | { ok: false; fault: ReadingFault } {
-  const cert = verifyEnvelope(reading.body.device, SENSOR_DEVICE, options)
-  if (!cert.ok) return { ok: false, fault: 'bad_certificate' }
-  const c = cert.envelope
+  let c = options.certificates?.get(reading.body.device)
+  if (c === undefined) {
+    const cert = verifyEnvelope(reading.body.device, SENSOR_DEVICE, options)
+    if (!cert.ok) return { ok: false, fault: 'bad_certificate' }
+    c = cert.envelope
+    options.certificates?.set(reading.body.device, c)
+  }
   if (c.body.device !== reading.from || c.body.cell !== reading.body.cell)
     return { ok: false, fault: 'certificate_mismatch' }
   if (reading.ts < c.ts || reading.ts > c.exp) return { ok: false, fault: 'certificate_expired' }

@@ -6,6 +6,7 @@ import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { SignedEnvelope, WireCodec } from '../mesh/wire-codec.js'
 import { type ReceivedReading, scoreSensor } from '../sensors/quality.js'
 import {
+  CertificateCache,
   checkReading,
   SENSOR_CELL_RESOLUTION,
   SENSOR_KINDS,
@@ -70,7 +71,9 @@ export class SensorJudge {
   readonly #init: SensorJudgeInit
   readonly #c: SensorJudgeComponents
   readonly #cells = new Map<string, Unsubscribe>()
-  readonly #certificates = new Map<string, boolean>()
+  readonly #certificates = new CertificateCache()
+  /** Each registry snapshot's nodes by peer id (built once per snapshot). */
+  readonly #nodesOf = new WeakMap<RegistrySnapshot, Map<string, RegistrySnapshot['nodes'][number]>>()
   /** Readings kept and dropped, by reason. */
   readonly counts: { kept: number; dropped: Record<ReadingDrop, number> } = {
     kept: 0,
@@ -116,13 +119,14 @@ export class SensorJudge {
     const reading = decoded.envelope as SignedEnvelope<SensorReadingBody>
     const checked = checkReading(reading, {
       network: this.#init.network,
-      verifier: this.#cachedVerifier(),
+      verifier: this.#c.verifier,
+      certificates: this.#certificates,
     })
     if (!checked.ok) return drop(checked.fault)
     const receivedAt = clock.now()
     const epoch = this.#c.epochAt(receivedAt)
     const registry = this.#c.registryAt(epoch)
-    const node = registry?.nodes.find((n) => n.peerId === checked.node)
+    const node = registry === undefined ? undefined : this.#nodeIn(registry, checked.node)
     if (node === undefined) return drop('unregistered_node')
     const registered = coarseCell(node.h3Cell)
     if (registered !== undefined && registered !== reading.body.cell) return drop('cell_mismatch')
@@ -145,22 +149,13 @@ export class SensorJudge {
     return 'accept'
   }
 
-  /** A verifier that remembers certificates already checked (one signature check per certificate). */
-  #cachedVerifier(): PeerVerifier {
-    const inner = this.#c.verifier
-    const cache = this.#certificates
-    return {
-      verify(peerId, message, signature) {
-        // The whole signed message is in the key: a certificate changed by one byte is checked anew.
-        const key = `${peerId}|${Buffer.from(signature).toString('base64url')}|${Buffer.from(message).toString('base64url')}`
-        const held = cache.get(key)
-        if (held !== undefined) return held
-        const ok = inner.verify(peerId, message, signature)
-        if (cache.size >= 10_000) cache.delete(cache.keys().next().value as string)
-        cache.set(key, ok)
-        return ok
-      },
+  #nodeIn(registry: RegistrySnapshot, peerId: string): RegistrySnapshot['nodes'][number] | undefined {
+    let nodes = this.#nodesOf.get(registry)
+    if (nodes === undefined) {
+      nodes = new Map(registry.nodes.map((n) => [n.peerId, n]))
+      this.#nodesOf.set(registry, nodes)
     }
+    return nodes.get(peerId)
   }
 
   /**
