@@ -66,7 +66,8 @@ async function setup(options: { place?: { lat: number; lon: number } } = {}) {
       verifier: createPeerVerifier(),
       logger: createLogger({ level: 'silent' }),
       epochAt: () => 5,
-      registryAt: () => registry,
+      // A new snapshot each time (as epochs bring): the test changes the registry as it goes.
+      registryAt: () => ({ ...registry, nodes: [...registry.nodes] }),
     },
   )
   /** A node at `place` (registered there unless `registeredAt` says otherwise) with one station. */
