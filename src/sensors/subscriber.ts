@@ -11,6 +11,7 @@ import type { NetworkPort, Unsubscribe } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { SignedEnvelope, WireCodec } from '../mesh/wire-codec.js'
 import {
+  CertificateCache,
   checkReading,
   SENSOR_CELL_RESOLUTION,
   SENSOR_KINDS,
@@ -108,6 +109,7 @@ export function subscribeSensors(
   validateSensorQuery(query)
   const cells = cellsNear(query.near, query.radiusKm)
   const recent = new Map<string, { at: number; values: number[] }>()
+  const certificates = new CertificateCache(1_000)
   let dropped = 0
   const handler = (data: Uint8Array) => {
     const decoded = components.codec.decode(data)
@@ -116,7 +118,11 @@ export function subscribeSensors(
       return decoded.ok ? 'reject' : decoded.verdict
     }
     const reading = decoded.envelope as SignedEnvelope<SensorReadingBody>
-    const checked = checkReading(reading, { network: components.network, verifier: components.verifier })
+    const checked = checkReading(reading, {
+      network: components.network,
+      verifier: components.verifier,
+      certificates,
+    })
     if (!checked.ok) {
       dropped++
       return 'reject'
