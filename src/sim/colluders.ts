@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { privateKeyToAccount } from 'viem/accounts'
-import { contractDomain, signMessageOf } from '../chain/typed-data.js'
+import { signMessageOf } from '../chain/typed-data.js'
 import { emittedThrough } from '../rewards/index.js'
 import type { SimLedger } from './sim-ledger.js'
 import type { World } from './world.js'
@@ -23,10 +23,9 @@ export async function colludersPostForgedRoot(world: World, ledger: SimLedger): 
     totalCumulative: emittedThrough(world.protocol.emission, BigInt(epoch)),
     revocations: 0,
   }
-  const domain = contractDomain('EpochRewards', 31337, `0x${'e0'.repeat(20)}`)
   const signatures = []
   for (const v of colluders)
-    signatures.push(await signMessageOf(privateKeyToAccount(v.evmKey), domain, 'PostRoot', message))
+    signatures.push(await signMessageOf(privateKeyToAccount(v.evmKey), ledger.domain, 'PostRoot', message))
   try {
     const { revocations: _r, ...post } = message
     await ledger.post(post, signatures)

@@ -92,7 +92,7 @@ export class SimLedger {
   readonly #latest = new Map<string, Registration>()
   readonly #verifiers: (Registration & { address: `0x${string}` })[] = []
   readonly #posted = new Map<number, LedgerRoot>()
-  readonly #domain
+  readonly #domain: ReturnType<typeof contractDomain>
   /** Stake taken by slashing, by peer id (base units). */
   readonly slashed = new Map<string, bigint>()
   /** Posts refused, in order. */
@@ -107,6 +107,11 @@ export class SimLedger {
       ...init,
     }
     this.#domain = contractDomain('EpochRewards', this.#init.chainId, this.#init.epochRewards)
+  }
+
+  /** The EIP-712 domain PostRoot signatures are bound to (this ledger's EpochRewards). */
+  get domain(): ReturnType<typeof contractDomain> {
+    return this.#domain
   }
 
   /** The block the clock is in. */
