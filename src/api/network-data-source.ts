@@ -356,10 +356,11 @@ export function createNetworkDataSource(
           : `About ${formatMesh(nextEpoch)} next epoch if it answers as it did in epoch ${last.epoch}` +
             ` (uptime ${(last.scorePpm / 10_000).toFixed(1)}%).` +
             (perMiss > 0n
-              ? ` Each challenge it misses (of about ${challenges} per verifier) costs about ${formatMesh(perMiss)};`
-              : '') +
-            ` below ${(thresholdPpm / 10_000).toFixed(0)}% answered (the median across verifiers) it loses the` +
-            ` whole uptime part, ${formatMesh(BigInt(last.uptimeReward))}, for that epoch.`
+              ? ` Each challenge it misses (of about ${challenges} per verifier) costs about ${formatMesh(perMiss)};` +
+                ' below '
+              : ' Below ') +
+            `${(thresholdPpm / 10_000).toFixed(0)}% answered (the median across verifiers) it loses the` +
+            ` whole uptime part${last.eligible ? `, ${formatMesh(BigInt(last.uptimeReward))},` : ''} for that epoch.`
       const detail: NodeDetailView = {
         node,
         epochs,

@@ -1,3 +1,4 @@
+import { Fragment } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { type LiveState, mesh, pct, short, useLiveState } from './api.js'
 import { EpochChart, LatencyChart, latencyStats } from './charts.js'
@@ -89,18 +90,29 @@ function Header({ state }: { state: LiveState }) {
   )
 }
 
-function Overview({ state }: { state: LiveState }) {
-  const stats = latencyStats(state.jobs)
-  return (
-    <main class="overview">
-      <section class="card wide">
-        <h2>Nodes around the world</h2>
-        <WorldMap nodes={state.nodes} onSelect={openNode} />
-      </section>
-      <section class="card wide">
-        <h2>Nodes</h2>
-        <NodeTable state={state} />
-      </section>
+/**
+ * The overview's panels, each for a feature the API serves (`NetworkView.features`): the storage,
+ * sensor and governance panels of later issues add an entry here and their data to the live state.
+ */
+const PANELS: readonly { feature: string; render: (state: LiveState) => preact.JSX.Element }[] = [
+  {
+    feature: 'nodes',
+    render: (state) => (
+      <>
+        <section class="card wide">
+          <h2>Nodes around the world</h2>
+          <WorldMap nodes={state.nodes} onSelect={openNode} />
+        </section>
+        <section class="card wide">
+          <h2>Nodes</h2>
+          <NodeTable state={state} />
+        </section>
+      </>
+    ),
+  },
+  {
+    feature: 'epochs',
+    render: (state) => (
       <section class="card">
         <h2>Epochs: emitted and claimed</h2>
         <p class="legend">
@@ -109,17 +121,36 @@ function Overview({ state }: { state: LiveState }) {
         <EpochChart epochs={state.epochs} />
         <EpochList state={state} />
       </section>
-      <section class="card">
-        <h2>Job latency</h2>
-        <p class="legend">
-          {state.jobs.length} recent jobs
-          {stats.p50 !== undefined &&
-            ` · p50 ${stats.p50.toFixed(1)} ms · p95 ${(stats.p95 ?? 0).toFixed(1)} ms`}
-          {stats.failed > 0 && ` · ${stats.failed} failed`}
-        </p>
-        <LatencyChart jobs={state.jobs} />
-        <JobList state={state} />
-      </section>
+    ),
+  },
+  {
+    feature: 'jobs',
+    render: (state) => {
+      const stats = latencyStats(state.jobs)
+      return (
+        <section class="card">
+          <h2>Job latency</h2>
+          <p class="legend">
+            {state.jobs.length} recent jobs
+            {stats.p50 !== undefined &&
+              ` · p50 ${stats.p50.toFixed(1)} ms · p95 ${(stats.p95 ?? 0).toFixed(1)} ms`}
+            {stats.failed > 0 && ` · ${stats.failed} failed`}
+          </p>
+          <LatencyChart jobs={state.jobs} />
+          <JobList state={state} />
+        </section>
+      )
+    },
+  },
+]
+
+function Overview({ state }: { state: LiveState }) {
+  const features = state.network?.features
+  return (
+    <main class="overview">
+      {PANELS.filter((p) => features === undefined || features.includes(p.feature)).map((p) => (
+        <Fragment key={p.feature}>{p.render(state)}</Fragment>
+      ))}
     </main>
   )
 }
