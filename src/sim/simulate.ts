@@ -55,6 +55,8 @@ export interface EpochReport {
   /** Nodes that reached the uptime threshold. */
   scored: number
   root: string
+  /** What each cohort was paid this epoch, MESH. */
+  paidByCohort: Record<string, number>
   /** Each cohort's part of what was paid (0 to 1). */
   shares: Record<string, number>
 }
@@ -234,8 +236,12 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       byCohort.set(cohort, (byCohort.get(cohort) ?? 0n) + amount)
     }
     const shares: Record<string, number> = {}
-    for (const cohort of [...byCohort.keys()].sort())
-      shares[cohort] = paid === 0n ? 0 : Number(((byCohort.get(cohort) as bigint) * 1_000_000n) / paid) / 1e6
+    const paidByCohort: Record<string, number> = {}
+    for (const cohort of [...byCohort.keys()].sort()) {
+      const amount = byCohort.get(cohort) as bigint
+      paidByCohort[cohort] = mesh(amount)
+      shares[cohort] = paid === 0n ? 0 : Number((amount * 1_000_000n) / paid) / 1e6
+    }
     return {
       epoch: e.epoch,
       emission: mesh(e.emission),
@@ -243,6 +249,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       registered: e.registered,
       scored: e.scored,
       root: e.root,
+      paidByCohort,
       shares,
     }
   })
