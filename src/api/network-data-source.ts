@@ -105,6 +105,8 @@ export function createNetworkDataSource(
     ) {
       const snapshot = chain.registry(block)
       registryCache = { block, snapshot }
+      // Services and cells can change (NodeUpdated): read them again with the registry.
+      statics.clear()
       snapshot.catch(() => {
         if (registryCache?.snapshot === snapshot) registryCache = undefined
       })
