@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { latLngToCell } from 'h3-js'
 import { describe, expect, it } from 'vitest'
@@ -268,5 +268,22 @@ describe('sensor sources', () => {
       [0, 1, 2, 3, 4].map((i) => T0 + i * 60_000),
     )
     expect(await read()).toEqual(a)
+  })
+})
+
+describe('sensor sources stop', () => {
+  it('a JSON-lines source waiting on a quiet input ends as soon as it is aborted', async () => {
+    const quiet = new PassThrough()
+    quiet.write('{"sensor":"a","kind":"temperature","value":1,"at":5}\n')
+    const stop = new AbortController()
+    const got: Measurement[] = []
+    const done = (async () => {
+      for await (const m of jsonLinesSource(quiet).measurements(stop.signal)) {
+        got.push(m)
+        setTimeout(() => stop.abort(), 10)
+      }
+    })()
+    await done
+    expect(got).toHaveLength(1)
   })
 })

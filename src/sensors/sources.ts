@@ -154,6 +154,9 @@ export function jsonLinesSource(
     },
     async *measurements(signal) {
       const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })
+      // Stopping must not wait for a next line that may never come (stdin, a quiet file).
+      const onAbort = () => lines.close()
+      signal?.addEventListener('abort', onAbort, { once: true })
       try {
         for await (const line of lines) {
           if (signal?.aborted) return
@@ -166,6 +169,7 @@ export function jsonLinesSource(
           yield m
         }
       } finally {
+        signal?.removeEventListener('abort', onAbort)
         lines.close()
       }
     },
