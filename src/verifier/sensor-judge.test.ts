@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import fc from 'fast-check'
 import { cellToChildren, cellToParent, latLngToCell } from 'h3-js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createLogger } from '../core/logger.js'
@@ -240,6 +241,62 @@ describe('sensor judge', () => {
     // Ranked by score: no unpaid sensor scores above a paid one.
     const lowestPaid = Math.min(...sensors.filter((s) => s.paid).map((s) => s.scorePpm))
     for (const s of unpaid) expect(s.scorePpm).toBeLessThanOrEqual(lowestPaid)
+  })
+
+  it('never throws on hostile readings and keeps none that was tampered with (property)', async () => {
+    const t = await setup()
+    const a = await t.station(BERLIN)
+    const fields = [
+      'kind',
+      'value',
+      'unit',
+      'at',
+      'cell',
+      'device',
+      'from',
+      'seq',
+      'ts',
+      'exp',
+      'sig',
+      'net',
+      'type',
+    ]
+    const junk = fc.oneof(
+      fc.constant(null),
+      fc.string({ maxLength: 40 }),
+      fc.double(),
+      fc.integer(),
+      fc.boolean(),
+      fc.array(fc.integer(), { maxLength: 3 }),
+      fc.dictionary(fc.string({ maxLength: 8 }), fc.integer(), { maxKeys: 3 }),
+    )
+    let minute = 0
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...fields),
+        junk,
+        fc.uint8Array({ maxLength: 64 }),
+        (field, value, bytes) => {
+          minute++
+          const envelope = JSON.parse(
+            new TextDecoder().decode(a.device.sign({ kind: 'temperature', value: 20, at: T0 + minute })),
+          )
+          if (field in envelope) envelope[field] = value
+          else if (field === 'device') envelope.body.device = value
+          else envelope.body[field] = value
+          expect(['accept', 'ignore', 'reject']).toContain(
+            t.judge.take(new TextEncoder().encode(JSON.stringify(envelope))),
+          )
+          expect(['ignore', 'reject']).toContain(t.judge.take(bytes))
+        },
+      ),
+      { numRuns: 300 },
+    )
+    const kept = t.judge.counts.kept
+    // Every kept reading is one the device really signed: the store holds only value 20.
+    const held = t.store.readingsOf(5).get(a.device.device)?.readings ?? []
+    expect(held.length).toBe(kept)
+    for (const r of held) expect(r.value).toBe(20)
   })
 
   it('drops replayed, unregistered and misplaced readings, and counts them', async () => {
