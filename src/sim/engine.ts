@@ -5,6 +5,10 @@ export interface EpochOutcome {
   epoch: number
   emission: bigint
   root: `0x${string}`
+  /** The digest of the epoch's bundle as posted (the fast engine, which builds none, posts zeros). */
+  digest: `0x${string}`
+  /** PostRoot's `totalCumulative`: everything paid up to and including this epoch. */
+  totalCumulative: bigint
   /** Paid this epoch, by operator (lower case). */
   payouts: Map<string, bigint>
   /** Nodes in the epoch's registry. */

@@ -152,7 +152,16 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
     }
     let scored = 0
     for (const n of rewards.uptime.list()) if (n.eligible) scored++
-    outcomes.push({ epoch, emission, root: tree.root, payouts, registered: nodes.length, scored })
+    outcomes.push({
+      epoch,
+      emission,
+      root: tree.root,
+      digest: `0x${'00'.repeat(32)}`,
+      totalCumulative: total,
+      payouts,
+      registered: nodes.length,
+      scored,
+    })
     options.onProgress?.(epoch + 1, epochs)
   }
   return { engine: 'fast', epochs: outcomes, refusals: [...ledger.refusals], forged }

@@ -213,6 +213,8 @@ export async function runStack(
       epoch: e,
       emission: settlement.rewards.emission,
       root: settlement.root,
+      digest: posted.digest,
+      totalCumulative: settlement.totalCumulative,
       payouts,
       registered: checked.bundle.input.nodes.length,
       scored: settlement.rewards.uptime.list().filter((n) => n.eligible).length,
