@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { copyFileSync, existsSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { latLngToCell } from 'h3-js'
@@ -18,7 +18,7 @@ import {
 } from '../chain/index.js'
 import { writeSecretFile } from '../core/secret-file.js'
 import { peerIdBytes } from '../mesh/peer-key.js'
-import { initNodeDir } from '../node/identity.js'
+import { initNodeDir, NODE_FILES } from '../node/identity.js'
 import { loadNodeDir } from '../node/node-dir.js'
 import { initVerifierDir, loadVerifierDir } from '../verifier/verifier-dir.js'
 import { NODE_CELL_RESOLUTION } from './commands/node-init.js'
@@ -129,6 +129,14 @@ export async function memberDirs(
       listen: ['/ip4/127.0.0.1/tcp/0'],
       apiListen: '127.0.0.1:0',
     })
+    // Each devnet node runs a simulated weather station, measuring every 2 s (a real one: 60 s).
+    const configPath = join(m.dir, NODE_FILES.config)
+    writeFileSync(
+      configPath,
+      readFileSync(configPath, 'utf8')
+        .replace(/^simulated = \[\]$/m, 'simulated = ["station"]')
+        .replace(/^simulatedEverySeconds = 60$/m, 'simulatedEverySeconds = 2'),
+    )
     copyFileSync(networkPath, join(m.dir, 'network.json'))
     created.push(m)
   }
@@ -204,7 +212,7 @@ export async function registerMembers(
       await fund(identity.operatorAddress as `0x${string}`, DEVNET_NODE_STAKE)
       await registerNode(client(key), {
         peerId: peerIdBytes(identity.peerId),
-        services: servicesMask(['compute']),
+        services: servicesMask(['compute', 'storage', 'sensor']),
         h3Cell: BigInt(`0x${config.node.h3Cell}`),
         stake: DEVNET_NODE_STAKE,
       })

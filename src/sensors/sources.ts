@@ -179,7 +179,8 @@ export function jsonLinesSource(
 /**
  * A simulated weather station as a source: temperature, humidity and pressure every `everyMs`
  * (default a minute), deterministic from `seed`, from `startMs` on; `count` readings of each kind
- * (default: until aborted). `sleep` paces it (tests pass one that does not wait).
+ * (default: until aborted). Paced by the wall clock, each reading at its own time; `sleep` paces it
+ * instead (tests pass one that does not wait).
  */
 export function simulatedSource(init: {
   sensor: string
@@ -193,27 +194,40 @@ export function simulatedSource(init: {
 }): SensorSource {
   const station = simulatedWeather(init)
   const every = init.everyMs ?? 60_000
-  const sleep =
-    init.sleep ??
-    ((ms: number, signal?: AbortSignal) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms)
-        signal?.addEventListener('abort', () => {
-          clearTimeout(timer)
-          resolve()
-        })
-      }))
   return {
     name: 'simulated-weather',
     refused: 0,
     async *measurements(signal) {
       for (let i = 0; init.count === undefined || i < init.count; i++) {
+        if (init.sleep !== undefined) {
+          if (i > 0) await init.sleep(every, signal)
+        } else {
+          // Real time: each reading when its time comes, so its timestamp is now (no drift over
+          // hours); after a stall longer than a period, on to the current slot.
+          const late = Date.now() - (init.startMs + i * every)
+          if (late > every) i += Math.floor(late / every)
+          await sleepUntil(init.startMs + i * every, signal)
+        }
         if (signal?.aborted) return
         const at = init.startMs + i * every
         for (const kind of ['temperature', 'humidity', 'pressure'] as const)
           yield { sensor: init.sensor, kind, value: station.read(kind, at), at }
-        await sleep(every, signal)
       }
     },
   }
+}
+
+/** Resolves at `ms` (unix) or on abort, whichever comes first. */
+function sleepUntil(ms: number, signal?: AbortSignal): Promise<void> {
+  const wait = ms - Date.now()
+  if (wait <= 0 || signal?.aborted) return Promise.resolve()
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, wait)
+    signal?.addEventListener('abort', done, { once: true })
+  })
 }

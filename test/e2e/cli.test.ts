@@ -311,6 +311,41 @@ describe('meshwork devnet', () => {
     expect(refused.stderr).toMatch(/does not open this file.*\[STORAGE_KEY_INVALID\]/)
     expect(existsSync(join(cwd, 'wrong.bin')) || existsSync(join(cwd, 'wrong.bin.partial'))).toBe(false)
 
+    // Each node runs a simulated weather station: a builder near Berlin (node-0) gets its signed
+    // readings as JSON lines, each with the sensor, the node that certified it and a quality flag.
+    const stream = await runCli(
+      [
+        '--json',
+        'stream',
+        'subscribe',
+        '--near',
+        '52.5,13.4',
+        '--radius',
+        '30',
+        '--count',
+        '3',
+        '--timeout',
+        '40',
+        '--network',
+        'net/network.json',
+      ],
+      { cwd, timeoutMs: 60_000 },
+    )
+    expect(stream.code, stream.stderr).toBe(0)
+    const readings = stream.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(readings).toHaveLength(3)
+    for (const r of readings) {
+      expect(r).toMatchObject({
+        kind: expect.stringMatching(/^(temperature|humidity|pressure)$/),
+        quality: { flag: 'ok' },
+      })
+      expect(r.distanceKm).toBeLessThan(40)
+      expect(r.node).toMatch(/^12D3KooW/)
+    }
+
     writeFileSync(join(cwd, 'loop.js'), '() => { for (;;) {} }\n')
     const loop = await runCli(
       [
