@@ -182,6 +182,17 @@ describe('HTTP API', () => {
     expect(res.json()).toEqual({ error: { code: 'INTERNAL', message: 'unexpected error' } })
   })
 
+  it('answers only for the host names it was given (no DNS rebinding of a loopback server)', async () => {
+    const a = app(memorySource(), { allowedHostnames: ['127.0.0.1', 'localhost'] })
+    expect((await a.inject({ url: '/api/network', headers: { host: '127.0.0.1:7070' } })).statusCode).toBe(
+      200,
+    )
+    expect((await a.inject({ url: '/api/network', headers: { host: 'localhost' } })).statusCode).toBe(200)
+    const rebound = await a.inject({ url: '/api/network', headers: { host: 'evil.example:7070' } })
+    expect(rebound.statusCode).toBe(400)
+    expect(rebound.json().error.code).toBe('INVALID_ARGUMENT')
+  })
+
   it('publishes an OpenAPI 3.1 document of every route', async () => {
     const doc = (await app().inject('/api/openapi.json')).json()
     expect(doc.openapi).toBe('3.1.0')

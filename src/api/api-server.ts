@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import type { Clock } from '../core/clock.js'
-import { isMeshworkError } from '../core/errors.js'
+import { InvalidArgumentError, isMeshworkError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import { VERSION } from '../core/version.js'
 import type { ApiDataSource, ApiEvent } from './data-source.js'
@@ -29,7 +29,15 @@ export interface ApiServerInit {
   heartbeatMs?: number
   /** The built dashboard to serve at `/` (see `loadStaticFiles`); none: the API only. */
   staticFiles?: ReadonlyMap<string, StaticFile>
+  /**
+   * Host names (without the port) the server answers for; others get 400. The devnet passes the
+   * loopback names, so a web page elsewhere cannot read it through DNS rebinding. Default: any.
+   */
+  allowedHostnames?: readonly string[]
 }
+
+/** The loopback host names, for {@link ApiServerInit.allowedHostnames}. */
+export const LOOPBACK_HOSTNAMES: readonly string[] = ['127.0.0.1', 'localhost', '[::1]']
 
 /** What {@link createApiServer} uses. */
 export interface ApiServerComponents {
@@ -81,7 +89,15 @@ export function createApiServer(init: ApiServerInit, components: ApiServerCompon
       })
   })
 
+  const hostnames = init.allowedHostnames === undefined ? undefined : new Set(init.allowedHostnames)
   app.addHook('onRequest', async (req) => {
+    if (hostnames !== undefined) {
+      const host = (req.headers.host ?? '').toLowerCase().replace(/:\d{1,5}$/, '')
+      if (!hostnames.has(host))
+        throw new InvalidArgumentError(`this server does not answer for host "${host.slice(0, 100)}"`, {
+          hint: `Use http://${[...hostnames][0]}`,
+        })
+    }
     if (req.url.length > MAX_URL_LENGTH)
       throw new ApiError('API_ROUTE_NOT_FOUND', `the URL is longer than ${MAX_URL_LENGTH} characters`)
   })

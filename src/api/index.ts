@@ -4,6 +4,7 @@ export {
   type ApiServerInit,
   createApiServer,
   DEFAULT_LIMIT,
+  LOOPBACK_HOSTNAMES,
   MAX_URL_LENGTH,
 } from './api-server.js'
 export type { ApiDataSource, ApiEvent } from './data-source.js'

@@ -9,6 +9,7 @@ import {
   createNetworkDataSource,
   HealthProber,
   JobLog,
+  LOOPBACK_HOSTNAMES,
   loadStaticFiles,
   type StaticFile,
 } from '../../api/index.js'
@@ -293,11 +294,18 @@ export function devnetCommand(program: Command): void {
         )
         parts.push({ name: 'data source', stop: () => source.close() })
         const web = dashboardFiles()
-        const api = createApiServer(web.files === undefined ? {} : { staticFiles: web.files }, {
-          source,
-          clock: systemClock,
-          logger,
-        })
+        const api = createApiServer(
+          {
+            ...(web.files === undefined ? {} : { staticFiles: web.files }),
+            // Loopback names only: a web page elsewhere cannot read the devnet through DNS rebinding.
+            allowedHostnames: LOOPBACK_HOSTNAMES,
+          },
+          {
+            source,
+            clock: systemClock,
+            logger,
+          },
+        )
         parts.push({ name: 'api', stop: () => api.close() })
         await api.listen({ host: '127.0.0.1', port }).catch((err: NodeJS.ErrnoException) => {
           throw err.code === 'EADDRINUSE'
