@@ -28,6 +28,15 @@ describe('attacks (production stack, simulated network)', () => {
     expect(r.honestShare).toBe(1)
   }, 60_000)
 
+  it('result forgers are caught at their first re-run, slashed, and lose money', async () => {
+    const r = await simulate({ scenario: 'forger', nodes: 20, epochs: 3, engine: 'stack' })
+    expect(r.attack?.profit).toBeLessThan(0)
+    expect(r.attack?.detectionEpoch).toBe(0)
+    expect(r.cohorts.forger?.slashed).toBe(2 * 1_000)
+    expect(r.cohorts.forger?.payments).toBe(0)
+    expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
+  }, 60_000)
+
   // Findings, not goals: these attacks pay today (docs/simulation.md, "Findings"). The fix belongs in
   // the reward function; when it lands, these flip to `profit < 0` like the others.
   it('finding: a Sybil farm behind one machine is profitable and undetected (stake cap per identity)', async () => {

@@ -22,6 +22,8 @@ export interface EngineRun {
   engine: 'stack' | 'fast'
   epochs: EpochOutcome[]
   refusals: RefusedPost[]
+  /** Stake slashed, by peer id (base units). */
+  slashed: Map<string, bigint>
   /** Forged roots the colluding verifiers submitted, and how many the chain took. */
   forged: { attempted: number; accepted: number }
   /** Messages the simulated network carried and lost (the stack engine only). */

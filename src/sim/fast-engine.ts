@@ -1,6 +1,7 @@
 import {
   addPayouts,
   buildCumulativeTree,
+  type ComputeObservation,
   type CumulativeEntry,
   computeEpochRewards,
   emissionOf,
@@ -14,7 +15,15 @@ import type { Span } from './fleet.js'
 import { stream } from './random.js'
 import { chainOrigin, firstBlockNumberAtOrAfter, SimLedger, simBlockHash } from './sim-ledger.js'
 import type { Progress } from './stack-engine.js'
-import { availability, MESH, onlineAt, registeredEpochOf, registrationMs, type World } from './world.js'
+import {
+  availability,
+  MESH,
+  onlineAt,
+  registeredEpochOf,
+  registrationMs,
+  SLASH_AMOUNT,
+  type World,
+} from './world.js'
 
 const ZERO = '0x0000000000000000000000000000000000000000' as const
 
@@ -69,6 +78,11 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
         })
     }
   }
+  for (const job of world.jobs)
+    if (job.fraud) {
+      const node = world.peerIds[job.identity] as string
+      events.push({ ms: job.atMs, order: events.length, run: () => ledger.slashNode(node, SLASH_AMOUNT) })
+    }
   events.sort((a, b) => a.ms - b.ms || a.order - b.order)
   let nextEvent = 0
   const advanceTo = (ms: number) => {
@@ -84,6 +98,12 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
   for (const id of fleet.identities)
     spans.set(world.peerIds[id.index] as string, availability(world, id.index))
 
+  const jobsByEpoch = new Map<number, typeof world.jobs>()
+  for (const job of world.jobs) {
+    const list = jobsByEpoch.get(job.epoch) ?? []
+    list.push(job)
+    jobsByEpoch.set(job.epoch, list)
+  }
   const outcomes: EpochOutcome[] = []
   const forged = { attempted: 0, accepted: 0 }
   let entries: CumulativeEntry[] = []
@@ -128,9 +148,33 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
         uptime.push({ verifier, node: node.peerId, challenges: times.length, answered })
       }
     }
+    // Compute: every verifier saw every receipt and fraud of the epoch (the Challenger publishes one
+    // observation per node with work or fraud).
+    const work = new Map<string, { jobs: number; value: bigint; fraud: boolean }>()
+    for (const job of jobsByEpoch.get(epoch) ?? []) {
+      const node = world.peerIds[job.identity] as string
+      const w = work.get(node) ?? { jobs: 0, value: 0n, fraud: false }
+      if (job.verified) {
+        w.jobs++
+        w.value += job.value
+      }
+      if (job.fraud) w.fraud = true
+      if (job.verified || job.fraud) work.set(node, w)
+    }
+    const compute: ComputeObservation[] = []
+    for (const verifier of verifierIds)
+      for (const [node, w] of [...work].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
+        compute.push({ verifier, node, ...w })
     const emission = emissionOf(protocol.emission, BigInt(epoch))
     const rewards = computeEpochRewards(
-      { epoch, emission, nodes, verifiers: registry.verifiers.map((v) => v.peerId), uptime },
+      {
+        epoch,
+        emission,
+        nodes,
+        verifiers: registry.verifiers.map((v) => v.peerId),
+        uptime,
+        ...(compute.length > 0 ? { compute } : {}),
+      },
       protocol.params,
     )
     const added = addPayouts(entries, rewards.payouts)
@@ -164,5 +208,11 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
     })
     options.onProgress?.(epoch + 1, epochs)
   }
-  return { engine: 'fast', epochs: outcomes, refusals: [...ledger.refusals], forged }
+  return {
+    engine: 'fast',
+    epochs: outcomes,
+    refusals: [...ledger.refusals],
+    slashed: new Map(ledger.slashed),
+    forged,
+  }
 }

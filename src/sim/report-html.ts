@@ -105,7 +105,7 @@ export function renderReport(result: SimResult): string {
   const cohortRows = Object.entries(result.cohorts)
     .map(
       ([name, c]) =>
-        `<tr><td>${escapeHtml(name)}</td><td>${c.identities}</td><td>${c.machines}</td><td>${fmt(c.rewards, 2)}</td><td>${fmt(c.runningCosts, 2)}</td><td>${fmt(c.fees, 2)}</td><td>${fmt(c.slashed, 2)}</td><td>${fmt(c.net, 2)}</td></tr>`,
+        `<tr><td>${escapeHtml(name)}</td><td>${c.identities}</td><td>${c.machines}</td><td>${fmt(c.rewards, 2)}</td><td>${fmt(c.payments, 2)}</td><td>${fmt(c.runningCosts, 2)}</td><td>${fmt(c.fees, 2)}</td><td>${fmt(c.slashed, 2)}</td><td>${fmt(c.net, 2)}</td></tr>`,
     )
     .join('')
   const epochRows = result.perEpoch
@@ -136,7 +136,7 @@ ${netChart(result)}
 <h2>Detection</h2>
 ${detectionChart(result)}
 <h2>Cohorts (MESH over the run)</h2>
-<table><tr><th>cohort</th><th>identities</th><th>machines</th><th>rewards</th><th>running costs</th><th>fees</th><th>slashed</th><th>net</th></tr>${cohortRows}</table>
+<table><tr><th>cohort</th><th>identities</th><th>machines</th><th>rewards</th><th>job payments</th><th>running costs</th><th>fees</th><th>slashed</th><th>net</th></tr>${cohortRows}</table>
 <h2>Epochs</h2>
 <table><tr><th>epoch</th><th>registered</th><th>scored</th><th>paid</th><th>shares</th><th>root</th></tr>${epochRows}</table>
 <p>How these figures are computed: docs/simulation.md.</p>

@@ -23,6 +23,8 @@ export interface Scenario {
   summary: string
   /** The cohort whose profit is measured (attacks only). */
   attacker?: string
+  /** Builders run compute jobs on the nodes; this cohort (if any) forges every result. */
+  compute?: { forgers?: string }
   defaults: Omit<ScenarioSize, 'seed'>
   build(size: ScenarioSize): ScenarioBuild
   /** The attacker's resources (machines, stake) run honestly: what it would earn without attacking. */
@@ -122,6 +124,25 @@ function forwarded(size: ScenarioSize, twin: boolean): ScenarioBuild {
   return { fleet, colluders: 0 }
 }
 
+/** Result forgers: their own machines, staked like the others, signing results they never computed. */
+function forger(size: ScenarioSize): ScenarioBuild {
+  const fleet = honest(size)
+  const random = stream(size.seed, 'forger')
+  const count = attackers(size, 0.03, 2)
+  for (let i = 0; i < count; i++) {
+    const machine = addMachine(
+      fleet,
+      size.seed,
+      'home-server',
+      drawPlace(random),
+      HARDWARE['home-server'],
+      size.epochs,
+    )
+    addIdentities(fleet, { cohort: 'forger', machine, count: 1, stakeMesh: 5_000, epochs: size.epochs })
+  }
+  return { fleet, colluders: 0 }
+}
+
 /** The largest minority of `verifiers`: one less than a quorum. */
 const minority = (verifiers: number) => Math.floor(verifiers / 2)
 
@@ -164,6 +185,16 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     defaults: { nodes: 100, verifiers: 3, epochs: 6 },
     build: (size) => forwarded(size, false),
     twin: (size) => forwarded(size, true),
+  },
+  {
+    name: 'forger',
+    summary:
+      'result forgers (3%, at least 2): builders run 4 jobs a node an epoch and re-run them adaptively; forgers sign results they never computed',
+    attacker: 'forger',
+    compute: { forgers: 'forger' },
+    defaults: { nodes: 40, verifiers: 3, epochs: 6 },
+    build: (size) => forger(size),
+    twin: (size) => forger(size),
   },
   {
     name: 'colluding-verifiers',

@@ -159,11 +159,11 @@ export class SimLedger {
     })
   }
 
-  /** Takes `fraction` (in basis points) of a node's current stake, as a quorum-signed SlashNode does. */
-  slashNode(peerId: string, bps: number): bigint {
+  /** Takes `amount` of a node's stake (at most all of it), as a quorum-signed SlashNode does. */
+  slashNode(peerId: string, requested: bigint): bigint {
     const reg = this.#latest.get(peerId)
     if (reg === undefined || reg.toBlock !== undefined) return 0n
-    const amount = (reg.stake * BigInt(bps)) / 10_000n
+    const amount = requested < reg.stake ? requested : reg.stake
     reg.stake -= amount
     this.slashed.set(peerId, (this.slashed.get(peerId) ?? 0n) + amount)
     return amount

@@ -2,10 +2,12 @@ import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createPeerSigner } from '../mesh/peer-key.js'
+import { drawJobs } from './compute-jobs.js'
 import { runFast } from './fast-engine.js'
 import { drawSessions, honestFleet } from './fleet.js'
 import { drawPlace, greatCircleKm, linkBetween } from './geography.js'
 import { seedBytes, stream } from './random.js'
+import { scenarioByName } from './scenarios.js'
 import { simulate } from './simulate.js'
 import { runStack } from './stack-engine.js'
 import { buildWorld, ed25519PeerId } from './world.js'
@@ -80,6 +82,27 @@ describe('engines', () => {
     const fast = await runFast(world)
     expect(fast.epochs.map((e) => e.root)).toEqual(stack.epochs.map((e) => e.root))
     expect(stack.epochs.some((e) => e.payouts.size > 0)).toBe(true)
+  }, 60_000)
+
+  it('and with compute jobs, work receipts, fraud and slashing', async () => {
+    const size = { seed: 5, nodes: 12, verifiers: 3, epochs: 3 }
+    const build = scenarioByName('forger').build(size)
+    const world = buildWorld({
+      seed: 5,
+      epochs: 3,
+      fleet: build.fleet,
+      verifiers: 3,
+      colluders: 0,
+      lossless: true,
+    })
+    world.jobs = drawJobs(world, 'forger')
+    expect(world.jobs.some((j) => j.fraud)).toBe(true)
+    expect(world.jobs.some((j) => j.verified)).toBe(true)
+    const stack = await runStack(world)
+    const fast = await runFast(world)
+    expect(fast.epochs.map((e) => e.root)).toEqual(stack.epochs.map((e) => e.root))
+    expect([...fast.slashed]).toEqual([...stack.slashed])
+    expect(stack.slashed.size).toBe(2)
   }, 60_000)
 })
 

@@ -1,4 +1,5 @@
 import { locationConfidence } from '../sensors/location.js'
+import { drawJobs } from './compute-jobs.js'
 import type { EngineRun } from './engine.js'
 import { runFast } from './fast-engine.js'
 import { HARDWARE, type HardwareClass } from './fleet.js'
@@ -30,6 +31,8 @@ export const AUTO_STACK_MAX_NODES = 200
 export const COST_SHARE = 0.4
 /** What registering an identity costs in fees (gas), MESH. */
 export const REGISTRATION_FEE_MESH = 1
+/** Running a job costs its node this share of the job's price (power, wear). */
+export const JOB_COST_SHARE = 0.25
 /** What a reverted root post costs its sender (gas), MESH. */
 export const FAILED_POST_FEE_MESH = 1
 
@@ -38,10 +41,12 @@ export interface CohortEconomics {
   identities: number
   machines: number
   rewards: number
+  /** What builders paid for jobs (by voucher, after each result; a caught forgery is not paid). */
+  payments: number
   runningCosts: number
   fees: number
   slashed: number
-  /** rewards − slashed − fees − running costs. */
+  /** rewards + payments − slashed − fees − running costs. */
   net: number
 }
 
@@ -127,16 +132,32 @@ async function runOnce(
     colluders: build.colluders,
     protocol: DEFAULT_SIM_PROTOCOL,
   })
+  if (scenario.compute !== undefined)
+    world.jobs = drawJobs(world, twin ? undefined : scenario.compute.forgers)
   const options = onProgress === undefined ? {} : { onProgress }
   const run = engine === 'stack' ? await runStack(world, options) : await runFast(world, options)
   return { world, run }
 }
 
 /** Each cohort's economics in a run. */
-function economics(world: World, run: EngineRun, unitCost: number): Record<string, CohortEconomics> {
+function economics(
+  world: World,
+  run: EngineRun,
+  unitCost: number,
+  forgerCohort: string | undefined,
+): Record<string, CohortEconomics> {
   const cohorts: Record<string, CohortEconomics> = {}
   const of = (name: string) => {
-    cohorts[name] ??= { identities: 0, machines: 0, rewards: 0, runningCosts: 0, fees: 0, slashed: 0, net: 0 }
+    cohorts[name] ??= {
+      identities: 0,
+      machines: 0,
+      rewards: 0,
+      payments: 0,
+      runningCosts: 0,
+      fees: 0,
+      slashed: 0,
+      net: 0,
+    }
     return cohorts[name] as CohortEconomics
   }
   const { fleet, epochs } = world
@@ -171,6 +192,16 @@ function economics(world: World, run: EngineRun, unitCost: number): Record<strin
       rewards.set(cohort, (rewards.get(cohort) ?? 0n) + amount)
     }
   for (const [cohort, amount] of rewards) of(cohort).rewards = mesh(amount)
+  // Jobs: paid unless caught; running one costs its node a quarter of its price (a forger runs none).
+  for (const job of world.jobs) {
+    const id = fleet.identities[job.identity]
+    if (id === undefined) continue
+    const c = of(id.cohort)
+    if (!job.fraud) c.payments += mesh(job.value)
+    if (id.cohort !== forgerCohort) c.runningCosts += mesh(job.value) * JOB_COST_SHARE
+  }
+  const cohortOfPeer = new Map(fleet.identities.map((id) => [world.peerIds[id.index] as string, id.cohort]))
+  for (const [peer, amount] of run.slashed) of(cohortOfPeer.get(peer) ?? 'unknown').slashed += mesh(amount)
   if (run.forged.attempted > 0) {
     const c = of('colluders')
     c.identities = world.verifiers.filter((v) => v.colluding).length
@@ -179,7 +210,9 @@ function economics(world: World, run: EngineRun, unitCost: number): Record<strin
   for (const c of Object.values(cohorts)) {
     c.runningCosts = round6(c.runningCosts)
     c.fees = round6(c.fees)
-    c.net = round6(c.rewards - c.slashed - c.fees - c.runningCosts)
+    c.payments = round6(c.payments)
+    c.slashed = round6(c.slashed)
+    c.net = round6(c.rewards + c.payments - c.slashed - c.fees - c.runningCosts)
   }
   return Object.fromEntries(
     Object.keys(cohorts)
@@ -225,7 +258,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   const { world, run } = await runOnce(scenario, size, false, engine, progress('attack'))
   const emission = Number(DEFAULT_SIM_PROTOCOL.emission.initialEmission / MESH)
   const unitCost = (emission / size.nodes) * COST_SHARE
-  const cohorts = economics(world, run, unitCost)
+  const cohorts = economics(world, run, unitCost, scenario.compute?.forgers)
 
   const perEpoch: EpochReport[] = run.epochs.map((e) => {
     let paid = 0n
@@ -259,7 +292,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   let attack: AttackReport | null = null
   if (scenario.attacker !== undefined && scenario.twin !== undefined) {
     const twin = await runOnce(scenario, size, true, engine, progress('twin'))
-    const twinCohorts = economics(twin.world, twin.run, unitCost)
+    const twinCohorts = economics(twin.world, twin.run, unitCost, undefined)
     const cohort = scenario.attacker
     const net = cohorts[cohort]?.net ?? 0
     const twinNet = twinCohorts[cohort]?.net ?? 0
@@ -308,7 +341,7 @@ function claimsRuledOut(world: World, cohort: string): { attacker: number; hones
   return out
 }
 
-/** The first epoch the attack was refused, or paid less than its twin in the same epoch. */
+/** The first epoch the attack was refused or caught, or paid less than its twin in the same epoch. */
 function detectionEpoch(
   world: World,
   run: EngineRun,
@@ -317,6 +350,8 @@ function detectionEpoch(
   cohort: string,
 ): number | null {
   if (run.forged.attempted > 0 && run.forged.accepted < run.forged.attempted) return 0
+  const caught = world.jobs.filter((j) => j.fraud && world.fleet.identities[j.identity]?.cohort === cohort)
+  if (caught.length > 0) return Math.min(...caught.map((j) => j.epoch))
   const paidTo = (w: World, r: EngineRun, e: number) => {
     let sum = 0n
     for (const [account, amount] of r.epochs[e]?.payouts ?? [])

@@ -16,7 +16,7 @@ import { colludersPostForgedRoot } from './colluders.js'
 import type { EngineRun, EpochOutcome } from './engine.js'
 import { SimError } from './errors.js'
 import { SimLedger } from './sim-ledger.js'
-import { availability, MESH, registrationMs, SIM_NETWORK_ID, type World } from './world.js'
+import { availability, MESH, registrationMs, SIM_NETWORK_ID, SLASH_AMOUNT, type World } from './world.js'
 
 /** Largest network the stack engine takes (every challenge is a signed message on the simulated mesh). */
 export const STACK_ENGINE_MAX_NODES = 2_000
@@ -166,6 +166,20 @@ export async function runStack(
         })
       })
 
+  // Compute: each job's receipt or fraud evidence reaches every verifier (as the builder's gossip
+  // and the verifiers' re-runs do); a confirmed fraud is slashed once, by quorum.
+  for (const job of world.jobs) {
+    at(job.atMs, () => {
+      const node = world.peerIds[job.identity] as string
+      for (const store of stores) {
+        if (job.verified) store.recordWork({ epoch: job.epoch, node, jobId: job.jobId, value: job.value })
+        if (job.fraud)
+          store.recordFraud({ evidenceHash: job.evidenceHash, epoch: job.epoch, node, jobId: job.jobId })
+      }
+      if (job.fraud) ledger.slashNode(node, SLASH_AMOUNT)
+    })
+  }
+
   let reported = 0
   const done = await clock.runUntil(
     () => {
@@ -227,6 +241,7 @@ export async function runStack(
     engine: 'stack',
     epochs: outcomes,
     refusals: [...ledger.refusals],
+    slashed: new Map(ledger.slashed),
     forged,
     network: { delivered: stats.delivered, dropped: stats.dropped },
   }

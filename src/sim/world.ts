@@ -4,6 +4,7 @@ import type { PeerSigner } from '../mesh/peer-key.js'
 import type { LatencyModel } from '../mesh/sim-network.js'
 import { networkIdOf } from '../mesh/wire-codec.js'
 import { DEFAULT_REWARD_PARAMS, type EmissionSchedule, type RewardParams } from '../rewards/index.js'
+import type { SimJob } from './compute-jobs.js'
 import { type Fleet, isOnline, type Span } from './fleet.js'
 import { type Access, drawPlace, linkBetween, type Place } from './geography.js'
 import { seedBytes, stream } from './random.js'
@@ -16,6 +17,9 @@ export const SIM_NETWORK_ID = networkIdOf({
 
 /** 10^18: base units in one MESH. */
 export const MESH = 10n ** 18n
+
+/** What a confirmed fraud slashes: the minimum node stake, as the verifiers' compute auditor signs. */
+export const SLASH_AMOUNT = 1_000n * MESH
 
 /** The protocol timings and parameters a simulated network runs with (the production defaults where they exist). */
 export interface SimProtocol {
@@ -70,6 +74,8 @@ export interface World {
   latency: LatencyModel
   /** Cohort of each operator address. */
   cohortOf: Map<string, string>
+  /** The run's compute jobs (none unless a scenario draws them: `drawJobs`). */
+  jobs: SimJob[]
 }
 
 const VERIFIER_ACCESS: Access = { accessMs: 1, jitterMs: 1, lossRate: 0.0005 }
@@ -142,6 +148,7 @@ export function buildWorld(init: {
     quorum: Math.floor(init.verifiers / 2) + 1,
     latency,
     cohortOf,
+    jobs: [],
   }
 }
 
