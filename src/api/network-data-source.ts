@@ -492,7 +492,7 @@ export function createNetworkDataSource(
 function nodeReward(a: EpochAudit, peerId: string): bigint {
   const r = a.settlement.rewards
   let sum = r.uptime.explain(peerId)?.reward ?? 0n
-  for (const list of [r.compute, r.storage, r.bandwidth] as { peerId: string; reward: bigint }[][])
+  for (const list of [r.compute, r.storage, r.bandwidth, r.sensor] as { peerId: string; reward: bigint }[][])
     for (const x of list) if (x.peerId === peerId) sum += x.reward
   return sum
 }
