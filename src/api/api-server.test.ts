@@ -204,6 +204,7 @@ describe('HTTP API', () => {
       '/api/network',
       '/api/nodes',
       '/api/nodes/{peerId}',
+      '/api/sensors/latest',
     ])
     expect(doc.paths['/api/nodes/{peerId}'].get.parameters[0]).toMatchObject({ name: 'peerId', in: 'path' })
     expect(
@@ -268,5 +269,118 @@ describe('HTTP API', () => {
     const until = Date.now() + 5_000
     while (source.listeners > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
     expect(source.listeners).toBe(0)
+  })
+})
+
+describe('HTTP API: sensors', () => {
+  it('serves the latest checked readings near a place, nearest first, flagged; bad queries get 400', async () => {
+    const { generateKeyPair } = await import('@libp2p/crypto/keys')
+    const { cellToParent, latLngToCell } = await import('h3-js')
+    const { createPeerSigner, createPeerVerifier } = await import('../mesh/peer-key.js')
+    const { createWireCodec } = await import('../mesh/wire-codec.js')
+    const { DeviceSigner } = await import('../sensors/device.js')
+    const { SENSOR_DEVICE, SENSOR_READING, sensorTopic } = await import('../sensors/reading.js')
+    const { SensorFeed } = await import('./sensor-feed.js')
+    const NET = 'api-net'
+    const now = Date.now()
+    const handlers = new Map<string, (m: { data: Uint8Array; from: string }) => unknown>()
+    const feed = new SensorFeed({
+      port: {
+        subscribe: (topic, h) => {
+          handlers.set(topic, h as (m: { data: Uint8Array; from: string }) => unknown)
+          return () => handlers.delete(topic)
+        },
+      },
+      codec: createWireCodec({
+        network: NET,
+        signer: createPeerSigner(await generateKeyPair('Ed25519')),
+        clock: { now: () => now },
+        types: [SENSOR_READING],
+        nextSeq: () => 1,
+      }),
+      verifier: createPeerVerifier(),
+      network: NET,
+      now: () => now,
+    })
+    // Two stations: Berlin and Potsdam (about 27 km away), each on its own node.
+    const stations: InstanceType<typeof DeviceSigner>[] = []
+    for (const [lat, lon] of [
+      [52.52, 13.4],
+      [52.39, 13.06],
+    ] as const) {
+      const h3 = latLngToCell(lat, lon, 7)
+      feed.follow([h3])
+      let seq = 0
+      const nodeSigner = createPeerSigner(await generateKeyPair('Ed25519'))
+      stations.push(
+        new DeviceSigner({
+          network: NET,
+          key: await generateKeyPair('Ed25519'),
+          kinds: ['temperature', 'humidity'],
+          cell: cellToParent(h3, 5),
+          nodeCodec: createWireCodec({
+            network: NET,
+            signer: nodeSigner,
+            clock: { now: () => now },
+            types: [SENSOR_DEVICE],
+            nextSeq: () => ++seq,
+          }),
+          clock: { now: () => now },
+        }),
+      )
+    }
+    const deliver = (s: (typeof stations)[number], kind: 'temperature' | 'humidity', value: number) =>
+      handlers.get(sensorTopic(NET, s.cell))?.({ data: s.sign({ kind, value, at: now }), from: 'x' })
+    deliver(stations[0] as (typeof stations)[number], 'temperature', 21.5)
+    deliver(stations[0] as (typeof stations)[number], 'humidity', 140)
+    deliver(stations[1] as (typeof stations)[number], 'temperature', 20.9)
+    // A forged reading is dropped, not served.
+    const forged = JSON.parse(
+      new TextDecoder().decode(stations[1]?.sign({ kind: 'temperature', value: 1, at: now })),
+    )
+    forged.body.value = 99
+    handlers.get(sensorTopic(NET, stations[1]?.cell as string))?.({
+      data: new TextEncoder().encode(JSON.stringify(forged)),
+      from: 'x',
+    })
+    expect(feed.dropped).toBe(1)
+
+    const source = memorySource()
+    source.sensors = async (q) => feed.latest(q).map((r) => ({ ...r, score: null }))
+    const a = app(source)
+    const near = (await a.inject('/api/sensors/latest?near=52.52,13.40&radius=50&kind=temperature')).json()
+    expect(near.readings.map((r: { value: number }) => r.value)).toEqual([21.5, 20.9])
+    expect(near.readings[0]).toMatchObject({
+      kind: 'temperature',
+      unit: '°C',
+      quality: { flag: 'ok' },
+      score: null,
+    })
+    expect(near.readings[1].distanceKm).toBeGreaterThan(near.readings[0].distanceKm)
+    // Within Berlin's cell centre's distance: Berlin's two readings, not Potsdam's.
+    const close = (
+      await a.inject(`/api/sensors/latest?near=52.52,13.40&radius=${near.readings[0].distanceKm + 1}`)
+    ).json()
+    expect(close.readings.map((r: { kind: string }) => r.kind).sort()).toEqual(['humidity', 'temperature'])
+    expect(close.readings.find((r: { kind: string }) => r.kind === 'humidity').quality).toEqual({
+      flag: 'suspect',
+      reasons: ['out_of_bounds'],
+    })
+    expect((await a.inject('/api/sensors/latest')).json().readings).toHaveLength(3)
+    for (const url of [
+      '/api/sensors/latest?near=abc',
+      '/api/sensors/latest?near=95,13&radius=5',
+      '/api/sensors/latest?radius=5',
+      '/api/sensors/latest?near=52.5,13.4&radius=0',
+      '/api/sensors/latest?kind=wind',
+      '/api/sensors/latest?limit=9999',
+    ]) {
+      const r = await a.inject(url)
+      expect(r.statusCode, url).toBe(400)
+      expect(r.json().error.code).toBe('INVALID_ARGUMENT')
+    }
+    // A source that serves no sensors answers 404.
+    expect((await app().inject('/api/sensors/latest')).statusCode).toBe(404)
+    feed.close()
   })
 })

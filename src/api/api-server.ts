@@ -18,6 +18,8 @@ import {
   NodeDetailView,
   NodeView,
   PeerIdParam,
+  SensorListView,
+  SensorQuery,
 } from './schemas.js'
 import type { StaticFile } from './static-files.js'
 
@@ -219,6 +221,43 @@ export function createApiServer(init: ApiServerInit, components: ApiServerCompon
     async (req) => ({ jobs: await source.jobs(req.query.limit ?? DEFAULT_LIMIT) }),
   )
 
+  app.get(
+    '/api/sensors/latest',
+    {
+      schema: {
+        summary:
+          'The latest checked sensor readings, nearest first: value, quality flag, the verifiers’ newest score',
+        querystring: SensorQuery,
+        response: { 200: SensorListView, ...errorResponses },
+      },
+    },
+    async (req) => {
+      if (source.sensors === undefined)
+        throw new ApiError('API_ROUTE_NOT_FOUND', 'this API serves no sensor data')
+      const q = req.query
+      if (q.radius !== undefined && q.near === undefined)
+        throw new InvalidArgumentError('radius needs near=LAT,LON', {
+          hint: 'For example ?near=52.52,13.40&radius=25',
+        })
+      let near: { lat: number; lon: number } | undefined
+      if (q.near !== undefined) {
+        const [lat, lon] = q.near.split(',').map(Number) as [number, number]
+        if (Math.abs(lat) > 90 || Math.abs(lon) > 180)
+          throw new InvalidArgumentError(
+            'near must be a latitude in [-90, 90] and a longitude in [-180, 180]',
+          )
+        near = { lat, lon }
+      }
+      const readings = await source.sensors({
+        ...(near === undefined ? {} : { near }),
+        ...(q.radius === undefined ? {} : { radiusKm: q.radius }),
+        ...(q.kind === undefined ? {} : { kind: q.kind }),
+        limit: q.limit ?? DEFAULT_LIMIT,
+      })
+      return { readings }
+    },
+  )
+
   // Server-sent events: one `event: TYPE` / `data: JSON` record per change.
   const streams = new Set<FastifyReply>()
   const maxStreams = init.maxStreams ?? 64
@@ -227,7 +266,7 @@ export function createApiServer(init: ApiServerInit, components: ApiServerCompon
     '/api/events',
     {
       schema: {
-        summary: 'Live changes as server-sent events: network, node, epoch, job',
+        summary: 'Live changes as server-sent events: network, node, epoch, job, sensor',
         response: { 503: ErrorBody },
       },
     },

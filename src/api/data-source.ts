@@ -5,7 +5,9 @@ import type {
   NetworkView,
   NodeDetailView,
   NodeView,
+  SensorReadingView,
 } from './schemas.js'
+import type { FeedQuery } from './sensor-feed.js'
 
 /**
  * Where the API's answers come from. The devnet implements it from the chain, its verifiers' ops
@@ -27,6 +29,8 @@ export interface ApiDataSource {
   epoch(n: number): Promise<EpochDetailView | undefined>
   /** The newest `limit` jobs, newest first. */
   jobs(limit: number): Promise<JobView[]>
+  /** The latest checked sensor readings (a source that serves sensors lists 'sensors' in `features`). */
+  sensors?(query: FeedQuery): Promise<SensorReadingView[]>
   /** Live changes, for `GET /api/events`; returns the unsubscribe function. */
   subscribe(listener: (event: ApiEvent) => void): () => void
 }
@@ -34,10 +38,11 @@ export interface ApiDataSource {
 /**
  * A live change, sent as a server-sent event named `type` whose data is `data` as JSON: the network
  * summary changed (`network`), a node went on- or offline or joined (`node`), a root was posted
- * (`epoch`), a job finished (`job`).
+ * (`epoch`), a job finished (`job`), a sensor reading arrived (`sensor`).
  */
 export type ApiEvent =
   | { type: 'network'; data: NetworkView }
   | { type: 'node'; data: NodeView }
   | { type: 'epoch'; data: EpochListView['epochs'][number] }
   | { type: 'job'; data: JobView }
+  | { type: 'sensor'; data: SensorReadingView }

@@ -19,4 +19,5 @@ export {
   type NetworkDataSourceInit,
 } from './network-data-source.js'
 export * from './schemas.js'
+export { type FeedQuery, type FeedReading, SensorFeed } from './sensor-feed.js'
 export { loadStaticFiles, MAX_STATIC_BYTES, MAX_STATIC_FILES, type StaticFile } from './static-files.js'

@@ -27,7 +27,9 @@ import type {
   NodeDetailView,
   NodeEpochView,
   NodeView,
+  SensorReadingView,
 } from './schemas.js'
+import type { FeedQuery, FeedReading, SensorFeed } from './sensor-feed.js'
 
 /** What {@link createNetworkDataSource} is configured with. */
 export interface NetworkDataSourceInit {
@@ -53,6 +55,8 @@ export interface NetworkDataSourceComponents {
   verifier: PeerVerifier
   clock: Clock
   logger: Logger
+  /** Sensor readings heard on the mesh (none: the source serves no sensors). */
+  sensors?: SensorFeed
 }
 
 /** A network data source, with `close()` to stop its polling. */
@@ -105,6 +109,10 @@ export function createNetworkDataSource(
     ) {
       const snapshot = chain.registry(block)
       registryCache = { block, snapshot }
+      // The sensor feed follows the coarse cells of every registered node.
+      const feed = components.sensors
+      if (feed !== undefined)
+        snapshot.then((s) => feed.follow(s.nodes.map((n) => n.h3Cell))).catch(() => undefined)
       // Services and cells can change (NodeUpdated): read them again with the registry.
       statics.clear()
       snapshot.catch(() => {
@@ -195,6 +203,27 @@ export function createNetworkDataSource(
   }
 
   const amount = (v: bigint) => v.toString()
+
+  // The verifiers' newest judgement of each sensor (device), from the newest recomputed epoch.
+  type SensorScore = NonNullable<SensorReadingView['score']>
+  let lastScores = new Map<string, SensorScore>()
+  const sensorScores = async (): Promise<Map<string, SensorScore>> => {
+    const a = await newestAudit(await chain.postedRoots())
+    if (a === undefined) return lastScores
+    const scores = new Map<string, SensorScore>()
+    for (const node of a.settlement.rewards.sensor)
+      for (const s of node.sensors)
+        scores.set(s.device, {
+          epoch: a.epoch,
+          scorePpm: s.scorePpm,
+          qualityPpm: s.qualityPpm,
+          locationPpm: s.locationPpm,
+          paid: s.paid,
+          reason: s.reason,
+        })
+    lastScores = scores
+    return scores
+  }
 
   const nodeViews = async (): Promise<{
     views: NodeView[]
@@ -291,7 +320,10 @@ export function createNetworkDataSource(
         }),
         totalEarned: amount(lastPosted === null ? 0n : (roots.get(lastPosted)?.totalCumulative ?? 0n)),
         totalClaimed: amount(totalClaimed),
-        features: ['nodes', 'epochs', 'jobs'],
+        features:
+          components.sensors === undefined
+            ? ['nodes', 'epochs', 'jobs']
+            : ['nodes', 'epochs', 'jobs', 'sensors'],
       }
     },
 
@@ -404,6 +436,19 @@ export function createNetworkDataSource(
       return components.jobs.list(limit)
     },
 
+    ...(components.sensors === undefined
+      ? {}
+      : {
+          async sensors(query: FeedQuery) {
+            const feed = components.sensors as SensorFeed
+            // Follow the cells as the registry names them now (the feed adds only new ones).
+            const head = await chain.head()
+            await registry(head.number)
+            const scores = await sensorScores()
+            return feed.latest(query).map((r) => sensorView(r, scores))
+          },
+        }),
+
     subscribe(listener) {
       listeners.add(listener)
       if (listeners.size === 1) startPolling()
@@ -463,6 +508,9 @@ export function createNetworkDataSource(
     polling = true
     unsubscribers = [
       components.jobs.subscribe((job) => emit({ type: 'job', data: job })),
+      ...(components.sensors === undefined
+        ? []
+        : [components.sensors.onReading((r) => emit({ type: 'sensor', data: sensorView(r, lastScores) }))]),
       // A node going offline is told at once, not at the next poll.
       components.health.onChange(() => {
         if (polling) void poll().catch(() => undefined)
@@ -552,4 +600,12 @@ function formatMesh(v: bigint): string {
   const whole = v / 10n ** 18n
   const frac = ((v % 10n ** 18n) / 10n ** 14n).toString().padStart(4, '0').replace(/0+$/, '')
   return `${whole.toLocaleString('en-US')}${frac ? `.${frac}` : ''} MESH`
+}
+
+/** A feed reading with the verifiers' newest score of its sensor. */
+function sensorView(
+  r: FeedReading & { distanceKm?: number },
+  scores: ReadonlyMap<string, NonNullable<SensorReadingView['score']>>,
+): SensorReadingView {
+  return { ...r, score: scores.get(r.sensor) ?? null }
 }

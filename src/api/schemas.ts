@@ -204,6 +204,66 @@ export type JobView = Static<typeof JobView>
 export const JobListView = Type.Object({ jobs: Type.Array(JobView) })
 export type JobListView = Static<typeof JobListView>
 
+/** A sensor's latest reading of one kind, checked, with its quality flag and its last judged score. */
+export const SensorReadingView = Type.Object({
+  /** The device key (peer id) that signed it, and the node that certified the device. */
+  sensor: Type.String(),
+  node: Type.String(),
+  kind: Type.String(),
+  value: Type.Number(),
+  unit: Type.String(),
+  /** When measured (ms since the unix epoch, the device's clock) and when this API received it. */
+  at: Type.Integer(),
+  receivedAt: Type.Integer(),
+  /** The coarse H3 cell (resolution 5) and its centre: never the sensor's exact place. */
+  cell: Type.String(),
+  lat: Type.Number(),
+  lon: Type.Number(),
+  /** From `near`, when the query gave one (km). */
+  distanceKm: Type.Optional(Type.Integer()),
+  quality: Type.Object({
+    flag: Type.Union([Type.Literal('ok'), Type.Literal('suspect')]),
+    reasons: Type.Array(Type.String()),
+  }),
+  /** The verifiers' judgement in the newest posted epoch that judged it (null: not yet). */
+  score: Type.Union([
+    Type.Object({
+      epoch: Type.Integer(),
+      scorePpm: Type.Integer(),
+      qualityPpm: Type.Integer(),
+      locationPpm: Type.Integer(),
+      paid: Type.Boolean(),
+      reason: Type.String(),
+    }),
+    Type.Null(),
+  ]),
+})
+export type SensorReadingView = Static<typeof SensorReadingView>
+
+/** `GET /api/sensors/latest`. */
+export const SensorListView = Type.Object({ readings: Type.Array(SensorReadingView) })
+export type SensorListView = Static<typeof SensorListView>
+
+/** Query of `GET /api/sensors/latest`: `near=LAT,LON` with `radius` km, a kind, a limit. */
+export const SensorQuery = Type.Object(
+  {
+    near: Type.Optional(
+      Type.String({ pattern: '^-?[0-9]{1,2}(\\.[0-9]{1,8})?,-?[0-9]{1,3}(\\.[0-9]{1,8})?$', maxLength: 32 }),
+    ),
+    radius: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 20_000 })),
+    kind: Type.Optional(
+      Type.Union([
+        Type.Literal('temperature'),
+        Type.Literal('humidity'),
+        Type.Literal('pressure'),
+        Type.Literal('pm25'),
+      ]),
+    ),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  },
+  { additionalProperties: false },
+)
+
 /** Query of list routes. */
 export const LimitQuery = Type.Object(
   { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) },

@@ -7,7 +7,7 @@ import {
   latLngToCell,
 } from 'h3-js'
 import { InvalidArgumentError } from '../core/errors.js'
-import type { NetworkPort, Unsubscribe } from '../mesh/network-port.js'
+import type { NetworkPort, Unsubscribe, Verdict } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { SignedEnvelope, WireCodec } from '../mesh/wire-codec.js'
 import {
@@ -86,85 +86,113 @@ export function validateSensorQuery(q: SensorQuery): void {
     })
 }
 
-/** Most sensors whose recent values a subscription remembers (for its rate and stuck flags). */
+/** Most sensors whose recent values a checker remembers (for its rate and stuck flags). */
 const MAX_TRACKED = 10_000
 
+/** A checked reading with its quality flag, before any place filter. */
+export type CheckedReading = Omit<SubscribedReading, 'distanceKm'>
+
+/** What a reading checker needs. */
+export interface ReadingCheckerComponents {
+  /** Decodes with replay protection; knows SENSOR_READING. */
+  codec: WireCodec
+  verifier: PeerVerifier
+  network: string
+  now: () => number
+}
+
 /**
- * Subscribes to the readings of every coarse cell around `query.near`: each is decoded (size,
- * schema, the device key's signature, replay, clock skew), checked against the node certificate it
- * carries, filtered by kind and distance, flagged for quality, and handed to `onReading`. Bad
+ * Checks gossiped readings for a builder or an explorer: decodes each (size, schema, the device
+ * key's signature, replay, clock skew), checks it against the node certificate it carries, and flags
+ * its quality against the sensor's previous readings. `check` returns the verdict for gossip and the
+ * reading when it is good; bad ones are counted in `dropped`.
+ */
+export function readingChecker(components: ReadingCheckerComponents): {
+  check(data: Uint8Array): { verdict: Verdict; reading?: CheckedReading }
+  dropped(): number
+} {
+  const recent = new Map<string, { at: number; values: number[] }>()
+  const certificates = new CertificateCache(1_000)
+  let dropped = 0
+  return {
+    dropped: () => dropped,
+    check(data) {
+      const decoded = components.codec.decode(data)
+      if (!decoded.ok || decoded.envelope.type !== SENSOR_READING.type) {
+        dropped++
+        return { verdict: decoded.ok ? 'reject' : decoded.verdict }
+      }
+      const reading = decoded.envelope as SignedEnvelope<SensorReadingBody>
+      const checked = checkReading(reading, {
+        network: components.network,
+        verifier: components.verifier,
+        certificates,
+      })
+      if (!checked.ok) {
+        dropped++
+        return { verdict: 'reject' }
+      }
+      const b = reading.body
+      const spec = SENSOR_KINDS[b.kind]
+      const reasons: string[] = []
+      if (b.value < spec.min || b.value > spec.max) reasons.push('out_of_bounds')
+      const key = `${reading.from}|${b.kind}`
+      const last = recent.get(key)
+      if (last !== undefined) {
+        const minutes = Math.max((b.at - last.at) / 60_000, 1 / 60)
+        const previous = last.values.at(-1) as number
+        if (Math.abs(b.value - previous) / minutes > spec.maxChangePerMinute) reasons.push('implausible_rate')
+      }
+      const values = [...(last?.values ?? []), b.value].slice(-10)
+      if (values.length === 10 && values.every((v) => v === values[0])) reasons.push('stuck')
+      if (Math.abs(components.now() - b.at) > 30_000) reasons.push('clock_skew')
+      if (last === undefined && recent.size >= MAX_TRACKED)
+        recent.delete(recent.keys().next().value as string)
+      recent.set(key, { at: b.at, values })
+      return {
+        verdict: 'accept',
+        reading: {
+          sensor: reading.from,
+          node: checked.node,
+          kind: b.kind,
+          value: b.value,
+          unit: b.unit,
+          at: b.at,
+          cell: b.cell,
+          quality: { flag: reasons.length === 0 ? 'ok' : 'suspect', reasons },
+        },
+      }
+    },
+  }
+}
+
+/**
+ * Subscribes to the readings of every coarse cell around `query.near`: each is checked by a
+ * {@link readingChecker}, filtered by kind, and handed to `onReading` with its distance. Bad
  * readings are dropped and counted in `dropped`, never passed on.
  */
 export function subscribeSensors(
-  components: {
-    port: Pick<NetworkPort, 'subscribe'>
-    codec: WireCodec
-    verifier: PeerVerifier
-    network: string
-    now: () => number
-  },
+  components: ReadingCheckerComponents & { port: Pick<NetworkPort, 'subscribe'> },
   query: SensorQuery,
   onReading: (reading: SubscribedReading) => void,
 ): { cells: string[]; dropped: () => number; unsubscribe: Unsubscribe } {
   validateSensorQuery(query)
   const cells = cellsNear(query.near, query.radiusKm)
-  const recent = new Map<string, { at: number; values: number[] }>()
-  const certificates = new CertificateCache(1_000)
-  let dropped = 0
-  const handler = (data: Uint8Array) => {
-    const decoded = components.codec.decode(data)
-    if (!decoded.ok || decoded.envelope.type !== SENSOR_READING.type) {
-      dropped++
-      return decoded.ok ? 'reject' : decoded.verdict
-    }
-    const reading = decoded.envelope as SignedEnvelope<SensorReadingBody>
-    const checked = checkReading(reading, {
-      network: components.network,
-      verifier: components.verifier,
-      certificates,
-    })
-    if (!checked.ok) {
-      dropped++
-      return 'reject'
-    }
-    const b = reading.body
-    if (query.kind !== undefined && b.kind !== query.kind) return 'accept'
-    const [lat, lon] = cellToLatLng(b.cell)
-    const distanceKm = greatCircleDistance([query.near.lat, query.near.lon], [lat, lon], 'km')
-    const spec = SENSOR_KINDS[b.kind]
-    const reasons: string[] = []
-    if (b.value < spec.min || b.value > spec.max) reasons.push('out_of_bounds')
-    const key = `${reading.from}|${b.kind}`
-    const last = recent.get(key)
-    if (last !== undefined) {
-      const minutes = Math.max((b.at - last.at) / 60_000, 1 / 60)
-      const previous = last.values.at(-1) as number
-      if (Math.abs(b.value - previous) / minutes > spec.maxChangePerMinute) reasons.push('implausible_rate')
-    }
-    const values = [...(last?.values ?? []), b.value].slice(-10)
-    if (values.length === 10 && values.every((v) => v === values[0])) reasons.push('stuck')
-    if (Math.abs(components.now() - b.at) > 30_000) reasons.push('clock_skew')
-    if (last === undefined && recent.size >= MAX_TRACKED) recent.delete(recent.keys().next().value as string)
-    recent.set(key, { at: b.at, values })
-    onReading({
-      sensor: reading.from,
-      node: checked.node,
-      kind: b.kind,
-      value: b.value,
-      unit: b.unit,
-      at: b.at,
-      cell: b.cell,
-      distanceKm: Math.round(distanceKm),
-      quality: { flag: reasons.length === 0 ? 'ok' : 'suspect', reasons },
-    })
-    return 'accept'
+  const checker = readingChecker(components)
+  const handler = (data: Uint8Array): Verdict => {
+    const { verdict, reading } = checker.check(data)
+    if (reading === undefined || (query.kind !== undefined && reading.kind !== query.kind)) return verdict
+    const [lat, lon] = cellToLatLng(reading.cell)
+    const distanceKm = Math.round(greatCircleDistance([query.near.lat, query.near.lon], [lat, lon], 'km'))
+    onReading({ ...reading, distanceKm })
+    return verdict
   }
   const unsubscribes = cells.map((cell) =>
     components.port.subscribe(sensorTopic(components.network, cell), (m) => handler(m.data)),
   )
   return {
     cells,
-    dropped: () => dropped,
+    dropped: checker.dropped,
     unsubscribe: () => {
       for (const u of unsubscribes) u()
     },

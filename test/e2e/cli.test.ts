@@ -345,6 +345,21 @@ describe('meshwork devnet', () => {
       expect(r.distanceKm).toBeLessThan(40)
       expect(r.node).toMatch(/^12D3KooW/)
     }
+    // The devnet's API serves the same readings, latest per sensor and kind, nearest first.
+    let latest: {
+      readings: { sensor: string; kind: string; quality: { flag: string }; distanceKm: number }[]
+    } = {
+      readings: [],
+    }
+    for (let i = 0; i < 40 && latest.readings.length === 0; i++) {
+      latest = (await (
+        await fetch(`${url}/api/sensors/latest?near=52.5,13.4&radius=50`)
+      ).json()) as typeof latest
+      if (latest.readings.length === 0) await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+    expect(latest.readings.length).toBeGreaterThan(0)
+    expect(latest.readings[0]).toMatchObject({ quality: { flag: 'ok' }, sensor: readings[0].sensor })
+    expect((await fetch(`${url}/api/sensors/latest?kind=wind`)).status).toBe(400)
 
     writeFileSync(join(cwd, 'loop.js'), '() => { for (;;) {} }\n')
     const loop = await runCli(

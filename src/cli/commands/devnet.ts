@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Command } from 'commander'
 import { formatUnits } from 'viem'
 import {
@@ -11,6 +12,7 @@ import {
   JobLog,
   LOOPBACK_HOSTNAMES,
   loadStaticFiles,
+  SensorFeed,
   type StaticFile,
 } from '../../api/index.js'
 import {
@@ -26,7 +28,11 @@ import {
 import { systemClock } from '../../core/clock.js'
 import { InvalidArgumentError } from '../../core/errors.js'
 import { createLogger } from '../../core/logger.js'
-import { createPeerVerifier } from '../../mesh/peer-key.js'
+import { createMeshLibp2p } from '../../mesh/create-libp2p.js'
+import { createLibp2pPort } from '../../mesh/libp2p-port.js'
+import { createPeerSigner, createPeerVerifier } from '../../mesh/peer-key.js'
+import { createWireCodec, networkIdOf } from '../../mesh/wire-codec.js'
+import { SENSOR_READING } from '../../sensors/reading.js'
 import { httpBundleSource } from '../../verifier/audit.js'
 import { createEvmVerifierChain } from '../../verifier/chain-port.js'
 import { globalOptions } from '../context.js'
@@ -279,6 +285,26 @@ export function devnetCommand(program: Command): void {
         health.start()
         parts.push({ name: 'health', stop: () => health.stop() })
         const jobs = new JobLog()
+        // The sensor readings the dashboard shows: heard on the mesh like any builder hears them.
+        const feedKey = await generateKeyPair('Ed25519')
+        const feedMesh = await createMeshLibp2p({ privateKey: feedKey, listen: [], bootstrap })
+        const feedPort = createLibp2pPort(feedMesh, { logger })
+        parts.push({ name: 'sensor feed mesh', stop: () => feedPort.close() })
+        let feedSeq = 0
+        const sensors = new SensorFeed({
+          port: feedPort,
+          codec: createWireCodec({
+            network: networkIdOf(net),
+            signer: createPeerSigner(feedKey),
+            clock: systemClock,
+            types: [SENSOR_READING],
+            nextSeq: () => ++feedSeq,
+          }),
+          verifier: createPeerVerifier(),
+          network: networkIdOf(net),
+          now: () => Date.now(),
+        })
+        parts.push({ name: 'sensor feed', stop: () => sensors.close() })
         const source = createNetworkDataSource(
           { network: net, label: (id) => labels.get(id) },
           {
@@ -290,6 +316,7 @@ export function devnetCommand(program: Command): void {
             verifier: createPeerVerifier(),
             clock: systemClock,
             logger,
+            sensors,
           },
         )
         parts.push({ name: 'data source', stop: () => source.close() })
