@@ -105,6 +105,10 @@ describe('the dashboard in real Chromium against a real devnet', () => {
 
     // The demo builder's jobs show on the latency chart.
     await page.locator('.chart circle.job').first().waitFor({ timeout: 30_000 })
+    // Every node's weather station: its latest readings in the sensor table and a diamond on the map.
+    await expect.poll(() => page.locator('.map .sensor').count(), { timeout: 30_000 }).toBe(3)
+    await page.locator('table.sensors tbody tr').first().waitFor({ timeout: 5_000 })
+    expect(await page.locator('table.sensors').textContent()).toMatch(/temperature.*°C/)
 
     // A stopped node shows offline, on the map and in the table.
     const victim = nodes[1] as ApiNode

@@ -1,7 +1,14 @@
 import { useEffect, useState } from 'preact/hooks'
-import type { EpochView, JobView, NetworkView, NodeDetailView, NodeView } from '../../src/api/schemas.js'
+import type {
+  EpochView,
+  JobView,
+  NetworkView,
+  NodeDetailView,
+  NodeView,
+  SensorReadingView,
+} from '../../src/api/schemas.js'
 
-export type { EpochView, JobView, NetworkView, NodeDetailView, NodeView }
+export type { EpochView, JobView, NetworkView, NodeDetailView, NodeView, SensorReadingView }
 
 /** Fetches `path` from the API (same origin) as JSON; throws with the API's error message. */
 export async function getJson<T>(path: string): Promise<T> {
@@ -18,6 +25,8 @@ export interface LiveState {
   nodes: NodeView[]
   epochs: EpochView[]
   jobs: JobView[]
+  /** The latest reading of each sensor and kind (when the API serves sensors). */
+  sensors: SensorReadingView[]
   /** Whether the event stream is open. */
   live: boolean
   /** The browser's clock minus the chain's, at the last network update (for countdowns). */
@@ -27,6 +36,7 @@ export interface LiveState {
 
 const KEEP_EPOCHS = 60
 const KEEP_JOBS = 200
+const KEEP_SENSORS = 200
 
 /** Loads the overview's data once, then follows `/api/events`; reloads in full after a reconnect. */
 export function useLiveState(): LiveState {
@@ -35,6 +45,7 @@ export function useLiveState(): LiveState {
     nodes: [],
     epochs: [],
     jobs: [],
+    sensors: [],
     live: false,
     clockOffsetMs: 0,
     error: undefined,
@@ -49,10 +60,15 @@ export function useLiveState(): LiveState {
           getJson<{ epochs: EpochView[] }>(`/api/epochs?limit=${KEEP_EPOCHS}`),
           getJson<{ jobs: JobView[] }>(`/api/jobs?limit=${KEEP_JOBS}`),
         ])
+        const sensors = network.features.includes('sensors')
+          ? (await getJson<{ readings: SensorReadingView[] }>(`/api/sensors/latest?limit=${KEEP_SENSORS}`))
+              .readings
+          : []
         if (closed) return
         setState((s) => ({
           ...s,
           network,
+          sensors,
           nodes: nodes.nodes,
           epochs: epochs.epochs,
           jobs: jobs.jobs,
@@ -108,6 +124,13 @@ export function useLiveState(): LiveState {
     events.addEventListener('job', (e) => {
       const job = JSON.parse((e as MessageEvent<string>).data) as JobView
       setState((s) => ({ ...s, jobs: [job, ...s.jobs.filter((j) => j.id !== job.id)].slice(0, KEEP_JOBS) }))
+    })
+    events.addEventListener('sensor', (e) => {
+      const r = JSON.parse((e as MessageEvent<string>).data) as SensorReadingView
+      setState((s) => {
+        const rest = s.sensors.filter((x) => !(x.sensor === r.sensor && x.kind === r.kind))
+        return { ...s, sensors: [r, ...rest].slice(0, KEEP_SENSORS) }
+      })
     })
     return () => {
       closed = true

@@ -101,7 +101,7 @@ const PANELS: readonly { feature: string; render: (state: LiveState) => preact.J
       <>
         <section class="card wide">
           <h2>Nodes around the world</h2>
-          <WorldMap nodes={state.nodes} onSelect={openNode} />
+          <WorldMap nodes={state.nodes} sensors={state.sensors} onSelect={openNode} />
         </section>
         <section class="card wide">
           <h2>Nodes</h2>
@@ -142,7 +142,66 @@ const PANELS: readonly { feature: string; render: (state: LiveState) => preact.J
       )
     },
   },
+  {
+    feature: 'sensors',
+    render: (state) => (
+      <section class="card wide">
+        <h2>Sensors: latest readings</h2>
+        <p class="legend">
+          Signed by each sensor's device key, certified by its node, published per coarse cell; the score is
+          the verifiers' judgement in the newest posted epoch (quality × location).
+        </p>
+        <SensorTable state={state} />
+      </section>
+    ),
+  },
 ]
+
+function SensorTable({ state }: { state: LiveState }) {
+  if (state.sensors.length === 0) return <p class="empty">No sensor readings heard yet.</p>
+  const names = new Map(state.nodes.map((n) => [n.peerId, n.label ?? short(n.peerId)]))
+  const rows = [...state.sensors].sort(
+    (a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0) || (a.kind < b.kind ? -1 : 1),
+  )
+  return (
+    <table class="sensors" data-testid="sensors">
+      <thead>
+        <tr>
+          <th>sensor</th>
+          <th>node</th>
+          <th>kind</th>
+          <th class="num">value</th>
+          <th>quality</th>
+          <th class="num">score</th>
+          <th>when</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.slice(0, 60).map((r) => (
+          <tr key={`${r.sensor}|${r.kind}`} data-sensor={r.sensor}>
+            <td class="mono">{short(r.sensor)}</td>
+            <td>
+              <a href={`#/nodes/${r.node}`}>{names.get(r.node) ?? short(r.node)}</a>
+            </td>
+            <td>{r.kind}</td>
+            <td class="num">
+              {r.value} {r.unit}
+            </td>
+            <td>
+              <span class={`badge ${r.quality.flag === 'ok' ? 'online' : 'offline'}`}>
+                {r.quality.flag === 'ok' ? 'ok' : `suspect: ${r.quality.reasons.join(', ')}`}
+              </span>
+            </td>
+            <td class="num" title={r.score?.reason ?? 'not judged yet'}>
+              {r.score === null ? '—' : pct(r.score.scorePpm)}
+            </td>
+            <td class="mono">{new Date(r.at).toISOString().slice(11, 19)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  )
+}
 
 function Overview({ state }: { state: LiveState }) {
   const features = state.network?.features

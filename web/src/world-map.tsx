@@ -2,7 +2,7 @@ import { geoNaturalEarth1, geoPath } from 'd3-geo'
 import { feature } from 'topojson-client'
 import type { GeometryCollection, Topology } from 'topojson-specification'
 import countries110m from 'world-atlas/countries-110m.json'
-import type { NodeView } from './api.js'
+import type { NodeView, SensorReadingView } from './api.js'
 
 const WIDTH = 960
 const HEIGHT = 480
@@ -21,8 +21,18 @@ const path = geoPath(projection)
 const sphere = path({ type: 'Sphere' }) ?? ''
 const outlines = land.features.map((f) => path(f) ?? '')
 
-/** The nodes on a world map (Natural Earth projection), green when online, red when not. */
-export function WorldMap(props: { nodes: readonly NodeView[]; onSelect: (peerId: string) => void }) {
+/**
+ * The nodes on a world map (Natural Earth projection), green when online, red when not; sensors as
+ * small diamonds at their coarse cell's centre with their latest values and score.
+ */
+export function WorldMap(props: {
+  nodes: readonly NodeView[]
+  sensors?: readonly SensorReadingView[]
+  onSelect: (peerId: string) => void
+}) {
+  // One mark per sensor, its kinds' latest values in the title.
+  const bySensor = new Map<string, SensorReadingView[]>()
+  for (const r of props.sensors ?? []) bySensor.set(r.sensor, [...(bySensor.get(r.sensor) ?? []), r])
   return (
     <svg class="map" viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label="Map of the nodes">
       <path class="sphere" d={sphere} />
@@ -50,6 +60,26 @@ export function WorldMap(props: { nodes: readonly NodeView[]; onSelect: (peerId:
             <circle class="halo" r="11" />
             <circle class="dot" r="5" />
             <title>{`${n.label ?? n.peerId} — ${n.online ? 'online' : 'offline'}`}</title>
+          </g>
+        )
+      })}
+      {[...bySensor].map(([sensor, readings]) => {
+        const first = readings[0] as SensorReadingView
+        const xy = projection([first.lon, first.lat])
+        if (xy === null) return null
+        const suspect = readings.some((r) => r.quality.flag === 'suspect')
+        const values = readings.map((r) => `${r.kind} ${r.value} ${r.unit}`).join(', ')
+        const score =
+          first.score === null ? 'not judged yet' : `score ${(first.score.scorePpm / 10_000).toFixed(1)}%`
+        return (
+          <g
+            key={sensor}
+            class={`sensor ${suspect ? 'suspect' : 'ok'}`}
+            data-sensor={sensor}
+            transform={`translate(${(xy[0] + 9).toFixed(1)},${(xy[1] - 9).toFixed(1)})`}
+          >
+            <rect x="-3.5" y="-3.5" width="7" height="7" transform="rotate(45)" />
+            <title>{`sensor ${sensor.slice(-8)}: ${values} (${score})`}</title>
           </g>
         )
       })}
