@@ -245,7 +245,8 @@ export interface Placement {
 /**
  * Places a job: candidates from the ads, round trips to the nearest `maxCandidates`, quotes from
  * them within `quoteTimeoutMs` (each checked: signed by the node for this client and job, within the
- * cap, unexpired), scored and chosen edge first.
+ * cap, unexpired; when none came in time, asked once more with four times the wait), scored and
+ * chosen edge first.
  *
  * @throws ComputeError JOB_NO_PROVIDER when no node meets the constraints or none quoted in time.
  */
@@ -286,50 +287,56 @@ export async function placeJob(
   const request = new TextEncoder().encode(
     JSON.stringify({ jobId: spec.id, kind: spec.kind, timeMs: spec.limits.timeMs, maxPrice: spec.maxPrice }),
   )
-  const settled = await Promise.allSettled(
-    shortlist.map(async (c): Promise<ScoredQuote | undefined> => {
-      // A ping measures the round trip; when it cannot (busy ping streams under load), the quote's own
-      // round trip does, which is at most a little longer.
-      const pinged = await port.rtt(c.peerId, { timeoutMs }).catch(() => undefined)
-      const asked = performance.now()
-      const bytes = await port.request(c.peerId, QUOTE_PROTOCOL, request, {
-        timeoutMs,
-        maxResponseBytes: 1_024,
-      })
-      const rttMs = pinged ?? performance.now() - asked
-      const q = quoteSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)))
-      if (!q.success) return undefined
-      const price = BigInt(q.data.price)
-      const signed = quoteSigningBytes({
-        net: options.network,
-        jobId: spec.id,
-        node: c.peerId,
-        client: port.peerId,
-        price,
-        expiresAt: q.data.expiresAt,
-      })
-      const valid =
-        q.data.jobId === spec.id &&
-        price <= cap &&
-        q.data.expiresAt > options.now() &&
-        options.verifier.verify(c.peerId, signed, Buffer.from(q.data.sig, 'base64url'))
-      if (!valid) return undefined
-      const reputation = options.reputation?.(c.peerId) ?? 1
-      return {
-        jobId: spec.id,
-        node: c.peerId,
-        price,
-        load: q.data.load,
-        expiresAt: q.data.expiresAt,
-        sig: q.data.sig,
-        tier: c.tier,
-        rttMs,
-        reputation,
-        score: quoteScore({ rttMs, price, maxPrice: cap, reputation, load: q.data.load }),
-      }
-    }),
-  )
-  const quotes = settled.flatMap((s) => (s.status === 'fulfilled' && s.value !== undefined ? [s.value] : []))
+  const ask = (timeoutMs: number) =>
+    Promise.allSettled(
+      shortlist.map(async (c): Promise<ScoredQuote | undefined> => {
+        // A ping measures the round trip; when it cannot (busy ping streams under load), the quote's own
+        // round trip does, which is at most a little longer.
+        const pinged = await port.rtt(c.peerId, { timeoutMs }).catch(() => undefined)
+        const asked = performance.now()
+        const bytes = await port.request(c.peerId, QUOTE_PROTOCOL, request, {
+          timeoutMs,
+          maxResponseBytes: 1_024,
+        })
+        const rttMs = pinged ?? performance.now() - asked
+        const q = quoteSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)))
+        if (!q.success) return undefined
+        const price = BigInt(q.data.price)
+        const signed = quoteSigningBytes({
+          net: options.network,
+          jobId: spec.id,
+          node: c.peerId,
+          client: port.peerId,
+          price,
+          expiresAt: q.data.expiresAt,
+        })
+        const valid =
+          q.data.jobId === spec.id &&
+          price <= cap &&
+          q.data.expiresAt > options.now() &&
+          options.verifier.verify(c.peerId, signed, Buffer.from(q.data.sig, 'base64url'))
+        if (!valid) return undefined
+        const reputation = options.reputation?.(c.peerId) ?? 1
+        return {
+          jobId: spec.id,
+          node: c.peerId,
+          price,
+          load: q.data.load,
+          expiresAt: q.data.expiresAt,
+          sig: q.data.sig,
+          tier: c.tier,
+          rttMs,
+          reputation,
+          score: quoteScore({ rttMs, price, maxPrice: cap, reputation, load: q.data.load }),
+        }
+      }),
+    )
+  const quotesOf = (settled: Awaited<ReturnType<typeof ask>>) =>
+    settled.flatMap((s) => (s.status === 'fulfilled' && s.value !== undefined ? [s.value] : []))
+  let quotes = quotesOf(await ask(timeoutMs))
+  // Nobody answered in time (busy nodes, a loaded network): ask once more and wait longer, rather
+  // than fail a job that a node would have taken a moment later.
+  if (quotes.length === 0) quotes = quotesOf(await ask(timeoutMs * 4))
   const chosen = chooseQuote(quotes, spec.placement.maxRttMs)
   if (chosen === undefined)
     throw new ComputeError(
