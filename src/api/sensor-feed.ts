@@ -1,6 +1,6 @@
-import { cellToLatLng, cellToParent, getResolution, greatCircleDistance, isValidCell } from 'h3-js'
+import { cellToLatLng, greatCircleDistance } from 'h3-js'
 import type { NetworkPort, Unsubscribe } from '../mesh/network-port.js'
-import { SENSOR_CELL_RESOLUTION, type SensorKind, sensorTopic } from '../sensors/reading.js'
+import { coarseCellOf, type SensorKind, sensorTopic } from '../sensors/reading.js'
 import { type CheckedReading, type ReadingCheckerComponents, readingChecker } from '../sensors/subscriber.js'
 
 /** Most cells a feed follows, and most sensor-and-kind pairs whose latest reading it keeps. */
@@ -49,10 +49,8 @@ export class SensorFeed {
   /** Follows the coarse cells of these H3 cells (hex indexes; invalid or too coarse ones are skipped). */
   follow(h3Cells: Iterable<string | undefined>): void {
     for (const h3 of h3Cells) {
-      if (h3 === undefined || !isValidCell(h3) || getResolution(h3) < SENSOR_CELL_RESOLUTION) continue
-      const cell =
-        getResolution(h3) === SENSOR_CELL_RESOLUTION ? h3 : cellToParent(h3, SENSOR_CELL_RESOLUTION)
-      if (this.#cells.has(cell) || this.#cells.size >= MAX_FEED_CELLS) continue
+      const cell = coarseCellOf(h3)
+      if (cell === undefined || this.#cells.has(cell) || this.#cells.size >= MAX_FEED_CELLS) continue
       this.#cells.set(
         cell,
         this.#c.port.subscribe(sensorTopic(this.#c.network, cell), (m) => {

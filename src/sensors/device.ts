@@ -2,14 +2,13 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
-import { cellToParent, getResolution } from 'h3-js'
 import type { Clock } from '../core/clock.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import { readSecretFile, writeSecretFile } from '../core/secret-file.js'
 import { createPeerSigner, type PeerSigner } from '../mesh/peer-key.js'
 import { createWireCodec, type SignedEnvelope, type WireCodec } from '../mesh/wire-codec.js'
 import {
-  SENSOR_CELL_RESOLUTION,
+  coarseCellOf,
   SENSOR_DEVICE,
   SENSOR_KINDS,
   SENSOR_READING,
@@ -32,12 +31,12 @@ export const CERTIFICATE_RENEW_MS = 20 * 60_000
 
 /** The coarse cell (resolution 5) that a node at `h3Cell` publishes its sensors under. */
 export function sensorCellOf(h3Cell: string): string {
-  const resolution = getResolution(h3Cell)
-  if (resolution < SENSOR_CELL_RESOLUTION)
-    throw new InvalidArgumentError(`the node's cell ${h3Cell} is coarser than resolution 5`, {
+  const cell = coarseCellOf(h3Cell)
+  if (cell === undefined)
+    throw new InvalidArgumentError(`the node's cell ${h3Cell} is not a cell of resolution 5 or finer`, {
       hint: 'Set [node] h3Cell to a cell of resolution 5 or finer (7 is plenty)',
     })
-  return resolution === SENSOR_CELL_RESOLUTION ? h3Cell : cellToParent(h3Cell, SENSOR_CELL_RESOLUTION)
+  return cell
 }
 
 /** Loads the device key of sensor `name` from `dir`, creating it on first use. */

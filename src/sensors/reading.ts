@@ -1,4 +1,4 @@
-import { getResolution, isValidCell } from 'h3-js'
+import { cellToParent, getResolution, isValidCell } from 'h3-js'
 import { z } from 'zod'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import { defineMessage, type SignedEnvelope, verifyEnvelope } from '../mesh/wire-codec.js'
@@ -78,6 +78,17 @@ export const SENSOR_READING = defineMessage(
 )
 
 export type SensorReadingBody = z.infer<typeof SENSOR_READING.schema>
+
+/**
+ * The coarse cell (resolution 5) readings from a node registered at `h3Cell` are published under:
+ * its parent; undefined for a missing, invalid or coarser cell.
+ */
+export function coarseCellOf(h3Cell: string | undefined): string | undefined {
+  if (h3Cell === undefined || !isValidCell(h3Cell)) return undefined
+  const resolution = getResolution(h3Cell)
+  if (resolution < SENSOR_CELL_RESOLUTION) return undefined
+  return resolution === SENSOR_CELL_RESOLUTION ? h3Cell : cellToParent(h3Cell, SENSOR_CELL_RESOLUTION)
+}
 
 /** The gossip topic of a cell's readings. */
 export function sensorTopic(network: string, cellId: string): string {

@@ -1,4 +1,4 @@
-import { cellToLatLng, cellToParent, getResolution, greatCircleDistance, gridDisk, isValidCell } from 'h3-js'
+import { cellToLatLng, greatCircleDistance, gridDisk } from 'h3-js'
 import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/logger.js'
 import type { NetworkPort, Unsubscribe, Verdict } from '../mesh/network-port.js'
@@ -8,7 +8,7 @@ import { type ReceivedReading, scoreSensor } from '../sensors/quality.js'
 import {
   CertificateCache,
   checkReading,
-  SENSOR_CELL_RESOLUTION,
+  coarseCellOf,
   SENSOR_KINDS,
   SENSOR_READING,
   type SensorKind,
@@ -93,7 +93,7 @@ export class SensorJudge {
   /** Follows the reading topics of the coarse cells of `registry`'s nodes (new ones only). */
   follow(registry: RegistrySnapshot): void {
     for (const n of registry.nodes) {
-      const cell = coarseCell(n.h3Cell)
+      const cell = coarseCellOf(n.h3Cell)
       if (cell === undefined || this.#cells.has(cell)) continue
       if (this.#cells.size >= MAX_SENSOR_CELLS) {
         this.#c.logger.warn({ cell, max: MAX_SENSOR_CELLS }, 'too many sensor cells to follow')
@@ -128,7 +128,7 @@ export class SensorJudge {
     const registry = this.#c.registryAt(epoch)
     const node = registry === undefined ? undefined : this.#nodeIn(registry, checked.node)
     if (node === undefined) return drop('unregistered_node')
-    const registered = coarseCell(node.h3Cell)
+    const registered = coarseCellOf(node.h3Cell)
     if (registered !== undefined && registered !== reading.body.cell) return drop('cell_mismatch')
     const kept = store.recordReading(
       {
@@ -239,14 +239,6 @@ export class SensorJudge {
     for (const unsubscribe of this.#cells.values()) unsubscribe()
     this.#cells.clear()
   }
-}
-
-/** A registered cell's coarse parent (resolution 5), or undefined when there is none usable. */
-function coarseCell(h3Cell: string | undefined): string | undefined {
-  if (h3Cell === undefined || !isValidCell(h3Cell)) return undefined
-  const resolution = getResolution(h3Cell)
-  if (resolution < SENSOR_CELL_RESOLUTION) return undefined
-  return resolution === SENSOR_CELL_RESOLUTION ? h3Cell : cellToParent(h3Cell, SENSOR_CELL_RESOLUTION)
 }
 
 function median(values: readonly number[]): number {
