@@ -449,11 +449,22 @@ class Libp2pPort implements NetworkPort {
       this.pubsub.removeEventListener('gossipsub:message', this.onGossip)
       this.subscriptions.clear()
       this.served.clear()
-      this.closing = Promise.resolve(this.node.stop())
+      // Bounded: a connection whose peer vanished mid-close must not hold a command (or a node's
+      // shutdown) for ever; the process ending closes what is left.
+      let timer: ReturnType<typeof setTimeout> | undefined
+      this.closing = Promise.race([
+        Promise.resolve(this.node.stop()).catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, CLOSE_DEADLINE_MS)
+        }),
+      ]).finally(() => clearTimeout(timer))
     }
     await this.closing
   }
 }
+
+/** The longest `close()` waits for libp2p to stop. */
+const CLOSE_DEADLINE_MS = 5_000
 
 /**
  * Collects a stream's incoming bytes for sequential exact reads. Keeps at most `cap` bytes (what
