@@ -1,12 +1,15 @@
 import { type Hex, type LocalAccount, recoverMessageAddress } from 'viem'
 import { depositChannel } from '../chain/actions/deposit-channel.js'
 import { getChannel } from '../chain/actions/get-channel.js'
+import { getNetworkParams } from '../chain/actions/get-network-params.js'
 import { openChannel } from '../chain/actions/open-channel.js'
 import { redeemVoucher } from '../chain/actions/redeem-voucher.js'
 import { signVoucher } from '../chain/actions/sign-voucher.js'
-import type { ChainClient } from '../chain/client.js'
+import type { ChainClient, ChainReader } from '../chain/client.js'
 import { contractDomain, recoverSigner } from '../chain/typed-data.js'
 import type { BuilderLedger, ProviderLedger } from './payments.js'
+import { verifyBoundsOf } from './verification.js'
+import type { VerifyBoundsCache, VerifyBoundsReading } from './verify-bounds-cache.js'
 
 /**
  * A provider's {@link ProviderLedger} on the Payments contract, sending as the node's operator (the
@@ -52,5 +55,22 @@ export function chainBuilderLedger(client: ChainClient): BuilderLedger {
     signVoucher: async (channelId, cumulativeAmount) =>
       (await signVoucher(client, account, { channelId, cumulativeAmount })).signature,
     signSession: (text): Promise<Hex> => account.signMessage({ message: text }),
+  }
+}
+
+/**
+ * Reads the compute re-run bounds for a {@link VerifyBoundsCache}: the newest block, then the
+ * NetworkParams set in force in its epoch, as of that block (four calls).
+ */
+export function chainVerifyBounds(reader: ChainReader): () => Promise<VerifyBoundsReading> {
+  return async () => {
+    const block = await reader.public.getBlock()
+    const r = await getNetworkParams(reader, { blockNumber: block.number })
+    return {
+      epoch: r.epoch,
+      version: r.version,
+      bounds: verifyBoundsOf(r.params),
+      chainTime: Number(block.timestamp),
+    }
   }
 }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { systemClock } from '../core/clock.js'
 import { createLogger } from '../core/logger.js'
@@ -10,7 +11,14 @@ import { ComputeService, JOB_PROTOCOL, resultSigningBytes } from './job-protocol
 import { parseJobSpec } from './job-spec.js'
 import type { ScoredQuote } from './placement.js'
 import { SandboxPool } from './sandbox-pool.js'
-import { NodeHistory, runVerified, verificationProbability } from './verification.js'
+import {
+  DEFAULT_VERIFY_BOUNDS,
+  NodeHistory,
+  PPM,
+  runVerified,
+  verificationPpm,
+  verificationProbability,
+} from './verification.js'
 
 const NET = '31337:0xregistry'
 const pool = new SandboxPool({ size: 2 })
@@ -91,6 +99,72 @@ describe('verification by re-execution', () => {
     expect(verificationProbability(20)).toBe(0.5)
     expect(verificationProbability(80)).toBeCloseTo(0.2)
     expect(verificationProbability(10_000)).toBe(0.05)
+    expect(verificationPpm(0)).toBe(PPM)
+    expect(verificationPpm(20)).toBe(500_000)
+    expect(verificationPpm(80)).toBe(200_000)
+    expect(verificationPpm(10_000)).toBe(50_000)
+  })
+
+  it('the default bounds are the initial NetworkParams and keep the historic real-valued rule exactly', () => {
+    expect(DEFAULT_VERIFY_BOUNDS).toEqual({ minPpm: 50_000, maxPpm: 1_000_000 })
+    for (let clean = 0; clean < 2_000; clean++)
+      expect(verificationProbability(clean)).toBe(Math.max(0.05, 1 / (1 + clean / 20)))
+  })
+
+  it('with any bounds min ≤ max: an integer ppm within [min, max], max for a new node, non-increasing as clean checks grow', () => {
+    const bounds = fc
+      .tuple(fc.integer({ min: 0, max: PPM }), fc.integer({ min: 0, max: PPM }))
+      .map(([a, b]) => ({ minPpm: Math.min(a, b), maxPpm: Math.max(a, b) }))
+    fc.assert(
+      fc.property(bounds, fc.nat(1_000_000), fc.nat(1_000), (b, clean, more) => {
+        const ppm = verificationPpm(clean, b)
+        expect(Number.isInteger(ppm)).toBe(true)
+        expect(ppm).toBeGreaterThanOrEqual(b.minPpm)
+        expect(ppm).toBeLessThanOrEqual(b.maxPpm)
+        expect(verificationPpm(clean + more, b)).toBeLessThanOrEqual(ppm)
+        expect(verificationPpm(0, b)).toBe(b.maxPpm)
+        const p = verificationProbability(clean, b)
+        expect(p).toBeGreaterThanOrEqual(b.minPpm / PPM)
+        expect(p).toBeLessThanOrEqual(b.maxPpm / PPM)
+        // The integer rule is the real one rounded down to a whole ppm.
+        expect(Math.abs(p * PPM - ppm)).toBeLessThan(1 + 1e-6)
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  it('decides with the bounds it is given; a fixed probability overrides them', async () => {
+    const { client, quotes } = await setup(0)
+    const honest = quotes.slice(1)
+    const history = new NodeHistory()
+    for (let i = 0; i < 200; i++) history.recordClean(honest[0]?.node as string)
+    const run = (options: { bounds?: { minPpm: number; maxPpm: number }; probability?: number }) =>
+      runVerified(client, honest, spec(3), {
+        network: NET,
+        verifier: createPeerVerifier(),
+        history,
+        // Just below 1: only a rate of 100% re-runs it.
+        random: () => 0.999_999,
+        ...options,
+      })
+    // 200 clean checks: 5% by default, 100% when governance sets both bounds to 1,000,000.
+    expect((await run({})).verification).toBe('signed')
+    expect((await run({ bounds: { minPpm: PPM, maxPpm: PPM } })).verification).toBe('verified')
+    expect((await run({ bounds: { minPpm: PPM, maxPpm: PPM }, probability: 0.5 })).verification).toBe(
+      'signed',
+    )
+    const fresh = new NodeHistory()
+    const once = (bounds: { minPpm: number; maxPpm: number }, draw: number) =>
+      runVerified(client, honest, spec(4), {
+        network: NET,
+        verifier: createPeerVerifier(),
+        history: fresh,
+        random: () => draw,
+        bounds,
+      })
+    // A node with no history: re-run with probability maxPpm, exactly (draw × 10^6 < maxPpm).
+    expect((await once({ minPpm: 1, maxPpm: 250_000 }, 0.249_999)).verification).toBe('verified')
+    expect((await once({ minPpm: 1, maxPpm: 250_000 }, 0.25)).verification).toBe('signed')
   })
 
   it('a mismatch goes to a third node: the cheater is caught, its signed result is the evidence, the builder gets the majority', async () => {

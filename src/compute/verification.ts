@@ -1,3 +1,4 @@
+import { INITIAL_NETWORK_PARAMS, type NetworkParamsStruct } from '../chain/network-params.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import { ComputeError } from './errors.js'
@@ -12,9 +13,56 @@ import type { ScoredQuote } from './placement.js'
  * the fraud evidence verifiers turn into a slash (docs/protocol.md, "Verification").
  */
 
-/** The re-execution probability for a node this client has checked `clean` times without a mismatch. */
-export function verificationProbability(clean: number, floor = 0.05): number {
-  return Math.max(floor, 1 / (1 + Math.max(0, clean) / 20))
+/**
+ * The bounds of the re-run rule in parts per million, as NetworkParams holds them
+ * (`computeVerifyMaxPpm` for a node with no history, falling to `computeVerifyMinPpm`).
+ */
+export interface VerifyBounds {
+  minPpm: number
+  maxPpm: number
+}
+
+/** One million: a probability of 1 in ppm. */
+export const PPM = 1_000_000
+
+/**
+ * The bounds NetworkParams starts with ({@link INITIAL_NETWORK_PARAMS}: 5% to 100%), used where no
+ * chain tells the current ones.
+ */
+export const DEFAULT_VERIFY_BOUNDS: Readonly<VerifyBounds> = Object.freeze({
+  minPpm: INITIAL_NETWORK_PARAMS.computeVerifyMinPpm,
+  maxPpm: INITIAL_NETWORK_PARAMS.computeVerifyMaxPpm,
+})
+
+/** The bounds of an on-chain parameter set. */
+export function verifyBoundsOf(
+  params: Pick<NetworkParamsStruct, 'computeVerifyMinPpm' | 'computeVerifyMaxPpm'>,
+): VerifyBounds {
+  return { minPpm: params.computeVerifyMinPpm, maxPpm: params.computeVerifyMaxPpm }
+}
+
+/**
+ * The re-execution probability, in exact integer ppm, for a node this client has checked `clean`
+ * times without a mismatch: `max(minPpm, floor(maxPpm × 20 / (20 + clean)))`, so `maxPpm` for a node
+ * with no history, half of it after 20 clean checks, never below `minPpm` (the floor wins should a
+ * caller pass `minPpm > maxPpm`, which NetworkParams refuses).
+ *
+ * @example
+ * verificationPpm(0, { minPpm: 50_000, maxPpm: 1_000_000 }) // 1_000_000
+ * verificationPpm(20, { minPpm: 50_000, maxPpm: 1_000_000 }) // 500_000
+ */
+export function verificationPpm(clean: number, bounds: VerifyBounds = DEFAULT_VERIFY_BOUNDS): number {
+  const c = Math.max(0, Math.floor(clean))
+  return Math.max(bounds.minPpm, Math.floor((bounds.maxPpm * 20) / (20 + c)))
+}
+
+/**
+ * The same rule as a real-valued probability, `max(min, max / (1 + clean / 20))` (what the
+ * simulator draws against; with the default bounds it is exactly the market's historic
+ * `max(0.05, 1 / (1 + clean / 20))`). Clients decide with {@link verificationPpm}.
+ */
+export function verificationProbability(clean: number, bounds: VerifyBounds = DEFAULT_VERIFY_BOUNDS): number {
+  return Math.max(bounds.minPpm / PPM, bounds.maxPpm / PPM / (1 + Math.max(0, clean) / 20))
 }
 
 /** What a client remembers of each node it checked (in memory; a real client keeps it on disk). */
@@ -76,8 +124,8 @@ export interface VerifiedRun {
 }
 
 /**
- * Runs `spec` on the first reachable quote's node, then, with the node's verification probability
- * (or `probability` when given), re-runs it on the next independent node (another operator where
+ * Runs `spec` on the first reachable quote's node, then, with the node's {@link verificationPpm}
+ * under `bounds` (or `probability` when given), re-runs it on the next independent node (another operator where
  * one is quoted) and settles a mismatch with a third. Never returns a result that lost a check.
  *
  * @throws ComputeError the node's code when the job fails; JOB_FAILED when no majority exists;
@@ -92,7 +140,13 @@ export async function runVerified(
     verifier: PeerVerifier
     history: NodeHistory
     operatorOf?: (peerId: string) => string | undefined
+    /** A fixed re-run probability, 0 to 1, instead of the adaptive rule. */
     probability?: number
+    /**
+     * The adaptive rule's bounds (default {@link DEFAULT_VERIFY_BOUNDS}); the SDK passes the
+     * current NetworkParams' ones.
+     */
+    bounds?: VerifyBounds
     random?: () => number
     onProgress?: (stage: 'running' | 'verifying', detail: Record<string, unknown>) => void
     /** Runs the job on one quoted node (default {@link runJob}); the SDK pays around it. */
@@ -125,8 +179,12 @@ export async function runVerified(
 
   options.onProgress?.('running', { provider: remaining[0]?.node })
   const first = await take(new Set())
-  const p = options.probability ?? verificationProbability(options.history.clean(first.quote.node))
-  if (random() >= p) return { ...first, verification: 'signed', evidence: [], runs: [first] }
+  const draw = random()
+  const checked =
+    options.probability === undefined
+      ? draw * PPM < verificationPpm(options.history.clean(first.quote.node), options.bounds)
+      : draw < options.probability
+  if (!checked) return { ...first, verification: 'signed', evidence: [], runs: [first] }
 
   options.onProgress?.('verifying', { provider: first.quote.node })
   const second = await take(new Set([operator(first.quote)])).catch(() => undefined)

@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createChainClient } from '../chain/client.js'
+import { type ChainReader, createChainClient, createChainReader } from '../chain/client.js'
 import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
 import { BlobServer } from '../compute/blobs.js'
-import { chainBuilderLedger } from '../compute/chain-ledgers.js'
+import { chainBuilderLedger, chainVerifyBounds } from '../compute/chain-ledgers.js'
 import { ComputeError } from '../compute/errors.js'
 import { runJob } from '../compute/job-protocol.js'
 import { type JobLimits, type JobSpec, parseJobSpec } from '../compute/job-spec.js'
@@ -14,6 +14,7 @@ import { PaymentWallet } from '../compute/payments.js'
 import { placeJob, type ScoredQuote } from '../compute/placement.js'
 import { FRAUD_EVIDENCE, reportRun, WORK_RECEIPT } from '../compute/receipts.js'
 import { type FraudEvidence, NodeHistory, runVerified } from '../compute/verification.js'
+import { VerifyBoundsCache } from '../compute/verify-bounds-cache.js'
 import { systemClock } from '../core/clock.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import { createLogger, type Logger } from '../core/logger.js'
@@ -70,6 +71,14 @@ export interface ConnectOptions {
    * its result checked. Without it only free nodes run this client's jobs.
    */
   payer?: { privateKey: `0x${string}`; rpc?: string; deposit?: bigint }
+  /**
+   * Where the current NetworkParams (the compute re-run bounds, `compute.verifyMinPpm` and
+   * `compute.verifyMaxPpm`) are read, once per epoch: by default the network file's RPC (the
+   * payer's `rpc` when given); a reader of your own; or `false` for none, when the bounds of
+   * `INITIAL_NETWORK_PARAMS` (5% to 100%) apply. An RPC that does not answer falls back the same way
+   * (the last set read, else the initial one) and is asked again 30 s later.
+   */
+  chain?: ChainReader | false
 }
 
 /** A job as the SDK takes it; everything but kind and code has a default. */
@@ -93,8 +102,10 @@ export interface JobRequest {
   /** How long the result is wanted for (default 60 s from now). */
   deadlineMs?: number
   /**
-   * The chance of re-running the job on an independent node to check it (default: adaptive, 1 for a
-   * node this client has no history with, falling to 5% as it proves itself).
+   * The chance of re-running the job on an independent node to check it, 0 to 1. Default: adaptive,
+   * by the network's current NetworkParams: `compute.verifyMaxPpm` (100% at deploy) for a node this
+   * client has no history with, falling to `compute.verifyMinPpm` (5% at deploy) as it proves itself
+   * (`verificationPpm`).
    */
   verify?: number
   /**
@@ -161,6 +172,7 @@ export class Meshwork {
   readonly #logger: Logger
   readonly #codec: WireCodec
   readonly #blobs: BlobServer
+  readonly #bounds: VerifyBoundsCache
 
   private constructor(init: {
     network: NetworkFile
@@ -172,7 +184,9 @@ export class Meshwork {
     wallet: PaymentWallet | undefined
     logger: Logger
     codec: WireCodec
+    bounds: VerifyBoundsCache
   }) {
+    this.#bounds = init.bounds
     this.#codec = init.codec
     this.#blobs = new BlobServer(init.port)
     this.#wallet = init.wallet
@@ -223,8 +237,22 @@ export class Meshwork {
         )
       return 'accept'
     })
+    const reader =
+      options.chain === false
+        ? undefined
+        : (options.chain ??
+          createChainReader({
+            chainId: network.chainId,
+            contracts: network.contracts,
+            rpc: options.payer?.rpc ?? network.rpcUrl,
+          }))
     const client = new Meshwork({
       network,
+      bounds: new VerifyBoundsCache(network.parameters, {
+        ...(reader === undefined ? {} : { read: chainVerifyBounds(reader) }),
+        clock: systemClock,
+        logger,
+      }),
       libp2p,
       port,
       table,
@@ -320,6 +348,8 @@ export class Meshwork {
 
   async #place(request: JobRequest, spec: JobSpec, inline: JobSpec, started: number): Promise<JobOutcome> {
     request.onProgress?.('placing', { jobId: spec.id, known: this.#table.size })
+    // The re-run bounds of this epoch (cached: the chain is read once an epoch), while placing.
+    const bounds = request.verify === undefined ? this.#bounds.current() : undefined
     const placement = await placeJob(this.#port, this.#table.list(), spec, {
       network: this.#net,
       verifier: createPeerVerifier(),
@@ -349,6 +379,7 @@ export class Meshwork {
       history: this.#history,
       operatorOf: (peerId) => operators.get(peerId),
       ...(request.verify === undefined ? {} : { probability: request.verify }),
+      ...(bounds === undefined ? {} : { bounds: (await bounds).bounds }),
       onProgress: (stage, detail) => request.onProgress?.(stage, { jobId: spec.id, ...detail }),
       run: async (quote) => {
         const provider = operators.get(quote.node)
