@@ -68,7 +68,10 @@ export function jobCommands(program: Command): Command {
     .option('--max-price <mesh>', 'the most to pay, in MESH', '1')
     .option('--time-ms <ms>', 'time limit')
     .option('--memory-mb <mb>', 'memory limit')
-    .option('--verify <p>', 're-run on an independent node with this probability, 0 to 1 (default: adaptive)')
+    .option(
+      '--verify <p>',
+      're-run on an independent node with this probability, 0 to 1 (default: adaptive, within the bounds NetworkParams sets on the chain)',
+    )
     .option(
       '--key <file>',
       'pay with this account (a file holding a funded 0x private key; the devnet writes builder.key)',
