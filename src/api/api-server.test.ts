@@ -5,7 +5,7 @@ import { createApiServer } from './api-server.js'
 import type { ApiDataSource, ApiEvent } from './data-source.js'
 import { ApiError } from './errors.js'
 import { JobLog } from './job-log.js'
-import type { EpochView, NetworkView, NodeView } from './schemas.js'
+import type { EpochView, GovernanceView, NetworkView, NodeView } from './schemas.js'
 
 const PEER = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'
 const ADDRESS = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8'
@@ -196,16 +196,20 @@ describe('HTTP API', () => {
   it('publishes an OpenAPI 3.1 document of every route', async () => {
     const doc = (await app().inject('/api/openapi.json')).json()
     expect(doc.openapi).toBe('3.1.0')
-    expect(Object.keys(doc.paths).sort()).toEqual([
-      '/api/epochs',
-      '/api/epochs/{n}',
-      '/api/events',
-      '/api/jobs',
-      '/api/network',
-      '/api/nodes',
-      '/api/nodes/{peerId}',
-      '/api/sensors/latest',
-    ])
+    expect(Object.keys(doc.paths).sort()).toEqual(
+      [
+        '/api/epochs',
+        '/api/epochs/{n}',
+        '/api/events',
+        '/api/jobs',
+        '/api/network',
+        '/api/governance',
+        '/api/governance/proposals/{id}',
+        '/api/nodes',
+        '/api/nodes/{peerId}',
+        '/api/sensors/latest',
+      ].sort(),
+    )
     expect(doc.paths['/api/nodes/{peerId}'].get.parameters[0]).toMatchObject({ name: 'peerId', in: 'path' })
     expect(
       doc.paths['/api/network'].get.responses['200'].content['application/json'].schema.properties.chainId,
@@ -382,5 +386,192 @@ describe('HTTP API: sensors', () => {
     // A source that serves no sensors answers 404.
     expect((await app().inject('/api/sensors/latest')).statusCode).toBe(404)
     feed.close()
+  })
+})
+
+const governance: GovernanceView = {
+  epoch: 3,
+  version: 2,
+  fromEpoch: 2,
+  params: [{ key: 'weights.uptime', unit: 'bps', value: '3500', display: '3500 bps', description: 'uptime' }],
+  history: [
+    {
+      version: 2,
+      fromEpoch: 2,
+      applied: true,
+      values: [
+        { key: 'weights.uptime', unit: 'bps', value: '3500', display: '3500 bps', description: 'uptime' },
+      ],
+      changes: [
+        { key: 'weights.uptime', from: '4000', to: '3500', fromDisplay: '4000 bps', toDisplay: '3500 bps' },
+      ],
+    },
+    { version: 1, fromEpoch: 0, applied: true, values: [], changes: [] },
+  ],
+  proposals: [
+    {
+      id: '1234567890123456789012345678901234567890',
+      proposer: ADDRESS,
+      description: 'Storage gets 25%',
+      state: 'active',
+      summary: 'active: voting until …',
+      votes: { for: '10', against: '2', abstain: '0' },
+      quorum: '5',
+      snapshot: 1_040,
+      deadline: 1_100,
+      eta: 0,
+      block: 39,
+      changes: [
+        { key: 'weights.storage', from: '2000', to: '2500', fromDisplay: '2000 bps', toDisplay: '2500 bps' },
+      ],
+      calls: [{ contract: 'NetworkParams', functionName: 'setParams' }],
+    },
+  ],
+}
+
+describe('HTTP API: governance and storage', () => {
+  function governed() {
+    const source = memorySource()
+    source.governance = async () => governance
+    source.proposal = async (id) => governance.proposals.find((p) => p.id === id.toString())
+    return app(source)
+  }
+
+  it('serves the parameters in force, their history and the proposals with state, votes and diff', async () => {
+    const a = governed()
+    const res = await a.inject('/api/governance')
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual(governance)
+    const one = await a.inject(`/api/governance/proposals/${governance.proposals[0]?.id}`)
+    expect(one.statusCode).toBe(200)
+    expect(one.json()).toMatchObject({ state: 'active', votes: { for: '10' }, changes: [{ to: '2500' }] })
+  })
+
+  it('answers a bad proposal id with 400, an unknown one with 404, and a source without governance with 404', async () => {
+    const a = governed()
+    for (const url of [
+      '/api/governance/proposals/abc',
+      '/api/governance/proposals/-1',
+      '/api/governance/proposals/0x12',
+      `/api/governance/proposals/${'9'.repeat(79)}`,
+      // Above 2^256 - 1, though 78 digits.
+      `/api/governance/proposals/${'9'.repeat(78)}`,
+    ]) {
+      const r = await a.inject(url)
+      expect(r.statusCode, url).toBe(400)
+      expect(r.json().error.code, url).toBe('INVALID_ARGUMENT')
+    }
+    const unknown = await a.inject('/api/governance/proposals/42')
+    expect(unknown.statusCode).toBe(404)
+    expect(unknown.json().error).toMatchObject({ code: 'API_PROPOSAL_NOT_FOUND' })
+    for (const url of ['/api/governance', '/api/governance/proposals/42']) {
+      const r = await app().inject(url)
+      expect(r.statusCode, url).toBe(404)
+      expect(r.json().error.code).toBe('API_ROUTE_NOT_FOUND')
+    }
+  })
+
+  it('serves a node’s storage (shards held, challenge results, bytes served) in the node and its summary', async () => {
+    const source = memorySource()
+    const storage = { shards: 2, bytes: 2048, challenges: 8, passed: 7, servedBytes: 4096 }
+    source.nodes = async () => [{ ...node, storage }]
+    source.node = async () => ({
+      node: { ...node, storage },
+      epochs: [],
+      claimed: '0',
+      estimate: { nextEpoch: '0', thresholdPpm: 0, summary: '' },
+      storage: {
+        shards: 2,
+        bytes: 2048,
+        files: 1,
+        held: [{ cid: 'bafkreiabc', shard: 0, bytes: 1024, fromEpoch: 2, untilEpoch: 11 }],
+        epochs: [
+          {
+            epoch: 1,
+            challenges: 8,
+            passed: 7,
+            failed: 1,
+            provenBytes: 0,
+            servedBytes: 4096,
+            downloaders: 1,
+            storageReward: '0',
+            bandwidthReward: '5',
+            verifiers: [
+              { verifier: PEER, challenges: 8, passed: 7, provenBytes: 0, servedBytes: 4096, downloaders: 1 },
+            ],
+          },
+        ],
+      },
+    })
+    const a = app(source)
+    expect((await a.inject('/api/nodes')).json().nodes[0].storage).toEqual(storage)
+    const detail = (await a.inject(`/api/nodes/${PEER}`)).json()
+    expect(detail.storage.held[0]).toMatchObject({ cid: 'bafkreiabc', bytes: 1024 })
+    expect(detail.storage.epochs[0]).toMatchObject({ passed: 7, failed: 1, servedBytes: 4096 })
+  })
+})
+
+describe('StorageFeed', () => {
+  it('keeps the unexpired shards of each holder from receipts it signed and published, and nothing else', async () => {
+    const { generateKeyPair } = await import('@libp2p/crypto/keys')
+    const { createPeerSigner } = await import('../mesh/peer-key.js')
+    const { createWireCodec } = await import('../mesh/wire-codec.js')
+    const { STORAGE_MESSAGES, STORAGE_RECEIPT, BANDWIDTH_RECEIPT } = await import('../storage/protocol.js')
+    const { StorageFeed } = await import('./storage-feed.js')
+    const NET = 'api-net'
+    const now = 1_000_000
+    const codecOf = async () => {
+      const signer = createPeerSigner(await generateKeyPair('Ed25519'))
+      let seq = 0
+      return {
+        peerId: signer.peerId,
+        codec: createWireCodec({
+          network: NET,
+          signer,
+          clock: { now: () => now },
+          types: [...STORAGE_MESSAGES],
+          nextSeq: () => ++seq,
+        }),
+      }
+    }
+    const holder = await codecOf()
+    const other = await codecOf()
+    const feed = new StorageFeed({
+      port: { subscribe: () => () => undefined },
+      codec: (await codecOf()).codec,
+      network: NET,
+      // Epochs of 10 s from 0.
+      epochAt: (ms) => Math.floor(ms / 10_000),
+    })
+    const receipt = (shard: number, epochs: number) =>
+      holder.codec.encode(STORAGE_RECEIPT, {
+        cid: 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku',
+        shard,
+        root: 'ab'.repeat(32),
+        bytes: 1_000 + shard,
+        chunkBytes: 1_024,
+        owner: other.peerId,
+        storedAt: now,
+        epochs,
+      }).bytes
+    expect(feed.take(receipt(0, 5), holder.peerId)).toBe('accept')
+    expect(feed.take(receipt(1, 1), holder.peerId)).toBe('accept')
+    // Published by someone else than its signer: refused.
+    expect(feed.take(receipt(2, 5), other.peerId)).toBe('reject')
+    // A byte receipt travels on the same topic: not a shard.
+    const served = other.codec.encode(BANDWIDTH_RECEIPT, {
+      holder: holder.peerId,
+      session: 'ab'.repeat(16),
+      cid: 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku',
+      bytes: 10,
+    }).bytes
+    expect(feed.take(served, holder.peerId)).toBe('ignore')
+    // Stored in epoch 100: challenged from 101, the first until 105, the second in 101 only.
+    expect(feed.held(holder.peerId, 101).map((s) => [s.shard, s.fromEpoch, s.untilEpoch])).toEqual([
+      [0, 101, 105],
+      [1, 101, 101],
+    ])
+    expect(feed.held(holder.peerId, 102).map((s) => s.shard)).toEqual([0])
+    expect(feed.held(other.peerId, 101)).toEqual([])
   })
 })

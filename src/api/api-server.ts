@@ -12,12 +12,15 @@ import {
   EpochListView,
   EpochParam,
   ErrorBody,
+  GovernanceView,
   JobListView,
   LimitQuery,
   NetworkView,
   NodeDetailView,
   NodeView,
   PeerIdParam,
+  ProposalIdParam,
+  ProposalView,
   SensorListView,
   SensorQuery,
 } from './schemas.js'
@@ -61,7 +64,8 @@ const errorResponses = { 400: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: Er
  *
  * Routes (every one GET, every input schema-checked and size-capped, every answer JSON):
  * `/api/network`, `/api/nodes`, `/api/nodes/:peerId`, `/api/epochs?limit`, `/api/epochs/:n`,
- * `/api/jobs?limit`, `/api/events` (server-sent events) and `/api/openapi.json`. Bad parameters are
+ * `/api/jobs?limit`, `/api/sensors/latest`, `/api/governance`, `/api/governance/proposals/:id`,
+ * `/api/events` (server-sent events) and `/api/openapi.json`. Bad parameters are
  * 400 with `{error: {code: 'INVALID_ARGUMENT', message}}`, unknown routes 404 `API_ROUTE_NOT_FOUND`.
  *
  * @example
@@ -258,6 +262,44 @@ export function createApiServer(init: ApiServerInit, components: ApiServerCompon
     },
   )
 
+  app.get(
+    '/api/governance',
+    {
+      schema: {
+        summary:
+          'Governance: the parameter set in force, every parameter version and the epoch it applies from, every proposal with its state, votes and diff',
+        response: { 200: GovernanceView, ...errorResponses },
+      },
+    },
+    async () => {
+      if (source.governance === undefined)
+        throw new ApiError('API_ROUTE_NOT_FOUND', 'this API serves no governance data')
+      return source.governance()
+    },
+  )
+  app.get(
+    '/api/governance/proposals/:id',
+    {
+      schema: {
+        summary: 'One proposal: its state, votes, quorum and the parameters it would change',
+        params: Type.Object({ id: ProposalIdParam }),
+        response: { 200: ProposalView, ...errorResponses },
+      },
+    },
+    async (req) => {
+      if (source.proposal === undefined)
+        throw new ApiError('API_ROUTE_NOT_FOUND', 'this API serves no governance data')
+      const id = BigInt(req.params.id)
+      if (id >= 2n ** 256n) throw new InvalidArgumentError('a proposal id is a uint256')
+      const proposal = await source.proposal(id)
+      if (proposal === undefined)
+        throw new ApiError('API_PROPOSAL_NOT_FOUND', `there is no proposal ${req.params.id}`, {
+          hint: 'List proposals with GET /api/governance',
+        })
+      return proposal
+    },
+  )
+
   // Server-sent events: one `event: TYPE` / `data: JSON` record per change.
   const streams = new Set<FastifyReply>()
   const maxStreams = init.maxStreams ?? 64
@@ -266,7 +308,7 @@ export function createApiServer(init: ApiServerInit, components: ApiServerCompon
     '/api/events',
     {
       schema: {
-        summary: 'Live changes as server-sent events: network, node, epoch, job, sensor',
+        summary: 'Live changes as server-sent events: network, node, epoch, job, sensor, governance',
         response: { 503: ErrorBody },
       },
     },

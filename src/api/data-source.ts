@@ -1,10 +1,12 @@
 import type {
   EpochDetailView,
   EpochListView,
+  GovernanceView,
   JobView,
   NetworkView,
   NodeDetailView,
   NodeView,
+  ProposalView,
   SensorReadingView,
 } from './schemas.js'
 import type { FeedQuery } from './sensor-feed.js'
@@ -31,6 +33,14 @@ export interface ApiDataSource {
   jobs(limit: number): Promise<JobView[]>
   /** The latest checked sensor readings (a source that serves sensors lists 'sensors' in `features`). */
   sensors?(query: FeedQuery): Promise<SensorReadingView[]>
+  /**
+   * The parameter set in force with its history, and every proposal (a source that serves
+   * governance lists 'governance' in `features`). A source that serves 'storage' adds `storage` to
+   * its nodes and node details instead of a method of its own.
+   */
+  governance?(): Promise<GovernanceView>
+  /** One proposal by id; undefined when there is none (with `governance`). */
+  proposal?(id: bigint): Promise<ProposalView | undefined>
   /** Live changes, for `GET /api/events`; returns the unsubscribe function. */
   subscribe(listener: (event: ApiEvent) => void): () => void
 }
@@ -38,7 +48,8 @@ export interface ApiDataSource {
 /**
  * A live change, sent as a server-sent event named `type` whose data is `data` as JSON: the network
  * summary changed (`network`), a node went on- or offline or joined (`node`), a root was posted
- * (`epoch`), a job finished (`job`), a sensor reading arrived (`sensor`).
+ * (`epoch`), a job finished (`job`), a sensor reading arrived (`sensor`), a proposal was made, voted on
+ * or moved on, or a parameter version was added or came into force (`governance`).
  */
 export type ApiEvent =
   | { type: 'network'; data: NetworkView }
@@ -46,3 +57,4 @@ export type ApiEvent =
   | { type: 'epoch'; data: EpochListView['epochs'][number] }
   | { type: 'job'; data: JobView }
   | { type: 'sensor'; data: SensorReadingView }
+  | { type: 'governance'; data: GovernanceView }

@@ -21,3 +21,10 @@ export {
 export * from './schemas.js'
 export { type FeedQuery, type FeedReading, SensorFeed } from './sensor-feed.js'
 export { loadStaticFiles, MAX_STATIC_BYTES, MAX_STATIC_FILES, type StaticFile } from './static-files.js'
+export {
+  type FeedShard,
+  MAX_FEED_HOLDERS,
+  MAX_FEED_SHARDS_PER_HOLDER,
+  StorageFeed,
+  type StorageFeedComponents,
+} from './storage-feed.js'

@@ -1,9 +1,21 @@
 import { cellToLatLng, isValidCell } from 'h3-js'
 import type { Hex } from 'viem'
 import { epochRewardsAbi } from '../chain/abi/index.js'
+import { getGovernableValues } from '../chain/actions/get-governable-values.js'
+import { getNetworkParamsHistory } from '../chain/actions/get-network-params-history.js'
 import { getNode } from '../chain/actions/get-node.js'
+import { getProposal } from '../chain/actions/get-proposal.js'
+import { listProposals } from '../chain/actions/list-proposals.js'
 import { nodeIdOf } from '../chain/actions/register-node.js'
 import type { ChainReader } from '../chain/client.js'
+import { explainProposal } from '../chain/explain-proposal.js'
+import {
+  decodeGovernanceCall,
+  formatGovernable,
+  GOVERNABLE_KEYS,
+  type GovernableValues,
+  paramsToValues,
+} from '../chain/governable.js'
 import type { NetworkFile } from '../chain/network-file.js'
 import { servicesOf } from '../chain/services.js'
 import type { Clock, Timer } from '../core/clock.js'
@@ -24,12 +36,19 @@ import type {
   EpochDetailView,
   EpochListView,
   EpochView,
+  GovernableValueView,
+  GovernanceView,
   NodeDetailView,
   NodeEpochView,
+  NodeStorageEpochView,
+  NodeStorageSummary,
   NodeView,
+  ParamChangeView,
+  ProposalView,
   SensorReadingView,
 } from './schemas.js'
 import type { FeedQuery, FeedReading, SensorFeed } from './sensor-feed.js'
+import type { StorageFeed } from './storage-feed.js'
 
 /** What {@link createNetworkDataSource} is configured with. */
 export interface NetworkDataSourceInit {
@@ -42,6 +61,8 @@ export interface NetworkDataSourceInit {
   keepAudits?: number
   /** The registry is read again once the head is this many blocks past the last read (default 5). */
   registryEveryBlocks?: number
+  /** How often governance is looked at for changes while someone listens (default 5 s). */
+  governancePollMs?: number
 }
 
 /** What {@link createNetworkDataSource} reads. */
@@ -57,6 +78,8 @@ export interface NetworkDataSourceComponents {
   logger: Logger
   /** Sensor readings heard on the mesh (none: the source serves no sensors). */
   sensors?: SensorFeed
+  /** Storage receipts heard on the mesh (none: the source serves no storage figures). */
+  storage?: Pick<StorageFeed, 'held'>
 }
 
 /** A network data source, with `close()` to stop its polling. */
@@ -233,6 +256,7 @@ export function createNetworkDataSource(
     const head = await chain.head()
     const [snapshot, roots] = await Promise.all([registry(head.number), chain.postedRoots()])
     const latest = await newestAudit(roots)
+    const epochNow = epochOf(head.timestamp)
     const views = await Promise.all(
       snapshot.nodes.map(async (n): Promise<NodeView> => {
         const s = await nodeStatic(n.peerId)
@@ -255,6 +279,9 @@ export function createNetworkDataSource(
           uptimePpm: uptime?.scorePpm ?? null,
           lastReward: latest === undefined ? null : amount(nodeReward(latest, n.peerId)),
           earned: amount(latest?.settlement.tree.proof(operator)?.cumulativeAmount ?? 0n),
+          ...(components.storage === undefined
+            ? {}
+            : { storage: storageSummary(components.storage.held(n.peerId, epochNow), latest, n.peerId) }),
         }
       }),
     )
@@ -285,6 +312,91 @@ export function createNetworkDataSource(
       })
     }
     return { epochs, current: epochOf(head.timestamp) }
+  }
+
+  // Governance: the parameter versions, every governable value and every proposal, read once a block.
+  let governanceCache: { block: bigint; view: Promise<GovernanceView> } | undefined
+  const governance = async (): Promise<GovernanceView> => {
+    const head = await chain.head()
+    if (governanceCache === undefined || governanceCache.block !== head.number) {
+      const view = readGovernance(epochOf(head.timestamp))
+      governanceCache = { block: head.number, view }
+      view.catch(() => {
+        if (governanceCache?.view === view) governanceCache = undefined
+      })
+    }
+    return governanceCache.view
+  }
+  const readGovernance = async (epoch: number): Promise<GovernanceView> => {
+    const [history, current, records] = await Promise.all([
+      getNetworkParamsHistory(reader),
+      getGovernableValues(reader),
+      listProposals(reader, { fromBlock: BigInt(network.deployBlock) }),
+    ])
+    const statuses = await Promise.all(records.map((r) => getProposal(reader, r.proposalId)))
+    const inForce =
+      [...history].reverse().find((v) => v.fromEpoch <= BigInt(epoch)) ?? (history[0] as (typeof history)[0])
+    const valuesOf = history.map((v) => paramsToValues(v.params))
+    const proposals: ProposalView[] = records.map((r, i) => {
+      const status = statuses[i] as (typeof statuses)[number]
+      const changes: ParamChangeView[] = []
+      const calls = r.calls.map((c) => decodeGovernanceCall(c, network.contracts))
+      for (const d of calls) {
+        // A new NetworkParams set names the version it replaces: the diff is against that one.
+        const base = d.baseVersion === undefined ? undefined : valuesOf[d.baseVersion - 1]
+        for (const [key, to] of Object.entries(d.values)) {
+          const from =
+            base !== undefined ? base[key] : status.state === 'executed' ? undefined : current.values[key]
+          if (base !== undefined && from === to) continue
+          changes.push(changeView(key, from, to))
+        }
+      }
+      return {
+        id: r.proposalId.toString(),
+        proposer: r.proposer,
+        description: r.description,
+        state: status.state,
+        summary: explainProposal(status),
+        votes: {
+          for: amount(status.votes.for),
+          against: amount(status.votes.against),
+          abstain: amount(status.votes.abstain),
+        },
+        quorum: status.quorum === undefined ? null : amount(status.quorum),
+        snapshot: Number(status.snapshot),
+        deadline: Number(status.deadline),
+        eta: Number(status.eta),
+        block: Number(r.blockNumber),
+        changes,
+        calls: calls.map((d) => ({ contract: d.contract, functionName: d.functionName })),
+      }
+    })
+    const values = { ...current.values, ...paramsToValues(inForce.params) }
+    return {
+      epoch,
+      version: inForce.version,
+      fromEpoch: Number(inForce.fromEpoch),
+      params: valueViews(values),
+      history: history
+        .map((v, i) => {
+          const before = valuesOf[i - 1]
+          const now = valuesOf[i] as GovernableValues
+          return {
+            version: v.version,
+            fromEpoch: Number(v.fromEpoch),
+            applied: history[i + 1]?.fromEpoch !== v.fromEpoch,
+            values: valueViews(now),
+            changes:
+              before === undefined
+                ? []
+                : Object.entries(now)
+                    .filter(([k, x]) => before[k] !== x)
+                    .map(([k, x]) => changeView(k, before[k], x)),
+          }
+        })
+        .reverse(),
+      proposals: proposals.reverse(),
+    }
   }
 
   const source: NetworkDataSource = {
@@ -320,10 +432,14 @@ export function createNetworkDataSource(
         }),
         totalEarned: amount(lastPosted === null ? 0n : (roots.get(lastPosted)?.totalCumulative ?? 0n)),
         totalClaimed: amount(totalClaimed),
-        features:
-          components.sensors === undefined
-            ? ['nodes', 'epochs', 'jobs']
-            : ['nodes', 'epochs', 'jobs', 'sensors'],
+        features: [
+          'nodes',
+          'epochs',
+          'jobs',
+          ...(components.sensors === undefined ? [] : ['sensors']),
+          ...(components.storage === undefined ? [] : ['storage']),
+          'governance',
+        ],
       }
     },
 
@@ -340,6 +456,7 @@ export function createNetworkDataSource(
       const epochs: NodeEpochView[] = []
       const posted = [...roots.keys()].sort((a, b) => b - a).slice(0, NODE_EPOCHS)
       let threshold = 0
+      const storageEpochs: NodeStorageEpochView[] = []
       for (const e of posted) {
         let a: EpochAudit
         try {
@@ -348,6 +465,8 @@ export function createNetworkDataSource(
           logger.debug({ err, epoch: e }, 'could not recompute an epoch for a node page')
           continue
         }
+        const st = storageEpoch(a, peerId)
+        if (st !== undefined) storageEpochs.push(st)
         if (threshold === 0)
           threshold = a.settlement.rewards.uptime.explain(peerId) ? a.params.chain.uptime.thresholdPpm : 0
         const u = a.settlement.rewards.uptime.explain(peerId)
@@ -401,6 +520,16 @@ export function createNetworkDataSource(
         claimed: amount(claimed),
         estimate: { nextEpoch: amount(nextEpoch), thresholdPpm, summary },
       }
+      if (components.storage !== undefined) {
+        const held = components.storage.held(peerId, epochOf((await chain.head()).timestamp))
+        detail.storage = {
+          shards: held.length,
+          bytes: held.reduce((sum, h) => sum + h.bytes, 0),
+          files: new Set(held.map((h) => h.cid)).size,
+          held: held.slice(0, 50),
+          epochs: storageEpochs,
+        }
+      }
       return detail
     },
 
@@ -449,6 +578,12 @@ export function createNetworkDataSource(
           },
         }),
 
+    governance,
+
+    async proposal(id) {
+      return (await governance()).proposals.find((p) => p.id === id.toString())
+    },
+
     subscribe(listener) {
       listeners.add(listener)
       if (listeners.size === 1) startPolling()
@@ -478,7 +613,26 @@ export function createNetworkDataSource(
   let timer: Timer | undefined
   let polling = false
   let unsubscribers: (() => void)[] = []
-  const seen = { network: '', nodes: new Map<string, string>(), epochs: new Set<number>() }
+  const seen = { network: '', nodes: new Map<string, string>(), epochs: new Set<number>(), governance: '' }
+  /** Governance is read every few seconds only: a vote takes a block, and each read is many calls. */
+  const governanceEveryMs = init.governancePollMs ?? 5_000
+  let governanceAt = Number.NEGATIVE_INFINITY
+  const pollGovernance = async () => {
+    if (clock.now() - governanceAt < governanceEveryMs) return
+    governanceAt = clock.now()
+    const g = await governance()
+    // The summaries count seconds down: what changed is the states, the votes and the versions.
+    const key = JSON.stringify([
+      g.version,
+      g.history.length,
+      g.proposals.map((p) => [p.id, p.state, p.votes]),
+    ])
+    if (key !== seen.governance) {
+      const first = seen.governance === ''
+      seen.governance = key
+      if (!first) emit({ type: 'governance', data: g })
+    }
+  }
   const poll = async () => {
     const net = await source.network()
     const { head: _head, ...netKey } = net
@@ -502,6 +656,7 @@ export function createNetworkDataSource(
       seen.epochs.add(e.epoch)
       emit({ type: 'epoch', data: e })
     }
+    await pollGovernance()
   }
   const startPolling = () => {
     if (polling) return
@@ -608,4 +763,79 @@ function sensorView(
   scores: ReadonlyMap<string, NonNullable<SensorReadingView['score']>>,
 ): SensorReadingView {
   return { ...r, score: scores.get(r.sensor) ?? null }
+}
+
+/** A node's storage and delivery in a posted epoch; undefined when no verifier counted either. */
+function storageEpoch(a: EpochAudit, peerId: string): NodeStorageEpochView | undefined {
+  const st = a.settlement.rewards.storage.find((x) => x.peerId === peerId)
+  const bw = a.settlement.rewards.bandwidth.find((x) => x.peerId === peerId)
+  if (st === undefined && bw === undefined) return undefined
+  const byVerifier = new Map<string, NodeStorageEpochView['verifiers'][number]>()
+  const entry = (verifier: string) => {
+    let v = byVerifier.get(verifier)
+    if (v === undefined) {
+      v = { verifier, challenges: 0, passed: 0, provenBytes: 0, servedBytes: 0, downloaders: 0 }
+      byVerifier.set(verifier, v)
+    }
+    return v
+  }
+  for (const v of st?.verifiers ?? [])
+    Object.assign(entry(v.verifier), { challenges: v.challenges, passed: v.passed, provenBytes: v.bytes })
+  for (const v of bw?.verifiers ?? [])
+    Object.assign(entry(v.verifier), { servedBytes: v.bytes, downloaders: v.downloaders })
+  const verifiers = [...byVerifier.values()]
+  const challenges = verifiers.reduce((sum, v) => sum + v.challenges, 0)
+  const passed = verifiers.reduce((sum, v) => sum + v.passed, 0)
+  return {
+    epoch: a.epoch,
+    challenges,
+    passed,
+    failed: challenges - passed,
+    provenBytes: st?.bytes ?? 0,
+    servedBytes: bw?.bytes ?? 0,
+    downloaders: Math.max(0, ...verifiers.map((v) => v.downloaders)),
+    storageReward: (st?.reward ?? 0n).toString(),
+    bandwidthReward: (bw?.reward ?? 0n).toString(),
+    verifiers,
+  }
+}
+
+/** A node's storage at a glance: the shards it holds now, and the newest posted epoch's counts. */
+function storageSummary(
+  held: readonly { bytes: number }[],
+  latest: EpochAudit | undefined,
+  peerId: string,
+): NodeStorageSummary {
+  const e = latest === undefined ? undefined : storageEpoch(latest, peerId)
+  return {
+    shards: held.length,
+    bytes: held.reduce((sum, h) => sum + h.bytes, 0),
+    challenges: e?.challenges ?? 0,
+    passed: e?.passed ?? 0,
+    servedBytes: e?.servedBytes ?? 0,
+  }
+}
+
+/** Every governable value of `values`, in the order `meshwork gov params` shows them. */
+function valueViews(values: GovernableValues): GovernableValueView[] {
+  return GOVERNABLE_KEYS.filter((k) => values[k.key] !== undefined).map((k) => {
+    const value = values[k.key] as bigint
+    return {
+      key: k.key,
+      unit: k.unit,
+      value: value.toString(),
+      display: formatGovernable(k.key, value),
+      description: k.description,
+    }
+  })
+}
+
+function changeView(key: string, from: bigint | undefined, to: bigint): ParamChangeView {
+  return {
+    key,
+    from: from === undefined ? null : from.toString(),
+    to: to.toString(),
+    fromDisplay: from === undefined ? null : formatGovernable(key, from),
+    toDisplay: formatGovernable(key, to),
+  }
 }

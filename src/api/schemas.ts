@@ -62,6 +62,22 @@ export const NetworkView = Type.Object({
 })
 export type NetworkView = Static<typeof NetworkView>
 
+/**
+ * A node's storage at a glance (in `GET /api/nodes`, from a source that serves 'storage'): what
+ * its signed receipts say it holds now, and the verifiers' counts in the newest posted epoch.
+ */
+export const NodeStorageSummary = Type.Object({
+  /** Unexpired shards its storage receipts commit to, and their bytes. */
+  shards: Type.Integer(),
+  bytes: Type.Integer(),
+  /** Newest posted epoch: chunk challenges sent to its shards (every verifier) and how many passed. */
+  challenges: Type.Integer(),
+  passed: Type.Integer(),
+  /** Newest posted epoch: bytes downloaders signed receipts for (the median across verifiers). */
+  servedBytes: Type.Integer(),
+})
+export type NodeStorageSummary = Static<typeof NodeStorageSummary>
+
 /** A node in `GET /api/nodes`. */
 export const NodeView = Type.Object({
   peerId: Type.String(),
@@ -84,6 +100,8 @@ export const NodeView = Type.Object({
   lastReward: Type.Union([Amount, Type.Null()]),
   /** Its operator's cumulative earnings in the newest posted root. */
   earned: Amount,
+  /** Present when the source serves 'storage'. */
+  storage: Type.Optional(NodeStorageSummary),
 })
 export type NodeView = Static<typeof NodeView>
 
@@ -115,6 +133,58 @@ export const NodeEpochView = Type.Object({
 })
 export type NodeEpochView = Static<typeof NodeEpochView>
 
+/** A node's storage and delivery in one posted epoch, as the verifiers counted them. */
+export const NodeStorageEpochView = Type.Object({
+  epoch: Type.Integer(),
+  /** Chunk challenges sent to its shards by every verifier, passed and failed. */
+  challenges: Type.Integer(),
+  passed: Type.Integer(),
+  failed: Type.Integer(),
+  /** Proven bytes (the median of the verifiers' counts; a verifier whose challenges did not all pass counts 0). */
+  provenBytes: Type.Integer(),
+  /** Bytes served to downloaders (the median of the verifiers' counts of signed byte receipts), and from how many. */
+  servedBytes: Type.Integer(),
+  downloaders: Type.Integer(),
+  /** Its parts of the storage and relay (bandwidth) pools. */
+  storageReward: Amount,
+  bandwidthReward: Amount,
+  verifiers: Type.Array(
+    Type.Object({
+      verifier: Type.String(),
+      challenges: Type.Integer(),
+      passed: Type.Integer(),
+      provenBytes: Type.Integer(),
+      servedBytes: Type.Integer(),
+      downloaders: Type.Integer(),
+    }),
+  ),
+})
+export type NodeStorageEpochView = Static<typeof NodeStorageEpochView>
+
+/** A shard a node holds, as its signed storage receipt commits to it. */
+export const HeldShardView = Type.Object({
+  cid: Type.String(),
+  shard: Type.Integer(),
+  bytes: Type.Integer(),
+  /** The first and last epoch it is challenged in. */
+  fromEpoch: Type.Integer(),
+  untilEpoch: Type.Integer(),
+})
+export type HeldShardView = Static<typeof HeldShardView>
+
+/** A node's storage in `GET /api/nodes/:peerId` (from a source that serves 'storage'). */
+export const NodeStorageView = Type.Object({
+  /** Unexpired shards its receipts commit to, their bytes, and of how many files. */
+  shards: Type.Integer(),
+  bytes: Type.Integer(),
+  files: Type.Integer(),
+  /** Those shards, the ones kept longest first, at most 50. */
+  held: Type.Array(HeldShardView),
+  /** Posted epochs in which verifiers counted its storage or bandwidth, newest first (at most 10). */
+  epochs: Type.Array(NodeStorageEpochView),
+})
+export type NodeStorageView = Static<typeof NodeStorageView>
+
 /** `GET /api/nodes/:peerId`. */
 export const NodeDetailView = Type.Object({
   node: NodeView,
@@ -127,6 +197,8 @@ export const NodeDetailView = Type.Object({
     thresholdPpm: Type.Integer(),
     summary: Type.String(),
   }),
+  /** Present when the source serves 'storage'. */
+  storage: Type.Optional(NodeStorageView),
 })
 export type NodeDetailView = Static<typeof NodeDetailView>
 
@@ -263,6 +335,94 @@ export const SensorQuery = Type.Object(
   },
   { additionalProperties: false },
 )
+
+/** A governable value: its key (docs/governance.md), unit, the value in the unit's base, and for people. */
+export const GovernableValueView = Type.Object({
+  key: Type.String(),
+  unit: Type.String(),
+  /** Base units as a decimal string (MESH in base units, 18 decimals). */
+  value: Type.String({ pattern: '^[0-9]{1,78}$' }),
+  display: Type.String(),
+  description: Type.String(),
+})
+export type GovernableValueView = Static<typeof GovernableValueView>
+
+/** A parameter a proposal or a version changes: from (null when not known) and to. */
+export const ParamChangeView = Type.Object({
+  key: Type.String(),
+  from: Type.Union([Type.String({ pattern: '^[0-9]{1,78}$' }), Type.Null()]),
+  to: Type.String({ pattern: '^[0-9]{1,78}$' }),
+  fromDisplay: Type.Union([Type.String(), Type.Null()]),
+  toDisplay: Type.String(),
+})
+export type ParamChangeView = Static<typeof ParamChangeView>
+
+/** A reward parameter version as NetworkParams holds it. */
+export const ParamsVersionView = Type.Object({
+  version: Type.Integer(),
+  /** The first epoch it is in force. */
+  fromEpoch: Type.Integer(),
+  /** False when a later version applies from the same epoch (two changes in one epoch: the later wins). */
+  applied: Type.Boolean(),
+  /** Its values, and what it changed from the version before (empty for version 1). */
+  values: Type.Array(GovernableValueView),
+  changes: Type.Array(ParamChangeView),
+})
+export type ParamsVersionView = Static<typeof ParamsVersionView>
+
+/** The states of a MeshGovernor proposal. */
+export const ProposalState = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('active'),
+  Type.Literal('canceled'),
+  Type.Literal('defeated'),
+  Type.Literal('succeeded'),
+  Type.Literal('queued'),
+  Type.Literal('expired'),
+  Type.Literal('executed'),
+])
+
+/** A proposal to MeshGovernor: its state, votes and the parameters it would change. */
+export const ProposalView = Type.Object({
+  /** The proposal id (a uint256) as a decimal string. */
+  id: Type.String({ pattern: '^[0-9]{1,78}$' }),
+  proposer: Address,
+  description: Type.String(),
+  state: ProposalState,
+  /** One sentence on what it waits for ("active: voting until …", "queued: executable from …"). */
+  summary: Type.String(),
+  /** Votes (MESH base units) for, against and abstaining, and the quorum (for + abstain) it needs. */
+  votes: Type.Object({ for: Amount, against: Amount, abstain: Amount }),
+  quorum: Type.Union([Amount, Type.Null()]),
+  /** Chain times (unix seconds): votes counted at, the vote's last second, executable from (0: not queued). */
+  snapshot: Type.Integer(),
+  deadline: Type.Integer(),
+  eta: Type.Integer(),
+  block: Type.Integer(),
+  /** The parameters it sets; `from` is the value it replaces (null when no longer known: executed). */
+  changes: Type.Array(ParamChangeView),
+  /** Its calls, by contract and function (a call that sets no known parameter shows only here). */
+  calls: Type.Array(Type.Object({ contract: Type.String(), functionName: Type.String() })),
+})
+export type ProposalView = Static<typeof ProposalView>
+
+/** `GET /api/governance`. */
+export const GovernanceView = Type.Object({
+  /** The epoch the chain's clock is in, and the reward parameter version in force in it. */
+  epoch: Type.Integer(),
+  version: Type.Integer(),
+  fromEpoch: Type.Integer(),
+  /** Every governable value in force (a newer version that applies from a later epoch is in `history`). */
+  params: Type.Array(GovernableValueView),
+  /** Every reward parameter version, newest first. */
+  history: Type.Array(ParamsVersionView),
+  /** Every proposal, newest first. */
+  proposals: Type.Array(ProposalView),
+})
+export type GovernanceView = Static<typeof GovernanceView>
+
+/** A proposal id in a path: a uint256 in decimal. */
+export const ProposalIdParam = Type.String({ pattern: '^[0-9]{1,78}$', maxLength: 78 })
 
 /** Query of list routes. */
 export const LimitQuery = Type.Object(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { formatUnits } from 'viem'
 import {
+  formatChainTime as at,
   castVote,
   chainError,
   connectChain,
@@ -8,6 +8,7 @@ import {
   delegateVotes,
   encodeGovernableChanges,
   executeProposal,
+  explainProposal,
   findProposal,
   formatGovernable,
   GOVERNABLE_KEYS,
@@ -19,12 +20,12 @@ import {
   listProposals,
   type NetworkFile,
   type ProposalRecord,
-  type ProposalStatus,
   paramsToValues,
   parseGovernableSettings,
   propose,
   queueProposal,
   type VoteSupport,
+  formatVotes as votes,
 } from '../../chain/index.js'
 import { InvalidArgumentError } from '../../core/errors.js'
 import { globalOptions, resolvePrivateKey } from '../context.js'
@@ -34,55 +35,6 @@ import { parseAddress } from '../parse.js'
 
 interface SendFlags extends NetworkFlags {
   keyFile?: string
-}
-
-/** Votes for people: whole MESH with at most 2 decimals. */
-function votes(amount: bigint): string {
-  const [whole, fraction = ''] = formatUnits(amount, 18).split('.')
-  const cut = fraction.slice(0, 2).replace(/0+$/, '')
-  return `${whole}${cut ? `.${cut}` : ''} MESH`
-}
-
-/** A chain time for people: the UTC time and how far from now. */
-function at(time: bigint, now: bigint): string {
-  const iso = new Date(Number(time) * 1000).toISOString().replace('.000Z', 'Z')
-  const d = Number(time - now)
-  return `${iso} (${d > 0 ? `in ${d} s` : d === 0 ? 'now' : `${-d} s ago`})`
-}
-
-/**
- * One line that says where a proposal stands and what it waits for: pending (votable from when),
- * active (until when, votes so far), defeated (below quorum, or more against), succeeded (queue
- * it), queued (executable from when), executed, canceled, expired.
- */
-export function explainProposal(s: ProposalStatus): string {
-  const id = s.proposalId.toString()
-  const tally = `for ${votes(s.votes.for)}, against ${votes(s.votes.against)}, abstain ${votes(s.votes.abstain)}`
-  const quorum = s.quorum === undefined ? '' : `; quorum ${votes(s.quorum)}`
-  switch (s.state) {
-    case 'pending':
-      return `pending: votable from ${at(s.snapshot + 1n, s.now)}`
-    case 'active':
-      return `active: voting until ${at(s.deadline, s.now)}; ${tally}${quorum}`
-    case 'defeated': {
-      const counted = s.votes.for + s.votes.abstain
-      if (s.quorum !== undefined && counted < s.quorum)
-        return `defeated: below quorum (for + abstain ${votes(counted)} of ${votes(s.quorum)} needed)`
-      return `defeated: more votes against (${votes(s.votes.against)}) than for (${votes(s.votes.for)})`
-    }
-    case 'succeeded':
-      return `succeeded (${tally}): queue it with \`meshwork gov queue ${id}\``
-    case 'queued':
-      return s.now >= s.eta
-        ? `queued: executable now with \`meshwork gov execute ${id}\``
-        : `queued: executable from ${at(s.eta, s.now)}`
-    case 'executed':
-      return 'executed'
-    case 'canceled':
-      return 'canceled'
-    case 'expired':
-      return 'expired: it was not executed in time'
-  }
 }
 
 /** What a proposal sets, one `key = value` per line (or the raw call). */
