@@ -14,7 +14,7 @@ import { PaymentWallet } from '../compute/payments.js'
 import { placeJob, type ScoredQuote } from '../compute/placement.js'
 import { FRAUD_EVIDENCE, reportRun, WORK_RECEIPT } from '../compute/receipts.js'
 import { type FraudEvidence, NodeHistory, runVerified } from '../compute/verification.js'
-import { VerifyBoundsCache } from '../compute/verify-bounds-cache.js'
+import { type CurrentVerifyBounds, VerifyBoundsCache } from '../compute/verify-bounds-cache.js'
 import { systemClock } from '../core/clock.js'
 import { InvalidArgumentError } from '../core/errors.js'
 import { createLogger, type Logger } from '../core/logger.js'
@@ -318,6 +318,16 @@ export class Meshwork {
   /** MESH base units signed over in vouchers this session (0 without a payer). */
   get spent(): bigint {
     return this.#wallet?.spent ?? 0n
+  }
+
+  /**
+   * The compute re-run bounds jobs use now (without `verify`): NetworkParams' set for the chain's
+   * current epoch (`source: 'chain'`, with its epoch and version), read once an epoch; the last set
+   * read when the chain stopped answering (`stale`); or the initial set (`initial`: no chain, or it
+   * never answered).
+   */
+  verifyBounds(): Promise<CurrentVerifyBounds> {
+    return this.#bounds.current()
   }
 
   /** The nodes this client knows (their latest advertisements). */
@@ -727,6 +737,9 @@ export interface SensorSubscription {
   unsubscribe(): void
 }
 
+export type { ChainReader } from '../chain/client.js'
 export type { JobLimits, JobSpec } from '../compute/job-spec.js'
+export type { VerifyBounds } from '../compute/verification.js'
+export type { CurrentVerifyBounds } from '../compute/verify-bounds-cache.js'
 export type { KnownAd } from '../node/ad-table.js'
 export type { SensorQuery, SubscribedReading } from '../sensors/subscriber.js'

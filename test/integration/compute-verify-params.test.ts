@@ -94,6 +94,11 @@ describe('the builder re-runs jobs at the rate NetworkParams sets', () => {
 
     // ─── Version 1: 1 ppm. Nodes this client never checked are not re-run (the default rule would). ─
     for (let i = 0; i < 3; i++) expect((await job()).verification).toBe('signed')
+    expect(await mw.verifyBounds()).toMatchObject({
+      source: 'chain',
+      version: 1,
+      bounds: { minPpm: 1, maxPpm: 1 },
+    })
     expect((await job(1)).verification).toBe('verified')
     const square = join(dir, 'square.js')
     writeFileSync(square, '(x) => x * x')
@@ -139,6 +144,11 @@ describe('the builder re-runs jobs at the rate NetworkParams sets', () => {
     )
     await annotate(`re-runs every job ${Date.now() - t0} ms after the chain reached epoch ${effective}`)
     for (let i = 0; i < 3; i++) expect((await job()).verification).toBe('verified')
+    expect(await mw.verifyBounds()).toMatchObject({
+      source: 'chain',
+      version: 2,
+      bounds: { minPpm: 1_000_000, maxPpm: 1_000_000 },
+    })
     // An explicit probability still wins.
     expect((await job(0)).verification).toBe('signed')
   }, 60_000)
