@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { JobLog } from '../api/job-log.js'
 import { type ChainClient, claimMany, epochRewardsAbi, getEpochState, readContract } from '../chain/index.js'
 import type { NetworkFile } from '../chain/network-file.js'
@@ -7,9 +8,10 @@ import { Meshwork } from '../sdk/index.js'
 
 /**
  * What keeps a devnet busy once it runs, so that its dashboard has something to show: a demo builder
- * that submits a small job every few seconds (recorded in the API's job log), and a claimer that
- * claims every operator's rewards once an epoch (so the claimed chart moves). Both run in the devnet's
- * process and stop with it.
+ * that submits a small job every few seconds (recorded in the API's job log) and keeps a small file
+ * stored (put once, fetched now and then: shards for the verifiers to challenge and bytes served to
+ * count), and a claimer that claims every operator's rewards once an epoch (so the claimed chart
+ * moves). Both run in the devnet's process and stop with it.
  */
 
 /** The jobs the demo builder takes turns with: small, deterministic, and cheap on 2 cores. */
@@ -27,12 +29,36 @@ export interface DemoBuilder {
   stop(): Promise<void>
 }
 
+/** The demo builder's file: its size, its code (any K of N shards give it back) and how long it is kept. */
+export interface DemoStorage {
+  bytes: number
+  k: number
+  n: number
+  epochs: number
+  /** Fetch it back every this many ticks (default 4). */
+  getEvery?: number
+}
+
+/** A demo file for `nodes` storage nodes: 64 KiB, N = min(nodes, 6), K = ceil(N / 2); none below 2 nodes. */
+export function demoStorageFor(nodes: number): DemoStorage | undefined {
+  const n = Math.min(nodes, 6)
+  return n < 2 ? undefined : { bytes: 64 * 1024, k: Math.ceil(n / 2), n, epochs: 1_000 }
+}
+
 /**
  * Connects a builder (paying with `privateKey`) and runs one demo job every `intervalMs`, one at a
- * time, recording each outcome (or failure) in `jobs`.
+ * time, recording each outcome (or failure) in `jobs`. With `storage`, it first stores a file of
+ * random bytes (trying again each tick until it is placed), then fetches it back every few ticks,
+ * and stores it again when it can no longer be fetched.
  */
 export async function startDemoBuilder(
-  init: { network: NetworkFile; privateKey: `0x${string}`; rpc: string; intervalMs: number },
+  init: {
+    network: NetworkFile
+    privateKey: `0x${string}`
+    rpc: string
+    intervalMs: number
+    storage?: DemoStorage
+  },
   components: { jobs: Pick<JobLog, 'record'>; clock: Clock; logger: Logger },
 ): Promise<DemoBuilder> {
   const { clock, logger, jobs } = components
@@ -45,7 +71,26 @@ export async function startDemoBuilder(
   let timer: Timer | undefined
   let running: Promise<void> = Promise.resolve()
   let n = 0
+  let stored: { id: string; key: string } | undefined
+  const store = async () => {
+    const s = init.storage
+    if (s === undefined) return
+    try {
+      if (stored === undefined) {
+        const f = await mw.storage.put(randomBytes(s.bytes), { k: s.k, n: s.n, epochs: s.epochs })
+        stored = { id: f.id, key: f.key }
+        logger.debug({ id: f.id, holders: f.holders }, 'stored the demo file')
+      } else if (n % (s.getEvery ?? 4) === 0) {
+        await mw.storage.get(stored.id, stored.key)
+      }
+    } catch (err) {
+      logger.debug({ err }, 'demo storage failed')
+      // Not placed, or no longer retrievable: store a fresh one next time.
+      stored = undefined
+    }
+  }
   const once = async () => {
+    await store()
     const job = DEMO_JOBS[n % DEMO_JOBS.length] as (typeof DEMO_JOBS)[number]
     const at = clock.now()
     n++

@@ -14,6 +14,7 @@ import {
   loadStaticFiles,
   SensorFeed,
   type StaticFile,
+  StorageFeed,
 } from '../../api/index.js'
 import {
   connectChain,
@@ -33,10 +34,11 @@ import { createLibp2pPort } from '../../mesh/libp2p-port.js'
 import { createPeerSigner, createPeerVerifier } from '../../mesh/peer-key.js'
 import { createWireCodec, networkIdOf } from '../../mesh/wire-codec.js'
 import { SENSOR_READING } from '../../sensors/reading.js'
+import { STORAGE_MESSAGES } from '../../storage/protocol.js'
 import { httpBundleSource } from '../../verifier/audit.js'
 import { createEvmVerifierChain } from '../../verifier/chain-port.js'
 import { globalOptions } from '../context.js'
-import { claimForAll, type DemoBuilder, startDemoBuilder } from '../devnet-activity.js'
+import { claimForAll, type DemoBuilder, demoStorageFor, startDemoBuilder } from '../devnet-activity.js'
 import {
   BUILDER_KEY_FILE,
   DEMO_BUILDER_ACCOUNT,
@@ -305,6 +307,23 @@ export function devnetCommand(program: Command): void {
           now: () => Date.now(),
         })
         parts.push({ name: 'sensor feed', stop: () => sensors.close() })
+        // The shards each node holds: the receipts holders gossip for the verifiers, heard the same way.
+        let storageSeq = 0
+        const storage = new StorageFeed({
+          port: feedPort,
+          codec: createWireCodec({
+            network: networkIdOf(net),
+            signer: createPeerSigner(feedKey),
+            clock: systemClock,
+            types: STORAGE_MESSAGES,
+            nextSeq: () => ++storageSeq,
+          }),
+          network: networkIdOf(net),
+          epochAt: (ms) =>
+            Math.floor((ms / 1_000 - net.parameters.genesisTime) / net.parameters.epochDuration),
+        })
+        storage.start()
+        parts.push({ name: 'storage feed', stop: () => storage.close() })
         const source = createNetworkDataSource(
           { network: net, label: (id) => labels.get(id) },
           {
@@ -317,6 +336,7 @@ export function devnetCommand(program: Command): void {
             clock: systemClock,
             logger,
             sensors,
+            storage,
           },
         )
         parts.push({ name: 'data source', stop: () => source.close() })
@@ -344,6 +364,7 @@ export function devnetCommand(program: Command): void {
         const webUrl = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`
 
         let builder: DemoBuilder | undefined
+        const storageDemo = demoStorageFor(counts.nodes)
         if (opts.demo) {
           try {
             builder = await startDemoBuilder(
@@ -352,6 +373,7 @@ export function devnetCommand(program: Command): void {
                 privateKey: DEMO_BUILDER_ACCOUNT.privateKey,
                 rpc: url,
                 intervalMs: Math.max(2_000, Math.min(5_000, (epochDuration * 1_000) / 3)),
+                ...(storageDemo === undefined ? {} : { storage: storageDemo }),
               },
               { jobs, clock: systemClock, logger },
             )
@@ -379,7 +401,7 @@ export function devnetCommand(program: Command): void {
         )
         out.info(`  chain      ${url} (chain ${net.chainId}, epochs of ${net.parameters.epochDuration} s)`)
         out.info(
-          `  members    ${counts.nodes} nodes, ${counts.verifiers} verifiers, each its own process${opts.demo ? '; a demo builder runs a job every few seconds' : ''}`,
+          `  members    ${counts.nodes} nodes, ${counts.verifiers} verifiers, each its own process${opts.demo ? '; a demo builder runs a job every few seconds and keeps a small file stored' : ''}`,
         )
         out.info(`  network    ${networkPath}`)
         out.info(
