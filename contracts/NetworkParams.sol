@@ -30,6 +30,9 @@ contract NetworkParams is Ownable {
         uint32 uptimeThresholdPpm;
         /// Stake above this (base units) adds no uptime weight (more than 0).
         uint128 stakeCap;
+        /// The capped stake one H3 cell (resolution 7) counts in all: more in one cell is shared
+        /// (at least stakeCap, so that one full node per cell is never scaled down).
+        uint128 cellStakeCap;
         /// A node registered fewer than this many epochs before an epoch is being vetted in it.
         uint32 vettingEpochs;
         /// The weight of a node being vetted, in basis points of the full weight (at most 10,000).
@@ -139,6 +142,7 @@ contract NetworkParams is Ownable {
         if (sum != BPS) revert WeightsDoNotSum(sum);
         if (p.uptimeThresholdPpm > PPM) revert InvalidParameter("uptime.thresholdPpm");
         if (p.stakeCap == 0) revert InvalidParameter("uptime.stakeCap");
+        if (p.cellStakeCap < p.stakeCap) revert InvalidParameter("uptime.cellStakeCap");
         if (p.vettingFactorBps > BPS) revert InvalidParameter("uptime.vettingFactorBps");
         if (p.sensorCellCapacity == 0) revert InvalidParameter("sensor.cellCapacity");
         if (p.computeVerifyMinPpm == 0 || p.computeVerifyMinPpm > p.computeVerifyMaxPpm) {

@@ -55,6 +55,14 @@ export const GOVERNABLE_KEYS: readonly GovernableKey[] = [
     'uptime score below which a node earns no uptime reward',
   ),
   key('uptime.stakeCap', 'NetworkParams', 'MESH', 1n, U128, 'stake above this adds no uptime weight'),
+  key(
+    'uptime.cellStakeCap',
+    'NetworkParams',
+    'MESH',
+    1n,
+    U128,
+    'capped stake one H3 cell counts in all (at least uptime.stakeCap)',
+  ),
   key('uptime.vettingEpochs', 'NetworkParams', 'epochs', 0n, U32, 'epochs a new node is vetted for'),
   key('uptime.vettingFactorBps', 'NetworkParams', 'bps', 0n, 10_000n, 'weight of a node being vetted'),
   key('sensor.cellCapacity', 'NetworkParams', 'count', 1n, U32, 'sensors paid per H3 cell and epoch'),
@@ -139,6 +147,7 @@ const PARAM_FIELDS: Record<string, keyof NetworkParamsStruct> = {
   'uptime.vettingEpochs': 'vettingEpochs',
   'uptime.vettingFactorBps': 'vettingFactorBps',
   'sensor.cellCapacity': 'sensorCellCapacity',
+  'uptime.cellStakeCap': 'cellStakeCap',
   'compute.verifyMinPpm': 'computeVerifyMinPpm',
   'compute.verifyMaxPpm': 'computeVerifyMaxPpm',
 }
@@ -154,7 +163,7 @@ function valuesToParams(v: GovernableValues): NetworkParamsStruct {
   const out: Record<string, number | bigint> = {}
   for (const [k, field] of Object.entries(PARAM_FIELDS)) {
     const value = v[k] ?? 0n
-    out[field] = field === 'stakeCap' ? value : Number(value)
+    out[field] = field === 'stakeCap' || field === 'cellStakeCap' ? value : Number(value)
   }
   return out as unknown as NetworkParamsStruct
 }
@@ -261,6 +270,11 @@ export function encodeGovernableChanges(
       throw new InvalidArgumentError(`the service weights would sum to ${sum} bps, not 10000 (100%)`, {
         hint: 'Set several weights in one proposal so that they sum to 10000, e.g. --set weights.uptime=3500 --set weights.compute=3500',
         details: { sum: sum.toString() },
+      })
+    }
+    if ((next['uptime.cellStakeCap'] ?? 0n) < (next['uptime.stakeCap'] ?? 0n)) {
+      throw new InvalidArgumentError('uptime.cellStakeCap would be below uptime.stakeCap', {
+        hint: 'Raise uptime.cellStakeCap in the same proposal, e.g. --set uptime.cellStakeCap=<at least the stake cap>',
       })
     }
     if ((next['compute.verifyMinPpm'] ?? 0n) > (next['compute.verifyMaxPpm'] ?? 0n)) {

@@ -12,6 +12,7 @@ export interface NetworkParamsStruct {
   sensorWeightBps: number
   uptimeThresholdPpm: number
   stakeCap: bigint
+  cellStakeCap: bigint
   vettingEpochs: number
   vettingFactorBps: number
   sensorCellCapacity: number
@@ -41,6 +42,7 @@ export const INITIAL_NETWORK_PARAMS: Readonly<NetworkParamsStruct> = Object.free
   sensorWeightBps: DEFAULT_REWARD_PARAMS.serviceWeightsBps.sensor,
   uptimeThresholdPpm: DEFAULT_REWARD_PARAMS.uptime.thresholdPpm,
   stakeCap: DEFAULT_REWARD_PARAMS.uptime.stakeCap,
+  cellStakeCap: DEFAULT_REWARD_PARAMS.uptime.cellStakeCap as bigint,
   vettingEpochs: DEFAULT_REWARD_PARAMS.uptime.vettingEpochs,
   vettingFactorBps: DEFAULT_REWARD_PARAMS.uptime.vettingFactorBps,
   sensorCellCapacity: DEFAULT_REWARD_PARAMS.sensor.cellCapacity,
@@ -66,6 +68,7 @@ export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params
     uptime: {
       thresholdPpm: p.uptimeThresholdPpm,
       stakeCap: p.stakeCap,
+      cellStakeCap: p.cellStakeCap,
       vettingEpochs: p.vettingEpochs,
       vettingFactorBps: p.vettingFactorBps,
     },

@@ -685,3 +685,111 @@ describe('computeEpochRewards (sensors)', () => {
     )
   })
 })
+
+describe('computeEpochRewards (places: the cell cap and the location rule)', () => {
+  const BERLIN = '871f1d489ffffff' // resolution 7
+  const BERLIN_9 = '891f1d48903ffff' // resolution 9, inside BERLIN
+  const PARIS = '871fb4662ffffff'
+  const capped: RewardParams = { ...params, uptime: { ...params.uptime, cellStakeCap: 10_000n * MESH } }
+  const full = (n: RewardNode[]) =>
+    input(
+      n,
+      n.map(() => 10),
+    )
+
+  it('makes the eligible nodes of one cell share cellStakeCap: a Sybil farm earns what one capped node there earns', () => {
+    // Four identities of one operator in Berlin, 5,000 MESH each, and one honest node of 10,000 in Paris.
+    const farm = [0, 1, 2, 3].map((i) => node(i, { operator: op(99), stake: 5_000n * MESH, cell: BERLIN }))
+    const paris = node(4, { stake: 10_000n * MESH, cell: PARIS })
+    const r = computeEpochRewards(full([...farm, paris]), capped)
+    // The farm's 20,000 MESH count as 10,000 in its cell: it earns what the Paris node earns.
+    expect(r.payouts.get(op(99))).toBe(r.payouts.get(op(5)))
+    const why = r.uptime.explain('node-000')
+    expect(why).toMatchObject({ cell: BERLIN, cellStake: 20_000n * MESH, stakeWeight: 2_500n * MESH })
+    // One identity holding the farm's whole stake earns the same (the per-node cap binds instead).
+    const twin = computeEpochRewards(
+      full([node(0, { operator: op(99), stake: 20_000n * MESH, cell: BERLIN }), paris]),
+      capped,
+    )
+    expect(twin.payouts.get(op(99))).toBe(r.payouts.get(op(99)))
+  })
+
+  it('groups a finer cell with its resolution-7 parent, and leaves a cell under the cap alone', () => {
+    const r = computeEpochRewards(
+      full([
+        node(0, { stake: 8_000n * MESH, cell: BERLIN }),
+        node(1, { stake: 8_000n * MESH, cell: BERLIN_9 }),
+        node(2, { stake: 8_000n * MESH, cell: PARIS }),
+      ]),
+      capped,
+    )
+    expect(r.uptime.explain('node-001')).toMatchObject({ cell: BERLIN, cellStake: 16_000n * MESH })
+    expect(r.uptime.explain('node-001')?.stakeWeight).toBe(5_000n * MESH)
+    expect(r.uptime.explain('node-002')).toMatchObject({ cell: PARIS, stakeWeight: 8_000n * MESH })
+    // 5,000 : 5,000 : 8,000.
+    expect(r.payouts.get(op(3))).toBe((34_000n * MESH * 8n) / 18n)
+  })
+
+  it('pays no uptime to a node whose registered cell is not an H3 cell', () => {
+    const r = computeEpochRewards(full([node(0, { cell: '1' }), node(1, { cell: BERLIN })]), capped)
+    expect(r.uptime.explain('node-000')).toMatchObject({ invalidCell: true, eligible: false, weight: 0n })
+    expect(r.payouts.get(op(1))).toBeUndefined()
+    expect(r.payouts.get(op(2))).toBe(34_000n * MESH)
+  })
+
+  it('pays no uptime to a claim more than a third of the observers rule out by the speed of light in fibre', () => {
+    const probed = (verifiers: string[], ruledOutBy: number) => {
+      const nodes = [node(0, { cell: PARIS }), node(1, { cell: BERLIN })]
+      const uptime: UptimeObservation[] = verifiers.flatMap((verifier, v) =>
+        nodes.map((n, i) => ({
+          verifier,
+          node: n.peerId,
+          challenges: 10,
+          answered: 10,
+          // node-000 claims Paris, 880 km from these verifiers, but answers in 3 ms (at most 300 km).
+          probe: i === 0 && v < ruledOutBy ? { rttMs: 3, distanceKm: 880 } : { rttMs: 20, distanceKm: 880 },
+        })),
+      )
+      return computeEpochRewards({ epoch: 10, emission: 34_000n * MESH, nodes, verifiers, uptime }, capped)
+    }
+    // Three observers tolerate no faulty one: one probe is enough.
+    const three = probed(['v-a', 'v-b', 'v-c'], 1)
+    expect(three.uptime.explain('node-000')).toMatchObject({ ruledOut: true, eligible: false, weight: 0n })
+    expect(three.uptime.explain('node-000')?.impossible).toEqual([
+      { verifier: 'v-a', rttMs: 3, distanceKm: 880, maxKm: 300 },
+    ])
+    expect(three.payouts.get(op(1))).toBeUndefined()
+    // Four observers tolerate one: a lone verifier cannot void a claim, two can.
+    const four = ['v-a', 'v-b', 'v-c', 'v-d']
+    expect(probed(four, 1).uptime.explain('node-000')).toMatchObject({ ruledOut: false, eligible: true })
+    expect(probed(four, 2).uptime.explain('node-000')).toMatchObject({ ruledOut: true, eligible: false })
+    // A round trip long enough for the distance rules nothing out.
+    expect(probed(['v-a', 'v-b', 'v-c'], 0).payouts.get(op(1))).toBe(17_000n * MESH)
+  })
+
+  it('never pays identities split from one stake in one cell more than the stake in one identity (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 50_000n }),
+        fc.integer({ min: 2, max: 8 }),
+        fc.array(fc.bigInt({ min: 1n, max: 30_000n }), { minLength: 1, maxLength: 5 }),
+        (stake, k, others) => {
+          const honest = others.map((s, i) => node(10 + i, { stake: s * MESH, cell: PARIS }))
+          const farm = Array.from({ length: k }, (_, i) =>
+            node(i, { operator: op(99), stake: (stake * MESH) / BigInt(k), cell: BERLIN }),
+          )
+          const split = computeEpochRewards(full([...farm, ...honest]), capped)
+          const one = computeEpochRewards(
+            full([node(0, { operator: op(99), stake: stake * MESH, cell: BERLIN }), ...honest]),
+            capped,
+          )
+          expect(split.payouts.get(op(99)) ?? 0n).toBeLessThanOrEqual(
+            (one.payouts.get(op(99)) ?? 0n) + BigInt(k),
+          )
+          expect(split.total + split.dust).toBe(split.emission)
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+})

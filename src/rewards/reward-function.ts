@@ -29,6 +29,13 @@ export interface RewardParams {
     thresholdPpm: number
     /** Stake above this (base units) adds no weight: stake alone does not buy rewards. */
     stakeCap: bigint
+    /**
+     * The capped stake one H3 cell (of resolution 7) counts in all, base units: when the eligible
+     * nodes of a cell hold more, each one's stake weight is scaled down so that they share this
+     * much (a farm of identities in one place earns what one place earns). Undefined: no cell cap
+     * (bundles made before the cap existed).
+     */
+    cellStakeCap?: bigint
     /** A node registered fewer than this many epochs before the epoch is being vetted. */
     vettingEpochs: number
     /** A node's weight while it is vetted, in basis points of the full weight. */
@@ -47,6 +54,12 @@ export interface RewardNode {
   stake: bigint
   /** The epoch in which it registered. */
   registeredEpoch: number
+  /**
+   * The H3 cell it registered, 15 hex digits. Undefined: unknown (bundles made before cells were
+   * recorded): no cell cap and no location rule for it. A value that is not an H3 cell earns no
+   * uptime reward (a node claims a place).
+   */
+  cell?: string
 }
 
 /** One verifier's uptime measurement of one node in one epoch. */
@@ -58,6 +71,11 @@ export interface UptimeObservation {
   challenges: number
   /** Of those, answered in time with a valid signature of the node's peer key. */
   answered: number
+  /**
+   * The verifier's location probe of the node: its fastest answered challenge this epoch (ms) and
+   * its own distance to the node's registered cell (km); undefined or null: none.
+   */
+  probe?: { rttMs: number; distanceKm: number } | null
 }
 
 /** One verifier's count of one node's verified compute work in one epoch. */
@@ -226,13 +244,23 @@ export interface ComputeExplanation {
 export interface UptimeExplanation {
   peerId: string
   operator: `0x${string}`
+  /** The cell its stake weight is capped in (its registered cell's parent at resolution 7); null: none. */
+  cell: string | null
+  /** Its registered cell is not an H3 cell: it earns no uptime reward. */
+  invalidCell: boolean
+  /** Observers whose probe says the registered cell is impossible (round trip too short for the distance). */
+  impossible: { verifier: string; rttMs: number; distanceKm: number; maxKm: number }[]
+  /** Enough observers ruled the cell out (more than a third of them, at least one): no uptime reward. */
+  ruledOut: boolean
   /** Each observing verifier's fraction of challenges answered (a verifier that observed others but not this node counts 0). */
   verifiers: { verifier: string; challenges: number; answered: number; fractionPpm: number }[]
   /** The median of the verifiers' fractions (ppm). */
   scorePpm: number
   /** Whether the score reached the threshold. */
   eligible: boolean
-  /** min(stake, stakeCap). */
+  /** The capped stake of every eligible node in its cell (its own included); 0 when not eligible. */
+  cellStake: bigint
+  /** min(stake, stakeCap), scaled by cellStakeCap / cellStake when the cell holds more than the cell cap. */
   stakeWeight: bigint
   vetting: boolean
   /** scorePpm × stakeWeight × (vettingFactorBps while vetting, else 10,000); 0 when not eligible. */
@@ -289,6 +317,7 @@ export const DEFAULT_REWARD_PARAMS: RewardParams = Object.freeze({
   uptime: Object.freeze({
     thresholdPpm: 250_000,
     stakeCap: 10_000n * 10n ** 18n,
+    cellStakeCap: 10_000n * 10n ** 18n,
     vettingEpochs: 3,
     vettingFactorBps: 5_000,
   }),
@@ -313,6 +342,8 @@ export function validateRewardParams(params: RewardParams): void {
   if (!Number.isSafeInteger(u.thresholdPpm) || u.thresholdPpm < 0 || u.thresholdPpm > Number(PPM))
     throw new RangeError('uptime.thresholdPpm must be in [0, 1000000]')
   if (u.stakeCap <= 0n) throw new RangeError('uptime.stakeCap must be positive')
+  if (u.cellStakeCap !== undefined && u.cellStakeCap < u.stakeCap)
+    throw new RangeError('uptime.cellStakeCap must be at least uptime.stakeCap')
   if (!Number.isSafeInteger(u.vettingEpochs) || u.vettingEpochs < 0)
     throw new RangeError('uptime.vettingEpochs must be a whole number >= 0')
   if (!Number.isSafeInteger(u.vettingFactorBps) || u.vettingFactorBps < 0 || u.vettingFactorBps > Number(BPS))
@@ -330,8 +361,11 @@ export function validateRewardParams(params: RewardParams): void {
  *    such service takes the rounding, so the pools sum to the emission exactly.
  * 2. Uptime: each node's score is the median, over the verifiers that observed anything this epoch,
  *    of the fraction of its challenges answered in time (a verifier that observed others but not
- *    this node counts 0); below the threshold it is 0. Its weight is score × min(stake, stakeCap),
- *    times the vetting factor while it is new.
+ *    this node counts 0); below the threshold it is 0, and so it is when its registered cell is not
+ *    an H3 cell or more than a third of the observers' probes rule the cell out (light in fibre).
+ *    Its stake weight is min(stake, stakeCap), scaled down so that the eligible nodes of one cell
+ *    (resolution 7) count at most cellStakeCap together; its weight is score × stake weight, times
+ *    the vetting factor while it is new.
  * 3. An operator is paid floor(pool × its nodes' weight / all weight) from each pool.
  *
  * So the payouts sum to the emission less the dust, and the dust is less than the number of
@@ -783,6 +817,15 @@ class UptimeTable implements UptimeScores {
   private readonly challenges: Int32Array
   private readonly answered: Int32Array
   private readonly scores: Int32Array
+  /** Location probes per observer and node (-1: none); undefined when no observation carried one. */
+  private readonly rtts: Int32Array | undefined
+  private readonly distances: Int32Array | undefined
+  /** Per node: its index in `cellStakes` (-1: not eligible or no cell), and INVALID_CELL / RULED_OUT. */
+  private readonly groups: Int32Array
+  private readonly flags: Uint8Array
+  /** Per cell group: the capped stake of its eligible nodes, and the group's key (`cellKey`). */
+  private cellStakes: bigint[] = []
+  private readonly groupKeys: number[] = []
 
   constructor(input: RewardInput, params: RewardParams) {
     this.input = input
@@ -805,6 +848,9 @@ class UptimeTable implements UptimeScores {
     // Observations come grouped by verifier: the last one's index is reused while it repeats.
     let lastVerifier: string | undefined
     let lastV: number | undefined
+    // Location probes, per verifier and node (allocated at the first one): round trip and distance.
+    let rtts: Int32Array | undefined
+    let distances: Int32Array | undefined
     for (const o of input.uptime) {
       if (o.verifier !== lastVerifier) {
         lastVerifier = o.verifier
@@ -820,8 +866,29 @@ class UptimeTable implements UptimeScores {
         continue
       observed[v] = 1
       if (i < 0) continue
-      // Of duplicates, the higher fraction counts (then the more challenges), whatever the order.
       const at = v * n + i
+      const probe = o.probe
+      if (
+        probe != null &&
+        Number.isSafeInteger(probe.rttMs) &&
+        Number.isSafeInteger(probe.distanceKm) &&
+        probe.rttMs >= 0 &&
+        probe.rttMs <= MAX_COUNT &&
+        probe.distanceKm >= 0 &&
+        probe.distanceKm <= MAX_COUNT
+      ) {
+        if (rtts === undefined || distances === undefined) {
+          rtts = new Int32Array(verifiers.length * n).fill(-1)
+          distances = new Int32Array(verifiers.length * n).fill(-1)
+        }
+        // Of duplicates' probes, the fastest round trip counts (then the longer distance).
+        const r = rtts[at] as number
+        if (r < 0 || probe.rttMs < r || (probe.rttMs === r && probe.distanceKm > (distances[at] as number))) {
+          rtts[at] = probe.rttMs
+          distances[at] = probe.distanceKm
+        }
+      }
+      // Of duplicates, the higher fraction counts (then the more challenges), whatever the order.
       const c = challenges[at] as number
       const a = answered[at] as number
       const better =
@@ -842,6 +909,16 @@ class UptimeTable implements UptimeScores {
       this.challenges.set(challenges.subarray(from * n, from * n + n), to * n)
       this.answered.set(answered.subarray(from * n, from * n + n), to * n)
     })
+    if (rtts !== undefined && distances !== undefined) {
+      const r = new Int32Array(kept.length * n)
+      const d = new Int32Array(kept.length * n)
+      kept.forEach((from, to) => {
+        r.set(rtts.subarray(from * n, from * n + n), to * n)
+        d.set(distances.subarray(from * n, from * n + n), to * n)
+      })
+      this.rtts = r
+      this.distances = d
+    }
     this.scores = new Int32Array(n)
     const k = kept.length
     const fractions = new Int32Array(k)
@@ -849,6 +926,64 @@ class UptimeTable implements UptimeScores {
       for (let v = 0; v < k; v++) fractions[v] = this.fraction(v, i)
       this.scores[i] = median(fractions)
     }
+
+    // Places: each node's cell group, whether its claim is void, and each cell's eligible stake.
+    this.groups = new Int32Array(n).fill(-1)
+    this.flags = new Uint8Array(n)
+    const u = params.uptime
+    const threshold = Math.max(1, u.thresholdPpm)
+    const tolerated = divFloor(Math.max(0, k - 1), 3)
+    const groupOf = new Map<number, number>()
+    const sums: bigint[] = []
+    if (k === 0) return
+    for (let i = 0; i < n; i++) {
+      const node = input.nodes[i] as RewardNode
+      if (node.cell !== undefined) {
+        const key = cellKey(node.cell)
+        if (key < 0) {
+          this.flags[i] = INVALID_CELL
+          continue
+        }
+        if (this.rtts !== undefined && this.impossibleCount(i) > tolerated) {
+          this.flags[i] = RULED_OUT
+          continue
+        }
+        if ((this.scores[i] as number) < threshold || node.stake <= 0n) continue
+        let g = groupOf.get(key)
+        if (g === undefined) {
+          g = sums.length
+          groupOf.set(key, g)
+          sums.push(0n)
+          this.groupKeys.push(key)
+        }
+        this.groups[i] = g
+        sums[g] = (sums[g] as bigint) + minOf(node.stake, u.stakeCap)
+      }
+    }
+    this.cellStakes = sums
+  }
+
+  /** Observers whose probe rules node `i`'s registered cell out. */
+  private impossibleCount(i: number): number {
+    let count = 0
+    for (let v = 0; v < this.observers.length; v++) {
+      const at = v * this.size + i
+      const rtt = this.rtts?.[at] ?? -1
+      if (rtt >= 0 && (this.distances?.[at] as number) > FIBRE_KM_PER_RTT_MS * rtt) count++
+    }
+    return count
+  }
+
+  /** Node `i`'s stake weight: its capped stake, scaled down when its cell holds more than the cell cap. */
+  private stakeWeightOf(i: number): bigint {
+    const node = this.input.nodes[i] as RewardNode
+    if (node.stake <= 0n) return 0n
+    const u = this.params.uptime
+    const capped = minOf(node.stake, u.stakeCap)
+    const g = this.groups[i] as number
+    if (g < 0 || u.cellStakeCap === undefined) return capped
+    const inCell = this.cellStakes[g] as bigint
+    return inCell <= u.cellStakeCap ? capped : (capped * u.cellStakeCap) / inCell
   }
 
   private fraction(v: number, i: number): number {
@@ -857,13 +992,14 @@ class UptimeTable implements UptimeScores {
     return c === 0 ? 0 : divFloor((this.answered[at] as number) * PPM_NUMBER, c)
   }
 
-  /** The node's weight: 0 below the threshold, else score × capped stake × vetting factor (bps). */
+  /** The node's weight: 0 below the threshold or when its place is void, else score × stake weight × vetting factor (bps). */
   private weight(i: number): { eligible: boolean; stakeWeight: bigint; vetting: boolean; weight: bigint } {
     const node = this.input.nodes[i] as RewardNode
     const u = this.params.uptime
     const score = this.scores[i] as number
-    const eligible = this.observers.length > 0 && score > 0 && score >= u.thresholdPpm
-    const stakeWeight = node.stake <= 0n ? 0n : minOf(node.stake, u.stakeCap)
+    const eligible =
+      this.observers.length > 0 && score > 0 && score >= u.thresholdPpm && (this.flags[i] as number) === 0
+    const stakeWeight = this.stakeWeightOf(i)
     const vetting = this.input.epoch - node.registeredEpoch < u.vettingEpochs
     const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
     return { eligible, stakeWeight, vetting, weight: eligible ? BigInt(score) * stakeWeight * factor : 0n }
@@ -879,10 +1015,10 @@ class UptimeTable implements UptimeScores {
     if (this.observers.length === 0) return out
     for (let i = 0; i < this.size; i++) {
       const score = this.scores[i] as number
-      if (score < threshold) continue
+      if (score < threshold || (this.flags[i] as number) !== 0) continue
       const node = this.input.nodes[i] as RewardNode
       if (node.stake <= 0n) continue
-      const stakeWeight = minOf(node.stake, u.stakeCap)
+      const stakeWeight = this.stakeWeightOf(i)
       const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
       if (factor === 0n) continue
       const weight = BigInt(score) * stakeWeight * factor
@@ -896,9 +1032,24 @@ class UptimeTable implements UptimeScores {
     if (i < 0) return undefined
     const node = this.input.nodes[i] as RewardNode
     const { eligible, stakeWeight, vetting, weight } = this.weight(i)
+    const g = this.groups[i] as number
+    const impossible: UptimeExplanation['impossible'] = []
+    for (let v = 0; v < this.observers.length && this.rtts !== undefined; v++) {
+      const at = v * this.size + i
+      const rttMs = this.rtts[at] as number
+      const distanceKm = this.distances?.[at] as number
+      const maxKm = FIBRE_KM_PER_RTT_MS * rttMs
+      if (rttMs >= 0 && distanceKm > maxKm)
+        impossible.push({ verifier: this.observers[v] as string, rttMs, distanceKm, maxKm })
+    }
     return {
       peerId,
       operator: node.operator.toLowerCase() as `0x${string}`,
+      cell: g < 0 ? null : cellOfKey(this.groupKeys[g] as number),
+      invalidCell: this.flags[i] === INVALID_CELL,
+      impossible,
+      ruledOut: this.flags[i] === RULED_OUT,
+      cellStake: g < 0 ? 0n : (this.cellStakes[g] as bigint),
       verifiers: this.observers.map((verifier, v) => ({
         verifier,
         challenges: this.challenges[v * this.size + i] as number,
@@ -918,6 +1069,54 @@ class UptimeTable implements UptimeScores {
     return [...this.nodeIndex.keys].sort().map((peerId) => this.explain(peerId) as UptimeExplanation)
   }
 }
+
+/** `UptimeTable` flags: the registered cell is not an H3 cell; probes rule the cell out. */
+const INVALID_CELL = 1
+const RULED_OUT = 2
+
+/** The resolution uptime cells are capped at: a node's cell counts as its parent at this resolution. */
+export const UPTIME_CELL_RESOLUTION = 7
+
+const TWO_24 = 2 ** 24
+const TWO_45 = 2 ** 45
+
+/**
+ * A number naming the group of an H3 cell (15 hex digits) for the uptime cell cap: its parent at
+ * resolution 7, or itself when it is coarser; -1 when the text is not an H3 cell index (a structural
+ * check: mode 1, reserved bits 0, base cell below 122, digits 0 to 6 down to its resolution and 7
+ * below). Exact arithmetic on the two halves of the index, so a million nodes take milliseconds.
+ */
+export function cellKey(cell: string): number {
+  if (cell.length !== 15 || cell.charCodeAt(0) !== 56 /* '8' */ || !HEX_CELL.test(cell)) return -1
+  const hi = Number.parseInt(cell.slice(0, 3), 16) // bits 48 to 59
+  const lo = Number.parseInt(cell.slice(3), 16) // bits 0 to 47
+  const res = (hi >> 4) & 0xf
+  const base = ((hi & 0xf) << 3) | (Math.floor(lo / TWO_45) & 7)
+  if (base >= 122) return -1
+  let digits = lo % TWO_45
+  let parentDigits = 0
+  for (let r = 15; r >= 1; r--) {
+    const digit = digits % 8
+    digits = (digits - digit) / 8
+    if (r > res ? digit !== 7 : digit === 7) return -1
+    // Digits 1 to 7 make the resolution-7 part.
+    if (r <= UPTIME_CELL_RESOLUTION) parentDigits += digit * 8 ** (UPTIME_CELL_RESOLUTION - r)
+  }
+  const p = Math.min(res, UPTIME_CELL_RESOLUTION)
+  return p * 2 ** 28 + base * 2 ** 21 + parentDigits
+}
+
+/** The H3 index (15 hex digits) a `cellKey` names. */
+export function cellOfKey(key: number): string {
+  const digits = key % 2 ** 21
+  const base = Math.floor(key / 2 ** 21) % 128
+  const p = Math.floor(key / 2 ** 28)
+  const hi = 0x800 | (p << 4) | (base >> 3)
+  const lo = (base & 7) * TWO_45 + digits * TWO_24 + (TWO_24 - 1)
+  return hi.toString(16) + lo.toString(16).padStart(12, '0')
+}
+
+const HEX_CELL = /^[0-9a-f]{15}$/
 
 /** Largest count an observation may carry (so products of counts and ppm stay exact). */
 const MAX_COUNT = 1_000_000

@@ -37,20 +37,20 @@ describe('attacks (production stack, simulated network)', () => {
     expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
   }, 60_000)
 
-  // Findings, not goals: these attacks pay today (docs/simulation.md, "Findings"). The fix belongs in
-  // the reward function; when it lands, these flip to `profit < 0` like the others.
-  it('finding: a Sybil farm behind one machine is profitable and undetected (stake cap per identity)', async () => {
+  // Findings that changed the mechanism (docs/simulation.md, "Findings"): both paid before the cell
+  // cap and the location rule of the uptime pool.
+  it('a Sybil farm behind one machine earns what one capped node in its cell earns, and loses its fees', async () => {
     const r = await simulate({ scenario: 'sybil', nodes: 100, epochs: 3, engine: 'stack' })
-    expect(r.attack?.profit).toBeGreaterThan(0)
-    expect(r.attack?.detectionEpoch).toBeNull()
+    expect(r.attack?.profit).toBeLessThan(0)
+    expect(r.attack?.detectionEpoch).toBe(0)
     expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
   }, 60_000)
 
-  it('finding: forwarded challenges (one machine, many claimed cells) are profitable and undetected', async () => {
+  it('forwarded challenges (one machine, many claimed cells) lose money: the claims round trips rule out are not paid', async () => {
     const r = await simulate({ scenario: 'forwarded', nodes: 100, epochs: 3, engine: 'stack' })
-    expect(r.attack?.profit).toBeGreaterThan(0)
-    expect(r.attack?.detectionEpoch).toBeNull()
-    // The evidence is there: round trips rule out some of the claimed cells, and no honest one.
+    expect(r.attack?.profit).toBeLessThan(0)
+    expect(r.attack?.detectionEpoch).toBe(0)
+    // Round trips rule out some of the claimed cells, and no honest one.
     expect(r.attack?.claimsRuledOutByRtt.attacker).toBeGreaterThan(0)
     expect(r.attack?.claimsRuledOutByRtt.honest).toBe(0)
     expect(r.honestShare).toBeGreaterThanOrEqual(0.95)

@@ -8,6 +8,8 @@ import {
   type RewardNode,
   type UptimeObservation,
 } from '../rewards/index.js'
+import { MAX_PROBE_RTT_MS } from '../verifier/observation.js'
+import { distanceToCellKm } from '../verifier/probe.js'
 import { challengeTimes } from '../verifier/schedule.js'
 import { colludersPostForgedRoot } from './colluders.js'
 import type { EngineRun, EpochOutcome } from './engine.js'
@@ -58,6 +60,9 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
       stake: 100_000n * MESH,
     })
   const verifierIds = world.verifiers.map((v) => v.signer.peerId)
+  const places = new Map(
+    world.verifiers.map((v) => [v.signer.peerId, { lat: v.place.lat, lon: v.place.lon }]),
+  )
 
   // Registrations in time order, replayed into the ledger as the clock passes them.
   const events: { ms: number; order: number; run: () => void }[] = []
@@ -68,7 +73,13 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
       events.push({
         ms: registrationMs(protocol, m.from),
         order: events.length,
-        run: () => ledger.registerNode({ peerId, operator, stake: BigInt(id.stakeMesh) * MESH }),
+        run: () =>
+          ledger.registerNode({
+            peerId,
+            operator,
+            stake: BigInt(id.stakeMesh) * MESH,
+            h3Cell: id.claimed.cell,
+          }),
       })
       if (m.to < epochs)
         events.push({
@@ -119,6 +130,7 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
       operator: n.operator,
       stake: n.stake,
       registeredEpoch: registeredEpochOf(protocol, n.registeredAt * 1000),
+      ...(n.h3Cell === undefined ? {} : { cell: n.h3Cell }),
     }))
     const uptime: UptimeObservation[] = []
     for (const verifier of verifierIds) {
@@ -137,15 +149,31 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
         const back = world.latency(node.peerId, verifier)
         const sessions = spans.get(node.peerId) ?? []
         let answered = 0
+        let fastest = Number.POSITIVE_INFINITY
         for (const t of times) {
           const lostThere = random.uniform() < (there.lossRate ?? 0)
           const oneWay = Math.round(there.latencyMs + random.uniform() * there.jitterMs)
           const lostBack = random.uniform() < (back.lossRate ?? 0)
           const backWay = Math.round(back.latencyMs + random.uniform() * back.jitterMs)
           if (lostThere || lostBack || oneWay + backWay > protocol.challengeTimeoutMs) continue
-          if (onlineAt(world, sessions, t + oneWay)) answered++
+          if (onlineAt(world, sessions, t + oneWay)) {
+            answered++
+            fastest = Math.min(fastest, oneWay + backWay)
+          }
         }
-        uptime.push({ verifier, node: node.peerId, challenges: times.length, answered })
+        // The location probe the stack's verifiers put in their observations (`locationProbe`).
+        const place = places.get(verifier)
+        const probe =
+          place === undefined || node.cell === undefined || answered === 0
+            ? undefined
+            : { rttMs: Math.min(MAX_PROBE_RTT_MS, fastest), distanceKm: distanceToCellKm(node.cell, place) }
+        uptime.push({
+          verifier,
+          node: node.peerId,
+          challenges: times.length,
+          answered,
+          ...(probe === undefined ? {} : { probe }),
+        })
       }
     }
     // Compute: every verifier saw every receipt and fraud of the epoch (the Challenger publishes one

@@ -56,6 +56,8 @@ interface Registration {
   operator: `0x${string}`
   stake: bigint
   registeredAt: number
+  /** The H3 cell it claims (hex). */
+  h3Cell?: string
   fromBlock: bigint
   toBlock: bigint | undefined
 }
@@ -129,7 +131,7 @@ export class SimLedger {
   }
 
   /** Registers a node now (its stake, its operator); a node that left may register again. */
-  registerNode(node: { peerId: string; operator: `0x${string}`; stake: bigint }): void {
+  registerNode(node: { peerId: string; operator: `0x${string}`; stake: bigint; h3Cell?: string }): void {
     const reg: Registration = {
       ...node,
       operator: node.operator.toLowerCase() as `0x${string}`,
@@ -178,6 +180,7 @@ export class SimLedger {
         operator: r.operator,
         stake: r.stake,
         registeredAt: r.registeredAt,
+        ...(r.h3Cell === undefined ? {} : { h3Cell: r.h3Cell }),
       })),
       verifiers: this.#verifiers
         .filter(active)

@@ -105,6 +105,7 @@ export async function runStack(
         challengeTimeoutMs: protocol.challengeTimeoutMs,
         storageChallengesPerShard: 0,
         pollMs: CLOSER_TICK_MS,
+        place: { lat: v.place.lat, lon: v.place.lon },
       },
       { ...common, chain },
     )
@@ -137,7 +138,12 @@ export async function runStack(
       throw new RangeError(`identity ${id.index} has no keys`)
     for (const m of id.memberships) {
       at(registrationMs(protocol, m.from), () =>
-        ledger.registerNode({ peerId: signer.peerId, operator, stake: BigInt(id.stakeMesh) * MESH }),
+        ledger.registerNode({
+          peerId: signer.peerId,
+          operator,
+          stake: BigInt(id.stakeMesh) * MESH,
+          h3Cell: id.claimed.cell,
+        }),
       )
       if (m.to < epochs) at(registrationMs(protocol, m.to), () => ledger.deregisterNode(signer.peerId))
     }

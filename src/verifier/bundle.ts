@@ -63,6 +63,8 @@ const paramsSchema = z
       .object({
         thresholdPpm: z.number().int(),
         stakeCap: amount,
+        /** Absent in bundles made before the cell cap existed. */
+        cellStakeCap: amount.optional(),
         vettingEpochs: z.number().int(),
         vettingFactorBps: z.number().int(),
       })
@@ -83,7 +85,17 @@ const bundleSchema = z
     /** Registered nodes as of the epoch, sorted by peer id. */
     nodes: z.array(
       z
-        .object({ peerId, operator: address, stake: amount, registeredEpoch: z.number().int().nonnegative() })
+        .object({
+          peerId,
+          operator: address,
+          stake: amount,
+          registeredEpoch: z.number().int().nonnegative(),
+          /** The registered H3 cell, hex; absent in bundles made before cells were recorded. */
+          cell: z
+            .string()
+            .regex(/^[0-9a-f]{1,16}$/)
+            .optional(),
+        })
         .strict(),
     ),
     /** Active verifiers, sorted by peer id. */
@@ -114,7 +126,8 @@ export interface BundleParts {
    * through `VerifierChain.paramsAt`); the bundle records it with its on-chain version.
    */
   params: RewardParams
-  nodes: { peerId: string; operator: string; stake: bigint; registeredEpoch: number }[]
+  /** `cell`: the registered H3 cell in hex (the registry's uint64). */
+  nodes: { peerId: string; operator: string; stake: bigint; registeredEpoch: number; cell?: string }[]
   verifiers: { peerId: string; address: string }[]
   observations: readonly BundleObservation[]
   carried: { root: string | null; entries: readonly CumulativeEntry[] }
@@ -154,7 +167,15 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
     params: {
       version: parts.params.version,
       serviceWeightsBps: { ...parts.params.serviceWeightsBps },
-      uptime: { ...parts.params.uptime, stakeCap: parts.params.uptime.stakeCap.toString() },
+      uptime: {
+        thresholdPpm: parts.params.uptime.thresholdPpm,
+        stakeCap: parts.params.uptime.stakeCap.toString(),
+        ...(parts.params.uptime.cellStakeCap === undefined
+          ? {}
+          : { cellStakeCap: parts.params.uptime.cellStakeCap.toString() }),
+        vettingEpochs: parts.params.uptime.vettingEpochs,
+        vettingFactorBps: parts.params.uptime.vettingFactorBps,
+      },
       sensor: { ...parts.params.sensor },
     },
     nodes: parts.nodes
@@ -163,6 +184,7 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
         operator: n.operator.toLowerCase(),
         stake: n.stake.toString(),
         registeredEpoch: n.registeredEpoch,
+        ...(n.cell === undefined ? {} : { cell: n.cell.toLowerCase() }),
       }))
       .sort((a, b) => byString(a.peerId, b.peerId)),
     verifiers: parts.verifiers
@@ -220,6 +242,7 @@ export function paramsDifference(bundle: RewardParams, chain: RewardParams): str
     ]),
     ['uptime.thresholdPpm', bundle.uptime.thresholdPpm, chain.uptime.thresholdPpm],
     ['uptime.stakeCap', bundle.uptime.stakeCap, chain.uptime.stakeCap],
+    ['uptime.cellStakeCap', bundle.uptime.cellStakeCap, chain.uptime.cellStakeCap],
     ['uptime.vettingEpochs', bundle.uptime.vettingEpochs, chain.uptime.vettingEpochs],
     ['uptime.vettingFactorBps', bundle.uptime.vettingFactorBps, chain.uptime.vettingFactorBps],
     ['sensor.cellCapacity', bundle.sensor.cellCapacity, chain.sensor.cellCapacity],
@@ -271,7 +294,15 @@ export function checkBundle(
   const params: RewardParams = {
     version: bundle.params.version,
     serviceWeightsBps: bundle.params.serviceWeightsBps as RewardParams['serviceWeightsBps'],
-    uptime: { ...bundle.params.uptime, stakeCap: BigInt(bundle.params.uptime.stakeCap) },
+    uptime: {
+      thresholdPpm: bundle.params.uptime.thresholdPpm,
+      stakeCap: BigInt(bundle.params.uptime.stakeCap),
+      ...(bundle.params.uptime.cellStakeCap === undefined
+        ? {}
+        : { cellStakeCap: BigInt(bundle.params.uptime.cellStakeCap) }),
+      vettingEpochs: bundle.params.uptime.vettingEpochs,
+      vettingFactorBps: bundle.params.uptime.vettingFactorBps,
+    },
     sensor: { ...bundle.params.sensor },
   }
   if (options.params !== undefined) {
@@ -334,6 +365,7 @@ export function checkBundle(
         node: o.body.node,
         challenges: o.body.challenges,
         answered: o.body.answered,
+        ...(o.body.probe === undefined ? {} : { probe: o.body.probe }),
       })
     else
       compute.push({
@@ -362,6 +394,7 @@ export function checkBundle(
       operator: n.operator as `0x${string}`,
       stake: BigInt(n.stake),
       registeredEpoch: n.registeredEpoch,
+      ...(n.cell === undefined ? {} : { cell: n.cell }),
     })),
     verifiers: bundle.verifiers.map((v) => v.peerId),
     uptime,

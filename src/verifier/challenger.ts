@@ -12,6 +12,7 @@ import {
   STORAGE_OBSERVATION,
   UPTIME_OBSERVATION,
 } from './observation.js'
+import { locationProbe, type VerifierPlace } from './probe.js'
 import { challengeTimes } from './schedule.js'
 import type { SensorJudge } from './sensor-judge.js'
 import type { HeldShardRecord, VerifierStore } from './store.js'
@@ -30,6 +31,8 @@ export interface EpochPlan {
   durationMs: number
   /** Peer ids of the registered nodes (the registry at the seed block). */
   nodes: readonly string[]
+  /** Each node's registered H3 cell (hex), for the location probe in its uptime observation. */
+  cells?: ReadonlyMap<string, string>
 }
 
 /** Options of {@link Challenger}. */
@@ -45,6 +48,8 @@ export interface ChallengerInit {
   storageChallengesPerShard?: number
   /** A chunk later than this fails its challenge (default `timeoutMs`): a disk read, not a download. */
   storageTimeoutMs?: number
+  /** Where this verifier is: its uptime observations then carry a location probe of each node. */
+  place?: VerifierPlace
 }
 
 /** The parts the challenger works with. */
@@ -129,7 +134,7 @@ export class Challenger {
       this.#after(Math.max(0, publishAt - now), () => {
         // Challenges still in flight finish first (their deadline is shorter than the gap).
         void Promise.allSettled([...this.#running])
-          .then(() => this.publish(plan.epoch))
+          .then(() => this.publish(plan.epoch, plan.cells))
           .then(
             () => resolve(),
             () => resolve(),
@@ -204,16 +209,19 @@ export class Challenger {
    * Signs, stores and gossips this verifier's observation of every node it challenged in `epoch`
    * (from the store, so a restarted verifier publishes what it measured before too).
    */
-  async publish(epoch: number): Promise<number> {
+  async publish(epoch: number, cells?: ReadonlyMap<string, string>): Promise<number> {
     const { store, codec, port, logger } = this.#c
     let published = 0
     for (const [node, counts] of store.challengeCounts(epoch)) {
       if (counts.challenges === 0) continue
+      const cell = cells?.get(node)
+      const probe = cell === undefined ? null : locationProbe(store, epoch, node, cell, this.#init.place)
       const { bytes } = codec.encode(UPTIME_OBSERVATION, {
         epoch,
         node,
         challenges: counts.challenges,
         answered: counts.answered,
+        ...(probe === null ? {} : { probe }),
       })
       const envelope = JSON.parse(new TextDecoder().decode(bytes))
       store.saveObservation(envelope)

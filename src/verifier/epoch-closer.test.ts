@@ -11,9 +11,9 @@ import { createPeerSigner, createPeerVerifier, type PeerSigner } from '../mesh/p
 import { SimNetwork } from '../mesh/sim-network.js'
 import { createWireCodec, type SignedEnvelope } from '../mesh/wire-codec.js'
 import { DEFAULT_REWARD_PARAMS, type RewardParams } from '../rewards/index.js'
-import { bundleCid, checkBundle, settleBundle } from './bundle.js'
+import { buildBundle, bundleCid, checkBundle, settleBundle } from './bundle.js'
 import type { RegistrySnapshot, RootPoster, VerifierChain } from './chain-port.js'
-import { EpochCloser } from './epoch-closer.js'
+import { EpochCloser, nodesDifference } from './epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL, leaderOf } from './leader.js'
 import { UPTIME_OBSERVATION, type UptimeObservationBody } from './observation.js'
 import { openVerifierStore, type VerifierStore } from './store.js'
@@ -297,5 +297,48 @@ describe('EpochCloser (simulated network, virtual time)', () => {
     expect(JSON.parse(new TextDecoder().decode(held?.bytes)).params.uptime.thresholdPpm).toBe(
       DEFAULT_REWARD_PARAMS.uptime.thresholdPpm,
     )
+  })
+})
+
+describe('nodesDifference (an attester checks the leader listed the registry as the chain has it)', () => {
+  const registry = [
+    {
+      peerId: 'node-b',
+      operator: '0xBB00000000000000000000000000000000000000',
+      stake: 5n,
+      registeredEpoch: 2,
+      cell: '871f1d489ffffff',
+    },
+    {
+      peerId: 'node-a',
+      operator: '0xaa00000000000000000000000000000000000000',
+      stake: 7n,
+      registeredEpoch: 0,
+      cell: '871fb4662ffffff',
+    },
+  ]
+  const listed = (nodes: typeof registry) =>
+    buildBundle({
+      net: 'test',
+      epoch: 3,
+      seed: `0x${'11'.repeat(32)}`,
+      emission: 1n,
+      params: DEFAULT_REWARD_PARAMS,
+      nodes,
+      verifiers: [],
+      observations: [],
+      carried: { root: null, entries: [] },
+    }).bundle.nodes
+
+  it('finds none in the leader’s honest list (sorted and lower-cased as bundles are)', () => {
+    expect(nodesDifference(listed(registry), registry)).toBeUndefined()
+  })
+
+  it('names a node left out, a stake raised and a cell moved', () => {
+    expect(nodesDifference(listed(registry.slice(1)), registry)).toBe("1 nodes, the registry's 2")
+    const raised = registry.map((n) => (n.peerId === 'node-a' ? { ...n, stake: 70n } : n))
+    expect(nodesDifference(listed(raised), registry)).toBe("node-a: stake 70, the registry's 7")
+    const moved = registry.map((n) => (n.peerId === 'node-b' ? { ...n, cell: '871fb4662ffffff' } : n))
+    expect(nodesDifference(listed(moved), registry)).toMatch(/^node-b: cell 871fb4662ffffff/)
   })
 })

@@ -5,10 +5,12 @@ import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
 import { type EmissionSchedule, emissionOf } from '../rewards/index.js'
 import {
+  type BundleParts,
   buildBundle,
   bundleCid,
   type CheckedBundle,
   checkBundle,
+  type EpochBundle,
   type Settlement,
   settleBundle,
 } from './bundle.js'
@@ -160,6 +162,18 @@ export class EpochCloser {
     return plan
   }
 
+  /** The nodes of `plan`'s registry as a bundle lists them (registration epoch, cell). */
+  #bundleNodes(plan: PlannedEpoch): BundleParts['nodes'] {
+    const { genesisTime, epochDuration } = this.#init.schedule
+    return plan.registry.nodes.map((n) => ({
+      peerId: n.peerId,
+      operator: n.operator,
+      stake: n.stake,
+      registeredEpoch: Math.max(0, Math.floor((n.registeredAt - genesisTime) / epochDuration)),
+      ...(n.h3Cell === undefined ? {} : { cell: n.h3Cell }),
+    }))
+  }
+
   async #run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
@@ -235,15 +249,7 @@ export class EpochCloser {
       seed: plan.seed,
       emission: emissionOf(this.#init.emission, BigInt(plan.epoch)),
       params,
-      nodes: plan.registry.nodes.map((n) => ({
-        peerId: n.peerId,
-        operator: n.operator,
-        stake: n.stake,
-        registeredEpoch: Math.max(
-          0,
-          Math.floor((n.registeredAt - this.#init.schedule.genesisTime) / this.#init.schedule.epochDuration),
-        ),
-      })),
+      nodes: this.#bundleNodes(plan),
       verifiers: plan.registry.verifiers.map((v) => ({ peerId: v.peerId, address: v.address })),
       observations: [
         ...store.observations(plan.epoch),
@@ -387,6 +393,12 @@ export class EpochCloser {
       if (checked.bundle.cid !== p.cid || checked.bundle.digest !== p.bundleDigest)
         return this.#refuse('cid_mismatch', { epoch: p.epoch })
       if (checked.bundle.bundle.epoch !== p.epoch) return this.#refuse('wrong_epoch', { epoch: p.epoch })
+      // The leader cannot edit the registry either: nodes, stakes, operators and cells as the chain has them.
+      const plan = await this.#planOf(p.epoch)
+      if (plan === undefined) return this.#refuse('no_plan', { epoch: p.epoch })
+      const different = nodesDifference(checked.bundle.bundle.nodes, this.#bundleNodes(plan))
+      if (different !== undefined)
+        return this.#refuse('nodes_mismatch', { epoch: p.epoch, detail: different })
       // Every observation this verifier published for the epoch must be in, exactly.
       const inBundle = new Set(checked.bundle.bundle.observations.map((o) => (o as { sig: string }).sig))
       const mine = [
@@ -521,4 +533,27 @@ export class EpochCloser {
       return
     }
   }
+}
+
+/**
+ * The first difference between a bundle's node list and the registry's (as `BundleParts['nodes']`):
+ * a node missing or added, or another operator, stake, registration epoch or cell; undefined when
+ * they are the same.
+ */
+export function nodesDifference(
+  listed: EpochBundle['nodes'],
+  registry: BundleParts['nodes'],
+): string | undefined {
+  const byPeer = new Map(listed.map((n) => [n.peerId, n]))
+  if (listed.length !== registry.length) return `${listed.length} nodes, the registry's ${registry.length}`
+  for (const n of registry) {
+    const held = byPeer.get(n.peerId)
+    if (held === undefined) return `${n.peerId} is missing`
+    if (held.operator !== n.operator.toLowerCase()) return `${n.peerId}: another operator`
+    if (held.stake !== n.stake.toString())
+      return `${n.peerId}: stake ${held.stake}, the registry's ${n.stake}`
+    if (held.registeredEpoch !== n.registeredEpoch) return `${n.peerId}: another registration epoch`
+    if (held.cell !== n.cell?.toLowerCase()) return `${n.peerId}: cell ${held.cell}, the registry's ${n.cell}`
+  }
+  return undefined
 }

@@ -1,6 +1,9 @@
 import { z } from 'zod'
 import { defineMessage } from '../mesh/wire-codec.js'
 
+/** Longest round trip a location probe records (ms): anything slower bounds nothing useful. */
+export const MAX_PROBE_RTT_MS = 60_000
+
 /** Most challenges one verifier sends one node in one epoch. */
 export const MAX_CHALLENGES_PER_EPOCH = 10_000
 
@@ -18,6 +21,17 @@ export const UPTIME_OBSERVATION = defineMessage(
       node: z.string().min(1).max(128),
       challenges: z.number().int().min(1).max(MAX_CHALLENGES_PER_EPOCH),
       answered: z.number().int().min(0).max(MAX_CHALLENGES_PER_EPOCH),
+      /**
+       * The verifier's location probe: its fastest answered challenge (ms) and its distance to the
+       * node's registered cell (km). Absent when it has no place configured or no answer.
+       */
+      probe: z
+        .object({
+          rttMs: z.number().int().nonnegative().max(MAX_PROBE_RTT_MS),
+          distanceKm: z.number().int().nonnegative().max(20_100),
+        })
+        .strict()
+        .optional(),
     })
     .strict()
     .refine((o) => o.answered <= o.challenges, { message: 'answered exceeds challenges' }),
@@ -99,9 +113,6 @@ export type BandwidthObservationBody = z.infer<typeof BANDWIDTH_OBSERVATION.sche
 
 /** Most sensors one node's sensor observation carries (a node certifies at most this many). */
 export const MAX_SENSORS_PER_NODE = 16
-
-/** Longest round trip a location probe records (ms): anything slower bounds nothing useful. */
-export const MAX_PROBE_RTT_MS = 60_000
 
 /**
  * A verifier's judgement of one node's sensors over one epoch: the coarse cell the node's

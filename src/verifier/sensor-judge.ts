@@ -1,4 +1,4 @@
-import { cellToLatLng, greatCircleDistance, gridDisk } from 'h3-js'
+import { gridDisk } from 'h3-js'
 import type { Clock } from '../core/clock.js'
 import type { Logger } from '../core/logger.js'
 import type { NetworkPort, Unsubscribe, Verdict } from '../mesh/network-port.js'
@@ -16,7 +16,8 @@ import {
   sensorTopic,
 } from '../sensors/reading.js'
 import type { RegistrySnapshot } from './chain-port.js'
-import { MAX_PROBE_RTT_MS, MAX_SENSORS_PER_NODE, type SensorObservationBody } from './observation.js'
+import { MAX_SENSORS_PER_NODE, type SensorObservationBody } from './observation.js'
+import { locationProbe } from './probe.js'
 import { SENSOR_READING_EPOCHS_KEPT, type VerifierStore } from './store.js'
 
 /** Most cells whose readings one verifier follows. */
@@ -226,13 +227,7 @@ export class SensorJudge {
 
   /** This verifier's location probe of `node`: its fastest answered challenge and its distance to `cell`. */
   #probe(epoch: number, node: string, cell: string): SensorObservationBody['probe'] {
-    const place = this.#init.place
-    if (place === undefined) return null
-    const rtt = this.#c.store.fastestRtt(epoch, node)
-    if (rtt === undefined) return null
-    const [lat, lon] = cellToLatLng(cell)
-    const distanceKm = Math.floor(greatCircleDistance([lat, lon], [place.lat, place.lon], 'km'))
-    return { rttMs: Math.min(MAX_PROBE_RTT_MS, Math.ceil(rtt)), distanceKm }
+    return locationProbe(this.#c.store, epoch, node, cell, this.#init.place)
   }
 
   stop(): void {

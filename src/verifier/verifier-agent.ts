@@ -117,6 +117,7 @@ export class VerifierAgent {
           ? {}
           : { storageChallengesPerShard: init.storageChallengesPerShard }),
         ...(init.storageTimeoutMs === undefined ? {} : { storageTimeoutMs: init.storageTimeoutMs }),
+        ...(init.place === undefined ? {} : { place: init.place }),
       },
       { ...components, sensors: this.sensors },
     )
@@ -333,6 +334,9 @@ export class VerifierAgent {
           startMs: start - this.#offsetMs,
           durationMs,
           nodes: registry.nodes.map((n) => n.peerId),
+          cells: new Map(
+            registry.nodes.flatMap((n) => (n.h3Cell === undefined ? [] : [[n.peerId, n.h3Cell]])),
+          ),
         })
         // Once the epoch's observations are out: rebuild what failed (this verifier's turn only).
         .then(() => (signal.aborted ? 0 : this.#c.repairer?.afterEpoch(epoch, registry)))

@@ -27,7 +27,7 @@ import { type JobOutcome, Meshwork } from '../../src/sdk/index.js'
 import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
 import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
-import { LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
+import { LIVE_CELL, LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
 
 /**
  * The compute market end to end on the embedded chain over real libp2p on loopback: 6 nodes and 3
@@ -148,7 +148,7 @@ describe('the compute market', () => {
     await registerNode(f.client(CHEATER_OPERATOR), {
       peerId: peerIdBytes(cheater),
       services: servicesMask(['compute']),
-      h3Cell: 1n,
+      h3Cell: BigInt(`0x${LIVE_CELL}`),
       stake: 1_000n * MESH,
     })
     expect(tcpAddr(node.libp2p)).toMatch(/tcp/)

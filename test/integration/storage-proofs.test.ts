@@ -16,7 +16,15 @@ import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.
 import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 import { startInProcessVerifiers } from '../helpers/in-process-verifiers.js'
-import { LIVE_NET, type LiveNode, LiveNodes, startMeshPort, tcpAddr, until } from '../helpers/live-node.js'
+import {
+  LIVE_CELL,
+  LIVE_NET,
+  type LiveNode,
+  LiveNodes,
+  startMeshPort,
+  tcpAddr,
+  until,
+} from '../helpers/live-node.js'
 
 /**
  * Proof of storage end to end on the embedded chain and real libp2p: five registered storage nodes,
@@ -85,7 +93,7 @@ describe('proof of storage', () => {
       await registerNode(f.client(4 + i), {
         peerId: peerIdBytes(node.peerId),
         services: servicesMask(['storage']),
-        h3Cell: 1n,
+        h3Cell: BigInt(`0x${LIVE_CELL}`),
         stake: 1_000n * MESH,
       })
       holders.push({ node, service: service as StorageService, operator })

@@ -16,6 +16,7 @@ import {
 import { peerIdBytes } from '../../src/mesh/peer-key.js'
 import { createEvmVerifierChain, type VerifierChain } from '../../src/verifier/chain-port.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
+import { LIVE_CELL } from '../helpers/live-node.js'
 
 const newPeerId = async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
 
@@ -41,7 +42,7 @@ describe('the verifiers’ chain port on the embedded chain', () => {
       await registerNode(f.client(i), {
         peerId: peerIdBytes(peers.get(i) as string),
         services: 1,
-        h3Cell: 1n,
+        h3Cell: BigInt(`0x${LIVE_CELL}`),
         stake: 1_000n * MESH,
       })
     }
@@ -53,7 +54,7 @@ describe('the verifiers’ chain port on the embedded chain', () => {
     await registerNode(f.client(5), {
       peerId: peerIdBytes(peers.get(5) as string),
       services: 1,
-      h3Cell: 1n,
+      h3Cell: BigInt(`0x${LIVE_CELL}`),
       stake: 1_000n * MESH,
     })
     const earlier = await chain.registry(before)

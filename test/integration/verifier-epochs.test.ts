@@ -9,7 +9,7 @@ import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.
 import { createEvmVerifierChain } from '../../src/verifier/chain-port.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 import { startInProcessVerifiers } from '../helpers/in-process-verifiers.js'
-import { LIVE_NET, LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
+import { LIVE_CELL, LIVE_NET, LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
 
 const EPOCH_S = 6
 const logger = createLogger({ level: process.env.MESHWORK_TEST_LOG ?? 'silent' })
@@ -49,7 +49,7 @@ describe('verifiers close epochs on the embedded chain over real libp2p', () => 
       await registerNode(f.client(4 + i), {
         peerId: peerIdBytes(node.peerId),
         services: 1,
-        h3Cell: 1n,
+        h3Cell: BigInt(`0x${LIVE_CELL}`),
         stake: 1_000n * MESH,
       })
     }

@@ -28,7 +28,7 @@ import { openVerifierStore } from '../../src/verifier/store.js'
 import { BUNDLE_PROTOCOL } from '../../src/verifier/verifier-agent.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 import { type CliProcess, runCli, startCli } from '../helpers/cli.js'
-import { LiveNodes, startMeshPort, tcpAddr, until } from '../helpers/live-node.js'
+import { LIVE_CELL, LiveNodes, startMeshPort, tcpAddr, until } from '../helpers/live-node.js'
 
 /**
  * Faults and attacks on the embedded chain with real libp2p on loopback: 3 honest verifiers (quorum
@@ -117,7 +117,7 @@ describe('verifier faults and attacks', () => {
       await registerNode(f.client(4 + i), {
         peerId: peerIdBytes(peerId),
         services: 1,
-        h3Cell: 1n,
+        h3Cell: BigInt(`0x${LIVE_CELL}`),
         stake: 1_000n * MESH,
       })
       operators[name as keyof typeof peers] = f.account(4 + i).address.toLowerCase() as `0x${string}`

@@ -24,7 +24,7 @@ import { openVerifierStore } from '../../src/verifier/store.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 import { runCli } from '../helpers/cli.js'
 import { startInProcessVerifiers } from '../helpers/in-process-verifiers.js'
-import { LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
+import { LIVE_CELL, LiveNodes, tcpAddr, until } from '../helpers/live-node.js'
 
 const EPOCH_S = 6
 const logger = createLogger({ level: process.env.MESHWORK_TEST_LOG ?? 'silent' })
@@ -86,7 +86,7 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
       await registerNode(f.client(4 + i), {
         peerId: peerIdBytes((node as typeof a).peerId),
         services: 1,
-        h3Cell: 1n,
+        h3Cell: BigInt(`0x${LIVE_CELL}`),
         stake: stake as bigint,
       })
     }
