@@ -1,14 +1,29 @@
 import { useEffect, useState } from 'preact/hooks'
 import type {
   EpochView,
+  GovernanceView,
   JobView,
   NetworkView,
   NodeDetailView,
+  NodeStorageView,
   NodeView,
+  ParamChangeView,
+  ProposalView,
   SensorReadingView,
 } from '../../src/api/schemas.js'
 
-export type { EpochView, JobView, NetworkView, NodeDetailView, NodeView, SensorReadingView }
+export type {
+  EpochView,
+  GovernanceView,
+  JobView,
+  NetworkView,
+  NodeDetailView,
+  NodeStorageView,
+  NodeView,
+  ParamChangeView,
+  ProposalView,
+  SensorReadingView,
+}
 
 /** Fetches `path` from the API (same origin) as JSON; throws with the API's error message. */
 export async function getJson<T>(path: string): Promise<T> {
@@ -27,6 +42,8 @@ export interface LiveState {
   jobs: JobView[]
   /** The latest reading of each sensor and kind (when the API serves sensors). */
   sensors: SensorReadingView[]
+  /** Parameters, their history and the proposals (when the API serves governance). */
+  governance: GovernanceView | undefined
   /** Whether the event stream is open. */
   live: boolean
   /** The browser's clock minus the chain's, at the last network update (for countdowns). */
@@ -46,6 +63,7 @@ export function useLiveState(): LiveState {
     epochs: [],
     jobs: [],
     sensors: [],
+    governance: undefined,
     live: false,
     clockOffsetMs: 0,
     error: undefined,
@@ -64,11 +82,15 @@ export function useLiveState(): LiveState {
           ? (await getJson<{ readings: SensorReadingView[] }>(`/api/sensors/latest?limit=${KEEP_SENSORS}`))
               .readings
           : []
+        const governance = network.features.includes('governance')
+          ? await getJson<GovernanceView>('/api/governance')
+          : undefined
         if (closed) return
         setState((s) => ({
           ...s,
           network,
           sensors,
+          governance,
           nodes: nodes.nodes,
           epochs: epochs.epochs,
           jobs: jobs.jobs,
@@ -132,6 +154,10 @@ export function useLiveState(): LiveState {
         return { ...s, sensors: [r, ...rest].slice(0, KEEP_SENSORS) }
       })
     })
+    events.addEventListener('governance', (e) => {
+      const governance = JSON.parse((e as MessageEvent<string>).data) as GovernanceView
+      setState((s) => ({ ...s, governance }))
+    })
     return () => {
       closed = true
       events.close()
@@ -161,4 +187,17 @@ export function short(peerId: string): string {
 /** ppm as a percentage with one decimal. */
 export function pct(ppm: number): string {
   return `${(ppm / 10_000).toFixed(1)}%`
+}
+
+/** Bytes for people: `512 B`, `32.0 KiB`, `1.5 MiB`, `2.00 GiB`. */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let v = n / 1024
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`
 }

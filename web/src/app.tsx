@@ -1,7 +1,8 @@
 import { Fragment } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import { type LiveState, mesh, pct, short, useLiveState } from './api.js'
+import { bytes, type LiveState, mesh, pct, short, useLiveState } from './api.js'
 import { EpochChart, LatencyChart, latencyStats } from './charts.js'
+import { GovernancePanel } from './governance.js'
 import { NodePage } from './node-page.js'
 import { WorldMap } from './world-map.js'
 
@@ -91,8 +92,8 @@ function Header({ state }: { state: LiveState }) {
 }
 
 /**
- * The overview's panels, each for a feature the API serves (`NetworkView.features`): the storage,
- * sensor and governance panels of later issues add an entry here and their data to the live state.
+ * The overview's panels, each for a feature the API serves (`NetworkView.features`); storage adds
+ * columns to the node table and a section to the node page rather than a panel of its own.
  */
 const PANELS: readonly { feature: string; render: (state: LiveState) => preact.JSX.Element }[] = [
   {
@@ -152,6 +153,19 @@ const PANELS: readonly { feature: string; render: (state: LiveState) => preact.J
           the verifiers' judgement in the newest posted epoch (quality × location).
         </p>
         <SensorTable state={state} />
+      </section>
+    ),
+  },
+  {
+    feature: 'governance',
+    render: (state) => (
+      <section class="card wide">
+        <h2>Governance: parameters and proposals</h2>
+        <p class="legend">
+          Token holders change the network's parameters by an on-chain vote; a change applies from the epoch
+          after it executes, identically for everyone.
+        </p>
+        <GovernancePanel governance={state.governance} />
       </section>
     ),
   },
@@ -216,6 +230,7 @@ function Overview({ state }: { state: LiveState }) {
 
 function NodeTable({ state }: { state: LiveState }) {
   if (state.nodes.length === 0) return <p class="empty">No registered nodes yet.</p>
+  const storage = state.network?.features.includes('storage') ?? false
   return (
     <table class="nodes">
       <thead>
@@ -226,6 +241,19 @@ function NodeTable({ state }: { state: LiveState }) {
           <th>place</th>
           <th class="num">stake</th>
           <th class="num">uptime</th>
+          {storage && (
+            <>
+              <th class="num" title="shards its signed receipts commit to, and their bytes">
+                stored
+              </th>
+              <th class="num" title="storage challenges passed in the newest posted epoch">
+                proofs
+              </th>
+              <th class="num" title="bytes downloaders signed receipts for in the newest posted epoch">
+                served
+              </th>
+            </>
+          )}
           <th class="num">last epoch</th>
           <th class="num">earned</th>
         </tr>
@@ -248,12 +276,38 @@ function NodeTable({ state }: { state: LiveState }) {
             </td>
             <td class="num">{mesh(n.stake, 0)}</td>
             <td class="num">{n.uptimePpm === null ? '—' : pct(n.uptimePpm)}</td>
+            {storage && <StorageCells node={n} />}
             <td class="num">{n.lastReward === null ? '—' : mesh(n.lastReward)}</td>
             <td class="num">{mesh(n.earned)}</td>
           </tr>
         ))}
       </tbody>
     </table>
+  )
+}
+
+function StorageCells({ node }: { node: LiveState['nodes'][number] }) {
+  const s = node.storage
+  if (s === undefined)
+    return (
+      <>
+        <td class="num">—</td>
+        <td class="num">—</td>
+        <td class="num">—</td>
+      </>
+    )
+  return (
+    <>
+      <td class="num" data-testid="stored">
+        {s.shards === 0 ? '—' : `${bytes(s.bytes)} · ${s.shards} ${s.shards === 1 ? 'shard' : 'shards'}`}
+      </td>
+      <td class={`num${s.passed < s.challenges ? ' bad' : ''}`} data-testid="proofs">
+        {s.challenges === 0 ? '—' : `${s.passed} / ${s.challenges}`}
+      </td>
+      <td class="num" data-testid="served">
+        {s.servedBytes === 0 ? '—' : bytes(s.servedBytes)}
+      </td>
+    </>
   )
 }
 

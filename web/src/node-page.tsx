@@ -1,5 +1,14 @@
 import { useEffect, useState } from 'preact/hooks'
-import { getJson, type LiveState, mesh, type NodeDetailView, pct, short } from './api.js'
+import {
+  bytes,
+  getJson,
+  type LiveState,
+  mesh,
+  type NodeDetailView,
+  type NodeStorageView,
+  pct,
+  short,
+} from './api.js'
 
 /** One node: where and what it is, why its score is what it is per epoch, and what it can expect. */
 export function NodePage(props: { peerId: string; live: LiveState }) {
@@ -64,6 +73,7 @@ export function NodePage(props: { peerId: string; live: LiveState }) {
         <h2>What it can expect</h2>
         <p data-testid="estimate">{detail.estimate.summary}</p>
       </section>
+      {detail.storage && <StorageSection storage={detail.storage} names={verifierNames} />}
       <section class="card wide">
         <h2>Its score, epoch by epoch, and why</h2>
         {detail.epochs.length === 0 && <p class="empty">No posted epoch includes this node yet.</p>}
@@ -101,5 +111,100 @@ export function NodePage(props: { peerId: string; live: LiveState }) {
         ))}
       </section>
     </main>
+  )
+}
+
+/** What a node stores and serves: its shards now, and the verifiers' challenges and byte counts per epoch. */
+function StorageSection(props: { storage: NodeStorageView; names: ReadonlyMap<string, string> }) {
+  const s = props.storage
+  return (
+    <section class="card wide storage" data-testid="storage">
+      <h2>Storage and bandwidth</h2>
+      <dl class="facts">
+        <dt>holds now</dt>
+        <dd data-testid="held">
+          {s.shards === 0
+            ? 'no shards'
+            : `${s.shards} ${s.shards === 1 ? 'shard' : 'shards'} of ${s.files} ${s.files === 1 ? 'file' : 'files'}, ${bytes(s.bytes)}`}
+        </dd>
+      </dl>
+      {s.held.length > 0 && (
+        <table class="shards">
+          <thead>
+            <tr>
+              <th>file</th>
+              <th class="num">shard</th>
+              <th class="num">size</th>
+              <th class="num">kept in epochs</th>
+            </tr>
+          </thead>
+          <tbody>
+            {s.held.slice(0, 10).map((h) => (
+              <tr key={`${h.cid}|${h.shard}`}>
+                <td class="mono" title={h.cid}>
+                  {h.cid.slice(0, 14)}…{h.cid.slice(-6)}
+                </td>
+                <td class="num">{h.shard}</td>
+                <td class="num">{bytes(h.bytes)}</td>
+                <td class="num">
+                  {h.fromEpoch} – {h.untilEpoch}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <h3>Proofs of storage and bytes served, per posted epoch</h3>
+      {s.epochs.length === 0 ? (
+        <p class="empty">No posted epoch has storage challenges or served bytes for this node yet.</p>
+      ) : (
+        <table class="storage-epochs" data-testid="storage-epochs">
+          <thead>
+            <tr>
+              <th>epoch</th>
+              <th>challenges passed</th>
+              <th class="num">proven</th>
+              <th class="num">served</th>
+              <th class="num">earned (storage · relay)</th>
+            </tr>
+          </thead>
+          <tbody>
+            {s.epochs.map((e) => (
+              <tr key={e.epoch} data-epoch={e.epoch}>
+                <td>{e.epoch}</td>
+                <td
+                  title={e.verifiers
+                    .map(
+                      (v) =>
+                        `${props.names.get(v.verifier) ?? short(v.verifier)}: ${v.passed} of ${v.challenges} passed, ${bytes(v.servedBytes)} served`,
+                    )
+                    .join('\n')}
+                >
+                  {e.challenges === 0 ? (
+                    <span class="sub">no challenges</span>
+                  ) : (
+                    <>
+                      <span class={`proofbar${e.failed > 0 ? ' failing' : ''}`}>
+                        <span style={{ width: `${(100 * e.passed) / e.challenges}%` }} />
+                      </span>{' '}
+                      {e.passed} of {e.challenges}
+                      {e.failed > 0 && <span class="error"> · {e.failed} failed</span>}
+                    </>
+                  )}
+                </td>
+                <td class="num">{bytes(e.provenBytes)}</td>
+                <td class="num">
+                  {bytes(e.servedBytes)}
+                  {e.downloaders > 0 && <span class="sub"> to {e.downloaders}</span>}
+                </td>
+                <td class="num">
+                  {mesh(e.storageReward)} · {mesh(e.bandwidthReward)}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   )
 }
