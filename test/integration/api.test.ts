@@ -5,7 +5,18 @@ import { latLngToCell } from 'h3-js'
 import { Registry } from 'prom-client'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createApiServer, createNetworkDataSource, HealthProber, JobLog } from '../../src/api/index.js'
-import { claim, getEpochState, registerNode } from '../../src/chain/index.js'
+import {
+  castVote,
+  claim,
+  delegateVotes,
+  encodeGovernableChanges,
+  executeProposal,
+  getEpochState,
+  getGovernableValues,
+  propose,
+  queueProposal,
+  registerNode,
+} from '../../src/chain/index.js'
 import { systemClock } from '../../src/core/clock.js'
 import { createLogger } from '../../src/core/logger.js'
 import { createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
@@ -222,4 +233,116 @@ describe('the HTTP API over the embedded chain, a live node and real verifiers',
     await node.stop()
     await until(async () => (await get('/api/network')).body.nodesOnline === 0, 10_000, 200)
   }, 150_000)
+})
+
+describe('the HTTP API on governance, over the embedded chain', () => {
+  let f: ChainFixture | undefined
+  const stops: (() => Promise<unknown> | unknown)[] = []
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop()
+    await f?.stop()
+  })
+
+  it('shows a real proposal through its states with its votes and diff, and the new parameter version with the epoch it applies from', async () => {
+    f = await startChainFixture({ epochDuration: EPOCH_S })
+    const fixture = f
+    const chain = createEvmVerifierChain(f.client(0), { deployBlock: BigInt(f.network.deployBlock) })
+    const source = createNetworkDataSource(
+      { network: f.network },
+      {
+        reader: f.client(0),
+        chain,
+        bundles: () => [],
+        health: { health: () => ({ online: false, lastSeen: null }), onChange: () => () => undefined },
+        jobs: new JobLog(),
+        verifier: createPeerVerifier(),
+        clock: systemClock,
+        logger,
+      },
+    )
+    stops.push(() => source.close())
+    const app = createApiServer({}, { source, clock: systemClock, logger })
+    stops.push(() => app.close())
+    // biome-ignore lint/suspicious/noExplicitAny: JSON answers, checked field by field below
+    const get = async (url: string): Promise<{ status: number; body: Record<string, any> }> => {
+      const res = await app.inject(url)
+      return { status: res.statusCode, body: res.json() }
+    }
+    expect((await get('/api/network')).body.features).toContain('governance')
+    const before = (await get('/api/governance')).body
+    expect(before.proposals).toEqual([])
+    expect(before.version).toBe(1)
+    expect(before.history.map((v: { version: number }) => v.version)).toEqual([1])
+    expect(before.params.find((p: { key: string }) => p.key === 'weights.storage')).toMatchObject({
+      value: '2000',
+      display: '2000 bps',
+    })
+
+    // The treasury (dev account 0) delegates to itself and proposes: storage 25%, uptime 35%.
+    const deployer = f.client(0)
+    await delegateVotes(deployer, f.account(0).address)
+    await f.advance(1)
+    const { calls } = encodeGovernableChanges(
+      await getGovernableValues(deployer),
+      new Map([
+        ['weights.uptime', 3_500n],
+        ['weights.storage', 2_500n],
+      ]),
+      f.network.contracts,
+    )
+    const proposal = { calls, description: 'Storage gets 25%' }
+    const { proposalId } = await propose(deployer, proposal)
+    const id = proposalId.toString()
+    const pending = (await get('/api/governance')).body.proposals
+    expect(pending).toHaveLength(1)
+    expect(pending[0]).toMatchObject({
+      id,
+      state: 'pending',
+      description: 'Storage gets 25%',
+      proposer: f.account(0).address,
+      votes: { for: '0', against: '0', abstain: '0' },
+      calls: [{ contract: 'NetworkParams', functionName: 'setParams' }],
+    })
+    // The diff: only what changes, from the version it replaces.
+    expect(pending[0].changes).toEqual([
+      { key: 'weights.uptime', from: '4000', to: '3500', fromDisplay: '4000 bps', toDisplay: '3500 bps' },
+      { key: 'weights.storage', from: '2000', to: '2500', fromDisplay: '2000 bps', toDisplay: '2500 bps' },
+    ])
+
+    const p = f.network.parameters
+    await f.advance(p.votingDelay + 1)
+    await castVote(deployer, { proposalId, support: 'for' })
+    const active = (await get(`/api/governance/proposals/${id}`)).body
+    expect(active.state).toBe('active')
+    expect(BigInt(active.votes.for)).toBeGreaterThan(0n)
+    expect(BigInt(active.quorum)).toBeGreaterThan(0n)
+    expect(active.summary).toMatch(/^active: voting until/)
+
+    await f.advance(p.votingPeriod + 1)
+    expect((await get(`/api/governance/proposals/${id}`)).body.state).toBe('succeeded')
+    await queueProposal(deployer, proposal)
+    expect((await get(`/api/governance/proposals/${id}`)).body.state).toBe('queued')
+    await f.advance(p.timelockDelay + 1)
+    await executeProposal(deployer, proposal)
+
+    // Executed: a second version, in force from the next epoch, and its diff against the first.
+    const after = (await get('/api/governance')).body
+    expect(after.proposals[0]).toMatchObject({ id, state: 'executed' })
+    expect(after.proposals[0].changes.map((c: { key: string }) => c.key)).toEqual([
+      'weights.uptime',
+      'weights.storage',
+    ])
+    const v2 = after.history[0]
+    expect(v2).toMatchObject({ version: 2, applied: true, fromEpoch: after.epoch + 1 })
+    expect(v2.changes).toEqual(pending[0].changes)
+    expect(after.version).toBe(1)
+    // From that epoch on it is the set in force.
+    await fixture.advance(EPOCH_S)
+    const next = (await get('/api/governance')).body
+    expect(next).toMatchObject({ version: 2, fromEpoch: v2.fromEpoch })
+    expect(next.params.find((x: { key: string }) => x.key === 'weights.storage').value).toBe('2500')
+
+    expect((await get('/api/governance/proposals/12345')).body.error.code).toBe('API_PROPOSAL_NOT_FOUND')
+    expect((await get('/api/governance/proposals/x')).status).toBe(400)
+  }, 60_000)
 })
