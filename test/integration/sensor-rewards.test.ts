@@ -152,7 +152,10 @@ describe('sensor rewards', () => {
         expect(e?.impossible.length).toBeGreaterThanOrEqual(2)
         expect(e?.weight).toBe(0n)
         expect(e?.sensors[0]?.reason).toMatch(/location impossible/)
+        // The same round trips void its uptime: the node registered the Sydney cell too.
+        expect(rewards.uptime.explain(s.node.peerId)).toMatchObject({ ruledOut: true, weight: 0n })
       } else {
+        expect(rewards.uptime.explain(s.node.peerId)).toMatchObject({ ruledOut: false, eligible: true })
         expect(e?.sensors[0]?.paid).toBe(true)
         expect(e?.sensors[0]?.qualityPpm).toBeGreaterThan(800_000)
         expect(e?.reward).toBeGreaterThan(0n)
