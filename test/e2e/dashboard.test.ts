@@ -4,6 +4,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type BrowserContext, chromium } from 'playwright-core'
 import { afterAll, describe, expect, it } from 'vitest'
+import {
+  castVote,
+  connectChain,
+  delegateVotes,
+  devAccounts,
+  encodeGovernableChanges,
+  getGovernableValues,
+  getProposal,
+  propose,
+  readNetworkFile,
+} from '../../src/chain/index.js'
 import { type CliProcess, startCli } from '../helpers/cli.js'
 
 /** Debian's Chromium, as STACK.md launches it (a fresh profile per run). */
@@ -39,7 +50,7 @@ describe('the dashboard in real Chromium against a real devnet', () => {
     rmSync(profile, { recursive: true, force: true })
   })
 
-  it('shows every node on the map and in the table, a new epoch after one closes, a stopped node offline, and a node page that explains its score', async ({
+  it('shows every node on the map and in the table, a new epoch after one closes, storage per node, a real proposal in the governance panel, a stopped node offline, and a node page that explains its score and storage', async ({
     annotate,
   }) => {
     devnet = startCli(
@@ -85,6 +96,49 @@ describe('the dashboard in real Chromium against a real devnet', () => {
     })
     await page.goto(url)
 
+    // A real proposal, made and voted on while the page follows the devnet (in this process: a CLI
+    // start per step is seconds on a loaded machine). The treasury (dev account 0, with the genesis
+    // supply) delegates its votes to dev account 19, which proposes and votes: the devnet's claimer
+    // sends from account 0 too, so only one transaction shares its nonces (and is tried again).
+    const proposed = (async () => {
+      const net = readNetworkFile(join(cwd, 'net', 'network.json'))
+      const client = (i: number) =>
+        connectChain({
+          chainId: net.chainId,
+          contracts: net.contracts,
+          rpc: net.rpcUrl,
+          privateKey: devAccounts(20)[i]?.privateKey as `0x${string}`,
+        })
+      const [treasury, voter] = await Promise.all([client(0), client(19)])
+      let delegated: Awaited<ReturnType<typeof delegateVotes>> | undefined
+      for (let i = 0; delegated === undefined; i++) {
+        try {
+          delegated = await delegateVotes(treasury, voter.wallet.account.address)
+        } catch (err) {
+          if (i === 3) throw err
+        }
+      }
+      // Delegated votes count from the next block (the devnet mines one a second).
+      while ((await voter.public.getBlockNumber()) <= delegated.receipt.blockNumber)
+        await new Promise((r) => setTimeout(r, 200))
+      const { calls } = encodeGovernableChanges(
+        await getGovernableValues(voter),
+        new Map([
+          ['weights.storage', 2_500n],
+          ['weights.uptime', 3_500n],
+        ]),
+        net.contracts,
+      )
+      const { proposalId } = await propose(voter, { calls, description: 'Storage gets 25%' })
+      // Votable from the second after the proposal (the devnet's voting delay is 1 s).
+      while ((await getProposal(voter, proposalId)).state === 'pending')
+        await new Promise((r) => setTimeout(r, 300))
+      await castVote(voter, { proposalId, support: 'for' })
+      return proposalId.toString()
+    })()
+    // Awaited below; a failure before then is reported there, not as an unhandled rejection.
+    proposed.catch(() => undefined)
+
     // Every node on the map and in the table.
     for (const n of nodes) {
       await page.locator(`.map .marker.online[data-peer-id="${n.peerId}"]`).waitFor({ timeout: 15_000 })
@@ -109,6 +163,33 @@ describe('the dashboard in real Chromium against a real devnet', () => {
     await expect.poll(() => page.locator('.map .sensor').count(), { timeout: 30_000 }).toBe(3)
     await page.locator('table.sensors tbody tr').first().waitFor({ timeout: 5_000 })
     expect(await page.locator('table.sensors').textContent()).toMatch(/temperature.*°C/)
+
+    // The demo builder's file (N = 3 on 3 nodes): a shard on every node, in the table.
+    for (const n of nodes)
+      await page
+        .locator(`table.nodes tr[data-peer-id="${n.peerId}"] [data-testid="stored"]`, {
+          hasText: /\d+ shards?/,
+        })
+        .waitFor({ timeout: 30_000 })
+
+    // The governance panel: the proposal, made and voted on after the page loaded (it arrives with a
+    // 'governance' event), with its state, tally and diff; the parameters in force and their versions.
+    const proposalId = await proposed
+    const proposal = page.locator(
+      `.governance .proposal[data-proposal-id="${proposalId}"][data-state="active"]`,
+    )
+    await proposal.locator('[data-testid="votes"]', { hasText: /for [1-9]/ }).waitFor({ timeout: 20_000 })
+    expect(await proposal.locator('[data-testid="votes"]').textContent()).toMatch(
+      /for [1-9][\d,]* .*against 0/,
+    )
+    expect(await proposal.locator('.diff li[data-key="weights.storage"]').textContent()).toMatch(
+      /2000 bps\s*→\s*2500 bps/,
+    )
+    expect(await proposal.locator('.tally .for').count()).toBe(1)
+    expect(
+      await page.locator('[data-testid="params"] tr[data-key="weights.storage"]').textContent(),
+    ).toContain('2000 bps')
+    await page.locator('[data-testid="params-history"] li[data-version="1"]').waitFor({ timeout: 5_000 })
 
     // A stopped node shows offline, on the map and in the table.
     const victim = nodes[1] as ApiNode
@@ -139,6 +220,12 @@ describe('the dashboard in real Chromium against a real devnet', () => {
       // The page follows new epochs: the verifiers' first full observation of the node may be one away.
       .waitFor({ timeout: 45_000 })
     expect(await page.locator('[data-testid="estimate"]').textContent()).toMatch(/next epoch/)
+    // Its storage: the shard it holds, and the verifiers' challenges of it in a posted epoch.
+    expect(await page.locator('[data-testid="held"]').textContent()).toMatch(/^\d+ shards? of \d+ files?, /)
+    await page
+      .locator('table.storage-epochs tr[data-epoch]', { hasText: /\d+ of \d+/ })
+      .first()
+      .waitFor({ timeout: 45_000 })
     await page.screenshot({ path: join(RESULTS, 'dashboard-node.png'), fullPage: true })
 
     expect(problems).toEqual([])

@@ -325,7 +325,8 @@ export function devnetCommand(program: Command): void {
         storage.start()
         parts.push({ name: 'storage feed', stop: () => storage.close() })
         const source = createNetworkDataSource(
-          { network: net, label: (id) => labels.get(id) },
+          // Governance looked at every 2 s: a vote shows on the dashboard about when it is mined.
+          { network: net, label: (id) => labels.get(id), governancePollMs: 2_000 },
           {
             reader,
             chain: verifierChain,
