@@ -296,6 +296,21 @@ describe('meshwork devnet', () => {
     expect(put.code, put.stderr).toBe(0)
     const stored = JSON.parse(put.stdout) as { id: string; key: string; holders: string[] }
     expect(new Set(stored.holders).size).toBe(2)
+    // The API shows the shard on each holder, from the receipt the holder gossiped for the verifiers.
+    const shardsOf = async () =>
+      (
+        (await (await fetch(`${url}/api/nodes`)).json()) as {
+          nodes: { peerId: string; storage?: { shards: number; bytes: number } }[]
+        }
+      ).nodes
+    await until(
+      async () =>
+        (await shardsOf()).every((n) => stored.holders.includes(n.peerId) && n.storage?.shards === 1),
+      10_000,
+      200,
+    )
+    // 1-of-2: each shard is a whole sealed copy.
+    for (const n of await shardsOf()) expect(n.storage?.bytes).toBeGreaterThanOrEqual(notes.length)
     const got = await runCli(
       ['get', stored.id, '--key', stored.key, '-o', 'back.bin', '--network', 'net/network.json'],
       { cwd, timeoutMs: 60_000 },
