@@ -43,6 +43,9 @@ contract NetworkParams is Ownable {
         /// 0 < min <= max <= 1,000,000.
         uint32 computeVerifyMinPpm;
         uint32 computeVerifyMaxPpm;
+        /// An operator's compute reward in an epoch is at most this share of the payment fees its
+        /// payments burned in the epoch, in basis points: below 10,000, so paying oneself never pays.
+        uint16 computeRebateBps;
     }
 
     struct Version {
@@ -149,5 +152,6 @@ contract NetworkParams is Ownable {
             revert InvalidParameter("compute.verifyMinPpm");
         }
         if (p.computeVerifyMaxPpm > PPM) revert InvalidParameter("compute.verifyMaxPpm");
+        if (p.computeRebateBps >= BPS) revert InvalidParameter("compute.rebateBps");
     }
 }

@@ -29,6 +29,11 @@ contract Payments is EIP712 {
     IERC20 public immutable token;
     /// @notice Seconds a provider has to redeem after the builder asks to close.
     uint64 public immutable closeTimeout;
+    /// @notice The protocol fee burned from every redeemed payment, in basis points (at most 2,000):
+    /// what makes paying oneself cost, so that emission earned through payments can be capped below it.
+    uint16 public immutable feeBps;
+    /// @notice Where fees go: an address no key controls (MeshToken's own burn is the minter's only).
+    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
 
     uint256 public channelCount;
     mapping(uint256 channelId => Channel) private _channels;
@@ -43,17 +48,23 @@ contract Payments is EIP712 {
     error VoucherExceedsDeposit(uint256 channelId, uint256 cumulativeAmount, uint256 deposit);
     error CloseNotRequested(uint256 channelId);
     error CloseTimeoutNotOver(uint256 channelId, uint256 closesAt);
+    error FeeTooHigh(uint16 feeBps);
 
     event ChannelOpened(uint256 indexed channelId, address indexed builder, address indexed provider, uint256 deposit);
     event ChannelDeposited(uint256 indexed channelId, uint256 amount, uint256 deposit);
-    event VoucherRedeemed(uint256 indexed channelId, address indexed provider, uint256 amount, uint256 cumulativeAmount);
+    /// @notice `amount` left the channel: the provider received `amount - fee`, and `fee` was burned.
+    event VoucherRedeemed(
+        uint256 indexed channelId, address indexed provider, uint256 amount, uint256 cumulativeAmount, uint256 fee
+    );
     event ChannelCloseRequested(uint256 indexed channelId, uint256 closesAt);
     event ChannelWithdrawn(uint256 indexed channelId, address indexed builder, uint256 refund);
 
-    constructor(IERC20 token_, uint64 closeTimeout_) EIP712("Meshwork Payments", "1") {
+    constructor(IERC20 token_, uint64 closeTimeout_, uint16 feeBps_) EIP712("Meshwork Payments", "1") {
         if (address(token_) == address(0)) revert ZeroAddress();
+        if (feeBps_ > 2_000) revert FeeTooHigh(feeBps_);
         token = token_;
         closeTimeout = closeTimeout_;
+        feeBps = feeBps_;
     }
 
     /// @notice Opens a channel from the caller (builder) to `provider` with a first deposit.
@@ -93,8 +104,10 @@ contract Payments is EIP712 {
         c.redeemed = cumulativeAmount;
         address provider = c.provider;
         uint256 amount = cumulativeAmount - redeemed;
-        token.safeTransfer(provider, amount);
-        emit VoucherRedeemed(channelId, provider, amount, cumulativeAmount);
+        uint256 fee = amount * feeBps / 10_000;
+        token.safeTransfer(provider, amount - fee);
+        if (fee > 0) token.safeTransfer(BURN_ADDRESS, fee);
+        emit VoucherRedeemed(channelId, provider, amount, cumulativeAmount, fee);
     }
 
     /// @notice Starts the close timeout; only the builder.

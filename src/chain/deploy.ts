@@ -57,6 +57,7 @@ export function defaultDeployParameters(
     quorum: dev ? 2 : 3,
     maxVerifiers: 21,
     closeTimeout: dev ? 60 : 24 * 3_600,
+    paymentFeeBps: 500,
     votingDelay: dev ? 1 : 24 * 3_600,
     votingPeriod: dev ? 60 : 7 * 24 * 3_600,
     proposalThreshold: ((dev ? 1_000n : 100_000n) * MESH).toString(),
@@ -207,6 +208,7 @@ export async function deployContracts(client: ChainClient, init: DeployInit): Pr
   const payments = await deploy('Payments', paymentsAbi, paymentsBytecode, [
     token.address,
     BigInt(p.closeTimeout),
+    p.paymentFeeBps,
   ])
   // The deployer is the timelock's admin only until the governor holds its roles (just below).
   const timelock = await deploy('MeshTimelock', meshTimelockAbi, meshTimelockBytecode, [

@@ -82,6 +82,14 @@ export const GOVERNABLE_KEYS: readonly GovernableKey[] = [
     1_000_000n,
     'highest re-run probability of a compute job',
   ),
+  key(
+    'compute.rebateBps',
+    'NetworkParams',
+    'bps',
+    0n,
+    9_999n,
+    "share of its burned payment fees an operator's compute reward may reach",
+  ),
   key('registry.minNodeStake', 'NodeRegistry', 'MESH', 1n, U128, 'least stake a node registers with'),
   key('registry.minVerifierStake', 'NodeRegistry', 'MESH', 1n, U128, 'least stake of an active verifier'),
   key(
@@ -150,6 +158,7 @@ const PARAM_FIELDS: Record<string, keyof NetworkParamsStruct> = {
   'uptime.cellStakeCap': 'cellStakeCap',
   'compute.verifyMinPpm': 'computeVerifyMinPpm',
   'compute.verifyMaxPpm': 'computeVerifyMaxPpm',
+  'compute.rebateBps': 'computeRebateBps',
 }
 
 /** The keyed values of a NetworkParams struct. */

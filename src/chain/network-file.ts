@@ -24,6 +24,8 @@ export const deployParametersSchema = z.object({
   quorum: z.number().int().positive(),
   maxVerifiers: z.number().int().positive(),
   closeTimeout: z.number().int().nonnegative(),
+  /** The fee Payments burns from every redeemed payment, basis points (0 in networks deployed before it). */
+  paymentFeeBps: z.number().int().min(0).max(2_000).default(0),
   /** Seconds from a proposal to the start of its vote (at least 1: blocks may share a second). */
   votingDelay: z.number().int().positive(),
   /** Seconds a vote lasts. */

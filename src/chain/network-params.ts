@@ -18,6 +18,7 @@ export interface NetworkParamsStruct {
   sensorCellCapacity: number
   computeVerifyMinPpm: number
   computeVerifyMaxPpm: number
+  computeRebateBps: number
 }
 
 /** A version of the parameter set and the epoch it applies from. */
@@ -48,6 +49,7 @@ export const INITIAL_NETWORK_PARAMS: Readonly<NetworkParamsStruct> = Object.free
   sensorCellCapacity: DEFAULT_REWARD_PARAMS.sensor.cellCapacity,
   computeVerifyMinPpm: 50_000,
   computeVerifyMaxPpm: 1_000_000,
+  computeRebateBps: DEFAULT_REWARD_PARAMS.compute?.rebateBps as number,
 })
 
 /**
@@ -73,5 +75,6 @@ export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params
       vettingFactorBps: p.vettingFactorBps,
     },
     sensor: { cellCapacity: p.sensorCellCapacity },
+    compute: { rebateBps: p.computeRebateBps },
   }
 }

@@ -793,3 +793,63 @@ describe('computeEpochRewards (places: the cell cap and the location rule)', () 
     )
   })
 })
+
+describe('computeEpochRewards (the compute rebate cap: wash trading does not pay)', () => {
+  const rebated: RewardParams = { ...params, compute: { rebateBps: 9_000 } }
+  const nodes = [node(0), node(1), node(2)]
+  const withWork = (values: bigint[], burned: [string, bigint][]): RewardInput => ({
+    ...input(nodes, [10, 10, 10]),
+    compute: VERIFIERS.flatMap((verifier) =>
+      values.map((value, i) => ({ verifier, node: `node-00${i}`, jobs: 1, value, fraud: false })),
+    ),
+    burned,
+  })
+
+  it('pays an operator at most 90% of the fees its payments burned, and gives what it holds back to uptime', () => {
+    // node-000 claims 1,000,000 MESH of work its operator paid no fee for; node-001 burned 50 MESH.
+    const r = computeEpochRewards(
+      withWork([1_000_000n * MESH, 10n * MESH, 0n], [[op(2), 50n * MESH]]),
+      rebated,
+    )
+    expect(r.compute.find((c) => c.peerId === 'node-000')).toMatchObject({ operatorCap: 0n, reward: 0n })
+    expect(r.compute.find((c) => c.peerId === 'node-001')).toMatchObject({ operatorCap: 45n * MESH })
+    expect(r.pools.compute).toBeLessThanOrEqual(45n * MESH)
+    // The rest of the compute pool went to uptime: three equal nodes share it.
+    expect(r.pools.uptime + r.pools.compute).toBe(r.emission)
+    expect(r.total + r.dust).toBe(r.emission)
+    expect(r.payouts.get(op(1))).toBe(r.pools.uptime / 3n)
+  })
+
+  it('leaves the compute pool uncapped in parameter sets made before the cap', () => {
+    const r = computeEpochRewards(withWork([10n * MESH, 10n * MESH, 0n], []), params)
+    expect(r.pools.compute).toBeGreaterThan(0n)
+    expect(r.compute[0]?.operatorCap).toBeNull()
+  })
+
+  it('never pays an operator more compute reward than rebateBps of what it burned, and conserves (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.bigInt({ min: 0n, max: 10n ** 24n }), { minLength: 3, maxLength: 3 }),
+        fc.array(fc.bigInt({ min: 0n, max: 10n ** 22n }), { minLength: 3, maxLength: 3 }),
+        fc.integer({ min: 0, max: 9_999 }),
+        (values, burns, rebateBps) => {
+          const p = { ...params, compute: { rebateBps } }
+          const r = computeEpochRewards(
+            withWork(
+              values,
+              burns.map((b, i) => [op(i + 1), b]),
+            ),
+            p,
+          )
+          expect(r.total + r.dust).toBe(r.emission)
+          for (const c of r.compute) {
+            const burned = burns[Number(c.peerId.slice(-1))] as bigint
+            expect(c.reward).toBeLessThanOrEqual((burned * BigInt(rebateBps)) / 10_000n)
+            if (burned > 0n) expect(c.reward).toBeLessThan(burned)
+          }
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+})

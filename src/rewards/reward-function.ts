@@ -45,6 +45,15 @@ export interface RewardParams {
     /** Sensors paid per H3 cell (of resolution 5) and epoch: the best by score, then seniority. */
     cellCapacity: number
   }
+  /** Undefined in parameter sets made before the rebate cap: the compute pool is not capped. */
+  compute?: {
+    /**
+     * An operator's compute reward in an epoch is at most this share (basis points, below 10,000) of
+     * the payment fees burned in the epoch's blocks by payments to it: paying oneself never returns
+     * what it burns. What the cap holds back goes to the uptime pool.
+     */
+    rebateBps: number
+  }
 }
 
 /** A registered node as the epoch saw it (the registry at the epoch's first block). */
@@ -119,6 +128,11 @@ export interface RewardInput {
   bandwidth?: readonly BandwidthObservation[]
   /** Sensor judgements (none: no sensor pool). */
   sensor?: readonly SensorObservation[]
+  /**
+   * Payment fees burned in the epoch's blocks, per provider (lower-case operator address, base
+   * units), as the chain's Payments events say; the compute rebate cap reads it (none: nothing burned).
+   */
+  burned?: readonly (readonly [operator: string, amount: bigint])[]
 }
 
 /** One verifier's judgement of one node's sensors in one epoch. */
@@ -236,7 +250,12 @@ export interface ComputeExplanation {
   vetting: boolean
   /** value × (vettingFactorBps while vetting, else 10,000); 0 on fraud. */
   weight: bigint
-  /** This node's part of the compute pool. */
+  /**
+   * Its operator's compute reward cap: floor(fees its payments burned this epoch × rebateBps /
+   * 10,000); null when the parameter set has no rebate cap.
+   */
+  operatorCap: bigint | null
+  /** This node's part of the compute pool (its operator's capped reward, split by weight). */
   reward: bigint
 }
 
@@ -322,6 +341,7 @@ export const DEFAULT_REWARD_PARAMS: RewardParams = Object.freeze({
     vettingFactorBps: 5_000,
   }),
   sensor: Object.freeze({ cellCapacity: 5 }),
+  compute: Object.freeze({ rebateBps: 9_000 }),
 })
 
 /**
@@ -342,6 +362,11 @@ export function validateRewardParams(params: RewardParams): void {
   if (!Number.isSafeInteger(u.thresholdPpm) || u.thresholdPpm < 0 || u.thresholdPpm > Number(PPM))
     throw new RangeError('uptime.thresholdPpm must be in [0, 1000000]')
   if (u.stakeCap <= 0n) throw new RangeError('uptime.stakeCap must be positive')
+  const rebate = params.compute?.rebateBps
+  if (rebate !== undefined && (!Number.isSafeInteger(rebate) || rebate < 0 || rebate >= Number(BPS)))
+    throw new RangeError(
+      'compute.rebateBps must be in [0, 9999]: a rebate of the whole fee would make paying oneself free',
+    )
   if (u.cellStakeCap !== undefined && u.cellStakeCap < u.stakeCap)
     throw new RangeError('uptime.cellStakeCap must be at least uptime.stakeCap')
   if (!Number.isSafeInteger(u.vettingEpochs) || u.vettingEpochs < 0)
@@ -415,9 +440,39 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     pools[s] = pool
     left -= pool
   })
+  // 2b'. The compute rebate cap: an operator's compute reward is at most its share of the fees its
+  // payments burned; what the cap holds back goes to the uptime pool (or stays unminted without one).
+  let computePaid: AccountAmounts | undefined
+  if (params.compute !== undefined && pools.compute > 0n) {
+    const burned = new Map<string, bigint>()
+    for (const [operator, amount] of input.burned ?? []) {
+      if (amount <= 0n) continue
+      const key = lowerAddress(operator as `0x${string}`)
+      burned.set(key, (burned.get(key) ?? 0n) + amount)
+    }
+    const rebate = BigInt(params.compute.rebateBps)
+    computePaid = new AccountAmounts()
+    let paid = 0n
+    for (const [operator, w] of weights.compute) {
+      const cap = ((burned.get(operator) ?? 0n) * rebate) / BPS
+      const share = (pools.compute * w) / totals.compute
+      const amount = share < cap ? share : cap
+      if (amount > 0n) computePaid.add(operator, amount)
+      paid += amount
+    }
+    for (const c of compute) {
+      c.operatorCap = ((burned.get(c.operator) ?? 0n) * rebate) / BPS
+      const opWeight = weights.compute.get(c.operator) ?? 0n
+      c.reward = opWeight > 0n ? ((computePaid.get(c.operator) ?? 0n) * c.weight) / opWeight : 0n
+    }
+    const held = pools.compute - paid
+    pools.compute = paid
+    if (active.includes('uptime')) pools.uptime += held
+  } else {
+    for (const c of compute) c.reward = totals.compute > 0n ? (pools.compute * c.weight) / totals.compute : 0n
+  }
   uptime.pool = pools.uptime
   uptime.totalWeight = totals.uptime
-  for (const c of compute) c.reward = totals.compute > 0n ? (pools.compute * c.weight) / totals.compute : 0n
   for (const c of storage) c.reward = totals.storage > 0n ? (pools.storage * c.weight) / totals.storage : 0n
   for (const c of bandwidth) c.reward = totals.relay > 0n ? (pools.relay * c.weight) / totals.relay : 0n
   for (const c of sensor) c.reward = totals.sensor > 0n ? (pools.sensor * c.weight) / totals.sensor : 0n
@@ -432,7 +487,8 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     const all = totals[s]
     for (let i = 0; i < weights[s].size; i++) {
       const [operator, w] = weights[s].at(i)
-      const amount = (pool * w) / all
+      const amount =
+        s === 'compute' && computePaid !== undefined ? (computePaid.get(operator) ?? 0n) : (pool * w) / all
       if (s === 'uptime') {
         if (amount > 0n) payouts.addAt(i, amount)
         else zeros++
@@ -733,6 +789,7 @@ function computeWeights(
       fraud,
       vetting,
       weight: fraud ? 0n : value * factor,
+      operatorCap: null,
       reward: 0n,
     }
   })

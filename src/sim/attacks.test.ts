@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { DEFAULT_REWARD_PARAMS } from '../rewards/index.js'
 import { simulate } from './simulate.js'
 
 /**
@@ -29,7 +30,7 @@ describe('attacks (production stack, simulated network)', () => {
   }, 60_000)
 
   it('result forgers are caught at their first re-run, slashed, and lose money', async () => {
-    const r = await simulate({ scenario: 'forger', nodes: 20, epochs: 3, engine: 'stack' })
+    const r = await simulate({ scenario: 'forger', nodes: 40, epochs: 3, engine: 'stack' })
     expect(r.attack?.profit).toBeLessThan(0)
     expect(r.attack?.detectionEpoch).toBe(0)
     expect(r.cohorts.forger?.slashed).toBe(2 * 1_000)
@@ -55,4 +56,21 @@ describe('attacks (production stack, simulated network)', () => {
     expect(r.attack?.claimsRuledOutByRtt.honest).toBe(0)
     expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
   }, 60_000)
+
+  it("wash trading (paying one's own nodes for jobs) loses money with the compute rebate cap, and farmed the compute pool without it", async () => {
+    const r = await simulate({ scenario: 'wash-trading', nodes: 40, epochs: 3, engine: 'stack' })
+    expect(r.attack?.profit).toBeLessThan(0)
+    expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
+    // The same run with the parameter set of before the cap: the attack took most of the compute pool.
+    const { compute: _cap, ...uncapped } = DEFAULT_REWARD_PARAMS
+    const before = await simulate({
+      scenario: 'wash-trading',
+      nodes: 40,
+      epochs: 3,
+      engine: 'stack',
+      params: uncapped,
+    })
+    expect(before.attack?.profit).toBeGreaterThan(10_000)
+    expect(before.honestShare).toBeLessThan(0.7)
+  }, 90_000)
 })

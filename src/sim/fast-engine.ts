@@ -12,6 +12,7 @@ import { MAX_PROBE_RTT_MS } from '../verifier/observation.js'
 import { distanceToCellKm } from '../verifier/probe.js'
 import { challengeTimes } from '../verifier/schedule.js'
 import { colludersPostForgedRoot } from './colluders.js'
+import { paymentFee } from './compute-jobs.js'
 import type { EngineRun, EpochOutcome } from './engine.js'
 import type { Span } from './fleet.js'
 import { stream } from './random.js'
@@ -52,6 +53,7 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
     quorum: world.quorum,
     emission: protocol.emission,
     params: protocol.params,
+    paymentFeeBps: protocol.paymentFeeBps,
   })
   for (const v of world.verifiers)
     ledger.registerVerifier({
@@ -179,8 +181,16 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
     // Compute: every verifier saw every receipt and fraud of the epoch (the Challenger publishes one
     // observation per node with work or fraud).
     const work = new Map<string, { jobs: number; value: bigint; fraud: boolean }>()
+    // The payment fees the epoch's redemptions burned, per provider (each job is paid and redeemed
+    // within the epoch's blocks, as in the stack engine's ledger).
+    const burned = new Map<string, bigint>()
     for (const job of jobsByEpoch.get(epoch) ?? []) {
       const node = world.peerIds[job.identity] as string
+      if (!job.fraud) {
+        const operator = (world.operators[job.identity] as string).toLowerCase()
+        const fee = paymentFee(job.value, protocol.paymentFeeBps)
+        if (fee > 0n) burned.set(operator, (burned.get(operator) ?? 0n) + fee)
+      }
       const w = work.get(node) ?? { jobs: 0, value: 0n, fraud: false }
       if (job.verified) {
         w.jobs++
@@ -202,6 +212,7 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
         verifiers: registry.verifiers.map((v) => v.peerId),
         uptime,
         ...(compute.length > 0 ? { compute } : {}),
+        ...(burned.size > 0 ? { burned: [...burned] } : {}),
       },
       protocol.params,
     )

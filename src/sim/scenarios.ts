@@ -1,7 +1,9 @@
+import type { WashTrade } from './compute-jobs.js'
 import { SimError } from './errors.js'
 import { addIdentities, addMachine, type ChurnModel, type Fleet, HARDWARE, honestFleet } from './fleet.js'
 import { drawPlace } from './geography.js'
 import { stream } from './random.js'
+import { MESH } from './world.js'
 
 /** The size of a run. */
 export interface ScenarioSize {
@@ -23,8 +25,11 @@ export interface Scenario {
   summary: string
   /** The cohort whose profit is measured (attacks only). */
   attacker?: string
-  /** Builders run compute jobs on the nodes; this cohort (if any) forges every result. */
-  compute?: { forgers?: string }
+  /**
+   * Builders run compute jobs on the nodes; `forgers` (if any) forges every result; `wash` (if any)
+   * is a builder paying its own cohort's nodes (not in the twin run).
+   */
+  compute?: { forgers?: string; wash?: WashTrade }
   defaults: Omit<ScenarioSize, 'seed'>
   build(size: ScenarioSize): ScenarioBuild
   /** The attacker's resources (machines, stake) run honestly: what it would earn without attacking. */
@@ -124,6 +129,28 @@ function forwarded(size: ScenarioSize, twin: boolean): ScenarioBuild {
   return { fleet, colluders: 0 }
 }
 
+/**
+ * Wash trading: an operator runs two nodes (home servers, 5,000 MESH each) and a builder that sends
+ * them 25 trivial jobs each an epoch at 40 MESH, re-run on each other (all verified), paid by voucher
+ * and redeemed. Its twin runs the same nodes and takes the outside builders' jobs only.
+ */
+function washTrading(size: ScenarioSize): ScenarioBuild {
+  const fleet = honest(size)
+  const random = stream(size.seed, 'wash-trading')
+  for (let i = 0; i < 2; i++) {
+    const machine = addMachine(
+      fleet,
+      size.seed,
+      'home-server',
+      drawPlace(random),
+      HARDWARE['home-server'],
+      size.epochs,
+    )
+    addIdentities(fleet, { cohort: 'wash', machine, count: 1, stakeMesh: 5_000, epochs: size.epochs })
+  }
+  return { fleet, colluders: 0 }
+}
+
 /** Result forgers: their own machines, staked like the others, signing results they never computed. */
 function forger(size: ScenarioSize): ScenarioBuild {
   const fleet = honest(size)
@@ -195,6 +222,16 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     defaults: { nodes: 40, verifiers: 3, epochs: 6 },
     build: (size) => forger(size),
     twin: (size) => forger(size),
+  },
+  {
+    name: 'wash-trading',
+    summary:
+      'wash trading: an operator pays its own 2 nodes 25 jobs each an epoch at 40 MESH, verified by each other, to farm the compute pool',
+    attacker: 'wash',
+    compute: { wash: { cohort: 'wash', jobsPerEpoch: 25, price: 40n * MESH } },
+    defaults: { nodes: 40, verifiers: 3, epochs: 6 },
+    build: (size) => washTrading(size),
+    twin: (size) => washTrading(size),
   },
   {
     name: 'colluding-verifiers',

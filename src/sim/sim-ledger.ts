@@ -26,6 +26,8 @@ export interface SimLedgerInit {
   emission: EmissionSchedule
   /** The reward parameter set of every epoch (default {@link DEFAULT_REWARD_PARAMS}). */
   params?: RewardParams
+  /** The fee Payments burns from every redeemed payment, basis points (default 500, the deploy's). */
+  paymentFeeBps?: number
   /** The chain id and EpochRewards address the PostRoot signatures are bound to. */
   chainId?: number
   epochRewards?: `0x${string}`
@@ -99,11 +101,14 @@ export class SimLedger {
   readonly slashed = new Map<string, bigint>()
   /** Posts refused, in order. */
   readonly refusals: RefusedPost[] = []
+  /** Fees burned by redeemed payments: block, provider (lower-case), fee. */
+  readonly #fees: { block: bigint; provider: string; fee: bigint }[] = []
 
   constructor(init: SimLedgerInit) {
     this.#init = {
       blockSeconds: 2,
       params: DEFAULT_REWARD_PARAMS,
+      paymentFeeBps: 500,
       chainId: 31337,
       epochRewards: `0x${'e0'.repeat(20)}`,
       ...init,
@@ -141,6 +146,16 @@ export class SimLedger {
     }
     this.#nodes.push(reg)
     this.#latest.set(node.peerId, reg)
+  }
+
+  /**
+   * Redeems a payment of `amount` to `provider` now, as Payments does: the fee is burned (and
+   * returned), the provider receives the rest.
+   */
+  redeemPayment(provider: string, amount: bigint): bigint {
+    const fee = (amount * BigInt(this.#init.paymentFeeBps)) / 10_000n
+    if (fee > 0n) this.#fees.push({ block: this.headNumber(), provider: provider.toLowerCase(), fee })
+    return fee
   }
 
   /** Ends a node's registration now (it unbonds: the epochs from the next block on no longer see it). */
@@ -210,6 +225,13 @@ export class SimLedger {
       registry: async (block) => this.registryAt(block),
       postedRoots: async () => new Map(this.#posted),
       paramsAt: async () => this.#init.params,
+      paymentFees: async (fromBlock, toBlock) => {
+        const fees = new Map<string, bigint>()
+        for (const f of this.#fees)
+          if (f.block >= fromBlock && f.block <= toBlock)
+            fees.set(f.provider, (fees.get(f.provider) ?? 0n) + f.fee)
+        return fees
+      },
     }
   }
 

@@ -1,5 +1,6 @@
+import type { RewardParams } from '../rewards/index.js'
 import { locationConfidence } from '../sensors/location.js'
-import { drawJobs } from './compute-jobs.js'
+import { drawJobs, JOB_PRICE, paymentFee } from './compute-jobs.js'
 import type { EngineRun } from './engine.js'
 import { runFast } from './fast-engine.js'
 import { HARDWARE, type HardwareClass } from './fleet.js'
@@ -22,6 +23,11 @@ export interface SimulateOptions {
   engine?: SimEngine
   /** Called as epochs are posted, with the run it belongs to (`attack` or `twin`). */
   onProgress?: (run: 'attack' | 'twin', posted: number, total: number) => void
+  /**
+   * Another reward parameter set than production's (e.g. without a mechanism, to measure what it
+   * prevents); both runs use it.
+   */
+  params?: RewardParams
 }
 
 /** Up to this many nodes `simulate` runs the stack engine unless told otherwise. */
@@ -122,6 +128,7 @@ async function runOnce(
   twin: boolean,
   engine: SimEngine,
   onProgress: Progress | undefined,
+  params?: RewardParams,
 ): Promise<{ world: World; run: EngineRun }> {
   const build = twin && scenario.twin ? scenario.twin(size) : scenario.build(size)
   const world = buildWorld({
@@ -130,10 +137,14 @@ async function runOnce(
     fleet: build.fleet,
     verifiers: size.verifiers,
     colluders: build.colluders,
-    protocol: DEFAULT_SIM_PROTOCOL,
+    protocol: params === undefined ? DEFAULT_SIM_PROTOCOL : { ...DEFAULT_SIM_PROTOCOL, params },
   })
   if (scenario.compute !== undefined)
-    world.jobs = drawJobs(world, twin ? undefined : scenario.compute.forgers)
+    world.jobs = drawJobs(
+      world,
+      twin ? undefined : scenario.compute.forgers,
+      twin ? undefined : scenario.compute.wash,
+    )
   const options = onProgress === undefined ? {} : { onProgress }
   const run = engine === 'stack' ? await runStack(world, options) : await runFast(world, options)
   return { world, run }
@@ -192,13 +203,16 @@ function economics(
       rewards.set(cohort, (rewards.get(cohort) ?? 0n) + amount)
     }
   for (const [cohort, amount] of rewards) of(cohort).rewards = mesh(amount)
-  // Jobs: paid unless caught; running one costs its node a quarter of its price (a forger runs none).
+  // Jobs: paid unless caught, less the fee Payments burns; running one costs its node a quarter of
+  // an honest job's price (a forger runs none; a wash trader's jobs are trivial). A cohort that was
+  // the builder paid the whole price.
   for (const job of world.jobs) {
     const id = fleet.identities[job.identity]
     if (id === undefined) continue
     const c = of(id.cohort)
-    if (!job.fraud) c.payments += mesh(job.value)
-    if (id.cohort !== forgerCohort) c.runningCosts += mesh(job.value) * JOB_COST_SHARE
+    if (!job.fraud) c.payments += mesh(job.value - paymentFee(job.value, world.protocol.paymentFeeBps))
+    if (job.builder !== undefined) of(job.builder).payments -= mesh(job.value)
+    if (id.cohort !== forgerCohort) c.runningCosts += mesh(JOB_PRICE) * JOB_COST_SHARE
   }
   const cohortOfPeer = new Map(fleet.identities.map((id) => [world.peerIds[id.index] as string, id.cohort]))
   for (const [peer, amount] of run.slashed) of(cohortOfPeer.get(peer) ?? 'unknown').slashed += mesh(amount)
@@ -255,7 +269,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   const engine = options.engine ?? (size.nodes <= AUTO_STACK_MAX_NODES ? 'stack' : 'fast')
   const progress = (run: 'attack' | 'twin'): Progress | undefined =>
     options.onProgress === undefined ? undefined : (p, t) => options.onProgress?.(run, p, t)
-  const { world, run } = await runOnce(scenario, size, false, engine, progress('attack'))
+  const { world, run } = await runOnce(scenario, size, false, engine, progress('attack'), options.params)
   const emission = Number(DEFAULT_SIM_PROTOCOL.emission.initialEmission / MESH)
   const unitCost = (emission / size.nodes) * COST_SHARE
   const cohorts = economics(world, run, unitCost, scenario.compute?.forgers)
@@ -291,7 +305,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
 
   let attack: AttackReport | null = null
   if (scenario.attacker !== undefined && scenario.twin !== undefined) {
-    const twin = await runOnce(scenario, size, true, engine, progress('twin'))
+    const twin = await runOnce(scenario, size, true, engine, progress('twin'), options.params)
     const twinCohorts = economics(twin.world, twin.run, unitCost, undefined)
     const cohort = scenario.attacker
     const net = cohorts[cohort]?.net ?? 0

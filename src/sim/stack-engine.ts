@@ -68,6 +68,7 @@ export async function runStack(
     quorum: world.quorum,
     emission: protocol.emission,
     params: protocol.params,
+    paymentFeeBps: protocol.paymentFeeBps,
   })
   const timers: Timer[] = []
   const at = (ms: number, fn: () => void) => timers.push(clock.setTimer(Math.max(0, ms - clock.now()), fn))
@@ -177,6 +178,8 @@ export async function runStack(
   for (const job of world.jobs) {
     at(job.atMs, () => {
       const node = world.peerIds[job.identity] as string
+      // Paid by voucher and redeemed: Payments burns its fee (what the rebate cap reads).
+      if (!job.fraud) ledger.redeemPayment(world.operators[job.identity] as string, job.value)
       for (const store of stores) {
         if (job.verified) store.recordWork({ epoch: job.epoch, node, jobId: job.jobId, value: job.value })
         if (job.fraud)

@@ -32,6 +32,8 @@ export interface SimProtocol {
   challengeTimeoutMs: number
   emission: EmissionSchedule
   params: RewardParams
+  /** The fee Payments burns from every redeemed payment, basis points (the deploy's 500). */
+  paymentFeeBps: number
 }
 
 /** The default protocol: production's emission, epoch length, reward parameters and verifier defaults. */
@@ -43,6 +45,7 @@ export const DEFAULT_SIM_PROTOCOL: Readonly<SimProtocol> = Object.freeze({
   challengeTimeoutMs: 2_000,
   emission: { initialEmission: 34_000n * MESH, halvingInterval: 8_760n },
   params: DEFAULT_REWARD_PARAMS,
+  paymentFeeBps: 500,
 })
 
 /** A simulated verifier: its keys and where it runs. */

@@ -180,6 +180,44 @@ describe('epoch bundles and the chain’s parameter set', () => {
     expect(paid.get(op(1))).toBe(paid.get(op(3)))
   })
 
+  it('list the epoch’s burned payment fees with a rebate cap (merged, sorted), feed them to the reward function, and are refused without them', async () => {
+    const s = await setup()
+    const capped = { ...params, compute: { rebateBps: 9_000 } }
+    const burns = new Map([
+      [op(0xab).replace('ab', 'AB'), 5n],
+      [op(1), 7n],
+      [op(0xab), 1n],
+      [op(2), 0n],
+    ])
+    const built = buildBundle({
+      ...s.parts(3, [10, 8, 10], { root: null, entries: [] }),
+      params: capped,
+      burns,
+    })
+    expect(built.bundle.burns).toEqual([
+      [op(1), '7'],
+      [op(0xab), '6'],
+    ])
+    const checked = checkBundle(built.bytes, {
+      network: NET,
+      verifier: s.verifier,
+      previousRoot: null,
+      params: capped,
+    })
+    if (!checked.ok) throw new Error(checked.fault)
+    expect(checked.bundle.input.burned).toEqual([
+      [op(1), 7n],
+      [op(0xab), 6n],
+    ])
+    // A leader that drops the list, or lists burns without a cap, makes a malformed bundle.
+    const { burns: _dropped, ...rest } = built.bundle
+    const without = new TextEncoder().encode(canonicalJson(rest))
+    expect(checkBundle(without, { network: NET, verifier: s.verifier, previousRoot: null })).toMatchObject({
+      ok: false,
+      fault: 'malformed',
+    })
+  })
+
   it('are refused (params_mismatch) when their set is not the chain’s: another version, or the same version with other values', async () => {
     const s = await setup()
     const built = buildBundle(s.parts(3, [10, 8, 10], { root: null, entries: [] }))

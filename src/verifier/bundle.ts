@@ -70,6 +70,8 @@ const paramsSchema = z
       })
       .strict(),
     sensor: z.object({ cellCapacity: z.number().int() }).strict(),
+    /** Absent in bundles made before the compute rebate cap. */
+    compute: z.object({ rebateBps: z.number().int() }).strict().optional(),
   })
   .strict()
 
@@ -102,6 +104,12 @@ const bundleSchema = z
     verifiers: z.array(z.object({ peerId, address }).strict()),
     /** Signed observations (uptime and compute), sorted by signer, type, node; one per signer, type and node. */
     observations: z.array(z.unknown()),
+    /**
+     * Payment fees burned in the epoch's blocks per provider, `[operator, decimal amount]` sorted by
+     * operator (Payments' VoucherRedeemed events from the epoch's seed block to the block before the
+     * next one's); present exactly when the parameter set has a compute rebate cap.
+     */
+    burns: z.array(z.tuple([address, amount])).optional(),
     /** The cumulative table after the previous epoch, sorted by account; its root is on-chain. */
     carried: z
       .object({
@@ -130,6 +138,8 @@ export interface BundleParts {
   nodes: { peerId: string; operator: string; stake: bigint; registeredEpoch: number; cell?: string }[]
   verifiers: { peerId: string; address: string }[]
   observations: readonly BundleObservation[]
+  /** Payment fees burned in the epoch per provider (the chain's `paymentFees`), for the rebate cap. */
+  burns?: ReadonlyMap<string, bigint>
   carried: { root: string | null; entries: readonly CumulativeEntry[] }
 }
 
@@ -177,6 +187,7 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
         vettingFactorBps: parts.params.uptime.vettingFactorBps,
       },
       sensor: { ...parts.params.sensor },
+      ...(parts.params.compute === undefined ? {} : { compute: { ...parts.params.compute } }),
     },
     nodes: parts.nodes
       .map((n) => ({
@@ -191,6 +202,8 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
       .map((v) => ({ peerId: v.peerId, address: v.address.toLowerCase() }))
       .sort((a, b) => byString(a.peerId, b.peerId)),
     observations: [...kept.keys()].sort(byString).map((k) => kept.get(k) as BundleObservation),
+    // Listed with a rebate cap only (none given: nothing burned).
+    ...(parts.params.compute === undefined ? {} : { burns: burnsList(parts.burns ?? new Map()) }),
     carried: {
       root: parts.carried.root?.toLowerCase() ?? null,
       entries: parts.carried.entries
@@ -199,6 +212,19 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
     },
   }
   return encode(bundle)
+}
+
+/** Burns as a bundle lists them: lower-case operators, merged, above 0, sorted. */
+function burnsList(burns: ReadonlyMap<string, bigint>): [string, string][] {
+  const merged = new Map<string, bigint>()
+  for (const [operator, amount] of burns) {
+    const key = operator.toLowerCase()
+    merged.set(key, (merged.get(key) ?? 0n) + amount)
+  }
+  return [...merged]
+    .filter(([, amount]) => amount > 0n)
+    .sort((a, b) => byString(a[0], b[0]))
+    .map(([operator, amount]) => [operator, amount.toString()])
 }
 
 function encode(bundle: EpochBundle): EncodedBundle {
@@ -246,6 +272,7 @@ export function paramsDifference(bundle: RewardParams, chain: RewardParams): str
     ['uptime.vettingEpochs', bundle.uptime.vettingEpochs, chain.uptime.vettingEpochs],
     ['uptime.vettingFactorBps', bundle.uptime.vettingFactorBps, chain.uptime.vettingFactorBps],
     ['sensor.cellCapacity', bundle.sensor.cellCapacity, chain.sensor.cellCapacity],
+    ['compute.rebateBps', bundle.compute?.rebateBps, chain.compute?.rebateBps],
   ]
   for (const [name, ours, theirs] of fields)
     if (ours !== theirs) return `${name} ${String(ours)}, the chain's ${String(theirs)}`
@@ -291,6 +318,10 @@ export function checkBundle(
     return { ok: false, fault: 'not_sorted', detail: 'verifiers' }
   if (!ascending(bundle.carried.entries.map((e) => e[0])))
     return { ok: false, fault: 'not_sorted', detail: 'carried' }
+  if (bundle.burns !== undefined && !ascending(bundle.burns.map((e) => e[0])))
+    return { ok: false, fault: 'not_sorted', detail: 'burns' }
+  if ((bundle.burns === undefined) !== (bundle.params.compute === undefined))
+    return { ok: false, fault: 'malformed', detail: 'burns go with a compute rebate cap, and only with one' }
   const params: RewardParams = {
     version: bundle.params.version,
     serviceWeightsBps: bundle.params.serviceWeightsBps as RewardParams['serviceWeightsBps'],
@@ -304,6 +335,7 @@ export function checkBundle(
       vettingFactorBps: bundle.params.uptime.vettingFactorBps,
     },
     sensor: { ...bundle.params.sensor },
+    ...(bundle.params.compute === undefined ? {} : { compute: { ...bundle.params.compute } }),
   }
   if (options.params !== undefined) {
     const difference = paramsDifference(params, options.params)
@@ -402,6 +434,9 @@ export function checkBundle(
     storage,
     bandwidth,
     sensor,
+    ...(bundle.burns === undefined
+      ? {}
+      : { burned: bundle.burns.map(([operator, value]) => [operator, BigInt(value)] as const) }),
   }
   return { ok: true, bundle: { ...encoded, input, params, carried } }
 }

@@ -1,6 +1,6 @@
 import { base58btc } from 'multiformats/bases/base58'
 import { type Hex, hexToBytes } from 'viem'
-import { epochRewardsAbi, networkParamsAbi, nodeRegistryAbi } from '../chain/abi/index.js'
+import { epochRewardsAbi, networkParamsAbi, nodeRegistryAbi, paymentsAbi } from '../chain/abi/index.js'
 import { getEpochState } from '../chain/actions/get-epoch-state.js'
 import { getNetworkParams } from '../chain/actions/get-network-params.js'
 import { postRoot } from '../chain/actions/post-root.js'
@@ -39,6 +39,11 @@ export interface VerifierChain {
    * whenever it reads it. Final once the chain's clock has reached `epoch`.
    */
   paramsAt(epoch: number): Promise<RewardParams>
+  /**
+   * Payment fees burned in blocks `fromBlock` to `toBlock` (inclusive), per provider (lower-case
+   * address, base units): Payments' VoucherRedeemed events. The compute rebate cap reads an epoch's.
+   */
+  paymentFees(fromBlock: bigint, toBlock: bigint): Promise<Map<string, bigint>>
 }
 
 /** The registry at one block. */
@@ -120,6 +125,24 @@ export function createEvmVerifierChain(
     async head() {
       const block = await pub.getBlock()
       return { number: block.number as bigint, timestamp: Number(block.timestamp) }
+    },
+
+    async paymentFees(fromBlock, toBlock) {
+      const fees = new Map<string, bigint>()
+      if (toBlock < fromBlock) return fees
+      const logs = await pub.getContractEvents({
+        address: client.contracts.Payments,
+        abi: paymentsAbi,
+        eventName: 'VoucherRedeemed',
+        fromBlock,
+        toBlock,
+      })
+      for (const log of logs) {
+        const { provider, fee } = log.args as { provider: `0x${string}`; fee: bigint }
+        const key = provider.toLowerCase()
+        if (fee > 0n) fees.set(key, (fees.get(key) ?? 0n) + fee)
+      }
+      return fees
     },
 
     async firstBlockAtOrAfter(timestamp) {

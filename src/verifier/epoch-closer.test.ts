@@ -58,6 +58,7 @@ function ledger(
       return { number: n, hash: `0x${n.toString(16).padStart(64, '0')}`, timestamp: GENESIS + Number(n) * 5 }
     },
     registry: async () => registry,
+    paymentFees: async () => new Map(),
     postedRoots: async () => new Map(posted),
     paramsAt: async (epoch) =>
       (versions.findLast((v) => v.fromEpoch <= epoch) ?? (versions[0] as (typeof versions)[number])).params,

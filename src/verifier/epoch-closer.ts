@@ -162,6 +162,18 @@ export class EpochCloser {
     return plan
   }
 
+  /**
+   * Payment fees burned in `plan`'s epoch, per provider: from its seed block to the block before the
+   * next epoch's (which exists once the epoch has closers).
+   *
+   * @throws Error while the next epoch's first block does not exist yet.
+   */
+  async #burnsOf(plan: PlannedEpoch): Promise<Map<string, bigint>> {
+    const next = await this.#c.chain.firstBlockAtOrAfter(this.#endMs(plan.epoch) / 1000)
+    if (next === undefined) throw new Error(`epoch ${plan.epoch} has no block after its end yet`)
+    return this.#c.chain.paymentFees(BigInt(plan.seedBlock), next.number - 1n)
+  }
+
   /** The nodes of `plan`'s registry as a bundle lists them (registration epoch, cell). */
   #bundleNodes(plan: PlannedEpoch): BundleParts['nodes'] {
     const { genesisTime, epochDuration } = this.#init.schedule
@@ -243,6 +255,7 @@ export class EpochCloser {
     // The set in force in this epoch (never "the current one": a change executed during it applies
     // from the next), as every other verifier reads it.
     const params = await chain.paramsAt(plan.epoch)
+    const burns = params.compute === undefined ? undefined : await this.#burnsOf(plan)
     const encoded = buildBundle({
       net: this.#init.network,
       epoch: plan.epoch,
@@ -250,6 +263,7 @@ export class EpochCloser {
       emission: emissionOf(this.#init.emission, BigInt(plan.epoch)),
       params,
       nodes: this.#bundleNodes(plan),
+      ...(burns === undefined ? {} : { burns }),
       verifiers: plan.registry.verifiers.map((v) => ({ peerId: v.peerId, address: v.address })),
       observations: [
         ...store.observations(plan.epoch),
@@ -399,6 +413,15 @@ export class EpochCloser {
       const different = nodesDifference(checked.bundle.bundle.nodes, this.#bundleNodes(plan))
       if (different !== undefined)
         return this.#refuse('nodes_mismatch', { epoch: p.epoch, detail: different })
+      // And the payment fees burned in the epoch, which cap compute rewards, as the chain has them.
+      if (params.compute !== undefined) {
+        const burns = await this.#burnsOf(plan)
+        const listed = checked.bundle.bundle.burns ?? []
+        const same =
+          listed.length === [...burns.values()].filter((v) => v > 0n).length &&
+          listed.every(([operator, amount]) => burns.get(operator)?.toString() === amount)
+        if (!same) return this.#refuse('burns_mismatch', { epoch: p.epoch })
+      }
       // Every observation this verifier published for the epoch must be in, exactly.
       const inBundle = new Set(checked.bundle.bundle.observations.map((o) => (o as { sig: string }).sig))
       const mine = [

@@ -88,6 +88,9 @@ export async function startChainFixture(
       treasury: deployer.wallet.account.address,
       genesisTime: Number(block.timestamp),
     }),
+    // No payment fee unless a test asks for one (the Payments fee test does): the tests of channels,
+    // jobs and storage count exact amounts paid.
+    paymentFeeBps: 0,
     ...overrides,
   }
   const network = await deployContracts(deployer, {

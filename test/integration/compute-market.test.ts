@@ -63,7 +63,11 @@ describe('the compute market', () => {
   const outcomes: JobOutcome[] = []
 
   beforeAll(async () => {
-    f = await startChainFixture({ quorum: 2, disputeWindow: 1, epochDuration: EPOCH_S }, { port: 0 })
+    // Payments burn the deploy's 5% fee: compute rewards are capped at a rebate of what was burned.
+    f = await startChainFixture(
+      { quorum: 2, disputeWindow: 1, epochDuration: EPOCH_S, paymentFeeBps: 500 },
+      { port: 0 },
+    )
     const fixture = f
     const miner = setInterval(
       () => void fixture.chain.provider.request({ method: 'evm_mine', params: [] }).catch(() => undefined),

@@ -314,3 +314,41 @@ describe('Payments on the embedded chain', () => {
     expect(await escrow()).toBe(0n)
   })
 })
+
+describe('Payments with a protocol fee', () => {
+  let f: ChainFixture
+  beforeAll(async () => {
+    f = await startChainFixture({ paymentFeeBps: 500 })
+    await f.fund(BUILDER, FUNDS)
+  })
+  afterAll(() => f.stop())
+
+  it('burns 5% of every redeemed payment: the provider receives the rest, the event names the fee', async () => {
+    const provider = f.account(PROVIDER).address
+    const { channelId } = await openChannel(f.client(BUILDER), { provider, amount: 100n * MESH })
+    const burned = () => getTokenBalance(f.client(0), '0x000000000000000000000000000000000000dEaD')
+    const before = await burned()
+    for (const cumulativeAmount of [30n * MESH, 75n * MESH]) {
+      const { signature } = await signVoucher(f.client(0), f.account(BUILDER), {
+        channelId,
+        cumulativeAmount,
+      })
+      await redeemVoucher(f.client(PROVIDER), { channelId, cumulativeAmount, signature })
+    }
+    // 30 then 45 left the channel: 1.5 + 2.25 burned, 71.25 paid.
+    expect(await getTokenBalance(f.client(0), provider)).toBe((7_125n * MESH) / 100n)
+    expect((await burned()) - before).toBe((375n * MESH) / 100n)
+    expect(await getTokenBalance(f.client(0), f.network.contracts.Payments)).toBe(25n * MESH)
+    expect(f.network.parameters.paymentFeeBps).toBe(500)
+    const logs = await f.client(0).public.getContractEvents({
+      address: f.network.contracts.Payments,
+      abi: paymentsAbi,
+      eventName: 'VoucherRedeemed',
+      fromBlock: 0n,
+    })
+    expect(logs.map((l) => (l.args as { fee: bigint }).fee)).toEqual([
+      (15n * MESH) / 10n,
+      (225n * MESH) / 100n,
+    ])
+  })
+})
