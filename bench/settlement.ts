@@ -1,8 +1,8 @@
 /**
  * Settling an epoch: `npm run bench -- settlement`.
  *
- * - settle10k / settle100k / settle1M: for that many synthetic operators (one node each, observed by
- *   3 verifiers), the reward function, the new cumulative amounts (previous + epoch), the cumulative
+ * - settle10k / settle100k / settle1M: for that many synthetic operators (one node each in one of
+ *   200,000 H3 cells, observed by 3 verifiers, each with a location probe), the reward function, the new cumulative amounts (previous + epoch), the cumulative
  *   tree and every operator's proof (as the bytes a proof server keeps), in seconds. Each size runs
  *   in a child process of its own; settle1MRss is that child's peak resident memory. Generating the
  *   synthetic input is not timed (it is in the peak memory: a verifier holds its bundle).
@@ -21,6 +21,7 @@ import { createPublicKey, verify } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
+import { gridDisk, latLngToCell } from 'h3-js'
 import { canonicalJson } from '../src/core/canonical-json.js'
 import { mulberry32 } from '../src/core/prng.js'
 import { createPeerSigner, createPeerVerifier } from '../src/mesh/peer-key.js'
@@ -46,10 +47,18 @@ const MESH = 10n ** 18n
 const PARAMS: RewardParams = {
   version: 1,
   serviceWeightsBps: { uptime: 4_000, compute: 3_000, storage: 2_000, relay: 500, sensor: 500 },
-  uptime: { thresholdPpm: 500_000, stakeCap: 10_000n * MESH, vettingEpochs: 3, vettingFactorBps: 5_000 },
+  uptime: {
+    thresholdPpm: 500_000,
+    stakeCap: 10_000n * MESH,
+    cellStakeCap: 10_000n * MESH,
+    vettingEpochs: 3,
+    vettingFactorBps: 5_000,
+  },
   sensor: { cellCapacity: 5 },
 }
 const OBSERVATIONS = 20_000
+/** 200,000 resolution-7 cells around Europe (a 1M-node epoch puts about five in each). */
+const CELLS = gridDisk(latLngToCell(48, 10, 7), 258).slice(0, 200_000)
 const NETWORK = '31337:0x00000000000000000000000000000000000000b2'
 const CHILD_FLAG = '--meshwork-settlement-child'
 
@@ -76,12 +85,21 @@ function syntheticEpoch(n: number): { input: RewardInput; previous: CumulativeEn
       operator: parsed(operator) as `0x${string}`,
       stake: BigInt(100 + (next() % 20_000)) * MESH,
       registeredEpoch: next() % 100,
+      // A registered cell, as production bundles list them: about five nodes a cell on average.
+      cell: parsed(CELLS[next() % CELLS.length] as string),
     })
     // Most nodes are up nearly always; a tenth are flaky.
     const flaky = next() % 10 === 0
     for (const verifier of VERIFIERS) {
       const missed = flaky ? next() % (CHALLENGES + 1) : next() % 2
-      uptime.push({ verifier, node: parsed(peerId), challenges: CHALLENGES, answered: CHALLENGES - missed })
+      // With a location probe, as verifiers with a place send (a plausible one: nothing ruled out).
+      uptime.push({
+        verifier,
+        node: parsed(peerId),
+        challenges: CHALLENGES,
+        answered: CHALLENGES - missed,
+        probe: { rttMs: 20 + (next() % 200), distanceKm: next() % 2_000 },
+      })
     }
     previous.push({
       account: parsed(operator) as `0x${string}`,

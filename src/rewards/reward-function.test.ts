@@ -1,8 +1,11 @@
 import fc from 'fast-check'
+import { cellToParent, latLngToCell } from 'h3-js'
 import { describe, expect, it } from 'vitest'
 import {
   type BandwidthObservation,
   type ComputeObservation,
+  cellKey,
+  cellOfKey,
   computeEpochRewards,
   PPM,
   type RewardInput,
@@ -10,6 +13,7 @@ import {
   type RewardParams,
   type SensorObservation,
   type StorageObservation,
+  UPTIME_CELL_RESOLUTION,
   type UptimeObservation,
   validateRewardParams,
 } from './reward-function.js'
@@ -851,5 +855,25 @@ describe('computeEpochRewards (the compute rebate cap: wash trading does not pay
       ),
       { numRuns: 200 },
     )
+  })
+})
+
+describe('cellKey (the uptime cell cap groups cells by their resolution-7 parent)', () => {
+  it('agrees with h3-js cellToParent for cells of every resolution, and refuses what is not a cell', () => {
+    for (let i = 0; i < 2_000; i++) {
+      const res = i % 16
+      const cell = latLngToCell(-80 + ((i * 7.3) % 160), -179 + ((i * 13.7) % 358), res)
+      expect(cellOfKey(cellKey(cell)), cell).toBe(cellToParent(cell, Math.min(res, UPTIME_CELL_RESOLUTION)))
+    }
+    for (const bad of [
+      '1',
+      '',
+      '871f1d489fffff',
+      '871f1d489ffffffa',
+      '871F1D489FFFFFF',
+      '071f1d489ffffff',
+      '871f1d4897fffff',
+    ])
+      expect(cellKey(bad), bad).toBe(-1)
   })
 })
