@@ -202,6 +202,7 @@ export function createNetworkDataSource(
     if (held === undefined) {
       const ctx: AuditContext = {
         chain,
+        schedule: { genesisTime, epochDuration },
         sources: components.bundles(),
         network: netId,
         verifier: components.verifier,

@@ -16,7 +16,11 @@ const op = (n: number) => `0x${n.toString(16).padStart(40, '0')}` as `0x${string
  * Epoch 0 of a network with two nodes (stakes 1,000 and 3,000 MESH), observed by one verifier, built
  * with `used` and posted; `chainParams` is what NetworkParams holds for epoch 0.
  */
-async function postedEpoch(used: RewardParams, chainParams: RewardParams) {
+async function postedEpoch(
+  used: RewardParams,
+  chainParams: RewardParams,
+  burns: { listed?: Map<string, bigint>; chain?: Map<string, bigint> } = {},
+) {
   const v: PeerSigner = createPeerSigner(await generateKeyPair('Ed25519'))
   let seq = 0
   const codec = createWireCodec({
@@ -37,6 +41,7 @@ async function postedEpoch(used: RewardParams, chainParams: RewardParams) {
     emission: 34_000n * MESH,
     params: used,
     nodes,
+    ...(burns.listed === undefined ? {} : { burns: burns.listed }),
     verifiers: [{ peerId: v.peerId, address: op(100) }],
     observations: nodes.map((n) =>
       JSON.parse(
@@ -54,7 +59,9 @@ async function postedEpoch(used: RewardParams, chainParams: RewardParams) {
   })
   if (!checked.ok) throw new Error(checked.fault)
   const settled = settleBundle(checked.bundle)
-  const chain: Pick<VerifierChain, 'postedRoots' | 'paramsAt'> = {
+  const chain: Pick<VerifierChain, 'postedRoots' | 'paramsAt' | 'firstBlockAtOrAfter' | 'paymentFees'> = {
+    firstBlockAtOrAfter: async (timestamp) => ({ number: BigInt(timestamp), hash: '0x00', timestamp }),
+    paymentFees: async () => burns.chain ?? new Map(),
     postedRoots: async () =>
       new Map([
         [
@@ -112,5 +119,25 @@ describe('auditing a posted epoch against the chain’s parameters', () => {
     expect(audit.settlement.root).not.toBe(settled.root)
     expect(audit.settlement.rewards.payouts.get(op(1))).toBe(audit.settlement.rewards.payouts.get(op(2)))
     expect(settled.rewards.payouts.get(op(2))).toBe(3n * (settled.rewards.payouts.get(op(1)) ?? 0n))
+  })
+
+  it('does not match when the bundle lists payment fees the chain never burned (they cap compute rewards)', async () => {
+    const listed = new Map([[op(1), 5n * MESH]])
+    const schedule = { genesisTime: 1_700_000_000, epochDuration: 60 }
+    const honest = await postedEpoch(DEFAULT_REWARD_PARAMS, DEFAULT_REWARD_PARAMS, { listed, chain: listed })
+    const ctx = (chain: typeof honest.chain, source: BundleSource) => ({
+      chain,
+      schedule,
+      sources: [source],
+      network: NET,
+      verifier: createPeerVerifier(),
+    })
+    const fine = await auditEpoch(0, ctx(honest.chain, honest.source))
+    expect(fine.burns.difference).toBeUndefined()
+    expect(fine.matches).toBe(true)
+    const forged = await postedEpoch(DEFAULT_REWARD_PARAMS, DEFAULT_REWARD_PARAMS, { listed })
+    const audit = await auditEpoch(0, ctx(forged.chain, forged.source))
+    expect(audit.burns.difference).toBe(`${op(1)}: the bundle says ${5n * MESH} burned, the chain 0`)
+    expect(audit.matches).toBe(false)
   })
 })

@@ -103,6 +103,12 @@ export interface EpochAudit {
    * the epoch, and how they differ (undefined when they are the same set with the same version).
    */
   params: { bundle: RewardParams; chain: RewardParams; difference: string | undefined }
+  /**
+   * The payment fees burned in the epoch (which cap compute rewards): how the bundle's list differs
+   * from Payments' events in the epoch's blocks; undefined when they are the same, or when the
+   * parameter set has no rebate cap or the context no epoch schedule to find the blocks by.
+   */
+  burns: { difference: string | undefined }
   /** The bundle settled with the chain's parameter set for the epoch (not the bundle's own). */
   settlement: Settlement
   /** Whether the bundle used the chain's parameters and the recomputed root and total equal the posted ones. */
@@ -111,8 +117,14 @@ export interface EpochAudit {
 
 /** What {@link auditEpoch} needs. */
 export interface AuditContext {
-  /** Posted roots, and each epoch's reward parameter set as NetworkParams holds it. */
-  chain: Pick<VerifierChain, 'postedRoots' | 'paramsAt'>
+  /**
+   * Posted roots, each epoch's reward parameter set as NetworkParams holds it, and (with `schedule`)
+   * the blocks and payment fees of an epoch.
+   */
+  chain: Pick<VerifierChain, 'postedRoots' | 'paramsAt'> &
+    Partial<Pick<VerifierChain, 'firstBlockAtOrAfter' | 'paymentFees'>>
+  /** The epochs' clock (network.json's `genesisTime` and `epochDuration`): to check the burns. */
+  schedule?: { genesisTime: number; epochDuration: number }
   sources: readonly BundleSource[]
   /** The network id the bundle's observations are signed for. */
   network: string
@@ -160,17 +172,53 @@ export async function auditEpoch(epoch: number, ctx: AuditContext): Promise<Epoc
   }
   const chainParams = await ctx.chain.paramsAt(epoch)
   const difference = paramsDifference(checked.bundle.params, chainParams)
-  const settlement = settleBundle({ ...checked.bundle, params: chainParams })
+  // The burns as the chain has them: the bundle is settled with those too.
+  let burnsDifference: string | undefined
+  let input = checked.bundle.input
+  const burns = chainParams.compute === undefined ? undefined : await chainBurns(epoch, ctx)
+  if (burns !== undefined) {
+    burnsDifference = burnsDiffer(input.burned ?? [], burns)
+    input = { ...input, burned: [...burns] }
+  }
+  const settlement = settleBundle({ ...checked.bundle, input, params: chainParams })
   return {
     epoch,
     cid,
     posted,
     bundle: checked.bundle,
     params: { bundle: checked.bundle.params, chain: chainParams, difference },
+    burns: { difference: burnsDifference },
     settlement,
     matches:
       difference === undefined &&
+      burnsDifference === undefined &&
       settlement.root === posted.root.toLowerCase() &&
       settlement.totalCumulative === posted.totalCumulative,
   }
+}
+
+/** Payment fees burned in `epoch`'s blocks per provider, or undefined when the context cannot tell. */
+async function chainBurns(epoch: number, ctx: AuditContext): Promise<Map<string, bigint> | undefined> {
+  const { chain, schedule } = ctx
+  if (schedule === undefined || chain.firstBlockAtOrAfter === undefined || chain.paymentFees === undefined)
+    return undefined
+  const start = await chain.firstBlockAtOrAfter(schedule.genesisTime + epoch * schedule.epochDuration)
+  const next = await chain.firstBlockAtOrAfter(schedule.genesisTime + (epoch + 1) * schedule.epochDuration)
+  if (start === undefined || next === undefined) return undefined
+  return chain.paymentFees(start.number, next.number - 1n)
+}
+
+/** The first difference between a bundle's burns and the chain's, for people; undefined when equal. */
+function burnsDiffer(
+  listed: readonly (readonly [string, bigint])[],
+  chain: ReadonlyMap<string, bigint>,
+): string | undefined {
+  const held = new Map(listed.map(([operator, amount]) => [operator.toLowerCase(), amount]))
+  for (const [operator, amount] of chain)
+    if (amount > 0n && held.get(operator) !== amount)
+      return `${operator} burned ${amount}, the bundle says ${held.get(operator) ?? 0n}`
+  for (const [operator, amount] of held)
+    if ((chain.get(operator) ?? 0n) !== amount)
+      return `${operator}: the bundle says ${amount} burned, the chain ${chain.get(operator) ?? 0n}`
+  return undefined
 }

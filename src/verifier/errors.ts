@@ -7,6 +7,7 @@ export const verifierErrorCodes = [
   'BUNDLE_INVALID',
   'ROOT_MISMATCH',
   'PARAMS_MISMATCH',
+  'BURNS_MISMATCH',
   'NOT_IN_ROOT',
 ] as const
 

@@ -44,6 +44,10 @@ async function openAuditor(flags: AuditFlags, verbose: boolean) {
   })
   const ctx: AuditContext = {
     chain,
+    schedule: {
+      genesisTime: network.parameters.genesisTime,
+      epochDuration: network.parameters.epochDuration,
+    },
     sources: bundles.sources,
     network: networkIdOf(network),
     verifier: createPeerVerifier(),
@@ -390,6 +394,15 @@ export function rewardsCommands(program: Command): Command {
         throw paramsMismatch(
           audit,
           'The posted root was not computed with the network’s parameters: report it to the verifiers so they revoke it within the dispute window',
+        )
+      if (audit.burns.difference !== undefined)
+        throw new VerifierError(
+          'BURNS_MISMATCH',
+          `epoch ${epoch}: the bundle's payment fees are not the chain's (${audit.burns.difference})`,
+          {
+            hint: 'The posted root caps compute rewards with fees nobody burned: report it to the verifiers so they revoke it within the dispute window',
+            details: { ...summary, difference: audit.burns.difference },
+          },
         )
       if (!audit.matches)
         throw new VerifierError(
