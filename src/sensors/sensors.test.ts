@@ -15,6 +15,7 @@ import {
   type SensorReadingBody,
 } from './reading.js'
 import { jsonLinesSource, type Measurement, simulatedSource } from './sources.js'
+import { readingChecker } from './subscriber.js'
 import { simulatedWeather } from './weather.js'
 
 const HOUR = 3_600_000
@@ -172,6 +173,36 @@ describe('sensor readings on the wire', () => {
     expect(SENSOR_READING.schema.safeParse(fine).success).toBe(false)
     expect(SENSOR_READING.schema.safeParse({ ...envelope.body, unit: '%' }).success).toBe(false)
     expect(() => signer.sign({ kind: 'humidity', value: 50, at: T0 })).toThrow(/not certified/)
+  })
+
+  it('flags a value held over 10 readings and 10 minutes as stuck for subscribers, not a slow one held for 20 s', async () => {
+    const { signer, advance } = await device()
+    let now = T0
+    const checker = readingChecker({
+      codec: createWireCodec({
+        network: 'n',
+        signer: createPeerSigner(await generateKeyPair('Ed25519')),
+        clock: { now: () => now },
+        types: [SENSOR_READING],
+        nextSeq: () => 1,
+      }),
+      verifier: createPeerVerifier(),
+      network: 'n',
+      now: () => now,
+    })
+    const flagsAfter = (count: number, everyMs: number) => {
+      let reasons: string[] = []
+      for (let i = 0; i < count; i++) {
+        now = advance(everyMs)
+        reasons = checker.check(signer.sign({ kind: 'temperature', value: 21.5, at: now })).reading?.quality
+          .reasons as string[]
+      }
+      return reasons
+    }
+    // A devnet station every 2 s: ten equal rounded values in 20 s are not a stuck sensor.
+    expect(flagsAfter(12, 2_000)).toEqual([])
+    // The same value for 12 more minutes is.
+    expect(flagsAfter(12, 60_000)).toEqual(['stuck'])
   })
 
   it('refuses a replayed reading, a forged value, a forged certificate and one past its certificate', async () => {

@@ -86,6 +86,10 @@ export function validateSensorQuery(q: SensorQuery): void {
     })
 }
 
+/** A value repeated this many times over this long is flagged stuck (the verifiers' quality rule). */
+const STUCK_READINGS = 10
+const STUCK_SPAN_MS = 10 * 60_000
+
 /** Most sensors whose recent values a checker remembers (for its rate and stuck flags). */
 const MAX_TRACKED = 10_000
 
@@ -111,7 +115,8 @@ export function readingChecker(components: ReadingCheckerComponents): {
   check(data: Uint8Array): { verdict: Verdict; reading?: CheckedReading }
   dropped(): number
 } {
-  const recent = new Map<string, { at: number; values: number[] }>()
+  /** Per sensor and kind: the latest reading's time, and the run of equal values and when it began. */
+  const recent = new Map<string, { at: number; value: number; same: number; since: number }>()
   const certificates = new CertificateCache(1_000)
   let dropped = 0
   return {
@@ -140,15 +145,20 @@ export function readingChecker(components: ReadingCheckerComponents): {
       const last = recent.get(key)
       if (last !== undefined) {
         const minutes = Math.max((b.at - last.at) / 60_000, 1 / 60)
-        const previous = last.values.at(-1) as number
-        if (Math.abs(b.value - previous) / minutes > spec.maxChangePerMinute) reasons.push('implausible_rate')
+        if (Math.abs(b.value - last.value) / minutes > spec.maxChangePerMinute)
+          reasons.push('implausible_rate')
       }
-      const values = [...(last?.values ?? []), b.value].slice(-10)
-      if (values.length === 10 && values.every((v) => v === values[0])) reasons.push('stuck')
+      // Stuck as the verifiers judge it: the same value over 10 readings or more and 10 minutes or
+      // more (a slow quantity may rightly hold one value, rounded, for a few readings).
+      const run =
+        last !== undefined && last.value === b.value
+          ? { same: last.same + 1, since: last.since }
+          : { same: 1, since: b.at }
+      if (run.same >= STUCK_READINGS && b.at - run.since >= STUCK_SPAN_MS) reasons.push('stuck')
       if (Math.abs(components.now() - b.at) > 30_000) reasons.push('clock_skew')
       if (last === undefined && recent.size >= MAX_TRACKED)
         recent.delete(recent.keys().next().value as string)
-      recent.set(key, { at: b.at, values })
+      recent.set(key, { at: b.at, value: b.value, ...run })
       return {
         verdict: 'accept',
         reading: {
