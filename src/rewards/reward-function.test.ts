@@ -291,6 +291,47 @@ describe('computeEpochRewards (properties)', () => {
     )
   })
 
+  it('is monotonic with crowded cells too: a node answering more never lowers its operator’s pay beyond rounding (10^-17 of the emission), the cell cap binding, nodes past vetting', () => {
+    const cells = ['871f1d489ffffff', '871fb4662ffffff']
+    const capped: RewardParams = {
+      ...params,
+      uptime: { ...params.uptime, cellStakeCap: params.uptime.stakeCap },
+    }
+    const placed = (c: Case): Case => ({
+      ...c,
+      // Stakes of at least 1 MESH (the registry's minimum is 1,000), past vetting (see docs/rewards.md:
+      // a vetted node takes its whole stake's room in its cell, and earns half).
+      nodes: c.nodes.map((n, i) => ({
+        ...n,
+        stake: n.stake + MESH,
+        registeredEpoch: 0,
+        cell: cells[i % 2] as string,
+      })),
+    })
+    fc.assert(
+      fc.property(arbCase, fc.nat(), fc.nat(), (c, pickV, pickN) => {
+        const v = pickV % c.matrix.length
+        const n = pickN % c.nodes.length
+        const row = c.matrix[v] as ([number, number] | undefined)[]
+        fc.pre(row.some((x) => x !== undefined))
+        const [challenges, answered] = row[n] ?? [10, 0]
+        fc.pre(Math.min(answered, challenges) < challenges)
+        const better = c.matrix.map((r) => [...r])
+        ;(better[v] as ([number, number] | undefined)[])[n] = [challenges, Math.min(answered, challenges) + 1]
+        const operator = (c.nodes[n] as RewardNode).operator
+        const before = computeEpochRewards(caseInput(placed(c)), capped)
+        const after = computeEpochRewards(caseInput(placed({ ...c, matrix: better })), capped)
+        // Up to rounding: a scaled stake weight is floored once per node, an error below 10^-18 of
+        // a stake of 1 MESH or more, so below 10^-17 of the emission in pay (and a base unit a node).
+        expect(
+          (after.payouts.get(operator) ?? 0n) + c.emission / 10n ** 17n + BigInt(c.nodes.length),
+        ).toBeGreaterThanOrEqual(before.payouts.get(operator) ?? 0n)
+        expect(after.total + after.dust).toBe(after.emission)
+      }),
+      { numRuns: 300 },
+    )
+  })
+
   it('is symmetric: two nodes alike in all but name, of operators alike, are paid alike', () => {
     fc.assert(
       fc.property(arbCase, (c) => {

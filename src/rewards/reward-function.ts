@@ -277,9 +277,12 @@ export interface UptimeExplanation {
   scorePpm: number
   /** Whether the score reached the threshold. */
   eligible: boolean
-  /** The capped stake of every eligible node in its cell (its own included); 0 when not eligible. */
+  /**
+   * Σ score × min(stake, stakeCap) / 10^6 over the eligible nodes of its cell (its own included): the
+   * uptime-weighted stake the cell cap compares; 0 when not eligible.
+   */
   cellStake: bigint
-  /** min(stake, stakeCap), scaled by cellStakeCap / cellStake when the cell holds more than the cell cap. */
+  /** min(stake, stakeCap), scaled by cellStakeCap / cellStake when the cell holds more than the cell cap (exactly: before dividing by 10^6). */
   stakeWeight: bigint
   vetting: boolean
   /** scorePpm × stakeWeight × (vettingFactorBps while vetting, else 10,000); 0 when not eligible. */
@@ -389,7 +392,7 @@ export function validateRewardParams(params: RewardParams): void {
  *    this node counts 0); below the threshold it is 0, and so it is when its registered cell is not
  *    an H3 cell or more than a third of the observers' probes rule the cell out (light in fibre).
  *    Its stake weight is min(stake, stakeCap), scaled down so that the eligible nodes of one cell
- *    (resolution 7) count at most cellStakeCap together; its weight is score × stake weight, times
+ *    (resolution 7) count at most cellStakeCap together, each weighted by its score; its weight is score × stake weight, times
  *    the vetting factor while it is new.
  * 3. An operator is paid floor(pool × its nodes' weight / all weight) from each pool.
  *
@@ -1014,7 +1017,10 @@ class UptimeTable implements UptimeScores {
           this.groupKeys.push(key)
         }
         this.groups[i] = g
-        sums[g] = (sums[g] as bigint) + minOf(node.stake, u.stakeCap)
+        // Weighted by score: a node answering a quarter of its challenges takes a quarter of its
+        // stake's room in the cell (so, among nodes past vetting, answering more never lowers its
+        // operator's weight). Not by the vetting factor: new identities would fill twice the room.
+        sums[g] = (sums[g] as bigint) + BigInt(this.scores[i] as number) * minOf(node.stake, u.stakeCap)
       }
     }
     this.cellStakes = sums
@@ -1040,7 +1046,8 @@ class UptimeTable implements UptimeScores {
     const g = this.groups[i] as number
     if (g < 0 || u.cellStakeCap === undefined) return capped
     const inCell = this.cellStakes[g] as bigint
-    return inCell <= u.cellStakeCap ? capped : (capped * u.cellStakeCap) / inCell
+    const room = u.cellStakeCap * PPM
+    return inCell <= room ? capped : (capped * room) / inCell
   }
 
   private fraction(v: number, i: number): number {
@@ -1106,7 +1113,7 @@ class UptimeTable implements UptimeScores {
       invalidCell: this.flags[i] === INVALID_CELL,
       impossible,
       ruledOut: this.flags[i] === RULED_OUT,
-      cellStake: g < 0 ? 0n : (this.cellStakes[g] as bigint),
+      cellStake: g < 0 ? 0n : (this.cellStakes[g] as bigint) / PPM,
       verifiers: this.observers.map((verifier, v) => ({
         verifier,
         challenges: this.challenges[v * this.size + i] as number,
