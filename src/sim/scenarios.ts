@@ -130,32 +130,17 @@ function forwarded(size: ScenarioSize, twin: boolean): ScenarioBuild {
 }
 
 /**
- * Wash trading: an operator runs two nodes (home servers, 5,000 MESH each) and a builder that sends
- * them 25 trivial jobs each an epoch at 40 MESH, re-run on each other (all verified), paid by voucher
- * and redeemed. Its twin runs the same nodes and takes the outside builders' jobs only.
+ * The honest fleet plus `count` home servers of `cohort` (placed from the `label` stream), one
+ * identity each staking 5,000 MESH: the attackers of the forger and wash-trading scenarios.
  */
-function washTrading(size: ScenarioSize): ScenarioBuild {
+function honestPlusOwnMachines(
+  size: ScenarioSize,
+  cohort: string,
+  label: string,
+  count: number,
+): ScenarioBuild {
   const fleet = honest(size)
-  const random = stream(size.seed, 'wash-trading')
-  for (let i = 0; i < 2; i++) {
-    const machine = addMachine(
-      fleet,
-      size.seed,
-      'home-server',
-      drawPlace(random),
-      HARDWARE['home-server'],
-      size.epochs,
-    )
-    addIdentities(fleet, { cohort: 'wash', machine, count: 1, stakeMesh: 5_000, epochs: size.epochs })
-  }
-  return { fleet, colluders: 0 }
-}
-
-/** Result forgers: their own machines, staked like the others, signing results they never computed. */
-function forger(size: ScenarioSize): ScenarioBuild {
-  const fleet = honest(size)
-  const random = stream(size.seed, 'forger')
-  const count = attackers(size, 0.03, 2)
+  const random = stream(size.seed, label)
   for (let i = 0; i < count; i++) {
     const machine = addMachine(
       fleet,
@@ -165,10 +150,21 @@ function forger(size: ScenarioSize): ScenarioBuild {
       HARDWARE['home-server'],
       size.epochs,
     )
-    addIdentities(fleet, { cohort: 'forger', machine, count: 1, stakeMesh: 5_000, epochs: size.epochs })
+    addIdentities(fleet, { cohort, machine, count: 1, stakeMesh: 5_000, epochs: size.epochs })
   }
   return { fleet, colluders: 0 }
 }
+
+/**
+ * Wash trading: an operator runs two nodes (home servers, 5,000 MESH each) and a builder that sends
+ * them 25 trivial jobs each an epoch at 40 MESH, re-run on each other (all verified), paid by voucher
+ * and redeemed. Its twin runs the same nodes and takes the outside builders' jobs only.
+ */
+const washTrading = (size: ScenarioSize) => honestPlusOwnMachines(size, 'wash', 'wash-trading', 2)
+
+/** Result forgers: their own machines, staked like the others, signing results they never computed. */
+const forger = (size: ScenarioSize) =>
+  honestPlusOwnMachines(size, 'forger', 'forger', attackers(size, 0.03, 2))
 
 /** The largest minority of `verifiers`: one less than a quorum. */
 const minority = (verifiers: number) => Math.floor(verifiers / 2)
