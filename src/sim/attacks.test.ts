@@ -57,6 +57,17 @@ describe('attacks (production stack, simulated network)', () => {
     expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
   }, 60_000)
 
+  it('location spoofers replaying the weather of the cells they claim pass every data check, and lose money: round trips void most claims, in the sensor pool and the uptime pool', async () => {
+    const r = await simulate({ scenario: 'location-spoofer', nodes: 100, epochs: 3, engine: 'stack' })
+    // Half the honest nodes run stations: the sensor pool pays every epoch.
+    expect(r.perEpoch.every((e) => (e.pools.sensor ?? 0) > 0)).toBe(true)
+    expect(r.attack?.claimsRuledOutByRtt.attacker).toBeGreaterThan(0)
+    expect(r.attack?.claimsRuledOutByRtt.honest).toBe(0)
+    expect(r.attack?.profit).toBeLessThan(0)
+    expect(r.attack?.detectionEpoch).toBe(0)
+    expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
+  }, 90_000)
+
   it("wash trading (paying one's own nodes for jobs) loses money with the compute rebate cap, and farmed the compute pool without it", async () => {
     const r = await simulate({ scenario: 'wash-trading', nodes: 40, epochs: 3, engine: 'stack' })
     expect(r.attack?.profit).toBeLessThan(0)

@@ -1,3 +1,4 @@
+import type { RewardService } from '../rewards/index.js'
 import type { RefusedPost } from './sim-ledger.js'
 
 /** What one simulated epoch paid, as its posted root commits to it. */
@@ -11,6 +12,8 @@ export interface EpochOutcome {
   totalCumulative: bigint
   /** Paid this epoch, by operator (lower case). */
   payouts: Map<string, bigint>
+  /** What each service's pool paid (the reward function's `pools`). */
+  pools: Record<RewardService, bigint>
   /** Nodes in the epoch's registry. */
   registered: number
   /** Nodes whose uptime score reached the threshold. */

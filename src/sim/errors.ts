@@ -1,7 +1,12 @@
 import { MeshworkError, type MeshworkErrorOptions } from '../core/errors.js'
 
 /** Codes of the simulator (docs/ERRORS.md, "Simulator"). */
-export const simErrorCodes = ['SIM_UNKNOWN_SCENARIO', 'SIM_TOO_LARGE', 'SIM_STALLED'] as const
+export const simErrorCodes = [
+  'SIM_UNKNOWN_SCENARIO',
+  'SIM_TOO_LARGE',
+  'SIM_STALLED',
+  'SIM_ENGINE_UNSUPPORTED',
+] as const
 
 export type SimErrorCode = (typeof simErrorCodes)[number]
 

@@ -14,6 +14,7 @@ import { challengeTimes } from '../verifier/schedule.js'
 import { colludersPostForgedRoot } from './colluders.js'
 import { paymentFee } from './compute-jobs.js'
 import type { EngineRun, EpochOutcome } from './engine.js'
+import { SimError } from './errors.js'
 import type { Span } from './fleet.js'
 import { stream } from './random.js'
 import { chainOrigin, firstBlockNumberAtOrAfter, SimLedger, simBlockHash } from './sim-ledger.js'
@@ -42,6 +43,10 @@ const ZERO = '0x0000000000000000000000000000000000000000' as const
  */
 export async function runFast(world: World, options: { onProgress?: Progress } = {}): Promise<EngineRun> {
   const { protocol, epochs, fleet } = world
+  if (world.stations.length > 0)
+    throw new SimError('SIM_ENGINE_UNSUPPORTED', 'the fast engine does not run sensors', {
+      hint: 'Run this scenario with --engine stack (at most 2,000 nodes)',
+    })
   const { genesisTime, epochDuration, blockSeconds } = protocol
   let now = chainOrigin(genesisTime) * 1000
   const ledger = new SimLedger({
@@ -242,6 +247,7 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
       digest: `0x${'00'.repeat(32)}`,
       totalCumulative: total,
       payouts,
+      pools: rewards.pools,
       registered: nodes.length,
       scored,
     })

@@ -3,6 +3,7 @@ import { SimError } from './errors.js'
 import { addIdentities, addMachine, type ChurnModel, type Fleet, HARDWARE, honestFleet } from './fleet.js'
 import { drawPlace } from './geography.js'
 import { stream } from './random.js'
+import type { SensorDemand } from './stations.js'
 import { MESH } from './world.js'
 
 /** The size of a run. */
@@ -30,6 +31,8 @@ export interface Scenario {
    * is a builder paying its own cohort's nodes (not in the twin run).
    */
   compute?: { forgers?: string; wash?: WashTrade }
+  /** Weather stations on the nodes (the twin run keeps the honest ones, without `spoofers`). */
+  sensors?: SensorDemand
   defaults: Omit<ScenarioSize, 'seed'>
   build(size: ScenarioSize): ScenarioBuild
   /** The attacker's resources (machines, stake) run honestly: what it would earn without attacking. */
@@ -91,24 +94,19 @@ function sybil(size: ScenarioSize, twin: boolean): ScenarioBuild {
 }
 
 /**
- * Forwarded challenges: one machine answers for identities that claim cells in other cities (a relay
- * in each forwards the challenge to it, 5 ms a hop); its twin is one identity with all their stake.
+ * Identities of one machine claiming cells in other cities; its twin is one identity with all their
+ * stake at the machine's own place. `forwarded`: a relay in each city forwards the challenges to the
+ * machine (5 ms a hop); `location-spoofer`: the machine answers from where it is.
  */
-function forwarded(size: ScenarioSize, twin: boolean): ScenarioBuild {
+function farAwayClaims(size: ScenarioSize, twin: boolean, cohort: string, forwardMs: number): ScenarioBuild {
   const fleet = honest(size)
-  const random = stream(size.seed, 'forwarded')
-  const machine = addMachine(
-    fleet,
-    size.seed,
-    'cloud-vm',
-    drawPlace(random),
-    HARDWARE['cloud-vm'],
-    size.epochs,
-  )
+  const random = stream(size.seed, cohort)
+  const hardware = forwardMs > 0 ? 'cloud-vm' : 'home-server'
+  const machine = addMachine(fleet, size.seed, hardware, drawPlace(random), HARDWARE[hardware], size.epochs)
   const count = farmSize(size)
   if (twin)
     addIdentities(fleet, {
-      cohort: 'forwarded',
+      cohort,
       machine,
       count: 1,
       stakeMesh: count * FARM_STAKE_MESH,
@@ -117,13 +115,13 @@ function forwarded(size: ScenarioSize, twin: boolean): ScenarioBuild {
   else {
     const claims = Array.from({ length: count }, () => drawPlace(random))
     addIdentities(fleet, {
-      cohort: 'forwarded',
+      cohort,
       machine,
       count,
       stakeMesh: FARM_STAKE_MESH,
       epochs: size.epochs,
       claimed: (i) => claims[i] as (typeof claims)[number],
-      forwardMs: 5,
+      forwardMs,
     })
   }
   return { fleet, colluders: 0 }
@@ -206,8 +204,18 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     summary: 'forwarded challenges: one machine answers for identities claiming cells in other cities',
     attacker: 'forwarded',
     defaults: { nodes: 100, verifiers: 3, epochs: 6 },
-    build: (size) => forwarded(size, false),
-    twin: (size) => forwarded(size, true),
+    build: (size) => farAwayClaims(size, false, 'forwarded', 5),
+    twin: (size) => farAwayClaims(size, true, 'forwarded', 5),
+  },
+  {
+    name: 'location-spoofer',
+    summary:
+      'location spoofers: half the nodes run weather stations; one machine registers identities in other cities and runs a fake station for each, replaying the weather of the place it claims',
+    attacker: 'spoofer',
+    sensors: { share: 0.5, spoofers: 'spoofer' },
+    defaults: { nodes: 100, verifiers: 3, epochs: 6 },
+    build: (size) => farAwayClaims(size, false, 'spoofer', 0),
+    twin: (size) => farAwayClaims(size, true, 'spoofer', 0),
   },
   {
     name: 'forger',

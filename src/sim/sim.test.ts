@@ -114,6 +114,23 @@ describe('determinism', () => {
     expect(JSON.stringify(c)).not.toBe(JSON.stringify(a))
   }, 60_000)
 
+  it('with weather stations and spoofers too (seeded device keys and weather)', async () => {
+    const run = () =>
+      simulate({ scenario: 'location-spoofer', nodes: 16, epochs: 2, seed: 5, engine: 'stack' })
+    const [a, b] = [await run(), await run()]
+    expect(JSON.stringify(a)).toBe(JSON.stringify(b))
+    expect(a.perEpoch[1]?.pools.sensor).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('the fast path refuses a scenario with sensors, naming the engine that runs it', async () => {
+    await expect(
+      simulate({ scenario: 'location-spoofer', nodes: 16, epochs: 2, engine: 'fast' }),
+    ).rejects.toMatchObject({
+      code: 'SIM_ENGINE_UNSUPPORTED',
+      hint: expect.stringContaining('--engine stack'),
+    })
+  })
+
   it('the fast path too, at a larger size', async () => {
     const run = (seed: number) =>
       simulate({ scenario: 'baseline', nodes: 2_000, epochs: 3, seed, engine: 'fast' })

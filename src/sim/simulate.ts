@@ -1,4 +1,4 @@
-import type { RewardParams } from '../rewards/index.js'
+import type { RewardParams, RewardService } from '../rewards/index.js'
 import { locationConfidence } from '../sensors/location.js'
 import { drawJobs, JOB_PRICE, paymentFee } from './compute-jobs.js'
 import type { EngineRun } from './engine.js'
@@ -7,6 +7,7 @@ import { HARDWARE, type HardwareClass } from './fleet.js'
 import { greatCircleKm } from './geography.js'
 import { type Scenario, type ScenarioSize, scenarioByName } from './scenarios.js'
 import { type Progress, runStack } from './stack-engine.js'
+import { drawStations } from './stations.js'
 import { buildWorld, DEFAULT_SIM_PROTOCOL, MESH, type World } from './world.js'
 
 /** Which engine runs the protocol: the production stack on the simulated mesh, or the fast path. */
@@ -19,7 +20,7 @@ export interface SimulateOptions {
   verifiers?: number
   epochs?: number
   seed?: number
-  /** Default: `stack` up to {@link AUTO_STACK_MAX_NODES} nodes, `fast` above. */
+  /** Default: `stack` up to {@link AUTO_STACK_MAX_NODES} nodes (and for scenarios with sensors), `fast` above. */
   engine?: SimEngine
   /** Called as epochs are posted, with the run it belongs to (`attack` or `twin`). */
   onProgress?: (run: 'attack' | 'twin', posted: number, total: number) => void
@@ -39,6 +40,8 @@ export const COST_SHARE = 0.4
 export const REGISTRATION_FEE_MESH = 1
 /** Running a job costs its node this share of the job's price (power, wear). */
 export const JOB_COST_SHARE = 0.25
+/** Running a weather station for an epoch costs this share of a machine-epoch's unit cost (a fake one costs nothing). */
+export const STATION_COST_SHARE = 0.05
 /** What a reverted root post costs its sender (gas), MESH. */
 export const FAILED_POST_FEE_MESH = 1
 
@@ -65,6 +68,8 @@ export interface EpochReport {
   registered: number
   /** Nodes that reached the uptime threshold. */
   scored: number
+  /** What each service's pool paid, MESH (services nobody contributed to are left out). */
+  pools: Partial<Record<RewardService, number>>
   root: string
   /** What each cohort was paid this epoch, MESH. */
   paidByCohort: Record<string, number>
@@ -145,6 +150,8 @@ async function runOnce(
       twin ? undefined : scenario.compute.forgers,
       twin ? undefined : scenario.compute.wash,
     )
+  if (scenario.sensors !== undefined)
+    world.stations = drawStations(world, twin ? { share: scenario.sensors.share } : scenario.sensors)
   const options = onProgress === undefined ? {} : { onProgress }
   const run = engine === 'stack' ? await runStack(world, options) : await runFast(world, options)
   return { world, run }
@@ -214,6 +221,13 @@ function economics(
     if (job.builder !== undefined) of(job.builder).payments -= mesh(job.value)
     if (id.cohort !== forgerCohort) c.runningCosts += mesh(JOB_PRICE) * JOB_COST_SHARE
   }
+  // Stations: an honest one costs its operator while its identity is registered; a fake one is free.
+  for (const station of world.stations) {
+    const id = fleet.identities[station.identity]
+    if (id === undefined || station.fake) continue
+    for (const m of id.memberships)
+      of(id.cohort).runningCosts += unitCost * STATION_COST_SHARE * (Math.min(m.to, epochs) - m.from)
+  }
   const cohortOfPeer = new Map(fleet.identities.map((id) => [world.peerIds[id.index] as string, id.cohort]))
   for (const [peer, amount] of run.slashed) of(cohortOfPeer.get(peer) ?? 'unknown').slashed += mesh(amount)
   if (run.forged.attempted > 0) {
@@ -266,7 +280,9 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     verifiers: options.verifiers ?? scenario.defaults.verifiers,
     epochs: options.epochs ?? scenario.defaults.epochs,
   }
-  const engine = options.engine ?? (size.nodes <= AUTO_STACK_MAX_NODES ? 'stack' : 'fast')
+  // Sensors run on the stack engine only (the fast path has no readings to judge).
+  const engine =
+    options.engine ?? (size.nodes <= AUTO_STACK_MAX_NODES || scenario.sensors !== undefined ? 'stack' : 'fast')
   const progress = (run: 'attack' | 'twin'): Progress | undefined =>
     options.onProgress === undefined ? undefined : (p, t) => options.onProgress?.(run, p, t)
   const { world, run } = await runOnce(scenario, size, false, engine, progress('attack'), options.params)
@@ -295,6 +311,11 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       paid: mesh(paid),
       registered: e.registered,
       scored: e.scored,
+      pools: Object.fromEntries(
+        Object.entries(e.pools)
+          .filter(([, amount]) => amount > 0n)
+          .map(([service, amount]) => [service, mesh(amount)]),
+      ),
       root: e.root,
       paidByCohort,
       shares,

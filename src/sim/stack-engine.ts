@@ -6,16 +6,18 @@ import { createPeerVerifier } from '../mesh/peer-key.js'
 import { SimNetwork } from '../mesh/sim-network.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
 import { serveUptimeChallenges } from '../node/uptime.js'
+import { SENSOR_READING } from '../sensors/reading.js'
 import { bundleCid, checkBundle, settleBundle } from '../verifier/bundle.js'
 import { EpochCloser } from '../verifier/epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from '../verifier/leader.js'
-import { COMPUTE_OBSERVATION, UPTIME_OBSERVATION } from '../verifier/observation.js'
+import { COMPUTE_OBSERVATION, SENSOR_OBSERVATION, UPTIME_OBSERVATION } from '../verifier/observation.js'
 import { openVerifierStore, type VerifierStore } from '../verifier/store.js'
 import { VerifierAgent } from '../verifier/verifier-agent.js'
 import { colludersPostForgedRoot } from './colluders.js'
 import type { EngineRun, EpochOutcome } from './engine.js'
 import { SimError } from './errors.js'
 import { SimLedger } from './sim-ledger.js'
+import { runStation } from './stations.js'
 import { availability, MESH, registrationMs, SIM_NETWORK_ID, SLASH_AMOUNT, type World } from './world.js'
 
 /** Largest network the stack engine takes (every challenge is a signed message on the simulated mesh). */
@@ -93,7 +95,14 @@ export async function runStack(
       network,
       signer: v.signer,
       clock,
-      types: [UPTIME_OBSERVATION, COMPUTE_OBSERVATION, EPOCH_PROPOSAL, EPOCH_ATTESTATION],
+      types: [
+        UPTIME_OBSERVATION,
+        COMPUTE_OBSERVATION,
+        SENSOR_OBSERVATION,
+        SENSOR_READING,
+        EPOCH_PROPOSAL,
+        EPOCH_ATTESTATION,
+      ],
       nextSeq: (type) => store.nextSeq(type),
     })
     const schedule = { genesisTime: protocol.genesisTime, epochDuration: protocol.epochDuration }
@@ -162,6 +171,18 @@ export async function runStack(
       })
     }
   }
+  // Weather stations: signed readings gossiped on their coarse cell while their node is online.
+  for (const station of world.stations)
+    stops.push(
+      await runStation(
+        world,
+        station,
+        clock,
+        network,
+        (i) => ports.get(i),
+        genesisMs + epochs * epochMs,
+      ).then((stop) => async () => stop()),
+    )
   // Colluding verifiers try a forged root of their own just after each epoch ends.
   const forged = { attempted: 0, accepted: 0 }
   if (world.verifiers.some((v) => v.colluding))
@@ -239,6 +260,7 @@ export async function runStack(
       digest: posted.digest,
       totalCumulative: settlement.totalCumulative,
       payouts,
+      pools: settlement.rewards.pools,
       registered: checked.bundle.input.nodes.length,
       scored: settlement.rewards.uptime.list().filter((n) => n.eligible).length,
     })

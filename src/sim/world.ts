@@ -8,6 +8,7 @@ import type { SimJob } from './compute-jobs.js'
 import { type Fleet, isOnline, type Span } from './fleet.js'
 import { type Access, drawPlace, linkBetween, type Place } from './geography.js'
 import { seedBytes, stream } from './random.js'
+import type { SimStation } from './stations.js'
 
 /** The network id simulated messages are bound to (chain 31337, a made-up NodeRegistry address). */
 export const SIM_NETWORK_ID = networkIdOf({
@@ -79,6 +80,8 @@ export interface World {
   cohortOf: Map<string, string>
   /** The run's compute jobs (none unless a scenario draws them: `drawJobs`). */
   jobs: SimJob[]
+  /** The run's weather stations (none unless a scenario draws them: `drawStations`). */
+  stations: SimStation[]
 }
 
 const VERIFIER_ACCESS: Access = { accessMs: 1, jitterMs: 1, lossRate: 0.0005 }
@@ -152,6 +155,7 @@ export function buildWorld(init: {
     latency,
     cohortOf,
     jobs: [],
+    stations: [],
   }
 }
 
