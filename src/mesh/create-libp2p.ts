@@ -1,5 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { type CircuitRelayService, circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import {
   type GossipSub,
   type GossipSubComponents,
@@ -30,6 +31,7 @@ import { webSockets } from '@libp2p/websockets'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { DEFAULT_MAX_MESSAGE_BYTES } from './network-port.js'
+import { circuitListenAddress, type RelayLimits, relayServerInit } from './relay.js'
 
 /**
  * The gossipsub service as the network port uses it. The published `GossipSub` interface leaves out
@@ -58,6 +60,8 @@ export type MeshServices = {
   pubsub: MeshPubSub
   dht: KadDHT
   dialer: MeshDialer
+  /** The circuit relay v2 server, on a node started with `relay.server`. */
+  relay?: CircuitRelayService
 }
 
 /** A libp2p node built by {@link createMeshLibp2p}. */
@@ -96,6 +100,16 @@ export interface MeshLibp2pInit {
   connectionGater?: ConnectionGater
   /** Bootstrap redial backoff, first and longest wait in ms (default 500 and 30,000). */
   redialBackoffMs?: { min: number; max: number }
+  /** Circuit relay v2 (every node can dial through relays; see `src/mesh/relay.ts`). */
+  relay?: {
+    /** Run a relay server with these limits (a node with a public address). */
+    server?: RelayLimits
+    /**
+     * Relays to reserve a slot on (multiaddrs ending in `/p2p/ID`), for a node behind NAT: it also
+     * listens at `RELAY/p2p-circuit` on each, and is dialled there.
+     */
+    via?: string[]
+  }
   /** Start the node before returning (default true). */
   start?: boolean
 }
@@ -124,7 +138,8 @@ export const MESH_TOPIC_SCORE_PARAMS: Partial<TopicScoreParams> = {
 }
 
 /**
- * Builds (and by default starts) a libp2p 3 node for Meshwork: TCP and WebSockets, Noise, Yamux,
+ * Builds (and by default starts) a libp2p 3 node for Meshwork: TCP, WebSockets and circuit relay v2
+ * (dialing; listening through `relay.via`; a relay server with `relay.server`), Noise, Yamux,
  * identify, ping, gossipsub (signed messages, verdicts reported by the application), a server-mode
  * kad-dht, bootstrap dialing with backoff and optional mDNS.
  *
@@ -142,14 +157,18 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
   const topics: Record<string, TopicScoreParams> = {}
   for (const topic of init.scoredTopics ?? []) topics[topic] = createTopicScoreParams(MESH_TOPIC_SCORE_PARAMS)
 
+  const via = (init.relay?.via ?? []).map(circuitListenAddress)
+  const relayServer = init.relay?.server
+
   return createLibp2p<MeshServices>({
     privateKey: init.privateKey,
     start: init.start ?? true,
     addresses: {
-      listen: [...(init.listen ?? DEFAULT_LISTEN_ADDRESSES)],
+      listen: [...(init.listen ?? DEFAULT_LISTEN_ADDRESSES), ...via],
       ...(init.announce === undefined ? {} : { announce: init.announce }),
     },
-    transports: [tcp(), webSockets()],
+    // Every node dials through relays; one behind NAT also listens on its relays' circuits.
+    transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
@@ -207,6 +226,7 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
           maxConnections: init.maxConnections ?? 100,
           backoffMs: init.redialBackoffMs ?? { min: 500, max: 30_000 },
         }),
+      ...(relayServer === undefined ? {} : { relay: circuitRelayServer(relayServerInit(relayServer)) }),
     },
   })
 }

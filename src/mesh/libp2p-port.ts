@@ -41,11 +41,12 @@ import {
   type Unsubscribe,
   type Verdict,
 } from './network-port.js'
+import { relayPeerOf } from './relay.js'
 
 /** What the port uses of a libp2p node (a {@link MeshLibp2p} has all of it). */
 export type Libp2pPortNode = Pick<
   Libp2p,
-  'peerId' | 'dialProtocol' | 'handle' | 'unhandle' | 'getPeers' | 'getConnections' | 'stop'
+  'peerId' | 'dial' | 'handle' | 'unhandle' | 'getPeers' | 'getConnections' | 'stop'
 > & { services: { pubsub: MeshPubSub; ping: Ping } }
 
 /** Options of {@link createLibp2pPort}. */
@@ -235,7 +236,9 @@ class Libp2pPort implements NetworkPort {
             stream.abort(toError(err))
           })
         },
-        { force: true, maxInboundStreams: this.maxInboundStreams },
+        // Relayed connections carry limits (src/mesh/relay.ts, sized for these protocols): every
+        // request/response protocol is served on them, so a node behind NAT is reachable.
+        { force: true, maxInboundStreams: this.maxInboundStreams, runOnLimitedConnection: true },
       )
       .catch((err: unknown) => this.log.warn({ err, protocol }, 'failed to register a protocol handler'))
   }
@@ -322,7 +325,10 @@ class Libp2pPort implements NetworkPort {
 
     let stream: Stream
     try {
-      stream = await this.node.dialProtocol(peerId, protocol, { signal })
+      const connection = this.openConnection(peerId) ?? (await this.node.dial(peerId, { signal }))
+      stream = await connection.newStream(protocol, { signal, runOnLimitedConnection: true })
+      const relay = connection.direct ? undefined : relayPeerOf(connection.remoteAddr.toString())
+      if (relay !== undefined) options.onRelay?.(relay)
     } catch (err) {
       call.dispose()
       throw this.failure(err, { ...context, peerId, call, user: options.signal, opened: false })
@@ -388,6 +394,16 @@ class Libp2pPort implements NetworkPort {
     } finally {
       call.dispose()
     }
+  }
+
+  /**
+   * An open connection to `peer` (a direct one first), if any. libp2p's dial does not reuse a
+   * relayed connection with limits: it dials again to try for an unlimited one, and concurrent
+   * requests then abort each other's duplicate circuits. Requests reuse what is open instead.
+   */
+  private openConnection(peer: PeerId): Connection | undefined {
+    const open = this.node.getConnections(peer).filter((c) => c.status === 'open')
+    return open.find((c) => c.direct) ?? open[0]
   }
 
   private parsePeer(peer: string): PeerId {

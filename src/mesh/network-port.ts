@@ -45,6 +45,12 @@ export interface RequestOptions {
   /** Largest response accepted, in bytes (default {@link DEFAULT_MAX_MESSAGE_BYTES}). */
   maxResponseBytes?: number
   signal?: AbortSignal
+  /**
+   * Called with the relay's peer id when the request goes over a relayed connection (circuit relay
+   * v2), once its stream is open; not called for a direct connection. The downloader uses it to
+   * receipt the relay for the bytes it carried. The simulated network has no relays.
+   */
+  onRelay?: (relay: string) => void
 }
 
 /** Default size cap of a request, a response or a gossip message. */
