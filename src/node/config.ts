@@ -113,6 +113,40 @@ export const nodeConfigSchema = z
       })
       .strict()
       .default({ enabled: true, price: '0', quotaMb: 1_024 }),
+    relay: z
+      .object({
+        /**
+         * Run a circuit relay v2 server for peers behind NAT, paid from the relay pool by their
+         * downloaders' byte receipts. Off by default: only a node with a public address can relay,
+         * and whether it has one is the operator's to say.
+         */
+        enabled: z.boolean().default(false),
+        /** Peers holding a reservation at once. */
+        maxReservations: z.number().int().min(1).max(4_096).default(64),
+        /** Bytes one relayed connection may carry before the relay resets it, in MiB (a piece is up to 4). */
+        connectionMb: z.number().int().min(8).max(65_536).default(64),
+        /** Longest one relayed connection may stay open. */
+        connectionSeconds: z.number().int().min(60).max(86_400).default(600),
+        /**
+         * For a node behind NAT: relays to reserve a slot on (multiaddrs ending in /p2p/ID). The
+         * node is then dialled at RELAY/p2p-circuit/p2p/SELF, which its advertisement carries.
+         */
+        via: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(512)
+              .refine(
+                (a) => /\/p2p\/[^/]+$/.test(a) && !a.includes('/p2p-circuit'),
+                'a multiaddr ending in /p2p/ID',
+              ),
+          )
+          .max(4)
+          .default([]),
+      })
+      .strict()
+      .default({ enabled: false, maxReservations: 64, connectionMb: 64, connectionSeconds: 600, via: [] }),
     sensors: z
       .object({
         /** Simulated weather stations (temperature, humidity, pressure) by name, at the node's cell. */
@@ -236,6 +270,18 @@ redeemSeconds = 60
 enabled = true
 price = "0"
 quotaMb = 1024
+
+[relay]
+# Circuit relay v2. A node with a public address may relay for peers behind NAT (it is paid from the
+# relay pool for the bytes their downloaders receipt it for): at most maxReservations peers at once,
+# each relayed connection reset after connectionMb MiB or connectionSeconds, then dialled again.
+enabled = false
+maxReservations = 64
+connectionMb = 64
+connectionSeconds = 600
+# A node behind NAT: relays to be reached through (/ip4/…/tcp/…/p2p/12D3KooW…, at most 4). It keeps
+# a reservation on each and advertises RELAY/p2p-circuit/p2p/SELF as its address.
+via = []
 
 [sensors]
 # Sensors on this rig: each gets a device key (DIR/sensors/NAME.key) that this node certifies, and

@@ -150,6 +150,14 @@ export class NodeAgent {
     )
   }
 
+  /**
+   * Publishes the advertisement now, between refreshes: when what it says changed, e.g. a node behind
+   * NAT got its relay reservation and has a circuit address to be dialled at.
+   */
+  async advertiseNow(): Promise<void> {
+    await this.#advertiser.publishNow()
+  }
+
   /** Stops advertising, then the services in reverse order. */
   async stop(): Promise<void> {
     this.#advertiser.stop()

@@ -21,6 +21,7 @@ import {
   BANDWIDTH_RECEIPT,
   frame,
   MAX_STORAGE_MESSAGE_BYTES,
+  RELAY_RECEIPT_PROTOCOL,
   STORAGE_PROTOCOL,
   STORAGE_RECEIPT,
   STORAGE_RESPONSE,
@@ -28,6 +29,7 @@ import {
   shardBillId,
   unframe,
 } from './protocol.js'
+import { byteReceiptsOwed } from './receipts-owed.js'
 import { type ContentKey, newContentKey, SEGMENT_BYTES } from './sealed.js'
 
 /**
@@ -55,6 +57,8 @@ export interface PutOptions extends Partial<Pick<EncodeOptions, 'segmentBytes' |
   n?: number
   /** Epochs to keep the file (default 10). */
   epochs?: number
+  /** The content key to seal with (default: a fresh random one; the simulator derives its own from its seed). */
+  key?: ContentKey
   onProgress?: StorageProgress
   /** Segments of pieces in flight per holder (default 8). */
   window?: number
@@ -92,11 +96,21 @@ async function call(
   header: unknown,
   body?: Uint8Array,
   timeoutMs = 30_000,
+  onRelay?: (relay: string) => void,
 ): Promise<{ header: Extract<ReturnType<typeof STORAGE_RESPONSE.parse>, { ok: true }>; body: Uint8Array }> {
   const response = await c.port.request(peer, STORAGE_PROTOCOL, frame(header, body), {
     maxResponseBytes: MAX_STORAGE_MESSAGE_BYTES,
     timeoutMs,
+    ...(onRelay === undefined ? {} : { onRelay }),
   })
+  return answerOf(peer, response)
+}
+
+/** A storage response's header and body; a refusal as a StorageError with the holder's code. */
+function answerOf(
+  peer: string,
+  response: Uint8Array,
+): { header: Extract<ReturnType<typeof STORAGE_RESPONSE.parse>, { ok: true }>; body: Uint8Array } {
   const { header: h, body: b } = unframe(response, STORAGE_RESPONSE)
   if (!h.ok)
     throw new StorageError(
@@ -124,7 +138,7 @@ export async function putFile(
 ): Promise<PutResult> {
   const k = options.k ?? 4
   const n = options.n ?? 6
-  const key = newContentKey()
+  const key = options.key ?? newContentKey()
   const upload = randomBytes(16).toString('hex')
   const segmentBytes = options.segmentBytes ?? SEGMENT_BYTES
   const chunkBytes = options.chunkBytes ?? 16 * 1024
@@ -414,26 +428,39 @@ export async function repairFile(
 
 /**
  * Signs a byte receipt for every holder that served this download (not those that served changed
- * bytes) and hands it to the holder, which gossips it for the verifiers. Best effort: a holder that
- * is gone simply goes unreceipted.
+ * bytes) and every circuit relay that carried pieces of it (see {@link byteReceiptsOwed}), and hands
+ * each to the node it names, which gossips it for the verifiers: a holder over the storage protocol,
+ * a relay over `/meshwork/relay/1`. One at a time, each signed once the one before was handed over:
+ * every node hears the others' receipts on the storage topic, and the wire codec takes a sender's
+ * messages in sequence order only, so a receipt signed later and gossiped first would make an
+ * earlier one a replay. Best effort, within 5 s in all: a node that is gone goes unreceipted.
  */
 async function receiptServed(
   c: StorageClientComponents,
   cid: string,
   session: string,
   served: ReadonlyMap<string, number>,
+  relayed: ReadonlyMap<string, number>,
   faulty: ReadonlySet<string>,
   timeoutMs: number,
 ): Promise<void> {
-  await Promise.all(
-    [...served].map(async ([holder, bytes]) => {
-      if (faulty.has(holder) || bytes === 0) return
-      const receipt = c.codec.encode(BANDWIDTH_RECEIPT, { holder, session, cid, bytes }).bytes
-      await call(c, holder, { op: 'served' }, receipt, Math.min(timeoutMs, 5_000)).catch((err: unknown) =>
-        c.logger.debug({ err, holder }, 'could not hand a byte receipt over'),
-      )
-    }),
-  )
+  const deadline = Date.now() + Math.min(timeoutMs, 5_000)
+  for (const [holder, owed] of byteReceiptsOwed(served, relayed, faulty)) {
+    const left = deadline - Date.now()
+    if (left <= 0) {
+      c.logger.debug({ holder }, 'no time left to hand a byte receipt over')
+      continue
+    }
+    const bytes = owed.served + owed.relayed
+    const receipt = c.codec.encode(BANDWIDTH_RECEIPT, { holder, session, cid, bytes }).bytes
+    try {
+      if (owed.relayed > 0)
+        answerOf(holder, await c.port.request(holder, RELAY_RECEIPT_PROTOCOL, receipt, { timeoutMs: left }))
+      else await call(c, holder, { op: 'served' }, receipt, left)
+    } catch (err) {
+      c.logger.debug({ err, holder }, 'could not hand a byte receipt over')
+    }
+  }
 }
 
 /** Options of {@link getFile}. */
@@ -473,16 +500,29 @@ export async function getFile(
   const { manifest: m, byShard } = await locateFile(c, candidates, cid, timeoutMs)
   const faulty = new Set<string>()
 
-  // Bytes each holder served this download, receipted at the end (cumulative in this session).
+  // Bytes each holder served and each circuit relay carried this download, receipted at the end
+  // (cumulative in this session).
   const served = new Map<string, number>()
+  const relayed = new Map<string, number>()
   const session = randomBytes(16).toString('hex')
   const fetchPiece = async (shard: number, segment: number): Promise<Uint8Array | undefined> => {
     for (const peer of byShard.get(shard) ?? []) {
       if (faulty.has(peer)) continue
       try {
-        const { body } = await call(c, peer, { op: 'get', cid, shard, segment }, undefined, timeoutMs)
+        let relay: string | undefined
+        const { body } = await call(
+          c,
+          peer,
+          { op: 'get', cid, shard, segment },
+          undefined,
+          timeoutMs,
+          (r) => {
+            relay = r
+          },
+        )
         if (body.length === pieceRange(m, segment).bytes) {
           served.set(peer, (served.get(peer) ?? 0) + body.length)
+          if (relay !== undefined) relayed.set(relay, (relayed.get(relay) ?? 0) + body.length)
           return body
         }
         faulty.add(peer)
@@ -546,6 +586,6 @@ export async function getFile(
     written += plain.length
     options.onProgress?.(written, m.size)
   }
-  await receiptServed(c, cid, session, served, faulty, timeoutMs)
+  await receiptServed(c, cid, session, served, relayed, faulty, timeoutMs)
   return { manifest: m, bytes: written, faulty: [...faulty] }
 }

@@ -151,10 +151,12 @@ export function shardBillId(cid: string, shard: number): string {
 }
 
 /**
- * A downloader's receipt for bytes a holder served it, signed with the downloader's peer key:
- * `bytes` is cumulative within `session` (a random id per download), so the latest receipt of a
- * session counts and replaying an older one adds nothing. Holders gossip them on the storage topic;
- * verifiers count each holder's served bytes per epoch (by the receipt's signed time).
+ * A downloader's receipt for bytes a node delivered to it, signed with the downloader's peer key:
+ * `holder` is the node paid for them, the holder that served pieces or the circuit relay they came
+ * through (or both, summed). `bytes` is cumulative within `session` (a random id per download), so
+ * the latest receipt of a session counts and replaying an older one adds nothing. Holders and relays
+ * gossip them on the storage topic; verifiers count each node's delivered bytes per epoch (by the
+ * receipt's signed time).
  */
 export const BANDWIDTH_RECEIPT = defineMessage(
   'storage/served',
@@ -170,6 +172,14 @@ export const BANDWIDTH_RECEIPT = defineMessage(
 )
 
 export type BandwidthReceiptBody = z.infer<typeof BANDWIDTH_RECEIPT.schema>
+
+/**
+ * The relay receipt protocol, `/meshwork/relay/1`: a downloader whose pieces came through a circuit
+ * relay hands the relay a {@link BANDWIDTH_RECEIPT} naming it (`holder` is the relay's peer id) for
+ * the bytes it carried; the relay gossips it on the storage topic as holders gossip theirs. The
+ * request is the signed envelope; the response is a storage response header (`ok`, or a refusal).
+ */
+export const RELAY_RECEIPT_PROTOCOL = '/meshwork/relay/1'
 
 /** Every message a storage holder or client signs or checks: a codec of either must know them all. */
 export const STORAGE_MESSAGES = [STORAGE_RECEIPT, BANDWIDTH_RECEIPT] as const

@@ -5,7 +5,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { ConnectionGater, Ed25519PrivateKey } from '@libp2p/interface'
 import { systemClock } from '../../src/core/clock.js'
 import { createLogger } from '../../src/core/logger.js'
-import { createMeshLibp2p, type MeshLibp2p } from '../../src/mesh/create-libp2p.js'
+import { createMeshLibp2p, type MeshLibp2p, type MeshLibp2pInit } from '../../src/mesh/create-libp2p.js'
 import { createLibp2pPort } from '../../src/mesh/libp2p-port.js'
 import type { NetworkPort } from '../../src/mesh/network-port.js'
 import { adTopic } from '../../src/node/advertisement.js'
@@ -54,6 +54,7 @@ export async function startMeshPort(
   key: Ed25519PrivateKey,
   bootstrap: string[],
   connectionGater?: ConnectionGater,
+  mesh: Pick<MeshLibp2pInit, 'listen' | 'relay'> = {},
 ): Promise<{ libp2p: MeshLibp2p; port: NetworkPort }> {
   const libp2p = await createMeshLibp2p({
     privateKey: key,
@@ -62,6 +63,7 @@ export async function startMeshPort(
     // Every peer of a test is 127.0.0.1: libp2p's 5 connections a second per host is too few.
     inboundConnectionThreshold: 1_000,
     ...(connectionGater === undefined ? {} : { connectionGater }),
+    ...mesh,
   })
   return { libp2p, port: createLibp2pPort(libp2p) }
 }
@@ -115,12 +117,14 @@ export class LiveNodes {
       cell?: string
       /** The node's directory (services keep data below it; default: the database's directory). */
       dir?: string
+      /** Listen addresses and circuit relay options of its libp2p node (default: loopback, no relay server). */
+      mesh?: Pick<MeshLibp2pInit, 'listen' | 'relay'>
     } = {},
   ): Promise<LiveNode> {
     const key = options.key ?? (await generateKeyPair('Ed25519'))
     const dbPath = options.dbPath ?? join(this.tempDir(), 'node.db')
     const db: NodeDatabase = openNodeDatabase(dbPath)
-    const { libp2p, port } = await startMeshPort(key, options.bootstrap ?? [])
+    const { libp2p, port } = await startMeshPort(key, options.bootstrap ?? [], undefined, options.mesh)
     const peerId = libp2p.peerId.toString()
     const agent = new NodeAgent(
       {

@@ -25,6 +25,8 @@ import type { NodeService } from '../../node/service.js'
 import { buildSensorService, registerSensorMetrics } from '../../sensors/node-sensors.js'
 import { StorageService } from '../../storage/holder.js'
 import { STORAGE_MESSAGES } from '../../storage/protocol.js'
+import { registerRelayMetrics } from '../../storage/relay-metrics.js'
+import { RelayService } from '../../storage/relay-service.js'
 import { registerStorageMetrics } from '../../storage/storage-metrics.js'
 import { globalOptions } from '../context.js'
 import { createOutput } from '../output.js'
@@ -67,6 +69,18 @@ export function nodeStartCommand(node: Command): void {
           bootstrap: [...network.bootstrap, ...config.mesh.bootstrap],
           mdns: config.mesh.mdns,
           scoredTopics: [adTopic(net)],
+          relay: {
+            ...(config.relay.enabled
+              ? {
+                  server: {
+                    maxReservations: config.relay.maxReservations,
+                    dataBytes: config.relay.connectionMb * 2 ** 20,
+                    durationMs: config.relay.connectionSeconds * 1_000,
+                  },
+                }
+              : {}),
+            via: [...config.relay.via],
+          },
         })
         const port = createLibp2pPort(libp2p, { logger: logger.child({ module: 'mesh' }) })
         stack.push({ name: 'mesh', stop: () => port.close() })
@@ -148,6 +162,25 @@ export function nodeStartCommand(node: Command): void {
           )
           services.push(storage)
         }
+        let relay: RelayService | undefined
+        if (config.relay.enabled) {
+          const signer = createPeerSigner(identity.peerKey)
+          relay = new RelayService(
+            { network: net },
+            {
+              codec: createWireCodec({
+                network: net,
+                signer,
+                clock: systemClock,
+                types: [...STORAGE_MESSAGES],
+                nextSeq: (t) => db.nextSeq(t),
+              }),
+              logger: logger.child({ module: 'relay' }),
+              reservations: () => libp2p.services.relay?.reservations.size ?? 0,
+            },
+          )
+          services.push(relay)
+        }
         const sensors = buildSensorService({
           network: net,
           h3Cell: config.node.h3Cell,
@@ -179,6 +212,24 @@ export function nodeStartCommand(node: Command): void {
         )
         await agent.start()
         stack.push({ name: 'agent', stop: () => agent.stop() })
+        if (config.relay.via.length > 0) {
+          // A relay reservation brings the circuit address this node is dialled at: advertise it
+          // then, not at the next refresh.
+          let advertised = agent.status().addresses.join(' ')
+          const onUpdate = (): void => {
+            const now = agent.status().addresses.join(' ')
+            if (now === advertised) return
+            advertised = now
+            agent
+              .advertiseNow()
+              .catch((err: unknown) => logger.warn({ err }, 'failed to advertise new addresses'))
+          }
+          libp2p.addEventListener('self:peer:update', onUpdate)
+          stack.push({
+            name: 'address watch',
+            stop: () => libp2p.removeEventListener('self:peer:update', onUpdate),
+          })
+        }
         if (compute) {
           const served = compute
           registerComputeMetrics(agent.metrics.registry, {
@@ -189,6 +240,10 @@ export function nodeStartCommand(node: Command): void {
         if (storage) {
           const held = storage
           registerStorageMetrics(agent.metrics.registry, () => held.counts)
+        }
+        if (relay) {
+          const relaying = relay
+          registerRelayMetrics(agent.metrics.registry, () => relaying.counts)
         }
         if (sensors) registerSensorMetrics(agent.metrics.registry, () => sensors.counts)
         const ops = await startOpsServer({

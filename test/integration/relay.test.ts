@@ -1,0 +1,241 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { gridDisk, latLngToCell } from 'h3-js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { systemClock } from '../../src/core/clock.js'
+import { createLogger } from '../../src/core/logger.js'
+import type { MeshLibp2p } from '../../src/mesh/create-libp2p.js'
+import type { NetworkPort } from '../../src/mesh/network-port.js'
+import { createPeerSigner, createPeerVerifier } from '../../src/mesh/peer-key.js'
+import { DEFAULT_RELAY_LIMITS } from '../../src/mesh/relay.js'
+import { createWireCodec, networkIdOf } from '../../src/mesh/wire-codec.js'
+import type { NodeDatabase } from '../../src/node/database.js'
+import { Meshwork } from '../../src/sdk/index.js'
+import { storageTopic } from '../../src/storage/challenge.js'
+import { StorageService } from '../../src/storage/holder.js'
+import {
+  BANDWIDTH_RECEIPT,
+  RELAY_RECEIPT_PROTOCOL,
+  STORAGE_MESSAGES,
+  STORAGE_RECEIPT,
+  STORAGE_RESPONSE,
+  unframe,
+} from '../../src/storage/protocol.js'
+import { registerRelayMetrics } from '../../src/storage/relay-metrics.js'
+import { RelayService } from '../../src/storage/relay-service.js'
+import { BANDWIDTH_OBSERVATION } from '../../src/verifier/observation.js'
+import { openVerifierStore, type VerifierStore } from '../../src/verifier/store.js'
+import { VerifierAgent } from '../../src/verifier/verifier-agent.js'
+import { type LiveNode, LiveNodes, startMeshPort, tcpAddr, until } from '../helpers/live-node.js'
+import { syntheticNetworkFile } from '../helpers/synthetic-network.js'
+
+/**
+ * Circuit relay v2 on real libp2p over loopback: a relay node (relay server and relay service, no
+ * storage), a holder that listens only through a reservation on it (no address of its own, as
+ * behind NAT), and a builder's SDK client. A file put on the holder and got back comes through the
+ * relay byte for byte, and the relay ends up with the downloader's signed receipt for the relayed
+ * bytes, gossiped on the storage topic, where a verifier counts them as the relay's bandwidth.
+ */
+
+const CELLS = gridDisk(latLngToCell(48.85, 2.35, 7), 1)
+const REGISTRY = '0x00000000000000000000000000000000000000c7'
+const NET = networkIdOf({ chainId: 31337, contracts: { NodeRegistry: REGISTRY } })
+const silent = createLogger({ level: 'silent' })
+
+function codecFor(db: NodeDatabase, signer: ReturnType<typeof createPeerSigner>) {
+  return createWireCodec({
+    network: NET,
+    signer,
+    clock: systemClock,
+    types: [...STORAGE_MESSAGES],
+    nextSeq: (t) => db.nextSeq(t),
+  })
+}
+
+describe('storage through a circuit relay', () => {
+  const nodes = new LiveNodes()
+  const dir = mkdtempSync(join(tmpdir(), 'mw-relay-it-'))
+  let relayNode: LiveNode
+  let relay: RelayService
+  let holderNode: LiveNode
+  let holder: StorageService
+  let verifierPort: NetworkPort
+  let verifierStore: VerifierStore
+  let verifier: VerifierAgent
+  let mw: Meshwork
+
+  beforeAll(async () => {
+    let relayLibp2p: MeshLibp2p | undefined
+    relayNode = await nodes.start({
+      network: NET,
+      cell: CELLS[0] as string,
+      operator: '0x00000000000000000000000000000000000000a1',
+      mesh: { relay: { server: { ...DEFAULT_RELAY_LIMITS, maxReservations: 4 } } },
+      services: (db, key) => {
+        relay = new RelayService(
+          { network: NET },
+          {
+            codec: codecFor(db, createPeerSigner(key)),
+            logger: silent,
+            reservations: () => relayLibp2p?.services.relay?.reservations.size ?? 0,
+          },
+        )
+        return [relay]
+      },
+    })
+    relayLibp2p = relayNode.libp2p
+    registerRelayMetrics(relayNode.agent.metrics.registry, () => relay.counts)
+    const relayAddr = tcpAddr(relayNode.libp2p)
+
+    // Behind "NAT": no listen address of its own, reachable only through its reservation.
+    holderNode = await nodes.start({
+      network: NET,
+      cell: CELLS[1] as string,
+      operator: '0x00000000000000000000000000000000000000b2',
+      bootstrap: [relayAddr],
+      mesh: { listen: [], relay: { via: [relayAddr] } },
+      services: (db, key) => {
+        const signer = createPeerSigner(key)
+        holder = new StorageService(
+          { network: NET, price: 0n, quotaBytes: 64 * 2 ** 20, now: () => Date.now() },
+          { signer, codec: codecFor(db, signer), logger: silent },
+        )
+        return [holder]
+      },
+    })
+    await until(() => holderNode.libp2p.getMultiaddrs().length > 0, 15_000)
+    expect(relay.counts.reservations).toBe(1)
+
+    // A verifier's intake of the storage topic (its chain never seeds an epoch here, so it never
+    // challenges; it counts delivery bandwidth as every verifier does).
+    const verifierKey = await generateKeyPair('Ed25519')
+    const mesh = await startMeshPort(verifierKey, [relayAddr])
+    verifierPort = mesh.port
+    nodes.track({ stop: () => mesh.port.close() })
+    verifierStore = openVerifierStore(join(dir, 'verifier.db'))
+    const verifierSigner = createPeerSigner(verifierKey)
+    verifier = new VerifierAgent(
+      {
+        network: NET,
+        schedule: { genesisTime: 0, epochDuration: 3_600 },
+        challengesPerEpoch: 1,
+        challengeTimeoutMs: 1_000,
+      },
+      {
+        port: mesh.port,
+        clock: systemClock,
+        chain: {
+          head: async () => ({ number: 0n, timestamp: Math.floor(Date.now() / 1000) }),
+          firstBlockAtOrAfter: async () => undefined,
+          registry: async () => {
+            throw new Error('no registry in this test')
+          },
+        },
+        store: verifierStore,
+        codec: createWireCodec({
+          network: NET,
+          signer: verifierSigner,
+          clock: systemClock,
+          types: [BANDWIDTH_RECEIPT, STORAGE_RECEIPT, BANDWIDTH_OBSERVATION],
+          nextSeq: (t) => verifierStore.nextSeq(t),
+        }),
+        verifier: createPeerVerifier(),
+        logger: silent,
+      },
+    )
+    verifier.start()
+
+    const networkPath = join(dir, 'network.json')
+    writeFileSync(
+      networkPath,
+      JSON.stringify(syntheticNetworkFile({ name: 'relay-it', registry: REGISTRY, bootstrap: [relayAddr] })),
+    )
+    mw = await Meshwork.connect({ network: networkPath, chain: false })
+    // The holder's advertisement (with its circuit address) reaches the client through the relay.
+    await until(
+      () =>
+        mw
+          .ads()
+          .some(
+            (a) =>
+              a.peerId === holderNode.peerId &&
+              a.ad.addrs.some((addr) => addr.includes(`/p2p/${relayNode.peerId}/p2p-circuit`)),
+          ),
+      20_000,
+      100,
+    )
+    await until(() => relayNode.port.topicPeers(storageTopic(NET)).includes(verifierPort.peerId), 15_000, 50)
+  }, 60_000)
+
+  afterAll(async () => {
+    await verifier?.stop()
+    verifierStore?.close()
+    await mw?.close()
+    await nodes.stopAll()
+    nodes.cleanUp()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('serves a file put and got through the relay, identical, and the relay is receipted for the bytes it carried', async ({
+    annotate,
+  }) => {
+    // Every address the holder has goes through the relay: nothing reaches it directly.
+    const addrs = holderNode.libp2p.getMultiaddrs().map((a) => a.toString())
+    expect(addrs.length).toBeGreaterThan(0)
+    for (const a of addrs) expect(a).toContain(`/p2p/${relayNode.peerId}/p2p-circuit`)
+
+    // 5 MiB at K = N = 1: one shard of two pieces, the first a whole 4 MiB segment.
+    const file = new Uint8Array(5 * 2 ** 20 + 123).map((_, i) => (i * 2_654_435_761) >>> 24)
+    const put = await mw.storage.put(file, { k: 1, n: 1 })
+    expect(put.holders).toEqual([holderNode.peerId])
+    const t = performance.now()
+    const back = await mw.storage.get(put.id, put.key)
+    const getMs = performance.now() - t
+    expect(Buffer.from(back.data as Uint8Array).equals(Buffer.from(file))).toBe(true)
+    await annotate(`5 MiB through the relay: get in ${getMs.toFixed(0)} ms`)
+
+    // The downloader signed a receipt to the relay for the whole shard (every piece came through
+    // it), the relay took it and gossiped it, and the verifier counts it as the relay's delivery
+    // bandwidth this epoch (as it counts the holder's, whose receipt the holder took).
+    const shardBytes = put.manifest.shards[0]?.bytes as number
+    const epoch = verifier.epochAtLocal(Date.now())
+    await until(() => verifierStore.servedOf(epoch).has(relayNode.peerId), 10_000, 50)
+    expect(relay.counts).toMatchObject({ receipts: 1, bytes: shardBytes, refused: 0 })
+    expect(verifierStore.servedOf(epoch).get(relayNode.peerId)).toEqual({ bytes: shardBytes, downloaders: 1 })
+    await until(() => holder.counts.receiptsServed === 1, 10_000, 50)
+
+    // The relay node's Prometheus metrics.
+    const metrics = await relayNode.agent.metrics.registry.metrics()
+    expect(metrics).toContain(`meshwork_node_relay_bytes_total ${shardBytes}`)
+    expect(metrics).toContain('meshwork_node_relay_receipts_total 1')
+    expect(metrics).toContain('meshwork_node_relay_receipts_refused_total 0')
+    expect(metrics).toContain('meshwork_node_relay_reservations 1')
+
+    // Garbage, and a receipt signed by another key than the peer handing it over, are refused and
+    // counted; the relay keeps serving.
+    const forger = createWireCodec({
+      network: NET,
+      signer: createPeerSigner(await generateKeyPair('Ed25519')),
+      clock: systemClock,
+      types: [...STORAGE_MESSAGES],
+      nextSeq: () => 1,
+    })
+    const forged = forger.encode(BANDWIDTH_RECEIPT, {
+      holder: relayNode.peerId,
+      session: 'cd'.repeat(16),
+      cid: put.id,
+      bytes: 2 ** 40,
+    }).bytes
+    for (const bad of [forged, new TextEncoder().encode('{"type":"storage/served"')]) {
+      const answer = unframe(
+        await verifierPort.request(relayNode.peerId, RELAY_RECEIPT_PROTOCOL, bad),
+        STORAGE_RESPONSE,
+      ).header
+      expect(answer).toMatchObject({ ok: false, code: 'STORAGE_REQUEST_INVALID' })
+    }
+    expect(relay.counts).toMatchObject({ receipts: 1, bytes: shardBytes, refused: 2 })
+    expect(verifierStore.servedOf(epoch).get(relayNode.peerId)?.bytes).toBe(shardBytes)
+  }, 90_000)
+})
