@@ -68,6 +68,19 @@ describe('attacks (production stack, simulated network)', () => {
     expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
   }, 90_000)
 
+  it('storage deleters fail every chunk challenge from the epoch after they took their shards, earn no storage reward, and lose money; verifiers rebuild their shards elsewhere and every file reads back intact', async () => {
+    const r = await simulate({ scenario: 'storage-deleter', nodes: 40, epochs: 3, engine: 'stack' })
+    expect(r.storage?.files).toBeGreaterThanOrEqual(2)
+    // The deleters undercut the price, so placement gave them a shard of every file; all were rebuilt.
+    expect(r.storage?.repaired).toBe(2 * (r.storage?.files ?? 0))
+    expect(r.storage?.intact).toBe(r.storage?.checked)
+    expect(r.storage?.checked).toBe(r.storage?.files)
+    expect(r.perEpoch[1]?.pools.storage).toBeGreaterThan(0)
+    expect(r.attack?.profit).toBeLessThan(0)
+    expect(r.attack?.detectionEpoch).toBe(1)
+    expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
+  }, 90_000)
+
   it("wash trading (paying one's own nodes for jobs) loses money with the compute rebate cap, and farmed the compute pool without it", async () => {
     const r = await simulate({ scenario: 'wash-trading', nodes: 40, epochs: 3, engine: 'stack' })
     expect(r.attack?.profit).toBeLessThan(0)

@@ -1,5 +1,6 @@
 import type { RewardService } from '../rewards/index.js'
 import type { RefusedPost } from './sim-ledger.js'
+import type { StorageOutcome } from './storage-files.js'
 
 /** What one simulated epoch paid, as its posted root commits to it. */
 export interface EpochOutcome {
@@ -29,6 +30,8 @@ export interface EngineRun {
   slashed: Map<string, bigint>
   /** Forged roots the colluding verifiers submitted, and how many the chain took. */
   forged: { attempted: number; accepted: number }
+  /** What the builder stored, the repairs and the final read-back (scenarios with storage). */
+  storage?: StorageOutcome
   /** Messages the simulated network carried and lost (the stack engine only). */
   network?: { delivered: number; dropped: number }
 }

@@ -43,8 +43,8 @@ const ZERO = '0x0000000000000000000000000000000000000000' as const
  */
 export async function runFast(world: World, options: { onProgress?: Progress } = {}): Promise<EngineRun> {
   const { protocol, epochs, fleet } = world
-  if (world.stations.length > 0)
-    throw new SimError('SIM_ENGINE_UNSUPPORTED', 'the fast engine does not run sensors', {
+  if (world.stations.length > 0 || world.storage !== undefined)
+    throw new SimError('SIM_ENGINE_UNSUPPORTED', 'the fast engine does not run sensors or storage', {
       hint: 'Run this scenario with --engine stack (at most 2,000 nodes)',
     })
   const { genesisTime, epochDuration, blockSeconds } = protocol

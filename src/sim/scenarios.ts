@@ -4,6 +4,7 @@ import { addIdentities, addMachine, type ChurnModel, type Fleet, HARDWARE, hones
 import { drawPlace } from './geography.js'
 import { stream } from './random.js'
 import type { SensorDemand } from './stations.js'
+import type { StorageDemand } from './storage-files.js'
 import { MESH } from './world.js'
 
 /** The size of a run. */
@@ -33,6 +34,8 @@ export interface Scenario {
   compute?: { forgers?: string; wash?: WashTrade }
   /** Weather stations on the nodes (the twin run keeps the honest ones, without `spoofers`). */
   sensors?: SensorDemand
+  /** Files a builder stores on the nodes (the twin run without `deleters`). */
+  storage?: StorageDemand
   defaults: Omit<ScenarioSize, 'seed'>
   build(size: ScenarioSize): ScenarioBuild
   /** The attacker's resources (machines, stake) run honestly: what it would earn without attacking. */
@@ -160,6 +163,13 @@ function honestPlusOwnMachines(
  */
 const washTrading = (size: ScenarioSize) => honestPlusOwnMachines(size, 'wash', 'wash-trading', 2)
 
+/**
+ * Storage deleters: their own machines, staked like the others, asking half the price for storage
+ * (they keep no disk) so that placement gives them shards, and deleting every shard they are given.
+ */
+const deleter = (size: ScenarioSize) =>
+  honestPlusOwnMachines(size, 'deleter', 'storage-deleter', attackers(size, 0.03, 2))
+
 /** Result forgers: their own machines, staked like the others, signing results they never computed. */
 const forger = (size: ScenarioSize) =>
   honestPlusOwnMachines(size, 'forger', 'forger', attackers(size, 0.03, 2))
@@ -236,6 +246,16 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     defaults: { nodes: 40, verifiers: 3, epochs: 6 },
     build: (size) => washTrading(size),
     twin: (size) => washTrading(size),
+  },
+  {
+    name: 'storage-deleter',
+    summary:
+      'storage deleters (3%, at least 2): a builder stores a file per 5 nodes (2-of-4 shards, prepaid); the deleters undercut the price, take shards and delete them',
+    attacker: 'deleter',
+    storage: { nodesPerFile: 5, bytes: 96 * 1024, k: 2, n: 4, undercut: 'deleter', deleters: 'deleter' },
+    defaults: { nodes: 40, verifiers: 3, epochs: 6 },
+    build: (size) => deleter(size),
+    twin: (size) => deleter(size),
   },
   {
     name: 'colluding-verifiers',

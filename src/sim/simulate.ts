@@ -8,6 +8,7 @@ import { greatCircleKm } from './geography.js'
 import { type Scenario, type ScenarioSize, scenarioByName } from './scenarios.js'
 import { type Progress, runStack } from './stack-engine.js'
 import { drawStations } from './stations.js'
+import { STORAGE_COST_MESH } from './storage-files.js'
 import { buildWorld, DEFAULT_SIM_PROTOCOL, MESH, type World } from './world.js'
 
 /** Which engine runs the protocol: the production stack on the simulated mesh, or the fast path. */
@@ -120,6 +121,11 @@ export interface SimResult {
   cohorts: Record<string, CohortEconomics>
   /** What honest operators got of everything paid over the run (0 to 1). */
   honestShare: number
+  /**
+   * Scenarios with storage: files stored, shards placed by the builder and rebuilt by verifiers'
+   * repairs, and the files read back intact in the last epoch (of those checked).
+   */
+  storage?: { files: number; placed: number; repaired: number; checked: number; intact: number }
   attack: AttackReport | null
 }
 
@@ -150,6 +156,10 @@ async function runOnce(
       twin ? undefined : scenario.compute.forgers,
       twin ? undefined : scenario.compute.wash,
     )
+  if (scenario.storage !== undefined) {
+    const { deleters: _deleters, ...honestStorage } = scenario.storage
+    world.storage = twin ? honestStorage : scenario.storage
+  }
   if (scenario.sensors !== undefined)
     world.stations = drawStations(world, twin ? { share: scenario.sensors.share } : scenario.sensors)
   const options = onProgress === undefined ? {} : { onProgress }
@@ -229,6 +239,21 @@ function economics(
       of(id.cohort).runningCosts += unitCost * STATION_COST_SHARE * (Math.min(m.to, epochs) - m.from)
   }
   const cohortOfPeer = new Map(fleet.identities.map((id) => [world.peerIds[id.index] as string, id.cohort]))
+  // Storage: the builder's prepaid price to each holder it placed a shard on, less the fee Payments
+  // burns; holding a shard costs its holder every epoch from the one it was stored in (a deleter
+  // keeps nothing, so it pays nothing).
+  for (const payment of run.storage?.payments ?? [])
+    of(cohortOfPeer.get(payment.holder) ?? 'unknown').payments += mesh(
+      payment.amount - paymentFee(payment.amount, world.protocol.paymentFeeBps),
+    )
+  for (const shard of run.storage?.shards ?? []) {
+    const cohort = cohortOfPeer.get(shard.holder) ?? 'unknown'
+    if (cohort === world.storage?.deleters) continue
+    const from = Math.floor(
+      (shard.storedAtMs / 1000 - world.protocol.genesisTime) / world.protocol.epochDuration,
+    )
+    of(cohort).runningCosts += STORAGE_COST_MESH * Math.max(0, epochs - from)
+  }
   for (const [peer, amount] of run.slashed) of(cohortOfPeer.get(peer) ?? 'unknown').slashed += mesh(amount)
   if (run.forged.attempted > 0) {
     const c = of('colluders')
@@ -282,7 +307,8 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   }
   // Sensors run on the stack engine only (the fast path has no readings to judge).
   const engine =
-    options.engine ?? (size.nodes <= AUTO_STACK_MAX_NODES || scenario.sensors !== undefined ? 'stack' : 'fast')
+    options.engine ??
+    (size.nodes <= AUTO_STACK_MAX_NODES || scenario.sensors !== undefined ? 'stack' : 'fast')
   const progress = (run: 'attack' | 'twin'): Progress | undefined =>
     options.onProgress === undefined ? undefined : (p, t) => options.onProgress?.(run, p, t)
   const { world, run } = await runOnce(scenario, size, false, engine, progress('attack'), options.params)
@@ -354,6 +380,17 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     perEpoch,
     cohorts,
     honestShare,
+    ...(run.storage === undefined
+      ? {}
+      : {
+          storage: {
+            files: run.storage.files,
+            placed: run.storage.shards.filter((x) => x.put).length,
+            repaired: run.storage.shards.filter((x) => !x.put).length,
+            checked: run.storage.checked,
+            intact: run.storage.intact,
+          },
+        }),
     attack,
   }
 }

@@ -7,18 +7,36 @@ import { SimNetwork } from '../mesh/sim-network.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
 import { serveUptimeChallenges } from '../node/uptime.js'
 import { SENSOR_READING } from '../sensors/reading.js'
+import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT } from '../storage/protocol.js'
 import { bundleCid, checkBundle, settleBundle } from '../verifier/bundle.js'
 import { EpochCloser } from '../verifier/epoch-closer.js'
 import { EPOCH_ATTESTATION, EPOCH_PROPOSAL } from '../verifier/leader.js'
-import { COMPUTE_OBSERVATION, SENSOR_OBSERVATION, UPTIME_OBSERVATION } from '../verifier/observation.js'
+import {
+  BANDWIDTH_OBSERVATION,
+  COMPUTE_OBSERVATION,
+  SENSOR_OBSERVATION,
+  STORAGE_OBSERVATION,
+  UPTIME_OBSERVATION,
+} from '../verifier/observation.js'
+import { StorageRepairer } from '../verifier/storage-repairer.js'
 import { openVerifierStore, type VerifierStore } from '../verifier/store.js'
 import { VerifierAgent } from '../verifier/verifier-agent.js'
 import { colludersPostForgedRoot } from './colluders.js'
 import type { EngineRun, EpochOutcome } from './engine.js'
 import { SimError } from './errors.js'
+import { seedBytes } from './random.js'
 import { SimLedger } from './sim-ledger.js'
 import { runStation } from './stations.js'
-import { availability, MESH, registrationMs, SIM_NETWORK_ID, SLASH_AMOUNT, type World } from './world.js'
+import { SimStorage } from './storage-files.js'
+import {
+  availability,
+  MESH,
+  registrationMs,
+  SIM_NETWORK_ID,
+  SLASH_AMOUNT,
+  signerFromSeed,
+  type World,
+} from './world.js'
 
 /** Largest network the stack engine takes (every challenge is a signed message on the simulated mesh). */
 export const STACK_ENGINE_MAX_NODES = 2_000
@@ -76,6 +94,10 @@ export async function runStack(
   const at = (ms: number, fn: () => void) => timers.push(clock.setTimer(Math.max(0, ms - clock.now()), fn))
   const epochMs = protocol.epochDuration * 1000
 
+  // Storage: every identity's holder while its machine is on, a builder, deleters (docs/simulation.md).
+  const storage =
+    world.storage === undefined ? undefined : new SimStorage(world, world.storage, { clock, network, logger })
+
   // Verifiers: registered before genesis, each with its agent and closer.
   const stops: (() => Promise<void>)[] = []
   const stores: VerifierStore[] = []
@@ -100,6 +122,10 @@ export async function runStack(
         COMPUTE_OBSERVATION,
         SENSOR_OBSERVATION,
         SENSOR_READING,
+        STORAGE_OBSERVATION,
+        STORAGE_RECEIPT,
+        BANDWIDTH_OBSERVATION,
+        BANDWIDTH_RECEIPT,
         EPOCH_PROPOSAL,
         EPOCH_ATTESTATION,
       ],
@@ -113,11 +139,15 @@ export async function runStack(
         schedule,
         challengesPerEpoch: protocol.challengesPerEpoch,
         challengeTimeoutMs: protocol.challengeTimeoutMs,
-        storageChallengesPerShard: 0,
+        storageChallengesPerShard: storage === undefined ? 0 : 2,
         pollMs: CLOSER_TICK_MS,
         place: { lat: v.place.lat, lon: v.place.lon },
       },
-      { ...common, chain },
+      {
+        ...common,
+        chain,
+        ...(storage === undefined ? {} : { repairer: new StorageRepairer({ port, codec, store, logger }) }),
+      },
     )
     const closer = new EpochCloser(
       {
@@ -163,11 +193,12 @@ export async function runStack(
         const port = net.createPort(signer.peerId)
         serveUptimeChallenges(port, { network, signer })
         ports.set(id.index, port)
+        void storage?.start(id.index, port)
       })
       at(genesisMs + span.to * epochMs, () => {
         const port = ports.get(id.index)
         ports.delete(id.index)
-        void port?.close()
+        void (storage?.stop(id.index) ?? Promise.resolve()).then(() => port?.close())
       })
     }
   }
@@ -183,6 +214,26 @@ export async function runStack(
         genesisMs + epochs * epochMs,
       ).then((stop) => async () => stop()),
     )
+  // The builder stores the run's files early in epoch 0, paying each holder up front; deleters wipe
+  // what they hold at the start of every later epoch; the builder reads every file back in the last.
+  if (storage !== undefined) {
+    const builder = signerFromSeed(seedBytes(world.seed, 'builder'))
+    const port = net.createPort(builder.peerId)
+    stops.push(async () => {
+      await storage.close()
+      await port.close()
+    })
+    storage.watch(port, builder)
+    const online = (i: number) => ports.has(i)
+    at(genesisMs + 5 * 60_000, () => {
+      void storage.putAll(port, builder, online, epochs, (i, amount) =>
+        ledger.redeemPayment(world.operators[i] as string, amount),
+      )
+    })
+    for (let e = 1; e < epochs; e++) at(genesisMs + e * epochMs + 1_000, () => storage.wipe())
+    if (epochs > 1)
+      at(genesisMs + (epochs - 1) * epochMs + 20 * 60_000, () => void storage.checkAll(port, builder, online))
+  }
   // Colluding verifiers try a forged root of their own just after each epoch ends.
   const forged = { attempted: 0, accepted: 0 }
   if (world.verifiers.some((v) => v.colluding))
@@ -275,5 +326,6 @@ export async function runStack(
     slashed: new Map(ledger.slashed),
     forged,
     network: { delivered: stats.delivered, dropped: stats.dropped },
+    ...(storage === undefined ? {} : { storage: storage.outcome }),
   }
 }

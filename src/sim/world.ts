@@ -9,6 +9,7 @@ import { type Fleet, isOnline, type Span } from './fleet.js'
 import { type Access, drawPlace, linkBetween, type Place } from './geography.js'
 import { seedBytes, stream } from './random.js'
 import type { SimStation } from './stations.js'
+import type { StorageDemand } from './storage-files.js'
 
 /** The network id simulated messages are bound to (chain 31337, a made-up NodeRegistry address). */
 export const SIM_NETWORK_ID = networkIdOf({
@@ -82,6 +83,8 @@ export interface World {
   jobs: SimJob[]
   /** The run's weather stations (none unless a scenario draws them: `drawStations`). */
   stations: SimStation[]
+  /** What a builder stores on the nodes (none: no storage service runs). */
+  storage?: StorageDemand
 }
 
 const VERIFIER_ACCESS: Access = { accessMs: 1, jitterMs: 1, lossRate: 0.0005 }
@@ -187,8 +190,8 @@ function peerIdOfKey(key: KeyObject): string {
   return base58btc.baseEncode(bytes)
 }
 
-/** The peer signer of the Ed25519 key with this 32-byte seed. */
-function signerFromSeed(seed: Uint8Array): PeerSigner {
+/** The peer signer of the Ed25519 key with this 32-byte seed (deterministic keys: simulation only). */
+export function signerFromSeed(seed: Uint8Array): PeerSigner {
   const key = privateKeyOf(seed)
   return { peerId: peerIdOfKey(key), sign: (data) => new Uint8Array(sign(null, data, key)) }
 }
