@@ -184,8 +184,26 @@ describe('buildCumulativeTree (properties)', () => {
     )
   })
 
+  it('hashes a tree deeper than one subtree (subtrees, then the levels above them) into the root OZ builds', () => {
+    // 16,390 leaves: the last node is 15 levels down, one more than a subtree holds, so the inner
+    // nodes are hashed as two subtrees and the root above them (on one thread: below PARALLEL_LEAVES).
+    const n = 16_390
+    const list: CumulativeEntry[] = Array.from({ length: n }, (_, i) => ({
+      account: `0x${(i * 104_729 + 3).toString(16).padStart(40, '0')}` as Address,
+      cumulativeAmount: BigInt(i) * 10n ** 17n + 7n,
+    }))
+    const tree = buildCumulativeTree(list)
+    const oz = ozTree(list)
+    expect(tree.root).toBe(oz.root)
+    for (let i = 0; i < n; i += 211) {
+      const { account, cumulativeAmount, proof } = tree.proofAt(i)
+      expect(StandardMerkleTree.verify(tree.root, ENCODING, [account, cumulativeAmount], proof)).toBe(true)
+    }
+  })
+
   it('hashes a large tree on two threads into one whose every sampled proof OZ verifies', () => {
-    // Above PARALLEL_LEAVES the helper thread hashes the upper part of the leaves: sample both parts.
+    // Above PARALLEL_LEAVES the helper thread hashes the upper part of the leaves and the left
+    // subtrees' inner nodes: sample both parts.
     const n = PARALLEL_LEAVES + 4_321
     const list: CumulativeEntry[] = Array.from({ length: n }, (_, i) => ({
       account: `0x${(i * 7_919 + 1).toString(16).padStart(40, '0')}` as Address,

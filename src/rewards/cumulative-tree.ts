@@ -1,7 +1,8 @@
 import { bytesToHex, getAddress, type Hex } from 'viem'
-import { KECCAK_DATA_OFFSET, keccak256, keccakModule } from './keccak.js'
+import { keccak256 } from './keccak.js'
 import type { AccountAmounts } from './key-index.js'
-import { hashLeaves, leafBuffers } from './leaf-hasher.js'
+import { largeArray } from './large-array.js'
+import { hashInnerNodes, hashLeaves } from './leaf-hasher.js'
 
 /** One operator's entry: everything it has earned since genesis, in MESH base units. */
 export interface CumulativeEntry {
@@ -128,10 +129,10 @@ function compareAt(buf: Uint8Array, a: number, b: number): number {
  */
 function sortByHash(hashes: Uint8Array, n: number): Uint32Array {
   const view = new DataView(hashes.buffer, hashes.byteOffset, hashes.byteLength)
-  const keys = new Uint32Array(n)
+  const keys = largeArray(Uint32Array, n)
   for (let i = 0; i < n; i++) keys[i] = view.getUint32(i * 32)
-  let order = new Uint32Array(n)
-  let spare = new Uint32Array(n)
+  let order = largeArray(Uint32Array, n)
+  let spare = largeArray(Uint32Array, n)
   for (let i = 0; i < n; i++) order[i] = i
   // Three passes of 11, 11 and 10 bits: each pass's 2,048 counters stay in the fastest cache.
   const counts = new Uint32Array(2_049)
@@ -186,7 +187,7 @@ const UPPER_HEX = /[A-F]/
  */
 export function addPayouts(previous: readonly CumulativeEntry[], payouts: AccountAmounts): CumulativeEntry[] {
   const next: CumulativeEntry[] = new Array(previous.length)
-  const used = new Uint8Array(payouts.size)
+  const used = largeArray(Uint8Array, payouts.size)
   // Tables and payouts tend to list operators in the same order (the registry's): try the position
   // after the last match before hashing the address (same result, one string comparison).
   let last = -1
@@ -199,13 +200,12 @@ export function addPayouts(previous: readonly CumulativeEntry[], payouts: Accoun
     if (at < 0) next[i] = e
     else {
       used[at] = 1
-      next[i] = { account: e.account, cumulativeAmount: e.cumulativeAmount + payouts.at(at)[1] }
+      next[i] = { account: e.account, cumulativeAmount: e.cumulativeAmount + payouts.amountAt(at) }
     }
   }
   for (let at = 0; at < payouts.size; at++) {
     if (used[at] === 1) continue
-    const [account, cumulativeAmount] = payouts.at(at)
-    next.push({ account, cumulativeAmount })
+    next.push({ account: payouts.keyAt(at) as `0x${string}`, cumulativeAmount: payouts.amountAt(at) })
   }
   return next
 }
@@ -224,7 +224,7 @@ class AccountIndex {
     this.accounts = accounts
     let capacity = 1
     while (capacity < 2 * n) capacity <<= 1
-    this.slots = new Int32Array(capacity).fill(-1)
+    this.slots = largeArray(Int32Array, capacity).fill(-1)
     this.mask = capacity - 1
     for (let i = 0; i < n; i++) {
       let slot = this.hash(accounts, i * 20)
@@ -283,43 +283,39 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
   const n = entries.length
   if (n === 0) throw new RangeError('a reward tree needs at least one entry')
   const size = 2 * n - 1
-  // Leaves are encoded and hashed in buffers shared with a helper thread (large trees hash on two
-  // cores); the module's memory then holds the tree, whose inner nodes are hashed in its loops, and
-  // keeps it (32 bytes a node).
-  const buffers = leafBuffers(n)
-  const { enc, leaves } = buffers
-  const accounts = new Uint8Array(n * 20)
-  hashLeaves(buffers, n, (from, to) => {
+  // One array holds the leaves' hashes (slots 0 to n - 1, in entry order) and then the tree (node j
+  // in slot j + 1, 32 bytes a node): the tree's leaves (slots n to 2n - 1) never overlap the hashes
+  // they are copied from, and its inner nodes overwrite them only once they are placed. Large trees
+  // are hashed on two cores (`leaf-hasher.ts`); each thread encodes straight into its module's memory.
+  const buffer = largeArray(Uint8Array, 2 * n * 32)
+  const leaves = buffer.subarray(0, n * 32)
+  const accounts = largeArray(Uint8Array, n * 20)
+  hashLeaves(leaves, n, (from, to, into, at) => {
     for (let i = from; i < to; i++) {
       const e = entries[i] as CumulativeEntry
-      const at = i * 64
-      encodeLeaf(e.account, e.cumulativeAmount, enc, at)
+      const o = at + (i - from) * 64
+      encodeLeaf(e.account, e.cumulativeAmount, into, o)
       // Byte loops instead of subarray views: a million views are a million objects for the GC.
-      for (let b = 0; b < 20; b++) accounts[i * 20 + b] = enc[at + 12 + b] as number
+      for (let b = 0; b < 20; b++) accounts[i * 20 + b] = into[o + 12 + b] as number
     }
   })
-  const treeAt = KECCAK_DATA_OFFSET
-  const k = keccakModule(size * 32)
-  const memory = new Uint8Array(k.memory.buffer)
   const index = new AccountIndex(accounts, n)
   const order = sortByHash(leaves, n)
 
   // Leaves into the tree's last n slots, sorted by hash, as 32-bit words (a copy keeps the bytes in
   // their order) without a view object per hash.
-  const treeWords = new Uint32Array(k.memory.buffer, treeAt, size * 8)
-  const leafWords = new Uint32Array(leaves.buffer, leaves.byteOffset, n * 8)
+  const tree = buffer.subarray(32, 32 + size * 32)
+  const words = new Uint32Array(buffer.buffer, buffer.byteOffset + 32, size * 8)
+  const leafWords = new Uint32Array(buffer.buffer, buffer.byteOffset, n * 8)
   /** Where entry i's leaf sits in the tree. */
-  const positionOf = new Uint32Array(n)
+  const positionOf = largeArray(Uint32Array, n)
   for (let j = 0; j < n; j++) {
     const i = order[j] as number
     const at = size - 1 - j
-    for (let w = 0; w < 8; w++) treeWords[at * 8 + w] = leafWords[i * 8 + w] as number
+    for (let w = 0; w < 8; w++) words[at * 8 + w] = leafWords[i * 8 + w] as number
     positionOf[i] = at
   }
-  k.hashInner(treeAt, size - 1 - n, 0)
-  // The tree stays where it was hashed (the module's memory holds nothing else).
-  const tree = memory.subarray(treeAt, treeAt + size * 32)
-  const words = new Uint32Array(tree.buffer, tree.byteOffset, tree.byteLength / 4)
+  hashInnerNodes(tree, n)
 
   /** The depth of node `at` (the root is 0): floor(log2(at + 1)). */
   const depthOf = (at: number): number => 31 - Math.clz32(at + 1)
@@ -375,6 +371,10 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
     proofAt,
     proofBytesAt,
     proofInto,
-    leafOrder: () => order.slice(),
+    leafOrder: () => {
+      const copy = largeArray(Uint32Array, n)
+      copy.set(order)
+      return copy
+    },
   }
 }

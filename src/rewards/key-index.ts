@@ -1,3 +1,5 @@
+import { largeArray } from './large-array.js'
+
 /**
  * Dense indices for string keys (peer ids, addresses): an open-addressing hash table over typed
  * arrays. At a million keys it builds and looks up several times faster than a `Map` (whose
@@ -14,8 +16,8 @@ export class KeyIndex {
   constructor(expected = 16) {
     let capacity = 16
     while (capacity < 2 * expected) capacity <<= 1
-    this.slots = new Int32Array(capacity).fill(-1)
-    this.hashes = new Int32Array(capacity)
+    this.slots = largeArray(Int32Array, capacity).fill(-1)
+    this.hashes = largeArray(Int32Array, capacity)
     this.mask = capacity - 1
   }
 
@@ -61,8 +63,8 @@ export class KeyIndex {
   }
 
   private grow(): void {
-    const slots = new Int32Array(this.slots.length * 2).fill(-1)
-    const hashes = new Int32Array(slots.length)
+    const slots = largeArray(Int32Array, this.slots.length * 2).fill(-1)
+    const hashes = largeArray(Int32Array, slots.length)
     const mask = slots.length - 1
     for (let old = 0; old < this.slots.length; old++) {
       const at = this.slots[old] as number
@@ -77,6 +79,81 @@ export class KeyIndex {
     this.hashes = hashes
     this.mask = mask
   }
+}
+
+/**
+ * Dense indices for integer keys in [0, 2^31) (H3 cell groups): an open-addressing hash table over
+ * typed arrays, without a `Map`'s per-entry objects.
+ */
+export class IntIndex {
+  private slots: Int32Array
+  private held: Int32Array
+  private mask: number
+  private count = 0
+
+  constructor(expected = 16) {
+    let capacity = 16
+    while (capacity < 2 * expected) capacity <<= 1
+    this.slots = largeArray(Int32Array, capacity).fill(-1)
+    this.held = largeArray(Int32Array, capacity)
+    this.mask = capacity - 1
+  }
+
+  get size(): number {
+    return this.count
+  }
+
+  /** The index of `key`, or -1. */
+  get(key: number): number {
+    for (let slot = mixOf(key) & this.mask; ; slot = (slot + 1) & this.mask) {
+      const at = this.slots[slot] as number
+      if (at < 0 || this.held[slot] === key) return at
+    }
+  }
+
+  /**
+   * The index of `key`, adding it (with the next index) when new.
+   *
+   * @throws RangeError when `key` is not an integer in [0, 2^31).
+   */
+  add(key: number): number {
+    if (!Number.isInteger(key) || key < 0 || key > 0x7fffffff) throw new RangeError(`not a key: ${key}`)
+    for (let slot = mixOf(key) & this.mask; ; slot = (slot + 1) & this.mask) {
+      const at = this.slots[slot] as number
+      if (at >= 0 && this.held[slot] !== key) continue
+      if (at >= 0) return at
+      const index = this.count++
+      this.slots[slot] = index
+      this.held[slot] = key
+      if (2 * this.count > this.slots.length) this.grow()
+      return index
+    }
+  }
+
+  private grow(): void {
+    const slots = largeArray(Int32Array, this.slots.length * 2).fill(-1)
+    const held = largeArray(Int32Array, slots.length)
+    const mask = slots.length - 1
+    for (let old = 0; old < this.slots.length; old++) {
+      const at = this.slots[old] as number
+      if (at < 0) continue
+      const key = this.held[old] as number
+      let slot = mixOf(key) & mask
+      while ((slots[slot] as number) >= 0) slot = (slot + 1) & mask
+      slots[slot] = at
+      held[slot] = key
+    }
+    this.slots = slots
+    this.held = held
+    this.mask = mask
+  }
+}
+
+/** A 31-bit mix of an integer key (neighbouring keys land far apart). */
+function mixOf(key: number): number {
+  let h = Math.imul(key ^ (key >>> 16), 0x45d9f3b)
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b)
+  return (h ^ (h >>> 16)) & 0x7fffffff
 }
 
 /** FNV-1a over the UTF-16 code units, then a final mix (keys often differ only at the end). */
@@ -118,6 +195,24 @@ export class AccountAmounts {
 
   get size(): number {
     return this.index.size
+  }
+
+  /** The amount at position `at` in insertion order. */
+  amountAt(at: number): bigint {
+    return this.amounts[at] as bigint
+  }
+
+  /** Sets the amount of the account at position `at`. */
+  setAt(at: number, amount: bigint): void {
+    if (!Number.isInteger(at) || at < 0 || at >= this.index.size) throw new RangeError(`no account at ${at}`)
+    this.amounts[at] = amount
+  }
+
+  /** The sum of all amounts. */
+  sum(): bigint {
+    let sum = 0n
+    for (let i = 0; i < this.amounts.length; i++) sum += this.amounts[i] as bigint
+    return sum
   }
 
   /** Adds `amount` to `account`'s (which must be lower case). */

@@ -2,30 +2,78 @@ import { Worker } from 'node:worker_threads'
 import { KECCAK_DATA_OFFSET, type KeccakModule, keccakModule, keccakWasmModule } from './keccak.js'
 
 /**
- * Hashing a large tree's leaves on two cores. The leaf encodings and hashes live in shared memory;
- * a helper thread (one per process, started on first use, never keeping the process alive) hashes
- * one range while the caller hashes another, and the caller waits for it synchronously (a worker
- * thread runs while the main thread blocks in `Atomics.wait`), so `buildCumulativeTree` stays a plain
- * function. If the helper cannot start, fails or does not finish in time, the caller hashes its range
- * itself: the result never depends on the helper, only the time does.
+ * Hashing a large tree on two cores: its leaves, then its inner nodes. The tree lives in shared
+ * memory; a helper thread (one per process, started on first use, never keeping the process alive)
+ * hashes one part while the caller hashes another, and the caller waits for it synchronously (a
+ * worker thread runs while the main thread blocks in `Atomics.wait`), so `buildCumulativeTree` stays
+ * a plain function. If the helper cannot start, fails or does not finish in time, the caller hashes
+ * its part itself: the result never depends on the helper, only the time does.
+ *
+ * Each thread hashes through a small module memory of its own (a few MB), copying a chunk in and
+ * its hashes out: the tree itself is never in a module's memory, so a million-leaf tree costs no
+ * 64 MB module memory on top of its own array, which V8 would also count as external memory and
+ * answer with a full collection.
  */
 
 /** Leaves per copy in and out of a module's memory. */
 const CHUNK = 32_768
 
 /**
- * Hashes leaves `[from, to)`: `out[32i, +32) = keccak256(keccak256(enc[64i, +64)))`, through `k`'s
- * memory at {@link KECCAK_DATA_OFFSET} (which must hold `CHUNK * 96` bytes).
+ * Height of the subtrees whose inner nodes a thread hashes in one go: 2^15 - 1 nodes of 32 bytes
+ * (1 MB) fit in the module memory that hashes leaves (`CHUNK * 96` bytes).
  */
-function hashRange(k: KeccakModule, enc: Uint8Array, out: Uint8Array, from: number, to: number): void {
+const SUBTREE_HEIGHT = 14
+
+/**
+ * Hashes leaves `[from, to)`: `out[32i, +32) = keccak256(keccak256(encoding i))`, through `k`'s
+ * memory at {@link KECCAK_DATA_OFFSET} (which must hold `CHUNK * 96` bytes). `encode(start, end,
+ * into, at)` writes the encodings of leaves `[start, end)` into `into` from byte `at`: here, straight
+ * into the module's memory.
+ */
+function hashRange(k: KeccakModule, out: Uint8Array, from: number, to: number, encode: Encode): void {
   const encAt = KECCAK_DATA_OFFSET
   const outAt = encAt + CHUNK * 64
   for (let start = from; start < to; start += CHUNK) {
     const count = Math.min(CHUNK, to - start)
     const memory = new Uint8Array(k.memory.buffer)
-    memory.set(enc.subarray(start * 64, (start + count) * 64), encAt)
+    encode(start, start + count, memory, encAt)
     k.hashLeaves(count, encAt, outAt)
     out.set(memory.subarray(outAt, outAt + count * 32), start * 32)
+  }
+}
+
+/**
+ * Hashes the inner nodes of the subtree of node `root` of an array tree (`tree` holds `size` nodes
+ * of 32 bytes, the last `n` of them leaves; node i's children are 2i + 1 and 2i + 2), down to
+ * `height` levels below `root` (the nodes at that depth must be hashed already). The subtree is laid
+ * out in `k`'s memory as an array tree of its own (its level l is a run of 2^l nodes of `tree`,
+ * from 2^l × (root + 1) - 1), its leaves and bottom level copied in, its inner nodes hashed by the
+ * module's loop and copied out. The helper thread's program has the same function.
+ */
+function hashSubtree(
+  k: KeccakModule,
+  tree: Uint8Array,
+  size: number,
+  n: number,
+  root: number,
+  height: number,
+): void {
+  const at = KECCAK_DATA_OFFSET
+  const memory = new Uint8Array(k.memory.buffer)
+  // Inner nodes come first in both layouts: the subtree's are its first `inner` nodes.
+  let inner = 0
+  for (let l = 0, first = root; l <= height && first < size; l++, first = 2 * first + 1) {
+    const count = Math.min(2 ** l, size - first)
+    const own = l < height ? Math.max(0, Math.min(n - 1 - first, count)) : 0
+    if (own > 0) inner = 2 ** l - 1 + own
+    const from = first + own
+    memory.set(tree.subarray(from * 32, (first + count) * 32), at + (2 ** l - 1 + own) * 32)
+  }
+  if (inner === 0) return
+  k.hashInner(at, inner - 1, 0)
+  for (let l = 0, first = root; l < height && first < n - 1; l++, first = 2 * first + 1) {
+    const own = Math.min(n - 1 - first, 2 ** l)
+    tree.set(memory.subarray(at + (2 ** l - 1) * 32, at + (2 ** l - 1 + own) * 32), first * 32)
   }
 }
 
@@ -37,20 +85,45 @@ const k = new WebAssembly.Instance(module).exports
 const needed = dataOffset + chunk * 96
 const pages = Math.ceil(needed / 65536) - k.memory.buffer.byteLength / 65536
 if (pages > 0) k.memory.grow(pages)
-parentPort.on('message', ({ job, enc, out, from, to }) => {
+function leaves({ enc, out, from, to }) {
+  const encAt = dataOffset
+  const outAt = encAt + chunk * 64
+  const memory = new Uint8Array(k.memory.buffer)
+  for (let start = from; start < to; start += chunk) {
+    const count = Math.min(chunk, to - start)
+    memory.set(enc.subarray((start - from) * 64, (start - from + count) * 64), encAt)
+    k.hashLeaves(count, encAt, outAt)
+    out.set(memory.subarray(outAt, outAt + count * 32), start * 32)
+  }
+}
+function subtree(tree, size, n, root, height) {
+  const at = dataOffset
+  const memory = new Uint8Array(k.memory.buffer)
+  let inner = 0
+  for (let l = 0, first = root; l <= height && first < size; l++, first = 2 * first + 1) {
+    const count = Math.min(2 ** l, size - first)
+    const own = l < height ? Math.max(0, Math.min(n - 1 - first, count)) : 0
+    if (own > 0) inner = 2 ** l - 1 + own
+    const from = first + own
+    memory.set(tree.subarray(from * 32, (first + count) * 32), at + (2 ** l - 1 + own) * 32)
+  }
+  if (inner === 0) return
+  k.hashInner(at, inner - 1, 0)
+  for (let l = 0, first = root; l < height && first < n - 1; l++, first = 2 * first + 1) {
+    const own = Math.min(n - 1 - first, 2 ** l)
+    tree.set(memory.subarray(at + (2 ** l - 1) * 32, at + (2 ** l - 1 + own) * 32), first * 32)
+  }
+}
+parentPort.on('message', (message) => {
   try {
-    const encAt = dataOffset
-    const outAt = encAt + chunk * 64
-    const memory = new Uint8Array(k.memory.buffer)
-    for (let start = from; start < to; start += chunk) {
-      const count = Math.min(chunk, to - start)
-      memory.set(enc.subarray(start * 64, (start + count) * 64), encAt)
-      k.hashLeaves(count, encAt, outAt)
-      out.set(memory.subarray(outAt, outAt + count * 32), start * 32)
+    if (message.kind === 'leaves') leaves(message)
+    else {
+      const { tree, size, n, from, to } = message
+      for (let root = from; root < to; root++) subtree(tree, size, n, root, Infinity)
     }
-    Atomics.store(control, 0, job)
+    Atomics.store(control, 0, message.job)
   } catch {
-    Atomics.store(control, 0, -job)
+    Atomics.store(control, 0, -message.job)
   }
   Atomics.notify(control, 0)
 })
@@ -85,58 +158,110 @@ function helperThread(): Helper | null {
   return helper
 }
 
-/** Below this many leaves one thread hashes them (a second one costs more than it saves). */
-export const PARALLEL_LEAVES = 65_536
-
-/** Shared buffers for a tree's leaves: their encodings (64 bytes each) and hashes (32 each). */
-export interface LeafBuffers {
-  enc: Uint8Array
-  leaves: Uint8Array
-}
-
-/** Buffers for `n` leaves, shared with the helper thread when `n` is large enough to use it. */
-export function leafBuffers(n: number): LeafBuffers {
-  const Buffer = n >= PARALLEL_LEAVES ? SharedArrayBuffer : ArrayBuffer
-  return { enc: new Uint8Array(new Buffer(n * 64)), leaves: new Uint8Array(new Buffer(n * 32)) }
+/** The helper for a job on `buffer`, or null (too small to be worth it, not shared, none). */
+function helperFor(buffer: ArrayBufferLike, n: number): Helper | null {
+  return n >= PARALLEL_LEAVES && buffer instanceof SharedArrayBuffer ? helperThread() : null
 }
 
 /**
- * Hashes the `n` leaves of `buffers`. `encode(from, to)` writes the encodings of leaves `[from, to)`
- * and is called for the helper's range first, so the helper hashes while the caller encodes its own.
+ * Waits for the helper's job `job`; false when it failed or took too long (the helper is then
+ * dropped, and the caller does the job's work itself: same bytes even if the helper is still
+ * writing them).
  */
-export function hashLeaves(
-  buffers: LeafBuffers,
-  n: number,
-  encode: (from: number, to: number) => void,
-): void {
-  const { enc, leaves } = buffers
-  const local = keccakModule(CHUNK * 96)
-  const shared = enc.buffer instanceof SharedArrayBuffer && leaves.buffer instanceof SharedArrayBuffer
-  const h = shared && n >= PARALLEL_LEAVES ? helperThread() : null
-  if (h === null) {
-    encode(0, n)
-    hashRange(local, enc, leaves, 0, n)
-    return
-  }
-  // The helper takes the upper part, a little less than half: it starts while the caller encodes.
-  const split = Math.floor(n * 0.52)
-  encode(split, n)
-  const job = ++h.jobs
-  h.worker.postMessage({ job, enc, out: leaves, from: split, to: n })
-  encode(0, split)
-  hashRange(local, enc, leaves, 0, split)
+function finished(h: Helper, job: number, n: number): boolean {
   // Generous: the helper does about as much as the caller just did.
   const deadline = performance.now() + 10_000 + n / 50
   for (;;) {
     const done = Atomics.load(h.control, 0)
-    if (done === job) return
+    if (done === job) return true
     const left = deadline - performance.now()
     if (done === -job || left <= 0) break
     Atomics.wait(h.control, 0, done, left)
   }
-  // Failed or too slow: hash its part here (identical bytes even if it is still writing them) and
-  // stop using it.
   helper = null
   void h.worker.terminate()
-  hashRange(local, enc, leaves, split, n)
+  return false
+}
+
+/** Below this many leaves one thread hashes them (a second one costs more than it saves). */
+export const PARALLEL_LEAVES = 65_536
+
+/**
+ * Writes the 64-byte encodings of leaves `[from, to)` into `into`, from byte `at` (the encoding of
+ * leaf i at `at + 64 × (i - from)`).
+ */
+export type Encode = (from: number, to: number, into: Uint8Array, at: number) => void
+
+/**
+ * Hashes `n` leaves into `out` (32 bytes each, in order). `encode` is called for the helper's range
+ * first (into a shared buffer of its own), so the helper hashes while the caller encodes its own
+ * range, chunk by chunk, straight into its module's memory. The helper is used when `out` is on a
+ * `SharedArrayBuffer` and `n` is at least {@link PARALLEL_LEAVES}.
+ */
+export function hashLeaves(out: Uint8Array, n: number, encode: Encode): void {
+  const local = keccakModule(CHUNK * 96)
+  const h = helperFor(out.buffer, n)
+  if (h === null) {
+    hashRange(local, out, 0, n, encode)
+    return
+  }
+  // The helper takes the upper part, a little less than half: it starts while the caller encodes.
+  const split = Math.floor(n * 0.52)
+  const enc = new Uint8Array(new SharedArrayBuffer((n - split) * 64))
+  encode(split, n, enc, 0)
+  const job = ++h.jobs
+  h.worker.postMessage({ kind: 'leaves', job, enc, out, from: split, to: n })
+  hashRange(local, out, 0, split, encode)
+  if (finished(h, job, n)) return
+  hashRange(local, out, split, n, (from, to, into, at) =>
+    into.set(enc.subarray((from - split) * 64, (to - split) * 64), at),
+  )
+}
+
+/**
+ * Hashes the inner nodes of an array tree whose leaves are in place: `tree` holds `size = 2n - 1`
+ * nodes of 32 bytes, the last `n` of them leaves, and node i becomes keccak256 of the sorted pair of
+ * nodes 2i + 1 and 2i + 2. A large tree is cut into the subtrees below one level (each fits in a
+ * module memory of about 1 MB); the helper hashes the left ones (those with the deepest leaves),
+ * about half of the work, while the caller hashes the rest; then the caller hashes
+ * the levels above them.
+ */
+export function hashInnerNodes(tree: Uint8Array, n: number): void {
+  const size = 2 * n - 1
+  const depth = 31 - Math.clz32(size) // of the last node: floor(log2(size))
+  const top = Math.max(0, depth - SUBTREE_HEIGHT)
+  // Room for a subtree, and for the levels above them (as many nodes as the subtrees' roots, again).
+  const local = keccakModule(Math.max(CHUNK * 96, 2 ** (top + 1) * 32))
+  if (top === 0) {
+    hashSubtree(local, tree, size, n, 0, Number.POSITIVE_INFINITY)
+    return
+  }
+  const first = 2 ** top - 1
+  const end = 2 ** (top + 1) - 1
+  // Split the subtrees by their inner nodes: the left ones hold the deepest level's leaves.
+  let total = 0
+  const inner = new Float64Array(end - first)
+  for (let root = first; root < end; root++) {
+    let count = 0
+    for (let l = 0, f = root; f < n - 1; l++, f = 2 * f + 1) count += Math.min(n - 1 - f, 2 ** l)
+    inner[root - first] = count
+    total += count
+  }
+  const h = helperFor(tree.buffer, n)
+  let split = first
+  if (h !== null) {
+    for (let done = 0; split < end && done + (inner[split - first] as number) <= total / 2; split++)
+      done += inner[split - first] as number
+  }
+  let job = 0
+  if (h !== null && split > first) {
+    job = ++h.jobs
+    h.worker.postMessage({ kind: 'inner', job, tree, size, n, from: first, to: split })
+  }
+  for (let root = split; root < end; root++) hashSubtree(local, tree, size, n, root, Number.POSITIVE_INFINITY)
+  if (h !== null && split > first && !finished(h, job, n)) {
+    for (let root = first; root < split; root++)
+      hashSubtree(local, tree, size, n, root, Number.POSITIVE_INFINITY)
+  }
+  hashSubtree(local, tree, size, n, 0, top)
 }

@@ -1,5 +1,6 @@
 import { lowerAddress } from './cumulative-tree.js'
-import { AccountAmounts, KeyIndex } from './key-index.js'
+import { AccountAmounts, IntIndex, KeyIndex } from './key-index.js'
+import { largeArray } from './large-array.js'
 
 /**
  * The reward function: what each operator earns in one epoch, from the epoch's observations.
@@ -427,7 +428,7 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     relay: relayWeightsByOperator,
     sensor: sensorWeightsByOperator,
   }
-  const totals = Object.fromEntries(REWARD_SERVICES.map((s) => [s, sumOf(weights[s].values())])) as Record<
+  const totals = Object.fromEntries(REWARD_SERVICES.map((s) => [s, weights[s].sum()])) as Record<
     RewardService,
     bigint
   >
@@ -480,22 +481,33 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   for (const c of bandwidth) c.reward = totals.relay > 0n ? (pools.relay * c.weight) / totals.relay : 0n
   for (const c of sensor) c.reward = totals.sensor > 0n ? (pools.sensor * c.weight) / totals.sensor : 0n
 
-  // 3. Payouts. The uptime operators' positions are kept (no hashing for most operators); an
-  // operator whose share floors to 0 is dropped at the end.
-  let payouts = AccountAmounts.zeroLike(weights.uptime)
+  // 3. Payouts, written over the uptime weights (read for the last time here): each uptime
+  // operator keeps its position (no hashing and no second table for most operators); an operator
+  // whose share floors to 0 is dropped at the end.
+  let payouts = weights.uptime
   let zeros = 0
   let total = 0n
+  if (!active.includes('uptime')) for (let i = 0; i < payouts.size; i++) payouts.setAt(i, 0n)
   for (const s of active) {
     const pool = pools[s]
     const all = totals[s]
+    if (s === 'uptime') {
+      for (let i = 0; i < payouts.size; i++) {
+        const amount = (pool * payouts.amountAt(i)) / all
+        if (amount > 0n) payouts.setAt(i, amount)
+        else {
+          payouts.setAt(i, 0n)
+          zeros++
+        }
+        total += amount
+      }
+      continue
+    }
     for (let i = 0; i < weights[s].size; i++) {
       const [operator, w] = weights[s].at(i)
       const amount =
         s === 'compute' && computePaid !== undefined ? (computePaid.get(operator) ?? 0n) : (pool * w) / all
-      if (s === 'uptime') {
-        if (amount > 0n) payouts.addAt(i, amount)
-        else zeros++
-      } else if (amount > 0n) payouts.add(operator, amount)
+      if (amount > 0n) payouts.add(operator, amount)
       total += amount
     }
   }
@@ -899,8 +911,8 @@ class UptimeTable implements UptimeScores {
     }
     const verifiers = [...new Set(input.verifiers)].sort()
     const vIndex = new Map(verifiers.map((v, i) => [v, i]))
-    const challenges = new Int32Array(verifiers.length * n)
-    const answered = new Int32Array(verifiers.length * n)
+    const challenges = largeArray(Int32Array, verifiers.length * n)
+    const answered = largeArray(Int32Array, verifiers.length * n)
     const observed = new Uint8Array(verifiers.length)
     // Bundles list a verifier's observations in node order: try the node after the verifier's last
     // one before hashing the peer id (same result, a string comparison instead of a lookup).
@@ -938,8 +950,8 @@ class UptimeTable implements UptimeScores {
         probe.distanceKm <= MAX_COUNT
       ) {
         if (rtts === undefined || distances === undefined) {
-          rtts = new Int32Array(verifiers.length * n).fill(-1)
-          distances = new Int32Array(verifiers.length * n).fill(-1)
+          rtts = largeArray(Int32Array, verifiers.length * n).fill(-1)
+          distances = largeArray(Int32Array, verifiers.length * n).fill(-1)
         }
         // Of duplicates' probes, the fastest round trip counts (then the longer distance).
         const r = rtts[at] as number
@@ -963,23 +975,21 @@ class UptimeTable implements UptimeScores {
     // The observers: verifiers that observed anything this epoch (one that was down does not count).
     const kept = verifiers.flatMap((_, i) => (observed[i] === 1 ? [i] : []))
     this.observers = kept.map((i) => verifiers[i] as string)
-    this.challenges = new Int32Array(kept.length * n)
-    this.answered = new Int32Array(kept.length * n)
-    kept.forEach((from, to) => {
-      this.challenges.set(challenges.subarray(from * n, from * n + n), to * n)
-      this.answered.set(answered.subarray(from * n, from * n + n), to * n)
-    })
-    if (rtts !== undefined && distances !== undefined) {
-      const r = new Int32Array(kept.length * n)
-      const d = new Int32Array(kept.length * n)
+    // The observers' rows, in place: moved down over the rows of verifiers that observed nothing
+    // (a copy of a million-node table would be tens of MB more at the peak).
+    const rows = (table: Int32Array) => {
       kept.forEach((from, to) => {
-        r.set(rtts.subarray(from * n, from * n + n), to * n)
-        d.set(distances.subarray(from * n, from * n + n), to * n)
+        if (from !== to) table.copyWithin(to * n, from * n, from * n + n)
       })
-      this.rtts = r
-      this.distances = d
+      return kept.length === verifiers.length ? table : table.subarray(0, kept.length * n)
     }
-    this.scores = new Int32Array(n)
+    this.challenges = rows(challenges)
+    this.answered = rows(answered)
+    if (rtts !== undefined && distances !== undefined) {
+      this.rtts = rows(rtts)
+      this.distances = rows(distances)
+    }
+    this.scores = largeArray(Int32Array, n)
     const k = kept.length
     const fractions = new Int32Array(k)
     for (let i = 0; i < n; i++) {
@@ -988,12 +998,12 @@ class UptimeTable implements UptimeScores {
     }
 
     // Places: each node's cell group, whether its claim is void, and each cell's eligible stake.
-    this.groups = new Int32Array(n).fill(-1)
-    this.flags = new Uint8Array(n)
+    this.groups = largeArray(Int32Array, n).fill(-1)
+    this.flags = largeArray(Uint8Array, n)
     const u = params.uptime
     const threshold = Math.max(1, u.thresholdPpm)
     const tolerated = divFloor(Math.max(0, k - 1), 3)
-    const groupOf = new Map<number, number>()
+    const groupOf = new IntIndex(1_024)
     const sums: bigint[] = []
     if (k === 0) return
     for (let i = 0; i < n; i++) {
@@ -1009,10 +1019,8 @@ class UptimeTable implements UptimeScores {
           continue
         }
         if ((this.scores[i] as number) < threshold || node.stake <= 0n) continue
-        let g = groupOf.get(key)
-        if (g === undefined) {
-          g = sums.length
-          groupOf.set(key, g)
+        const g = groupOf.add(key)
+        if (g === sums.length) {
           sums.push(0n)
           this.groupKeys.push(key)
         }
@@ -1074,18 +1082,18 @@ class UptimeTable implements UptimeScores {
     const out = new AccountAmounts(this.size)
     const u = this.params.uptime
     const threshold = Math.max(1, u.thresholdPpm)
-    const full = BPS
-    const vetted = BigInt(u.vettingFactorBps)
+    const full = Number(BPS)
+    const vetted = u.vettingFactorBps
     if (this.observers.length === 0) return out
     for (let i = 0; i < this.size; i++) {
       const score = this.scores[i] as number
       if (score < threshold || (this.flags[i] as number) !== 0) continue
       const node = this.input.nodes[i] as RewardNode
       if (node.stake <= 0n) continue
-      const stakeWeight = this.stakeWeightOf(i)
       const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
-      if (factor === 0n) continue
-      const weight = BigInt(score) * stakeWeight * factor
+      if (factor === 0) continue
+      // score × factor is at most 10^10, exact as a number: one bigint product a node instead of two.
+      const weight = BigInt(score * factor) * this.stakeWeightOf(i)
       out.add(lowerAddress(node.operator), weight)
     }
     return out
@@ -1213,7 +1221,15 @@ const PPM_NUMBER = Number(PPM)
 function median(values: Int32Array): number {
   const n = values.length
   if (n === 0) return 0
-  values.sort()
+  if (n <= 16) {
+    // Insertion sort: a few verifiers per node, a million nodes (no builtin call per node).
+    for (let i = 1; i < n; i++) {
+      const x = values[i] as number
+      let j = i - 1
+      for (; j >= 0 && (values[j] as number) > x; j--) values[j + 1] = values[j] as number
+      values[j + 1] = x
+    }
+  } else values.sort()
   const mid = n >> 1
   if (n % 2 === 1) return values[mid] as number
   return divFloor((values[mid - 1] as number) + (values[mid] as number), 2)
@@ -1222,10 +1238,4 @@ function median(values: Int32Array): number {
 /** The smaller of two bigints (`Math.min` takes numbers only). */
 function minOf(a: bigint, b: bigint): bigint {
   return a < b ? a : b
-}
-
-function sumOf(values: Iterable<bigint>): bigint {
-  let sum = 0n
-  for (const v of values) sum += v
-  return sum
 }
