@@ -17,15 +17,9 @@
  */
 import '../src/core/polyfill.js'
 import { fork } from 'node:child_process'
-import { createPublicKey, verify } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { gridDisk, latLngToCell } from 'h3-js'
-import { canonicalJson } from '../src/core/canonical-json.js'
 import { mulberry32 } from '../src/core/prng.js'
-import { createPeerSigner, createPeerVerifier } from '../src/mesh/peer-key.js'
-import { createWireCodec, verifyEnvelope } from '../src/mesh/wire-codec.js'
 import {
   addPayouts,
   buildCumulativeTree,
@@ -36,7 +30,6 @@ import {
   type RewardParams,
   type UptimeObservation,
 } from '../src/rewards/index.js'
-import { UPTIME_OBSERVATION } from '../src/verifier/observation.js'
 import { report } from './report.js'
 
 const BENCH = 'settlement'
@@ -58,7 +51,7 @@ const PARAMS: RewardParams = {
 }
 const OBSERVATIONS = 20_000
 /** 200,000 resolution-7 cells around Europe (a 1M-node epoch puts about five in each). */
-const CELLS = gridDisk(latLngToCell(48, 10, 7), 258).slice(0, 200_000)
+const cells = () => gridDisk(latLngToCell(48, 10, 7), 258).slice(0, 200_000)
 const NETWORK = '31337:0x00000000000000000000000000000000000000b2'
 const CHILD_FLAG = '--meshwork-settlement-child'
 
@@ -72,6 +65,7 @@ const peerIdOf = (i: number) => `12D3KooW${i.toString(36).padStart(44, 'Z')}`
  */
 function syntheticEpoch(n: number): { input: RewardInput; previous: CumulativeEntry[] } {
   const next = mulberry32(n)
+  const CELLS = cells()
   // Each string its own flat copy, as JSON.parse makes them (one at a time: no whole-list copies).
   const parsed = (s: string) => JSON.parse(`"${s}"`) as string
   const nodes: RewardNode[] = []
@@ -149,7 +143,8 @@ function settleChild(n: number): SettleResult {
 }
 
 /** Child: the same tree with OpenZeppelin's library. */
-function baselineChild(n: number): { seconds: number; root: string; maxRssMb: number } {
+async function baselineChild(n: number): Promise<{ seconds: number; root: string; maxRssMb: number }> {
+  const { StandardMerkleTree } = await import('@openzeppelin/merkle-tree')
   const { input, previous } = syntheticEpoch(n)
   const entries = cumulative(input, previous)
   const values = entries.map((e) => [e.account, e.cumulativeAmount.toString()])
@@ -172,6 +167,14 @@ function inChild<T>(kind: 'settle' | 'baseline', n: number): Promise<T> {
 }
 
 async function observationVerify(): Promise<void> {
+  // Imported here, not at the top: the settling child loads only what settling needs (its peak
+  // memory is measured).
+  const { createPublicKey, verify } = await import('node:crypto')
+  const { generateKeyPair } = await import('@libp2p/crypto/keys')
+  const { canonicalJson } = await import('../src/core/canonical-json.js')
+  const { createPeerSigner, createPeerVerifier } = await import('../src/mesh/peer-key.js')
+  const { createWireCodec, verifyEnvelope } = await import('../src/mesh/wire-codec.js')
+  const { UPTIME_OBSERVATION } = await import('../src/verifier/observation.js')
   const key = await generateKeyPair('Ed25519')
   let seq = 0
   const codec = createWireCodec({
@@ -297,7 +300,7 @@ if (process.argv.includes(CHILD_FLAG)) {
   const at = process.argv.indexOf(CHILD_FLAG)
   const kind = process.argv[at + 1]
   const n = Number(process.argv[at + 2])
-  const result = kind === 'settle' ? settleChild(n) : baselineChild(n)
+  const result = kind === 'settle' ? settleChild(n) : await baselineChild(n)
   if (process.send) process.send(result, () => process.exit(0))
   else console.log(JSON.stringify(result))
 }
