@@ -41,7 +41,7 @@ import {
   type Unsubscribe,
   type Verdict,
 } from './network-port.js'
-import { relayPeerOf } from './relay.js'
+import { fitsLimits, relayPeerOf } from './relay.js'
 
 /** What the port uses of a libp2p node (a {@link MeshLibp2p} has all of it). */
 export type Libp2pPortNode = Pick<
@@ -71,6 +71,12 @@ const RESPONSE_HEAD_BYTES = 1 + LENGTH_BYTES
 const MAX_ERROR_PAYLOAD_BYTES = 256
 /** Frames up to this size are copied into one buffer and sent in one piece. */
 const COALESCE_MAX_BYTES = 64 * 1024
+/** New circuits one request may wait for before it takes the last one whatever its room. */
+const MAX_CIRCUIT_ATTEMPTS = 8
+/** Longest a new circuit beside a full one may take to open. */
+const NEW_CIRCUIT_TIMEOUT_MS = 10_000
+/** Noise and yamux framing and protocol negotiation, counted against a relayed connection's limit. */
+const FRAMING_MARGIN_BYTES = 64 * 1024
 /** Wait before retrying a ping that found the peer's one ping stream busy. */
 const PING_RETRY_MS = 25
 /** The error codes a server may send; anything else is reported as REMOTE_ERROR. */
@@ -113,6 +119,10 @@ class Libp2pPort implements NetworkPort {
   private readonly maxInboundStreams: number
   private readonly subscriptions = new Map<string, GossipHandler>()
   private readonly served = new Map<string, Served>()
+  /** Bytes held by requests in flight on relayed connections with limits. */
+  private readonly reserved = new WeakMap<Connection, number>()
+  /** New circuits being dialled beside full ones, by peer. */
+  private readonly dialling = new Map<string, Promise<Connection>>()
   private readonly closeController = new AbortController()
   private closing: Promise<void> | undefined
   private readonly onGossip = (event: CustomEvent<GossipsubMessage>): void => {
@@ -316,20 +326,25 @@ class Libp2pPort implements NetworkPort {
     this.assertOpen()
     const peerId = this.parsePeer(peer)
     const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-    const call = new CallSignal(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, [
-      this.closeController.signal,
-      options.signal,
-    ])
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    const call = new CallSignal(timeoutMs, [this.closeController.signal, options.signal])
     const { signal } = call
     const context = { peer, protocol }
 
     let stream: Stream
+    // What this request may move over the connection, held against a relayed connection's limits.
+    const budget =
+      LENGTH_BYTES + data.byteLength + RESPONSE_HEAD_BYTES + maxResponseBytes + FRAMING_MARGIN_BYTES
+    let release = (): void => {}
     try {
-      const connection = this.openConnection(peerId) ?? (await this.node.dial(peerId, { signal }))
+      const chosen = await this.connectionFor(peerId, budget, timeoutMs, signal)
+      const connection = chosen.connection
+      release = chosen.release
       stream = await connection.newStream(protocol, { signal, runOnLimitedConnection: true })
       const relay = connection.direct ? undefined : relayPeerOf(connection.remoteAddr.toString())
       if (relay !== undefined) options.onRelay?.(relay)
     } catch (err) {
+      release()
       call.dispose()
       throw this.failure(err, { ...context, peerId, call, user: options.signal, opened: false })
     }
@@ -364,6 +379,7 @@ class Libp2pPort implements NetworkPort {
       stream.abort(toError(err))
       throw this.failure(err, { ...context, peerId, call, user: options.signal, opened: true })
     } finally {
+      release()
       call.dispose()
       reader.discard()
     }
@@ -397,13 +413,62 @@ class Libp2pPort implements NetworkPort {
   }
 
   /**
-   * An open connection to `peer` (a direct one first), if any. libp2p's dial does not reuse a
-   * relayed connection with limits: it dials again to try for an unlimited one, and concurrent
-   * requests then abort each other's duplicate circuits. Requests reuse what is open instead.
+   * A connection to `peer` for a request that may move `bytes` within `ms`: an open one it fits in
+   * (direct first, then unlimited, then a relayed one with room left), else a new one. libp2p's own
+   * dial is not used while a connection is open: it passes over a relayed connection with limits to
+   * try for an unlimited one, and concurrent requests then abort each other's duplicate circuits.
+   * A relayed connection is reset by its relay once its data or time runs out (src/mesh/relay.ts),
+   * so a request that would not fit in what is left goes on a new circuit (one dial a peer at a time,
+   * shared by the requests waiting for it), and a transfer larger than one connection's limit is
+   * spread over several instead of being cut off.
    */
-  private openConnection(peer: PeerId): Connection | undefined {
-    const open = this.node.getConnections(peer).filter((c) => c.status === 'open')
-    return open.find((c) => c.direct) ?? open[0]
+  private async connectionFor(
+    peer: PeerId,
+    bytes: number,
+    ms: number,
+    signal: AbortSignal,
+  ): Promise<{ connection: Connection; release: () => void }> {
+    // Chosen and reserved in one step (no await between), so concurrent requests do not all take
+    // the same room.
+    const take = (c: Connection) => ({ connection: c, release: this.reserve(c, bytes) })
+    for (let attempt = 0; ; attempt++) {
+      const open = this.node.getConnections(peer).filter((c) => c.status === 'open')
+      const fitting = open.filter((c) => fitsLimits(c.limits, this.reserved.get(c) ?? 0, bytes, ms))
+      const best = fitting.find((c) => c.direct) ?? fitting.find((c) => c.limits === undefined) ?? fitting[0]
+      if (best !== undefined) return take(best)
+      if (open.length === 0) return take(await this.node.dial(peer, { signal }))
+      const key = peer.toString()
+      let fresh = this.dialling.get(key)
+      if (fresh === undefined) {
+        // A new circuit beside the full one (libp2p would otherwise hand back the one it has), on
+        // a deadline of its own: the requests waiting for it each keep theirs.
+        const dial = new CallSignal(NEW_CIRCUIT_TIMEOUT_MS, [this.closeController.signal])
+        fresh = this.node.dial(peer, { signal: dial.signal, force: true }).finally(() => {
+          dial.dispose()
+          this.dialling.delete(key)
+        })
+        fresh.catch(() => undefined)
+        this.dialling.set(key, fresh)
+      }
+      const connection = await withTimeout(fresh, ms, [signal])
+      const held = this.reserved.get(connection) ?? 0
+      // Others waiting on the same dial may have taken its room: then look again. A request too
+      // large for even an empty circuit goes on one anyway (the relay will cut it).
+      if (fitsLimits(connection.limits, held, bytes, ms) || held === 0 || attempt >= MAX_CIRCUIT_ATTEMPTS)
+        return take(connection)
+    }
+  }
+
+  /** Holds `bytes` of `connection`'s remaining limit for a request in flight; returns the release. */
+  private reserve(connection: Connection, bytes: number): () => void {
+    if (connection.limits === undefined) return () => {}
+    this.reserved.set(connection, (this.reserved.get(connection) ?? 0) + bytes)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.reserved.set(connection, Math.max(0, (this.reserved.get(connection) ?? 0) - bytes))
+    }
   }
 
   private parsePeer(peer: string): PeerId {

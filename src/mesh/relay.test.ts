@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { circuitListenAddress, DEFAULT_RELAY_LIMITS, relayPeerOf, relayServerInit } from './relay.js'
+import {
+  circuitListenAddress,
+  DEFAULT_RELAY_LIMITS,
+  fitsLimits,
+  relayPeerOf,
+  relayServerInit,
+} from './relay.js'
 
 const RELAY = '12D3KooWGzh3Qm4JmXkWp1aoM3Y6rVDn3ziqBbLCj6k2w5xRyWNL'
 const TARGET = '12D3KooWMtZ1P9t7XS2ARpKc1yQtUPGgeAPrYtqwJQSTWHBTVvrF'
@@ -31,5 +37,17 @@ describe('circuit relay addresses and limits', () => {
     expect(
       relayServerInit({ ...DEFAULT_RELAY_LIMITS, reservationTtlMs: 5_000 }).reservations?.reservationTtl,
     ).toBe(5_000)
+  })
+
+  it('fits a request in a relayed connection only with the bytes and time it may need left, less what others hold', () => {
+    expect(fitsLimits(undefined, 1e12, 1e12, 1e9)).toBe(true)
+    const limits = { bytes: 10_000n, seconds: 60 }
+    expect(fitsLimits(limits, 0, 10_000, 60_000)).toBe(true)
+    expect(fitsLimits(limits, 1, 10_000, 60_000)).toBe(false)
+    expect(fitsLimits(limits, 4_000, 6_000, 1_000)).toBe(true)
+    expect(fitsLimits(limits, 0, 10_001, 1_000)).toBe(false)
+    expect(fitsLimits(limits, 0, 1, 60_001)).toBe(false)
+    expect(fitsLimits({ seconds: 5 }, 1e12, 1e12, 5_000)).toBe(true)
+    expect(fitsLimits({ bytes: 0n }, 0, 1, 0)).toBe(false)
   })
 })

@@ -1,4 +1,5 @@
 import type { CircuitRelayServerInit } from '@libp2p/circuit-relay-v2'
+import type { ConnectionLimits } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 
 /**
@@ -79,4 +80,21 @@ export function circuitListenAddress(relay: string): string {
   if (last?.name !== 'p2p' || components.some((c) => c.name === 'p2p-circuit'))
     throw new TypeError(`a relay address must end in /p2p/ID and not be a circuit itself: ${relay}`)
   return `${relay}/p2p-circuit`
+}
+
+/**
+ * Whether a request that may move `bytes` (both directions) and last `ms` fits in what a connection
+ * has left: always on a connection without limits; on a relayed one, when its remaining bytes less
+ * those `reserved` by requests in flight cover `bytes`, and its remaining time covers `ms`.
+ */
+export function fitsLimits(
+  limits: ConnectionLimits | undefined,
+  reserved: number,
+  bytes: number,
+  ms: number,
+): boolean {
+  if (limits === undefined) return true
+  if (limits.bytes !== undefined && limits.bytes - BigInt(Math.ceil(reserved)) < BigInt(Math.ceil(bytes)))
+    return false
+  return limits.seconds === undefined || limits.seconds * 1000 >= ms
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
 import { gridDisk, latLngToCell } from 'h3-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { systemClock } from '../../src/core/clock.js'
@@ -14,6 +15,7 @@ import { createWireCodec, networkIdOf } from '../../src/mesh/wire-codec.js'
 import type { NodeDatabase } from '../../src/node/database.js'
 import { Meshwork } from '../../src/sdk/index.js'
 import { storageTopic } from '../../src/storage/challenge.js'
+import { getFile, putFile } from '../../src/storage/client.js'
 import { StorageService } from '../../src/storage/holder.js'
 import {
   BANDWIDTH_RECEIPT,
@@ -237,5 +239,92 @@ describe('storage through a circuit relay', () => {
     }
     expect(relay.counts).toMatchObject({ receipts: 1, bytes: shardBytes, refused: 2 })
     expect(verifierStore.servedOf(epoch).get(relayNode.peerId)?.bytes).toBe(shardBytes)
+  }, 90_000)
+})
+
+describe('a transfer larger than one relayed connection may carry', () => {
+  const nodes = new LiveNodes()
+
+  afterAll(async () => {
+    await nodes.stopAll()
+    nodes.cleanUp()
+  })
+
+  it('goes over new circuits as each one fills, instead of being cut off by the relay', async ({
+    annotate,
+  }) => {
+    let relay: RelayService | undefined
+    // Room for one 4 MiB piece upload (or two downloads) a circuit.
+    const relayNode = await nodes.start({
+      network: NET,
+      cell: CELLS[2] as string,
+      operator: '0x00000000000000000000000000000000000000a3',
+      mesh: { relay: { server: { maxReservations: 2, dataBytes: 10 * 2 ** 20, durationMs: 120_000 } } },
+      services: (db, key) => {
+        relay = new RelayService(
+          { network: NET },
+          { codec: codecFor(db, createPeerSigner(key)), logger: silent, reservations: () => 0 },
+        )
+        return [relay]
+      },
+    })
+    const relayAddr = tcpAddr(relayNode.libp2p)
+    const holderNode = await nodes.start({
+      network: NET,
+      cell: CELLS[3] as string,
+      operator: '0x00000000000000000000000000000000000000b4',
+      bootstrap: [relayAddr],
+      mesh: { listen: [], relay: { via: [relayAddr] } },
+      services: (db, key) => {
+        const signer = createPeerSigner(key)
+        return [
+          new StorageService(
+            { network: NET, price: 0n, quotaBytes: 64 * 2 ** 20, now: () => Date.now() },
+            { signer, codec: codecFor(db, signer), logger: silent },
+          ),
+        ]
+      },
+    })
+    await until(() => holderNode.libp2p.getMultiaddrs().length > 0, 15_000)
+
+    const clientKey = await generateKeyPair('Ed25519')
+    // No listen address (as a builder's client): the holder cannot dial it directly either.
+    const client = await startMeshPort(clientKey, [relayAddr], undefined, { listen: [] })
+    nodes.track({ stop: () => client.port.close() })
+    await client.libp2p.peerStore.merge(holderNode.libp2p.peerId, {
+      multiaddrs: holderNode.libp2p
+        .getMultiaddrs()
+        .map((a) => multiaddr(a.toString().replace(/\/p2p\/[^/]+$/, ''))),
+    })
+    let circuits = 0
+    client.libp2p.addEventListener('connection:open', (event) => {
+      if (event.detail.remotePeer.equals(holderNode.libp2p.peerId) && event.detail.limits !== undefined)
+        circuits++
+    })
+    let seq = 0
+    const storage = {
+      port: client.port,
+      codec: createWireCodec({
+        network: NET,
+        signer: createPeerSigner(clientKey),
+        clock: systemClock,
+        types: [...STORAGE_MESSAGES],
+        nextSeq: () => ++seq,
+      }),
+      logger: silent,
+    }
+    // 13 MiB at K = N = 1: four pieces, three of them a whole 4 MiB segment.
+    const file = new Uint8Array(13 * 2 ** 20).map((_, i) => (i * 40_503) >>> 8)
+    const put = await putFile(storage, [holderNode.peerId], [file], file.length, { k: 1, n: 1 })
+    const parts: Uint8Array[] = []
+    await getFile(storage, [holderNode.peerId], put.cid, put.key, (b) => void parts.push(b.slice()))
+    expect(Buffer.concat(parts).equals(Buffer.from(file))).toBe(true)
+    await annotate(`13 MiB up and down through a relay allowing 10 MiB a connection: ${circuits} circuits`)
+    // 26 MiB went up and down, so at least three circuits of 10 MiB carried them, and the relay
+    // cut none of them short (every request of the put and the get succeeded).
+    expect(circuits).toBeGreaterThanOrEqual(Math.ceil((2 * file.length) / (10 * 2 ** 20)))
+    const shardBytes = put.manifest.shards[0]?.bytes as number
+    await until(() => relay?.counts.receipts === 1, 10_000, 50)
+    expect(relay?.counts.bytes).toBe(shardBytes)
   }, 90_000)
 })
