@@ -2,7 +2,7 @@ import { bytesToHex, getAddress, type Hex } from 'viem'
 import { keccak256 } from './keccak.js'
 import type { AccountAmounts } from './key-index.js'
 import { largeArray } from './large-array.js'
-import { hashInnerNodes, hashLeaves } from './leaf-hasher.js'
+import { type Encode, hashInnerNodes, hashLeaves } from './leaf-hasher.js'
 
 /** One operator's entry: everything it has earned since genesis, in MESH base units. */
 export interface CumulativeEntry {
@@ -102,8 +102,21 @@ function encodeLeaf(
     throw new RangeError(`not an address: ${account}`)
   for (let z = offset; z < offset + 12; z++) out[z] = 0
   if (!writeHex(out, offset + 12, 20, account, 2)) throw new RangeError(`not an address: ${account}`)
-  writeHex(out, offset + 32, 32, amount.toString(16), 0)
+  // The amount's 64-bit words from the low end (no hex string per amount), zeros above them.
+  const view = viewOf(out)
+  const low = out.byteOffset + offset + 32
+  let rest = amount
+  let at = low + 24
+  for (; rest > 0n; at -= 8, rest >>= 64n) view.setBigUint64(at, BigInt.asUintN(64, rest))
+  for (; at >= low; at -= 8) view.setBigUint64(at, 0n)
   return out
+}
+
+let lastView: DataView | undefined
+/** A DataView of `bytes`' whole buffer, kept while callers write into the same buffer. */
+function viewOf(bytes: Uint8Array<ArrayBufferLike>): DataView {
+  if (lastView?.buffer !== bytes.buffer) lastView = new DataView(bytes.buffer)
+  return lastView
 }
 
 /**
@@ -286,11 +299,12 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
   // One array holds the leaves' hashes (slots 0 to n - 1, in entry order) and then the tree (node j
   // in slot j + 1, 32 bytes a node): the tree's leaves (slots n to 2n - 1) never overlap the hashes
   // they are copied from, and its inner nodes overwrite them only once they are placed. Large trees
-  // are hashed on two cores (`leaf-hasher.ts`); each thread encodes straight into its module's memory.
+  // are hashed on two cores (`leaf-hasher.ts`): the caller encodes its leaves straight into its
+  // module's memory, the helper's into slots n to 2n - 1 while they are free.
   const buffer = largeArray(Uint8Array, 2 * n * 32)
   const leaves = buffer.subarray(0, n * 32)
   const accounts = largeArray(Uint8Array, n * 20)
-  hashLeaves(leaves, n, (from, to, into, at) => {
+  const encode: Encode = (from, to, into, at) => {
     for (let i = from; i < to; i++) {
       const e = entries[i] as CumulativeEntry
       const o = at + (i - from) * 64
@@ -298,7 +312,8 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
       // Byte loops instead of subarray views: a million views are a million objects for the GC.
       for (let b = 0; b < 20; b++) accounts[i * 20 + b] = into[o + 12 + b] as number
     }
-  })
+  }
+  hashLeaves(leaves, n, encode, buffer.subarray(n * 32))
   const index = new AccountIndex(accounts, n)
   const order = sortByHash(leaves, n)
 

@@ -194,11 +194,12 @@ export type Encode = (from: number, to: number, into: Uint8Array, at: number) =>
 
 /**
  * Hashes `n` leaves into `out` (32 bytes each, in order). `encode` is called for the helper's range
- * first (into a shared buffer of its own), so the helper hashes while the caller encodes its own
+ * first, into `spare` (shared memory not otherwise in use until the leaves are hashed: the tree's
+ * upper half) or else a buffer of its own, so the helper hashes while the caller encodes its own
  * range, chunk by chunk, straight into its module's memory. The helper is used when `out` is on a
  * `SharedArrayBuffer` and `n` is at least {@link PARALLEL_LEAVES}.
  */
-export function hashLeaves(out: Uint8Array, n: number, encode: Encode): void {
+export function hashLeaves(out: Uint8Array, n: number, encode: Encode, spare?: Uint8Array): void {
   const local = keccakModule(CHUNK * 96)
   const h = helperFor(out.buffer, n)
   if (h === null) {
@@ -207,7 +208,11 @@ export function hashLeaves(out: Uint8Array, n: number, encode: Encode): void {
   }
   // The helper takes the upper part, a little less than half: it starts while the caller encodes.
   const split = Math.floor(n * 0.52)
-  const enc = new Uint8Array(new SharedArrayBuffer((n - split) * 64))
+  const bytes = (n - split) * 64
+  const enc =
+    spare !== undefined && spare.buffer instanceof SharedArrayBuffer && spare.length >= bytes
+      ? spare.subarray(0, bytes)
+      : new Uint8Array(new SharedArrayBuffer(bytes))
   encode(split, n, enc, 0)
   const job = ++h.jobs
   h.worker.postMessage({ kind: 'leaves', job, enc, out, from: split, to: n })

@@ -897,11 +897,14 @@ class UptimeTable implements UptimeScores {
   private readonly flags: Uint8Array
   /** Per cell group: the capped stake of its eligible nodes, and the group's key (`cellKey`). */
   private cellStakes: bigint[] = []
+  /** cellStakeCap × PPM: what `cellStakes` are compared with (0 without a cell cap). */
+  private readonly cellRoom: bigint
   private readonly groupKeys: number[] = []
 
   constructor(input: RewardInput, params: RewardParams) {
     this.input = input
     this.params = params
+    this.cellRoom = (params.uptime.cellStakeCap ?? 0n) * PPM
     const n = input.nodes.length
     this.size = n
     this.nodeIndex = new KeyIndex(n)
@@ -1054,7 +1057,7 @@ class UptimeTable implements UptimeScores {
     const g = this.groups[i] as number
     if (g < 0 || u.cellStakeCap === undefined) return capped
     const inCell = this.cellStakes[g] as bigint
-    const room = u.cellStakeCap * PPM
+    const room = this.cellRoom
     return inCell <= room ? capped : (capped * room) / inCell
   }
 
