@@ -32,6 +32,7 @@ import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { DEFAULT_MAX_MESSAGE_BYTES } from './network-port.js'
 import { circuitListenAddress, type RelayLimits, relayServerInit } from './relay.js'
+import { RelayKeeper, type RelayKeeperComponents } from './relay-keeper.js'
 
 /**
  * The gossipsub service as the network port uses it. The published `GossipSub` interface leaves out
@@ -62,6 +63,8 @@ export type MeshServices = {
   dialer: MeshDialer
   /** The circuit relay v2 server, on a node started with `relay.server`. */
   relay?: CircuitRelayService
+  /** Keeps the reservations of a node started with `relay.via`. */
+  relayKeeper?: RelayKeeper
 }
 
 /** A libp2p node built by {@link createMeshLibp2p}. */
@@ -105,8 +108,9 @@ export interface MeshLibp2pInit {
     /** Run a relay server with these limits (a node with a public address). */
     server?: RelayLimits
     /**
-     * Relays to reserve a slot on (multiaddrs ending in `/p2p/ID`), for a node behind NAT: it also
-     * listens at `RELAY/p2p-circuit` on each, and is dialled there.
+     * Relays to reserve a slot on (multiaddrs ending in `/p2p/ID`), for a node behind NAT: it keeps
+     * connected to each, reserves a slot there (again after the relay restarts) and is dialled at
+     * `RELAY/p2p-circuit`.
      */
     via?: string[]
   }
@@ -157,17 +161,19 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
   const topics: Record<string, TopicScoreParams> = {}
   for (const topic of init.scoredTopics ?? []) topics[topic] = createTopicScoreParams(MESH_TOPIC_SCORE_PARAMS)
 
-  const via = (init.relay?.via ?? []).map(circuitListenAddress)
+  const via = init.relay?.via ?? []
+  const circuits = via.map((relay) => multiaddr(circuitListenAddress(relay)))
   const relayServer = init.relay?.server
 
   return createLibp2p<MeshServices>({
     privateKey: init.privateKey,
     start: init.start ?? true,
     addresses: {
-      listen: [...(init.listen ?? DEFAULT_LISTEN_ADDRESSES), ...via],
+      listen: [...(init.listen ?? DEFAULT_LISTEN_ADDRESSES)],
       ...(init.announce === undefined ? {} : { announce: init.announce }),
     },
-    // Every node dials through relays; one behind NAT also listens on its relays' circuits.
+    // Every node dials through relays; one behind NAT also listens on its relays' circuits (the
+    // relay keeper below, not listen addresses: a relay that is down must not fail the start).
     transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -221,12 +227,22 @@ export async function createMeshLibp2p(init: MeshLibp2pInit): Promise<MeshLibp2p
       }),
       dialer: (components: MeshDialerComponents) =>
         new MeshDialer(components, {
-          bootstrap: (init.bootstrap ?? []).map((a) => multiaddr(a)),
+          // Relays to be reached through are kept connected like bootstrap peers.
+          bootstrap: [...new Set([...(init.bootstrap ?? []), ...via])].map((a) => multiaddr(a)),
           dialDiscovered: init.mdns === true,
           maxConnections: init.maxConnections ?? 100,
           backoffMs: init.redialBackoffMs ?? { min: 500, max: 30_000 },
         }),
       ...(relayServer === undefined ? {} : { relay: circuitRelayServer(relayServerInit(relayServer)) }),
+      ...(circuits.length === 0
+        ? {}
+        : {
+            relayKeeper: (components: RelayKeeperComponents) =>
+              new RelayKeeper(components, {
+                circuits,
+                backoffMs: init.redialBackoffMs ?? { min: 500, max: 30_000 },
+              }),
+          }),
     },
   })
 }

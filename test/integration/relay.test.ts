@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { gridDisk, latLngToCell } from 'h3-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -326,5 +328,57 @@ describe('a transfer larger than one relayed connection may carry', () => {
     const shardBytes = put.manifest.shards[0]?.bytes as number
     await until(() => relay?.counts.receipts === 1, 10_000, 50)
     expect(relay?.counts.bytes).toBe(shardBytes)
+  }, 90_000)
+})
+
+describe('a node behind NAT keeps its reservation', () => {
+  const nodes = new LiveNodes()
+
+  afterAll(async () => {
+    await nodes.stopAll()
+    nodes.cleanUp()
+  })
+
+  it('starts while its relay is down, reserves once it is up, and again after it restarts', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer()
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo
+        server.close(() => resolve(port))
+      })
+    })
+    const relayKey = await generateKeyPair('Ed25519')
+    const relayId = peerIdFromPrivateKey(relayKey).toString()
+    const relayAddr = `/ip4/127.0.0.1/tcp/${port}/p2p/${relayId}`
+    const startRelay = () =>
+      nodes.start({
+        key: relayKey,
+        network: NET,
+        cell: CELLS[4] as string,
+        operator: '0x00000000000000000000000000000000000000a5',
+        mesh: { listen: [`/ip4/127.0.0.1/tcp/${port}`], relay: { server: DEFAULT_RELAY_LIMITS } },
+      })
+    const through = (node: LiveNode) =>
+      node.libp2p.getMultiaddrs().some((a) => a.toString().includes(`/p2p/${relayId}/p2p-circuit`))
+
+    // Nothing listens at the relay's address yet: the node starts anyway, with no circuit address.
+    const natted = await nodes.start({
+      network: NET,
+      cell: CELLS[5] as string,
+      operator: '0x00000000000000000000000000000000000000b6',
+      mesh: { listen: [], relay: { via: [relayAddr] } },
+    })
+    expect(through(natted)).toBe(false)
+
+    let relayNode = await startRelay()
+    await until(() => through(natted), 20_000, 50)
+    expect(relayNode.libp2p.services.relay?.reservations.has(natted.libp2p.peerId)).toBe(true)
+
+    // The relay restarts (same key and port): the reservation is gone, then made again.
+    await relayNode.stop()
+    await until(() => !through(natted), 20_000, 50)
+    relayNode = await startRelay()
+    await until(() => through(natted), 40_000, 50)
+    expect(relayNode.libp2p.services.relay?.reservations.has(natted.libp2p.peerId)).toBe(true)
   }, 90_000)
 })
