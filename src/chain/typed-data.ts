@@ -1,4 +1,13 @@
-import { concatHex, type Hex, type LocalAccount, recoverTypedDataAddress } from 'viem'
+import { secp256k1 } from '@noble/curves/secp256k1'
+import {
+  concatHex,
+  getAddress,
+  type Hex,
+  hashTypedData,
+  hexToBytes,
+  keccak256,
+  type LocalAccount,
+} from 'viem'
 import { InvalidArgumentError } from '../core/errors.js'
 
 /** The EIP-712 domain of one Meshwork contract: binds the chain id and the contract's address. */
@@ -99,20 +108,40 @@ export async function signMessageOf<K extends MessageKind>(
   return { signer: account.address, signature }
 }
 
-/** Recovers who signed an EIP-712 message. */
+/** Recovers who signed an EIP-712 message (see {@link recoverSignerSync}). */
 export async function recoverSigner<K extends MessageKind>(
   domain: ContractDomain,
   kind: K,
   message: Messages[K],
   signature: Hex,
 ): Promise<`0x${string}`> {
-  return recoverTypedDataAddress({
-    domain,
-    types: TYPES[kind],
-    primaryType: kind,
-    message,
-    signature,
-  } as never)
+  return recoverSignerSync(domain, kind, message, signature)
+}
+
+/**
+ * Recovers who signed an EIP-712 message, synchronously: viem's recovery loads its curve code with a
+ * dynamic import on every call, which under a module loader with hooks (tsx, test runners) is a
+ * round trip to another thread; the simulator must never wait on real time in virtual time.
+ *
+ * @throws when the signature is not 65 bytes or does not recover to a point.
+ */
+export function recoverSignerSync<K extends MessageKind>(
+  domain: ContractDomain,
+  kind: K,
+  message: Messages[K],
+  signature: Hex,
+): `0x${string}` {
+  const hash = hashTypedData({ domain, types: TYPES[kind], primaryType: kind, message } as never)
+  const bytes = hexToBytes(signature)
+  if (bytes.length !== 65) throw new InvalidArgumentError(`a signature has 65 bytes, not ${bytes.length}`)
+  const v = bytes[64] as number
+  const recovery = v >= 27 ? v - 27 : v
+  if (recovery !== 0 && recovery !== 1) throw new InvalidArgumentError(`bad signature recovery byte ${v}`)
+  const point = secp256k1.Signature.fromCompact(bytes.subarray(0, 64))
+    .addRecoveryBit(recovery)
+    .recoverPublicKey(hexToBytes(hash))
+  const publicKey = point.toRawBytes(false)
+  return getAddress(`0x${keccak256(publicKey.subarray(1)).slice(-40)}`)
 }
 
 /**

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { privateKeyToAccount } from 'viem/accounts'
 import { chainError } from '../chain/errors.js'
 import { contractDomain, recoverSigner, signMessageOf } from '../chain/typed-data.js'
+
 import type { Clock } from '../core/clock.js'
 import {
   DEFAULT_REWARD_PARAMS,

@@ -1,3 +1,4 @@
+import type { Ed25519PrivateKey } from '@libp2p/interface'
 import type { Timer } from '../core/clock.js'
 import { createLogger, type Logger } from '../core/logger.js'
 import { VirtualClock } from '../core/virtual-clock.js'
@@ -26,7 +27,7 @@ import type { EngineRun, EpochOutcome } from './engine.js'
 import { SimError } from './errors.js'
 import { seedBytes } from './random.js'
 import { SimLedger } from './sim-ledger.js'
-import { runStation } from './stations.js'
+import { runStation, stationKeys } from './stations.js'
 import { SimStorage } from './storage-files.js'
 import {
   availability,
@@ -97,6 +98,10 @@ export async function runStack(
   // Storage: every identity's holder while its machine is on, a builder, deleters (docs/simulation.md).
   const storage =
     world.storage === undefined ? undefined : new SimStorage(world, world.storage, { clock, network, logger })
+
+  // Nothing may await real work once the verifiers run, or real time would order the events: the
+  // device keys first (`stationKeys`; signatures are recovered synchronously, `recoverSignerSync`).
+  const deviceKeys = await stationKeys(world, world.stations)
 
   // Verifiers: registered before genesis, each with its agent and closer.
   const stops: (() => Promise<void>)[] = []
@@ -203,17 +208,19 @@ export async function runStack(
     }
   }
   // Weather stations: signed readings gossiped on their coarse cell while their node is online.
-  for (const station of world.stations)
-    stops.push(
-      await runStation(
-        world,
-        station,
-        clock,
-        network,
-        (i) => ports.get(i),
-        genesisMs + epochs * epochMs,
-      ).then((stop) => async () => stop()),
+  world.stations.forEach((station, i) => {
+    const key = deviceKeys[i] as Ed25519PrivateKey
+    const stop = runStation(
+      world,
+      station,
+      key,
+      clock,
+      network,
+      (n) => ports.get(n),
+      genesisMs + epochs * epochMs,
     )
+    stops.push(async () => stop())
+  })
   // The builder stores the run's files early in epoch 0, paying each holder up front; deleters wipe
   // what they hold at the start of every later epoch; the builder reads every file back in the last.
   if (storage !== undefined) {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import type { Ed25519PrivateKey } from '@libp2p/interface'
 import type { Clock, Timer } from '../core/clock.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
@@ -73,22 +74,33 @@ export function drawStations(world: World, demand: SensorDemand): SimStation[] {
 }
 
 /**
+ * The device keys of `stations`, from the seed. Made before anything runs: their derivation is
+ * asynchronous, and awaiting it while verifiers run would let real time decide the order of their
+ * timers.
+ */
+export function stationKeys(world: World, stations: readonly SimStation[]): Promise<Ed25519PrivateKey[]> {
+  return Promise.all(
+    stations.map((s) => generateKeyPairFromSeed('Ed25519', seedBytes(world.seed, 'device', s.identity))),
+  )
+}
+
+/**
  * Runs `station` as a node's sensor plugin does: a device key (from the seed) certified by the
  * identity's peer key for its coarse cell, and every {@link STATION_EVERY_MS} three signed readings
  * gossiped on the cell's topic, through whatever port `portOf` gives while the identity is online.
  * Returns a function that stops it.
  */
-export async function runStation(
+export function runStation(
   world: World,
   station: SimStation,
+  key: Ed25519PrivateKey,
   clock: Clock,
   network: string,
   portOf: (identity: number) => Pick<NetworkPort, 'publish'> | undefined,
   untilMs: number,
-): Promise<() => void> {
+): () => void {
   const id = world.fleet.identities[station.identity]
   if (id === undefined) throw new RangeError(`no identity ${station.identity}`)
-  const key = await generateKeyPairFromSeed('Ed25519', seedBytes(world.seed, 'device', station.identity))
   let seq = 0
   const cell = sensorCellOf(id.claimed.cell)
   const device = new DeviceSigner({
