@@ -224,34 +224,33 @@ export function addPayouts(previous: readonly CumulativeEntry[], payouts: Accoun
 }
 
 /**
- * An open-addressing hash index of the accounts (20 bytes each in `accounts`): finds an entry by
- * address without a million-key Map, and refuses a list with an account twice.
+ * An open-addressing hash index of the entries by account: finds an entry by address without a
+ * million-key Map, and refuses a list with an account twice. It keeps entry indices only (4 bytes
+ * a slot) and compares accounts by their hex digits, whatever their case.
  */
 class AccountIndex {
-  private readonly accounts: Uint8Array
+  private readonly entries: readonly CumulativeEntry[]
   private readonly slots: Int32Array
   private readonly mask: number
-  private readonly probe = new Uint8Array(20)
 
-  constructor(accounts: Uint8Array, n: number) {
-    this.accounts = accounts
+  /** `entries`' accounts must be addresses (`encodeLeaf` checked them). */
+  constructor(entries: readonly CumulativeEntry[], n: number) {
+    this.entries = entries
     let capacity = 1
     while (capacity < 2 * n) capacity <<= 1
     this.slots = largeArray(Int32Array, capacity).fill(-1)
     this.mask = capacity - 1
     for (let i = 0; i < n; i++) {
-      let slot = this.hash(accounts, i * 20)
+      const account = (entries[i] as CumulativeEntry).account
+      let slot = this.hash(account)
       for (;;) {
         const held = this.slots[slot] as number
         if (held < 0) {
           this.slots[slot] = i
           break
         }
-        if (this.equal(accounts, i * 20, held * 20)) {
-          throw new RangeError(
-            `account ${getAddress(bytesToHex(accounts.subarray(i * 20, i * 20 + 20)))} appears twice`,
-          )
-        }
+        if (sameAddress((entries[held] as CumulativeEntry).account, account))
+          throw new RangeError(`account ${getAddress(account.toLowerCase())} appears twice`)
         slot = (slot + 1) & this.mask
       }
     }
@@ -261,25 +260,26 @@ class AccountIndex {
   find(account: string): number | undefined {
     if (account.length !== 42 || account[0] !== '0' || (account[1] !== 'x' && account[1] !== 'X'))
       return undefined
-    if (!writeHex(this.probe, 0, 20, account, 2)) return undefined
-    for (let slot = this.hash(this.probe, 0); ; slot = (slot + 1) & this.mask) {
+    for (let i = 2; i < 42; i++) if ((HEX_VALUES[account.charCodeAt(i)] as number) < 0) return undefined
+    for (let slot = this.hash(account); ; slot = (slot + 1) & this.mask) {
       const held = this.slots[slot] as number
       if (held < 0) return undefined
-      if (this.equal(this.probe, 0, held * 20, this.accounts)) return held
+      if (sameAddress((this.entries[held] as CumulativeEntry).account, account)) return held
     }
   }
 
-  /** FNV-1a over 20 bytes. */
-  private hash(bytes: Uint8Array, offset: number): number {
+  /** FNV-1a over the 40 hex digits' values (so that casing does not matter). */
+  private hash(account: string): number {
     let h = 0x811c9dc5
-    for (let i = 0; i < 20; i++) h = Math.imul(h ^ (bytes[offset + i] as number), 0x01000193)
+    for (let i = 2; i < 42; i++) h = Math.imul(h ^ (HEX_VALUES[account.charCodeAt(i)] as number), 0x01000193)
     return (h >>> 0) & this.mask
   }
+}
 
-  private equal(a: Uint8Array, offsetA: number, offsetB: number, b: Uint8Array = a): boolean {
-    for (let i = 0; i < 20; i++) if (a[offsetA + i] !== b[offsetB + i]) return false
-    return true
-  }
+/** Whether two addresses (0x and 40 hex digits) have the same digits, whatever their case; from the end, where sequential addresses differ. */
+function sameAddress(a: string, b: string): boolean {
+  for (let i = 41; i >= 2; i--) if (HEX_VALUES[a.charCodeAt(i)] !== HEX_VALUES[b.charCodeAt(i)]) return false
+  return true
 }
 
 /**
@@ -303,18 +303,14 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
   // module's memory, the helper's into slots n to 2n - 1 while they are free.
   const buffer = largeArray(Uint8Array, 2 * n * 32)
   const leaves = buffer.subarray(0, n * 32)
-  const accounts = largeArray(Uint8Array, n * 20)
   const encode: Encode = (from, to, into, at) => {
     for (let i = from; i < to; i++) {
       const e = entries[i] as CumulativeEntry
-      const o = at + (i - from) * 64
-      encodeLeaf(e.account, e.cumulativeAmount, into, o)
-      // Byte loops instead of subarray views: a million views are a million objects for the GC.
-      for (let b = 0; b < 20; b++) accounts[i * 20 + b] = into[o + 12 + b] as number
+      encodeLeaf(e.account, e.cumulativeAmount, into, at + (i - from) * 64)
     }
   }
   hashLeaves(leaves, n, encode, buffer.subarray(n * 32))
-  const index = new AccountIndex(accounts, n)
+  const index = new AccountIndex(entries, n)
   const order = sortByHash(leaves, n)
 
   // Leaves into the tree's last n slots, sorted by hash, as 32-bit words (a copy keeps the bytes in
