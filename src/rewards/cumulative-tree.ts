@@ -323,7 +323,16 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
   for (let j = 0; j < n; j++) {
     const i = order[j] as number
     const at = size - 1 - j
-    for (let w = 0; w < 8; w++) words[at * 8 + w] = leafWords[i * 8 + w] as number
+    const to = at * 8
+    const from = i * 8
+    words[to] = leafWords[from] as number
+    words[to + 1] = leafWords[from + 1] as number
+    words[to + 2] = leafWords[from + 2] as number
+    words[to + 3] = leafWords[from + 3] as number
+    words[to + 4] = leafWords[from + 4] as number
+    words[to + 5] = leafWords[from + 5] as number
+    words[to + 6] = leafWords[from + 6] as number
+    words[to + 7] = leafWords[from + 7] as number
     positionOf[i] = at
   }
   hashInnerNodes(tree, n)
@@ -346,7 +355,15 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
       const to = outWords
       for (let o = start >> 2; at > 0; o += 8) {
         const from = (at % 2 === 1 ? at + 1 : at - 1) * 8
-        for (let w = 0; w < 8; w++) to[o + w] = words[from + w] as number
+        // Unrolled: eight words, one sibling.
+        to[o] = words[from] as number
+        to[o + 1] = words[from + 1] as number
+        to[o + 2] = words[from + 2] as number
+        to[o + 3] = words[from + 3] as number
+        to[o + 4] = words[from + 4] as number
+        to[o + 5] = words[from + 5] as number
+        to[o + 6] = words[from + 6] as number
+        to[o + 7] = words[from + 7] as number
         at = (at - 1) >> 1
       }
       return length
