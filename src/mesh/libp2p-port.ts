@@ -268,6 +268,7 @@ class Libp2pPort implements NetworkPort {
       return
     }
     const from = connection.remotePeer.toString()
+    const relay = connection.direct ? undefined : relayPeerOf(connection.remoteAddr.toString())
     const deadline = new StreamDeadline(stream)
     const reader = new FrameReader(stream, LENGTH_BYTES + entry.maxRequestBytes)
     try {
@@ -287,7 +288,9 @@ class Libp2pPort implements NetworkPort {
       let frame: Uint8Array[]
       try {
         const response = await withTimeout(
-          Promise.resolve().then(() => entry.handler(request, { protocol, from })),
+          Promise.resolve().then(() =>
+            entry.handler(request, relay === undefined ? { protocol, from } : { protocol, from, relay }),
+          ),
           this.handlerTimeoutMs,
           // Stop waiting (the handler itself cannot be cancelled) when the caller or the port goes.
           [deadline.closed, this.closeController.signal],

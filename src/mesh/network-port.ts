@@ -27,6 +27,12 @@ export interface RequestContext {
   protocol: string
   /** The requesting peer's id (authenticated by the transport). */
   from: string
+  /**
+   * The peer id of the circuit relay the request came through, when it came over a relayed
+   * connection (the receiver of relayed bytes receipts the relay for them). The simulated network
+   * has no relays.
+   */
+  relay?: string
 }
 
 /** Serves one request/response protocol: the returned bytes are the response. Throwing answers with an error. */

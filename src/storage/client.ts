@@ -21,7 +21,6 @@ import {
   BANDWIDTH_RECEIPT,
   frame,
   MAX_STORAGE_MESSAGE_BYTES,
-  RELAY_RECEIPT_PROTOCOL,
   STORAGE_PROTOCOL,
   STORAGE_RECEIPT,
   STORAGE_RESPONSE,
@@ -30,6 +29,7 @@ import {
   unframe,
 } from './protocol.js'
 import { byteReceiptsOwed } from './receipts-owed.js'
+import { handRelayReceipt } from './relay-service.js'
 import { type ContentKey, newContentKey, SEGMENT_BYTES } from './sealed.js'
 
 /**
@@ -450,11 +450,7 @@ async function receiptServed(
     const bytes = owed.served + owed.relayed
     const receipt = c.codec.encode(BANDWIDTH_RECEIPT, { holder, session, cid, bytes }).bytes
     try {
-      if (owed.relayed > 0)
-        answerOf(
-          holder,
-          await c.port.request(holder, RELAY_RECEIPT_PROTOCOL, receipt, { timeoutMs: deadline }),
-        )
+      if (owed.relayed > 0) await handRelayReceipt(c.port, holder, receipt, deadline)
       else await call(c, holder, { op: 'served' }, receipt, deadline)
     } catch (err) {
       c.logger.debug({ err, holder }, 'could not hand a byte receipt over')

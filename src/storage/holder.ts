@@ -36,6 +36,7 @@ import {
   shardPrice,
   unframe,
 } from './protocol.js'
+import { handRelayReceipt } from './relay-service.js'
 import { segmentsOf } from './sealed.js'
 
 /**
@@ -91,6 +92,8 @@ interface Upload {
   touched: number
   /** Pieces received ahead of `nextSegment`, by segment. */
   ahead: Map<number, Uint8Array>
+  /** Bytes of pieces that came through each circuit relay, by relay peer id. */
+  relayed: Map<string, number>
   written: number
   expected: number
   tree: ChunkTreeBuilder
@@ -103,6 +106,9 @@ interface HeldShard {
   root: string
   path: string
 }
+
+/** Longest a relay may take to answer one byte receipt. */
+const RELAY_RECEIPT_TIMEOUT_MS = 5_000
 
 /** How far ahead of the next segment a piece may arrive. */
 export const PIECES_AHEAD = 8
@@ -137,6 +143,8 @@ export interface StorageCounts {
   proofsServed: number
   /** Downloaders' byte receipts taken and gossiped. */
   receiptsServed: number
+  /** Byte receipts this node signed to circuit relays for pieces uploaded through them, and they took. */
+  relayReceipts: number
   refused: number
 }
 
@@ -158,8 +166,11 @@ export class StorageService implements NodeService {
     bytesServed: 0,
     proofsServed: 0,
     receiptsServed: 0,
+    relayReceipts: 0,
     refused: 0,
   }
+  /** Relay receipts being handed over, one at a time. */
+  #relayReceipts: Promise<void> = Promise.resolve()
 
   constructor(init: StorageServiceInit, components: StorageServiceComponents) {
     this.#init = init
@@ -194,7 +205,7 @@ export class StorageService implements NodeService {
     }
     this.counts.shards = totals.n
     this.counts.bytes = totals.b
-    context.port.handle(STORAGE_PROTOCOL, (request, { from }) => this.#serve(request, from), {
+    context.port.handle(STORAGE_PROTOCOL, (request, { from, relay }) => this.#serve(request, from, relay), {
       maxRequestBytes: MAX_STORAGE_MESSAGE_BYTES,
     })
     this.#stopPay = this.#c.desk?.serve(context.port)
@@ -240,10 +251,10 @@ export class StorageService implements NodeService {
     return join(this.#dir, 'shards', cid, String(shard))
   }
 
-  async #serve(request: Uint8Array, from: string): Promise<Uint8Array> {
+  async #serve(request: Uint8Array, from: string, relay: string | undefined): Promise<Uint8Array> {
     try {
       const { header, body } = unframe(request, STORAGE_REQUEST)
-      return await this.#answer(header, body, from)
+      return await this.#answer(header, body, from, relay)
     } catch (err) {
       this.counts.refused++
       if (err instanceof StorageError || err instanceof ComputeError)
@@ -258,12 +269,12 @@ export class StorageService implements NodeService {
     return shardPrice(this.#init.price, bytes, epochs)
   }
 
-  async #answer(r: StorageRequest, body: Uint8Array, from: string): Promise<Uint8Array> {
+  async #answer(r: StorageRequest, body: Uint8Array, from: string, relay?: string): Promise<Uint8Array> {
     switch (r.op) {
       case 'offer':
         return this.#offer(r, from)
       case 'piece':
-        return this.#piece(r, body, from)
+        return this.#piece(r, body, from, relay)
       case 'seal':
         return this.#seal(r, body, from)
       case 'has':
@@ -332,6 +343,7 @@ export class StorageService implements NodeService {
       nextSegment: 0,
       touched: this.#init.now(),
       ahead: new Map(),
+      relayed: new Map(),
       written: 0,
       expected,
       tree: new ChunkTreeBuilder(r.chunkBytes),
@@ -359,7 +371,12 @@ export class StorageService implements NodeService {
     }
   }
 
-  #piece(r: Extract<StorageRequest, { op: 'piece' }>, body: Uint8Array, from: string): Uint8Array {
+  #piece(
+    r: Extract<StorageRequest, { op: 'piece' }>,
+    body: Uint8Array,
+    from: string,
+    relay: string | undefined,
+  ): Uint8Array {
     const u = this.#upload(from, r.upload, r.shard)
     // Pieces may arrive a few segments ahead (the client pipelines them on separate streams): they
     // wait in memory and are written in order.
@@ -378,6 +395,8 @@ export class StorageService implements NodeService {
         `segment ${r.segment}'s piece is ${want} bytes, not ${body.length}`,
       )
     u.ahead.set(r.segment, body.slice())
+    // Bytes a circuit relay carried to this node, receipted to it once the shard is sealed.
+    if (relay !== undefined) u.relayed.set(relay, (u.relayed.get(relay) ?? 0) + body.length)
     for (let next = u.ahead.get(u.nextSegment); next !== undefined; next = u.ahead.get(u.nextSegment)) {
       u.ahead.delete(u.nextSegment)
       writeSync(u.fd, next)
@@ -467,7 +486,35 @@ export class StorageService implements NodeService {
     void this.#context?.port
       .publish(storageTopic(this.#init.network), receipt)
       .catch((err: unknown) => this.#c.logger.debug({ err, cid }, 'could not gossip a receipt'))
+    this.#receiptRelays(cid, u)
     return frame({ ok: true }, receipt)
+  }
+
+  /**
+   * Signs each circuit relay that carried pieces of a sealed upload a byte receipt (this node
+   * received the bytes) and hands it over. One at a time across uploads, each signed once the one
+   * before was taken: relays gossip them, and a receipt of this node's gossiped before an earlier one
+   * reached its relay would make that one a replay there. Best effort (5 s each).
+   */
+  #receiptRelays(cid: string, u: Upload): void {
+    const port = this.#context?.port
+    if (port === undefined || u.relayed.size === 0) return
+    this.#relayReceipts = this.#relayReceipts.then(async () => {
+      for (const [relay, bytes] of u.relayed) {
+        try {
+          const receipt = this.#c.codec.encode(BANDWIDTH_RECEIPT, {
+            holder: relay,
+            session: u.id,
+            cid,
+            bytes,
+          }).bytes
+          await handRelayReceipt(port, relay, receipt, RELAY_RECEIPT_TIMEOUT_MS)
+          this.counts.relayReceipts++
+        } catch (err) {
+          this.#c.logger.debug({ err, relay, cid }, 'could not hand a relay its byte receipt')
+        }
+      }
+    })
   }
 
   /** Keeps a shard's chunk tree for proofs (the newest 256; older ones are rebuilt on demand). */

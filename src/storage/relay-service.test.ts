@@ -195,10 +195,11 @@ describe('RelayService', () => {
     expect(net.stats().delivered).toBeGreaterThan(0)
   })
 
-  it('is receipted by a downloader whose pieces came through it, for exactly the bytes it carried', async () => {
+  it('is receipted by the holder and the downloader its pieces came through, each for exactly the bytes it carried', async () => {
     const { relay, relayId, heard, downloader, port, net } = await relayMesh()
     // A holder on the same simulated network, reached "through" the relay: the downloader's port
-    // reports the relay for each storage request, as the libp2p port does on a circuit connection.
+    // reports the relay for each storage request, and the holder's names it in each request's
+    // context, as the libp2p port does on a circuit connection.
     const holderSigner = createPeerSigner(await generateKeyPair('Ed25519'))
     const holderPort = net.createPort(holderSigner.peerId)
     const dir = mkdtempSync(join(tmpdir(), 'mw-relay-'))
@@ -207,7 +208,16 @@ describe('RelayService', () => {
       { network: NET, price: 0n, quotaBytes: 2 ** 24, now: () => Date.now() },
       { signer: holderSigner, codec: codecOf(holderSigner), logger },
     )
-    await holder.start({ port: holderPort, clock: systemClock, logger, dir })
+    const relayedHolderPort: NetworkPort = {
+      ...holderPort,
+      handle: (protocol, handler, options) =>
+        holderPort.handle(
+          protocol,
+          (request, context) => handler(request, { ...context, relay: relayId }),
+          options,
+        ),
+    }
+    await holder.start({ port: relayedHolderPort, clock: systemClock, logger, dir })
     cleanups.push(() => holder.stop())
     const relayedPort: Pick<NetworkPort, 'peerId' | 'request'> = {
       peerId: port.peerId,
@@ -223,14 +233,23 @@ describe('RelayService', () => {
     const parts: Uint8Array[] = []
     await getFile(client, [holderSigner.peerId], put.cid, put.key, (b) => void parts.push(b.slice()))
     expect(Buffer.concat(parts).equals(Buffer.from(file))).toBe(true)
-    // Every piece came through the relay: it and the holder are each receipted for the whole shard.
+    // Every piece came through the relay, up and down: the relay is receipted for the whole shard by
+    // each receiver (the holder at the seal, the downloader at the end of the get), and the holder
+    // by the downloader for serving it.
     const shardBytes = put.manifest.shards[0]?.bytes as number
-    await until(() => relay.counts.receipts === 1 && heard.length >= 1)
-    expect(relay.counts.bytes).toBe(shardBytes)
-    expect(heard.find((h) => h.body.holder === relayId)).toMatchObject({
-      from: downloader.peerId,
-      body: { holder: relayId, cid: put.cid, bytes: shardBytes },
-    })
-    expect(holder.counts.receiptsServed).toBe(1)
+    await until(() => relay.counts.receipts === 2 && heard.length >= 2)
+    expect(relay.counts.bytes).toBe(2 * shardBytes)
+    expect(
+      heard
+        .filter((h) => h.body.holder === relayId)
+        .map((h) => [h.from, h.body.cid, h.body.bytes])
+        .sort(),
+    ).toEqual(
+      [
+        [holderSigner.peerId, put.cid, shardBytes],
+        [downloader.peerId, put.cid, shardBytes],
+      ].sort(),
+    )
+    expect(holder.counts).toMatchObject({ receiptsServed: 1, relayReceipts: 1 })
   })
 })

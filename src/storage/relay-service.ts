@@ -1,16 +1,25 @@
 import type { Logger } from '../core/logger.js'
+import type { NetworkPort } from '../mesh/network-port.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
 import type { ServiceOffer } from '../node/advertisement.js'
 import type { NodeService, ServiceChallenge, ServiceContext } from '../node/service.js'
 import { storageTopic } from './challenge.js'
-import { StorageError } from './errors.js'
-import { BANDWIDTH_RECEIPT, type BandwidthReceiptBody, frame, RELAY_RECEIPT_PROTOCOL } from './protocol.js'
+import { StorageError, type StorageErrorCode } from './errors.js'
+import {
+  BANDWIDTH_RECEIPT,
+  type BandwidthReceiptBody,
+  frame,
+  RELAY_RECEIPT_PROTOCOL,
+  STORAGE_RESPONSE,
+  unframe,
+} from './protocol.js'
 import { ReceiptTally } from './receipt-tally.js'
 
 /**
  * A relay node's delivery bandwidth: the node runs a circuit relay v2 server (libp2p, see
- * `src/mesh/relay.ts`), and downloaders whose pieces came through it hand it their signed,
- * cumulative byte receipts over `/meshwork/relay/1`. This service checks each (signed by the
+ * `src/mesh/relay.ts`), and the peers that received bytes through it (downloaders for pieces they
+ * got, holders for pieces uploaded to them) hand it their signed, cumulative byte receipts over
+ * `/meshwork/relay/1`. This service checks each (signed by the
  * peer that sends it, naming this node) and gossips it on the storage topic, as holders gossip
  * theirs, so verifiers count the relayed bytes as this node's bandwidth. What the relay counts itself
  * pays nothing: only the downloader's signature does.
@@ -43,6 +52,28 @@ export interface RelayCounts {
   refused: number
   /** Reservations held now. */
   reservations: number
+}
+
+/**
+ * Hands `receipt` (a signed byte receipt naming `relay`) to the relay over `/meshwork/relay/1`.
+ *
+ * @throws StorageError with the relay's code when it refuses; MeshError when it cannot be reached.
+ */
+export async function handRelayReceipt(
+  port: Pick<NetworkPort, 'request'>,
+  relay: string,
+  receipt: Uint8Array,
+  timeoutMs: number,
+): Promise<void> {
+  const { header } = unframe(
+    await port.request(relay, RELAY_RECEIPT_PROTOCOL, receipt, { timeoutMs }),
+    STORAGE_RESPONSE,
+  )
+  if (!header.ok)
+    throw new StorageError(
+      header.code.startsWith('STORAGE_') ? (header.code as StorageErrorCode) : 'STORAGE_REFUSED',
+      `${relay}: ${header.message}`,
+    )
 }
 
 /** Largest relay receipt request (a signed envelope of about 400 bytes). */

@@ -37,5 +37,10 @@ export function registerStorageMetrics(registry: Registry, counts: () => Storage
     'Downloaders’ signed byte receipts taken and gossiped since the node started',
     (c) => c.receiptsServed,
   )
+  gauge(
+    'meshwork_node_storage_relay_receipts',
+    'Byte receipts signed to circuit relays for pieces uploaded through them, since the node started',
+    (c) => c.relayReceipts,
+  )
   gauge('meshwork_node_storage_refused', 'Storage requests refused since the node started', (c) => c.refused)
 }

@@ -39,8 +39,9 @@ import { syntheticNetworkFile } from '../helpers/synthetic-network.js'
  * Circuit relay v2 on real libp2p over loopback: a relay node (relay server and relay service, no
  * storage), a holder that listens only through a reservation on it (no address of its own, as
  * behind NAT), and a builder's SDK client. A file put on the holder and got back comes through the
- * relay byte for byte, and the relay ends up with the downloader's signed receipt for the relayed
- * bytes, gossiped on the storage topic, where a verifier counts them as the relay's bandwidth.
+ * relay byte for byte, and the relay ends up with the signed receipts of those that received the
+ * relayed bytes (the holder for the upload, the downloader for the download), gossiped on the
+ * storage topic, where a verifier counts them as the relay's bandwidth.
  */
 
 const CELLS = gridDisk(latLngToCell(48.85, 2.35, 7), 1)
@@ -200,20 +201,29 @@ describe('storage through a circuit relay', () => {
     expect(Buffer.from(back.data as Uint8Array).equals(Buffer.from(file))).toBe(true)
     await annotate(`5 MiB through the relay: get in ${getMs.toFixed(0)} ms`)
 
-    // The downloader signed a receipt to the relay for the whole shard (every piece came through
-    // it), the relay took it and gossiped it, and the verifier counts it as the relay's delivery
-    // bandwidth this epoch (as it counts the holder's, whose receipt the holder took).
+    // Every piece went through the relay twice, up and down. The holder signed the relay a receipt
+    // for the shard it received (at the seal), the downloader one for the shard it got back; the
+    // relay took both and gossiped them, and the verifier counts them as the relay's bandwidth this
+    // epoch, from two receivers (as it counts the holder's own, whose receipt the holder took).
     const shardBytes = put.manifest.shards[0]?.bytes as number
     const epoch = verifier.epochAtLocal(Date.now())
-    await until(() => verifierStore.servedOf(epoch).has(relayNode.peerId), 10_000, 50)
-    expect(relay.counts).toMatchObject({ receipts: 1, bytes: shardBytes, refused: 0 })
-    expect(verifierStore.servedOf(epoch).get(relayNode.peerId)).toEqual({ bytes: shardBytes, downloaders: 1 })
+    await until(() => verifierStore.servedOf(epoch).get(relayNode.peerId)?.downloaders === 2, 10_000, 50)
+    expect(relay.counts).toMatchObject({ receipts: 2, bytes: 2 * shardBytes, refused: 0 })
+    expect(holder.counts.relayReceipts).toBe(1)
+    expect(verifierStore.servedOf(epoch).get(relayNode.peerId)).toEqual({
+      bytes: 2 * shardBytes,
+      downloaders: 2,
+    })
     await until(() => holder.counts.receiptsServed === 1, 10_000, 50)
+    expect(verifierStore.servedOf(epoch).get(holderNode.peerId)).toEqual({
+      bytes: shardBytes,
+      downloaders: 1,
+    })
 
     // The relay node's Prometheus metrics.
     const metrics = await relayNode.agent.metrics.registry.metrics()
-    expect(metrics).toContain(`meshwork_node_relay_bytes_total ${shardBytes}`)
-    expect(metrics).toContain('meshwork_node_relay_receipts_total 1')
+    expect(metrics).toContain(`meshwork_node_relay_bytes_total ${2 * shardBytes}`)
+    expect(metrics).toContain('meshwork_node_relay_receipts_total 2')
     expect(metrics).toContain('meshwork_node_relay_receipts_refused_total 0')
     expect(metrics).toContain('meshwork_node_relay_reservations 1')
 
@@ -239,8 +249,8 @@ describe('storage through a circuit relay', () => {
       ).header
       expect(answer).toMatchObject({ ok: false, code: 'STORAGE_REQUEST_INVALID' })
     }
-    expect(relay.counts).toMatchObject({ receipts: 1, bytes: shardBytes, refused: 2 })
-    expect(verifierStore.servedOf(epoch).get(relayNode.peerId)?.bytes).toBe(shardBytes)
+    expect(relay.counts).toMatchObject({ receipts: 2, bytes: 2 * shardBytes, refused: 2 })
+    expect(verifierStore.servedOf(epoch).get(relayNode.peerId)?.bytes).toBe(2 * shardBytes)
   }, 90_000)
 })
 
@@ -326,8 +336,9 @@ describe('a transfer larger than one relayed connection may carry', () => {
     // cut none of them short (every request of the put and the get succeeded).
     expect(circuits).toBeGreaterThanOrEqual(Math.ceil((2 * file.length) / (10 * 2 ** 20)))
     const shardBytes = put.manifest.shards[0]?.bytes as number
-    await until(() => relay?.counts.receipts === 1, 10_000, 50)
-    expect(relay?.counts.bytes).toBe(shardBytes)
+    // Receipted by the holder for the upload and by the downloader for the download.
+    await until(() => relay?.counts.receipts === 2, 10_000, 50)
+    expect(relay?.counts.bytes).toBe(2 * shardBytes)
   }, 90_000)
 })
 
