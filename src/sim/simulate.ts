@@ -21,7 +21,7 @@ export interface SimulateOptions {
   verifiers?: number
   epochs?: number
   seed?: number
-  /** Default: `stack` up to {@link AUTO_STACK_MAX_NODES} nodes (and for scenarios with sensors), `fast` above. */
+  /** Default: `stack` up to {@link AUTO_STACK_MAX_NODES} nodes (and for scenarios with sensors or storage), `fast` above. */
   engine?: SimEngine
   /** Called as epochs are posted, with the run it belongs to (`attack` or `twin`). */
   onProgress?: (run: 'attack' | 'twin', posted: number, total: number) => void
@@ -305,10 +305,9 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     verifiers: options.verifiers ?? scenario.defaults.verifiers,
     epochs: options.epochs ?? scenario.defaults.epochs,
   }
-  // Sensors run on the stack engine only (the fast path has no readings to judge).
-  const engine =
-    options.engine ??
-    (size.nodes <= AUTO_STACK_MAX_NODES || scenario.sensors !== undefined ? 'stack' : 'fast')
+  // Sensors and storage run on the stack engine only (the fast path has no readings or shards).
+  const stackOnly = scenario.sensors !== undefined || scenario.storage !== undefined
+  const engine = options.engine ?? (size.nodes <= AUTO_STACK_MAX_NODES || stackOnly ? 'stack' : 'fast')
   const progress = (run: 'attack' | 'twin'): Progress | undefined =>
     options.onProgress === undefined ? undefined : (p, t) => options.onProgress?.(run, p, t)
   const { world, run } = await runOnce(scenario, size, false, engine, progress('attack'), options.params)
