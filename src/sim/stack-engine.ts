@@ -70,7 +70,10 @@ export async function runStack(
       'SIM_TOO_LARGE',
       `the stack engine runs at most ${STACK_ENGINE_MAX_NODES} nodes, not ${nodes}`,
       {
-        hint: 'Use --engine fast for larger networks',
+        hint:
+          world.stations.length > 0 || world.storage !== undefined
+            ? `This scenario runs sensors or storage, which only the stack engine runs: use at most ${STACK_ENGINE_MAX_NODES} --nodes`
+            : 'Use --engine fast for larger networks',
         details: { nodes },
       },
     )
