@@ -112,12 +112,18 @@ export function renderReport(result: SimResult): string {
     .map(
       (e) =>
         `<tr><td>${e.epoch}</td><td>${e.registered}</td><td>${e.scored}</td><td>${fmt(e.paid, 2)}</td><td>${Object.entries(
-          e.shares,
+          e.pools,
         )
+          .map(([k, v]) => `${escapeHtml(k)} ${fmt(v, 0)}`)
+          .join(', ')}</td><td>${Object.entries(e.shares)
           .map(([k, v]) => `${escapeHtml(k)} ${(v * 100).toFixed(2)}%`)
           .join(', ')}</td><td><code>${e.root.slice(0, 18)}…</code></td></tr>`,
     )
     .join('')
+  const storage =
+    result.storage === undefined
+      ? ''
+      : `<p>Storage: ${result.storage.files} files stored in ${result.storage.placed} shards; verifiers rebuilt ${result.storage.repaired} shards elsewhere; ${result.storage.intact} of ${result.storage.checked} files read back intact in the last epoch.</p>`
   const hw = Object.entries(result.network.hardware)
     .map(([k, v]) => `${escapeHtml(k)} ${v}`)
     .join(', ')
@@ -129,6 +135,7 @@ export function renderReport(result: SimResult): string {
 <p>${escapeHtml(result.summary)}.</p>
 <p>${result.nodes} nodes (${result.network.identities} identities on ${result.network.machines} machines in ${result.network.cells} H3 cells around ${result.network.centres} cities; ${hw}), ${result.verifiers} verifiers, ${result.epochs} epochs, seed ${result.seed}, engine <code>${result.engine}</code>. Honest operators received <b>${(result.honestShare * 100).toFixed(2)}%</b> of what was paid.</p>
 ${verdict}
+${storage}
 <h2>Emission share per cohort</h2>
 ${sharesChart(result)}
 <h2>Net per cohort, and the attacker's profit (MESH)</h2>
@@ -136,9 +143,9 @@ ${netChart(result)}
 <h2>Detection</h2>
 ${detectionChart(result)}
 <h2>Cohorts (MESH over the run)</h2>
-<table><tr><th>cohort</th><th>identities</th><th>machines</th><th>rewards</th><th>job payments</th><th>running costs</th><th>fees</th><th>slashed</th><th>net</th></tr>${cohortRows}</table>
+<table><tr><th>cohort</th><th>identities</th><th>machines</th><th>rewards</th><th>payments</th><th>running costs</th><th>fees</th><th>slashed</th><th>net</th></tr>${cohortRows}</table>
 <h2>Epochs</h2>
-<table><tr><th>epoch</th><th>registered</th><th>scored</th><th>paid</th><th>shares</th><th>root</th></tr>${epochRows}</table>
+<table><tr><th>epoch</th><th>registered</th><th>scored</th><th>paid</th><th>pools</th><th>shares</th><th>root</th></tr>${epochRows}</table>
 <p>How these figures are computed: docs/simulation.md.</p>
 </body></html>
 `
