@@ -10,6 +10,7 @@ import {
   type BandwidthReceiptBody,
   frame,
   RELAY_RECEIPT_PROTOCOL,
+  STORAGE_RECEIPT,
   STORAGE_RESPONSE,
   unframe,
 } from './protocol.js'
@@ -31,6 +32,12 @@ export interface RelayServiceInit {
   network: string
   /** Download sessions remembered for the bytes-receipted total (default 10,000). */
   maxSessions?: number
+  /**
+   * Forward the storage topic's receipts (checked as holders check them) on a node without the
+   * storage service: a holder behind NAT gossips over the connections it dials out, often only to its
+   * relay, and gossipsub forwards a topic only through peers subscribed to it (default false).
+   */
+  forwardStorageTopic?: boolean
 }
 
 /** The parts it works with. */
@@ -86,6 +93,7 @@ export class RelayService implements NodeService {
   readonly #c: RelayServiceComponents
   readonly #tally: ReceiptTally
   #context: ServiceContext | undefined
+  #unsubscribe: (() => void) | undefined
   #receipts = 0
   #refused = 0
 
@@ -114,9 +122,22 @@ export class RelayService implements NodeService {
     context.port.handle(RELAY_RECEIPT_PROTOCOL, async (request, { from }) => this.#take(request, from), {
       maxRequestBytes: MAX_RELAY_RECEIPT_BYTES,
     })
+    if (this.#init.forwardStorageTopic === true)
+      this.#unsubscribe = context.port.subscribe(storageTopic(this.#init.network), (m) => {
+        // As holders check them: storage receipts from their publisher, byte receipts from anyone
+        // (signed by whoever received the bytes).
+        const decoded = this.#c.codec.decode(m.data)
+        if (!decoded.ok) return decoded.verdict
+        if (decoded.envelope.type === BANDWIDTH_RECEIPT.type) return 'accept'
+        return decoded.envelope.type === STORAGE_RECEIPT.type && decoded.envelope.from === m.from
+          ? 'accept'
+          : 'reject'
+      })
   }
 
   async stop(): Promise<void> {
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
     this.#context?.port.unhandle(RELAY_RECEIPT_PROTOCOL)
     this.#context = undefined
   }

@@ -9,6 +9,8 @@ import { createLibp2pPort } from '../mesh/libp2p-port.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import { createPeerSigner, createPeerVerifier } from '../mesh/peer-key.js'
 import { createWireCodec, networkIdOf } from '../mesh/wire-codec.js'
+import { followAdvertisedAddresses } from '../node/ad-addresses.js'
+import { ADVERTISEMENT } from '../node/advertisement.js'
 import { type OpsResponse, type OpsServer, startOpsServer } from '../node/ops-server.js'
 import { lowerAddress } from '../rewards/index.js'
 import { SENSOR_READING } from '../sensors/reading.js'
@@ -125,9 +127,17 @@ export async function startVerifierService(
         WORK_RECEIPT,
         FRAUD_EVIDENCE,
         SLASH_SIGNATURE,
+        ADVERTISEMENT,
       ],
       nextSeq: (type) => store.nextSeq(type),
     })
+    // Nodes are challenged by peer id: keep where their advertisements say they are (a node behind
+    // NAT is reached at its relay's circuit, which the DHT does not find).
+    const stopAds = followAdvertisedAddresses(
+      { network: net },
+      { port, codec, peerStore: libp2p.peerStore, logger: logger.child({ module: 'ads' }) },
+    )
+    stack.push({ name: 'ads', stop: stopAds })
     const chain = createEvmVerifierChain(client, { deployBlock: BigInt(network.deployBlock) })
     const schedule = {
       genesisTime: network.parameters.genesisTime,

@@ -14,7 +14,10 @@ import type { NetworkPort } from '../../src/mesh/network-port.js'
 import { createPeerSigner, createPeerVerifier } from '../../src/mesh/peer-key.js'
 import { DEFAULT_RELAY_LIMITS } from '../../src/mesh/relay.js'
 import { createWireCodec, networkIdOf } from '../../src/mesh/wire-codec.js'
+import { followAdvertisedAddresses } from '../../src/node/ad-addresses.js'
+import { ADVERTISEMENT } from '../../src/node/advertisement.js'
 import type { NodeDatabase } from '../../src/node/database.js'
+import { challengeUptime } from '../../src/node/uptime.js'
 import { Meshwork } from '../../src/sdk/index.js'
 import { storageTopic } from '../../src/storage/challenge.js'
 import { getFile, putFile } from '../../src/storage/client.js'
@@ -67,6 +70,7 @@ describe('storage through a circuit relay', () => {
   let holderNode: LiveNode
   let holder: StorageService
   let verifierPort: NetworkPort
+  let verifierPeerStore: MeshLibp2p['peerStore']
   let verifierStore: VerifierStore
   let verifier: VerifierAgent
   let mw: Meshwork
@@ -80,7 +84,7 @@ describe('storage through a circuit relay', () => {
       mesh: { relay: { server: { ...DEFAULT_RELAY_LIMITS, maxReservations: 4 } } },
       services: (db, key) => {
         relay = new RelayService(
-          { network: NET },
+          { network: NET, forwardStorageTopic: true },
           {
             codec: codecFor(db, createPeerSigner(key)),
             logger: silent,
@@ -93,6 +97,53 @@ describe('storage through a circuit relay', () => {
     relayLibp2p = relayNode.libp2p
     registerRelayMetrics(relayNode.agent.metrics.registry, () => relay.counts)
     const relayAddr = tcpAddr(relayNode.libp2p)
+
+    // A verifier's intake of the storage topic (its chain never seeds an epoch here, so it never
+    // challenges; it counts delivery bandwidth as every verifier does).
+    const verifierKey = await generateKeyPair('Ed25519')
+    // No listen address: the holder cannot dial it, so what reaches the holder goes through the relay.
+    const mesh = await startMeshPort(verifierKey, [relayAddr], undefined, { listen: [] })
+    verifierPort = mesh.port
+    verifierPeerStore = mesh.libp2p.peerStore
+    nodes.track({ stop: () => mesh.port.close() })
+    verifierStore = openVerifierStore(join(dir, 'verifier.db'))
+    const verifierCodec = createWireCodec({
+      network: NET,
+      signer: createPeerSigner(verifierKey),
+      clock: systemClock,
+      types: [BANDWIDTH_RECEIPT, STORAGE_RECEIPT, BANDWIDTH_OBSERVATION, ADVERTISEMENT],
+      nextSeq: (t) => verifierStore.nextSeq(t),
+    })
+    verifier = new VerifierAgent(
+      {
+        network: NET,
+        schedule: { genesisTime: 0, epochDuration: 3_600 },
+        challengesPerEpoch: 1,
+        challengeTimeoutMs: 1_000,
+      },
+      {
+        port: mesh.port,
+        clock: systemClock,
+        chain: {
+          head: async () => ({ number: 0n, timestamp: Math.floor(Date.now() / 1000) }),
+          firstBlockAtOrAfter: async () => undefined,
+          registry: async () => {
+            throw new Error('no registry in this test')
+          },
+        },
+        store: verifierStore,
+        codec: verifierCodec,
+        verifier: createPeerVerifier(),
+        logger: silent,
+      },
+    )
+    verifier.start()
+    // As the verifier service does: nodes are challenged where their advertisements say they are.
+    const stopAds = followAdvertisedAddresses(
+      { network: NET },
+      { port: mesh.port, codec: verifierCodec, peerStore: mesh.libp2p.peerStore, logger: silent },
+    )
+    nodes.track({ stop: async () => stopAds() })
 
     // Behind "NAT": no listen address of its own, reachable only through its reservation.
     holderNode = await nodes.start({
@@ -112,45 +163,6 @@ describe('storage through a circuit relay', () => {
     })
     await until(() => holderNode.libp2p.getMultiaddrs().length > 0, 15_000)
     expect(relay.counts.reservations).toBe(1)
-
-    // A verifier's intake of the storage topic (its chain never seeds an epoch here, so it never
-    // challenges; it counts delivery bandwidth as every verifier does).
-    const verifierKey = await generateKeyPair('Ed25519')
-    const mesh = await startMeshPort(verifierKey, [relayAddr])
-    verifierPort = mesh.port
-    nodes.track({ stop: () => mesh.port.close() })
-    verifierStore = openVerifierStore(join(dir, 'verifier.db'))
-    const verifierSigner = createPeerSigner(verifierKey)
-    verifier = new VerifierAgent(
-      {
-        network: NET,
-        schedule: { genesisTime: 0, epochDuration: 3_600 },
-        challengesPerEpoch: 1,
-        challengeTimeoutMs: 1_000,
-      },
-      {
-        port: mesh.port,
-        clock: systemClock,
-        chain: {
-          head: async () => ({ number: 0n, timestamp: Math.floor(Date.now() / 1000) }),
-          firstBlockAtOrAfter: async () => undefined,
-          registry: async () => {
-            throw new Error('no registry in this test')
-          },
-        },
-        store: verifierStore,
-        codec: createWireCodec({
-          network: NET,
-          signer: verifierSigner,
-          clock: systemClock,
-          types: [BANDWIDTH_RECEIPT, STORAGE_RECEIPT, BANDWIDTH_OBSERVATION],
-          nextSeq: (t) => verifierStore.nextSeq(t),
-        }),
-        verifier: createPeerVerifier(),
-        logger: silent,
-      },
-    )
-    verifier.start()
 
     const networkPath = join(dir, 'network.json')
     writeFileSync(
@@ -190,6 +202,26 @@ describe('storage through a circuit relay', () => {
     const addrs = holderNode.libp2p.getMultiaddrs().map((a) => a.toString())
     expect(addrs.length).toBeGreaterThan(0)
     for (const a of addrs) expect(a).toContain(`/p2p/${relayNode.peerId}/p2p-circuit`)
+
+    // A verifier that knows it by its peer id (from the registry) and its advertisement challenges
+    // it through the relay.
+    await until(
+      async () =>
+        (await verifierPeerStore.get(holderNode.libp2p.peerId).catch(() => undefined))?.addresses.some((a) =>
+          a.multiaddr.toString().includes('/p2p-circuit'),
+        ) === true,
+      15_000,
+      50,
+    )
+    const challenged = await challengeUptime(verifierPort, {
+      network: NET,
+      epoch: 1,
+      node: holderNode.peerId,
+      timeoutMs: 10_000,
+      verifier: createPeerVerifier(),
+      now: () => Date.now(),
+    })
+    expect(challenged).toMatchObject({ answered: true })
 
     // 5 MiB at K = N = 1: one shard of two pieces, the first a whole 4 MiB segment.
     const file = new Uint8Array(5 * 2 ** 20 + 123).map((_, i) => (i * 2_654_435_761) >>> 24)

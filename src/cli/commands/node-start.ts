@@ -166,7 +166,9 @@ export function nodeStartCommand(node: Command): void {
         if (config.relay.enabled) {
           const signer = createPeerSigner(identity.peerKey)
           relay = new RelayService(
-            { network: net },
+            // Without the storage service, the relay forwards the storage topic for the holders
+            // behind it (whose gossip may go out through it only).
+            { network: net, forwardStorageTopic: !config.storage.enabled },
             {
               codec: createWireCodec({
                 network: net,
