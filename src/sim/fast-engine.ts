@@ -10,24 +10,16 @@ import {
 } from '../rewards/index.js'
 import { MAX_PROBE_RTT_MS } from '../verifier/observation.js'
 import { distanceToCellKm } from '../verifier/probe.js'
-import { challengeTimes } from '../verifier/schedule.js'
 import { colludersPostForgedRoot } from './colluders.js'
 import { paymentFee } from './compute-jobs.js'
 import type { EngineRun, EpochOutcome } from './engine.js'
 import { SimError } from './errors.js'
 import type { Span } from './fleet.js'
-import { stream } from './random.js'
+import { streamSeed } from './random.js'
 import { chainOrigin, firstBlockNumberAtOrAfter, SimLedger, simBlockHash } from './sim-ledger.js'
 import type { Progress } from './stack-engine.js'
-import {
-  availability,
-  MESH,
-  onlineAt,
-  registeredEpochOf,
-  registrationMs,
-  SLASH_AMOUNT,
-  type World,
-} from './world.js'
+import { UptimeWorkers } from './uptime-workers.js'
+import { availability, MESH, registeredEpochOf, registrationMs, SLASH_AMOUNT, type World } from './world.js'
 
 const ZERO = '0x0000000000000000000000000000000000000000' as const
 
@@ -39,9 +31,17 @@ const ZERO = '0x0000000000000000000000000000000000000000' as const
  * lost, and the round trip is within the deadline. Signatures, gossip and the leader's bundle are
  * skipped (their correctness is the stack engine's and the verifier tests' business), so the
  * observations are what honest verifiers would sign. With no loss it posts the same roots as the
- * stack engine (`src/sim/engines.test.ts`).
+ * stack engine (`src/sim/sim.test.ts`). The challenges, most of an epoch's work, run on a worker
+ * thread per core (`UptimeWorkers`), with the same outcome for any number of them.
  */
-export async function runFast(world: World, options: { onProgress?: Progress } = {}): Promise<EngineRun> {
+export async function runFast(
+  world: World,
+  options: {
+    onProgress?: Progress
+    /** Threads that run the uptime challenges (default: one per core; the outcome does not depend on it). */
+    workers?: number
+  } = {},
+): Promise<EngineRun> {
   const { protocol, epochs, fleet } = world
   if (world.stations.length > 0 || world.storage !== undefined)
     throw new SimError('SIM_ENGINE_UNSUPPORTED', 'the fast engine does not run sensors or storage', {
@@ -112,9 +112,55 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
     now = Math.max(now, ms)
   }
 
-  const spans = new Map<string, Span[]>()
-  for (const id of fleet.identities)
-    spans.set(world.peerIds[id.index] as string, availability(world, id.index))
+  // Everything about an identity that no epoch changes, for the uptime workers: its peer id, its
+  // sessions and its links to each verifier.
+  const identities = world.peerIds.length
+  const identityOf = new Map<string, number>()
+  for (let i = 0; i < identities; i++) identityOf.set(world.peerIds[i] as string, i)
+  const spanStart = new Int32Array(identities + 1)
+  const sessions: Span[][] = []
+  for (let i = 0; i < identities; i++) {
+    const own = fleet.identities[i] === undefined ? [] : availability(world, i)
+    sessions.push(own)
+    spanStart[i + 1] = (spanStart[i] as number) + own.length
+  }
+  const spanTimes = new Float64Array(2 * (spanStart[identities] as number))
+  for (let i = 0, s = 0; i < identities; i++)
+    for (const span of sessions[i] as Span[]) {
+      spanTimes[s++] = span.from
+      spanTimes[s++] = span.to
+    }
+  const links = new Float64Array(verifierIds.length * identities * 6)
+  for (let v = 0; v < verifierIds.length; v++) {
+    const verifier = verifierIds[v] as string
+    for (let i = 0; i < identities; i++) {
+      const peerId = world.peerIds[i] as string
+      const there = world.latency(verifier, peerId)
+      const back = world.latency(peerId, verifier)
+      links.set(
+        [
+          there.latencyMs,
+          there.jitterMs,
+          there.lossRate ?? 0,
+          back.latencyMs,
+          back.jitterMs,
+          back.lossRate ?? 0,
+        ],
+        (v * identities + i) * 6,
+      )
+    }
+  }
+  // The verifiers' distances to the cells nodes claim (they do not change either).
+  const distances = verifierIds.map(() => new Map<string, number>())
+  const distanceKm = (v: number, cell: string, place: { lat: number; lon: number }) => {
+    const known = distances[v] as Map<string, number>
+    let km = known.get(cell)
+    if (km === undefined) {
+      km = distanceToCellKm(cell, place)
+      known.set(cell, km)
+    }
+    return km
+  }
 
   const jobsByEpoch = new Map<number, typeof world.jobs>()
   for (const job of world.jobs) {
@@ -124,134 +170,143 @@ export async function runFast(world: World, options: { onProgress?: Progress } =
   }
   const outcomes: EpochOutcome[] = []
   const forged = { attempted: 0, accepted: 0 }
-  let entries: CumulativeEntry[] = []
-  for (let epoch = 0; epoch < epochs; epoch++) {
-    const startMs = (genesisTime + epoch * epochDuration) * 1000
-    const seedBlock = firstBlockNumberAtOrAfter(genesisTime, blockSeconds, startMs / 1000)
-    // The registry as of the seed block: every registration made before it.
-    advanceTo((chainOrigin(genesisTime) + Number(seedBlock) * blockSeconds) * 1000)
-    const registry = ledger.registryAt(seedBlock)
-    const seed = simBlockHash(world.seed, seedBlock)
-    const nodes: RewardNode[] = registry.nodes.map((n) => ({
-      peerId: n.peerId,
-      operator: n.operator,
-      stake: n.stake,
-      registeredEpoch: registeredEpochOf(protocol, n.registeredAt * 1000),
-      ...(n.h3Cell === undefined ? {} : { cell: n.h3Cell }),
-    }))
-    const uptime: UptimeObservation[] = []
-    for (const verifier of verifierIds) {
-      const random = stream(world.seed, 'fast-links', epoch, verifier)
-      for (const node of nodes) {
-        if (node.peerId === verifier) continue
-        const times = challengeTimes({
-          seed,
-          verifier,
-          node: node.peerId,
-          epochStartMs: startMs,
-          epochDurationMs: epochDuration * 1000,
-          count: protocol.challengesPerEpoch,
-        })
-        const there = world.latency(verifier, node.peerId)
-        const back = world.latency(node.peerId, verifier)
-        const sessions = spans.get(node.peerId) ?? []
-        let answered = 0
-        let fastest = Number.POSITIVE_INFINITY
-        for (const t of times) {
-          const lostThere = random.uniform() < (there.lossRate ?? 0)
-          const oneWay = Math.round(there.latencyMs + random.uniform() * there.jitterMs)
-          const lostBack = random.uniform() < (back.lossRate ?? 0)
-          const backWay = Math.round(back.latencyMs + random.uniform() * back.jitterMs)
-          if (lostThere || lostBack || oneWay + backWay > protocol.challengeTimeoutMs) continue
-          if (onlineAt(world, sessions, t + oneWay)) {
-            answered++
-            fastest = Math.min(fastest, oneWay + backWay)
-          }
-        }
-        // The location probe the stack's verifiers put in their observations (`locationProbe`).
+  const workers = new UptimeWorkers({
+    peerIds: world.peerIds,
+    verifiers: verifierIds,
+    spans: spanTimes,
+    spanStart,
+    links,
+    genesisTime,
+    epochDuration,
+    challengesPerEpoch: protocol.challengesPerEpoch,
+    challengeTimeoutMs: protocol.challengeTimeoutMs,
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
+  })
+  try {
+    let entries: CumulativeEntry[] = []
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      const startMs = (genesisTime + epoch * epochDuration) * 1000
+      const seedBlock = firstBlockNumberAtOrAfter(genesisTime, blockSeconds, startMs / 1000)
+      // The registry as of the seed block: every registration made before it.
+      advanceTo((chainOrigin(genesisTime) + Number(seedBlock) * blockSeconds) * 1000)
+      const registry = ledger.registryAt(seedBlock)
+      const seed = simBlockHash(world.seed, seedBlock)
+      const nodes: RewardNode[] = registry.nodes.map((n) => ({
+        peerId: n.peerId,
+        operator: n.operator,
+        stake: n.stake,
+        registeredEpoch: registeredEpochOf(protocol, n.registeredAt * 1000),
+        ...(n.h3Cell === undefined ? {} : { cell: n.h3Cell }),
+      }))
+      const counts = await workers.epoch({
+        seed,
+        epochStartMs: startMs,
+        epochDurationMs: epochDuration * 1000,
+        streamSeeds: verifierIds.map((verifier) => streamSeed(world.seed, 'fast-links', epoch, verifier)),
+        nodes: nodes.map((node) => {
+          const identity = identityOf.get(node.peerId)
+          if (identity === undefined) throw new RangeError(`registered node ${node.peerId} is no identity`)
+          return identity
+        }),
+        skip: verifierIds.map((verifier) => nodes.findIndex((node) => node.peerId === verifier)),
+      })
+      const uptime: UptimeObservation[] = []
+      for (let v = 0; v < verifierIds.length; v++) {
+        const verifier = verifierIds[v] as string
         const place = places.get(verifier)
-        const probe =
-          place === undefined || node.cell === undefined || answered === 0
-            ? undefined
-            : { rttMs: Math.min(MAX_PROBE_RTT_MS, fastest), distanceKm: distanceToCellKm(node.cell, place) }
-        uptime.push({
-          verifier,
-          node: node.peerId,
-          challenges: times.length,
-          answered,
-          ...(probe === undefined ? {} : { probe }),
-        })
+        for (let k = 0; k < nodes.length; k++) {
+          const answered = counts.answered[v * nodes.length + k] as number
+          if (answered < 0) continue
+          const node = nodes[k] as RewardNode
+          // The location probe the stack's verifiers put in their observations (`locationProbe`).
+          const probe =
+            place === undefined || node.cell === undefined || answered === 0
+              ? undefined
+              : {
+                  rttMs: Math.min(MAX_PROBE_RTT_MS, counts.fastest[v * nodes.length + k] as number),
+                  distanceKm: distanceKm(v, node.cell, place),
+                }
+          uptime.push({
+            verifier,
+            node: node.peerId,
+            challenges: protocol.challengesPerEpoch,
+            answered,
+            ...(probe === undefined ? {} : { probe }),
+          })
+        }
       }
-    }
-    // Compute: every verifier saw every receipt and fraud of the epoch (the Challenger publishes one
-    // observation per node with work or fraud).
-    const work = new Map<string, { jobs: number; value: bigint; fraud: boolean }>()
-    // The payment fees the epoch's redemptions burned, per provider (each job is paid and redeemed
-    // within the epoch's blocks, as in the stack engine's ledger).
-    const burned = new Map<string, bigint>()
-    for (const job of jobsByEpoch.get(epoch) ?? []) {
-      const node = world.peerIds[job.identity] as string
-      if (!job.fraud) {
-        const operator = (world.operators[job.identity] as string).toLowerCase()
-        const fee = paymentFee(job.value, protocol.paymentFeeBps)
-        if (fee > 0n) burned.set(operator, (burned.get(operator) ?? 0n) + fee)
+      // Compute: every verifier saw every receipt and fraud of the epoch (the Challenger publishes one
+      // observation per node with work or fraud).
+      const work = new Map<string, { jobs: number; value: bigint; fraud: boolean }>()
+      // The payment fees the epoch's redemptions burned, per provider (each job is paid and redeemed
+      // within the epoch's blocks, as in the stack engine's ledger).
+      const burned = new Map<string, bigint>()
+      for (const job of jobsByEpoch.get(epoch) ?? []) {
+        const node = world.peerIds[job.identity] as string
+        if (!job.fraud) {
+          const operator = (world.operators[job.identity] as string).toLowerCase()
+          const fee = paymentFee(job.value, protocol.paymentFeeBps)
+          if (fee > 0n) burned.set(operator, (burned.get(operator) ?? 0n) + fee)
+        }
+        const w = work.get(node) ?? { jobs: 0, value: 0n, fraud: false }
+        if (job.verified) {
+          w.jobs++
+          w.value += job.value
+        }
+        if (job.fraud) w.fraud = true
+        if (job.verified || job.fraud) work.set(node, w)
       }
-      const w = work.get(node) ?? { jobs: 0, value: 0n, fraud: false }
-      if (job.verified) {
-        w.jobs++
-        w.value += job.value
+      const compute: ComputeObservation[] = []
+      for (const verifier of verifierIds)
+        for (const [node, w] of [...work].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
+          compute.push({ verifier, node, ...w })
+      const emission = emissionOf(protocol.emission, BigInt(epoch))
+      const rewards = computeEpochRewards(
+        {
+          epoch,
+          emission,
+          nodes,
+          verifiers: registry.verifiers.map((v) => v.peerId),
+          uptime,
+          ...(compute.length > 0 ? { compute } : {}),
+          ...(burned.size > 0 ? { burned: [...burned] } : {}),
+        },
+        protocol.params,
+      )
+      const added = addPayouts(entries, rewards.payouts)
+      entries = added.length > 0 ? added : [{ account: ZERO, cumulativeAmount: 0n }]
+      const tree = buildCumulativeTree(entries)
+      let total = 0n
+      for (const e of entries) total += e.cumulativeAmount
+      // The epoch ends: colluders try their forged root first, then the honest quorum posts.
+      advanceTo((genesisTime + (epoch + 1) * epochDuration) * 1000 + 1_000)
+      if (world.verifiers.some((v) => v.colluding)) {
+        forged.attempted++
+        if (await colludersPostForgedRoot(world, ledger)) forged.accepted++
       }
-      if (job.fraud) w.fraud = true
-      if (job.verified || job.fraud) work.set(node, w)
-    }
-    const compute: ComputeObservation[] = []
-    for (const verifier of verifierIds)
-      for (const [node, w] of [...work].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
-        compute.push({ verifier, node, ...w })
-    const emission = emissionOf(protocol.emission, BigInt(epoch))
-    const rewards = computeEpochRewards(
-      {
+      ledger.forcePost(epoch, { root: tree.root, digest: `0x${'00'.repeat(32)}`, totalCumulative: total })
+      const payouts = new Map<string, bigint>()
+      for (let i = 0; i < rewards.payouts.size; i++) {
+        const [account, amount] = rewards.payouts.at(i)
+        payouts.set(account, amount)
+      }
+      let scored = 0
+      for (const n of rewards.uptime.list()) if (n.eligible) scored++
+      outcomes.push({
         epoch,
         emission,
-        nodes,
-        verifiers: registry.verifiers.map((v) => v.peerId),
-        uptime,
-        ...(compute.length > 0 ? { compute } : {}),
-        ...(burned.size > 0 ? { burned: [...burned] } : {}),
-      },
-      protocol.params,
-    )
-    const added = addPayouts(entries, rewards.payouts)
-    entries = added.length > 0 ? added : [{ account: ZERO, cumulativeAmount: 0n }]
-    const tree = buildCumulativeTree(entries)
-    let total = 0n
-    for (const e of entries) total += e.cumulativeAmount
-    // The epoch ends: colluders try their forged root first, then the honest quorum posts.
-    advanceTo((genesisTime + (epoch + 1) * epochDuration) * 1000 + 1_000)
-    if (world.verifiers.some((v) => v.colluding)) {
-      forged.attempted++
-      if (await colludersPostForgedRoot(world, ledger)) forged.accepted++
+        root: tree.root,
+        digest: `0x${'00'.repeat(32)}`,
+        totalCumulative: total,
+        payouts,
+        pools: rewards.pools,
+        registered: nodes.length,
+        scored,
+      })
+      options.onProgress?.(epoch + 1, epochs)
     }
-    ledger.forcePost(epoch, { root: tree.root, digest: `0x${'00'.repeat(32)}`, totalCumulative: total })
-    const payouts = new Map<string, bigint>()
-    for (let i = 0; i < rewards.payouts.size; i++) {
-      const [account, amount] = rewards.payouts.at(i)
-      payouts.set(account, amount)
-    }
-    let scored = 0
-    for (const n of rewards.uptime.list()) if (n.eligible) scored++
-    outcomes.push({
-      epoch,
-      emission,
-      root: tree.root,
-      digest: `0x${'00'.repeat(32)}`,
-      totalCumulative: total,
-      payouts,
-      pools: rewards.pools,
-      registered: nodes.length,
-      scored,
-    })
-    options.onProgress?.(epoch + 1, epochs)
+  } finally {
+    await workers.close()
   }
   return {
     engine: 'fast',

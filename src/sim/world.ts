@@ -1,5 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto'
-import { base58btc } from 'multiformats/bases/base58'
+import { createHash, sign } from 'node:crypto'
 import type { PeerSigner } from '../mesh/peer-key.js'
 import type { LatencyModel } from '../mesh/sim-network.js'
 import { networkIdOf } from '../mesh/wire-codec.js'
@@ -7,6 +6,7 @@ import { DEFAULT_REWARD_PARAMS, type EmissionSchedule, type RewardParams } from 
 import type { SimJob } from './compute-jobs.js'
 import { type Fleet, isOnline, type Span } from './fleet.js'
 import { type Access, drawPlace, linkBetween, type Place } from './geography.js'
+import { ed25519PeerIds, ed25519PrivateKey, ed25519PublicKey, peerIdOfPublicKey } from './peer-ids.js'
 import { seedBytes, stream } from './random.js'
 import type { SimStation } from './stations.js'
 import type { StorageDemand } from './storage-files.js'
@@ -101,11 +101,11 @@ export function buildWorld(init: {
   lossless?: boolean
 }): World {
   const { seed, fleet } = init
-  const peerIds: string[] = []
+  // Deriving 100,000 keys takes 11 s on one core: `ed25519PeerIds` uses them all.
+  const peerIds = ed25519PeerIds(fleet.identities.map((id) => seedBytes(seed, 'node', id.index)))
   const operators: `0x${string}`[] = []
   const cohortOf = new Map<string, string>()
   for (const id of fleet.identities) {
-    peerIds.push(ed25519PeerId(seedBytes(seed, 'node', id.index)))
     const operator = `0x${Buffer.from(seedBytes(seed, 'operator', id.index))
       .subarray(0, 20)
       .toString('hex')}` as const
@@ -162,38 +162,22 @@ export function buildWorld(init: {
   }
 }
 
-/** A peer id's bytes before the public key: identity multihash (0x00, 36 bytes) of a protobuf Ed25519 public key. */
-const PEER_ID_PREFIX = Uint8Array.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
-
 /**
  * The libp2p peer id of the Ed25519 key with this 32-byte seed, derived with node:crypto (the
  * libp2p key classes derive the public key in JavaScript, 50 times slower: too slow for 100,000
- * identities). Tested equal to `createPeerSigner`'s.
+ * identities; `ed25519PeerIds` derives many on every core). Tested equal to `createPeerSigner`'s.
  */
 export function ed25519PeerId(seed: Uint8Array): string {
-  return peerIdOfKey(privateKeyOf(seed))
-}
-
-/** The node:crypto key of an Ed25519 seed (imported as JWK: ten times faster than PKCS#8 DER here). */
-function privateKeyOf(seed: Uint8Array): KeyObject {
-  return createPrivateKey({
-    key: { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(seed).toString('base64url'), x: '' },
-    format: 'jwk',
-  })
-}
-
-function peerIdOfKey(key: KeyObject): string {
-  const x = createPublicKey(key).export({ format: 'jwk' }).x as string
-  const bytes = new Uint8Array(38)
-  bytes.set(PEER_ID_PREFIX, 0)
-  bytes.set(Buffer.from(x, 'base64url'), 6)
-  return base58btc.baseEncode(bytes)
+  return peerIdOfPublicKey(ed25519PublicKey(ed25519PrivateKey(seed)))
 }
 
 /** The peer signer of the Ed25519 key with this 32-byte seed (deterministic keys: simulation only). */
 export function signerFromSeed(seed: Uint8Array): PeerSigner {
-  const key = privateKeyOf(seed)
-  return { peerId: peerIdOfKey(key), sign: (data) => new Uint8Array(sign(null, data, key)) }
+  const key = ed25519PrivateKey(seed)
+  return {
+    peerId: peerIdOfPublicKey(ed25519PublicKey(key)),
+    sign: (data) => new Uint8Array(sign(null, data, key)),
+  }
 }
 
 /** When an identity registers for a membership starting at `from` (ms): 30 s before that epoch (before its seed block). */
