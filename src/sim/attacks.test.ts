@@ -68,6 +68,14 @@ describe('attacks (production stack, simulated network)', () => {
     expect(r.honestShare).toBeGreaterThanOrEqual(0.95)
   }, 90_000)
 
+  // An open finding (docs/simulation.md, "Location spoofers"): no defence yet, so this attack pays.
+  it('a careful spoofer, claiming only cells no round trip rules out, is paid for every claim: the open location finding', async () => {
+    const r = await simulate({ scenario: 'careful-spoofer', nodes: 100, epochs: 3, engine: 'stack' })
+    expect(r.attack?.claimsRuledOutByRtt.attacker).toBe(0)
+    expect(r.attack?.profit).toBeGreaterThan(0)
+    expect(r.attack?.detectionEpoch).toBeNull()
+  }, 90_000)
+
   it('storage deleters fail every chunk challenge from the epoch after they took their shards, earn no storage reward, and lose money; verifiers rebuild their shards elsewhere and every file reads back intact', async () => {
     const r = await simulate({ scenario: 'storage-deleter', nodes: 40, epochs: 3, engine: 'stack' })
     expect(r.storage?.files).toBeGreaterThanOrEqual(2)

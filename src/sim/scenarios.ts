@@ -1,11 +1,12 @@
+import { locationConfidence } from '../sensors/location.js'
 import type { WashTrade } from './compute-jobs.js'
 import { SimError } from './errors.js'
 import { addIdentities, addMachine, type ChurnModel, type Fleet, HARDWARE, honestFleet } from './fleet.js'
-import { drawPlace } from './geography.js'
+import { drawPlace, greatCircleKm, type Place } from './geography.js'
 import { stream } from './random.js'
 import type { SensorDemand } from './stations.js'
 import type { StorageDemand } from './storage-files.js'
-import { MESH } from './world.js'
+import { buildWorld, MESH } from './world.js'
 
 /** The size of a run. */
 export interface ScenarioSize {
@@ -131,6 +132,69 @@ function farAwayClaims(size: ScenarioSize, twin: boolean, cohort: string, forwar
 }
 
 /**
+ * A careful location spoofer: like `location-spoofer`, but each claim is a cell at least 300 km from
+ * the machine that no verifier's best round trip to the machine rules out (the spoofer measures its
+ * own round trips to the verifiers, whose places are public, before it registers).
+ */
+function carefulClaims(size: ScenarioSize, twin: boolean): ScenarioBuild {
+  const cohort = 'careful-spoofer'
+  const fleet = honest(size)
+  const random = stream(size.seed, cohort)
+  const machine = addMachine(
+    fleet,
+    size.seed,
+    'home-server',
+    drawPlace(random),
+    HARDWARE['home-server'],
+    size.epochs,
+  )
+  const count = farmSize(size)
+  if (twin) {
+    addIdentities(fleet, {
+      cohort,
+      machine,
+      count: 1,
+      stakeMesh: count * FARM_STAKE_MESH,
+      epochs: size.epochs,
+    })
+    return { fleet, colluders: 0 }
+  }
+  // Its round trips to the verifiers, measured as any identity on the machine would see them (the
+  // world's link model: a world built with one identity there, claiming the machine's own place).
+  const probe = structuredClone(fleet)
+  addIdentities(probe, { cohort, machine, count: 1, stakeMesh: FARM_STAKE_MESH, epochs: size.epochs })
+  const world = buildWorld({
+    seed: size.seed,
+    epochs: size.epochs,
+    fleet: probe,
+    verifiers: size.verifiers,
+    colluders: 0,
+  })
+  const self = world.peerIds[probe.identities.length - 1] as string
+  const probes = world.verifiers.map((v) => ({
+    verifier: v.signer.peerId,
+    lat: v.place.lat,
+    lon: v.place.lon,
+    rttMs: world.latency(v.signer.peerId, self).latencyMs + world.latency(self, v.signer.peerId).latencyMs,
+  }))
+  const at = fleet.machines[machine] as (typeof fleet.machines)[number]
+  const claims: Place[] = []
+  for (let tries = 0; claims.length < count && tries < 10_000; tries++) {
+    const p = drawPlace(random)
+    if (greatCircleKm(p, at.place) >= 300 && locationConfidence(p.cell, probes).confidence > 0) claims.push(p)
+  }
+  addIdentities(fleet, {
+    cohort,
+    machine,
+    count: claims.length,
+    stakeMesh: FARM_STAKE_MESH,
+    epochs: size.epochs,
+    claimed: (i) => claims[i] as Place,
+  })
+  return { fleet, colluders: 0 }
+}
+
+/**
  * The honest fleet plus `count` home servers of `cohort` (placed from the `label` stream), one
  * identity each staking 5,000 MESH: the attackers of the forger and wash-trading scenarios.
  */
@@ -226,6 +290,16 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     defaults: { nodes: 100, verifiers: 3, epochs: 6 },
     build: (size) => farAwayClaims(size, false, 'spoofer', 0),
     twin: (size) => farAwayClaims(size, true, 'spoofer', 0),
+  },
+  {
+    name: 'careful-spoofer',
+    summary:
+      "a careful location spoofer: like location-spoofer, but it claims only cells (300 km or more away) that no verifier's round trip to its machine rules out. An open finding: this attack pays (docs/simulation.md)",
+    attacker: 'careful-spoofer',
+    sensors: { share: 0.5, spoofers: 'careful-spoofer' },
+    defaults: { nodes: 100, verifiers: 3, epochs: 6 },
+    build: (size) => carefulClaims(size, false),
+    twin: (size) => carefulClaims(size, true),
   },
   {
     name: 'forger',
