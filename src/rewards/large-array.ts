@@ -14,9 +14,10 @@ export const LARGE_ARRAY_BYTES = 1 << 20
  * V8 counts the memory of `ArrayBuffer`s, not of `SharedArrayBuffer`s, as external memory, and
  * starts a full collection each time it grows by 64 MB. Settling a million operators allocates a
  * few hundred MB of tables that all stay live until the settlement ends, next to a decoded bundle
- * of millions of objects: each such collection frees nothing and takes over half a second to mark
- * the bundle. The memory is the same either way, and a shared buffer is freed like any other once
- * unreachable; the array is simply not shared with anyone.
+ * of millions of objects: each such collection frees little and takes over half a second to mark
+ * the bundle. The memory is the same either way; the cost is that a shared buffer, once
+ * unreachable, is freed at the next full collection rather than hastening one. The array is
+ * simply not shared with anyone.
  *
  * @example
  * const scores = largeArray(Int32Array, nodes.length)
