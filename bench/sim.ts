@@ -4,9 +4,13 @@
  * world, schedule, registry, reward function and tree as the production stack, without the
  * messages), each in its own child process so that sim100kRss is that run's peak alone; `stack`
  * runs 100 nodes for 6 epochs through the production verifier stack on the simulated mesh.
- * Targets: sim10k <= 60 s, sim100k <= 600 s, sim100kRss <= 8192 MB.
+ * Targets: sim10k <= 60 s, sim100k <= 600 s, sim100kRss <= 8192 MB. Each row carries the machine's
+ * 1-minute load average at the child's start and end (`load`) and, for the fast engine, the time to
+ * the first posted epoch (building the world included) and the mean of the others (`firstEpochS`,
+ * `epochS`): the machine is shared, so a time means little without them.
  */
 import { fork } from 'node:child_process'
+import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { simulate } from '../src/sim/index.js'
 import { report } from './report.js'
@@ -18,29 +22,43 @@ const EPOCHS = 24
 
 interface ChildResult {
   seconds: number
+  /** Until the first epoch was posted (building the world included), and the mean of the others. */
+  firstEpochSeconds: number
+  epochSeconds: number
   maxRssMb: number
   honestShare: number
   paidLastEpoch: number
+  /** 1-minute load average at the start and the end. */
+  load: [number, number]
 }
 
 async function child(nodes: number, engine: 'fast' | 'stack', epochs: number): Promise<ChildResult> {
+  const loadAtStart = loadavg()[0] as number
   const t0 = performance.now()
+  const posted: number[] = []
   const result = await simulate({
     scenario: 'baseline',
     nodes,
     epochs,
     seed: 1,
     engine,
-    onProgress: (_run, posted, total) =>
+    onProgress: (_run, epoch, total) => {
+      posted.push(performance.now())
       process.stderr.write(
-        `  ${nodes} nodes: epoch ${posted}/${total}, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
-      ),
+        `  ${nodes} nodes: epoch ${epoch}/${total}, ${((performance.now() - t0) / 1000).toFixed(1)} s, load ${(loadavg()[0] as number).toFixed(2)}\n`,
+      )
+    },
   })
+  const first = posted[0] ?? performance.now()
+  const last = posted.at(-1) ?? first
   return {
     seconds: (performance.now() - t0) / 1000,
+    firstEpochSeconds: (first - t0) / 1000,
+    epochSeconds: posted.length > 1 ? (last - first) / 1000 / (posted.length - 1) : 0,
     maxRssMb: process.resourceUsage().maxRSS / 1024,
     honestShare: result.honestShare,
     paidLastEpoch: result.perEpoch.at(-1)?.paid ?? 0,
+    load: [loadAtStart, loadavg()[0] as number],
   }
 }
 
@@ -69,6 +87,7 @@ export async function run(args: string[] = []): Promise<void> {
       metric: 'simStack100',
       value: round2(r.seconds),
       unit: 's',
+      load: r.load.map(round2),
       note: '100 nodes, 3 verifiers, 6 epochs through the production verifier stack on the simulated mesh',
     })
   }
@@ -85,6 +104,9 @@ export async function run(args: string[] = []): Promise<void> {
       unit: 's',
       target,
       honestShare: r.honestShare,
+      firstEpochS: round2(r.firstEpochSeconds),
+      epochS: round2(r.epochSeconds),
+      load: r.load.map(round2),
       note: `${nodes} nodes, 3 verifiers, ${EPOCHS} epochs, baseline with churn, fast engine`,
     })
     if (part === 'sim100k')
@@ -94,6 +116,7 @@ export async function run(args: string[] = []): Promise<void> {
         value: Math.round(r.maxRssMb),
         unit: 'MB',
         target: '<= 8192',
+        load: r.load.map(round2),
         note: 'peak RSS of the 100k child process (tsx loaded)',
       })
   }

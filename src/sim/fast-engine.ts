@@ -18,7 +18,7 @@ import type { Span } from './fleet.js'
 import { streamSeed } from './random.js'
 import { chainOrigin, firstBlockNumberAtOrAfter, SimLedger, simBlockHash } from './sim-ledger.js'
 import type { Progress } from './stack-engine.js'
-import { UptimeWorkers } from './uptime-workers.js'
+import { UptimeWorkers, type UptimeWorkersInit } from './uptime-workers.js'
 import { availability, MESH, registeredEpochOf, registrationMs, SLASH_AMOUNT, type World } from './world.js'
 
 const ZERO = '0x0000000000000000000000000000000000000000' as const
@@ -112,44 +112,8 @@ export async function runFast(
     now = Math.max(now, ms)
   }
 
-  // Everything about an identity that no epoch changes, for the uptime workers: its peer id, its
-  // sessions and its links to each verifier.
-  const identities = world.peerIds.length
   const identityOf = new Map<string, number>()
-  for (let i = 0; i < identities; i++) identityOf.set(world.peerIds[i] as string, i)
-  const spanStart = new Int32Array(identities + 1)
-  const sessions: Span[][] = []
-  for (let i = 0; i < identities; i++) {
-    const own = fleet.identities[i] === undefined ? [] : availability(world, i)
-    sessions.push(own)
-    spanStart[i + 1] = (spanStart[i] as number) + own.length
-  }
-  const spanTimes = new Float64Array(2 * (spanStart[identities] as number))
-  for (let i = 0, s = 0; i < identities; i++)
-    for (const span of sessions[i] as Span[]) {
-      spanTimes[s++] = span.from
-      spanTimes[s++] = span.to
-    }
-  const links = new Float64Array(verifierIds.length * identities * 6)
-  for (let v = 0; v < verifierIds.length; v++) {
-    const verifier = verifierIds[v] as string
-    for (let i = 0; i < identities; i++) {
-      const peerId = world.peerIds[i] as string
-      const there = world.latency(verifier, peerId)
-      const back = world.latency(peerId, verifier)
-      links.set(
-        [
-          there.latencyMs,
-          there.jitterMs,
-          there.lossRate ?? 0,
-          back.latencyMs,
-          back.jitterMs,
-          back.lossRate ?? 0,
-        ],
-        (v * identities + i) * 6,
-      )
-    }
-  }
+  for (let i = 0; i < world.peerIds.length; i++) identityOf.set(world.peerIds[i] as string, i)
   // The verifiers' distances to the cells nodes claim (they do not change either).
   const distances = verifierIds.map(() => new Map<string, number>())
   const distanceKm = (v: number, cell: string, place: { lat: number; lon: number }) => {
@@ -171,11 +135,7 @@ export async function runFast(
   const outcomes: EpochOutcome[] = []
   const forged = { attempted: 0, accepted: 0 }
   const workers = new UptimeWorkers({
-    peerIds: world.peerIds,
-    verifiers: verifierIds,
-    spans: spanTimes,
-    spanStart,
-    links,
+    ...identityTables(world, verifierIds),
     genesisTime,
     epochDuration,
     challengesPerEpoch: protocol.challengesPerEpoch,
@@ -315,4 +275,45 @@ export async function runFast(
     slashed: new Map(ledger.slashed),
     forged,
   }
+}
+
+/**
+ * Everything about the identities that no epoch changes, as the uptime workers take it: their peer
+ * ids, their sessions and their links to each verifier (`world.latency` is a pure function of the
+ * two peers).
+ */
+function identityTables(
+  world: World,
+  verifierIds: readonly string[],
+): Pick<UptimeWorkersInit, 'peerIds' | 'verifiers' | 'spans' | 'spanStart' | 'links'> {
+  const identities = world.peerIds.length
+  const spanStart = new Int32Array(identities + 1)
+  const sessions: Span[][] = []
+  for (let i = 0; i < identities; i++) {
+    const own = world.fleet.identities[i] === undefined ? [] : availability(world, i)
+    sessions.push(own)
+    spanStart[i + 1] = (spanStart[i] as number) + own.length
+  }
+  const spans = new Float64Array(2 * (spanStart[identities] as number))
+  for (let i = 0, s = 0; i < identities; i++)
+    for (const span of sessions[i] as Span[]) {
+      spans[s++] = span.from
+      spans[s++] = span.to
+    }
+  const links = new Float64Array(verifierIds.length * identities * 6)
+  for (let v = 0, at = 0; v < verifierIds.length; v++) {
+    const verifier = verifierIds[v] as string
+    for (let i = 0; i < identities; i++) {
+      const peerId = world.peerIds[i] as string
+      const there = world.latency(verifier, peerId)
+      const back = world.latency(peerId, verifier)
+      links[at++] = there.latencyMs
+      links[at++] = there.jitterMs
+      links[at++] = there.lossRate ?? 0
+      links[at++] = back.latencyMs
+      links[at++] = back.jitterMs
+      links[at++] = back.lossRate ?? 0
+    }
+  }
+  return { peerIds: world.peerIds, verifiers: verifierIds, spans, spanStart, links }
 }

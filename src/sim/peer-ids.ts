@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { base58btc } from 'multiformats/bases/base58'
@@ -30,9 +30,9 @@ export function ed25519PrivateKey(seed: Uint8Array): KeyObject {
   })
 }
 
-/** The 32-byte public key of a node:crypto Ed25519 key. */
+/** The 32-byte public key of a node:crypto Ed25519 key, private (its JWK carries it: no second key object) or public. */
 export function ed25519PublicKey(key: KeyObject): Uint8Array {
-  return Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x as string, 'base64url')
+  return Buffer.from(key.export({ format: 'jwk' }).x as string, 'base64url')
 }
 
 /** The peer id of a 32-byte Ed25519 public key. */
@@ -46,7 +46,7 @@ export function peerIdOfPublicKey(publicKey: Uint8Array): string {
 /** The helpers' program (plain JavaScript: it runs without the project's loader), the same derivation. */
 const HELPER_SOURCE = `
 const { workerData } = require('node:worker_threads')
-const { createPrivateKey, createPublicKey } = require('node:crypto')
+const { createPrivateKey } = require('node:crypto')
 const { seeds, keys, status, next, n, chunk } = workerData
 for (;;) {
   const c = Atomics.add(next, 0, 1)
@@ -55,7 +55,7 @@ for (;;) {
     for (let i = c * chunk; i < Math.min(n, (c + 1) * chunk); i++) {
       const d = Buffer.from(seeds.buffer, seeds.byteOffset + 32 * i, 32).toString('base64url')
       const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: '' }, format: 'jwk' })
-      keys.set(Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x, 'base64url'), 32 * i)
+      keys.set(Buffer.from(key.export({ format: 'jwk' }).x, 'base64url'), 32 * i)
     }
     Atomics.store(status, c, 1)
   } catch {
