@@ -151,6 +151,21 @@ export async function runFast(
       advanceTo((chainOrigin(genesisTime) + Number(seedBlock) * blockSeconds) * 1000)
       const registry = ledger.registryAt(seedBlock)
       const seed = simBlockHash(world.seed, seedBlock)
+      // The workers run the challenges while this thread builds the rest of the epoch's input.
+      const counting = workers.epoch({
+        seed,
+        epochStartMs: startMs,
+        epochDurationMs: epochDuration * 1000,
+        streamSeeds: verifierIds.map((verifier) => streamSeed(world.seed, 'fast-links', epoch, verifier)),
+        nodes: registry.nodes.map((node) => {
+          const identity = identityOf.get(node.peerId)
+          if (identity === undefined) throw new RangeError(`registered node ${node.peerId} is no identity`)
+          return identity
+        }),
+        skip: verifierIds.map((verifier) => registry.nodes.findIndex((node) => node.peerId === verifier)),
+      })
+      // Awaited below; should this thread throw first, closing the workers rejects it unobserved.
+      counting.catch(() => {})
       const nodes: RewardNode[] = registry.nodes.map((n) => ({
         peerId: n.peerId,
         operator: n.operator,
@@ -158,43 +173,6 @@ export async function runFast(
         registeredEpoch: registeredEpochOf(protocol, n.registeredAt * 1000),
         ...(n.h3Cell === undefined ? {} : { cell: n.h3Cell }),
       }))
-      const counts = await workers.epoch({
-        seed,
-        epochStartMs: startMs,
-        epochDurationMs: epochDuration * 1000,
-        streamSeeds: verifierIds.map((verifier) => streamSeed(world.seed, 'fast-links', epoch, verifier)),
-        nodes: nodes.map((node) => {
-          const identity = identityOf.get(node.peerId)
-          if (identity === undefined) throw new RangeError(`registered node ${node.peerId} is no identity`)
-          return identity
-        }),
-        skip: verifierIds.map((verifier) => nodes.findIndex((node) => node.peerId === verifier)),
-      })
-      const uptime: UptimeObservation[] = []
-      for (let v = 0; v < verifierIds.length; v++) {
-        const verifier = verifierIds[v] as string
-        const place = places.get(verifier)
-        for (let k = 0; k < nodes.length; k++) {
-          const answered = counts.answered[v * nodes.length + k] as number
-          if (answered < 0) continue
-          const node = nodes[k] as RewardNode
-          // The location probe the stack's verifiers put in their observations (`locationProbe`).
-          const probe =
-            place === undefined || node.cell === undefined || answered === 0
-              ? undefined
-              : {
-                  rttMs: Math.min(MAX_PROBE_RTT_MS, counts.fastest[v * nodes.length + k] as number),
-                  distanceKm: distanceKm(v, node.cell, place),
-                }
-          uptime.push({
-            verifier,
-            node: node.peerId,
-            challenges: protocol.challengesPerEpoch,
-            answered,
-            ...(probe === undefined ? {} : { probe }),
-          })
-        }
-      }
       // Compute: every verifier saw every receipt and fraud of the epoch (the Challenger publishes one
       // observation per node with work or fraud).
       const work = new Map<string, { jobs: number; value: bigint; fraud: boolean }>()
@@ -220,6 +198,32 @@ export async function runFast(
       for (const verifier of verifierIds)
         for (const [node, w] of [...work].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
           compute.push({ verifier, node, ...w })
+      const counts = await counting
+      const uptime: UptimeObservation[] = []
+      for (let v = 0; v < verifierIds.length; v++) {
+        const verifier = verifierIds[v] as string
+        const place = places.get(verifier)
+        for (let k = 0; k < nodes.length; k++) {
+          const answered = counts.answered[v * nodes.length + k] as number
+          if (answered < 0) continue
+          const node = nodes[k] as RewardNode
+          // The location probe the stack's verifiers put in their observations (`locationProbe`).
+          const probe =
+            place === undefined || node.cell === undefined || answered === 0
+              ? undefined
+              : {
+                  rttMs: Math.min(MAX_PROBE_RTT_MS, counts.fastest[v * nodes.length + k] as number),
+                  distanceKm: distanceKm(v, node.cell, place),
+                }
+          uptime.push({
+            verifier,
+            node: node.peerId,
+            challenges: protocol.challengesPerEpoch,
+            answered,
+            ...(probe === undefined ? {} : { probe }),
+          })
+        }
+      }
       const emission = emissionOf(protocol.emission, BigInt(epoch))
       const rewards = computeEpochRewards(
         {
