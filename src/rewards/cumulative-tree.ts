@@ -138,11 +138,15 @@ function compareAt(buf: Uint8Array, a: number, b: number): number {
 
 /**
  * Leaf indices sorted by their hashes (`hashes` holds n hashes of 32 bytes): a radix sort on the
- * first 4 bytes, then a full comparison inside the rare runs that share them.
+ * first 4 bytes (kept in `keys`, which the caller may reuse afterwards), then a full comparison
+ * inside the rare runs that share them.
  */
-function sortByHash(hashes: Uint8Array, n: number): Uint32Array {
+function sortByHash(
+  hashes: Uint8Array,
+  n: number,
+  keys: Uint32Array = largeArray(Uint32Array, n),
+): Uint32Array {
   const view = new DataView(hashes.buffer, hashes.byteOffset, hashes.byteLength)
-  const keys = largeArray(Uint32Array, n)
   for (let i = 0; i < n; i++) keys[i] = view.getUint32(i * 32)
   let order = largeArray(Uint32Array, n)
   let spare = largeArray(Uint32Array, n)
@@ -311,15 +315,15 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
   }
   hashLeaves(leaves, n, encode, buffer.subarray(n * 32))
   const index = new AccountIndex(entries, n)
-  const order = sortByHash(leaves, n)
+  /** Where entry i's leaf sits in the tree; until it is filled, the sort's keys. */
+  const positionOf = largeArray(Uint32Array, n)
+  const order = sortByHash(leaves, n, positionOf)
 
   // Leaves into the tree's last n slots, sorted by hash, as 32-bit words (a copy keeps the bytes in
   // their order) without a view object per hash.
   const tree = buffer.subarray(32, 32 + size * 32)
   const words = new Uint32Array(buffer.buffer, buffer.byteOffset + 32, size * 8)
   const leafWords = new Uint32Array(buffer.buffer, buffer.byteOffset, n * 8)
-  /** Where entry i's leaf sits in the tree. */
-  const positionOf = largeArray(Uint32Array, n)
   for (let j = 0; j < n; j++) {
     const i = order[j] as number
     const at = size - 1 - j

@@ -15,6 +15,17 @@ import { KECCAK_DATA_OFFSET, type KeccakModule, keccakModule, keccakWasmModule }
  * answer with a full collection.
  */
 
+let kept: KeccakModule | undefined
+/**
+ * The caller's module, with room for `bytes` from {@link KECCAK_DATA_OFFSET}: one kept per process
+ * (hashing is synchronous and never reentrant), not two new memories per tree.
+ */
+function localModule(bytes: number): KeccakModule {
+  if (kept === undefined || kept.memory.buffer.byteLength < KECCAK_DATA_OFFSET + bytes)
+    kept = keccakModule(bytes)
+  return kept
+}
+
 /** Leaves per copy in and out of a module's memory. */
 const CHUNK = 32_768
 
@@ -200,7 +211,7 @@ export type Encode = (from: number, to: number, into: Uint8Array, at: number) =>
  * `SharedArrayBuffer` and `n` is at least {@link PARALLEL_LEAVES}.
  */
 export function hashLeaves(out: Uint8Array, n: number, encode: Encode, spare?: Uint8Array): void {
-  const local = keccakModule(CHUNK * 96)
+  const local = localModule(CHUNK * 96)
   const h = helperFor(out.buffer, n)
   if (h === null) {
     hashRange(local, out, 0, n, encode)
@@ -236,7 +247,7 @@ export function hashInnerNodes(tree: Uint8Array, n: number): void {
   const depth = 31 - Math.clz32(size) // of the last node: floor(log2(size))
   const top = Math.max(0, depth - SUBTREE_HEIGHT)
   // Room for a subtree, and for the levels above them (as many nodes as the subtrees' roots, again).
-  const local = keccakModule(Math.max(CHUNK * 96, 2 ** (top + 1) * 32))
+  const local = localModule(Math.max(CHUNK * 96, 2 ** (top + 1) * 32))
   if (top === 0) {
     hashSubtree(local, tree, size, n, 0, Number.POSITIVE_INFINITY)
     return
