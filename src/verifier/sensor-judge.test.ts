@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import Database from 'better-sqlite3'
 import fc from 'fast-check'
 import { cellToChildren, cellToParent, latLngToCell } from 'h3-js'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -39,7 +40,8 @@ afterEach(() => {
 async function setup(options: { place?: { lat: number; lon: number } } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sensor-judge-'))
   dirs.push(dir)
-  const store = openVerifierStore(join(dir, 'verifier.db'))
+  const path = join(dir, 'verifier.db')
+  const store = openVerifierStore(path)
   stores.push(store)
   let now = T0
   const clock = { now: () => now }
@@ -151,7 +153,17 @@ async function setup(options: { place?: { lat: number; lon: number } } = {}) {
     })
     return { out, observations, pay: (operator: string) => out.payouts.get(operator) ?? 0n }
   }
-  return { judge, store, registry, station, run, rewards, subscribed, setNow: (ms: number) => (now = ms) }
+  return {
+    judge,
+    store,
+    path,
+    registry,
+    station,
+    run,
+    rewards,
+    subscribed,
+    setNow: (ms: number) => (now = ms),
+  }
 }
 
 describe('sensor judge', () => {
@@ -325,5 +337,27 @@ describe('sensor judge', () => {
     const coarse = cellToParent(latLngToCell(BERLIN.lat, BERLIN.lon, 7), 5)
     expect(t.subscribed).toEqual([`meshwork/${NET}/sensors/${coarse}/1`])
     expect(cellToChildren(coarse, 7)).toContain(t.registry.nodes[0]?.h3Cell)
+  })
+
+  it('writes the readings it keeps once the event loop turns, and when it stops', async () => {
+    const t = await setup()
+    const a = await t.station(BERLIN)
+    /** Readings in the file, as the next start would find them. */
+    const written = () => {
+      const db = new Database(t.path, { readonly: true })
+      try {
+        return (db.prepare('SELECT COUNT(*) AS n FROM sensor_readings').get() as { n: number }).n
+      } finally {
+        db.close()
+      }
+    }
+    expect(t.judge.take(a.device.sign({ kind: 'temperature', value: 20, at: T0 }))).toBe('accept')
+    expect(t.judge.take(a.device.sign({ kind: 'humidity', value: 50, at: T0 }))).toBe('accept')
+    expect(written()).toBe(0)
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    expect(written()).toBe(2)
+    expect(t.judge.take(a.device.sign({ kind: 'pressure', value: 1_000, at: T0 }))).toBe('accept')
+    t.judge.stop()
+    expect(written()).toBe(3)
   })
 })

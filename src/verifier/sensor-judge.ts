@@ -73,8 +73,10 @@ export class SensorJudge {
   readonly #c: SensorJudgeComponents
   readonly #cells = new Map<string, Unsubscribe>()
   readonly #certificates = new CertificateCache()
-  /** Each registry snapshot's nodes by peer id (built once per snapshot). */
-  readonly #nodesOf = new WeakMap<RegistrySnapshot, Map<string, RegistrySnapshot['nodes'][number]>>()
+  /** Each registry snapshot's nodes by peer id, with the coarse cell each registered at (built once per snapshot). */
+  readonly #nodesOf = new WeakMap<RegistrySnapshot, Map<string, RegisteredNode>>()
+  /** The write of the readings taken since the last turn of the event loop, once scheduled. */
+  #flush: ReturnType<typeof setImmediate> | undefined
   /** Readings kept and dropped, by reason. */
   readonly counts: { kept: number; dropped: Record<ReadingDrop, number> } = {
     kept: 0,
@@ -129,8 +131,7 @@ export class SensorJudge {
     const registry = this.#c.registryAt(epoch)
     const node = registry === undefined ? undefined : this.#nodeIn(registry, checked.node)
     if (node === undefined) return drop('unregistered_node')
-    const registered = coarseCellOf(node.h3Cell)
-    if (registered !== undefined && registered !== reading.body.cell) return drop('cell_mismatch')
+    if (node.cell !== undefined && node.cell !== reading.body.cell) return drop('cell_mismatch')
     const kept = store.recordReading(
       {
         epoch,
@@ -147,16 +148,40 @@ export class SensorJudge {
     )
     if (!kept.ok) return drop(kept.refusal, kept.refusal === 'too_many_readings' ? 'ignore' : 'reject')
     this.counts.kept++
+    // The store writes readings in batches: whatever is pending once this turn of the event loop
+    // is over is committed then (a full batch is committed at once, and every read of the readings
+    // commits first, so no verdict or judgement depends on when this runs). Readings are never
+    // acknowledged to anyone, so a verifier killed before the write loses them and nothing else.
+    this.#flush ??= setImmediate(() => {
+      this.#flush = undefined
+      this.#flushReadings()
+    })
     return 'accept'
   }
 
-  #nodeIn(registry: RegistrySnapshot, peerId: string): RegistrySnapshot['nodes'][number] | undefined {
+  #flushReadings(): void {
+    try {
+      this.#c.store.flushReadings()
+    } catch (err) {
+      this.#c.logger.warn({ err }, 'failed to write sensor readings: the batch is lost')
+    }
+  }
+
+  #nodeIn(registry: RegistrySnapshot, peerId: string): RegisteredNode | undefined {
     let nodes = this.#nodesOf.get(registry)
     if (nodes === undefined) {
-      nodes = new Map(registry.nodes.map((n) => [n.peerId, n]))
+      nodes = new Map(
+        registry.nodes.map((n) => [n.peerId, { h3Cell: n.h3Cell, cell: undefined, known: false }]),
+      )
       this.#nodesOf.set(registry, nodes)
     }
-    return nodes.get(peerId)
+    const node = nodes.get(peerId)
+    // The coarse cell of a node's H3 cell is worked out once per snapshot, when a reading needs it.
+    if (node !== undefined && !node.known) {
+      node.cell = coarseCellOf(node.h3Cell)
+      node.known = true
+    }
+    return node
   }
 
   /**
@@ -230,10 +255,22 @@ export class SensorJudge {
     return locationProbe(this.#c.store, epoch, node, cell, this.#init.place)
   }
 
+  /** Stops following the cells and commits the readings taken. */
   stop(): void {
     for (const unsubscribe of this.#cells.values()) unsubscribe()
     this.#cells.clear()
+    if (this.#flush !== undefined) clearImmediate(this.#flush)
+    this.#flush = undefined
+    this.#flushReadings()
   }
+}
+
+/** A registered node as the judge checks readings against it. */
+interface RegisteredNode {
+  h3Cell: string | undefined
+  /** The coarse cell of `h3Cell` (undefined when it has none), once `known`. */
+  cell: string | undefined
+  known: boolean
 }
 
 function median(values: readonly number[]): number {

@@ -1,17 +1,27 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { SignedEnvelope } from '../mesh/wire-codec.js'
 import type { UptimeObservationBody } from './observation.js'
-import { openVerifierStore, type VerifierStore } from './store.js'
+import {
+  MAX_READINGS_PER_SENSOR_EPOCH,
+  openVerifierStore,
+  READING_BATCH,
+  type ReadingRefusal,
+  type SensorDeviceRecord,
+  type VerifierStore,
+  type VerifierStoreInit,
+} from './store.js'
 
 const dirs: string[] = []
 const opened: VerifierStore[] = []
-function open(path?: string): { store: VerifierStore; path: string } {
+function open(path?: string, init: VerifierStoreInit = {}): { store: VerifierStore; path: string } {
   const p = path ?? join(mkdtempSync(join(tmpdir(), 'mw-verifier-store-')), 'verifier.db')
   if (path === undefined) dirs.push(p)
-  const store = openVerifierStore(p)
+  const store = openVerifierStore(p, init)
   opened.push(store)
   return { store, path: p }
 }
@@ -103,5 +113,187 @@ describe('verifier store', () => {
     expect(again.nextSeq('observation/uptime')).toBeGreaterThan(seq)
     again.forgetRootsFrom(5)
     expect(again.latestRoot()).toBeUndefined()
+  })
+})
+
+type Reading = Parameters<VerifierStore['recordReading']>[0]
+
+/**
+ * The sensor rules as one transaction a reading would apply them (the store before readings were
+ * batched): the first node to certify a device keeps it, a node keeps at most `maxSensors` devices,
+ * a device at most MAX_READINGS_PER_SENSOR_EPOCH readings an epoch.
+ */
+class ReadingModel {
+  readonly devices = new Map<string, SensorDeviceRecord>()
+  rows: Reading[] = []
+
+  record(r: Reading, maxSensors: number): { ok: true } | { ok: false; refusal: ReadingRefusal } {
+    const held = this.devices.get(r.device)
+    if (held === undefined) {
+      if ([...this.devices.values()].filter((d) => d.node === r.node).length >= maxSensors)
+        return { ok: false, refusal: 'too_many_sensors' }
+      this.devices.set(r.device, {
+        device: r.device,
+        node: r.node,
+        cell: r.cell,
+        kinds: r.kinds,
+        since: r.epoch,
+      })
+    } else if (held.node !== r.node) {
+      return { ok: false, refusal: 'device_taken' }
+    } else {
+      held.cell = r.cell
+      held.kinds = r.kinds
+    }
+    if (
+      this.rows.filter((x) => x.epoch === r.epoch && x.device === r.device).length >=
+      MAX_READINGS_PER_SENSOR_EPOCH
+    )
+      return { ok: false, refusal: 'too_many_readings' }
+    this.rows.push(r)
+    return { ok: true }
+  }
+
+  readingsOf(epoch: number): ReturnType<VerifierStore['readingsOf']> {
+    const out: ReturnType<VerifierStore['readingsOf']> = new Map()
+    const rows = this.rows.filter((r) => r.epoch === epoch)
+    rows.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : a.at - b.at))
+    for (const r of rows) {
+      const held = out.get(r.device) ?? {
+        device: { ...(this.devices.get(r.device) as SensorDeviceRecord) },
+        readings: [],
+      }
+      held.readings.push({ kind: r.kind, at: r.at, value: r.value, receivedAt: r.receivedAt })
+      out.set(r.device, held)
+    }
+    return out
+  }
+
+  prune(epoch: number): void {
+    this.rows = this.rows.filter((r) => r.epoch >= epoch)
+  }
+}
+
+describe('verifier store: sensor readings', () => {
+  const reading = (i: number, over: Partial<Reading> = {}): Reading => ({
+    epoch: 5,
+    device: 'dev-a',
+    node: 'node-a',
+    cell: '851f1d4bfffffff',
+    kinds: ['temperature'],
+    kind: 'temperature',
+    at: 1_000 + i,
+    value: 10 + i / 100,
+    receivedAt: 2_000 + i,
+    ...over,
+  })
+  /** Readings committed to the file, as another process (or the next start) would see them. */
+  const committed = (path: string): number => {
+    const db = new Database(path, { readonly: true })
+    try {
+      return (db.prepare('SELECT COUNT(*) AS n FROM sensor_readings').get() as { n: number }).n
+    } finally {
+      db.close()
+    }
+  }
+
+  it('gives the verdicts and readings of one transaction a reading, however the batches fall', () => {
+    const op = fc.oneof(
+      {
+        weight: 8,
+        arbitrary: fc.record({
+          op: fc.constant('record' as const),
+          device: fc.integer({ min: 0, max: 5 }),
+          node: fc.integer({ min: 0, max: 3 }),
+          epoch: fc.integer({ min: 1, max: 4 }),
+          cell: fc.constantFrom('851f1d4bfffffff', '851f1d4ffffffff'),
+          kinds: fc.subarray(['temperature', 'humidity', 'pressure'], { minLength: 1 }),
+        }),
+      },
+      { weight: 1, arbitrary: fc.record({ op: fc.constant('flush' as const) }) },
+      { weight: 1, arbitrary: fc.record({ op: fc.constant('reopen' as const) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ op: fc.constant('prune' as const), epoch: fc.integer({ min: 1, max: 4 }) }),
+      },
+      {
+        weight: 2,
+        arbitrary: fc.record({ op: fc.constant('read' as const), epoch: fc.integer({ min: 1, max: 4 }) }),
+      },
+    )
+    fc.assert(
+      // Two devices held in memory at most, or many: a full cache is written and read back.
+      fc.property(fc.array(op, { maxLength: 60 }), fc.constantFrom(2, 1_000), (ops, cachedDevices) => {
+        let { store, path } = open(undefined, { cachedDevices })
+        const model = new ReadingModel()
+        let at = 0
+        for (const o of ops) {
+          if (o.op === 'record') {
+            at++
+            const r = reading(at, {
+              epoch: o.epoch,
+              device: `dev-${o.device}`,
+              node: `node-${o.node}`,
+              cell: o.cell,
+              kinds: o.kinds,
+              kind: o.kinds[0] as string,
+            })
+            expect(store.recordReading(r, 2)).toEqual(model.record(r, 2))
+          } else if (o.op === 'flush') {
+            store.flushReadings()
+          } else if (o.op === 'reopen') {
+            store.close()
+            opened.splice(opened.indexOf(store), 1)
+            store = open(path, { cachedDevices }).store
+          } else if (o.op === 'prune') {
+            store.pruneReadings(o.epoch)
+            model.prune(o.epoch)
+          } else {
+            expect(store.readingsOf(o.epoch)).toEqual(model.readingsOf(o.epoch))
+          }
+        }
+        for (const epoch of [1, 2, 3, 4]) expect(store.readingsOf(epoch)).toEqual(model.readingsOf(epoch))
+      }),
+      { numRuns: 60 },
+    )
+  })
+
+  it('writes readings a batch at a time: a kill loses at most the batch pending', () => {
+    const { store, path } = open()
+    for (let i = 0; i < READING_BATCH - 1; i++) expect(store.recordReading(reading(i), 16).ok).toBe(true)
+    // Nothing is written yet: a verifier killed now loses these readings (nobody was told of them).
+    expect(committed(path)).toBe(0)
+    store.recordReading(reading(READING_BATCH), 16)
+    expect(committed(path)).toBe(READING_BATCH)
+    store.recordReading(reading(READING_BATCH + 1), 16)
+    expect(committed(path)).toBe(READING_BATCH)
+    // Reading them writes them first.
+    expect(store.readingsOf(5).get('dev-a')?.readings).toHaveLength(READING_BATCH + 1)
+    expect(committed(path)).toBe(READING_BATCH + 1)
+    store.recordReading(reading(READING_BATCH + 2), 16)
+    store.flushReadings()
+    expect(committed(path)).toBe(READING_BATCH + 2)
+    store.recordReading(reading(READING_BATCH + 3), 16)
+    store.close()
+    opened.splice(opened.indexOf(store), 1)
+    expect(committed(path)).toBe(READING_BATCH + 3)
+  })
+
+  it("caps a sensor's readings in an epoch across batches and a restart", () => {
+    const { store, path } = open()
+    for (let i = 0; i < MAX_READINGS_PER_SENSOR_EPOCH; i++)
+      expect(store.recordReading(reading(i), 16).ok).toBe(true)
+    expect(store.recordReading(reading(-1), 16)).toEqual({ ok: false, refusal: 'too_many_readings' })
+    // Another epoch counts anew.
+    expect(store.recordReading(reading(-1, { epoch: 6 }), 16)).toEqual({ ok: true })
+    store.close()
+    opened.splice(opened.indexOf(store), 1)
+    const again = open(path).store
+    expect(again.recordReading(reading(-2), 16)).toEqual({ ok: false, refusal: 'too_many_readings' })
+    expect(again.recordReading(reading(-2, { device: 'dev-b' }), 16)).toEqual({ ok: true })
+    expect(again.recordReading(reading(-3, { node: 'node-b' }), 16)).toEqual({
+      ok: false,
+      refusal: 'device_taken',
+    })
   })
 })

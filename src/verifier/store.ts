@@ -187,6 +187,8 @@ export const VERIFIER_MIGRATIONS: readonly Migration[] = [
 export const MAX_READINGS_PER_SENSOR_EPOCH = 4_096
 /** Epochs of readings kept (older ones are pruned once an epoch's observations are out). */
 export const SENSOR_READING_EPOCHS_KEPT = 4
+/** Readings pending when {@link VerifierStore.recordReading} commits them itself. */
+export const READING_BATCH = 1_024
 
 /** A sensor as a verifier knows it: its certifying node, cell and kinds, and since when. */
 export interface SensorDeviceRecord {
@@ -260,7 +262,9 @@ export interface PostedRoot {
  * The verifier's state in SQLite (WAL): every write is committed before the call returns, so what a
  * verifier acknowledged (a challenge result, an observation it published or accepted, a bundle, an
  * attestation) survives a kill -9. Writes are idempotent: replaying a step after a restart changes
- * nothing.
+ * nothing. The one exception is sensor readings ({@link VerifierStore.recordReading}): they are
+ * gossip inputs that nobody is ever told were kept, so they are written in batches, and a kill -9
+ * loses at most the batch not yet written.
  */
 export interface VerifierStore {
   /** The next wire sequence number for a message type; never repeats, across restarts too. */
@@ -329,7 +333,14 @@ export interface VerifierStore {
   /**
    * Keeps a checked reading of `device` (certified by `node` for `cell`), in `epoch`; the first
    * node to certify a device keeps it, a node keeps at most `maxSensorsPerNode` devices, and a device
-   * at most {@link MAX_READINGS_PER_SENSOR_EPOCH} readings an epoch.
+   * at most {@link MAX_READINGS_PER_SENSOR_EPOCH} readings an epoch. The verdict is final when it
+   * returns (the caps are counted in memory), but the write is batched: it is committed with the
+   * other pending readings once {@link READING_BATCH} are pending, by {@link flushReadings}, or
+   * before any read of the readings ({@link readingsOf}, {@link pruneReadings}) and on
+   * {@link close}. A process killed in between loses at most that batch; nothing was acknowledged
+   * for it (readings are gossip inputs), so nothing else is wrong after a restart.
+   *
+   * @throws when a batch it flushes cannot be written; that batch is then dropped whole.
    */
   recordReading(
     r: {
@@ -355,6 +366,12 @@ export interface VerifierStore {
   >
   /** Forgets readings of epochs before `epoch`. */
   pruneReadings(epoch: number): void
+  /**
+   * Commits the readings pending (one transaction); a no-op when none are.
+   *
+   * @throws when they cannot be written; they are then dropped whole (as a kill -9 would lose them).
+   */
+  flushReadings(): void
   /** The fastest answered uptime challenge of `node` in `epoch` (ms), if any. */
   fastestRtt(epoch: number, node: string): number | undefined
   saveSensorObservation(envelope: SignedEnvelope<SensorObservationBody>): boolean
@@ -372,8 +389,18 @@ export interface VerifierStore {
   close(): void
 }
 
+/** Options of {@link openVerifierStore}. */
+export interface VerifierStoreInit {
+  /**
+   * Sensor devices (and nodes) whose records are held in memory for the caps of
+   * {@link VerifierStore.recordReading}; when full, they are written and read again from the table
+   * as needed (default 65,536).
+   */
+  cachedDevices?: number
+}
+
 /** Opens (creating if needed) the verifier store at `path` and brings its schema up to date. */
-export function openVerifierStore(path: string): VerifierStore {
+export function openVerifierStore(path: string, init: VerifierStoreInit = {}): VerifierStore {
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
   // NORMAL in WAL mode: a committed transaction survives the process being killed; only a power
@@ -394,52 +421,9 @@ export function openVerifierStore(path: string): VerifierStore {
   const storage = observationTable<StorageObservationBody>(db, 'storage_observations')
   const bandwidth = observationTable<BandwidthObservationBody>(db, 'bandwidth_observations')
   const sensor = observationTable<SensorObservationBody>(db, 'sensor_observations')
-  const selectDevice = db.prepare(
-    'SELECT device, node, cell, kinds, since FROM sensor_devices WHERE device = ?',
-  )
-  const countDevices = db.prepare('SELECT COUNT(*) AS n FROM sensor_devices WHERE node = ?')
-  const insertDevice = db.prepare(
-    'INSERT INTO sensor_devices (device, node, cell, kinds, since) VALUES (?, ?, ?, ?, ?)',
-  )
-  const updateDevice = db.prepare('UPDATE sensor_devices SET cell = ?, kinds = ? WHERE device = ?')
-  const countReadings = db.prepare('SELECT COUNT(*) AS n FROM sensor_readings WHERE epoch = ? AND device = ?')
-  const insertReading = db.prepare(
-    'INSERT INTO sensor_readings (epoch, device, kind, at, value, received_at) VALUES (?, ?, ?, ?, ?, ?)',
-  )
-  const selectReadings = db.prepare(
-    `SELECT r.device AS device, r.kind AS kind, r.at AS at, r.value AS value, r.received_at AS receivedAt,
-       d.node AS node, d.cell AS cell, d.kinds AS kinds, d.since AS since
-     FROM sensor_readings r JOIN sensor_devices d ON d.device = r.device
-     WHERE r.epoch = ? ORDER BY r.device, r.at`,
-  )
-  const deleteReadings = db.prepare('DELETE FROM sensor_readings WHERE epoch < ?')
+  const readings = sensorReadingTable(db, init.cachedDevices ?? 65_536)
   const selectFastest = db.prepare(
     "SELECT MIN(rtt_ms) AS rtt FROM challenges WHERE epoch = ? AND node = ? AND result = 'answered' AND rtt_ms IS NOT NULL",
-  )
-  // Readings counted per epoch and device in memory (from the table on first sight after a start).
-  const readingCounts = new Map<string, number>()
-  type DeviceRow = { device: string; node: string; cell: string; kinds: string; since: number }
-  const recordReading = db.transaction(
-    (r: Parameters<VerifierStore['recordReading']>[0], maxSensorsPerNode: number) => {
-      const held = selectDevice.get(r.device) as DeviceRow | undefined
-      const kinds = JSON.stringify(r.kinds)
-      if (held === undefined) {
-        if ((countDevices.get(r.node) as { n: number }).n >= maxSensorsPerNode)
-          return { ok: false as const, refusal: 'too_many_sensors' as const }
-        insertDevice.run(r.device, r.node, r.cell, kinds, r.epoch)
-      } else if (held.node !== r.node) {
-        return { ok: false as const, refusal: 'device_taken' as const }
-      } else if (held.cell !== r.cell || held.kinds !== kinds) {
-        updateDevice.run(r.cell, kinds, r.device)
-      }
-      const key = `${r.epoch}|${r.device}`
-      const count = readingCounts.get(key) ?? (countReadings.get(r.epoch, r.device) as { n: number }).n
-      if (count >= MAX_READINGS_PER_SENSOR_EPOCH)
-        return { ok: false as const, refusal: 'too_many_readings' as const }
-      readingCounts.set(key, count + 1)
-      insertReading.run(r.epoch, r.device, r.kind, r.at, r.value, r.receivedAt)
-      return { ok: true as const }
-    },
   )
   const insertBundle = db.prepare(
     'INSERT OR IGNORE INTO bundles (cid, epoch, digest, root, total, bytes) VALUES (?, ?, ?, ?, ?, ?)',
@@ -599,39 +583,10 @@ export function openVerifierStore(path: string): VerifierStore {
     bandwidthObservations: bandwidth.list,
     saveStorageObservation: storage.save,
     storageObservations: storage.list,
-    recordReading: (r, maxSensorsPerNode) => recordReading(r, maxSensorsPerNode),
-    readingsOf(epoch) {
-      const out: ReturnType<VerifierStore['readingsOf']> = new Map()
-      const rows = selectReadings.all(epoch) as (DeviceRow & {
-        kind: string
-        at: number
-        value: number
-        receivedAt: number
-      })[]
-      for (const r of rows) {
-        let held = out.get(r.device)
-        if (held === undefined) {
-          held = {
-            device: {
-              device: r.device,
-              node: r.node,
-              cell: r.cell,
-              kinds: JSON.parse(r.kinds),
-              since: r.since,
-            },
-            readings: [],
-          }
-          out.set(r.device, held)
-        }
-        held.readings.push({ kind: r.kind, at: r.at, value: r.value, receivedAt: r.receivedAt })
-      }
-      return out
-    },
-    pruneReadings(epoch) {
-      deleteReadings.run(epoch)
-      for (const key of readingCounts.keys())
-        if (Number(key.slice(0, key.indexOf('|'))) < epoch) readingCounts.delete(key)
-    },
+    recordReading: readings.record,
+    readingsOf: readings.of,
+    pruneReadings: readings.prune,
+    flushReadings: readings.flush,
     fastestRtt(epoch, node) {
       const r = selectFastest.get(epoch, node) as { rtt: number | null }
       return r.rtt ?? undefined
@@ -694,7 +649,177 @@ export function openVerifierStore(path: string): VerifierStore {
     forgetRootsFrom(epoch) {
       deleteRoots.run(epoch)
     },
-    close: () => db.close(),
+    close() {
+      readings.flush()
+      db.close()
+    },
+  }
+}
+
+/**
+ * The sensor devices and readings tables, and the batching of readings (see
+ * {@link VerifierStore.recordReading}). What the caps need is counted in memory so that a verdict
+ * never waits for a write: the devices seen (a cache of the devices table with every pending change
+ * applied), the devices of each node, and the readings of each epoch and device. Each is loaded from
+ * the table on first sight, which is current then: a device or node whose record is not held has no
+ * pending change (a full cache is emptied only right after a flush), and an epoch and device whose
+ * count is not held has no pending reading (counts are dropped only after a flush, by a prune).
+ */
+function sensorReadingTable(
+  db: Database.Database,
+  cachedDevices: number,
+): {
+  record: VerifierStore['recordReading']
+  of: VerifierStore['readingsOf']
+  prune: VerifierStore['pruneReadings']
+  flush: VerifierStore['flushReadings']
+} {
+  type DeviceRow = { device: string; node: string; cell: string; kinds: string; since: number }
+  const selectDevice = db.prepare(
+    'SELECT device, node, cell, kinds, since FROM sensor_devices WHERE device = ?',
+  )
+  const countDevices = db.prepare('SELECT COUNT(*) AS n FROM sensor_devices WHERE node = ?')
+  const upsertDevice = db.prepare(
+    `INSERT INTO sensor_devices (device, node, cell, kinds, since) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (device) DO UPDATE SET cell = excluded.cell, kinds = excluded.kinds`,
+  )
+  const countReadings = db.prepare('SELECT COUNT(*) AS n FROM sensor_readings WHERE epoch = ? AND device = ?')
+  const insertReading = db.prepare(
+    'INSERT INTO sensor_readings (epoch, device, kind, at, value, received_at) VALUES (?, ?, ?, ?, ?, ?)',
+  )
+  const selectReadings = db.prepare(
+    `SELECT r.device AS device, r.kind AS kind, r.at AS at, r.value AS value, r.received_at AS receivedAt,
+       d.node AS node, d.cell AS cell, d.kinds AS kinds, d.since AS since
+     FROM sensor_readings r JOIN sensor_devices d ON d.device = r.device
+     WHERE r.epoch = ? ORDER BY r.device, r.at`,
+  )
+  const deleteReadings = db.prepare('DELETE FROM sensor_readings WHERE epoch < ?')
+
+  /** Devices as the table will hold them once the pending changes are written. */
+  const devices = new Map<string, DeviceRow>()
+  /** Devices of each node, likewise. */
+  const devicesOf = new Map<string, number>()
+  /** Readings of each epoch and device (`epoch|device`), likewise. */
+  const readingCounts = new Map<string, number>()
+  /** Devices added or changed since the last flush. */
+  const changed = new Set<DeviceRow>()
+  /** Readings not yet written, in the order taken. */
+  let pending: [
+    epoch: number,
+    device: string,
+    kind: string,
+    at: number,
+    value: number,
+    receivedAt: number,
+  ][] = []
+
+  const write = db.transaction((rows: typeof pending, devicesChanged: readonly DeviceRow[]) => {
+    for (const d of devicesChanged) upsertDevice.run(d.device, d.node, d.cell, d.kinds, d.since)
+    for (const r of rows) insertReading.run(r[0], r[1], r[2], r[3], r[4], r[5])
+  })
+  const flush = (): void => {
+    if (pending.length === 0 && changed.size === 0) return
+    const rows = pending
+    const devicesChanged = [...changed]
+    pending = []
+    changed.clear()
+    try {
+      write(rows, devicesChanged)
+    } catch (err) {
+      // The batch is lost (as on a kill): what is counted in memory starts again from the table.
+      devices.clear()
+      devicesOf.clear()
+      readingCounts.clear()
+      throw err
+    }
+  }
+  const makeRoom = (): void => {
+    if (devices.size < cachedDevices && devicesOf.size < cachedDevices) return
+    flush()
+    devices.clear()
+    devicesOf.clear()
+  }
+  const deviceRow = (device: string): DeviceRow | undefined => {
+    const cached = devices.get(device)
+    if (cached !== undefined) return cached
+    const row = selectDevice.get(device) as DeviceRow | undefined
+    if (row !== undefined) {
+      makeRoom()
+      devices.set(device, row)
+    }
+    return row
+  }
+  const devicesOfNode = (node: string): number => {
+    const cached = devicesOf.get(node)
+    if (cached !== undefined) return cached
+    const n = (countDevices.get(node) as { n: number }).n
+    makeRoom()
+    devicesOf.set(node, n)
+    return n
+  }
+
+  return {
+    record(r, maxSensorsPerNode) {
+      const held = deviceRow(r.device)
+      const kinds = JSON.stringify(r.kinds)
+      if (held === undefined) {
+        const n = devicesOfNode(r.node)
+        if (n >= maxSensorsPerNode) return { ok: false, refusal: 'too_many_sensors' }
+        const row = { device: r.device, node: r.node, cell: r.cell, kinds, since: r.epoch }
+        makeRoom()
+        devices.set(r.device, row)
+        devicesOf.set(r.node, n + 1)
+        changed.add(row)
+      } else if (held.node !== r.node) {
+        return { ok: false, refusal: 'device_taken' }
+      } else if (held.cell !== r.cell || held.kinds !== kinds) {
+        held.cell = r.cell
+        held.kinds = kinds
+        changed.add(held)
+      }
+      const key = `${r.epoch}|${r.device}`
+      const count = readingCounts.get(key) ?? (countReadings.get(r.epoch, r.device) as { n: number }).n
+      if (count >= MAX_READINGS_PER_SENSOR_EPOCH) return { ok: false, refusal: 'too_many_readings' }
+      readingCounts.set(key, count + 1)
+      pending.push([r.epoch, r.device, r.kind, r.at, r.value, r.receivedAt])
+      if (pending.length >= READING_BATCH) flush()
+      return { ok: true }
+    },
+    of(epoch) {
+      flush()
+      const out: ReturnType<VerifierStore['readingsOf']> = new Map()
+      const rows = selectReadings.all(epoch) as (DeviceRow & {
+        kind: string
+        at: number
+        value: number
+        receivedAt: number
+      })[]
+      for (const r of rows) {
+        let held = out.get(r.device)
+        if (held === undefined) {
+          held = {
+            device: {
+              device: r.device,
+              node: r.node,
+              cell: r.cell,
+              kinds: JSON.parse(r.kinds),
+              since: r.since,
+            },
+            readings: [],
+          }
+          out.set(r.device, held)
+        }
+        held.readings.push({ kind: r.kind, at: r.at, value: r.value, receivedAt: r.receivedAt })
+      }
+      return out
+    },
+    prune(epoch) {
+      flush()
+      deleteReadings.run(epoch)
+      for (const key of readingCounts.keys())
+        if (Number(key.slice(0, key.indexOf('|'))) < epoch) readingCounts.delete(key)
+    },
+    flush,
   }
 }
 
