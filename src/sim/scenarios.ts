@@ -3,7 +3,7 @@ import type { WashTrade } from './compute-jobs.js'
 import { SimError } from './errors.js'
 import { addIdentities, addMachine, type ChurnModel, type Fleet, HARDWARE, honestFleet } from './fleet.js'
 import { drawPlace, greatCircleKm, type Place } from './geography.js'
-import { stream } from './random.js'
+import { type SimRandom, stream } from './random.js'
 import type { SensorDemand } from './stations.js'
 import type { StorageDemand } from './storage-files.js'
 import { buildWorld, MESH } from './world.js'
@@ -100,54 +100,22 @@ function sybil(size: ScenarioSize, twin: boolean): ScenarioBuild {
 /**
  * Identities of one machine claiming cells in other cities; its twin is one identity with all their
  * stake at the machine's own place. `forwarded`: a relay in each city forwards the challenges to the
- * machine (5 ms a hop); `location-spoofer`: the machine answers from where it is.
+ * machine (5 ms a hop); `location-spoofer`: the machine answers from where it is; `careful`: it
+ * claims only cells at least 300 km away that no verifier's best round trip to the machine rules
+ * out (it measures its own round trips to the verifiers, whose places are public, before it
+ * registers).
  */
-function farAwayClaims(size: ScenarioSize, twin: boolean, cohort: string, forwardMs: number): ScenarioBuild {
+function farAwayClaims(
+  size: ScenarioSize,
+  twin: boolean,
+  cohort: string,
+  forwardMs: number,
+  careful = false,
+): ScenarioBuild {
   const fleet = honest(size)
   const random = stream(size.seed, cohort)
   const hardware = forwardMs > 0 ? 'cloud-vm' : 'home-server'
   const machine = addMachine(fleet, size.seed, hardware, drawPlace(random), HARDWARE[hardware], size.epochs)
-  const count = farmSize(size)
-  if (twin)
-    addIdentities(fleet, {
-      cohort,
-      machine,
-      count: 1,
-      stakeMesh: count * FARM_STAKE_MESH,
-      epochs: size.epochs,
-    })
-  else {
-    const claims = Array.from({ length: count }, () => drawPlace(random))
-    addIdentities(fleet, {
-      cohort,
-      machine,
-      count,
-      stakeMesh: FARM_STAKE_MESH,
-      epochs: size.epochs,
-      claimed: (i) => claims[i] as (typeof claims)[number],
-      forwardMs,
-    })
-  }
-  return { fleet, colluders: 0 }
-}
-
-/**
- * A careful location spoofer: like `location-spoofer`, but each claim is a cell at least 300 km from
- * the machine that no verifier's best round trip to the machine rules out (the spoofer measures its
- * own round trips to the verifiers, whose places are public, before it registers).
- */
-function carefulClaims(size: ScenarioSize, twin: boolean): ScenarioBuild {
-  const cohort = 'careful-spoofer'
-  const fleet = honest(size)
-  const random = stream(size.seed, cohort)
-  const machine = addMachine(
-    fleet,
-    size.seed,
-    'home-server',
-    drawPlace(random),
-    HARDWARE['home-server'],
-    size.epochs,
-  )
   const count = farmSize(size)
   if (twin) {
     addIdentities(fleet, {
@@ -159,8 +127,32 @@ function carefulClaims(size: ScenarioSize, twin: boolean): ScenarioBuild {
     })
     return { fleet, colluders: 0 }
   }
-  // Its round trips to the verifiers, measured as any identity on the machine would see them (the
-  // world's link model: a world built with one identity there, claiming the machine's own place).
+  const claims = careful
+    ? claimsNoRoundTripRulesOut(size, fleet, machine, cohort, random, count)
+    : Array.from({ length: count }, () => drawPlace(random))
+  addIdentities(fleet, {
+    cohort,
+    machine,
+    count: claims.length,
+    stakeMesh: FARM_STAKE_MESH,
+    epochs: size.epochs,
+    claimed: (i) => claims[i] as Place,
+    forwardMs,
+  })
+  return { fleet, colluders: 0 }
+}
+
+/** Up to `count` places at least 300 km from `machine` that no verifier's best round trip to it rules out. */
+function claimsNoRoundTripRulesOut(
+  size: ScenarioSize,
+  fleet: Fleet,
+  machine: number,
+  cohort: string,
+  random: SimRandom,
+  count: number,
+): Place[] {
+  // The machine's round trips to the verifiers, as the world's link model gives them to an identity
+  // on it (a world built with one there, claiming the machine's own place).
   const probe = structuredClone(fleet)
   addIdentities(probe, { cohort, machine, count: 1, stakeMesh: FARM_STAKE_MESH, epochs: size.epochs })
   const world = buildWorld({
@@ -177,21 +169,13 @@ function carefulClaims(size: ScenarioSize, twin: boolean): ScenarioBuild {
     lon: v.place.lon,
     rttMs: world.latency(v.signer.peerId, self).latencyMs + world.latency(self, v.signer.peerId).latencyMs,
   }))
-  const at = fleet.machines[machine] as (typeof fleet.machines)[number]
+  const at = (fleet.machines[machine] as (typeof fleet.machines)[number]).place
   const claims: Place[] = []
   for (let tries = 0; claims.length < count && tries < 10_000; tries++) {
     const p = drawPlace(random)
-    if (greatCircleKm(p, at.place) >= 300 && locationConfidence(p.cell, probes).confidence > 0) claims.push(p)
+    if (greatCircleKm(p, at) >= 300 && locationConfidence(p.cell, probes).confidence > 0) claims.push(p)
   }
-  addIdentities(fleet, {
-    cohort,
-    machine,
-    count: claims.length,
-    stakeMesh: FARM_STAKE_MESH,
-    epochs: size.epochs,
-    claimed: (i) => claims[i] as Place,
-  })
-  return { fleet, colluders: 0 }
+  return claims
 }
 
 /**
@@ -298,8 +282,8 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
     attacker: 'careful-spoofer',
     sensors: { share: 0.5, spoofers: 'careful-spoofer' },
     defaults: { nodes: 100, verifiers: 3, epochs: 6 },
-    build: (size) => carefulClaims(size, false),
-    twin: (size) => carefulClaims(size, true),
+    build: (size) => farAwayClaims(size, false, 'careful-spoofer', 0, true),
+    twin: (size) => farAwayClaims(size, true, 'careful-spoofer', 0, true),
   },
   {
     name: 'forger',
