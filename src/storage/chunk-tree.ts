@@ -61,6 +61,12 @@ export class ChunkTreeBuilder {
     this.#bytes += data.length
     let at = 0
     while (at < data.length) {
+      if (this.#filled === 0 && data.length - at >= this.#chunkBytes) {
+        // A whole chunk in the slice: hashed where it lies, not copied first.
+        this.#leaves.push(hashLeaf(data.subarray(at, at + this.#chunkBytes)))
+        at += this.#chunkBytes
+        continue
+      }
       const take = Math.min(this.#chunkBytes - this.#filled, data.length - at)
       this.#pending.set(data.subarray(at, at + take), this.#filled)
       this.#filled += take

@@ -7,7 +7,14 @@ import { canonicalJson } from '../core/canonical-json.js'
 import { CHUNK_BYTES, ChunkTreeBuilder, chunkCount } from './chunk-tree.js'
 import { ReedSolomon } from './erasure.js'
 import { StorageError } from './errors.js'
-import { type ContentKey, openSegment, SEGMENT_BYTES, sealSegment, segmentsOf } from './sealed.js'
+import {
+  type ContentKey,
+  openSegment,
+  SEGMENT_BYTES,
+  sealSegmentInto,
+  segmentsOf,
+  TAG_BYTES,
+} from './sealed.js'
 
 /**
  * A file as the mesh stores it: sealed segments (see `sealed.ts`), each cut into K equal pieces
@@ -192,10 +199,10 @@ export class FileEncoder {
   #emit(): void {
     const i = this.#segment
     const last = i === this.#segments.count - 1
-    const sealed = sealSegment(this.#key, i, last, this.#buffer.subarray(0, this.#filled))
-    const pieceBytes = pieceBytesOf(sealed.length, this.#k)
+    const pieceBytes = pieceBytesOf(this.#filled + TAG_BYTES, this.#k)
+    // Sealed straight into the zero-padded buffer the pieces are cut from.
     const padded = new Uint8Array(pieceBytes * this.#k)
-    padded.set(sealed)
+    sealSegmentInto(this.#key, i, last, this.#buffer.subarray(0, this.#filled), padded)
     const data = Array.from({ length: this.#k }, (_, p) =>
       padded.subarray(p * pieceBytes, (p + 1) * pieceBytes),
     )
@@ -236,7 +243,8 @@ export function decodeSegment(
   const rs = new ReedSolomon(m.k, m.n)
   let shards: Uint8Array[]
   try {
-    shards = rs.reconstruct(pieces)
+    // The data pieces only: parity is not needed to read.
+    shards = rs.reconstructData(pieces)
   } catch (err) {
     throw new StorageError('STORAGE_UNAVAILABLE', `segment ${i}: ${(err as Error).message}`)
   }

@@ -27,6 +27,7 @@ import {
   BANDWIDTH_RECEIPT,
   type BandwidthReceiptBody,
   frame,
+  frameWithRoom,
   MAX_STORAGE_MESSAGE_BYTES,
   STORAGE_PROTOCOL,
   STORAGE_RECEIPT,
@@ -105,6 +106,11 @@ interface HeldShard {
   bytes: number
   root: string
   path: string
+}
+
+/** Writes all of `bytes` at the file's position (writeSync may write less than asked). */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at)
 }
 
 /** Longest a relay may take to answer one byte receipt. */
@@ -394,12 +400,18 @@ export class StorageService implements NodeService {
         'STORAGE_REQUEST_INVALID',
         `segment ${r.segment}'s piece is ${want} bytes, not ${body.length}`,
       )
-    u.ahead.set(r.segment, body.slice())
     // Bytes a circuit relay carried to this node, receipted to it once the shard is sealed.
     if (relay !== undefined) u.relayed.set(relay, (u.relayed.get(relay) ?? 0) + body.length)
-    for (let next = u.ahead.get(u.nextSegment); next !== undefined; next = u.ahead.get(u.nextSegment)) {
+    // The next piece is written from the request's bytes as they are; one that must wait is copied
+    // (the request buffer is the port's, not ours to keep).
+    let next: Uint8Array | undefined = body
+    if (r.segment !== u.nextSegment) {
+      u.ahead.set(r.segment, new Uint8Array(body))
+      next = undefined
+    }
+    for (; next !== undefined; next = u.ahead.get(u.nextSegment)) {
       u.ahead.delete(u.nextSegment)
-      writeSync(u.fd, next)
+      writeAll(u.fd, next)
       u.tree.push(next)
       u.written += next.length
       u.nextSegment++
@@ -549,8 +561,7 @@ export class StorageService implements NodeService {
     return frame({ ok: true, shards }, new Uint8Array(row.bytes))
   }
 
-  #read(path: string, offset: number, bytes: number): Uint8Array {
-    const out = new Uint8Array(bytes)
+  #read(path: string, offset: number, bytes: number, out: Uint8Array = new Uint8Array(bytes)): Uint8Array {
     const fd = openSync(path, 'r')
     try {
       let at = 0
@@ -571,10 +582,12 @@ export class StorageService implements NodeService {
     if (segment >= segmentsOf(manifest.size, manifest.segmentBytes).count)
       throw new StorageError('STORAGE_REQUEST_INVALID', `no segment ${segment}`)
     const { offset, bytes } = pieceRange(manifest, segment)
-    const piece = this.#read(held.path, offset, bytes)
+    // Read from disk straight into the response.
+    const { message, body } = frameWithRoom({ ok: true }, bytes)
+    this.#read(held.path, offset, bytes, body)
     this.counts.piecesServed++
-    this.counts.bytesServed += piece.length
-    return frame({ ok: true }, piece)
+    this.counts.bytesServed += bytes
+    return message
   }
 
   #prove(cid: string, shard: number, chunk: number): Uint8Array {

@@ -78,12 +78,21 @@ export type StorageResponse = z.infer<typeof STORAGE_RESPONSE>
 
 /** Frames a header and a body. */
 export function frame(header: unknown, body: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const { message, body: room } = frameWithRoom(header, body.length)
+  room.set(body)
+  return message
+}
+
+/**
+ * Frames a header and leaves room for a body of `bodyBytes` for the caller to fill (a holder reads a
+ * piece from disk straight into its response instead of copying it there).
+ */
+export function frameWithRoom(header: unknown, bodyBytes: number): { message: Uint8Array; body: Uint8Array } {
   const json = new TextEncoder().encode(JSON.stringify(header))
-  const out = new Uint8Array(4 + json.length + body.length)
-  new DataView(out.buffer).setUint32(0, json.length)
-  out.set(json, 4)
-  out.set(body, 4 + json.length)
-  return out
+  const message = new Uint8Array(4 + json.length + bodyBytes)
+  new DataView(message.buffer).setUint32(0, json.length)
+  message.set(json, 4)
+  return { message, body: message.subarray(4 + json.length) }
 }
 
 /** Splits a framed message and validates its header with `schema`; a coded error otherwise. */

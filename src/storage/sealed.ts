@@ -91,16 +91,31 @@ function xchachaParts(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array;
 
 /** Seals segment `index` of a file (`last` for its final segment). */
 export function sealSegment(k: ContentKey, index: number, last: boolean, plaintext: Uint8Array): Uint8Array {
+  const out = new Uint8Array(plaintext.length + TAG_BYTES)
+  sealSegmentInto(k, index, last, plaintext, out)
+  return out
+}
+
+/**
+ * {@link sealSegment} written into `target` (at least the plaintext's length plus {@link TAG_BYTES}),
+ * so that a caller that lays the sealed bytes out in a buffer of its own copies them once.
+ */
+export function sealSegmentInto(
+  k: ContentKey,
+  index: number,
+  last: boolean,
+  plaintext: Uint8Array,
+  target: Uint8Array,
+): void {
+  if (target.length < plaintext.length + TAG_BYTES) throw new RangeError('target too short')
   const { subkey, iv } = xchachaParts(k.key, nonceOf(k, index))
   const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES })
   cipher.setAAD(aadOf(index, last), { plaintextLength: plaintext.length })
-  const out = new Uint8Array(plaintext.length + TAG_BYTES)
   const body = cipher.update(plaintext)
-  out.set(body)
+  target.set(body)
   const rest = cipher.final()
-  out.set(rest, body.length)
-  out.set(cipher.getAuthTag(), body.length + rest.length)
-  return out
+  target.set(rest, body.length)
+  target.set(cipher.getAuthTag(), body.length + rest.length)
 }
 
 function openNative(k: ContentKey, index: number, last: boolean, sealed: Uint8Array): Uint8Array {
@@ -109,11 +124,12 @@ function openNative(k: ContentKey, index: number, last: boolean, sealed: Uint8Ar
   const decipher = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES })
   decipher.setAAD(aadOf(index, last), { plaintextLength: sealed.length - TAG_BYTES })
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
-  const out = new Uint8Array(sealed.length - TAG_BYTES)
   const body = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES))
-  out.set(body)
-  out.set(decipher.final(), body.length)
-  return out
+  const rest = decipher.final()
+  // The stream cipher gives everything from update (final only checks the tag): the plaintext is
+  // that buffer as it is, not copied again.
+  const plain = rest.length === 0 ? body : Buffer.concat([body, rest])
+  return new Uint8Array(plain.buffer, plain.byteOffset, plain.length)
 }
 
 /**
