@@ -46,7 +46,15 @@ import { fitsLimits, relayPeerOf } from './relay.js'
 /** What the port uses of a libp2p node (a {@link MeshLibp2p} has all of it). */
 export type Libp2pPortNode = Pick<
   Libp2p,
-  'peerId' | 'dial' | 'handle' | 'unhandle' | 'getPeers' | 'getConnections' | 'stop'
+  | 'peerId'
+  | 'dial'
+  | 'handle'
+  | 'unhandle'
+  | 'getPeers'
+  | 'getConnections'
+  | 'stop'
+  | 'peerStore'
+  | 'peerRouting'
 > & { services: { pubsub: MeshPubSub; ping: Ping } }
 
 /** Options of {@link createLibp2pPort}. */
@@ -123,6 +131,8 @@ class Libp2pPort implements NetworkPort {
   private readonly reserved = new WeakMap<Connection, number>()
   /** New circuits being dialled beside full ones, by peer. */
   private readonly dialling = new Map<string, Promise<Connection>>()
+  /** Peers being looked up in the DHT before a dial (see `locate`). */
+  private readonly lookups = new Map<string, Promise<void>>()
   private readonly closeController = new AbortController()
   private closing: Promise<void> | undefined
   private readonly onGossip = (event: CustomEvent<GossipsubMessage>): void => {
@@ -397,6 +407,7 @@ class Libp2pPort implements NetworkPort {
     ])
     const { signal } = call
     try {
+      if (this.node.getConnections(peerId).length === 0) await this.locate(peerId, signal)
       for (;;) {
         try {
           return await this.node.services.ping.ping(peerId, { signal })
@@ -439,7 +450,10 @@ class Libp2pPort implements NetworkPort {
       const fitting = open.filter((c) => fitsLimits(c.limits, this.reserved.get(c) ?? 0, bytes, ms))
       const best = fitting.find((c) => c.direct) ?? fitting.find((c) => c.limits === undefined) ?? fitting[0]
       if (best !== undefined) return take(best)
-      if (open.length === 0) return take(await this.node.dial(peer, { signal }))
+      if (open.length === 0) {
+        await this.locate(peer, signal)
+        return take(await this.node.dial(peer, { signal }))
+      }
       const key = peer.toString()
       let fresh = this.dialling.get(key)
       if (fresh === undefined) {
@@ -460,6 +474,41 @@ class Libp2pPort implements NetworkPort {
       if (fitsLimits(connection.limits, held, bytes, ms) || held === 0 || attempt >= MAX_CIRCUIT_ATTEMPTS)
         return take(connection)
     }
+  }
+
+  /**
+   * Makes sure the peer store has an address of `peer` before it is dialled by its id. libp2p's dial
+   * of a peer id it has no address for looks the peer up in the DHT from inside its dial queue, and
+   * a node's DHT queries wait for its first self-query (which starts a second after start). That
+   * self-query dials the peers it is told of, and a dial of a peer with a dial already queued joins
+   * it: when it meets the peer being looked up, each waits for the other until the self-query's own
+   * deadline (5 s). So a node that had just started could not reach a peer it was not connected to
+   * for about 6 s (a verifier's first challenges of such nodes all missed). Looked up here, outside
+   * the dial queue, the self-query dials that peer on its own and both finish in milliseconds.
+   */
+  private async locate(peer: PeerId, signal: AbortSignal): Promise<void> {
+    const known = await this.node.peerStore.get(peer, { signal }).then(
+      (p) => p.addresses.length > 0,
+      () => false,
+    )
+    if (known) return
+    const key = peer.toString()
+    let lookup = this.lookups.get(key)
+    if (lookup === undefined) {
+      // Shared by the requests waiting for it, on a deadline of its own (as a new circuit's dial).
+      const call = new CallSignal(NEW_CIRCUIT_TIMEOUT_MS, [this.closeController.signal])
+      lookup = this.node.peerRouting
+        .findPeer(peer, { signal: call.signal })
+        .then(() => undefined)
+        .finally(() => {
+          call.dispose()
+          this.lookups.delete(key)
+        })
+      lookup.catch(() => undefined)
+      this.lookups.set(key, lookup)
+    }
+    // Found or not: the dial then reports what it finds (libp2p keeps the addresses found).
+    await withTimeout(lookup, NEW_CIRCUIT_TIMEOUT_MS, [signal]).catch(() => signal.throwIfAborted())
   }
 
   /** Holds `bytes` of `connection`'s remaining limit for a request in flight; returns the release. */

@@ -242,4 +242,32 @@ describe('libp2p port', () => {
     expect(got).toEqual([16])
     await mesh.close()
   })
+
+  it('reaches peers it is not connected to by their id alone from the moment it starts', async () => {
+    // libp2p looks a peer it has no address for up in the DHT from inside its dial queue, and the
+    // DHT's first self-query (a second after start) joins such a dial when it meets that peer: both
+    // waited for each other until the self-query's deadline, 5 s, so for about 6 s after its start a
+    // node could not reach such a peer (a verifier's first uptime challenges all missed).
+    const mesh = await startMesh(7)
+    for (const port of mesh.ports) port.handle('/test/hello/1', async () => enc('hello'))
+    const fresh = await startNode({
+      privateKey: await generateKeyPair('Ed25519'),
+      bootstrap: [tcpAddr(mesh.nodes[0] as MeshLibp2p)],
+    })
+    const port = createLibp2pPort(fresh)
+    const started = Date.now()
+    // Every other node at once, as a verifier's challenges would: no address known for any of them.
+    const answers = await Promise.allSettled(
+      mesh.nodes.slice(1).map(async (node) => {
+        const answer = await port.request(node.peerId.toString(), '/test/hello/1', new Uint8Array(), {
+          timeoutMs: 4_000,
+        })
+        return { answer: dec(answer), ms: Date.now() - started }
+      }),
+    )
+    const failed = answers.flatMap((a) => (a.status === 'rejected' ? [(a.reason as Error).message] : []))
+    expect(failed).toEqual([])
+    await port.close()
+    await mesh.close()
+  })
 })

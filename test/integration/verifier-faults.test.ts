@@ -295,10 +295,13 @@ describe('verifier faults and attacks', () => {
     const headNow = async () => (await reader.head()).timestamp * 1000
     const first = Math.floor(((await headNow()) / 1000 - f.network.parameters.genesisTime) / EPOCH_S) + 1
     const halfEpoch = first + 1
-    // The half node goes offline at the middle of the challenge window (10% to 80%) of `halfEpoch`.
+    // The half node goes offline at the middle of the challenge window (10% to 80%) of `halfEpoch`,
+    // by the verifiers' clock: the local clock, or the head block's time when that is ahead. (By
+    // the head block's time alone, whole seconds of blocks mined every second, it went 0.4 to 1.4 s
+    // late, and earned up to 0.79 of an always-on node's reward.)
     const offAtMs = endMs(halfEpoch) - EPOCH_S * 1000 + Math.round(EPOCH_S * 1000 * 0.45)
     const halfStopped = (async () => {
-      await until(async () => (await headNow()) >= offAtMs, 120_000, 100)
+      await until(async () => Math.max(Date.now(), await headNow()) >= offAtMs, 120_000, 50)
       await half.stop()
     })()
 
@@ -410,24 +413,33 @@ describe('verifier faults and attacks', () => {
       expect(earned(e, 'forwarder')).toBe(0n)
       expect(earned(e, 'replayer')).toBe(0n)
     }
-    // Rewards follow measured uptime: nodes that were on the whole epoch answered most challenges,
-    // and earn in the ratio of their scores (with a verifier killed 20 times beside them, a challenge
-    // now and then misses even an online node: the score says so, and the pay follows the score);
-    // the half node earns about half as much in the epoch it left midway.
+    // Rewards follow measured uptime: nodes that were on the whole epoch answered (nearly) every
+    // challenge and earn alike, in the ratio of their scores; the half node earns about half as much
+    // in the epoch it left midway. The flapping verifier does not cost the others' challenges
+    // anything: a challenge sent while it is killed is not recorded (its slot is not counted), and
+    // the median of the three observations ignores one verifier's view. The first measured epoch
+    // begins within 8 s of the verifiers' start, and they used to miss a node they were not yet
+    // connected to there (2 of 18 challenges in two CI runs): libp2p looked its address up in the
+    // DHT from inside its dial queue, deadlocked with the DHT's first self-query until that query's
+    // 5 s deadline (see `locate` in src/mesh/libp2p-port.ts and its test in libp2p-port.test.ts).
+    // Since the port looks peers up itself, no online node misses a challenge in these runs (the
+    // slowest answer about 0.7 s of the 1.5 s allowed); 0.9 leaves room for one answer late under
+    // load.
     const ratio = (a: bigint, b: bigint) => Number((a * 1000n) / b) / 1000
     const score = (e: number, who: keyof typeof peers) =>
       report.epochs.find((x) => x.epoch === e)?.accounts.find((a) => a.account === operators[who])?.nodes[0]
         ?.scorePpm ?? 0
     const onAll = (['always', 'also', 'half'] as const).map((who) => `${who} ${score(first, who) / 1e6}`)
     await annotate(`scores in epoch ${first}: ${onAll.join(', ')}`)
+    for (const who of ['always', 'also', 'half'] as const)
+      expect(score(first, who)).toBeGreaterThanOrEqual(900_000)
     for (const who of ['also', 'half'] as const) {
-      expect(score(first, who)).toBeGreaterThan(750_000)
+      expect(ratio(earned(first, who), earned(first, 'always'))).toBeGreaterThan(0.9)
       expect(ratio(earned(first, who), earned(first, 'always'))).toBeCloseTo(
         score(first, who) / score(first, 'always'),
         2,
       )
     }
-    expect(score(first, 'always')).toBeGreaterThan(750_000)
     const halfShare = ratio(earned(halfEpoch, 'half'), earned(halfEpoch, 'always'))
     expect(halfShare).toBeGreaterThan(0.25)
     expect(halfShare).toBeLessThan(0.8)
