@@ -5,12 +5,13 @@ import type { NetworkFile } from '../chain/network-file.js'
 import type { Clock, Timer } from '../core/clock.js'
 import type { Logger } from '../core/logger.js'
 import { Meshwork } from '../sdk/index.js'
+import { memoryLeaseStore } from '../storage/rent.js'
 
 /**
  * What keeps a devnet busy once it runs, so that its dashboard has something to show: a demo builder
  * that submits a small job every few seconds (recorded in the API's job log) and keeps a small file
  * stored (put once, fetched now and then: shards for the verifiers to challenge and bytes served to
- * count), and a claimer that claims every operator's rewards once an epoch (so the claimed chart
+ * count; each holder paid the rent of every epoch it proves its shard), and a claimer that claims every operator's rewards once an epoch (so the claimed chart
  * moves). Both run in the devnet's process and stop with it.
  */
 
@@ -72,6 +73,8 @@ export async function startDemoBuilder(
   let running: Promise<void> = Promise.resolve()
   let n = 0
   let stored: { id: string; key: string } | undefined
+  // The demo file's rent: each holder is paid every epoch it proves its shard.
+  const rent = mw.storage.rent(memoryLeaseStore())
   const store = async () => {
     const s = init.storage
     if (s === undefined) return
@@ -79,10 +82,13 @@ export async function startDemoBuilder(
       if (stored === undefined) {
         const f = await mw.storage.put(randomBytes(s.bytes), { k: s.k, n: s.n, epochs: s.epochs })
         stored = { id: f.id, key: f.key }
+        rent.add(f.leases)
         logger.debug({ id: f.id, holders: f.holders }, 'stored the demo file')
       } else if (n % (s.getEvery ?? 4) === 0) {
         await mw.storage.get(stored.id, stored.key)
       }
+      const r = await rent.settle(await mw.currentEpoch(), randomBytes(16).toString('hex'))
+      if (r.voided.length > 0) logger.debug({ voided: r.voided.length }, 'demo file leases voided')
     } catch (err) {
       logger.debug({ err }, 'demo storage failed')
       // Not placed, or no longer retrievable: store a fresh one next time.

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { getEpochState } from '../chain/actions/get-epoch-state.js'
 import { type ChainReader, createChainClient, createChainReader } from '../chain/client.js'
 import { type NetworkFile, readNetworkFile } from '../chain/network-file.js'
 import { BlobServer } from '../compute/blobs.js'
@@ -39,6 +40,7 @@ import {
 import { type Manifest, shardBytesOf } from '../storage/file-codec.js'
 import { rankHolders, storageCandidates } from '../storage/placement.js'
 import { STORAGE_MESSAGES, type StorageReceiptBody, shardPrice } from '../storage/protocol.js'
+import { type Lease, type LeaseStore, leasesOf, RentPayer, rentBillId } from '../storage/rent.js'
 import { type ContentKey, formatContentKey, parseContentKey, SEGMENT_BYTES } from '../storage/sealed.js'
 
 /**
@@ -173,6 +175,7 @@ export class Meshwork {
   readonly #codec: WireCodec
   readonly #blobs: BlobServer
   readonly #bounds: VerifyBoundsCache
+  readonly #reader: ChainReader | undefined
 
   private constructor(init: {
     network: NetworkFile
@@ -185,8 +188,10 @@ export class Meshwork {
     logger: Logger
     codec: WireCodec
     bounds: VerifyBoundsCache
+    reader: ChainReader | undefined
   }) {
     this.#bounds = init.bounds
+    this.#reader = init.reader
     this.#codec = init.codec
     this.#blobs = new BlobServer(init.port)
     this.#wallet = init.wallet
@@ -260,6 +265,7 @@ export class Meshwork {
       unsubscribe,
       logger,
       codec,
+      reader,
       wallet:
         options.payer &&
         new PaymentWallet(
@@ -554,6 +560,15 @@ export class Meshwork {
      */
     repair: (id: string, options: { exclude?: string[]; epochs?: number } = {}): Promise<RepairResult> =>
       this.#repair(id, options),
+    /**
+     * The rent payer of the leases in `store` (a put's `leases`, added with `payer.add`): call
+     * `payer.settle(await mw.currentEpoch(), seed)` at least once an epoch, with a fresh random seed.
+     * Each holder that proves a chunk it could not predict is paid that epoch's rent from the payer's
+     * wallet; an epoch with no proof is never paid, and `graceEpochs` (default 2) of them in a row
+     * void the lease (repair the file then).
+     */
+    rent: (store: LeaseStore, options: { graceEpochs?: number } = {}): RentPayer =>
+      this.#rentPayer(store, options),
   }
 
   readonly sensors = {
@@ -608,30 +623,74 @@ export class Meshwork {
     return rankHolders(candidates, near ? { near } : {}).map((c) => c.peerId)
   }
 
-  /** Pays storage holders from the payer's wallet, at each holder's advertised price. */
+  /** A storage holder's terms as its advertisement states them: price per GiB-epoch and operator. */
+  #storageTerms(peer: string): { price: bigint; operator: string } {
+    const ad = this.#table.get(peer)?.ad
+    const offer = ad?.services.find((s) => s.name === 'storage')
+    return { price: offer ? BigInt(offer.price) : 0n, operator: ad?.operator.toLowerCase() ?? '' }
+  }
+
+  /** Pays storage holders the first epoch's rent from the payer's wallet, at each one's advertised price. */
   #storagePayment(): StoragePayment | undefined {
     const wallet = this.#wallet
     if (wallet === undefined) return undefined
-    const quote = (peer: string, bytes: number, epochs: number) => {
-      const ad = this.#table.get(peer)?.ad
-      const offer = ad?.services.find((s) => s.name === 'storage')
-      const price = offer ? shardPrice(BigInt(offer.price), bytes, epochs) : 0n
-      return { operator: ad?.operator.toLowerCase() ?? '', price }
+    const quote = (peer: string, bytes: number) => {
+      const t = this.#storageTerms(peer)
+      return { operator: t.operator, price: shardPrice(t.price, bytes, 1) }
     }
     return {
-      ticket: async (peer, bytes, epochs) => {
-        const q = quote(peer, bytes, epochs)
+      ticket: async (peer, bytes) => {
+        const q = quote(peer, bytes)
         return q.price > 0n ? wallet.ticket(q.operator, q.price) : undefined
       },
-      pay: async (peer, id, bytes, epochs) => {
-        const q = quote(peer, bytes, epochs)
+      pay: async (peer, id, bytes) => {
+        const q = quote(peer, bytes)
         if (q.price > 0n) await wallet.pay(this.#port, peer, q.operator, id, q.price)
       },
-      cancel: async (peer, bytes, epochs) => {
-        const q = quote(peer, bytes, epochs)
+      cancel: async (peer, bytes) => {
+        const q = quote(peer, bytes)
         if (q.price > 0n) await wallet.cancel(q.operator, q.price)
       },
     }
+  }
+
+  /** The chain's current epoch (0 when this client reads no chain). */
+  async currentEpoch(): Promise<number> {
+    if (this.#reader === undefined) return 0
+    return Number((await getEpochState(this.#reader)).currentEpoch)
+  }
+
+  #rentPayer(store: LeaseStore, options: { graceEpochs?: number }): RentPayer {
+    const wallet = this.#wallet
+    return new RentPayer(
+      { owner: this.#port.peerId, ...options },
+      {
+        port: this.#port,
+        store,
+        logger: this.#logger,
+        pay: async (lease, epoch, amount) => {
+          if (amount === 0n || lease.operator === '') return
+          if (wallet === undefined)
+            throw new InvalidArgumentError('storage rent needs a payer', {
+              hint: 'Connect with `payer: { privateKey }`',
+            })
+          // A ticket first: it tops the channel up when the rent would not fit its deposit.
+          await wallet.ticket(lease.operator, amount)
+          try {
+            await wallet.pay(
+              this.#port,
+              lease.holder,
+              lease.operator,
+              rentBillId(lease.cid, lease.shard, epoch),
+              amount,
+            )
+          } catch (err) {
+            await wallet.cancel(lease.operator, amount).catch(() => undefined)
+            throw err
+          }
+        },
+      },
+    )
   }
 
   async #put(
@@ -648,11 +707,22 @@ export class Meshwork {
       ? sliced(bytes, 1 << 20)
       : (source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>)
     const payment = this.#storagePayment()
+    // The leases' first epoch: a paying client reads it from the chain it pays on; a free put does
+    // not need a chain (its leases carry no rent), so an unreachable one counts as epoch 0.
+    const epoch =
+      options.epoch ??
+      (this.#wallet
+        ? await this.currentEpoch()
+        : await this.currentEpoch().catch((err: unknown) => {
+            this.#logger.debug({ err }, 'no chain epoch for a free put; its leases start at 0')
+            return 0
+          }))
+    const epochs = options.epochs ?? 10
     const r = await putFile(this.#storageClient(), holders, slices, size, {
       k,
       n,
       ...(payment ? { payment } : {}),
-      ...(options.epochs === undefined ? {} : { epochs: options.epochs }),
+      epochs,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     })
     return {
@@ -661,6 +731,7 @@ export class Meshwork {
       manifest: r.manifest,
       holders: r.holders,
       receipts: r.receipts,
+      leases: leasesOf(r, epoch, epochs, (holder) => this.#storageTerms(holder)),
     }
   }
 
@@ -696,8 +767,10 @@ export interface StoragePutOptions {
   /** Data shards K (default 4) and total shards N (default 6): any K give the file back. */
   k?: number
   n?: number
-  /** Epochs to keep the file (default 10). */
+  /** Epochs to keep the file (default 10): the first paid with the put, each later one as it is proven. */
   epochs?: number
+  /** The epoch the put is made in (default: the chain's current epoch; 0 without a chain). */
+  epoch?: number
   /** The file's size, needed when `source` is a stream. */
   size?: number
   /** Prefer holders near a place. */
@@ -721,6 +794,11 @@ export interface StoredFile {
   manifest: Manifest
   holders: string[]
   receipts: Envelope<StorageReceiptBody>[]
+  /**
+   * One lease per shard, its first epoch paid: keep them in a {@link LeaseStore} and settle them with
+   * `mw.storage.rent` once an epoch, or the holders are paid for nothing more.
+   */
+  leases: Lease[]
 }
 
 function* sliced(bytes: Uint8Array, size: number): Iterable<Uint8Array> {
@@ -743,3 +821,11 @@ export type { VerifyBounds } from '../compute/verification.js'
 export type { CurrentVerifyBounds } from '../compute/verify-bounds-cache.js'
 export type { KnownAd } from '../node/ad-table.js'
 export type { SensorQuery, SubscribedReading } from '../sensors/subscriber.js'
+export {
+  type Lease,
+  type LeaseStore,
+  memoryLeaseStore,
+  openLeaseStore,
+  type RentPayer,
+  type RentReport,
+} from '../storage/rent.js'

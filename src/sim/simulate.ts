@@ -239,20 +239,20 @@ function economics(
       of(id.cohort).runningCosts += unitCost * STATION_COST_SHARE * (Math.min(m.to, epochs) - m.from)
   }
   const cohortOfPeer = new Map(fleet.identities.map((id) => [world.peerIds[id.index] as string, id.cohort]))
-  // Storage: the builder's prepaid price to each holder it placed a shard on, less the fee Payments
-  // burns; holding a shard costs its holder every epoch from the one it was stored in (a deleter
-  // keeps nothing, so it pays nothing).
+  // Storage: what the builder paid each holder (the put's first epoch, then each proven epoch's
+  // rent), less the fee Payments burns; holding a shard costs its holder every epoch from the one it
+  // was stored in (a deleter holds it only until its wipe at the start of the next epoch).
   for (const payment of run.storage?.payments ?? [])
     of(cohortOfPeer.get(payment.holder) ?? 'unknown').payments += mesh(
       payment.amount - paymentFee(payment.amount, world.protocol.paymentFeeBps),
     )
   for (const shard of run.storage?.shards ?? []) {
     const cohort = cohortOfPeer.get(shard.holder) ?? 'unknown'
-    if (cohort === world.storage?.deleters) continue
     const from = Math.floor(
       (shard.storedAtMs / 1000 - world.protocol.genesisTime) / world.protocol.epochDuration,
     )
-    of(cohort).runningCosts += STORAGE_COST_MESH * Math.max(0, epochs - from)
+    const held = cohort === world.storage?.deleters ? Math.min(1, epochs - from) : epochs - from
+    of(cohort).runningCosts += STORAGE_COST_MESH * Math.max(0, held)
   }
   for (const [peer, amount] of run.slashed) of(cohortOfPeer.get(peer) ?? 'unknown').slashed += mesh(amount)
   if (run.forged.attempted > 0) {

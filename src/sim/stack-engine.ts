@@ -224,8 +224,9 @@ export async function runStack(
     )
     stops.push(async () => stop())
   })
-  // The builder stores the run's files early in epoch 0, paying each holder up front; deleters wipe
-  // what they hold at the start of every later epoch; the builder reads every file back in the last.
+  // The builder stores the run's files early in epoch 0, paying each holder the first epoch, and pays
+  // each later epoch's rent 10 minutes in to the holders that prove their shards; deleters wipe what
+  // they hold at the start of every later epoch; the builder reads every file back in the last.
   if (storage !== undefined) {
     const builder = signerFromSeed(seedBytes(world.seed, 'builder'))
     const port = net.createPort(builder.peerId)
@@ -240,7 +241,10 @@ export async function runStack(
         ledger.redeemPayment(world.operators[i] as string, amount),
       )
     })
-    for (let e = 1; e < epochs; e++) at(genesisMs + e * epochMs + 1_000, () => storage.wipe())
+    for (let e = 1; e < epochs; e++) {
+      at(genesisMs + e * epochMs + 1_000, () => storage.wipe())
+      at(genesisMs + e * epochMs + 10 * 60_000, () => void storage.payRent(e))
+    }
     if (epochs > 1)
       at(genesisMs + (epochs - 1) * epochMs + 20 * 60_000, () => void storage.checkAll(port, builder, online))
   }

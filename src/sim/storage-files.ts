@@ -11,6 +11,7 @@ import { getFile, putFile } from '../storage/client.js'
 import { StorageService } from '../storage/holder.js'
 import { rankHolders, type StorageCandidate } from '../storage/placement.js'
 import { BANDWIDTH_RECEIPT, STORAGE_RECEIPT, type StorageReceiptBody } from '../storage/protocol.js'
+import { leasesOf, memoryLeaseStore, RentPayer } from '../storage/rent.js'
 import type { ContentKey } from '../storage/sealed.js'
 import { seedBytes } from './random.js'
 import { MESH, type World } from './world.js'
@@ -29,7 +30,7 @@ export interface StorageDemand {
   deleters?: string
 }
 
-/** What an honest holder asks per shard and epoch, MESH (prepaid for the file's epochs by voucher). */
+/** What an honest holder asks per shard and epoch, MESH (the first epoch paid at the put, then rent for proven epochs). */
 export const STORAGE_PRICE_MESH = 10
 /** What holding a shard for an epoch costs its holder (disk, power), MESH. */
 export const STORAGE_COST_MESH = 5
@@ -53,8 +54,8 @@ export interface StorageOutcome {
   files: number
   /** Every shard receipt, the builder's puts and the verifiers' repairs. */
   shards: HeldShard[]
-  /** What the builder paid each holder up front (base units), by voucher. */
-  payments: { holder: string; amount: bigint }[]
+  /** What the builder paid each holder (base units), by voucher: the put's first epoch and each proven epoch's rent. */
+  payments: { holder: string; amount: bigint; epoch: number }[]
   /** Files the builder got back byte for byte in the last epoch (of those checked). */
   intact: number
   checked: number
@@ -79,8 +80,9 @@ function fileKey(seed: number, i: number): ContentKey {
  * The storage side of a stack-engine run: every identity runs the node's `StorageService` (the
  * production holder, with a directory of its own under a temporary root) while its machine is on; a
  * builder stores the run's files with the production client (`putFile`, placement by `rankHolders`)
- * early in epoch 0 and pays each holder up front; deleters wipe their shards at the start of every
- * epoch; in the last epoch the builder reads every file back (`getFile`).
+ * early in epoch 0, paying each holder the first epoch, and each later epoch pays the rent of the
+ * shards their holders prove to it (the production `RentPayer`); deleters wipe their shards at the
+ * start of every epoch; in the last epoch the builder reads every file back (`getFile`).
  */
 export class SimStorage {
   readonly #world: World
@@ -96,6 +98,7 @@ export class SimStorage {
   readonly #puts = new Set<string>()
   readonly #seen = new Set<string>()
   readonly #stored: { cid: string; key: ContentKey; bytes: Uint8Array }[] = []
+  #rent: RentPayer | undefined
 
   constructor(world: World, demand: StorageDemand, init: { clock: Clock; network: string; logger: Logger }) {
     this.#world = world
@@ -201,7 +204,8 @@ export class SimStorage {
 
   /**
    * The builder stores the run's files one after another on the holders placement ranks first among
-   * the identities online now, and pays each holder for `epochs` epochs (`pay`).
+   * the identities online now, for `epochs` epochs: it pays each holder the first epoch (`pay`) and
+   * keeps the leases for {@link payRent}.
    */
   async putAll(
     port: NetworkPort,
@@ -212,6 +216,22 @@ export class SimStorage {
   ): Promise<void> {
     const c = { port, codec: this.#codec(signer, -2), logger: this.#logger }
     const indexOf = new Map(this.#world.peerIds.map((p, i) => [p, i]))
+    const rent = new RentPayer(
+      { owner: port.peerId },
+      {
+        port,
+        store: memoryLeaseStore(),
+        logger: this.#logger,
+        // The simulated price is per shard-epoch whatever the shard's size.
+        pay: async (lease, epoch) => {
+          const index = indexOf.get(lease.holder) as number
+          const amount = this.shardPrice(index, 1)
+          this.#outcome.payments.push({ holder: lease.holder, amount, epoch })
+          pay(index, amount)
+        },
+      },
+    )
+    this.#rent = rent
     for (let i = 0; i < this.files; i++) {
       const candidates: StorageCandidate[] = this.#world.fleet.identities
         .filter((id) => online(id.index))
@@ -244,14 +264,26 @@ export class SimStorage {
         put.holders.forEach((holder, shard) => {
           this.#puts.add(`${holder}/${put.cid}/${shard}`)
           const index = indexOf.get(holder) as number
-          const amount = this.shardPrice(index, epochs)
-          this.#outcome.payments.push({ holder, amount })
+          const amount = this.shardPrice(index, 1)
+          this.#outcome.payments.push({ holder, amount, epoch: 0 })
           pay(index, amount)
         })
+        rent.add(
+          leasesOf(put, 0, epochs, (holder) => {
+            const index = indexOf.get(holder) as number
+            return { price: this.#priceOf(index) * MESH, operator: this.#world.operators[index] as string }
+          }),
+        )
       } catch (err) {
         this.#logger.warn({ err, file: i }, 'a simulated put failed')
       }
     }
+  }
+
+  /** The builder settles `epoch`'s rent: each holder that proves its shard now is paid the epoch. */
+  async payRent(epoch: number): Promise<void> {
+    const seed = Buffer.from(seedBytes(this.#world.seed, 'rent', epoch)).toString('hex')
+    await this.#rent?.settle(epoch, seed)
   }
 
   /** Deleters wipe every shard they hold (their index rows stay: they still claim them). */

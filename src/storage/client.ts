@@ -64,20 +64,24 @@ export interface PutOptions extends Partial<Pick<EncodeOptions, 'segmentBytes' |
   window?: number
   timeoutMs?: number
   /**
-   * Pays holders that charge (the SDK's Payments wallet): a ticket with each offer, a voucher once
-   * the holder's receipt checked, and the ticket withdrawn when a holder refuses or fails.
+   * Pays holders that charge the first epoch's rent (the SDK's Payments wallet): a ticket with each
+   * offer, a voucher once the holder's receipt checked, and the ticket withdrawn when a holder
+   * refuses or fails. Later epochs are rent, paid as they are proven (`RentPayer`, rent.ts).
    */
   payment?: StoragePayment
 }
 
-/** How a put pays its holders (prices from their advertisements). */
+/**
+ * How a put pays its holders the first epoch's rent (prices from their advertisements); later epochs
+ * are paid as they are proven (`RentPayer`, rent.ts).
+ */
 export interface StoragePayment {
-  /** The ticket for a shard of `bytes` kept `epochs` epochs on `peer`; undefined when it is free. */
-  ticket(peer: string, bytes: number, epochs: number): Promise<PayTicket | undefined>
-  /** Pays `peer` for shard `id` once its receipt checked. */
-  pay(peer: string, id: string, bytes: number, epochs: number): Promise<void>
+  /** The ticket for one epoch of a shard of `bytes` on `peer`; undefined when it is free. */
+  ticket(peer: string, bytes: number): Promise<PayTicket | undefined>
+  /** Pays `peer` the first epoch of shard `id` once its receipt checked. */
+  pay(peer: string, id: string, bytes: number): Promise<void>
   /** Withdraws a ticket whose shard was not kept. */
-  cancel(peer: string, bytes: number, epochs: number): Promise<void>
+  cancel(peer: string, bytes: number): Promise<void>
 }
 
 /** A stored file: its identifier, its key, where its shards are and the holders' receipts. */
@@ -161,7 +165,7 @@ export async function putFile(
     const shard = holders.length
     let pay: PayTicket | undefined
     try {
-      pay = await options.payment?.ticket(peer, shardBytes, epochs)
+      pay = await options.payment?.ticket(peer, shardBytes)
       await call(
         c,
         peer,
@@ -171,7 +175,7 @@ export async function putFile(
       )
       holders.push(peer)
     } catch (err) {
-      if (pay) await options.payment?.cancel(peer, shardBytes, epochs).catch(() => undefined)
+      if (pay) await options.payment?.cancel(peer, shardBytes).catch(() => undefined)
       lastRefusal = (err as Error).message
       c.logger.debug({ err, peer }, 'a candidate refused a shard')
     }
@@ -226,7 +230,7 @@ export async function putFile(
         )
           throw new StorageError('STORAGE_REFUSED', `${peer}'s receipt does not match the shard it was sent`)
         paid.add(shard)
-        await options.payment?.pay(peer, shardBillId(cid, shard), shardBytes, epochs)
+        await options.payment?.pay(peer, shardBillId(cid, shard), shardBytes)
         return receipt
       }),
     )
@@ -236,9 +240,7 @@ export async function putFile(
     // Tickets of shards that were never kept are withdrawn (a holder bills only what it sealed).
     await Promise.all(
       holders.map((peer, shard) =>
-        paid.has(shard)
-          ? undefined
-          : options.payment?.cancel(peer, shardBytes, epochs).catch(() => undefined),
+        paid.has(shard) ? undefined : options.payment?.cancel(peer, shardBytes).catch(() => undefined),
       ),
     )
     throw err
@@ -345,7 +347,7 @@ export async function repairFile(
         throw new StorageError('STORAGE_NO_HOLDERS', `no new node took shard ${shard} of ${cid}`)
       let pay: PayTicket | undefined
       try {
-        pay = await options.payment?.ticket(peer, shardBytes, epochs)
+        pay = await options.payment?.ticket(peer, shardBytes)
         const offer = {
           op: 'offer',
           upload,
@@ -363,7 +365,7 @@ export async function repairFile(
         tickets.set(shard, pay !== undefined)
         break
       } catch (err) {
-        if (pay) await options.payment?.cancel(peer, shardBytes, epochs).catch(() => undefined)
+        if (pay) await options.payment?.cancel(peer, shardBytes).catch(() => undefined)
         c.logger.debug({ err, peer, shard }, 'a node refused a repaired shard')
       }
     }
@@ -410,15 +412,13 @@ export async function repairFile(
       )
         throw new StorageError('STORAGE_REFUSED', `${peer}'s receipt does not match the rebuilt shard`)
       tickets.set(shard, false)
-      await options.payment?.pay(peer, shardBillId(cid, shard), shardBytes, epochs)
+      await options.payment?.pay(peer, shardBillId(cid, shard), shardBytes)
       repaired.push({ shard, holder: peer, receipt })
     }
   } catch (err) {
     await Promise.all(
       [...placed].map(([shard, peer]) =>
-        tickets.get(shard)
-          ? options.payment?.cancel(peer, shardBytes, epochs).catch(() => undefined)
-          : undefined,
+        tickets.get(shard) ? options.payment?.cancel(peer, shardBytes).catch(() => undefined) : undefined,
       ),
     )
     throw err

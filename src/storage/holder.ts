@@ -53,7 +53,7 @@ import { segmentsOf } from './sealed.js'
 export interface StorageServiceInit {
   /** The network id (receipts are gossiped on its storage topic, where verifiers learn what to challenge). */
   network: string
-  /** Price per GiB-epoch, MESH base units (advertised; payment comes with the storage issue's next step). */
+  /** Price per GiB-epoch, MESH base units (advertised): the first epoch billed at the put, the rest paid as rent. */
   price: bigint
   /** Most bytes this node holds. */
   quotaBytes: number
@@ -325,8 +325,9 @@ export class StorageService implements NodeService {
     const reserved = [...this.#uploads.values()].reduce((sum, u) => sum + u.expected, 0)
     if (this.counts.bytes + reserved + expected > this.#init.quotaBytes)
       throw new StorageError('STORAGE_REFUSED', `no room for ${expected} bytes`)
-    // Paid before anything is written: the desk reserves the shard's price on the owner's channel.
-    const price = this.priceOf(expected, r.epochs)
+    // Paid before anything is written: the desk reserves the first epoch's rent on the owner's
+    // channel. Later epochs are paid by the owner as it proves them (storage rent).
+    const price = this.priceOf(expected, 1)
     const admission = this.#c.desk && price > 0n ? await this.#c.desk.admit(r.pay, from, price) : undefined
     if (this.#uploads.has(key)) {
       admission?.release()

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -21,13 +21,15 @@ import {
 import { shardBytesOf } from '../../src/storage/file-codec.js'
 import { StorageService } from '../../src/storage/holder.js'
 import { STORAGE_MESSAGES, shardPrice } from '../../src/storage/protocol.js'
+import { type LeaseStore, leasesOf, openLeaseStore, RentPayer, rentBillId } from '../../src/storage/rent.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 
 /**
  * Paying holders per GiB-epoch on the real Payments contract: three holders with their real SQLite
  * books charge for shards; a builder's wallet opens a channel to each on first use, sends a ticket
- * with each offer and a voucher once the receipt checked; an unpaid put is refused with the reason;
- * the holders redeem on-chain.
+ * with each offer and a voucher for the first epoch once the receipt checked, then pays each later
+ * epoch's rent when the holder proves its shard; an unpaid put is refused with the reason; the
+ * holders redeem on-chain.
  */
 
 const BUILDER = 1
@@ -53,8 +55,13 @@ afterAll(async () => {
 
 async function setup() {
   const net = new SimNetwork({ seed: 5, clock: systemClock, latency: () => ({ latencyMs: 1, jitterMs: 0 }) })
-  const holders: { peerId: string; desk: PaymentDesk; operator: `0x${string}`; service: StorageService }[] =
-    []
+  const holders: {
+    peerId: string
+    desk: PaymentDesk
+    operator: `0x${string}`
+    service: StorageService
+    dir: string
+  }[] = []
   for (const op of OPERATORS) {
     const signer = createPeerSigner(await generateKeyPair('Ed25519'))
     const db = openNodeDatabase(join(mkdtempSync(join(dir, 'node-')), 'node.db'))
@@ -78,13 +85,14 @@ async function setup() {
         logger: createLogger({ level: 'silent' }),
       },
     )
+    const holderDir = mkdtempSync(join(dir, 'holder-'))
     await service.start({
       port: net.createPort(signer.peerId),
       clock: systemClock,
       logger: createLogger({ level: 'silent' }),
-      dir: mkdtempSync(join(dir, 'holder-')),
+      dir: holderDir,
     })
-    holders.push({ peerId: signer.peerId, desk, operator: f.account(op).address, service })
+    holders.push({ peerId: signer.peerId, desk, operator: f.account(op).address, service, dir: holderDir })
   }
   const me = createPeerSigner(await generateKeyPair('Ed25519'))
   let seq = 0
@@ -106,20 +114,20 @@ async function setup() {
   const operatorOf = (peer: string) => holders.find((h) => h.peerId === peer)?.operator as string
   // What the SDK does with its payer: the holders' price, their operators' channels.
   const payment: StoragePayment = {
-    ticket: (peer, bytes, epochs) => wallet.ticket(operatorOf(peer), shardPrice(PRICE, bytes, epochs)),
-    pay: (peer, id, bytes, epochs) =>
-      wallet.pay(client.port, peer, operatorOf(peer), id, shardPrice(PRICE, bytes, epochs)),
-    cancel: (peer, bytes, epochs) => wallet.cancel(operatorOf(peer), shardPrice(PRICE, bytes, epochs)),
+    ticket: (peer, bytes) => wallet.ticket(operatorOf(peer), shardPrice(PRICE, bytes, 1)),
+    pay: (peer, id, bytes) =>
+      wallet.pay(client.port, peer, operatorOf(peer), id, shardPrice(PRICE, bytes, 1)),
+    cancel: (peer, bytes) => wallet.cancel(operatorOf(peer), shardPrice(PRICE, bytes, 1)),
   }
-  return { holders, client, wallet, payment, peers: holders.map((h) => h.peerId) }
+  return { holders, client, wallet, payment, operatorOf, peers: holders.map((h) => h.peerId) }
 }
 
 describe('storage payments', () => {
-  it('bills each holder once per shard at its GiB-epoch price, is paid by voucher, and redeems on-chain', async () => {
+  it("bills each holder the first epoch's rent once per shard, is paid by voucher, and redeems on-chain", async () => {
     const s = await setup()
     const file = new Uint8Array(300_000).map((_, i) => i & 0xff)
     const put = await putFile(s.client, s.peers, [file], file.length, { ...OPTIONS, payment: s.payment })
-    const each = shardPrice(PRICE, shardBytesOf(file.length, OPTIONS.segmentBytes, OPTIONS.k), OPTIONS.epochs)
+    const each = shardPrice(PRICE, shardBytesOf(file.length, OPTIONS.segmentBytes, OPTIONS.k), 1)
     expect(each).toBeGreaterThan(0n)
     expect(s.wallet.spent).toBe(3n * each)
     for (const h of s.holders) {
@@ -135,6 +143,73 @@ describe('storage payments', () => {
       back.push(b.slice())
     })
     expect(Buffer.concat(back).equals(Buffer.from(file))).toBe(true)
+  })
+
+  it('pays rent only for the epochs each holder proved; a holder that deletes its shard is paid nothing more and its lease is voided', async () => {
+    const s = await setup()
+    const file = new Uint8Array(200_000).map((_, i) => (i * 7) & 0xff)
+    const put = await putFile(s.client, s.peers, [file], file.length, { ...OPTIONS, payment: s.payment })
+    const rent = shardPrice(PRICE, shardBytesOf(file.length, OPTIONS.segmentBytes, OPTIONS.k), 1)
+    const leasesPath = join(mkdtempSync(join(dir, 'owner-')), 'leases.db')
+    // The owner's side as the SDK wires it: a ticket (tops the channel up), then the voucher.
+    const payerOn = (store: LeaseStore) =>
+      new RentPayer(
+        { owner: s.client.port.peerId, timeoutMs: 2_000 },
+        {
+          port: s.client.port,
+          store,
+          pay: async (lease, epoch, amount) => {
+            await s.wallet.ticket(lease.operator, amount)
+            await s.wallet.pay(
+              s.client.port,
+              lease.holder,
+              lease.operator,
+              rentBillId(lease.cid, lease.shard, epoch),
+              amount,
+            )
+          },
+        },
+      )
+    let store = openLeaseStore(leasesPath)
+    let payer = payerOn(store)
+    payer.add(leasesOf(put, 0, OPTIONS.epochs, (h) => ({ price: PRICE, operator: s.operatorOf(h) })))
+
+    const e1 = await payer.settle(1, 'seed-1')
+    expect(e1).toMatchObject({ proven: 3, paid: 3n * rent, missed: 0, voided: [] })
+    // Settling the same epoch again pays nothing twice.
+    expect(await payer.settle(1, 'seed-1b')).toMatchObject({ proven: 3, paid: 0n })
+
+    // The first holder deletes its shard; the owner restarts (the leases are in SQLite).
+    const deleter = s.holders[0] as (typeof s.holders)[number]
+    rmSync(join(deleter.dir, 'storage', 'shards'), { recursive: true, force: true })
+    mkdirSync(join(deleter.dir, 'storage', 'shards'), { recursive: true })
+    store.close()
+    store = openLeaseStore(leasesPath)
+    payer = payerOn(store)
+
+    const e2 = await payer.settle(2, 'seed-2')
+    expect(e2.proven).toBe(2)
+    expect(e2.paid).toBe(2n * rent)
+    expect(e2.unproven.map((u) => u.lease.holder)).toEqual([deleter.peerId])
+    const e3 = await payer.settle(3, 'seed-3')
+    expect(e3).toMatchObject({ proven: 2, paid: 2n * rent, missed: 1, voided: [] })
+    // Epoch 3 ended unproven too: two in a row, the lease is void and never paid again.
+    const e4 = await payer.settle(4, 'seed-4')
+    expect(e4.voided.map((l) => l.holder)).toEqual([deleter.peerId])
+    expect(e4.paid).toBe(2n * rent)
+    const leases = payer.leases()
+    expect(leases.find((l) => l.holder === deleter.peerId)).toMatchObject({ state: 'void', paid: 2 })
+    for (const l of leases.filter((x) => x.holder !== deleter.peerId))
+      expect(l).toMatchObject({ state: 'active', paid: 5 })
+    store.close()
+
+    // On-chain: the deleter redeems the put's epoch and the one epoch it proved; the others five.
+    for (const h of s.holders) {
+      const before = await getTokenBalance(f.client(0), h.operator)
+      const owed = h === deleter ? 2n * rent : 5n * rent
+      expect(await h.desk.redeemDue()).toBe(owed)
+      expect((await getTokenBalance(f.client(0), h.operator)) - before).toBe(owed)
+    }
   })
 
   it('refuses an unpaid put with the reason, and bills nothing for it', async () => {
