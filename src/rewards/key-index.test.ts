@@ -8,15 +8,20 @@ describe('KeyIndex', () => {
       fc.property(
         fc.array(fc.string({ maxLength: 12 }), { maxLength: 400 }),
         fc.array(fc.string()),
-        (keys, probes) => {
-          const index = new KeyIndex(1)
+        fc.integer({ min: 1, max: 600 }),
+        (keys, probes, expected) => {
+          // Any expected count: its key list is made for that many, and cut when read.
+          const index = new KeyIndex(expected)
           const model = new Map<string, number>()
-          for (const key of keys) {
+          const half = keys.length >> 1
+          keys.forEach((key, i) => {
             if (!model.has(key)) model.set(key, model.size)
             expect(index.add(key)).toBe(model.get(key))
-          }
+            if (i === half) expect(index.keys).toEqual([...model.keys()])
+          })
           expect(index.size).toBe(model.size)
           expect(index.keys).toEqual([...model.keys()])
+          expect(index.clone().keys).toEqual([...model.keys()])
           for (const key of [...keys, ...probes]) expect(index.get(key)).toBe(model.get(key) ?? -1)
         },
       ),
@@ -66,5 +71,75 @@ describe('AccountAmounts', () => {
       ['0xbb', 1n],
     ])
     expect([...amounts.values()]).toEqual([7n, 1n])
+  })
+})
+
+describe('AccountAmounts (amounts of any size)', () => {
+  it('keeps every amount exactly, below 2^64, up to 2^128 and beyond, and negative ones (property)', () => {
+    const amount = fc.oneof(
+      fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      fc.bigInt({ min: 1n << 64n, max: (1n << 128n) - 1n }),
+      fc.bigInt({ min: -(1n << 300n), max: 1n << 300n }),
+      fc.constantFrom(0n, (1n << 64n) - 1n, 1n << 64n, (1n << 128n) - 1n, 1n << 128n, -1n),
+    )
+    const op = fc.tuple(fc.integer({ min: 0, max: 40 }), amount, fc.constantFrom('add', 'setAt', 'addAt'))
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+        const amounts = new AccountAmounts()
+        const model = new Map<string, bigint>()
+        for (const [k, value, kind] of ops) {
+          const account = `0x${k.toString(16).padStart(40, '0')}` as const
+          const at = amounts.indexOf(account)
+          if (kind === 'add' || at < 0) {
+            amounts.add(account, value)
+            model.set(account, (model.get(account) ?? 0n) + value)
+          } else if (kind === 'setAt') {
+            amounts.setAt(at, value)
+            model.set(account, value)
+          } else {
+            amounts.addAt(at, value)
+            model.set(account, (model.get(account) ?? 0n) + value)
+          }
+        }
+        expect([...amounts]).toEqual([...model])
+        expect(amounts.sum()).toBe([...model.values()].reduce((a, b) => a + b, 0n))
+        const zeros = AccountAmounts.zeroLike(amounts)
+        expect([...zeros]).toEqual([...model.keys()].map((k) => [k, 0n]))
+        for (let i = 0; i < amounts.size; i++) {
+          const [account, value] = amounts.at(i)
+          expect(amounts.keyAt(i)).toBe(account)
+          expect(amounts.amountAt(i)).toBe(value)
+          expect(amounts.get(account.toUpperCase().replace('0X', '0x'))).toBe(value)
+        }
+        expect(amounts.keyAt(amounts.size)).toBeUndefined()
+      }),
+    )
+  })
+})
+
+describe('KeyIndex.ofDistinct', () => {
+  it('indexes distinct keys as adding them in order does, and names the first key seen before (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ maxLength: 3 }), { maxLength: 300 }),
+        fc.array(fc.string()),
+        (keys, probes) => {
+          const built = KeyIndex.ofDistinct(keys.length, (i) => keys[i] as string)
+          const sequential = new KeyIndex(1)
+          const twice = keys.findIndex((key, i) => sequential.add(key) !== i)
+          if (twice >= 0) {
+            expect(built).toBe(twice)
+            return
+          }
+          if (typeof built === 'number') throw new Error(`found ${built} twice`)
+          expect(built.size).toBe(keys.length)
+          expect(built.keys).toEqual(keys)
+          for (const key of [...keys, ...probes]) expect(built.get(key)).toBe(sequential.get(key))
+          // It grows on as any index does.
+          expect(built.add('a new key, longer than the others')).toBe(keys.length)
+          expect(built.get('a new key, longer than the others')).toBe(keys.length)
+        },
+      ),
+    )
   })
 })

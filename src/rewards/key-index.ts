@@ -7,8 +7,12 @@ import { largeArray } from './large-array.js'
  * million operators needs.
  */
 export class KeyIndex {
-  /** The keys, by index. */
-  readonly keys: string[] = []
+  /**
+   * The keys by index, in an array made for the expected count at once (its growth would leave
+   * twice its size behind in the old generation) and cut to the count when it is read whole.
+   */
+  private store: string[]
+  private count = 0
   /**
    * Two 32-bit words a slot: the key's index (-1: empty) and its hash, side by side so that a probe
    * reads one cache line (at a million keys the table is 16 MB and every probe would miss twice).
@@ -21,10 +25,17 @@ export class KeyIndex {
     while (capacity < 2 * expected) capacity <<= 1
     this.table = emptyTable(capacity)
     this.mask = capacity - 1
+    this.store = expected > 16 ? new Array<string>(expected) : []
+  }
+
+  /** The keys, by index. */
+  get keys(): string[] {
+    if (this.store.length !== this.count) this.store.length = this.count
+    return this.store
   }
 
   get size(): number {
-    return this.keys.length
+    return this.count
   }
 
   /** The index of `key`, or -1. */
@@ -33,7 +44,7 @@ export class KeyIndex {
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
       const at = this.table[2 * slot] as number
       if (at < 0) return -1
-      if (this.table[2 * slot + 1] === h && this.keys[at] === key) return at
+      if (this.table[2 * slot + 1] === h && this.store[at] === key) return at
     }
   }
 
@@ -43,21 +54,67 @@ export class KeyIndex {
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
       const at = this.table[2 * slot] as number
       if (at < 0) {
-        const index = this.keys.length
-        this.keys.push(key)
+        const index = this.count++
+        if (index < this.store.length) this.store[index] = key
+        else this.store.push(key)
         this.table[2 * slot] = index
         this.table[2 * slot + 1] = h
-        if (4 * this.keys.length > this.table.length) this.grow()
+        if (4 * this.count > this.table.length) this.grow()
         return index
       }
-      if (this.table[2 * slot + 1] === h && this.keys[at] === key) return at
+      if (this.table[2 * slot + 1] === h && this.store[at] === key) return at
     }
+  }
+
+  /**
+   * The index of `n` keys, `keyOf(i)` at index i, when they are all distinct; else the least i whose
+   * key an earlier one has (where adding them in order would first find one). Built at once: every
+   * key's hash first, then the table filled in the order of the keys' slots, one pass through it,
+   * instead of a cache miss per key at a random slot of a table of tens of MB.
+   */
+  static ofDistinct(n: number, keyOf: (i: number) => string): KeyIndex | number {
+    const index = new KeyIndex(n)
+    const { table, mask, store } = index
+    const hashes = largeArray(Int32Array, n)
+    for (let i = 0; i < n; i++) {
+      const key = keyOf(i)
+      store[i] = key
+      hashes[i] = hashOf(key)
+    }
+    const order = sortBySlot(hashes, n, mask)
+    let twice = n
+    for (let j = 0; j < n; j++) {
+      const i = order[j] as number
+      const h = hashes[i] as number
+      for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+        const at = table[2 * slot] as number
+        if (at < 0) {
+          table[2 * slot] = i
+          table[2 * slot + 1] = h
+          break
+        }
+        // Keys of one slot come in their order: `at` is the earlier one.
+        if (table[2 * slot + 1] === h && store[at] === store[i]) {
+          if (i < twice) twice = i
+          break
+        }
+      }
+    }
+    if (twice < n) return twice
+    index.count = n
+    return index
+  }
+
+  /** The key at `index` (below `size`). */
+  keyAt(index: number): string {
+    return this.store[index] as string
   }
 
   /** A copy of this index (the same keys at the same indices), to grow apart from it. */
   clone(): KeyIndex {
     const copy = new KeyIndex()
-    for (const key of this.keys) copy.keys.push(key)
+    copy.store = this.keys.slice()
+    copy.count = this.count
     copy.table = largeArray(Int32Array, this.table.length)
     copy.table.set(this.table)
     copy.mask = this.mask
@@ -80,6 +137,31 @@ export class KeyIndex {
     this.table = table
     this.mask = mask
   }
+}
+
+/**
+ * 0 to n - 1 ordered by the slot of their hash (`hashes[i] & mask`), those of one slot in their
+ * order: a stable radix sort, 11 bits a pass.
+ */
+function sortBySlot(hashes: Int32Array, n: number, mask: number): Uint32Array {
+  let from = largeArray(Uint32Array, n)
+  let to = largeArray(Uint32Array, n)
+  for (let i = 0; i < n; i++) from[i] = i
+  const counts = new Uint32Array(2_049)
+  for (let shift = 0; mask >>> shift > 0; shift += 11) {
+    counts.fill(0)
+    for (let i = 0; i < n; i++)
+      (counts[((((hashes[from[i] as number] as number) & mask) >>> shift) & 0x7ff) + 1] as number)++
+    for (let d = 0; d < 2_048; d++) counts[d + 1] = (counts[d + 1] as number) + (counts[d] as number)
+    for (let i = 0; i < n; i++) {
+      const idx = from[i] as number
+      const digit = (((hashes[idx] as number) & mask) >>> shift) & 0x7ff
+      to[counts[digit] as number] = idx
+      counts[digit] = (counts[digit] as number) + 1
+    }
+    ;[from, to] = [to, from]
+  }
+  return from
 }
 
 /** A table of `capacity` empty slots (two words each: index -1, hash 0). */
@@ -172,14 +254,36 @@ function hashOf(key: string): number {
   return h & 0x7fffffff
 }
 
-/** Amounts by account (lower-case address), as an epoch's payouts are kept. */
+/** 2^64 and 2^128: amounts in [0, 2^128) are kept as two 64-bit words. */
+const TWO_64 = 1n << 64n
+const TWO_128 = 1n << 128n
+/** `AccountAmounts` tags: the amount is its low word; both words; in the map of other amounts. */
+const LOW = 0
+const WIDE = 1
+const OTHER = 2
+
+/**
+ * Amounts by account (lower-case address), as an epoch's payouts are kept.
+ *
+ * Amounts in [0, 2^128) (weights and payouts always are) live in typed arrays, two 64-bit words
+ * each, not as a million bigints in an array: those would all outlive a young-generation collection
+ * or two and be copied into the old generation, where they hasten a full collection of a heap that
+ * holds the epoch's bundle. A bigint is made when an amount is read, and dies young. Any other
+ * amount is kept as it is.
+ */
 export class AccountAmounts {
   private index: KeyIndex
-  private amounts: bigint[]
+  private low: BigUint64Array
+  private high: BigUint64Array
+  private tags: Uint8Array
+  private others: Map<number, bigint> | undefined
 
   constructor(expected = 16) {
     this.index = new KeyIndex(expected)
-    this.amounts = []
+    const capacity = Math.max(16, expected)
+    this.low = largeArray(BigUint64Array, capacity)
+    this.high = largeArray(BigUint64Array, capacity)
+    this.tags = largeArray(Uint8Array, capacity)
   }
 
   /**
@@ -187,16 +291,15 @@ export class AccountAmounts {
    * by position then needs no hashing).
    */
   static zeroLike(other: AccountAmounts): AccountAmounts {
-    const out = new AccountAmounts()
+    const out = new AccountAmounts(other.size)
     out.index = other.index.clone()
-    out.amounts = new Array<bigint>(other.size).fill(0n)
     return out
   }
 
   /** Adds `amount` to the account at position `at`. */
   addAt(at: number, amount: bigint): void {
     if (!Number.isInteger(at) || at < 0 || at >= this.index.size) throw new RangeError(`no account at ${at}`)
-    this.amounts[at] = (this.amounts[at] as bigint) + amount
+    this.put(at, this.read(at) + amount)
   }
 
   get size(): number {
@@ -205,26 +308,40 @@ export class AccountAmounts {
 
   /** The amount at position `at` in insertion order. */
   amountAt(at: number): bigint {
-    return this.amounts[at] as bigint
+    return this.read(at)
   }
 
   /** Sets the amount of the account at position `at`. */
   setAt(at: number, amount: bigint): void {
     if (!Number.isInteger(at) || at < 0 || at >= this.index.size) throw new RangeError(`no account at ${at}`)
-    this.amounts[at] = amount
+    this.put(at, amount)
   }
 
   /** The sum of all amounts. */
   sum(): bigint {
-    let sum = 0n
-    for (let i = 0; i < this.amounts.length; i++) sum += this.amounts[i] as bigint
-    return sum
+    // The low words and the high words summed apart (each sum a safe bigint), then joined.
+    let low = 0n
+    let high = 0n
+    let other = 0n
+    for (let i = 0; i < this.index.size; i++) {
+      const tag = this.tags[i] as number
+      if (tag === LOW) low += this.low[i] as bigint
+      else if (tag === WIDE) {
+        low += this.low[i] as bigint
+        high += this.high[i] as bigint
+      } else other += this.others?.get(i) as bigint
+    }
+    return (high << 64n) + low + other
   }
 
   /** Adds `amount` to `account`'s (which must be lower case). */
   add(account: `0x${string}`, amount: bigint): void {
+    const size = this.index.size
     const at = this.index.add(account)
-    this.amounts[at] = (this.amounts[at] ?? 0n) + amount
+    if (at === size) {
+      if (at === this.tags.length) this.grow()
+      this.put(at, amount)
+    } else this.put(at, this.read(at) + amount)
   }
 
   /** The position of `account` (lower case) in insertion order, or -1. */
@@ -234,7 +351,7 @@ export class AccountAmounts {
 
   get(account: string): bigint | undefined {
     const at = this.index.get(account.toLowerCase())
-    return at < 0 ? undefined : this.amounts[at]
+    return at < 0 ? undefined : this.read(at)
   }
 
   has(account: string): boolean {
@@ -243,12 +360,12 @@ export class AccountAmounts {
 
   /** The account at position `at` in insertion order (undefined past the end). */
   keyAt(at: number): `0x${string}` | undefined {
-    return this.index.keys[at] as `0x${string}` | undefined
+    return at < this.index.size ? (this.index.keyAt(at) as `0x${string}`) : undefined
   }
 
   /** The account at position `at` in insertion order, and its amount. */
   at(at: number): [`0x${string}`, bigint] {
-    return [this.index.keys[at] as `0x${string}`, this.amounts[at] as bigint]
+    return [this.index.keyAt(at) as `0x${string}`, this.read(at)]
   }
 
   *keys(): IterableIterator<`0x${string}`> {
@@ -256,7 +373,7 @@ export class AccountAmounts {
   }
 
   *values(): IterableIterator<bigint> {
-    for (const amount of this.amounts) yield amount
+    for (let i = 0; i < this.index.size; i++) yield this.read(i)
   }
 
   *entries(): IterableIterator<[`0x${string}`, bigint]> {
@@ -265,5 +382,44 @@ export class AccountAmounts {
 
   [Symbol.iterator](): IterableIterator<[`0x${string}`, bigint]> {
     return this.entries()
+  }
+
+  /** The amount at `at` (0 for a position not yet written). */
+  private read(at: number): bigint {
+    const tag = this.tags[at] as number
+    if (tag === LOW) return this.low[at] as bigint
+    if (tag === WIDE) return ((this.high[at] as bigint) << 64n) | (this.low[at] as bigint)
+    return this.others?.get(at) as bigint
+  }
+
+  private put(at: number, amount: bigint): void {
+    if (amount >= 0n && amount < TWO_64) {
+      this.low[at] = amount
+      this.tags[at] = LOW
+    } else if (amount > 0n && amount < TWO_128) {
+      // A BigUint64Array keeps an amount's low 64 bits.
+      this.low[at] = amount
+      this.high[at] = amount >> 64n
+      this.tags[at] = WIDE
+    } else {
+      this.others ??= new Map()
+      this.others.set(at, amount)
+      this.tags[at] = OTHER
+      return
+    }
+    this.others?.delete(at)
+  }
+
+  private grow(): void {
+    const capacity = 2 * this.tags.length
+    const low = largeArray(BigUint64Array, capacity)
+    const high = largeArray(BigUint64Array, capacity)
+    const tags = largeArray(Uint8Array, capacity)
+    low.set(this.low)
+    high.set(this.high)
+    tags.set(this.tags)
+    this.low = low
+    this.high = high
+    this.tags = tags
   }
 }

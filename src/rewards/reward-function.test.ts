@@ -169,6 +169,13 @@ describe('computeEpochRewards (examples)', () => {
     expect(r.dust).toBe(2n)
   })
 
+  it('refuses an epoch that lists a node twice, naming it', () => {
+    const nodes = [node(0), node(1), node(2), node(1), node(0)]
+    expect(() => computeEpochRewards(input(nodes, [10, 10, 10, 10, 10]), params)).toThrow(
+      /node node-001 is listed twice/,
+    )
+  })
+
   it('refuses parameters whose weights do not sum to 100%', () => {
     expect(() =>
       validateRewardParams({ ...params, serviceWeightsBps: { ...params.serviceWeightsBps, uptime: 3_999 } }),

@@ -900,6 +900,11 @@ class UptimeTable implements UptimeScores {
   /** cellStakeCap × PPM: what `cellStakes` are compared with (0 without a cell cap). */
   private readonly cellRoom: bigint
   private readonly groupKeys: number[] = []
+  /**
+   * Per cell group, the stake weight of its nodes that stake at least the stake cap (all the same:
+   * stakeCap × room / cellStake), computed at the first one; empty until the groups are known.
+   */
+  private capWeights: (bigint | undefined)[] = []
 
   constructor(input: RewardInput, params: RewardParams) {
     this.input = input
@@ -907,11 +912,10 @@ class UptimeTable implements UptimeScores {
     this.cellRoom = (params.uptime.cellStakeCap ?? 0n) * PPM
     const n = input.nodes.length
     this.size = n
-    this.nodeIndex = new KeyIndex(n)
-    for (let i = 0; i < n; i++) {
-      const peerId = (input.nodes[i] as RewardNode).peerId
-      if (this.nodeIndex.add(peerId) !== i) throw new RangeError(`node ${peerId} is listed twice`)
-    }
+    const nodeIndex = KeyIndex.ofDistinct(n, (i) => (input.nodes[i] as RewardNode).peerId)
+    if (typeof nodeIndex === 'number')
+      throw new RangeError(`node ${(input.nodes[nodeIndex] as RewardNode).peerId} is listed twice`)
+    this.nodeIndex = nodeIndex
     const verifiers = [...new Set(input.verifiers)].sort()
     const vIndex = new Map(verifiers.map((v, i) => [v, i]))
     const challenges = largeArray(Int32Array, verifiers.length * n)
@@ -1008,6 +1012,9 @@ class UptimeTable implements UptimeScores {
     const tolerated = divFloor(Math.max(0, k - 1), 3)
     const groupOf = new IntIndex(1_024)
     const sums: bigint[] = []
+    // Per group: the sum of the scores of its nodes staking at least the cap, whose capped stakes
+    // are all stakeCap (an integer below 2^53: at most 10^6 a node).
+    const atCap: number[] = []
     if (k === 0) return
     for (let i = 0; i < n; i++) {
       const node = input.nodes[i] as RewardNode
@@ -1025,16 +1032,25 @@ class UptimeTable implements UptimeScores {
         const g = groupOf.add(key)
         if (g === sums.length) {
           sums.push(0n)
+          atCap.push(0)
           this.groupKeys.push(key)
         }
         this.groups[i] = g
         // Weighted by score: a node answering a quarter of its challenges takes a quarter of its
         // stake's room in the cell (so, among nodes past vetting, answering more never lowers its
         // operator's weight). Not by the vetting factor: new identities would fill twice the room.
-        sums[g] = (sums[g] as bigint) + BigInt(this.scores[i] as number) * minOf(node.stake, u.stakeCap)
+        // The nodes at the cap add stakeCap × the sum of their scores, multiplied once per group.
+        const score = this.scores[i] as number
+        if (node.stake < u.stakeCap) sums[g] = (sums[g] as bigint) + BigInt(score) * node.stake
+        else atCap[g] = (atCap[g] as number) + score
       }
     }
+    for (let g = 0; g < sums.length; g++) {
+      const scores = atCap[g] as number
+      if (scores > 0) sums[g] = (sums[g] as bigint) + u.stakeCap * BigInt(scores)
+    }
     this.cellStakes = sums
+    this.capWeights = new Array<bigint | undefined>(sums.length)
   }
 
   /** Observers whose probe rules node `i`'s registered cell out. */
@@ -1058,7 +1074,15 @@ class UptimeTable implements UptimeScores {
     if (g < 0 || u.cellStakeCap === undefined) return capped
     const inCell = this.cellStakes[g] as bigint
     const room = this.cellRoom
-    return inCell <= room ? capped : (capped * room) / inCell
+    if (inCell <= room) return capped
+    if (node.stake < u.stakeCap) return (capped * room) / inCell
+    // At the cap: the same for every such node of the cell.
+    let weight = this.capWeights[g]
+    if (weight === undefined) {
+      weight = (capped * room) / inCell
+      this.capWeights[g] = weight
+    }
+    return weight
   }
 
   private fraction(v: number, i: number): number {
