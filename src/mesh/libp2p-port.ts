@@ -602,7 +602,9 @@ const CLOSE_DEADLINE_MS = 5_000
 /**
  * Collects a stream's incoming bytes for sequential exact reads. Keeps at most `cap` bytes (what
  * lies beyond is dropped: the frame it belongs to is refused anyway), so a peer cannot make it
- * buffer more than one frame.
+ * buffer more than one frame. The muxer hands over a list of the buffers a frame arrived in: they
+ * are kept as they are and copied once, into the bytes a read returns, and a read waiting for `n`
+ * bytes wakes once they are all there, not at every buffer.
  */
 class FrameReader {
   private readonly stream: Stream
@@ -613,18 +615,16 @@ class FrameReader {
   private ended = false
   private error: Error | undefined
   private wake: (() => void) | undefined
+  /** Bytes the pending read waits for. */
+  private wanted = 0
   private discarding = false
 
   private readonly onMessage = (event: StreamMessageEvent): void => {
     if (this.discarding) return
-    const room = this.cap - this.kept
-    if (room <= 0) return
-    let data = event.data.subarray()
-    if (data.byteLength > room) data = data.subarray(0, room)
-    this.chunks.push(data)
-    this.buffered += data.byteLength
-    this.kept += data.byteLength
-    this.wake?.()
+    const data = event.data
+    if (data instanceof Uint8Array) this.keep(data)
+    else for (const buf of data) this.keep(buf)
+    if (this.buffered >= this.wanted) this.wake?.()
   }
   private readonly onEnd = (): void => {
     this.ended = true
@@ -644,6 +644,15 @@ class FrameReader {
     stream.addEventListener('close', this.onClose)
   }
 
+  private keep(buf: Uint8Array): void {
+    const room = this.cap - this.kept
+    if (room <= 0 || buf.byteLength === 0) return
+    const data = buf.byteLength > room ? buf.subarray(0, room) : buf
+    this.chunks.push(data)
+    this.buffered += data.byteLength
+    this.kept += data.byteLength
+  }
+
   /** Resolves with the next `n` bytes; rejects when the stream ends first or `signal` aborts. */
   async read(n: number, signal?: AbortSignal): Promise<Uint8Array> {
     while (this.buffered < n) {
@@ -651,6 +660,7 @@ class FrameReader {
       if (this.ended) throw new Error(`Stream ended after ${this.buffered} of ${n} bytes`)
       if (this.discarding) throw new Error('Reader is discarding')
       signal?.throwIfAborted()
+      this.wanted = n
       await new Promise<void>((resolve, reject) => {
         const onAbort = (): void => {
           this.wake = undefined
@@ -664,6 +674,7 @@ class FrameReader {
         signal?.addEventListener('abort', onAbort, { once: true })
       })
     }
+    this.wanted = 0
     return this.take(n)
   }
 
