@@ -14,12 +14,15 @@
  * - challengeVerify: storage proofs (a 16 KiB chunk and its Merkle path in a shard of 1,600 chunks)
  *   checked per second on one core.
  *
- * `npm run bench -- storage transfer` or `challenge` runs one part.
+ * `npm run bench -- storage transfer` or `challenge` runs one part; with
+ * `MESHWORK_BENCH_PROFILE=DIR`, each transfer's CPU profile is written there, the builder's and the
+ * holders' apart.
  */
 import '../src/core/polyfill.js'
 import { fork } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -49,6 +52,13 @@ const RAW_PROTOCOL = '/meshwork-bench/raw/1'
 const REGISTRY = '0x00000000000000000000000000000000000000b5'
 const NET = networkIdOf({ chainId: 31337, contracts: { NodeRegistry: REGISTRY } })
 const logger = createLogger({ level: 'silent' })
+/**
+ * The holders advertise as `meshwork node start` does by default (every 60 s, valid 300 s; they
+ * repeat themselves 1, 3 and 7 s after start, and the client syncs the ads of its bootstrap peers
+ * when it connects). Every 2 s, as before, ten nodes in one process spent a fifth to a third of
+ * their CPU time on each other's ads during the transfers.
+ */
+const AD_REFRESH_MS = 60_000
 const mbps = (bytes: number, seconds: number) => Math.round((bytes / 1e6 / seconds) * 10) / 10
 
 interface BenchNode {
@@ -82,7 +92,15 @@ async function startNode(
     },
   )
   const agent = new NodeAgent(
-    { network: NET, h3Cell: cell, tier: 'edge', version: 'bench', refreshMs: 2_000, ttlMs: 60_000, dir },
+    {
+      network: NET,
+      h3Cell: cell,
+      tier: 'edge',
+      version: 'bench',
+      refreshMs: AD_REFRESH_MS,
+      ttlMs: 300_000,
+      dir,
+    },
     {
       port,
       clock: systemClock,
@@ -170,6 +188,29 @@ async function rawThroughput(from: MeshLibp2p, addr: string, bytes: number): Pro
 const CHILD_FLAG = '--meshwork-storage-holders'
 
 /**
+ * With MESHWORK_BENCH_PROFILE=DIR, the CPU profile of each transfer, builder's and holders' apart
+ * (`DIR/builder-put.cpuprofile`, `DIR/holders-get.cpuprofile`…), for Chrome's DevTools. Returns a
+ * function that ends the phase being profiled (writing its profile) and starts the next (null: none).
+ */
+function phaseProfiler(): (phase: string | null) => Promise<void> {
+  const dir = process.env.MESHWORK_BENCH_PROFILE
+  if (dir === undefined || dir === '') return async () => {}
+  const session = new Session()
+  session.connect()
+  let current: string | null = null
+  return async (phase) => {
+    if (current !== null) {
+      const { profile } = await session.post('Profiler.stop')
+      writeFileSync(join(dir, `${current}.cpuprofile`), JSON.stringify(profile))
+    } else {
+      await session.post('Profiler.enable')
+    }
+    current = phase
+    if (phase !== null) await session.post('Profiler.start')
+  }
+}
+
+/**
  * Child: the ten holders (and a raw-stream sink for the baseline), reporting their addresses over
  * IPC; they stop when the parent says so or its channel closes.
  */
@@ -189,8 +230,15 @@ async function holdersChild(): Promise<void> {
     rmSync(dir, { recursive: true, force: true })
     process.exit(0)
   }
+  const profiler = phaseProfiler()
   process.on('message', (m) => {
     if (m === 'stop') void stop()
+    if (typeof m === 'object' && m !== null && 'profile' in m) {
+      const phase = (m as { profile: string | null }).profile
+      void profiler(phase === null ? null : `holders-${phase}`).then(() =>
+        process.send?.({ profiled: phase }),
+      )
+    }
     // CPU time so far (user + system, µs), for the parent's CPU-seconds per transfer.
     if (m === 'cpu') {
       const { user, system } = process.cpuUsage()
@@ -264,16 +312,34 @@ async function transfer(): Promise<void> {
       builder: Math.round((to.builder - from.builder) / 1e4) / 100,
       holders: Math.round((to.holders - from.holders) / 1e4) / 100,
     })
+    const profiler = phaseProfiler()
+    const profile = async (phase: string | null) => {
+      const holders = new Promise<void>((resolve) => {
+        if (process.env.MESHWORK_BENCH_PROFILE === undefined) return resolve()
+        const on = (m: unknown) => {
+          if (typeof m !== 'object' || m === null || !('profiled' in m)) return
+          child.off('message', on)
+          resolve()
+        }
+        child.on('message', on)
+        child.send({ profile: phase })
+      })
+      await Promise.all([profiler(phase === null ? null : `builder-${phase}`), holders])
+    }
+    await profile('put')
     const c0 = await cpu()
     let t = performance.now()
     const put = await client.storage.put(createReadStream(path, { highWaterMark: 1 << 20 }), { size })
     const putS = (performance.now() - t) / 1000
     const c1 = await cpu()
+    await profile('get')
+    const c1g = await cpu()
     t = performance.now()
     const hash = createHash('sha256')
     const got = await client.storage.get(put.id, put.key, { sink: (b) => void hash.update(b) })
     const getS = (performance.now() - t) / 1000
     const c2 = await cpu()
+    await profile(null)
     if (got.bytes !== size || hash.digest('hex') !== digest) throw new Error('the file came back different')
 
     const after = await measureRaw()
@@ -303,7 +369,7 @@ async function transfer(): Promise<void> {
       ...common,
       ratio: Math.round((get_ / baseline) * 1000) / 1000,
       target: 'ratio >= 0.5',
-      cpuSeconds: cpuSeconds(c1, c2),
+      cpuSeconds: cpuSeconds(c1g, c2),
     })
   } finally {
     await mw?.close()
