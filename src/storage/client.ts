@@ -20,6 +20,7 @@ import { PIECES_AHEAD } from './holder.js'
 import {
   BANDWIDTH_RECEIPT,
   frame,
+  frameInRoom,
   MAX_STORAGE_MESSAGE_BYTES,
   STORAGE_PROTOCOL,
   STORAGE_RECEIPT,
@@ -102,7 +103,18 @@ async function call(
   timeoutMs = 30_000,
   onRelay?: (relay: string) => void,
 ): Promise<{ header: Extract<ReturnType<typeof STORAGE_RESPONSE.parse>, { ok: true }>; body: Uint8Array }> {
-  const response = await c.port.request(peer, STORAGE_PROTOCOL, frame(header, body), {
+  return callFramed(c, peer, frame(header, body), timeoutMs, onRelay)
+}
+
+/** {@link call} with a request already framed. */
+async function callFramed(
+  c: StorageClientComponents,
+  peer: string,
+  message: Uint8Array,
+  timeoutMs: number,
+  onRelay?: (relay: string) => void,
+): Promise<{ header: Extract<ReturnType<typeof STORAGE_RESPONSE.parse>, { ok: true }>; body: Uint8Array }> {
+  const response = await c.port.request(peer, STORAGE_PROTOCOL, message, {
     maxResponseBytes: MAX_STORAGE_MESSAGE_BYTES,
     timeoutMs,
     ...(onRelay === undefined ? {} : { onRelay }),
@@ -124,6 +136,9 @@ function answerOf(
     )
   return { header: h, body: b }
 }
+
+/** Room left before each piece of a put for its request's header (about 90 bytes of JSON). */
+const PIECE_ROOM = 256
 
 /**
  * Stores a file of `size` bytes read from `source` on N of `candidates` (peer ids, best first;
@@ -188,12 +203,20 @@ export async function putFile(
     const window = Math.min(options.window ?? 6, PIECES_AHEAD - 1)
     const inFlight: Promise<unknown>[] = []
     let failed: unknown
-    const encoder = new FileEncoder(key, size, { k, n, segmentBytes, chunkBytes }, (segment, pieces) => {
+    // Each piece comes with room in front of it for its request's header: it is framed in place.
+    const pieceRoom = PIECE_ROOM
+    const coding = { k, n, segmentBytes, chunkBytes, pieceRoom }
+    const encoder = new FileEncoder(key, size, coding, (segment, pieces) => {
       for (const [shard, piece] of pieces.entries()) {
         const peer = holders[shard] as string
         const sent =
           failed === undefined
-            ? call(c, peer, { op: 'piece', upload, shard, segment }, piece, timeoutMs)
+            ? callFramed(
+                c,
+                peer,
+                frameInRoom({ op: 'piece', upload, shard, segment }, piece, pieceRoom),
+                timeoutMs,
+              )
             : Promise.resolve(undefined)
         sent.catch((err: unknown) => {
           failed ??= err

@@ -113,6 +113,10 @@ describe('ReedSolomon', () => {
                 )
               if ((parity[p] as Uint8Array)[i] !== v) throw new Error(`parity ${p} byte ${i}`)
             }
+          // encodeInto gives the same parity into views of buffers of their own, whatever they held.
+          const into = Array.from({ length: extra }, () => new Uint8Array(8 + length).fill(0xa5).subarray(8))
+          rs.encodeInto(data, into)
+          expect(into).toEqual(parity)
           const given = [...data, ...parity].map((s, i) => (i < Math.min(extra, k) ? undefined : s))
           expect(rs.reconstructData(given)).toEqual(data.map((d) => Uint8Array.from(d)))
         },

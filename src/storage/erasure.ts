@@ -286,6 +286,22 @@ export class ReedSolomon {
   }
 
   /**
+   * {@link encode} into `parity` (N - K buffers of the data shards' length, 4-byte aligned, such as
+   * views at a multiple of 4 into buffers of their own), which it overwrites.
+   */
+  encodeInto(data: readonly Uint8Array[], parity: readonly Uint8Array[]): void {
+    this.#checkData(data)
+    const length = (data[0] as Uint8Array).length
+    if (
+      parity.length !== this.n - this.k ||
+      parity.some((p) => p.length !== length || p.byteOffset % 4 !== 0)
+    )
+      throw new RangeError(`encodeInto needs ${this.n - this.k} aligned parity buffers of ${length} bytes`)
+    for (const p of parity) p.fill(0)
+    codeInto(this.#matrix.slice(this.k), data, parity)
+  }
+
+  /**
    * Every shard (data then parity) from any K of them: `shards[i]` is shard i or undefined when
    * missing. Present shards are returned as given.
    *

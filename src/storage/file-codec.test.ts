@@ -29,13 +29,12 @@ function fileOf(size: number, pattern: Uint8Array): Uint8Array {
 }
 
 /** Encodes in slices of `slice` bytes; returns the manifest and the shards. */
-function encode(file: Uint8Array, k: number, n: number, slice = 7_777) {
-  const key = newContentKey()
+function encode(file: Uint8Array, k: number, n: number, slice = 7_777, pieceRoom = 0, key = newContentKey()) {
   const shards: Uint8Array[][] = Array.from({ length: n }, () => [])
   const encoder = new FileEncoder(
     key,
     file.length,
-    { k, n, segmentBytes: SEGMENT, chunkBytes: 4_096 },
+    { k, n, segmentBytes: SEGMENT, chunkBytes: 4_096, pieceRoom },
     (_, pieces) => {
       for (const [s, p] of pieces.entries()) shards[s]?.push(p.slice())
     },
@@ -82,6 +81,26 @@ describe('file codec (seal, erasure code, commit)', () => {
         ),
       ).toBe(true)
     }
+  })
+
+  it('gives the same shards and manifest with room left before each piece, and leaves that room free', () => {
+    const file = fileOf(3.5 * SEGMENT, PATTERN)
+    const key = newContentKey()
+    const plain = encode(file, 4, 6, 7_777, 0, key)
+    const roomy = encode(file, 4, 6, 7_777, 256, key)
+    expect(roomy.manifest).toEqual(plain.manifest)
+    expect(roomy.shards).toEqual(plain.shards)
+    const seen: Uint8Array[] = []
+    const encoder = new FileEncoder(key, 1_000, { k: 2, n: 3, segmentBytes: SEGMENT, pieceRoom: 8 }, (_, p) =>
+      seen.push(...p),
+    )
+    encoder.push(file.subarray(0, 1_000))
+    encoder.finish()
+    for (const p of seen) {
+      expect(p.byteOffset).toBe(8)
+      expect(new Uint8Array(p.buffer, 0, 8).every((b) => b === 0)).toBe(true)
+    }
+    expect(() => new FileEncoder(key, 1, { k: 1, n: 1, pieceRoom: 3 }, () => undefined)).toThrow(RangeError)
   })
 
   it('commits each shard to the root a holder would compute, and every chunk proves against it', () => {

@@ -11,7 +11,7 @@ import {
   type ContentKey,
   openSegment,
   SEGMENT_BYTES,
-  sealSegmentInto,
+  sealSegmentIntoPieces,
   segmentsOf,
   TAG_BYTES,
 } from './sealed.js'
@@ -113,6 +113,11 @@ export interface EncodeOptions {
   n: number
   segmentBytes?: number
   chunkBytes?: number
+  /**
+   * Bytes left free before each piece, in a buffer of the piece's own (a multiple of 4; default 0):
+   * the client frames a piece's request there instead of copying the piece into it.
+   */
+  pieceRoom?: number
 }
 
 /**
@@ -130,6 +135,7 @@ export class FileEncoder {
   readonly #trees: ChunkTreeBuilder[]
   readonly #segments: ReturnType<typeof segmentsOf>
   readonly #onPieces: (segment: number, pieces: Uint8Array[]) => void
+  readonly #pieceRoom: number
   #buffer: Uint8Array
   #filled = 0
   #segment = 0
@@ -151,6 +157,9 @@ export class FileEncoder {
     this.#segments = segmentsOf(size, this.#segmentBytes)
     this.#trees = Array.from({ length: this.#n }, () => new ChunkTreeBuilder(this.#chunkBytes))
     this.#onPieces = onPieces
+    this.#pieceRoom = options.pieceRoom ?? 0
+    if (!Number.isSafeInteger(this.#pieceRoom) || this.#pieceRoom < 0 || this.#pieceRoom % 4 !== 0)
+      throw new RangeError('pieceRoom must be a multiple of 4')
     this.#buffer = new Uint8Array(Math.min(this.#segmentBytes, Math.max(size, 0)))
   }
 
@@ -200,13 +209,13 @@ export class FileEncoder {
     const i = this.#segment
     const last = i === this.#segments.count - 1
     const pieceBytes = pieceBytesOf(this.#filled + TAG_BYTES, this.#k)
-    // Sealed straight into the zero-padded buffer the pieces are cut from.
-    const padded = new Uint8Array(pieceBytes * this.#k)
-    sealSegmentInto(this.#key, i, last, this.#buffer.subarray(0, this.#filled), padded)
-    const data = Array.from({ length: this.#k }, (_, p) =>
-      padded.subarray(p * pieceBytes, (p + 1) * pieceBytes),
-    )
-    const pieces = [...data, ...this.#rs.encode(data)]
+    // Every piece in a zeroed buffer of its own, after the room asked for; the segment is sealed
+    // straight into the data pieces (the last one zero-padded) and coded straight into the parity.
+    const room = this.#pieceRoom
+    const pieces = Array.from({ length: this.#n }, () => new Uint8Array(room + pieceBytes).subarray(room))
+    const data = pieces.slice(0, this.#k)
+    sealSegmentIntoPieces(this.#key, i, last, this.#buffer.subarray(0, this.#filled), data)
+    this.#rs.encodeInto(data, pieces.slice(this.#k))
     for (const [s, piece] of pieces.entries()) (this.#trees[s] as ChunkTreeBuilder).push(piece)
     this.#onPieces(i, pieces)
     this.#segment++

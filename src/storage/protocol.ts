@@ -95,6 +95,22 @@ export function frameWithRoom(header: unknown, bodyBytes: number): { message: Ui
   return { message, body: message.subarray(4 + json.length) }
 }
 
+/**
+ * Frames a header and `body` in the bytes just before `body` in its buffer, when `room` of them
+ * (at least) are free for it (the body was laid out with room in front of it, see
+ * `EncodeOptions.pieceRoom`): the message is a view of that buffer and the body is not copied.
+ * Otherwise, or when the header does not fit, as {@link frame}.
+ */
+export function frameInRoom(header: unknown, body: Uint8Array, room: number): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header))
+  const head = 4 + json.length
+  if (head > room || head > body.byteOffset) return frame(header, body)
+  const message = new Uint8Array(body.buffer, body.byteOffset - head, head + body.length)
+  new DataView(message.buffer, message.byteOffset, 4).setUint32(0, json.length)
+  message.set(json, 4)
+  return message
+}
+
 /** Splits a framed message and validates its header with `schema`; a coded error otherwise. */
 export function unframe<T>(bytes: Uint8Array, schema: z.ZodType<T>): { header: T; body: Uint8Array } {
   if (bytes.length < 4) throw new StorageError('STORAGE_REQUEST_INVALID', 'message too short')

@@ -1,7 +1,7 @@
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { newContentKey, openSegment, sealSegment } from './sealed.js'
+import { newContentKey, openSegment, sealSegment, sealSegmentIntoPieces } from './sealed.js'
 
 describe('sealed segments', () => {
   it('are exactly @noble/ciphers’ XChaCha20-Poly1305 (native bulk, noble subkey), and open back', () => {
@@ -27,6 +27,31 @@ describe('sealed segments', () => {
       ),
       { numRuns: 50 },
     )
+  })
+
+  it('are sealed across pieces as they are sealed whole, whatever the split (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 3_000 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.nat({ max: 40 }),
+        fc.boolean(),
+        (plain, k, spare, last) => {
+          const key = newContentKey()
+          const sealed = sealSegment(key, 7, last, plain)
+          const size = Math.ceil((sealed.length + spare) / k)
+          const pieces = Array.from({ length: k }, () => new Uint8Array(size))
+          sealSegmentIntoPieces(key, 7, last, plain, pieces)
+          const joined = Buffer.concat(pieces)
+          expect(joined.subarray(0, sealed.length)).toEqual(Buffer.from(sealed))
+          expect(joined.subarray(sealed.length).every((b) => b === 0)).toBe(true)
+        },
+      ),
+      { numRuns: 100 },
+    )
+    expect(() =>
+      sealSegmentIntoPieces(newContentKey(), 0, true, new Uint8Array(10), [new Uint8Array(25)]),
+    ).toThrow(RangeError)
   })
 
   it('does not open out of place, as another segment, cut short or under another key', () => {

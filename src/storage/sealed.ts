@@ -118,6 +118,46 @@ export function sealSegmentInto(
   target.set(cipher.getAuthTag(), body.length + rest.length)
 }
 
+/**
+ * {@link sealSegment} written across `pieces` in order (each filled before the next; what the sealed
+ * bytes do not fill is left as it is), so that a segment is sealed straight into the K pieces it is
+ * cut into, each in a buffer of its own. The bytes are those of {@link sealSegmentInto}.
+ */
+export function sealSegmentIntoPieces(
+  k: ContentKey,
+  index: number,
+  last: boolean,
+  plaintext: Uint8Array,
+  pieces: readonly Uint8Array[],
+): void {
+  const room = pieces.reduce((n, p) => n + p.length, 0)
+  if (room < plaintext.length + TAG_BYTES) throw new RangeError('pieces too short')
+  const { subkey, iv } = xchachaParts(k.key, nonceOf(k, index))
+  const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES })
+  cipher.setAAD(aadOf(index, last), { plaintextLength: plaintext.length })
+  let p = 0
+  let at = 0
+  const put = (bytes: Uint8Array): void => {
+    for (let o = 0; o < bytes.length; ) {
+      const piece = pieces[p] as Uint8Array
+      const n = Math.min(piece.length - at, bytes.length - o)
+      piece.set(n === bytes.length ? bytes : bytes.subarray(o, o + n), at)
+      at += n
+      o += n
+      if (at === piece.length) {
+        p++
+        at = 0
+      }
+    }
+  }
+  // A piece's worth of plaintext at a time: each output lands in one piece (the stream cipher
+  // gives as many bytes as it takes).
+  const step = Math.max(1, (pieces[0] as Uint8Array).length)
+  for (let o = 0; o < plaintext.length; o += step) put(cipher.update(plaintext.subarray(o, o + step)))
+  put(cipher.final())
+  put(cipher.getAuthTag())
+}
+
 function openNative(k: ContentKey, index: number, last: boolean, sealed: Uint8Array): Uint8Array {
   if (sealed.length < TAG_BYTES) throw new RangeError('too short')
   const { subkey, iv } = xchachaParts(k.key, nonceOf(k, index))

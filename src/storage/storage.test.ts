@@ -14,7 +14,14 @@ import { verifyChunk } from './chunk-tree.js'
 import { getFile, putFile, repairFile, type StorageClientComponents } from './client.js'
 import { FileEncoder, manifestCid } from './file-codec.js'
 import { StorageService } from './holder.js'
-import { frame, STORAGE_MESSAGES, STORAGE_PROTOCOL, STORAGE_RESPONSE, unframe } from './protocol.js'
+import {
+  frame,
+  frameInRoom,
+  STORAGE_MESSAGES,
+  STORAGE_PROTOCOL,
+  STORAGE_RESPONSE,
+  unframe,
+} from './protocol.js'
 import { newContentKey } from './sealed.js'
 
 const NET = '31337:0xregistry'
@@ -90,6 +97,28 @@ async function collect(run: (sink: (b: Uint8Array) => void) => Promise<unknown>)
 }
 
 const OPTIONS = { k: 3, n: 5, segmentBytes: 64 * 1024, chunkBytes: 4_096 }
+
+describe('storage protocol framing', () => {
+  it('frames a body in the room before it, the bytes of frame() without copying the body', () => {
+    const header = { op: 'piece', upload: 'ab'.repeat(16), shard: 3, segment: 17 }
+    const backing = new Uint8Array(256 + 1_000).fill(9)
+    const body = backing.subarray(256)
+    body.fill(7)
+    const message = frameInRoom(header, body, 256)
+    expect(message).toEqual(frame(header, body))
+    expect(message.buffer).toBe(backing.buffer)
+    expect(message.byteOffset + message.length).toBe(backing.length)
+    // Without the room (or with too little of it), a copy as frame() makes.
+    for (const [b, room] of [
+      [body, 8],
+      [new Uint8Array(1_000).fill(7), 256],
+    ] as const) {
+      const copied = frameInRoom(header, b, room)
+      expect(copied).toEqual(frame(header, b))
+      expect(copied.buffer).not.toBe(b.buffer)
+    }
+  })
+})
 
 describe('storage: holders and client on a simulated mesh', () => {
   it('stores a file on N holders (skipping one without room) and gets it back byte for byte, also with N - K holders gone', async () => {
