@@ -143,3 +143,36 @@ describe('KeyIndex.ofDistinct', () => {
     )
   })
 })
+
+describe('AccountAmounts.sumOf', () => {
+  it('sums (account, amount) pairs as adding them in order does (property)', () => {
+    const pair = fc.tuple(
+      fc.integer({ min: 0, max: 30 }),
+      fc.oneof(fc.bigInt({ min: 0n, max: 1n << 70n }), fc.bigInt({ min: -(1n << 200n), max: 1n << 200n })),
+    )
+    fc.assert(
+      fc.property(fc.array(pair, { maxLength: 120 }), fc.integer({ min: 0, max: 50 }), (pairs, room) => {
+        const capacity = pairs.length + room
+        const sequential = new AccountAmounts()
+        const account = (k: number) => `0x${k.toString(16).padStart(40, '0')}` as const
+        for (const [k, amount] of pairs) sequential.add(account(k), amount)
+        const built = AccountAmounts.sumOf(capacity, (add) => {
+          for (const [k, amount] of pairs) add(account(k), amount)
+        })
+        expect([...built]).toEqual([...sequential])
+        expect(built.sum()).toBe(sequential.sum())
+        for (let k = 0; k <= 31; k++) expect(built.indexOf(account(k))).toBe(sequential.indexOf(account(k)))
+        // It takes more accounts as any does.
+        built.add(account(99), 5n)
+        expect(built.get(account(99))).toBe(5n)
+        expect(built.size).toBe(sequential.size + 1)
+      }),
+    )
+    const tooMany = () =>
+      AccountAmounts.sumOf(1, (add) => {
+        add('0x1', 1n)
+        add('0x2', 1n)
+      })
+    expect(tooMany).toThrow(RangeError)
+  })
+})

@@ -105,6 +105,66 @@ export class KeyIndex {
     return index
   }
 
+  /** The key list of an empty index, to be filled (up to its expected count) and grouped. */
+  listKeys(): string[] {
+    if (this.count !== 0) throw new RangeError('the index is not empty')
+    return this.store
+  }
+
+  /** Indexes keys 0 to n - 1 of `listKeys()`: each one's index (see `groupListed`). */
+  groupKeys(n: number): Int32Array {
+    if (this.count !== 0 || 2 * n > this.mask + 1) throw new RangeError('the index is not empty or too small')
+    return this.groupListed(n)
+  }
+
+  /**
+   * Indexes the `n` keys already in the key list (at 0 to n - 1, of an empty index made for at
+   * least n) as adding them in order would: returns each one's index (its first occurrence's), and
+   * leaves the distinct keys in the list in that order. Built at once, as `ofDistinct`.
+   */
+  private groupListed(n: number): Int32Array {
+    const { table, mask, store } = this
+    const hashes = largeArray(Int32Array, n)
+    for (let i = 0; i < n; i++) hashes[i] = hashOf(store[i] as string)
+    const order = sortBySlot(hashes, n, mask)
+    // Each key's first occurrence: a key's occurrences come in their order within its slot.
+    const first = largeArray(Int32Array, n)
+    for (let j = 0; j < n; j++) {
+      const i = order[j] as number
+      const h = hashes[i] as number
+      for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+        const at = table[2 * slot] as number
+        if (at < 0) {
+          table[2 * slot] = i
+          table[2 * slot + 1] = h
+          first[i] = i
+          break
+        }
+        if (table[2 * slot + 1] === h && store[at] === store[i]) {
+          first[i] = at
+          break
+        }
+      }
+    }
+    // Indices in order of first occurrence (each below its position: the list is compacted in place).
+    let count = 0
+    for (let i = 0; i < n; i++) {
+      const f = first[i] as number
+      if (f === i) {
+        store[count] = store[i] as string
+        first[i] = count++
+      } else first[i] = first[f] as number
+    }
+    if (count < n) {
+      for (let slot = 0; slot <= mask; slot++) {
+        const at = table[2 * slot] as number
+        if (at >= 0) table[2 * slot] = first[at] as number
+      }
+    }
+    this.count = count
+    return first
+  }
+
   /** The key at `index` (below `size`). */
   keyAt(index: number): string {
     return this.store[index] as string
@@ -293,6 +353,41 @@ export class AccountAmounts {
   static zeroLike(other: AccountAmounts): AccountAmounts {
     const out = new AccountAmounts(other.size)
     out.index = other.index.clone()
+    return out
+  }
+
+  /**
+   * The sums by account of up to `capacity` (account, amount) pairs, the same as adding them in
+   * order: `pairs(add)` calls add(account, amount) for each (accounts in lower case). Built at once:
+   * the pairs are listed first, then indexed in the order of their slots (as `KeyIndex.ofDistinct`),
+   * and the amounts of an account met again are added to its first's.
+   *
+   * @throws RangeError when `pairs` adds more than `capacity`.
+   */
+  static sumOf(
+    capacity: number,
+    pairs: (add: (account: `0x${string}`, amount: bigint) => void) => void,
+  ): AccountAmounts {
+    const out = new AccountAmounts(capacity)
+    const listed = out.index.listKeys()
+    let n = 0
+    pairs((account, amount) => {
+      if (n >= capacity) throw new RangeError(`more than ${capacity} pairs`)
+      listed[n] = account
+      out.put(n, amount)
+      n++
+    })
+    const index = out.index.groupKeys(n)
+    // In place: an account's index is at most the position of its first pair.
+    let next = 0
+    for (let i = 0; i < n; i++) {
+      const at = index[i] as number
+      if (at === next) {
+        if (at !== i) out.put(at, out.read(i))
+        next++
+      } else out.put(at, out.read(at) + out.read(i))
+    }
+    for (let i = next; i < n; i++) out.put(i, 0n)
     return out
   }
 

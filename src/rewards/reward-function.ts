@@ -905,6 +905,8 @@ class UptimeTable implements UptimeScores {
    * stakeCap × room / cellStake), computed at the first one; empty until the groups are known.
    */
   private capWeights: (bigint | undefined)[] = []
+  /** Per cell group: 1 when its stake is over the room (`cellStakes[g] > cellRoom`). */
+  private overRoom: Uint8Array = new Uint8Array(0)
 
   constructor(input: RewardInput, params: RewardParams) {
     this.input = input
@@ -1051,6 +1053,8 @@ class UptimeTable implements UptimeScores {
     }
     this.cellStakes = sums
     this.capWeights = new Array<bigint | undefined>(sums.length)
+    this.overRoom = new Uint8Array(sums.length)
+    for (let g = 0; g < sums.length; g++) if ((sums[g] as bigint) > this.cellRoom) this.overRoom[g] = 1
   }
 
   /** Observers whose probe rules node `i`'s registered cell out. */
@@ -1072,14 +1076,14 @@ class UptimeTable implements UptimeScores {
     const capped = minOf(node.stake, u.stakeCap)
     const g = this.groups[i] as number
     if (g < 0 || u.cellStakeCap === undefined) return capped
-    const inCell = this.cellStakes[g] as bigint
+    // Read a node's cell's stake only when it is over the room (a flag per cell: fewer cache misses).
+    if (this.overRoom[g] !== 1) return capped
     const room = this.cellRoom
-    if (inCell <= room) return capped
-    if (node.stake < u.stakeCap) return (capped * room) / inCell
+    if (node.stake < u.stakeCap) return (capped * room) / (this.cellStakes[g] as bigint)
     // At the cap: the same for every such node of the cell.
     let weight = this.capWeights[g]
     if (weight === undefined) {
-      weight = (capped * room) / inCell
+      weight = (capped * room) / (this.cellStakes[g] as bigint)
       this.capWeights[g] = weight
     }
     return weight
@@ -1106,24 +1110,25 @@ class UptimeTable implements UptimeScores {
 
   /** Weight per operator (lower-case), operators with weight only. */
   byOperator(): AccountAmounts {
-    const out = new AccountAmounts(this.size)
     const u = this.params.uptime
     const threshold = Math.max(1, u.thresholdPpm)
     const full = Number(BPS)
     const vetted = u.vettingFactorBps
-    if (this.observers.length === 0) return out
-    for (let i = 0; i < this.size; i++) {
-      const score = this.scores[i] as number
-      if (score < threshold || (this.flags[i] as number) !== 0) continue
-      const node = this.input.nodes[i] as RewardNode
-      if (node.stake <= 0n) continue
-      const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
-      if (factor === 0) continue
-      // score × factor is at most 10^10, exact as a number: one bigint product a node instead of two.
-      const weight = BigInt(score * factor) * this.stakeWeightOf(i)
-      out.add(lowerAddress(node.operator), weight)
-    }
-    return out
+    if (this.observers.length === 0) return new AccountAmounts()
+    // Summed as adding each node's weight to its operator's in node order, built at once.
+    return AccountAmounts.sumOf(this.size, (add) => {
+      for (let i = 0; i < this.size; i++) {
+        const score = this.scores[i] as number
+        if (score < threshold || (this.flags[i] as number) !== 0) continue
+        const node = this.input.nodes[i] as RewardNode
+        if (node.stake <= 0n) continue
+        const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
+        if (factor === 0) continue
+        // score × factor is at most 10^10, exact as a number: one bigint product a node instead of two.
+        const weight = BigInt(score * factor) * this.stakeWeightOf(i)
+        add(lowerAddress(node.operator), weight)
+      }
+    })
   }
 
   explain(peerId: string): UptimeExplanation | undefined {
