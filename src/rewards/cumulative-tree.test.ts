@@ -82,8 +82,8 @@ describe('buildCumulativeTree (properties)', () => {
             proof: leaf.proof,
           })
           expect(bytesToHex(tree.proofBytesAt(at))).toBe(`0x${leaf.proof.map((h) => h.slice(2)).join('')}`)
-          // Into a caller's buffer, at an aligned and at an unaligned offset.
-          for (const offset of [4, 3]) {
+          // Into a caller's buffer, at offsets aligned to 8 and 4 bytes and at an unaligned one.
+          for (const offset of [0, 8, 4, 3]) {
             const buf = new Uint8Array(offset + 32 * 8)
             const length = tree.proofInto(at, buf, offset)
             expect(buf.subarray(offset, offset + length)).toEqual(tree.proofBytesAt(at))

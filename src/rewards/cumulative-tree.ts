@@ -2,7 +2,7 @@ import { bytesToHex, getAddress, type Hex } from 'viem'
 import { keccak256 } from './keccak.js'
 import type { AccountAmounts } from './key-index.js'
 import { largeArray } from './large-array.js'
-import { type Encode, hashInnerNodes, hashLeaves } from './leaf-hasher.js'
+import { type Encode, hashInnerNodes, hashLeaves, orderLeaves } from './leaf-hasher.js'
 
 /** One operator's entry: everything it has earned since genesis, in MESH base units. */
 export interface CumulativeEntry {
@@ -46,6 +46,8 @@ export interface CumulativeTree {
 }
 
 const MAX_UINT256 = (1n << 256n) - 1n
+const TWO_64 = 1n << 64n
+const TWO_128 = 1n << 128n
 /** Deepest proof: a tree of up to 2^32 leaves. */
 const MAX_DEPTH = 33
 /** Each UTF-16 code unit's hex digit value, -1 for a non-digit (64 KiB: no range check needed). */
@@ -102,9 +104,17 @@ function encodeLeaf(
     throw new RangeError(`not an address: ${account}`)
   for (let z = offset; z < offset + 12; z++) out[z] = 0
   if (!writeHex(out, offset + 12, 20, account, 2)) throw new RangeError(`not an address: ${account}`)
-  // The amount's 64-bit words from the low end (no hex string per amount), zeros above them.
+  // The amount's 64-bit words from the low end (no hex string per amount), zeros above them. A
+  // DataView keeps a bigint's low 64 bits: amounts below 2^128 (all real ones) take one shift.
   const view = viewOf(out)
   const low = out.byteOffset + offset + 32
+  if (amount < TWO_128) {
+    view.setBigUint64(low, 0n)
+    view.setBigUint64(low + 8, 0n)
+    view.setBigUint64(low + 16, amount < TWO_64 ? 0n : amount >> 64n)
+    view.setBigUint64(low + 24, amount)
+    return out
+  }
   let rest = amount
   let at = low + 24
   for (; rest > 0n; at -= 8, rest >>= 64n) view.setBigUint64(at, BigInt.asUintN(64, rest))
@@ -127,70 +137,6 @@ export function leafHash(account: `0x${string}`, amount: bigint): Uint8Array {
   return keccak256(keccak256(encodeLeaf(account, amount)))
 }
 
-/** Compares the 32-byte hashes at `a` and `b` of `buf` (byte offsets). */
-function compareAt(buf: Uint8Array, a: number, b: number): number {
-  for (let i = 0; i < 32; i++) {
-    const d = (buf[a + i] as number) - (buf[b + i] as number)
-    if (d !== 0) return d
-  }
-  return 0
-}
-
-/**
- * Leaf indices sorted by their hashes (`hashes` holds n hashes of 32 bytes): a radix sort on the
- * first 4 bytes (kept in `keys`, which the caller may reuse afterwards), then a full comparison
- * inside the rare runs that share them.
- */
-function sortByHash(
-  hashes: Uint8Array,
-  n: number,
-  keys: Uint32Array = largeArray(Uint32Array, n),
-): Uint32Array {
-  const view = new DataView(hashes.buffer, hashes.byteOffset, hashes.byteLength)
-  for (let i = 0; i < n; i++) keys[i] = view.getUint32(i * 32)
-  let order = largeArray(Uint32Array, n)
-  let spare = largeArray(Uint32Array, n)
-  for (let i = 0; i < n; i++) order[i] = i
-  // Three passes of 11, 11 and 10 bits: each pass's 2,048 counters stay in the fastest cache.
-  const counts = new Uint32Array(2_049)
-  for (const shift of [0, 11, 22]) {
-    counts.fill(0)
-    for (let i = 0; i < n; i++)
-      (counts[(((keys[order[i] as number] as number) >>> shift) & 0x7ff) + 1] as number)++
-    for (let d = 0; d < 2_048; d++) counts[d + 1] = (counts[d + 1] as number) + (counts[d] as number)
-    for (let i = 0; i < n; i++) {
-      const idx = order[i] as number
-      const digit = ((keys[idx] as number) >>> shift) & 0x7ff
-      spare[counts[digit] as number] = idx
-      counts[digit] = (counts[digit] as number) + 1
-    }
-    ;[order, spare] = [spare, order]
-  }
-  // Runs with equal 4-byte prefixes: sort them by the whole hash. Hashes make such runs rare and
-  // short (insertion sort); a long run can only be made on purpose, and gets a comparison sort.
-  for (let start = 0; start < n; ) {
-    let end = start + 1
-    const key = keys[order[start] as number]
-    while (end < n && keys[order[end] as number] === key) end++
-    if (end - start > 16) {
-      order.subarray(start, end).sort((x, y) => compareAt(hashes, x * 32, y * 32))
-      start = end
-      continue
-    }
-    for (let i = start + 1; i < end; i++) {
-      const x = order[i] as number
-      let j = i - 1
-      while (j >= start && compareAt(hashes, (order[j] as number) * 32, x * 32) > 0) {
-        order[j + 1] = order[j] as number
-        j--
-      }
-      order[j + 1] = x
-    }
-    start = end
-  }
-  return order
-}
-
 /** `address` in lower case, without a copy when it already is (as stored tables keep it). */
 export function lowerAddress(address: string): `0x${string}` {
   return (UPPER_HEX.test(address) ? address.toLowerCase() : address) as `0x${string}`
@@ -210,9 +156,11 @@ export function addPayouts(previous: readonly CumulativeEntry[], payouts: Accoun
   let last = -1
   for (let i = 0; i < previous.length; i++) {
     const e = previous[i] as CumulativeEntry
-    const account = lowerAddress(e.account)
     const guess = last + 1
-    const at = guess < payouts.size && payouts.keyAt(guess) === account ? guess : payouts.indexOf(account)
+    const key = guess < payouts.size ? payouts.keyAt(guess) : undefined
+    // An account equal to a (lower-case) key is in lower case already.
+    const account = key === e.account ? key : lowerAddress(e.account)
+    const at = key === account ? guess : payouts.indexOf(account)
     if (at >= 0) last = at
     if (at < 0) next[i] = e
     else {
@@ -314,36 +262,23 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
     }
   }
   hashLeaves(leaves, n, encode, buffer.subarray(n * 32))
-  const index = new AccountIndex(entries, n)
-  /** Where entry i's leaf sits in the tree; until it is filled, the sort's keys. */
-  const positionOf = largeArray(Uint32Array, n)
-  const order = sortByHash(leaves, n, positionOf)
+  // The leaves sorted by hash into the tree (by the helper, for a large tree) while this thread
+  // indexes the accounts (and refuses one that appears twice).
+  let index: AccountIndex | undefined
+  const { order, positionOf } = orderLeaves(buffer, n, () => {
+    index = new AccountIndex(entries, n)
+  })
+  const accounts = index as AccountIndex
 
-  // Leaves into the tree's last n slots, sorted by hash, as 32-bit words (a copy keeps the bytes in
-  // their order) without a view object per hash.
   const tree = buffer.subarray(32, 32 + size * 32)
   const words = new Uint32Array(buffer.buffer, buffer.byteOffset + 32, size * 8)
-  const leafWords = new Uint32Array(buffer.buffer, buffer.byteOffset, n * 8)
-  for (let j = 0; j < n; j++) {
-    const i = order[j] as number
-    const at = size - 1 - j
-    const to = at * 8
-    const from = i * 8
-    words[to] = leafWords[from] as number
-    words[to + 1] = leafWords[from + 1] as number
-    words[to + 2] = leafWords[from + 2] as number
-    words[to + 3] = leafWords[from + 3] as number
-    words[to + 4] = leafWords[from + 4] as number
-    words[to + 5] = leafWords[from + 5] as number
-    words[to + 6] = leafWords[from + 6] as number
-    words[to + 7] = leafWords[from + 7] as number
-    positionOf[i] = at
-  }
   hashInnerNodes(tree, n)
 
   /** The depth of node `at` (the root is 0): floor(log2(at + 1)). */
   const depthOf = (at: number): number => 31 - Math.clz32(at + 1)
   let outWords: Uint32Array | undefined
+  let outLongs: BigUint64Array | undefined
+  const longs = new BigUint64Array(buffer.buffer, buffer.byteOffset + 32, size * 4)
   const proofInto = (index: number, out: Uint8Array, offset: number): number => {
     if (!Number.isInteger(index) || index < 0 || index >= n) throw new RangeError(`no entry ${index}`)
     let at = positionOf[index] as number
@@ -351,6 +286,23 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
     if (offset < 0 || offset + length > out.length)
       throw new RangeError(`no room for a proof of ${length} bytes`)
     const start = out.byteOffset + offset
+    if (start % 8 === 0) {
+      // Four 64-bit words a sibling (copied as they are: an optimized copy makes no bigint), through
+      // one view of the caller's buffer kept between calls (a server writes every proof into the
+      // same response buffer): no view object per proof or sibling.
+      if (outLongs?.buffer !== out.buffer)
+        outLongs = new BigUint64Array(out.buffer, 0, out.buffer.byteLength >> 3)
+      const to = outLongs
+      for (let o = start >> 3; at > 0; o += 4) {
+        const from = (at % 2 === 1 ? at + 1 : at - 1) * 4
+        to[o] = longs[from] as bigint
+        to[o + 1] = longs[from + 1] as bigint
+        to[o + 2] = longs[from + 2] as bigint
+        to[o + 3] = longs[from + 3] as bigint
+        at = (at - 1) >> 1
+      }
+      return length
+    }
     if (start % 4 === 0) {
       // Word by word, through one view of the caller's buffer kept between calls (a server writes
       // every proof into the same response buffer): no view object per proof or sibling.
@@ -395,7 +347,7 @@ export function buildCumulativeTree(entries: readonly CumulativeEntry[]): Cumula
     root: bytesToHex(tree.subarray(0, 32)),
     size: n,
     proof(account) {
-      const at = index.find(account)
+      const at = accounts.find(account)
       if (at === undefined) return undefined
       const { cumulativeAmount, proof } = proofAt(at)
       return { cumulativeAmount, proof }
