@@ -6,7 +6,7 @@ import type { Envelope, WireCodec } from '../mesh/wire-codec.js'
 import { ReedSolomon } from './erasure.js'
 import { StorageError } from './errors.js'
 import {
-  decodeSegment,
+  decodeSegmentParts,
   type EncodeOptions,
   FileEncoder,
   type Manifest,
@@ -500,7 +500,8 @@ export interface GetResult {
 /**
  * Finds who holds `cid` among `candidates` (asking each; nearest first is the caller's order),
  * fetches and checks the manifest, then decodes each segment from any K pieces and hands the
- * plaintext to `sink` in order. A holder whose piece fails is replaced by another for that segment;
+ * plaintext to `sink` in order (a segment in parts, one per data piece, each segment only once it
+ * opened and checked). A holder whose piece fails is replaced by another for that segment;
  * if the segment does not open, every piece is fetched and subsets without each suspect are tried,
  * so a tampered shard is found out and the file still comes back identical.
  *
@@ -551,7 +552,8 @@ export async function getFile(
     return undefined
   }
 
-  const decode = async (segment: number): Promise<Uint8Array> => {
+  // A segment's plaintext as one part per data piece (not copied into one buffer first).
+  const decode = async (segment: number): Promise<Uint8Array[]> => {
     const pieces: (Uint8Array | undefined)[] = new Array(m.n).fill(undefined)
     // Data shards first (no decoding needed when all are there), then parity as needed.
     let have = 0
@@ -567,7 +569,7 @@ export async function getFile(
       })
     }
     try {
-      return decodeSegment(m, key, segment, pieces)
+      return decodeSegmentParts(m, key, segment, pieces)
     } catch (err) {
       if (!(err instanceof StorageError) || err.code === 'STORAGE_UNAVAILABLE') throw err
       // A piece was changed (or the key is wrong): fetch them all and leave each one out in turn.
@@ -577,7 +579,7 @@ export async function getFile(
         if (pieces[out] === undefined) continue
         const without = pieces.map((p, i) => (i === out ? undefined : p))
         try {
-          const plain = decodeSegment(m, key, segment, without)
+          const plain = decodeSegmentParts(m, key, segment, without)
           const suspects = byShard.get(out) ?? []
           for (const peer of suspects) faulty.add(peer)
           c.logger.warn({ cid, shard: out, segment, holders: suspects }, 'a holder served a changed piece')
@@ -590,7 +592,7 @@ export async function getFile(
 
   const count = segmentCount(m)
   const window = options.window ?? 8
-  const ahead: Promise<Uint8Array>[] = []
+  const ahead: Promise<Uint8Array[]>[] = []
   let written = 0
   for (let i = 0; i < count; i++) {
     while (ahead.length < window && i + ahead.length < count) {
@@ -599,9 +601,10 @@ export async function getFile(
       next.catch(() => undefined)
       ahead.push(next)
     }
-    const plain = await (ahead.shift() as Promise<Uint8Array>)
-    await sink(plain)
-    written += plain.length
+    for (const plain of await (ahead.shift() as Promise<Uint8Array[]>)) {
+      await sink(plain)
+      written += plain.length
+    }
     options.onProgress?.(written, m.size)
   }
   await receiptServed(c, cid, session, served, relayed, faulty, timeoutMs)

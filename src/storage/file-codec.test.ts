@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { buildChunkTree, ChunkTreeBuilder, verifyChunk } from './chunk-tree.js'
 import {
   decodeSegment,
+  decodeSegmentParts,
   FileEncoder,
   type Manifest,
   manifestCid,
@@ -52,14 +53,11 @@ function decode(
   const parts: Uint8Array[] = []
   for (let i = 0; i < segmentCount(manifest); i++) {
     const { offset, bytes } = pieceRange(manifest, i)
-    parts.push(
-      decodeSegment(
-        manifest,
-        key,
-        i,
-        shards.map((s) => s?.subarray(offset, offset + bytes)),
-      ),
-    )
+    const pieces = shards.map((s) => s?.subarray(offset, offset + bytes))
+    const whole = decodeSegment(manifest, key, i, pieces)
+    // The parts a get hands out, one per data piece: the same bytes.
+    expect(Buffer.concat(decodeSegmentParts(manifest, key, i, pieces))).toEqual(Buffer.from(whole))
+    parts.push(whole)
   }
   return Buffer.concat(parts)
 }

@@ -10,6 +10,7 @@ import { StorageError } from './errors.js'
 import {
   type ContentKey,
   openSegment,
+  openSegmentPieces,
   SEGMENT_BYTES,
   sealSegmentIntoPieces,
   segmentsOf,
@@ -266,6 +267,27 @@ export function decodeSegment(
     at += take
   }
   return openSegment(key, i, i === segments.count - 1, sealed)
+}
+
+/**
+ * {@link decodeSegment} without copying the data pieces into one buffer first: the plaintext as one
+ * part per data piece, in order, once the whole segment has been checked (the same errors).
+ */
+export function decodeSegmentParts(
+  m: Manifest,
+  key: ContentKey,
+  i: number,
+  pieces: readonly (Uint8Array | undefined)[],
+): Uint8Array[] {
+  const segments = segmentsOf(m.size, m.segmentBytes)
+  const rs = new ReedSolomon(m.k, m.n)
+  let shards: Uint8Array[]
+  try {
+    shards = rs.reconstructData(pieces)
+  } catch (err) {
+    throw new StorageError('STORAGE_UNAVAILABLE', `segment ${i}: ${(err as Error).message}`)
+  }
+  return openSegmentPieces(key, i, i === segments.count - 1, shards, segments.sealedBytes(i))
 }
 
 /** Chunks in a manifest's shards. */

@@ -1,7 +1,13 @@
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { newContentKey, openSegment, sealSegment, sealSegmentIntoPieces } from './sealed.js'
+import {
+  newContentKey,
+  openSegment,
+  openSegmentPieces,
+  sealSegment,
+  sealSegmentIntoPieces,
+} from './sealed.js'
 
 describe('sealed segments', () => {
   it('are exactly @noble/ciphers’ XChaCha20-Poly1305 (native bulk, noble subkey), and open back', () => {
@@ -45,6 +51,17 @@ describe('sealed segments', () => {
           const joined = Buffer.concat(pieces)
           expect(joined.subarray(0, sealed.length)).toEqual(Buffer.from(sealed))
           expect(joined.subarray(sealed.length).every((b) => b === 0)).toBe(true)
+          // Opened from the pieces as they are, padding and all; a changed byte (the tag's too,
+          // wherever it falls) opens nothing.
+          expect(Buffer.concat(openSegmentPieces(key, 7, last, pieces, sealed.length))).toEqual(
+            Buffer.from(plain),
+          )
+          const at = (plain.length * 7919 + spare) % sealed.length
+          const piece = pieces[Math.floor(at / size)] as Uint8Array
+          piece[at % size] = (piece[at % size] as number) ^ 1
+          expect(() => openSegmentPieces(key, 7, last, pieces, sealed.length)).toThrow(
+            expect.objectContaining({ code: 'STORAGE_DATA_CORRUPT' }),
+          )
         },
       ),
       { numRuns: 100 },

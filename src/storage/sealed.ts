@@ -173,6 +173,61 @@ function openNative(k: ContentKey, index: number, last: boolean, sealed: Uint8Ar
 }
 
 /**
+ * {@link openSegment} of the sealed bytes laid end to end across `pieces` (the first `sealedBytes`
+ * of them; the rest is padding): the plaintext as one part per piece, none of it before the whole
+ * segment checked, so that a reader need not first copy the pieces into one buffer.
+ */
+export function openSegmentPieces(
+  k: ContentKey,
+  index: number,
+  last: boolean,
+  pieces: readonly Uint8Array[],
+  sealedBytes: number,
+): Uint8Array[] {
+  try {
+    const total = pieces.reduce((n, p) => n + p.length, 0)
+    if (sealedBytes < TAG_BYTES || total < sealedBytes) throw new RangeError('too short')
+    const plainBytes = sealedBytes - TAG_BYTES
+    // The tag: the last 16 sealed bytes, which may span two pieces.
+    const tag = new Uint8Array(TAG_BYTES)
+    let at = 0
+    for (const piece of pieces) {
+      const from = Math.max(plainBytes, at)
+      const to = Math.min(sealedBytes, at + piece.length)
+      if (to > from) tag.set(piece.subarray(from - at, to - at), from - plainBytes)
+      at += piece.length
+    }
+    const { subkey, iv } = xchachaParts(k.key, nonceOf(k, index))
+    const decipher = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES })
+    decipher.setAAD(aadOf(index, last), { plaintextLength: plainBytes })
+    decipher.setAuthTag(tag)
+    const parts: Uint8Array[] = []
+    at = 0
+    for (const piece of pieces) {
+      const take = Math.min(piece.length, plainBytes - at)
+      if (take <= 0) break
+      const plain = decipher.update(take === piece.length ? piece : piece.subarray(0, take))
+      if (plain.length > 0) parts.push(new Uint8Array(plain.buffer, plain.byteOffset, plain.length))
+      at += take
+    }
+    const rest = decipher.final()
+    if (rest.length > 0) parts.push(new Uint8Array(rest.buffer, rest.byteOffset, rest.length))
+    return parts.length > 0 ? parts : [new Uint8Array(0)]
+  } catch {
+    throw openError(index)
+  }
+}
+
+function openError(index: number): StorageError {
+  return new StorageError(
+    index === 0 ? 'STORAGE_KEY_INVALID' : 'STORAGE_DATA_CORRUPT',
+    index === 0
+      ? 'the content key does not open this file (wrong key, or the data was changed)'
+      : `segment ${index} does not open: its data was changed`,
+  )
+}
+
+/**
  * Opens a sealed segment. A wrong key, a changed byte, or a segment out of place fails with
  * `STORAGE_KEY_INVALID` or `STORAGE_DATA_CORRUPT` and never returns plaintext.
  */
@@ -180,12 +235,7 @@ export function openSegment(k: ContentKey, index: number, last: boolean, sealed:
   try {
     return openNative(k, index, last, sealed)
   } catch {
-    throw new StorageError(
-      index === 0 ? 'STORAGE_KEY_INVALID' : 'STORAGE_DATA_CORRUPT',
-      index === 0
-        ? 'the content key does not open this file (wrong key, or the data was changed)'
-        : `segment ${index} does not open: its data was changed`,
-    )
+    throw openError(index)
   }
 }
 
