@@ -1,4 +1,4 @@
-import { largeArray } from './large-array.js'
+import { largeArray, scratchArray } from './large-array.js'
 
 /**
  * Dense indices for string keys (peer ids, addresses): an open-addressing hash table over typed
@@ -75,7 +75,7 @@ export class KeyIndex {
   static ofDistinct(n: number, keyOf: (i: number) => string): KeyIndex | number {
     const index = new KeyIndex(n)
     const { table, mask, store } = index
-    const hashes = largeArray(Int32Array, n)
+    const hashes = scratchArray(Int32Array, n, 0)
     for (let i = 0; i < n; i++) {
       const key = keyOf(i)
       store[i] = key
@@ -111,7 +111,10 @@ export class KeyIndex {
     return this.store
   }
 
-  /** Indexes keys 0 to n - 1 of `listKeys()`: each one's index (see `groupListed`). */
+  /**
+   * Indexes keys 0 to n - 1 of `listKeys()`: each one's index (see `groupListed`), on scratch memory
+   * (`scratchArray` slot 3: valid until it is next used).
+   */
   groupKeys(n: number): Int32Array {
     if (this.count !== 0 || 2 * n > this.mask + 1) throw new RangeError('the index is not empty or too small')
     return this.groupListed(n)
@@ -124,11 +127,11 @@ export class KeyIndex {
    */
   private groupListed(n: number): Int32Array {
     const { table, mask, store } = this
-    const hashes = largeArray(Int32Array, n)
+    const hashes = scratchArray(Int32Array, n, 0)
     for (let i = 0; i < n; i++) hashes[i] = hashOf(store[i] as string)
     const order = sortBySlot(hashes, n, mask)
     // Each key's first occurrence: a key's occurrences come in their order within its slot.
-    const first = largeArray(Int32Array, n)
+    const first = scratchArray(Int32Array, n, 3)
     for (let j = 0; j < n; j++) {
       const i = order[j] as number
       const h = hashes[i] as number
@@ -201,11 +204,12 @@ export class KeyIndex {
 
 /**
  * 0 to n - 1 ordered by the slot of their hash (`hashes[i] & mask`), those of one slot in their
- * order: a stable radix sort, 11 bits a pass.
+ * order: a stable radix sort, 11 bits a pass, on scratch memory (slots 1 and 2: the result is
+ * valid until they are next used).
  */
 function sortBySlot(hashes: Int32Array, n: number, mask: number): Uint32Array {
-  let from = largeArray(Uint32Array, n)
-  let to = largeArray(Uint32Array, n)
+  let from = scratchArray(Uint32Array, n, 1)
+  let to = scratchArray(Uint32Array, n, 2)
   for (let i = 0; i < n; i++) from[i] = i
   const counts = new Uint32Array(2_049)
   for (let shift = 0; mask >>> shift > 0; shift += 11) {

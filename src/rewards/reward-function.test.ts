@@ -169,6 +169,31 @@ describe('computeEpochRewards (examples)', () => {
     expect(r.dust).toBe(2n)
   })
 
+  it('reads counts wider than 16 bits as small ones (same fractions, same pay)', () => {
+    const nodes = [node(0, { cell: '872830828ffffff' }), node(1, { cell: '872830828ffffff' })]
+    const epoch = (scale: number, far: number): RewardInput => ({
+      ...input(nodes, []),
+      uptime: VERIFIERS.flatMap((verifier) =>
+        nodes.map((n, i) => ({
+          verifier,
+          node: n.peerId,
+          challenges: 4 * scale,
+          answered: (i === 0 ? 4 : 3) * scale,
+          probe: { rttMs: far, distanceKm: far },
+        })),
+      ),
+    })
+    const small = computeEpochRewards(epoch(1, 50), params)
+    const wide = computeEpochRewards(epoch(25_000, 70_000), params)
+    expect(small.payouts.size).toBe(2)
+    expect(small.uptime.explain('node-001')?.ruledOut).toBe(false)
+    expect([...wide.payouts]).toEqual([...small.payouts])
+    expect(wide.uptime.explain('node-001')?.verifiers[0]).toMatchObject({
+      challenges: 100_000,
+      answered: 75_000,
+    })
+  })
+
   it('refuses an epoch that lists a node twice, naming it', () => {
     const nodes = [node(0), node(1), node(2), node(1), node(0)]
     expect(() => computeEpochRewards(input(nodes, [10, 10, 10, 10, 10]), params)).toThrow(

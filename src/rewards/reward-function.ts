@@ -1,3 +1,4 @@
+import { CountTable } from './count-table.js'
 import { lowerAddress } from './cumulative-tree.js'
 import { AccountAmounts, IntIndex, KeyIndex } from './key-index.js'
 import { largeArray } from './large-array.js'
@@ -886,12 +887,12 @@ class UptimeTable implements UptimeScores {
   private readonly params: RewardParams
   private readonly nodeIndex: KeyIndex
   /** Per observer (in `observers` order) and node: challenges and answers, 0 challenges = none. */
-  private readonly challenges: Int32Array
-  private readonly answered: Int32Array
+  private readonly challenges: CountTable
+  private readonly answered: CountTable
   private readonly scores: Int32Array
   /** Location probes per observer and node (-1: none); undefined when no observation carried one. */
-  private readonly rtts: Int32Array | undefined
-  private readonly distances: Int32Array | undefined
+  private readonly rtts: CountTable | undefined
+  private readonly distances: CountTable | undefined
   /** Per node: its index in `cellStakes` (-1: not eligible or no cell), and INVALID_CELL / RULED_OUT. */
   private readonly groups: Int32Array
   private readonly flags: Uint8Array
@@ -920,8 +921,8 @@ class UptimeTable implements UptimeScores {
     this.nodeIndex = nodeIndex
     const verifiers = [...new Set(input.verifiers)].sort()
     const vIndex = new Map(verifiers.map((v, i) => [v, i]))
-    const challenges = largeArray(Int32Array, verifiers.length * n)
-    const answered = largeArray(Int32Array, verifiers.length * n)
+    const challenges = new CountTable(verifiers.length * n, 0)
+    const answered = new CountTable(verifiers.length * n, 0)
     const observed = new Uint8Array(verifiers.length)
     // Bundles list a verifier's observations in node order: try the node after the verifier's last
     // one before hashing the peer id (same result, a string comparison instead of a lookup).
@@ -930,8 +931,8 @@ class UptimeTable implements UptimeScores {
     let lastVerifier: string | undefined
     let lastV: number | undefined
     // Location probes, per verifier and node (allocated at the first one): round trip and distance.
-    let rtts: Int32Array | undefined
-    let distances: Int32Array | undefined
+    let rtts: CountTable | undefined
+    let distances: CountTable | undefined
     for (const o of input.uptime) {
       if (o.verifier !== lastVerifier) {
         lastVerifier = o.verifier
@@ -959,26 +960,26 @@ class UptimeTable implements UptimeScores {
         probe.distanceKm <= MAX_COUNT
       ) {
         if (rtts === undefined || distances === undefined) {
-          rtts = largeArray(Int32Array, verifiers.length * n).fill(-1)
-          distances = largeArray(Int32Array, verifiers.length * n).fill(-1)
+          rtts = new CountTable(verifiers.length * n, -1)
+          distances = new CountTable(verifiers.length * n, -1)
         }
         // Of duplicates' probes, the fastest round trip counts (then the longer distance).
-        const r = rtts[at] as number
-        if (r < 0 || probe.rttMs < r || (probe.rttMs === r && probe.distanceKm > (distances[at] as number))) {
-          rtts[at] = probe.rttMs
-          distances[at] = probe.distanceKm
+        const r = rtts.get(at)
+        if (r < 0 || probe.rttMs < r || (probe.rttMs === r && probe.distanceKm > distances.get(at))) {
+          rtts.set(at, probe.rttMs)
+          distances.set(at, probe.distanceKm)
         }
       }
       // Of duplicates, the higher fraction counts (then the more challenges), whatever the order.
-      const c = challenges[at] as number
-      const a = answered[at] as number
+      const c = challenges.get(at)
+      const a = answered.get(at)
       const better =
         c === 0 ||
         o.answered * c > a * o.challenges ||
         (o.answered * c === a * o.challenges && o.challenges > c)
       if (better) {
-        challenges[at] = o.challenges
-        answered[at] = o.answered
+        challenges.set(at, o.challenges)
+        answered.set(at, o.answered)
       }
     }
     // The observers: verifiers that observed anything this epoch (one that was down does not count).
@@ -986,11 +987,11 @@ class UptimeTable implements UptimeScores {
     this.observers = kept.map((i) => verifiers[i] as string)
     // The observers' rows, in place: moved down over the rows of verifiers that observed nothing
     // (a copy of a million-node table would be tens of MB more at the peak).
-    const rows = (table: Int32Array) => {
+    const rows = (table: CountTable) => {
       kept.forEach((from, to) => {
-        if (from !== to) table.copyWithin(to * n, from * n, from * n + n)
+        if (from !== to) table.move(to * n, from * n, n)
       })
-      return kept.length === verifiers.length ? table : table.subarray(0, kept.length * n)
+      return table
     }
     this.challenges = rows(challenges)
     this.answered = rows(answered)
@@ -1062,8 +1063,8 @@ class UptimeTable implements UptimeScores {
     let count = 0
     for (let v = 0; v < this.observers.length; v++) {
       const at = v * this.size + i
-      const rtt = this.rtts?.[at] ?? -1
-      if (rtt >= 0 && (this.distances?.[at] as number) > FIBRE_KM_PER_RTT_MS * rtt) count++
+      const rtt = this.rtts === undefined ? -1 : this.rtts.get(at)
+      if (rtt >= 0 && (this.distances as CountTable).get(at) > FIBRE_KM_PER_RTT_MS * rtt) count++
     }
     return count
   }
@@ -1091,8 +1092,8 @@ class UptimeTable implements UptimeScores {
 
   private fraction(v: number, i: number): number {
     const at = v * this.size + i
-    const c = this.challenges[at] as number
-    return c === 0 ? 0 : divFloor((this.answered[at] as number) * PPM_NUMBER, c)
+    const c = this.challenges.get(at)
+    return c === 0 ? 0 : divFloor(this.answered.get(at) * PPM_NUMBER, c)
   }
 
   /** The node's weight: 0 below the threshold or when its place is void, else score × stake weight × vetting factor (bps). */
@@ -1140,8 +1141,8 @@ class UptimeTable implements UptimeScores {
     const impossible: UptimeExplanation['impossible'] = []
     for (let v = 0; v < this.observers.length && this.rtts !== undefined; v++) {
       const at = v * this.size + i
-      const rttMs = this.rtts[at] as number
-      const distanceKm = this.distances?.[at] as number
+      const rttMs = this.rtts.get(at)
+      const distanceKm = (this.distances as CountTable).get(at)
       const maxKm = FIBRE_KM_PER_RTT_MS * rttMs
       if (rttMs >= 0 && distanceKm > maxKm)
         impossible.push({ verifier: this.observers[v] as string, rttMs, distanceKm, maxKm })
@@ -1156,8 +1157,8 @@ class UptimeTable implements UptimeScores {
       cellStake: g < 0 ? 0n : (this.cellStakes[g] as bigint) / PPM,
       verifiers: this.observers.map((verifier, v) => ({
         verifier,
-        challenges: this.challenges[v * this.size + i] as number,
-        answered: this.answered[v * this.size + i] as number,
+        challenges: this.challenges.get(v * this.size + i),
+        answered: this.answered.get(v * this.size + i),
         fractionPpm: this.fraction(v, i),
       })),
       scorePpm: this.scores[i] as number,
