@@ -40,7 +40,7 @@ import {
 import { type Manifest, shardBytesOf } from '../storage/file-codec.js'
 import { rankHolders, storageCandidates } from '../storage/placement.js'
 import { STORAGE_MESSAGES, type StorageReceiptBody, shardPrice } from '../storage/protocol.js'
-import { type Lease, type LeaseStore, leasesOf, RentPayer, rentBillId } from '../storage/rent.js'
+import { type Lease, type LeaseStore, leaseOf, leasesOf, RentPayer, rentBillId } from '../storage/rent.js'
 import { type ContentKey, formatContentKey, parseContentKey, SEGMENT_BYTES } from '../storage/sealed.js'
 
 /**
@@ -554,12 +554,15 @@ export class Meshwork {
     /**
      * Brings a file back to N shards (no key needed): rebuilds the shards no reachable node holds
      * (and those of `exclude`d holders) from any K others and places them on new nodes, paid from
-     * the payer's wallet where they charge.
+     * the payer's wallet where they charge (the first epoch; `leases` for `mw.storage.rent` then
+     * pay each later epoch as the new holders prove it).
      *
      * @throws StorageError STORAGE_UNAVAILABLE with fewer than K shards left; STORAGE_NO_HOLDERS.
      */
-    repair: (id: string, options: { exclude?: string[]; epochs?: number } = {}): Promise<RepairResult> =>
-      this.#repair(id, options),
+    repair: (
+      id: string,
+      options: { exclude?: string[]; epochs?: number; epoch?: number } = {},
+    ): Promise<RepairResult & { leases: Lease[] }> => this.#repair(id, options),
     /**
      * The rent payer of the leases in `store` (a put's `leases`, added with `payer.add`): call
      * `payer.settle(await mw.currentEpoch(), seed)` at least once an epoch, with a fresh random seed.
@@ -598,11 +601,43 @@ export class Meshwork {
     },
   }
 
-  async #repair(id: string, options: { exclude?: string[]; epochs?: number }): Promise<RepairResult> {
+  async #repair(
+    id: string,
+    options: { exclude?: string[]; epochs?: number; epoch?: number },
+  ): Promise<RepairResult & { leases: Lease[] }> {
     const payment = this.#storagePayment()
-    return repairFile(this.#storageClient(), await this.#storageNodes(0), id, {
-      ...options,
+    const epochs = options.epochs ?? 10
+    const r = await repairFile(this.#storageClient(), await this.#storageNodes(0), id, {
+      ...(options.exclude ? { exclude: options.exclude } : {}),
+      epochs,
       ...(payment ? { payment } : {}),
+    })
+    const epoch = r.repaired.length === 0 ? 0 : await this.#leaseEpoch(options.epoch)
+    return {
+      ...r,
+      leases: r.repaired.map((x) =>
+        leaseOf(
+          { cid: id, manifest: r.manifest },
+          x.shard,
+          x.holder,
+          epoch,
+          epochs,
+          this.#storageTerms(x.holder),
+        ),
+      ),
+    }
+  }
+
+  /**
+   * The first epoch of new leases: a paying client reads it from the chain it pays on; a free put
+   * or repair does not need a chain (its leases carry no rent), so an unreachable one counts as 0.
+   */
+  async #leaseEpoch(given: number | undefined): Promise<number> {
+    if (given !== undefined) return given
+    if (this.#wallet) return this.currentEpoch()
+    return this.currentEpoch().catch((err: unknown) => {
+      this.#logger.debug({ err }, 'no chain epoch for free storage; its leases start at 0')
+      return 0
     })
   }
 
@@ -707,16 +742,7 @@ export class Meshwork {
       ? sliced(bytes, 1 << 20)
       : (source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>)
     const payment = this.#storagePayment()
-    // The leases' first epoch: a paying client reads it from the chain it pays on; a free put does
-    // not need a chain (its leases carry no rent), so an unreachable one counts as epoch 0.
-    const epoch =
-      options.epoch ??
-      (this.#wallet
-        ? await this.currentEpoch()
-        : await this.currentEpoch().catch((err: unknown) => {
-            this.#logger.debug({ err }, 'no chain epoch for a free put; its leases start at 0')
-            return 0
-          }))
+    const epoch = await this.#leaseEpoch(options.epoch)
     const epochs = options.epochs ?? 10
     const r = await putFile(this.#storageClient(), holders, slices, size, {
       k,

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { buildChunkTree, type ChunkTree } from './chunk-tree.js'
 import { cidOfBytes } from './file-codec.js'
 import { frame, STORAGE_REQUEST, unframe } from './protocol.js'
-import { type Lease, memoryLeaseStore, RentPayer, rentOf } from './rent.js'
+import { type Lease, leaseOf, leasesOf, memoryLeaseStore, RentPayer, rentOf } from './rent.js'
 
 /**
  * The rent payer against holders that answer proofs from real chunk trees (or refuse, while they do
@@ -151,6 +151,37 @@ describe('RentPayer', () => {
         },
       ),
       { numRuns: 200 },
+    )
+  })
+
+  it("leases a file's shards on their holders' terms, the first epoch paid", () => {
+    const manifest = {
+      chunkBytes: CHUNK,
+      shards: [
+        { bytes: 5_000, root: 'aa'.repeat(32) },
+        { bytes: 5_000, root: 'bb'.repeat(32) },
+      ],
+    }
+    const [a, b] = leasesOf({ cid: CID, holders: ['p', 'q'], manifest } as never, 7, 3, (h) => ({
+      price: h === 'p' ? 1n << 30n : 0n,
+      operator: `op-${h}`,
+    }))
+    expect(a).toMatchObject({
+      holder: 'p',
+      shard: 0,
+      root: 'aa'.repeat(32),
+      bytes: 5_000,
+      firstEpoch: 7,
+      through: 7,
+      paid: 1,
+      state: 'active',
+      operator: 'op-p',
+    })
+    expect(rentOf(a as Lease)).toBe(5_000n)
+    expect(b).toMatchObject({ holder: 'q', shard: 1, root: 'bb'.repeat(32), price: 0n })
+    expect(leaseOf({ cid: CID, manifest }, 1, 'r', 7, 1, { price: 1n, operator: '' }).state).toBe('ended')
+    expect(() => leaseOf({ cid: CID, manifest }, 2, 'r', 7, 3, { price: 1n, operator: '' })).toThrow(
+      /no shard 2/,
     )
   })
 

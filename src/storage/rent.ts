@@ -56,6 +56,36 @@ export function rentBillId(cid: string, shard: number, epoch: number): string {
   return `rent:${cid.slice(-32)}:${shard}:${epoch}`
 }
 
+/** The lease of shard `shard` of a file on `holder`, stored in `epoch` for `epochs` epochs, its first epoch paid. */
+export function leaseOf(
+  file: { cid: string; manifest: Pick<PutResult['manifest'], 'shards' | 'chunkBytes'> },
+  shard: number,
+  holder: string,
+  epoch: number,
+  epochs: number,
+  terms: { price: bigint; operator: string },
+): Lease {
+  const s = file.manifest.shards[shard]
+  if (s === undefined) throw new RangeError(`the manifest has no shard ${shard}`)
+  return {
+    holder,
+    cid: file.cid,
+    shard,
+    root: s.root,
+    bytes: s.bytes,
+    chunkBytes: file.manifest.chunkBytes,
+    operator: terms.operator,
+    price: terms.price,
+    firstEpoch: epoch,
+    epochs,
+    through: epoch,
+    missed: 0,
+    paid: 1,
+    owed: [],
+    state: epochs > 1 ? 'active' : 'ended',
+  }
+}
+
 /** The leases of a put made in `epoch`, on each holder's terms (price and operator at the put). */
 export function leasesOf(
   put: Pick<PutResult, 'cid' | 'holders' | 'manifest'>,
@@ -63,28 +93,7 @@ export function leasesOf(
   epochs: number,
   terms: (holder: string) => { price: bigint; operator: string },
 ): Lease[] {
-  return put.holders.map((holder, shard) => {
-    const s = put.manifest.shards[shard]
-    if (s === undefined) throw new RangeError(`the manifest has no shard ${shard}`)
-    const t = terms(holder)
-    return {
-      holder,
-      cid: put.cid,
-      shard,
-      root: s.root,
-      bytes: s.bytes,
-      chunkBytes: put.manifest.chunkBytes,
-      operator: t.operator,
-      price: t.price,
-      firstEpoch: epoch,
-      epochs,
-      through: epoch,
-      missed: 0,
-      paid: 1,
-      owed: [],
-      state: epochs > 1 ? 'active' : 'ended',
-    }
-  })
+  return put.holders.map((holder, shard) => leaseOf(put, shard, holder, epoch, epochs, terms(holder)))
 }
 
 /** Where an owner keeps its leases. `save` is durable before it returns. */
