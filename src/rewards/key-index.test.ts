@@ -176,3 +176,26 @@ describe('AccountAmounts.sumOf', () => {
     expect(tooMany).toThrow(RangeError)
   })
 })
+
+describe('KeyIndex and AccountAmounts built at once, keys met many times', () => {
+  it('finds the first repeat and sums in order however often a key comes back', () => {
+    // More than 16 keys of one hash: the sorted path for long runs.
+    const keys = ['b', ...Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? 'a' : `k${i}`)), 'b']
+    expect(KeyIndex.ofDistinct(keys.length, (i) => keys[i] as string)).toBe(4)
+    const accounts = Array.from(
+      { length: 100 },
+      (_, i) => `0x${(i % 4 === 1 ? 7 : i).toString(16).padStart(40, '0')}`,
+    )
+    const sequential = new AccountAmounts()
+    accounts.forEach((a, i) => {
+      sequential.add(a as `0x${string}`, BigInt(i) << 70n)
+    })
+    const built = AccountAmounts.sumOf(accounts.length, (add) => {
+      accounts.forEach((a, i) => {
+        add(a as `0x${string}`, BigInt(i) << 70n)
+      })
+    })
+    expect([...built]).toEqual([...sequential])
+    expect(built.indexOf(accounts[1] as string)).toBe(1)
+  })
+})

@@ -16,14 +16,16 @@ export class KeyIndex {
   /**
    * Two 32-bit words a slot: the key's index (-1: empty) and its hash, side by side so that a probe
    * reads one cache line (at a million keys the table is 16 MB and every probe would miss twice).
+   * An index built at once makes it at its first lookup (`ofDistinct`, `groupKeys`): a settlement
+   * whose lookups all find their key by position never makes it.
    */
-  private table: Int32Array
+  private table: Int32Array | undefined
   private mask: number
 
-  constructor(expected = 16) {
+  constructor(expected = 16, table = true) {
     let capacity = 16
     while (capacity < 2 * expected) capacity <<= 1
-    this.table = emptyTable(capacity)
+    this.table = table ? emptyTable(capacity) : undefined
     this.mask = capacity - 1
     this.store = expected > 16 ? new Array<string>(expected) : []
   }
@@ -40,30 +42,59 @@ export class KeyIndex {
 
   /** The index of `key`, or -1. */
   get(key: string): number {
+    const table = this.table ?? this.buildTable()
     const h = hashOf(key)
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
-      const at = this.table[2 * slot] as number
+      const at = table[2 * slot] as number
       if (at < 0) return -1
-      if (this.table[2 * slot + 1] === h && this.store[at] === key) return at
+      if (table[2 * slot + 1] === h && this.store[at] === key) return at
     }
   }
 
   /** The index of `key`, adding it (with the next index) when new. */
   add(key: string): number {
+    const table = this.table ?? this.buildTable()
     const h = hashOf(key)
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
-      const at = this.table[2 * slot] as number
+      const at = table[2 * slot] as number
       if (at < 0) {
         const index = this.count++
         if (index < this.store.length) this.store[index] = key
         else this.store.push(key)
-        this.table[2 * slot] = index
-        this.table[2 * slot + 1] = h
-        if (4 * this.count > this.table.length) this.grow()
+        table[2 * slot] = index
+        table[2 * slot + 1] = h
+        if (4 * this.count > table.length) this.grow()
         return index
       }
-      if (this.table[2 * slot + 1] === h && this.store[at] === key) return at
+      if (table[2 * slot + 1] === h && this.store[at] === key) return at
     }
+  }
+
+  /**
+   * The table of an index built at once, made at its first lookup: the keys' hashes, then the
+   * table filled in the order of their slots (one pass through it, not a cache miss per key).
+   * Uses scratch slots 0 to 2.
+   */
+  private buildTable(): Int32Array {
+    const n = this.count
+    let capacity = this.mask + 1
+    while (capacity < 2 * n) capacity <<= 1
+    const table = emptyTable(capacity)
+    const mask = capacity - 1
+    const hashes = scratchArray(Int32Array, n, 0)
+    for (let i = 0; i < n; i++) hashes[i] = hashOf(this.store[i] as string)
+    const order = sortBySlot(hashes, n, mask)
+    for (let j = 0; j < n; j++) {
+      const i = order[j] as number
+      const h = hashes[i] as number
+      let slot = h & mask
+      while ((table[2 * slot] as number) >= 0) slot = (slot + 1) & mask
+      table[2 * slot] = i
+      table[2 * slot + 1] = h
+    }
+    this.table = table
+    this.mask = mask
+    return table
   }
 
   /**
@@ -73,34 +104,11 @@ export class KeyIndex {
    * instead of a cache miss per key at a random slot of a table of tens of MB.
    */
   static ofDistinct(n: number, keyOf: (i: number) => string): KeyIndex | number {
-    const index = new KeyIndex(n)
-    const { table, mask, store } = index
-    const hashes = scratchArray(Int32Array, n, 0)
-    for (let i = 0; i < n; i++) {
-      const key = keyOf(i)
-      store[i] = key
-      hashes[i] = hashOf(key)
-    }
-    const order = sortBySlot(hashes, n, mask)
-    let twice = n
-    for (let j = 0; j < n; j++) {
-      const i = order[j] as number
-      const h = hashes[i] as number
-      for (let slot = h & mask; ; slot = (slot + 1) & mask) {
-        const at = table[2 * slot] as number
-        if (at < 0) {
-          table[2 * slot] = i
-          table[2 * slot + 1] = h
-          break
-        }
-        // Keys of one slot come in their order: `at` is the earlier one.
-        if (table[2 * slot + 1] === h && store[at] === store[i]) {
-          if (i < twice) twice = i
-          break
-        }
-      }
-    }
-    if (twice < n) return twice
+    const index = new KeyIndex(n, false)
+    const store = index.store
+    for (let i = 0; i < n; i++) store[i] = keyOf(i)
+    const first = index.firstOccurrences(n)
+    for (let i = 0; i < n; i++) if (first[i] !== i) return i
     index.count = n
     return index
   }
@@ -113,10 +121,11 @@ export class KeyIndex {
 
   /**
    * Indexes keys 0 to n - 1 of `listKeys()`: each one's index (see `groupListed`), on scratch memory
-   * (`scratchArray` slot 3: valid until it is next used).
+   * (`scratchArray` slot 3: valid until it is next used). The table is made at the first lookup.
    */
   groupKeys(n: number): Int32Array {
-    if (this.count !== 0 || 2 * n > this.mask + 1) throw new RangeError('the index is not empty or too small')
+    if (this.count !== 0) throw new RangeError('the index is not empty')
+    this.table = undefined
     return this.groupListed(n)
   }
 
@@ -126,29 +135,8 @@ export class KeyIndex {
    * leaves the distinct keys in the list in that order. Built at once, as `ofDistinct`.
    */
   private groupListed(n: number): Int32Array {
-    const { table, mask, store } = this
-    const hashes = scratchArray(Int32Array, n, 0)
-    for (let i = 0; i < n; i++) hashes[i] = hashOf(store[i] as string)
-    const order = sortBySlot(hashes, n, mask)
-    // Each key's first occurrence: a key's occurrences come in their order within its slot.
-    const first = scratchArray(Int32Array, n, 3)
-    for (let j = 0; j < n; j++) {
-      const i = order[j] as number
-      const h = hashes[i] as number
-      for (let slot = h & mask; ; slot = (slot + 1) & mask) {
-        const at = table[2 * slot] as number
-        if (at < 0) {
-          table[2 * slot] = i
-          table[2 * slot + 1] = h
-          first[i] = i
-          break
-        }
-        if (table[2 * slot + 1] === h && store[at] === store[i]) {
-          first[i] = at
-          break
-        }
-      }
-    }
+    const store = this.store
+    const first = this.firstOccurrences(n)
     // Indices in order of first occurrence (each below its position: the list is compacted in place).
     let count = 0
     for (let i = 0; i < n; i++) {
@@ -158,13 +146,55 @@ export class KeyIndex {
         first[i] = count++
       } else first[i] = first[f] as number
     }
-    if (count < n) {
-      for (let slot = 0; slot <= mask; slot++) {
-        const at = table[2 * slot] as number
-        if (at >= 0) table[2 * slot] = first[at] as number
-      }
-    }
     this.count = count
+    return first
+  }
+
+  /**
+   * For keys 0 to n - 1 of the list, the index of each one's first occurrence (in scratch slot 3,
+   * valid until it is next used). The keys are sorted by hash (a stable radix sort: a key's
+   * occurrences stay in their order) and only keys of equal hash compared: no table, no cache miss
+   * per key.
+   */
+  private firstOccurrences(n: number): Int32Array {
+    const store = this.store
+    const hashes = scratchArray(Int32Array, n, 0)
+    for (let i = 0; i < n; i++) hashes[i] = hashOf(store[i] as string)
+    const order = sortBySlot(hashes, n, 0x7fffffff)
+    const first = scratchArray(Int32Array, n, 3)
+    for (let start = 0; start < n; ) {
+      const h = hashes[order[start] as number] as number
+      let end = start + 1
+      while (end < n && hashes[order[end] as number] === h) end++
+      if (end - start <= 16) {
+        // Rare and short (hashes): each against the earlier ones, the first equal is the first occurrence.
+        for (let b = start; b < end; b++) {
+          const i = order[b] as number
+          first[i] = i
+          for (let a = start; a < b; a++) {
+            const earlier = order[a] as number
+            if (store[earlier] === store[i]) {
+              first[i] = earlier
+              break
+            }
+          }
+        }
+      } else {
+        // Only keys made to collide: sorted by key, then position.
+        const run = Array.from(order.subarray(start, end))
+        run.sort((x, y) => {
+          const kx = store[x] as string
+          const ky = store[y] as string
+          return kx < ky ? -1 : kx > ky ? 1 : x - y
+        })
+        for (let r = 0; r < run.length; r++) {
+          const i = run[r] as number
+          const previous = r > 0 ? (run[r - 1] as number) : -1
+          first[i] = previous >= 0 && store[previous] === store[i] ? (first[previous] as number) : i
+        }
+      }
+      start = end
+    }
     return first
   }
 
@@ -175,23 +205,26 @@ export class KeyIndex {
 
   /** A copy of this index (the same keys at the same indices), to grow apart from it. */
   clone(): KeyIndex {
-    const copy = new KeyIndex()
+    const copy = new KeyIndex(0, false)
     copy.store = this.keys.slice()
     copy.count = this.count
-    copy.table = largeArray(Int32Array, this.table.length)
-    copy.table.set(this.table)
     copy.mask = this.mask
+    if (this.table !== undefined) {
+      copy.table = largeArray(Int32Array, this.table.length)
+      copy.table.set(this.table)
+    }
     return copy
   }
 
   private grow(): void {
-    const capacity = this.table.length
+    const old = this.table as Int32Array
+    const capacity = old.length
     const table = emptyTable(capacity)
     const mask = capacity - 1
-    for (let old = 0; old < this.table.length; old += 2) {
-      const at = this.table[old] as number
+    for (let o = 0; o < old.length; o += 2) {
+      const at = old[o] as number
       if (at < 0) continue
-      const h = this.table[old + 1] as number
+      const h = old[o + 1] as number
       let slot = h & mask
       while ((table[2 * slot] as number) >= 0) slot = (slot + 1) & mask
       table[2 * slot] = at
@@ -212,7 +245,7 @@ function sortBySlot(hashes: Int32Array, n: number, mask: number): Uint32Array {
   let to = scratchArray(Uint32Array, n, 2)
   for (let i = 0; i < n; i++) from[i] = i
   const counts = new Uint32Array(2_049)
-  for (let shift = 0; mask >>> shift > 0; shift += 11) {
+  for (let shift = 0; shift < 32 && mask >>> shift > 0; shift += 11) {
     counts.fill(0)
     for (let i = 0; i < n; i++)
       (counts[((((hashes[from[i] as number] as number) & mask) >>> shift) & 0x7ff) + 1] as number)++
@@ -350,6 +383,14 @@ export class AccountAmounts {
     this.tags = largeArray(Uint8Array, capacity)
   }
 
+  /** Room for `capacity` amounts (of an empty instance). */
+  private reserve(capacity: number): void {
+    const room = Math.max(16, capacity)
+    this.low = largeArray(BigUint64Array, room)
+    this.high = largeArray(BigUint64Array, room)
+    this.tags = largeArray(Uint8Array, room)
+  }
+
   /**
    * Amounts of 0 for the accounts of `other`, at the same positions (a copy of its index: adding
    * by position then needs no hashing).
@@ -372,7 +413,10 @@ export class AccountAmounts {
     capacity: number,
     pairs: (add: (account: `0x${string}`, amount: bigint) => void) => void,
   ): AccountAmounts {
-    const out = new AccountAmounts(capacity)
+    const out = new AccountAmounts()
+    // Its index's table is made at the first lookup (by key: adding by position needs none).
+    out.index = new KeyIndex(capacity, false)
+    out.reserve(capacity)
     const listed = out.index.listKeys()
     let n = 0
     pairs((account, amount) => {
