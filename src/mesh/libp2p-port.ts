@@ -79,6 +79,13 @@ const RESPONSE_HEAD_BYTES = 1 + LENGTH_BYTES
 const MAX_ERROR_PAYLOAD_BYTES = 256
 /** Frames up to this size are copied into one buffer and sent in one piece. */
 const COALESCE_MAX_BYTES = 64 * 1024
+/**
+ * The receive window a stream of a request or response larger than yamux's 256 KiB is opened to at
+ * once (up to the protocol's cap; see `widenReceiveWindow`): a 4 MiB segment's piece at K >= 2 and
+ * its header fit. The port reads every frame into its own buffer as it comes, up to that cap, so a
+ * wider window lets a peer send sooner, not make this node hold more.
+ */
+const WIDE_WINDOW_BYTES = 2 * 1024 * 1024
 /** New circuits one request may wait for before it takes the last one whatever its room. */
 const MAX_CIRCUIT_ATTEMPTS = 8
 /** Longest a new circuit beside a full one may take to open. */
@@ -281,6 +288,7 @@ class Libp2pPort implements NetworkPort {
     const relay = connection.direct ? undefined : relayPeerOf(connection.remoteAddr.toString())
     const deadline = new StreamDeadline(stream)
     const reader = new FrameReader(stream, LENGTH_BYTES + entry.maxRequestBytes)
+    widenReceiveWindow(stream, Math.min(LENGTH_BYTES + entry.maxRequestBytes, WIDE_WINDOW_BYTES))
     try {
       deadline.arm(this.ioTimeoutMs)
       const length = readUint32(await reader.read(LENGTH_BYTES), 0)
@@ -363,6 +371,7 @@ class Libp2pPort implements NetworkPort {
     }
 
     const reader = new FrameReader(stream, RESPONSE_HEAD_BYTES + maxResponseBytes)
+    widenReceiveWindow(stream, Math.min(RESPONSE_HEAD_BYTES + maxResponseBytes, WIDE_WINDOW_BYTES))
     const writing = writeFrame(stream, [uint32(data.byteLength), data], signal)
     writing.catch((err: unknown) => this.log.debug({ err, ...context }, 'stop writing a request'))
     try {
@@ -705,6 +714,35 @@ class FrameReader {
       once: true,
     })
   }
+}
+
+/**
+ * Lets the peer send up to `bytes` on `stream` before it waits for a window update. Yamux starts
+ * every stream at a 256 KiB window each way (a sender may assume no more, and this yamux takes its
+ * own configured initial window for the peer's, so that cannot be raised in the config without
+ * breaking peers that keep the default), then sends a window update after every data frame: a
+ * 1 MiB piece came in four or more frames, each waiting for an update through the receiver's event
+ * loop. The receiver raising its window with one update, as the yamux spec allows at any time,
+ * lets the piece come in one frame. This reaches into @chainsafe/libp2p-yamux's stream (its receive
+ * window and its window update, checked by shape: another muxer's stream is left as it is); a test
+ * in test/integration/libp2p-port.test.ts checks it against the yamux in use, with a peer that
+ * keeps the default.
+ */
+export function widenReceiveWindow(stream: Stream, bytes: number): void {
+  const yamux = stream as unknown as {
+    recvWindow?: unknown
+    recvWindowCapacity?: unknown
+    sendWindowUpdate?: unknown
+  }
+  if (
+    typeof yamux.recvWindow !== 'number' ||
+    typeof yamux.recvWindowCapacity !== 'number' ||
+    typeof yamux.sendWindowUpdate !== 'function' ||
+    yamux.recvWindow >= bytes
+  )
+    return
+  yamux.recvWindow = bytes
+  ;(yamux.sendWindowUpdate as () => void).call(stream)
 }
 
 /** Aborts a stream when the current phase's time runs out; ends with the stream. */

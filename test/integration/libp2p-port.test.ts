@@ -1,9 +1,9 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Ed25519PrivateKey, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Ed25519PrivateKey, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMeshLibp2p, type MeshLibp2p, type MeshLibp2pInit } from '../../src/mesh/create-libp2p.js'
-import { createLibp2pPort, type Libp2pPortOptions } from '../../src/mesh/libp2p-port.js'
+import { createLibp2pPort, type Libp2pPortOptions, widenReceiveWindow } from '../../src/mesh/libp2p-port.js'
 import type { NetworkPort } from '../../src/mesh/network-port.js'
 import { networkPortCompliance, type PortHarness } from '../helpers/network-port-compliance.js'
 
@@ -240,6 +240,37 @@ describe('libp2p port', () => {
     await until(() => got.length > 0)
     await until(() => false, 300).catch(() => undefined)
     expect(got).toEqual([16])
+    await mesh.close()
+  })
+
+  it('opens a stream’s receive window with one update, which a peer with yamux’s defaults honours', async () => {
+    // A 1 MiB send from a peer that keeps yamux's defaults arrives in one data frame (one message
+    // event) once the receiver widened its window, in 256 KiB frames otherwise, and in full either way.
+    const mesh = await startMesh(2)
+    const [a, b] = mesh.nodes as [MeshLibp2p, MeshLibp2p]
+    const frames = async (widen: boolean) => {
+      const protocol = `/test/window/${widen ? 'wide' : 'default'}/1`
+      let events = 0
+      let received = 0
+      const all = new Promise<void>((resolve) => {
+        void b.handle(protocol, (stream) => {
+          if (widen) widenReceiveWindow(stream, 2 * 1024 * 1024)
+          stream.addEventListener('message', (e) => {
+            events++
+            received += e.data.byteLength
+            if (received >= 1 << 20) resolve()
+          })
+        })
+      })
+      const stream = await (a.getConnections(b.peerId)[0] as Connection).newStream(protocol)
+      await new Promise((resolve) => setTimeout(resolve, 200)) // the window update, if any, arrives
+      stream.send(new Uint8Array(1 << 20))
+      await settle(all)
+      await stream.close()
+      return events
+    }
+    expect(await frames(false)).toBeGreaterThanOrEqual(4)
+    expect(await frames(true)).toBe(1)
     await mesh.close()
   })
 
