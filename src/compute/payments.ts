@@ -513,6 +513,14 @@ export class PaymentWallet {
   }
 
   /**
+   * Whether `jobId` on `node` was signed into a voucher this session (a voucher the node did not
+   * acknowledge still counts: every later voucher on the channel carries it in its cumulative amount).
+   */
+  hasPaid(node: string, jobId: string): boolean {
+    return this.#paid.has(`${node}|${jobId}`)
+  }
+
+  /**
    * Pays `node` for `jobId` with the next cumulative voucher (once per node and job), and waits for
    * the node to acknowledge it.
    *

@@ -709,20 +709,14 @@ export class Meshwork {
             throw new InvalidArgumentError('storage rent needs a payer', {
               hint: 'Connect with `payer: { privateKey }`',
             })
+          const id = rentBillId(lease.cid, lease.shard, epoch)
+          // Signed before (its voucher unanswered): the channel's next voucher carries it.
+          if (wallet.hasPaid(lease.holder, id)) return
           // A ticket first: it tops the channel up when the rent would not fit its deposit.
           await wallet.ticket(lease.operator, amount)
-          try {
-            await wallet.pay(
-              this.#port,
-              lease.holder,
-              lease.operator,
-              rentBillId(lease.cid, lease.shard, epoch),
-              amount,
-            )
-          } catch (err) {
-            await wallet.cancel(lease.operator, amount).catch(() => undefined)
-            throw err
-          }
+          // Signed into the channel's cumulative amount before it is sent: if the holder does not
+          // acknowledge it, the channel's next voucher carries it.
+          await wallet.pay(this.#port, lease.holder, lease.operator, id, amount)
         },
       },
     )
