@@ -742,7 +742,11 @@ export function widenReceiveWindow(stream: Stream, bytes: number): void {
   )
     return
   yamux.recvWindow = bytes
-  ;(yamux.sendWindowUpdate as () => void).call(stream)
+  try {
+    ;(yamux.sendWindowUpdate as () => void).call(stream)
+  } catch {
+    // A stream closing meanwhile: the request or response on it fails on its own.
+  }
 }
 
 /** Aborts a stream when the current phase's time runs out; ends with the stream. */
