@@ -114,6 +114,14 @@ export function memoryPaymentStore(): PaymentStore {
   }
 }
 
+/** A voucher a desk took: its channel and builder, the ids it names, and how much it raised the paid amount. */
+export interface AcceptedVoucher {
+  channel: bigint
+  builder: string
+  jobs: readonly string[]
+  increment: bigint
+}
+
 /** A job admitted on credit: bill it once it ran, or release it. */
 export interface Admission {
   channel: bigint
@@ -142,6 +150,7 @@ export class PaymentDesk {
   readonly #channels = new Map<bigint, { record: ChannelRecord; at: number }>()
   readonly #sessions = new Map<string, string>()
   #redeeming: Promise<bigint> | undefined
+  readonly #voucherListeners = new Set<(v: AcceptedVoucher) => void>()
   /** Outcomes by name (admitted, refused codes, vouchers, redeemed), for metrics and tests. */
   readonly counts = new Map<string, number>()
 
@@ -310,9 +319,33 @@ export class PaymentDesk {
     }
     // Concurrent vouchers: only ever move forward.
     const now = this.#store.get(channel)?.paid ?? 0n
-    if (cumulative > now) this.#store.voucher(channel, cumulative, v.sig as Hex, this.#now())
+    if (cumulative > now) {
+      this.#store.voucher(channel, cumulative, v.sig as Hex, this.#now())
+      const accepted: AcceptedVoucher = {
+        channel,
+        builder: record.builder.toLowerCase(),
+        jobs: v.jobs,
+        increment: cumulative - now,
+      }
+      for (const listener of this.#voucherListeners) {
+        try {
+          listener(accepted)
+        } catch (err) {
+          this.#logger?.warn({ err, channel: channel.toString() }, 'a voucher listener failed')
+        }
+      }
+    }
     this.#count('voucher')
     return max(cumulative, now)
+  }
+
+  /**
+   * Calls `listener` with every voucher that raised a channel's paid amount, once it is stored (the
+   * storage holder credits rent with it). Returns a function that removes it.
+   */
+  onVoucher(listener: (v: AcceptedVoucher) => void): () => void {
+    this.#voucherListeners.add(listener)
+    return () => void this.#voucherListeners.delete(listener)
   }
 
   readonly #serving = new Map<object, number>()

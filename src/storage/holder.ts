@@ -12,7 +12,8 @@ import {
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { ComputeError } from '../compute/errors.js'
-import type { Admission, PaymentDesk } from '../compute/payments.js'
+import type { AcceptedVoucher, Admission, PaymentDesk } from '../compute/payments.js'
+import type { Timer } from '../core/clock.js'
 import type { Logger } from '../core/logger.js'
 import type { PeerSigner } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
@@ -62,6 +63,14 @@ export interface StorageServiceInit {
   /** An upload with no request for this long is dropped, its space and payment released (default 10 min). */
   uploadIdleMs?: number
   now: () => number
+  /**
+   * The network's epoch at a time (unix ms). With it the holder keeps its leases: it drops a shard
+   * once the epochs its receipt names are over, and a paid shard whose rent is more than
+   * `rentGraceEpochs` epochs behind. Without it (tests, the simulator) shards are kept.
+   */
+  epochOf?: (ms: number) => number
+  /** Whole epochs a paid shard's rent may be behind before the shard is dropped (default 2). */
+  rentGraceEpochs?: number
 }
 
 /** The parts it works with. */
@@ -138,7 +147,19 @@ const MIGRATIONS = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: 'storage rent: the Payments channel that pays a shard and the last epoch it paid',
+    sql: `
+      ALTER TABLE shards ADD COLUMN channel TEXT;
+      ALTER TABLE shards ADD COLUMN paid_through INTEGER;
+    `,
+  },
 ]
+
+/** How often a holder looks for shards whose lease ended or whose rent stopped. */
+const SWEEP_EVERY_MS = 60_000
+const RENT_ID = /^rent:([a-z2-7]{32}):(\d{1,3}):(\d{1,15})$/
 
 /** Counters for metrics and tests. */
 export interface StorageCounts {
@@ -152,6 +173,10 @@ export interface StorageCounts {
   /** Byte receipts this node signed to circuit relays for pieces uploaded through them, and they took. */
   relayReceipts: number
   refused: number
+  /** Shards dropped because the epochs their receipts name were over. */
+  expired: number
+  /** Paid shards dropped because their rent stopped (more than the grace period behind). */
+  unpaid: number
 }
 
 export class StorageService implements NodeService {
@@ -174,7 +199,11 @@ export class StorageService implements NodeService {
     receiptsServed: 0,
     relayReceipts: 0,
     refused: 0,
+    expired: 0,
+    unpaid: 0,
   }
+  #sweepTimer: Timer | undefined
+  #stopRent: (() => void) | undefined
   /** Relay receipts being handed over, one at a time. */
   #relayReceipts: Promise<void> = Promise.resolve()
 
@@ -215,6 +244,18 @@ export class StorageService implements NodeService {
       maxRequestBytes: MAX_STORAGE_MESSAGE_BYTES,
     })
     this.#stopPay = this.#c.desk?.serve(context.port)
+    this.#stopRent = this.#c.desk?.onVoucher((v) => this.#creditRent(v))
+    if (this.#init.epochOf !== undefined) {
+      const sweep = () => {
+        try {
+          this.sweep()
+        } catch (err) {
+          this.#c.logger.warn({ err }, 'could not sweep ended and unpaid shards')
+        }
+        this.#sweepTimer = context.clock.setTimer(SWEEP_EVERY_MS, sweep)
+      }
+      sweep()
+    }
     // Holders relay each other's receipts (checked first) so that they reach every verifier.
     this.#unsubscribe = context.port.subscribe(storageTopic(this.#init.network), (m) => {
       // Signed by their authors: a holder publishes its storage receipts and its downloaders' byte
@@ -231,6 +272,8 @@ export class StorageService implements NodeService {
     this.#context?.port.unhandle(STORAGE_PROTOCOL)
     this.#unsubscribe?.()
     this.#stopPay?.()
+    this.#stopRent?.()
+    this.#sweepTimer?.cancel()
     for (const u of this.#uploads.values()) {
       closeSync(u.fd)
       u.admission?.release()
@@ -268,6 +311,85 @@ export class StorageService implements NodeService {
       this.#c.logger.warn({ err, from }, 'storage request failed')
       return frame({ ok: false, code: 'STORAGE_REFUSED', message: 'the holder could not serve this request' })
     }
+  }
+
+  /**
+   * Credits rent: a voucher naming `rent:<CID's last 32>:<shard>:<epoch>` for a shard held on that
+   * channel moves the shard's paid epoch forward, if the voucher raised the channel by at least the
+   * rent of every shard it names (a voucher that names rent it does not carry credits nothing).
+   */
+  #creditRent(v: AcceptedVoucher): void {
+    const db = this.#db
+    if (db === undefined) return
+    const credits: { cid: string; shard: number; epoch: number }[] = []
+    let due = 0n
+    for (const id of v.jobs) {
+      const m = RENT_ID.exec(id)
+      if (m === null) continue
+      const rows = db
+        .prepare('SELECT cid, bytes FROM shards WHERE channel = ? AND shard = ? AND substr(cid, -32) = ?')
+        .all(v.channel.toString(), Number(m[2]), m[1]) as { cid: string; bytes: number }[]
+      for (const r of rows) {
+        due += this.priceOf(r.bytes, 1)
+        credits.push({ cid: r.cid, shard: Number(m[2]), epoch: Number(m[3]) })
+      }
+    }
+    if (credits.length === 0 || v.increment < due) return
+    const update = db.prepare(
+      'UPDATE shards SET paid_through = MAX(COALESCE(paid_through, -1), ?) WHERE cid = ? AND shard = ?',
+    )
+    db.transaction(() => {
+      for (const c of credits) update.run(c.epoch, c.cid, c.shard)
+    })()
+  }
+
+  /**
+   * Drops the shards whose lease is over (the epochs their receipts name have passed) and the paid
+   * shards whose rent is more than the grace period behind; returns how many of each. Runs every
+   * minute while the service runs (with `epochOf`).
+   */
+  sweep(): { expired: number; unpaid: number } {
+    const db = this.#db
+    const epochOf = this.#init.epochOf
+    if (db === undefined || epochOf === undefined) return { expired: 0, unpaid: 0 }
+    const epoch = epochOf(this.#init.now())
+    const grace = this.#init.rentGraceEpochs ?? 2
+    const rows = db
+      .prepare('SELECT cid, shard, stored_at, epochs, channel, paid_through FROM shards')
+      .all() as {
+      cid: string
+      shard: number
+      stored_at: number
+      epochs: number
+      channel: string | null
+      paid_through: number | null
+    }[]
+    const gone: { cid: string; shard: number; why: 'expired' | 'unpaid' }[] = []
+    for (const r of rows) {
+      if (epochOf(r.stored_at) + r.epochs <= epoch) gone.push({ cid: r.cid, shard: r.shard, why: 'expired' })
+      else if (r.channel !== null && r.paid_through !== null && epoch - r.paid_through > grace)
+        gone.push({ cid: r.cid, shard: r.shard, why: 'unpaid' })
+    }
+    if (gone.length === 0) return { expired: 0, unpaid: 0 }
+    // The index first (a shard it does not list is never served), then the files.
+    db.transaction(() => {
+      for (const g of gone) db.prepare('DELETE FROM shards WHERE cid = ? AND shard = ?').run(g.cid, g.shard)
+      db.prepare('DELETE FROM manifests WHERE cid NOT IN (SELECT cid FROM shards)').run()
+    })()
+    for (const g of gone) {
+      rmSync(this.#shardPath(g.cid, g.shard), { force: true })
+      this.#trees.delete(`${g.cid}/${g.shard}`)
+      this.counts[g.why]++
+      this.#c.logger.info({ cid: g.cid, shard: g.shard, why: g.why }, 'shard dropped')
+    }
+    const totals = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM shards').get() as {
+      n: number
+      b: number
+    }
+    this.counts.shards = totals.n
+    this.counts.bytes = totals.b
+    const expired = gone.filter((g) => g.why === 'expired').length
+    return { expired, unpaid: gone.length - expired }
   }
 
   /** What a shard of `bytes` kept `epochs` epochs costs here. */
@@ -479,9 +601,21 @@ export class StorageService implements NodeService {
       return (
         db
           .prepare(
-            'INSERT OR REPLACE INTO shards (cid, shard, bytes, root, owner, stored_at, epochs, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+            'INSERT OR REPLACE INTO shards (cid, shard, bytes, root, owner, stored_at, epochs, receipt, channel, paid_through) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
           )
-          .run(cid, u.shard, u.written, root, from, storedAt, u.epochs, receipt).changes > 0
+          .run(
+            cid,
+            u.shard,
+            u.written,
+            root,
+            from,
+            storedAt,
+            u.epochs,
+            receipt,
+            // A paid shard: its first epoch is billed now; rent pays the later ones.
+            u.admission ? u.admission.channel.toString() : null,
+            u.admission && this.#init.epochOf ? this.#init.epochOf(storedAt) : null,
+          ).changes > 0
       )
     })()
     if (fresh) {

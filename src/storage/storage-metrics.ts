@@ -43,4 +43,14 @@ export function registerStorageMetrics(registry: Registry, counts: () => Storage
     (c) => c.relayReceipts,
   )
   gauge('meshwork_node_storage_refused', 'Storage requests refused since the node started', (c) => c.refused)
+  gauge(
+    'meshwork_node_storage_expired',
+    'Shards dropped since the node started because the epochs of their receipts were over',
+    (c) => c.expired,
+  )
+  gauge(
+    'meshwork_node_storage_unpaid',
+    'Paid shards dropped since the node started because their rent stopped',
+    (c) => c.unpaid,
+  )
 }

@@ -21,7 +21,15 @@ import {
 import { shardBytesOf } from '../../src/storage/file-codec.js'
 import { StorageService } from '../../src/storage/holder.js'
 import { STORAGE_MESSAGES, shardPrice } from '../../src/storage/protocol.js'
-import { type LeaseStore, leasesOf, openLeaseStore, RentPayer, rentBillId } from '../../src/storage/rent.js'
+import {
+  type Lease,
+  type LeaseStore,
+  leasesOf,
+  memoryLeaseStore,
+  openLeaseStore,
+  RentPayer,
+  rentBillId,
+} from '../../src/storage/rent.js'
 import { type ChainFixture, MESH, startChainFixture } from '../helpers/chain-fixture.js'
 
 /**
@@ -40,6 +48,10 @@ const OPTIONS = { k: 2, n: 3, segmentBytes: 64 * 1024, chunkBytes: 4_096, epochs
 
 let f: ChainFixture
 let dir: string
+// The holders' clock: epochs of a minute from the test's start, moved forward by `shift`.
+const T0 = Date.now()
+const EPOCH_MS = 60_000
+let shift = 0
 const dbs: NodeDatabase[] = []
 
 beforeAll(async () => {
@@ -71,7 +83,13 @@ async function setup() {
       { ledger: chainProviderLedger(f.client(op)), store: db.payments, now: () => Date.now() },
     )
     const service = new StorageService(
-      { network: NET, price: PRICE, quotaBytes: 64 * 2 ** 20, now: () => Date.now() },
+      {
+        network: NET,
+        price: PRICE,
+        quotaBytes: 64 * 2 ** 20,
+        now: () => Date.now() + shift,
+        epochOf: (ms) => Math.floor((ms - T0) / EPOCH_MS),
+      },
       {
         desk,
         signer,
@@ -210,6 +228,86 @@ describe('storage payments', () => {
       expect(await h.desk.redeemDue()).toBe(owed)
       expect((await getTokenBalance(f.client(0), h.operator)) - before).toBe(owed)
     }
+  })
+
+  it('a holder drops a paid shard whose rent stopped after the grace period, and every shard once its epochs are over', async () => {
+    shift = 0
+    const s = await setup()
+    const file = new Uint8Array(150_000).map((_, i) => (i * 13) & 0xff)
+    const put = await putFile(s.client, s.peers, [file], file.length, {
+      ...OPTIONS,
+      epochs: 6,
+      payment: s.payment,
+    })
+    const leases = leasesOf(put, 0, 6, (h) => ({ price: PRICE, operator: s.operatorOf(h) }))
+    const payer = new RentPayer(
+      { owner: s.client.port.peerId, timeoutMs: 2_000 },
+      {
+        port: s.client.port,
+        store: memoryLeaseStore(),
+        pay: async (lease, epoch, amount) => {
+          await s.wallet.ticket(lease.operator, amount)
+          await s.wallet.pay(
+            s.client.port,
+            lease.holder,
+            lease.operator,
+            rentBillId(lease.cid, lease.shard, epoch),
+            amount,
+          )
+        },
+      },
+    )
+    // The owner pays every holder epoch 1, then stops paying the first.
+    payer.add(leases)
+    shift = EPOCH_MS
+    expect((await payer.settle(1, 'one')).proven).toBe(3)
+    const stopped = leases[0] as Lease
+    const unpaid = s.holders.find((h) => h.peerId === stopped.holder) as (typeof s.holders)[number]
+    const store = memoryLeaseStore()
+    const others = new RentPayer(
+      { owner: s.client.port.peerId, timeoutMs: 2_000 },
+      {
+        port: s.client.port,
+        store,
+        pay: async (lease, epoch, amount) => {
+          await s.wallet.ticket(lease.operator, amount)
+          await s.wallet.pay(
+            s.client.port,
+            lease.holder,
+            lease.operator,
+            rentBillId(lease.cid, lease.shard, epoch),
+            amount,
+          )
+        },
+      },
+    )
+    others.add(payer.leases().filter((l) => l.holder !== stopped.holder))
+    for (const epoch of [2, 3]) {
+      shift = epoch * EPOCH_MS
+      expect((await others.settle(epoch, `e${epoch}`)).proven).toBe(2)
+      // Up to two epochs behind is within the grace period: nothing is dropped.
+      for (const h of s.holders) expect(h.service.sweep()).toEqual({ expired: 0, unpaid: 0 })
+    }
+    shift = 4 * EPOCH_MS
+    expect((await others.settle(4, 'e4')).proven).toBe(2)
+    expect(unpaid.service.sweep()).toEqual({ expired: 0, unpaid: 1 })
+    expect(unpaid.service.held(put.cid)).toEqual([])
+    expect(unpaid.service.counts).toMatchObject({ shards: 0, bytes: 0, unpaid: 1 })
+    for (const h of s.holders.filter((x) => x !== unpaid)) {
+      expect(h.service.sweep()).toEqual({ expired: 0, unpaid: 0 })
+      expect(h.service.held(put.cid)).toHaveLength(1)
+    }
+    // The file still comes back from the two paid holders (K = 2).
+    const back: Uint8Array[] = []
+    await getFile(s.client, s.peers, put.cid, put.key, (b) => void back.push(b.slice()))
+    expect(Buffer.concat(back).equals(Buffer.from(file))).toBe(true)
+    // Epoch 6: the six epochs of the receipts are over; the paid shards go too.
+    shift = 6 * EPOCH_MS
+    for (const h of s.holders.filter((x) => x !== unpaid)) {
+      expect(h.service.sweep()).toEqual({ expired: 1, unpaid: 0 })
+      expect(h.service.held(put.cid)).toEqual([])
+    }
+    shift = 0
   })
 
   it('refuses an unpaid put with the reason, and bills nothing for it', async () => {

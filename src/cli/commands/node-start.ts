@@ -146,6 +146,9 @@ export function nodeStartCommand(node: Command): void {
               price: storagePrice,
               quotaBytes: config.storage.quotaMb * 2 ** 20,
               now: () => Date.now(),
+              // Leases: shards are dropped once their epochs are over or their rent stops.
+              epochOf: (ms) =>
+                Math.floor((ms / 1_000 - network.parameters.genesisTime) / network.parameters.epochDuration),
             },
             {
               ...(desk && storagePrice > 0n ? { desk } : {}),
