@@ -22,6 +22,10 @@ export class KeyIndex {
   private table: Int32Array | undefined
   private mask: number
 
+  /**
+   * @param expected how many keys it is made for (it grows past them)
+   * @param table false: make the table at the first lookup (an index whose keys are listed first)
+   */
   constructor(expected = 16, table = true) {
     let capacity = 16
     while (capacity < 2 * expected) capacity <<= 1
