@@ -366,7 +366,9 @@ export class StorageService implements NodeService {
     }[]
     const gone: { cid: string; shard: number; why: 'expired' | 'unpaid' }[] = []
     for (const r of rows) {
-      if (epochOf(r.stored_at) + r.epochs <= epoch) gone.push({ cid: r.cid, shard: r.shard, why: 'expired' })
+      // Verifiers challenge a shard from the epoch after it was stored, for its epochs: it is kept
+      // through the last of them.
+      if (epochOf(r.stored_at) + r.epochs < epoch) gone.push({ cid: r.cid, shard: r.shard, why: 'expired' })
       else if (r.channel !== null && r.paid_through !== null && epoch - r.paid_through > grace)
         gone.push({ cid: r.cid, shard: r.shard, why: 'unpaid' })
     }

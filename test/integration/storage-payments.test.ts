@@ -301,8 +301,12 @@ describe('storage payments', () => {
     const back: Uint8Array[] = []
     await getFile(s.client, s.peers, put.cid, put.key, (b) => void back.push(b.slice()))
     expect(Buffer.concat(back).equals(Buffer.from(file))).toBe(true)
-    // Epoch 6: the six epochs of the receipts are over; the paid shards go too.
+    // Verifiers challenge the shards through epoch 6 (the receipts' six epochs from the one after
+    // the put): kept then, dropped in epoch 7.
     shift = 6 * EPOCH_MS
+    for (const h of s.holders.filter((x) => x !== unpaid))
+      expect(h.service.sweep()).toEqual({ expired: 0, unpaid: 0 })
+    shift = 7 * EPOCH_MS
     for (const h of s.holders.filter((x) => x !== unpaid)) {
       expect(h.service.sweep()).toEqual({ expired: 1, unpaid: 0 })
       expect(h.service.held(put.cid)).toEqual([])
