@@ -567,8 +567,8 @@ export class Meshwork {
      * The rent payer of the leases in `store` (a put's `leases`, added with `payer.add`): call
      * `payer.settle(await mw.currentEpoch(), seed)` at least once an epoch, with a fresh random seed.
      * Each holder that proves a chunk it could not predict is paid that epoch's rent from the payer's
-     * wallet; an epoch with no proof is never paid, and `graceEpochs` (default 2) of them in a row
-     * void the lease (repair the file then).
+     * wallet (with the epochs before it that nobody checked); an epoch whose challenges failed is
+     * never paid, and `graceEpochs` (default 2) of them in a row void the lease (repair the file then).
      */
     rent: (store: LeaseStore, options: { graceEpochs?: number } = {}): RentPayer =>
       this.#rentPayer(store, options),

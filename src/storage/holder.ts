@@ -69,7 +69,10 @@ export interface StorageServiceInit {
    * `rentGraceEpochs` epochs behind. Without it (tests, the simulator) shards are kept.
    */
   epochOf?: (ms: number) => number
-  /** Whole epochs a paid shard's rent may be behind before the shard is dropped (default 2). */
+  /**
+   * Whole epochs a paid shard's rent may be behind before the shard is dropped (default 24, a day of
+   * hour-long epochs: an owner away that long pays the epochs it missed with the next proof).
+   */
   rentGraceEpochs?: number
 }
 
@@ -353,7 +356,7 @@ export class StorageService implements NodeService {
     const epochOf = this.#init.epochOf
     if (db === undefined || epochOf === undefined) return { expired: 0, unpaid: 0 }
     const epoch = epochOf(this.#init.now())
-    const grace = this.#init.rentGraceEpochs ?? 2
+    const grace = this.#init.rentGraceEpochs ?? 24
     const rows = db
       .prepare('SELECT cid, shard, stored_at, epochs, channel, paid_through FROM shards')
       .all() as {

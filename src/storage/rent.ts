@@ -17,10 +17,12 @@ import { shardPrice } from './protocol.js'
  * more at the put). From then on, once an epoch, the owner's {@link RentPayer} asks each holder for a
  * chunk of its shard it cannot predict and checks the answer against the root the holder signed, as
  * verifiers do; a proof pays that epoch's rent with the next cumulative Payments voucher. An epoch
- * with no proof is not paid, ever; `graceEpochs` such epochs in a row void the lease: no more rent,
- * and the owner repairs the file elsewhere. So a holder that deletes a shard loses its rent from the
- * first epoch it cannot prove, and the owner's money pays only storage that was there (docs/protocol.md,
- * "Storage rent").
+ * whose challenges failed is never paid, and `graceEpochs` such epochs in a row void the lease: no
+ * more rent, and the owner repairs the file elsewhere. An epoch the owner did not check at all (it
+ * was away) is paid with the holder's next proof, unless a failed epoch comes first. So a holder
+ * that deletes a shard loses its rent from the first epoch it cannot prove, the owner's money pays
+ * only storage that was there, and an owner that was away owes its holders those epochs
+ * (docs/protocol.md, "Storage rent").
  */
 
 /** One shard the owner rents: where it is, what its holder signed, its terms and how far it is settled. */
@@ -32,10 +34,17 @@ export interface Lease extends ChallengedShard {
   /** The epoch of the put (its rent paid with the put) and how many epochs the lease runs. */
   firstEpoch: number
   epochs: number
-  /** The last epoch settled: proven (and paid, or owed) or missed. */
+  /** The last epoch settled: proven (and paid, or owed), missed, or ended unchecked. */
   through: number
-  /** Epochs in a row that ended without a proof (a proof resets it). */
+  /**
+   * Epochs that ended with a failed challenge and no proof, in a row (a proof resets it; an epoch
+   * the owner did not check at all neither counts nor resets).
+   */
   missed: number
+  /** The last epoch in which a challenge failed (-1: none). */
+  failed: number
+  /** Epochs since the last proof that ended with no challenge at all (the owner was away): paid with the next proof. */
+  unchecked: number[]
   /** Epochs paid, the put's included. */
   paid: number
   /** Proven epochs whose voucher has not been acknowledged yet (retried at the next settlement). */
@@ -80,6 +89,8 @@ export function leaseOf(
     epochs,
     through: epoch,
     missed: 0,
+    failed: -1,
+    unchecked: [],
     paid: 1,
     owed: [],
     state: epochs > 1 ? 'active' : 'ended',
@@ -109,8 +120,8 @@ const leaseKey = (l: Pick<Lease, 'cid' | 'shard' | 'holder'>) => `${l.cid}/${l.s
 export function memoryLeaseStore(): LeaseStore {
   const leases = new Map<string, Lease>()
   return {
-    list: () => [...leases.values()].map((l) => ({ ...l, owed: [...l.owed] })),
-    save: (l) => void leases.set(leaseKey(l), { ...l, owed: [...l.owed] }),
+    list: () => [...leases.values()].map((l) => ({ ...l, owed: [...l.owed], unchecked: [...l.unchecked] })),
+    save: (l) => void leases.set(leaseKey(l), { ...l, owed: [...l.owed], unchecked: [...l.unchecked] }),
     close: () => undefined,
   }
 }
@@ -128,6 +139,8 @@ interface LeaseRow {
   epochs: number
   through: number
   missed: number
+  failed: number
+  unchecked: string
   paid: number
   owed: string
   state: Lease['state']
@@ -142,11 +155,12 @@ export function openLeaseStore(path: string): LeaseStore {
     cid TEXT NOT NULL, shard INTEGER NOT NULL, holder TEXT NOT NULL, operator TEXT NOT NULL,
     root TEXT NOT NULL, bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL, price TEXT NOT NULL,
     first_epoch INTEGER NOT NULL, epochs INTEGER NOT NULL, through INTEGER NOT NULL,
-    missed INTEGER NOT NULL, paid INTEGER NOT NULL, owed TEXT NOT NULL, state TEXT NOT NULL,
+    missed INTEGER NOT NULL, failed INTEGER NOT NULL, unchecked TEXT NOT NULL,
+    paid INTEGER NOT NULL, owed TEXT NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (cid, shard, holder))`)
   const upsert = db.prepare(
     `INSERT OR REPLACE INTO leases VALUES (@cid, @shard, @holder, @operator, @root, @bytes, @chunk_bytes,
-     @price, @first_epoch, @epochs, @through, @missed, @paid, @owed, @state)`,
+     @price, @first_epoch, @epochs, @through, @missed, @failed, @unchecked, @paid, @owed, @state)`,
   )
   const all = db.prepare('SELECT * FROM leases ORDER BY cid, shard, holder')
   return {
@@ -164,6 +178,8 @@ export function openLeaseStore(path: string): LeaseStore {
         epochs: r.epochs,
         through: r.through,
         missed: r.missed,
+        failed: r.failed,
+        unchecked: JSON.parse(r.unchecked) as number[],
         paid: r.paid,
         owed: JSON.parse(r.owed) as number[],
         state: r.state,
@@ -182,6 +198,8 @@ export function openLeaseStore(path: string): LeaseStore {
         epochs: l.epochs,
         through: l.through,
         missed: l.missed,
+        failed: l.failed,
+        unchecked: JSON.stringify(l.unchecked),
         paid: l.paid,
         owed: JSON.stringify(l.owed),
         state: l.state,
@@ -198,9 +216,9 @@ export interface RentReport {
   paid: bigint
   /** Leases whose proof failed now (tried again at the next settlement in the same epoch). */
   unproven: { lease: Lease; outcome: StorageChallengeOutcome }[]
-  /** Epochs that ended unproven, now counted as missed. */
+  /** Epochs that ended with failed challenges and no proof, now counted as missed. */
   missed: number
-  /** Leases voided now: `graceEpochs` epochs in a row unproven. Their files need repair. */
+  /** Leases voided now: `graceEpochs` epochs in a row with failed challenges. Their files need repair. */
   voided: Lease[]
   /** Leases that ran their course now. */
   ended: number
@@ -210,7 +228,7 @@ export interface RentReport {
 export interface RentPayerInit {
   /** The owner's peer id (it names the challenges). */
   owner: string
-  /** Unproven epochs in a row that void a lease (default 2: one bad epoch is not the end). */
+  /** Epochs in a row with failed challenges and no proof that void a lease (default 2: one bad epoch is not the end). */
   graceEpochs?: number
   /** A proof's deadline, ms (default 5 s: reading a chunk from disk, not fetching it from elsewhere). */
   timeoutMs?: number
@@ -258,12 +276,13 @@ export class RentPayer {
   }
 
   /**
-   * Settles `epoch` (the chain's current epoch): epochs of each active lease that ended unproven
-   * count as missed (voiding the lease after `graceEpochs` in a row), then each lease not yet proven
-   * this epoch is challenged with a chunk drawn from `seed`, and a proof pays the epoch's rent. A
-   * proof is saved before its voucher is sent and each acknowledged voucher right after, so an
-   * unproven epoch is never paid and a proven one is paid once, across restarts too (save for a
-   * crash between a holder's acknowledgement and its save).
+   * Settles `epoch` (the chain's current epoch): epochs of each active lease that ended with a
+   * failed challenge and no proof count as missed (voiding the lease after `graceEpochs` in a row),
+   * then each lease not yet proven this epoch is challenged with a chunk drawn from `seed`, and a
+   * proof pays the epoch's rent and that of the unchecked epochs before it. A proof is saved before
+   * its voucher is sent and each acknowledged voucher right after, so a failed epoch is never paid
+   * and a paid one is paid once, across restarts too (save for a crash between a holder's
+   * acknowledgement and its save).
    */
   async settle(epoch: number, seed: string): Promise<RentReport> {
     const report: RentReport = { epoch, proven: 0, paid: 0n, unproven: [], missed: 0, voided: [], ended: 0 }
@@ -280,15 +299,24 @@ export class RentPayer {
     return report
   }
 
-  /** Counts the epochs before `epoch` that ended unproven; voids or ends the lease. */
+  /**
+   * Closes the epochs before `epoch` that ended without a proof: one with a failed challenge is
+   * missed (voiding the lease after `graceEpochs` in a row) and forfeits the unchecked epochs before
+   * it; one the owner never checked waits for the next proof to be paid.
+   */
   #closePast(lease: Lease, epoch: number, report: RentReport): void {
     const last = lease.firstEpoch + lease.epochs - 1
     let changed = false
     while (lease.through < Math.min(epoch - 1, last)) {
       lease.through++
-      lease.missed++
-      report.missed++
       changed = true
+      if (lease.failed !== lease.through) {
+        lease.unchecked.push(lease.through)
+        continue
+      }
+      lease.missed++
+      lease.unchecked = []
+      report.missed++
       if (lease.missed >= this.#init.graceEpochs) {
         lease.state = 'void'
         report.voided.push(lease)
@@ -311,8 +339,13 @@ export class RentPayer {
     if (lease.state === 'active' && lease.through < epoch) {
       const chunk = challengedChunk(seed, this.#init.owner, lease, 0)
       const outcome = await challengeShard(this.#port, lease, chunk, this.#init.timeoutMs)
-      if (outcome !== 'passed') report.unproven.push({ lease, outcome })
-      else this.#proven(lease, epoch, report)
+      if (outcome !== 'passed') {
+        report.unproven.push({ lease, outcome })
+        if (lease.failed !== epoch) {
+          lease.failed = epoch
+          this.#store.save(lease)
+        }
+      } else this.#proven(lease, epoch, report)
     }
     await this.#payOwed(lease, report)
   }
@@ -320,7 +353,9 @@ export class RentPayer {
   #proven(lease: Lease, epoch: number, report: RentReport): void {
     lease.through = epoch
     lease.missed = 0
-    lease.owed.push(epoch)
+    // The epochs it was not checked in since its last proof are paid with this one.
+    lease.owed.push(...lease.unchecked, epoch)
+    lease.unchecked = []
     if (lease.through >= lease.firstEpoch + lease.epochs - 1) {
       lease.state = 'ended'
       report.ended++

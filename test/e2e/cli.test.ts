@@ -325,6 +325,13 @@ describe('meshwork devnet', () => {
     expect(refused.code).toBe(1)
     expect(refused.stderr).toMatch(/does not open this file.*\[STORAGE_KEY_INVALID\]/)
     expect(existsSync(join(cwd, 'wrong.bin')) || existsSync(join(cwd, 'wrong.bin.partial'))).toBe(false)
+    // The put kept its leases: a settlement challenges both holders (free ones: nothing to pay).
+    const rent = await runCli(['--json', 'rent', '--network', 'net/network.json'], { cwd, timeoutMs: 60_000 })
+    expect(rent.code, rent.stderr).toBe(0)
+    expect(JSON.parse(rent.stdout)).toMatchObject({ proven: 2, paid: '0', active: 2, void: 0, voided: [] })
+    const noLeases = await runCli(['rent', '--leases', 'none.db', '--network', 'net/network.json'], { cwd })
+    expect(noLeases.code).toBe(2)
+    expect(noLeases.stderr).toMatch(/no leases at none\.db.*meshwork put/)
 
     // Each node runs a simulated weather station: a builder near Berlin (node-0) gets its signed
     // readings as JSON lines, each with the sensor, the node that certified it and a quality flag.

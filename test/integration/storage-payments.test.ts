@@ -89,6 +89,7 @@ async function setup() {
         quotaBytes: 64 * 2 ** 20,
         now: () => Date.now() + shift,
         epochOf: (ms) => Math.floor((ms - T0) / EPOCH_MS),
+        rentGraceEpochs: 2,
       },
       {
         desk,

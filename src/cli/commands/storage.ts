@@ -1,12 +1,26 @@
-import { createReadStream, createWriteStream, renameSync, rmSync, statSync, type WriteStream } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  type WriteStream,
+} from 'node:fs'
+import { dirname } from 'node:path'
 import type { Command } from 'commander'
+import { formatUnits } from 'viem'
 import { InvalidArgumentError } from '../../core/errors.js'
 import { createLogger } from '../../core/logger.js'
-import { Meshwork } from '../../sdk/index.js'
+import { readOperatorKeyFile } from '../../node/identity.js'
+import { type LeaseStore, Meshwork, openLeaseStore } from '../../sdk/index.js'
 import { globalOptions } from '../context.js'
 import { DEFAULT_NETWORK_FILE } from '../network-option.js'
 import { createOutput, type Output } from '../output.js'
 import { parsePositiveInt } from '../parse.js'
+import { waitForShutdown } from '../signals.js'
 
 /** A progress line at most this often. */
 const PROGRESS_EVERY_MS = 500
@@ -62,10 +76,19 @@ export function storageCommands(program: Command): Command[] {
     .option('--redundancy <K/N>', 'any K of N shards give the file back', '4/6')
     .option('--near <place>', 'prefer holders near LAT,LON or an H3 cell')
     .option('--epochs <n>', 'how many epochs to keep it', '10')
+    .option('--key <file>', KEY_HELP)
+    .option('--leases <file>', LEASES_HELP, DEFAULT_LEASES_FILE)
     .action(
       async (
         file: string,
-        opts: { network: string; redundancy: string; near?: string; epochs: string },
+        opts: {
+          network: string
+          redundancy: string
+          near?: string
+          epochs: string
+          key?: string
+          leases: string
+        },
         cmd: Command,
       ) => {
         const g = globalOptions(cmd)
@@ -81,10 +104,12 @@ export function storageCommands(program: Command): Command[] {
         } catch {
           throw new InvalidArgumentError(`cannot read ${file}`, { hint: 'Give the path of a regular file' })
         }
+        const leases = openLeases(opts.leases)
         out.step('joining the network')
         const mw = await Meshwork.connect({
           network: opts.network,
           logger: createLogger({ level: g.verbose ? 'debug' : 'silent' }),
+          ...payerOf(opts.key),
         })
         try {
           out.step(`sealing and storing ${file} on ${n} nodes (any ${k} give it back)`)
@@ -96,14 +121,19 @@ export function storageCommands(program: Command): Command[] {
             ...(near ? { near } : {}),
             onProgress: progressLine(out, 'stored'),
           })
-          out.json({ id: r.id, key: r.key, size, k, n, holders: r.holders })
+          mw.storage.rent(leases).add(r.leases)
+          out.json({ id: r.id, key: r.key, size, k, n, holders: r.holders, leases: opts.leases })
           out.info(`id  ${r.id}`)
           out.info(`key ${r.key}`)
           out.info(
             `  ${size} bytes in ${n} shards on ${new Set(r.holders).size} nodes; keep the key: nothing else opens the file`,
           )
           out.info(`  get it back: meshwork get ${r.id} --key ${r.key}`)
+          out.info(
+            `  the first epoch is paid; pay each later one as the holders prove it: meshwork rent --watch${opts.key ? ` --key ${opts.key}` : ''}`,
+          )
         } finally {
+          leases.close()
           await mw.close()
         }
       },
@@ -166,29 +196,154 @@ export function storageCommands(program: Command): Command[] {
     .argument('<id>', 'the content identifier')
     .option('--exclude <peer...>', 'holders not to count (e.g. ones that failed their challenges)')
     .option('--network <file>', 'the network file', DEFAULT_NETWORK_FILE)
-    .action(async (id: string, opts: { exclude?: string[]; network: string }, cmd: Command) => {
-      const g = globalOptions(cmd)
-      const out = createOutput(g)
-      out.step('joining the network')
-      const mw = await Meshwork.connect({
-        network: opts.network,
-        logger: createLogger({ level: g.verbose ? 'debug' : 'silent' }),
-      })
-      try {
-        out.step(`looking for the holders of ${id}`)
-        const r = await mw.storage.repair(id, opts.exclude ? { exclude: opts.exclude } : {})
-        out.json({
-          id,
-          repaired: r.repaired.map((x) => ({ shard: x.shard, holder: x.holder })),
-          redundancy: r.redundancy,
-          n: r.manifest.n,
+    .option('--key <file>', KEY_HELP)
+    .option('--leases <file>', LEASES_HELP, DEFAULT_LEASES_FILE)
+    .action(
+      async (
+        id: string,
+        opts: { exclude?: string[]; network: string; key?: string; leases: string },
+        cmd: Command,
+      ) => {
+        const g = globalOptions(cmd)
+        const out = createOutput(g)
+        const leases = openLeases(opts.leases)
+        out.step('joining the network')
+        const mw = await Meshwork.connect({
+          network: opts.network,
+          logger: createLogger({ level: g.verbose ? 'debug' : 'silent' }),
+          ...payerOf(opts.key),
         })
-        if (r.repaired.length === 0) out.info(`${id}: all ${r.manifest.n} shards are held; nothing to repair`)
-        for (const x of r.repaired) out.info(`  shard ${x.shard} rebuilt on ${x.holder}`)
-        if (r.repaired.length > 0) out.info(`${id}: ${r.redundancy} of ${r.manifest.n} shards held again`)
-      } finally {
-        await mw.close()
-      }
-    })
-  return [put, get, repair]
+        try {
+          out.step(`looking for the holders of ${id}`)
+          const r = await mw.storage.repair(id, opts.exclude ? { exclude: opts.exclude } : {})
+          mw.storage.rent(leases).add(r.leases)
+          out.json({
+            id,
+            repaired: r.repaired.map((x) => ({ shard: x.shard, holder: x.holder })),
+            redundancy: r.redundancy,
+            n: r.manifest.n,
+          })
+          if (r.repaired.length === 0)
+            out.info(`${id}: all ${r.manifest.n} shards are held; nothing to repair`)
+          for (const x of r.repaired) out.info(`  shard ${x.shard} rebuilt on ${x.holder}`)
+          if (r.repaired.length > 0) out.info(`${id}: ${r.redundancy} of ${r.manifest.n} shards held again`)
+        } finally {
+          leases.close()
+          await mw.close()
+        }
+      },
+    )
+  const rent = program
+    .command('rent')
+    .description(
+      'pay storage rent: challenge each leased shard once an epoch and pay the holders that prove theirs',
+    )
+    .option('--leases <file>', LEASES_HELP, DEFAULT_LEASES_FILE)
+    .option('--key <file>', KEY_HELP)
+    .option('--network <file>', 'the network file', DEFAULT_NETWORK_FILE)
+    .option('--watch', 'keep settling, a few times an epoch, until Ctrl-C')
+    .action(
+      async (opts: { leases: string; key?: string; network: string; watch?: boolean }, cmd: Command) => {
+        const g = globalOptions(cmd)
+        const out = createOutput(g)
+        if (!existsSync(opts.leases))
+          throw new InvalidArgumentError(`no leases at ${opts.leases}`, {
+            hint: 'Store a file with `meshwork put` first, or pass --leases FILE',
+          })
+        const leases = openLeases(opts.leases)
+        out.step('joining the network')
+        const mw = await Meshwork.connect({
+          network: opts.network,
+          logger: createLogger({ level: g.verbose ? 'debug' : 'silent' }),
+          ...payerOf(opts.key),
+        })
+        const payer = mw.storage.rent(leases)
+        const priced = payer.leases().some((l) => l.state !== 'void' && l.price > 0n && l.operator !== '')
+        if (priced && opts.key === undefined) {
+          leases.close()
+          await mw.close()
+          throw new InvalidArgumentError('these leases charge rent; paying needs the account that pays', {
+            hint: 'Pass --key FILE (the key file `put` was given)',
+          })
+        }
+        const settle = async () => {
+          const epoch = await mw.currentEpoch()
+          const r = await payer.settle(epoch, randomBytes(16).toString('hex'))
+          const all = payer.leases()
+          const summary = {
+            epoch,
+            proven: r.proven,
+            paid: formatUnits(r.paid, 18),
+            unproven: r.unproven.map((u) => ({
+              id: u.lease.cid,
+              shard: u.lease.shard,
+              holder: u.lease.holder,
+              outcome: u.outcome,
+            })),
+            missed: r.missed,
+            voided: r.voided.map((l) => ({ id: l.cid, shard: l.shard, holder: l.holder })),
+            active: all.filter((l) => l.state === 'active').length,
+            ended: all.filter((l) => l.state === 'ended').length,
+            void: all.filter((l) => l.state === 'void').length,
+          }
+          out.json(summary)
+          out.info(
+            `epoch ${epoch}: ${r.proven} proven, ${summary.paid} MESH paid, ${r.unproven.length} not proven yet, ${summary.active} leases active`,
+          )
+          for (const v of r.voided)
+            out.info(
+              `  lease void (its challenges failed 2 epochs in a row): ${v.cid} shard ${v.shard} on ${v.holder}; run meshwork repair ${v.cid}`,
+            )
+        }
+        try {
+          await settle()
+          if (opts.watch) {
+            const everyMs = Math.min(
+              60_000,
+              Math.max(5_000, (mw.network.parameters.epochDuration * 1_000) / 4),
+            )
+            const stop = new AbortController()
+            void waitForShutdown().then(() => stop.abort())
+            while (!stop.signal.aborted) {
+              await sleep(everyMs, stop.signal)
+              if (!stop.signal.aborted) await settle()
+            }
+          }
+        } finally {
+          leases.close()
+          await mw.close()
+        }
+      },
+    )
+  return [put, get, repair, rent]
+}
+
+/** Where `put`, `repair` and `rent` keep the owner's leases unless told otherwise. */
+const DEFAULT_LEASES_FILE = '.meshwork/leases.db'
+const LEASES_HELP = "the owner's storage leases (SQLite), where rent is settled from"
+const KEY_HELP =
+  'pay with this account (a file holding a funded 0x private key; the devnet writes builder.key)'
+
+function openLeases(path: string): LeaseStore {
+  mkdirSync(dirname(path), { recursive: true })
+  return openLeaseStore(path)
+}
+
+function payerOf(key: string | undefined): { payer?: { privateKey: `0x${string}` } } {
+  return key === undefined ? {} : { payer: { privateKey: readOperatorKeyFile(key) } }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      { once: true },
+    )
+  })
 }
