@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { buildChunkTree, type ChunkTree } from './chunk-tree.js'
 import { cidOfBytes } from './file-codec.js'
 import { frame, STORAGE_REQUEST, unframe } from './protocol.js'
-import { type Lease, leaseOf, leasesOf, memoryLeaseStore, RentPayer, rentOf } from './rent.js'
+import { type Lease, leaseOf, leasesOf, memoryLeaseStore, openLeaseStore, RentPayer, rentOf } from './rent.js'
 
 /**
  * The rent payer against holders that answer proofs from real chunk trees (or refuse, while they do
@@ -202,6 +205,35 @@ describe('RentPayer', () => {
     expect(() => leaseOf({ cid: CID, manifest }, 2, 'r', 7, 3, { price: 1n, operator: '' })).toThrow(
       /no shard 2/,
     )
+  })
+
+  it('keeps leases in SQLite across a reopen, and refuses a file that is not a lease store with the fix', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mw-leases-'))
+    try {
+      const path = join(dir, 'leases.db')
+      const shard = randomBytes(CHUNK * 2)
+      const lease = {
+        ...leaseOn('h1', { shard, tree: buildChunkTree(shard, CHUNK), holding: true }, 5),
+        owed: [3],
+        unchecked: [1, 2],
+        failed: 4,
+      }
+      let store = openLeaseStore(path)
+      store.save(lease)
+      store.close()
+      store = openLeaseStore(path)
+      expect(store.list()).toEqual([lease])
+      store.close()
+      writeFileSync(join(dir, 'notes.txt'), 'not a database, not at all'.repeat(100))
+      expect(() => openLeaseStore(join(dir, 'notes.txt'))).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_ARGUMENT',
+          message: expect.stringMatching(/cannot open the leases/),
+        }),
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('refuses a grace period below one epoch', () => {

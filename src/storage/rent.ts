@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3'
+import { InvalidArgumentError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { NetworkPort } from '../mesh/network-port.js'
+import { migrate } from '../node/database.js'
 import {
   type ChallengedShard,
   challengedChunk,
@@ -146,18 +148,35 @@ interface LeaseRow {
   state: Lease['state']
 }
 
+const LEASE_MIGRATIONS = [
+  {
+    version: 1,
+    description: "storage leases: an owner's shards, their terms and how far their rent is settled",
+    sql: `CREATE TABLE leases (
+      cid TEXT NOT NULL, shard INTEGER NOT NULL, holder TEXT NOT NULL, operator TEXT NOT NULL,
+      root TEXT NOT NULL, bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL, price TEXT NOT NULL,
+      first_epoch INTEGER NOT NULL, epochs INTEGER NOT NULL, through INTEGER NOT NULL,
+      missed INTEGER NOT NULL, failed INTEGER NOT NULL, unchecked TEXT NOT NULL,
+      paid INTEGER NOT NULL, owed TEXT NOT NULL, state TEXT NOT NULL,
+      PRIMARY KEY (cid, shard, holder)) STRICT`,
+  },
+]
+
 /** A {@link LeaseStore} in the SQLite file at `path` (created when missing; fsynced on every save). */
 export function openLeaseStore(path: string): LeaseStore {
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL')
-  db.exec(`CREATE TABLE IF NOT EXISTS leases (
-    cid TEXT NOT NULL, shard INTEGER NOT NULL, holder TEXT NOT NULL, operator TEXT NOT NULL,
-    root TEXT NOT NULL, bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL, price TEXT NOT NULL,
-    first_epoch INTEGER NOT NULL, epochs INTEGER NOT NULL, through INTEGER NOT NULL,
-    missed INTEGER NOT NULL, failed INTEGER NOT NULL, unchecked TEXT NOT NULL,
-    paid INTEGER NOT NULL, owed TEXT NOT NULL, state TEXT NOT NULL,
-    PRIMARY KEY (cid, shard, holder))`)
+  let db: Database.Database
+  try {
+    db = new Database(path)
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+    migrate(db, LEASE_MIGRATIONS)
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err
+    throw new InvalidArgumentError(`cannot open the leases at ${path}: ${(err as Error).message}`, {
+      hint: 'Point --leases at the file `meshwork put` wrote, or at a new one',
+      cause: err,
+    })
+  }
   const upsert = db.prepare(
     `INSERT OR REPLACE INTO leases VALUES (@cid, @shard, @holder, @operator, @root, @bytes, @chunk_bytes,
      @price, @first_epoch, @epochs, @through, @missed, @failed, @unchecked, @paid, @owed, @state)`,
