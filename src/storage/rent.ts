@@ -341,7 +341,7 @@ export class RentPayer {
         report.voided.push(lease)
         this.#logger?.info(
           { cid: lease.cid, shard: lease.shard, holder: lease.holder, missed: lease.missed },
-          'a storage lease is void: its holder proved nothing for the grace period',
+          'a storage lease is void: its challenges failed for the grace period',
         )
         break
       }
