@@ -138,7 +138,26 @@ async function setup() {
       wallet.pay(client.port, peer, operatorOf(peer), id, shardPrice(PRICE, bytes, 1)),
     cancel: (peer, bytes) => wallet.cancel(operatorOf(peer), shardPrice(PRICE, bytes, 1)),
   }
-  return { holders, client, wallet, payment, operatorOf, peers: holders.map((h) => h.peerId) }
+  // The owner's side as the SDK wires it: a ticket (tops the channel up), then the voucher.
+  const rentPayer = (store: LeaseStore) =>
+    new RentPayer(
+      { owner: client.port.peerId, timeoutMs: 2_000 },
+      {
+        port: client.port,
+        store,
+        pay: async (lease, epoch, amount) => {
+          await wallet.ticket(lease.operator, amount)
+          await wallet.pay(
+            client.port,
+            lease.holder,
+            lease.operator,
+            rentBillId(lease.cid, lease.shard, epoch),
+            amount,
+          )
+        },
+      },
+    )
+  return { holders, client, wallet, payment, operatorOf, rentPayer, peers: holders.map((h) => h.peerId) }
 }
 
 describe('storage payments', () => {
@@ -170,27 +189,8 @@ describe('storage payments', () => {
     const put = await putFile(s.client, s.peers, [file], file.length, { ...OPTIONS, payment: s.payment })
     const rent = shardPrice(PRICE, shardBytesOf(file.length, OPTIONS.segmentBytes, OPTIONS.k), 1)
     const leasesPath = join(mkdtempSync(join(dir, 'owner-')), 'leases.db')
-    // The owner's side as the SDK wires it: a ticket (tops the channel up), then the voucher.
-    const payerOn = (store: LeaseStore) =>
-      new RentPayer(
-        { owner: s.client.port.peerId, timeoutMs: 2_000 },
-        {
-          port: s.client.port,
-          store,
-          pay: async (lease, epoch, amount) => {
-            await s.wallet.ticket(lease.operator, amount)
-            await s.wallet.pay(
-              s.client.port,
-              lease.holder,
-              lease.operator,
-              rentBillId(lease.cid, lease.shard, epoch),
-              amount,
-            )
-          },
-        },
-      )
     let store = openLeaseStore(leasesPath)
-    let payer = payerOn(store)
+    let payer = s.rentPayer(store)
     payer.add(leasesOf(put, 0, OPTIONS.epochs, (h) => ({ price: PRICE, operator: s.operatorOf(h) })))
 
     const e1 = await payer.settle(1, 'seed-1')
@@ -204,7 +204,7 @@ describe('storage payments', () => {
     mkdirSync(join(deleter.dir, 'storage', 'shards'), { recursive: true })
     store.close()
     store = openLeaseStore(leasesPath)
-    payer = payerOn(store)
+    payer = s.rentPayer(store)
 
     const e2 = await payer.settle(2, 'seed-2')
     expect(e2.proven).toBe(2)
@@ -241,23 +241,7 @@ describe('storage payments', () => {
       payment: s.payment,
     })
     const leases = leasesOf(put, 0, 6, (h) => ({ price: PRICE, operator: s.operatorOf(h) }))
-    const payer = new RentPayer(
-      { owner: s.client.port.peerId, timeoutMs: 2_000 },
-      {
-        port: s.client.port,
-        store: memoryLeaseStore(),
-        pay: async (lease, epoch, amount) => {
-          await s.wallet.ticket(lease.operator, amount)
-          await s.wallet.pay(
-            s.client.port,
-            lease.holder,
-            lease.operator,
-            rentBillId(lease.cid, lease.shard, epoch),
-            amount,
-          )
-        },
-      },
-    )
+    const payer = s.rentPayer(memoryLeaseStore())
     // The owner pays every holder epoch 1, then stops paying the first.
     payer.add(leases)
     shift = EPOCH_MS
@@ -265,23 +249,7 @@ describe('storage payments', () => {
     const stopped = leases[0] as Lease
     const unpaid = s.holders.find((h) => h.peerId === stopped.holder) as (typeof s.holders)[number]
     const store = memoryLeaseStore()
-    const others = new RentPayer(
-      { owner: s.client.port.peerId, timeoutMs: 2_000 },
-      {
-        port: s.client.port,
-        store,
-        pay: async (lease, epoch, amount) => {
-          await s.wallet.ticket(lease.operator, amount)
-          await s.wallet.pay(
-            s.client.port,
-            lease.holder,
-            lease.operator,
-            rentBillId(lease.cid, lease.shard, epoch),
-            amount,
-          )
-        },
-      },
-    )
+    const others = s.rentPayer(store)
     others.add(payer.leases().filter((l) => l.holder !== stopped.holder))
     for (const epoch of [2, 3]) {
       shift = epoch * EPOCH_MS
