@@ -47,6 +47,24 @@ export interface RewardParams {
     /** Sensors paid per H3 cell (of resolution 5) and epoch: the best by score, then seniority. */
     cellCapacity: number
   }
+  /**
+   * Certified hardware (docs/rewards.md, "Certified hardware"). Undefined in parameter sets made
+   * before it: every sensor can be paid and every node's stake weight is capped as `uptime` says.
+   */
+  hardware?: {
+    /**
+     * The makers whose device certificates count in the epoch: their Ed25519 keys, as peer ids
+     * (governance keeps the list on-chain). A sensor certified by none of them earns no sensor reward.
+     */
+    makers: readonly string[]
+    /**
+     * The share of a node's uptime weight, in basis points, that is linear in its stake: uncapped,
+     * so splitting stake across identities or claimed places gains nothing. The rest, (10,000 −
+     * linearBps) × its capped and cell-shared stake, counts only for a node with a certified device
+     * in its registered place, since only hardware makes identities and places distinct.
+     */
+    linearBps: number
+  }
   /** Undefined in parameter sets made before the rebate cap: the compute pool is not capped. */
   compute?: {
     /**
@@ -147,6 +165,11 @@ export interface SensorObservation {
   probe: { rttMs: number; distanceKm: number } | null
   sensors: readonly {
     device: string
+    /**
+     * The maker whose certificate of the device the verifier checked (its Ed25519 key as a peer
+     * id); absent: the device has no maker's certificate.
+     */
+    maker?: string
     /** The epoch the verifier first took a reading of it. */
     since: number
     readings: number
