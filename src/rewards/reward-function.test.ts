@@ -950,3 +950,182 @@ describe('cellKey (the uptime cell cap groups cells by their resolution-7 parent
       expect(cellKey(bad), bad).toBe(-1)
   })
 })
+
+describe('computeEpochRewards (certified hardware: only devices make identities and places distinct)', () => {
+  const BERLIN = '871f1d489ffffff' // resolution 7
+  const BERLIN_5 = cellToParent(BERLIN, 5)
+  const PARIS = '871fb4662ffffff'
+  const PARIS_5 = cellToParent(PARIS, 5)
+  const MAKER = 'maker-approved'
+  const certifiedParams: RewardParams = {
+    ...params,
+    uptime: { ...params.uptime, cellStakeCap: 10_000n * MESH },
+    hardware: { makers: [MAKER], linearBps: 5_000 },
+  }
+  /** Every verifier reports node `n`'s one station in `cell`, certified by `maker` (none: undefined). */
+  const stations = (n: number, cell: string, maker: string | undefined, verifiers = VERIFIERS) =>
+    verifiers.map(
+      (verifier): SensorObservation => ({
+        verifier,
+        node: `node-${String(n).padStart(3, '0')}`,
+        cell,
+        probe: { rttMs: 5, distanceKm: 10 },
+        sensors: [
+          {
+            device: `device-${n}`,
+            ...(maker === undefined ? {} : { maker }),
+            since: 0,
+            readings: 60,
+            qualityPpm: 1_000_000,
+            agreementPpm: 1_000_000,
+          },
+        ],
+      }),
+    )
+  const full = (n: RewardNode[], sensor: SensorObservation[] = []) => ({
+    ...input(
+      n,
+      n.map(() => 10),
+    ),
+    sensor,
+  })
+
+  it('counts half of any stake, and the capped, cell-shared other half only for a node with a certified device in its place', () => {
+    const nodes = [
+      node(0, { stake: 10_000n * MESH, cell: BERLIN }),
+      node(1, { stake: 10_000n * MESH, cell: PARIS }),
+      node(2, { stake: 40_000n * MESH, cell: PARIS }),
+    ]
+    // Node 0 has a certified station in Berlin; node 1's station has no maker; node 2 has none.
+    const r = computeEpochRewards(
+      full(nodes, [...stations(0, BERLIN_5, MAKER), ...stations(1, PARIS_5, undefined)]),
+      {
+        ...certifiedParams,
+        serviceWeightsBps: { uptime: 10_000, compute: 0, storage: 0, relay: 0, sensor: 0 },
+      },
+    )
+    expect(r.uptime.explain('node-000')).toMatchObject({
+      hardware: { device: 'device-0', maker: MAKER },
+      certifiedStake: 10_000n * MESH,
+      stakeWeight: 10_000n * MESH,
+    })
+    expect(r.uptime.explain('node-001')).toMatchObject({
+      hardware: null,
+      certifiedStake: 0n,
+      stakeWeight: 5_000n * MESH,
+    })
+    // Uncapped: a large stake without hardware counts half of all of it.
+    expect(r.uptime.explain('node-002')).toMatchObject({ hardware: null, stakeWeight: 20_000n * MESH })
+    // 10,000 : 5,000 : 20,000.
+    expect(r.payouts.get(op(1))).toBe((34_000n * MESH * 10n) / 35n)
+    expect(r.payouts.get(op(2))).toBe((34_000n * MESH * 5n) / 35n)
+  })
+
+  it('pays sensors of approved makers only, names why, and places no node with a device certified elsewhere', () => {
+    const nodes = [
+      node(0, { cell: BERLIN }),
+      node(1, { cell: BERLIN }),
+      node(2, { cell: BERLIN }),
+      node(3, { cell: PARIS }),
+      node(4, { cell: BERLIN }),
+    ]
+    const sensor = [
+      ...stations(0, BERLIN_5, MAKER),
+      ...stations(1, BERLIN_5, 'maker-unknown'),
+      ...stations(2, BERLIN_5, undefined),
+      // Certified, but in Berlin while the node registered Paris: paid as a sensor, does not place it.
+      ...stations(3, BERLIN_5, MAKER),
+      // Only one of three observers saw the maker's certificate: no majority, not certified.
+      ...stations(4, BERLIN_5, MAKER, ['v-a']),
+      ...stations(4, BERLIN_5, undefined, ['v-b', 'v-c']),
+    ]
+    const r = computeEpochRewards(full(nodes, sensor), certifiedParams)
+    const s = (n: number) => r.sensor.find((e) => e.peerId === `node-00${n}`)
+    expect(s(0)?.sensors[0]).toMatchObject({ maker: MAKER, certified: true, paid: true })
+    expect(s(0)?.hardware).toEqual({ device: 'device-0', maker: MAKER })
+    expect(s(1)?.sensors[0]).toMatchObject({ certified: false, paid: false, weight: 0n })
+    expect(s(1)?.sensors[0]?.reason).toBe('its maker maker-unknown is not approved in this epoch')
+    expect(s(2)?.sensors[0]?.reason).toMatch(/^no maker certifies the device/)
+    expect(s(3)?.sensors[0]).toMatchObject({ paid: true })
+    expect(s(3)?.hardware).toBeNull()
+    expect(s(4)?.sensors[0]).toMatchObject({ maker: null, certified: false, paid: false })
+    expect(r.uptime.explain('node-003')?.hardware).toBeNull()
+    // Parameter sets made before certified hardware pay every sensor, as before.
+    const { hardware: _, ...before } = certifiedParams
+    const old = computeEpochRewards(full(nodes, sensor), before)
+    expect(old.sensor.flatMap((e) => e.sensors).every((x) => x.paid)).toBe(true)
+  })
+
+  it('never pays stake split across identities claiming different places more than one identity (property)', () => {
+    // The careful location spoofer: one stake, k identities, each claiming a cell of its own that no
+    // probe rules out. Without certified hardware it gains whatever the caps withhold from one identity.
+    const CELLS = [BERLIN, PARIS, '871f1d4a8ffffff', '871fb4670ffffff', '87196b842ffffff', '871e14b44ffffff']
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 60_000n }),
+        fc.integer({ min: 2, max: CELLS.length }),
+        fc.array(fc.tuple(fc.bigInt({ min: 1n, max: 30_000n }), fc.boolean()), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.integer({ min: 0, max: 10_000 }),
+        (stake, k, others, linearBps) => {
+          const p = { ...certifiedParams, hardware: { makers: [MAKER], linearBps } }
+          // Honest nodes in Berlin, some with certified stations there.
+          const honest = others.map(([s], i) => node(10 + i, { stake: s * MESH, cell: BERLIN }))
+          const sensor = others.flatMap(([, certified], i) =>
+            certified ? stations(10 + i, BERLIN_5, MAKER) : [],
+          )
+          const split = computeEpochRewards(
+            full(
+              [
+                ...Array.from({ length: k }, (_, i) =>
+                  node(i, { operator: op(99), stake: (stake * MESH) / BigInt(k), cell: CELLS[i] as string }),
+                ),
+                ...honest,
+              ],
+              sensor,
+            ),
+            p,
+          )
+          const one = computeEpochRewards(
+            full([node(0, { operator: op(99), stake: stake * MESH, cell: BERLIN }), ...honest], sensor),
+            p,
+          )
+          expect(split.payouts.get(op(99)) ?? 0n).toBeLessThanOrEqual(
+            (one.payouts.get(op(99)) ?? 0n) + BigInt(k),
+          )
+          expect(split.total + split.dust).toBe(split.emission)
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+
+  it('pays a split across places without certified hardware (the finding the rule closes)', () => {
+    const { hardware: _, ...before } = certifiedParams
+    const twin = [
+      node(0, { operator: op(99), stake: 20_000n * MESH, cell: BERLIN }),
+      node(5, { stake: 10_000n * MESH, cell: BERLIN }),
+    ]
+    const split = [
+      node(0, { operator: op(99), stake: 10_000n * MESH, cell: BERLIN }),
+      node(1, { operator: op(99), stake: 10_000n * MESH, cell: PARIS }),
+      node(5, { stake: 10_000n * MESH, cell: BERLIN }),
+    ]
+    const gain = (p: RewardParams) =>
+      (computeEpochRewards(full(split), p).payouts.get(op(99)) ?? 0n) -
+      (computeEpochRewards(full(twin), p).payouts.get(op(99)) ?? 0n)
+    expect(gain(before)).toBeGreaterThan(1_000n * MESH)
+    expect(gain(certifiedParams)).toBeLessThanOrEqual(0n)
+  })
+
+  it('refuses a linear share outside [0, 10000] and a maker listed twice', () => {
+    expect(() =>
+      validateRewardParams({ ...certifiedParams, hardware: { makers: [], linearBps: 10_001 } }),
+    ).toThrow(/hardware.linearBps/)
+    expect(() =>
+      validateRewardParams({ ...certifiedParams, hardware: { makers: [MAKER, MAKER], linearBps: 0 } }),
+    ).toThrow(/twice/)
+  })
+})

@@ -1,3 +1,4 @@
+import { cellToParent, getResolution, isValidCell } from 'h3-js'
 import { CountTable } from './count-table.js'
 import { lowerAddress } from './cumulative-tree.js'
 import { AccountAmounts, IntIndex, KeyIndex } from './key-index.js'
@@ -186,6 +187,10 @@ export const FIBRE_KM_PER_RTT_MS = 100
 /** Why one sensor earned what it earned. */
 export interface SensorScore {
   device: string
+  /** The maker more than half of the observers saw certify the device; null: none. */
+  maker: string | null
+  /** Certified by a maker of the parameter set's `hardware.makers` (always true without `hardware`). */
+  certified: boolean
   /** Medians over the node's observers (an observer that did not report the sensor counts 0). */
   qualityPpm: number
   agreementPpm: number
@@ -221,6 +226,12 @@ export interface SensorExplanation {
   weight: bigint
   /** This node's part of the sensor pool. */
   reward: bigint
+  /**
+   * The certified device that places the node for the uptime pool's capped part: a certified sensor
+   * with a score above 0, certified by this node alone, in the coarse cell of the node's registered
+   * cell; null: none (always null without `hardware`).
+   */
+  hardware: { device: string; maker: string } | null
 }
 
 /** One verifier's count of the bytes downloaders receipted to one node in one epoch. */
@@ -307,10 +318,25 @@ export interface UptimeExplanation {
    * uptime-weighted stake the cell cap compares; 0 when not eligible.
    */
   cellStake: bigint
-  /** min(stake, stakeCap), scaled by cellStakeCap / cellStake when the cell holds more than the cell cap (exactly: before dividing by 10^6). */
+  /**
+   * Without `hardware`: min(stake, stakeCap), scaled by cellStakeCap / cellStake when the cell holds
+   * more than the cell cap (exactly: before dividing by 10^6). With it: (linearBps × stake +
+   * (10,000 − linearBps) × certifiedStake) / 10,000, rounded down (the weight uses it unrounded).
+   */
   stakeWeight: bigint
+  /**
+   * With `hardware`: the capped, cell-shared stake (as `stakeWeight` is without it) that the node's
+   * certified device earns it; 0 without a certified device (and always 0 without `hardware`).
+   */
+  certifiedStake: bigint
+  /** The certified device that places the node (see `SensorExplanation.hardware`); null: none. */
+  hardware: { device: string; maker: string } | null
   vetting: boolean
-  /** scorePpm × stakeWeight × (vettingFactorBps while vetting, else 10,000); 0 when not eligible. */
+  /**
+   * Without `hardware`: scorePpm × stakeWeight × factor; with it, scorePpm × factor × (linearBps ×
+   * stake + (10,000 − linearBps) × certifiedStake); the factor is vettingFactorBps while vetting,
+   * else 10,000. 0 when not eligible.
+   */
   weight: bigint
   /** This node's part of the uptime pool: floor(pool × weight / total weight). */
   reward: bigint
@@ -369,8 +395,12 @@ export const DEFAULT_REWARD_PARAMS: RewardParams = Object.freeze({
     vettingFactorBps: 5_000,
   }),
   sensor: Object.freeze({ cellCapacity: 5 }),
+  hardware: Object.freeze({ makers: Object.freeze([]) as readonly string[], linearBps: 5_000 }),
   compute: Object.freeze({ rebateBps: 9_000 }),
 })
+
+/** Most makers a parameter set may approve (the contract's bound). */
+export const MAX_MAKERS = 256
 
 /**
  * Checks a parameter set; the contracts refuse the same values (docs/rewards.md).
@@ -404,6 +434,14 @@ export function validateRewardParams(params: RewardParams): void {
   const c = params.sensor.cellCapacity
   if (!Number.isSafeInteger(c) || c < 1 || c > 2 ** 32 - 1)
     throw new RangeError('sensor.cellCapacity must be a whole number in [1, 4294967295]')
+  const h = params.hardware
+  if (h !== undefined) {
+    if (!Number.isSafeInteger(h.linearBps) || h.linearBps < 0 || h.linearBps > Number(BPS))
+      throw new RangeError('hardware.linearBps must be in [0, 10000]')
+    if (h.makers.length > MAX_MAKERS) throw new RangeError(`hardware.makers may list at most ${MAX_MAKERS}`)
+    if (new Set(h.makers).size !== h.makers.length)
+      throw new RangeError('hardware.makers lists a maker twice')
+  }
 }
 
 /**
@@ -433,6 +471,11 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   if (input.emission < 0n) throw new RangeError('emission must be >= 0')
 
   const uptime = new UptimeTable(input, params)
+  // Sensors first: their certified devices are what places nodes for the uptime pool's capped part.
+  const sensor = sensorWeights(input, params, uptime.observers)
+  const hardware = new Map<string, { device: string; maker: string }>()
+  for (const e of sensor) if (e.hardware !== null) hardware.set(e.peerId, e.hardware)
+  uptime.place(hardware)
   const compute = computeWeights(input, params, uptime.observers)
   const computeWeightsByOperator = new AccountAmounts()
   for (const c of compute) if (c.weight > 0n) computeWeightsByOperator.add(c.operator, c.weight)
@@ -442,7 +485,6 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   const bandwidth = bandwidthWeights(input, params, uptime.observers)
   const relayWeightsByOperator = new AccountAmounts()
   for (const c of bandwidth) if (c.weight > 0n) relayWeightsByOperator.add(c.operator, c.weight)
-  const sensor = sensorWeights(input, params, uptime.observers)
   const sensorWeightsByOperator = new AccountAmounts()
   for (const c of sensor) if (c.weight > 0n) sensorWeightsByOperator.add(c.operator, c.weight)
   const weights: Record<RewardService, AccountAmounts> = {
@@ -565,7 +607,10 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
  * else the agreement (half of it when nobody probed), and the score is quality × location. Then per
  * cell, sensors scoring above 0 are ranked by score, then seniority (`since`), then device, and the
  * first `cellCapacity` are paid their score times the node's vetting factor: crowding a cell does
- * not pay. A device reported under two nodes is paid under neither.
+ * not pay. A device reported under two nodes is paid under neither. With `hardware`, a sensor's maker
+ * is the one more than half of the observers report, and only a sensor certified by an approved maker
+ * is paid; the node's first such sensor scoring above 0, in the coarse cell of the node's
+ * registered cell, is its `hardware` (what the uptime pool's capped part needs).
  */
 function sensorWeights(
   input: RewardInput,
@@ -601,6 +646,7 @@ function sensorWeights(
       (o.sensors.length === held.sensors.length && o.probe !== null && held.probe === null),
   )
   const devicesSeen = new Map<string, number>()
+  const makers = params.hardware === undefined ? undefined : new Set(params.hardware.makers)
   const explained = nodes.map(({ node, seen }) => {
     const reports = observers.flatMap((v) => {
       const o = seen.get(v)
@@ -629,8 +675,14 @@ function sensorWeights(
       const since = Number(medianOf(of.flatMap((s) => (s === undefined ? [] : [BigInt(s.since)]))))
       const locationPpm = impossible.length > 0 ? 0 : probes > 0 ? agreementPpm : divFloor(agreementPpm, 2)
       const scorePpm = divFloor(qualityPpm * locationPpm, PPM_NUMBER)
+      const maker = majorityOf(
+        of.map((s) => (typeof s?.maker === 'string' ? s.maker : undefined)),
+        observers.length,
+      )
       return {
         device,
+        maker: maker ?? null,
+        certified: makers === undefined || (maker !== undefined && makers.has(maker)),
         qualityPpm,
         agreementPpm,
         locationPpm,
@@ -653,8 +705,10 @@ function sensorWeights(
         vetting,
         weight: 0n,
         reward: 0n,
+        hardware: null as SensorExplanation['hardware'],
       } satisfies SensorExplanation,
       factor,
+      node,
     }
   })
   // Per cell: rank, and pay the first `cellCapacity`.
@@ -673,6 +727,21 @@ function sensorWeights(
         s.reason = s.qualityPpm === 0 ? 'no usable data' : 'no location confidence'
         continue
       }
+      if (!s.certified) {
+        s.reason =
+          s.maker === null
+            ? 'no maker certifies the device: only certified hardware is paid'
+            : `its maker ${s.maker} is not approved in this epoch`
+        continue
+      }
+      // The first certified sensor (by device) in the node's own coarse cell places the node.
+      if (
+        makers !== undefined &&
+        owner.explanation.hardware === null &&
+        s.maker !== null &&
+        coarseParentOf(owner.node.cell) === owner.explanation.cell
+      )
+        owner.explanation.hardware = { device: s.device, maker: s.maker }
       const list = byCell.get(owner.explanation.cell) ?? []
       list.push({ s, owner })
       byCell.set(owner.explanation.cell, list)
@@ -884,6 +953,25 @@ function factorOf(
   return { vetting, factor: vetting ? BigInt(params.uptime.vettingFactorBps) : BPS }
 }
 
+/** The value more than half of `of` observers report (undefined entries report nothing); undefined if none. */
+function majorityOf(values: readonly (string | undefined)[], of: number): string | undefined {
+  const counts = new Map<string, number>()
+  for (const v of values) if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1)
+  for (const [v, count] of counts) if (count * 2 > of) return v
+  return undefined
+}
+
+/** The parent at the sensor cells' resolution (5) of an H3 cell of resolution 5 or finer; undefined otherwise. */
+function coarseParentOf(cell: string | undefined): string | undefined {
+  if (cell === undefined || !isValidCell(cell)) return undefined
+  const resolution = getResolution(cell)
+  if (resolution < SENSOR_CELL_RESOLUTION) return undefined
+  return resolution === SENSOR_CELL_RESOLUTION ? cell : cellToParent(cell, SENSOR_CELL_RESOLUTION)
+}
+
+/** The resolution of the cells sensors are paid in (a sensor never publishes a finer place). */
+const SENSOR_CELL_RESOLUTION = 5
+
 /** The median of bigints; of an even count, the floor of the mean of the middle two; 0 of none. */
 function medianOf(values: bigint[]): bigint {
   const n = values.length
@@ -931,6 +1019,8 @@ class UptimeTable implements UptimeScores {
   private capWeights: (bigint | undefined)[] = []
   /** Per cell group: 1 when its stake is over the room (`cellStakes[g] > cellRoom`). */
   private overRoom: Uint8Array = new Uint8Array(0)
+  /** With `hardware`: the nodes (by index) with a certified device in their place, and the device. */
+  private certified: Map<number, { device: string; maker: string }> | undefined
 
   constructor(input: RewardInput, params: RewardParams) {
     this.input = input
@@ -1029,10 +1119,27 @@ class UptimeTable implements UptimeScores {
       for (let v = 0; v < k; v++) fractions[v] = this.fraction(v, i)
       this.scores[i] = median(fractions)
     }
-
-    // Places: each node's cell group, whether its claim is void, and each cell's eligible stake.
     this.groups = largeArray(Int32Array, n).fill(-1)
     this.flags = largeArray(Uint8Array, n)
+  }
+
+  /**
+   * Places: each node's cell group, whether its claim is void, and each cell's eligible stake. With
+   * `hardware`, only the nodes `hardware` names (their certified devices) join a cell group: the
+   * capped part of the weight is theirs alone.
+   */
+  place(hardware: ReadonlyMap<string, { device: string; maker: string }>): void {
+    const { input, params } = this
+    const n = this.size
+    const k = this.observers.length
+    if (params.hardware !== undefined) {
+      this.certified = new Map()
+      for (const [peerId, device] of hardware) {
+        const i = this.nodeIndex.get(peerId)
+        if (i >= 0) this.certified.set(i, device)
+      }
+    }
+    const certified = this.certified
     const u = params.uptime
     const threshold = Math.max(1, u.thresholdPpm)
     const tolerated = divFloor(Math.max(0, k - 1), 3)
@@ -1055,6 +1162,7 @@ class UptimeTable implements UptimeScores {
           continue
         }
         if ((this.scores[i] as number) < threshold || node.stake <= 0n) continue
+        if (certified !== undefined && !certified.has(i)) continue
         const g = groupOf.add(key)
         if (g === sums.length) {
           sums.push(0n)
@@ -1119,17 +1227,36 @@ class UptimeTable implements UptimeScores {
     return c === 0 ? 0 : divFloor(this.answered.get(at) * PPM_NUMBER, c)
   }
 
-  /** The node's weight: 0 below the threshold or when its place is void, else score × stake weight × vetting factor (bps). */
-  private weight(i: number): { eligible: boolean; stakeWeight: bigint; vetting: boolean; weight: bigint } {
+  /**
+   * The node's weight: 0 below the threshold or when its place is void, else score × vetting factor
+   * (bps) × its stake weight (with `hardware`, unrounded: linearBps × stake + (10,000 − linearBps) ×
+   * certified stake).
+   */
+  private weight(i: number): {
+    eligible: boolean
+    stakeWeight: bigint
+    certifiedStake: bigint
+    vetting: boolean
+    weight: bigint
+  } {
     const node = this.input.nodes[i] as RewardNode
     const u = this.params.uptime
     const score = this.scores[i] as number
     const eligible =
       this.observers.length > 0 && score > 0 && score >= u.thresholdPpm && (this.flags[i] as number) === 0
-    const stakeWeight = this.stakeWeightOf(i)
     const vetting = this.input.epoch - node.registeredEpoch < u.vettingEpochs
     const factor = vetting ? BigInt(u.vettingFactorBps) : BPS
-    return { eligible, stakeWeight, vetting, weight: eligible ? BigInt(score) * stakeWeight * factor : 0n }
+    const h = this.params.hardware
+    if (h === undefined) {
+      const stakeWeight = this.stakeWeightOf(i)
+      const weight = eligible ? BigInt(score) * stakeWeight * factor : 0n
+      return { eligible, stakeWeight, certifiedStake: 0n, vetting, weight }
+    }
+    const certifiedStake = this.certified?.has(i) === true ? this.stakeWeightOf(i) : 0n
+    const stake = node.stake > 0n ? node.stake : 0n
+    const unrounded = BigInt(h.linearBps) * stake + (BPS - BigInt(h.linearBps)) * certifiedStake
+    const weight = eligible ? BigInt(score) * unrounded * factor : 0n
+    return { eligible, stakeWeight: unrounded / BPS, certifiedStake, vetting, weight }
   }
 
   /** Weight per operator (lower-case), operators with weight only. */
@@ -1139,6 +1266,28 @@ class UptimeTable implements UptimeScores {
     const full = Number(BPS)
     const vetted = u.vettingFactorBps
     if (this.observers.length === 0) return new AccountAmounts()
+    const h = this.params.hardware
+    if (h !== undefined) {
+      const certified = this.certified ?? new Map()
+      const linear = h.linearBps
+      const cappedBps = BPS - BigInt(linear)
+      return AccountAmounts.sumOf(this.size, (add) => {
+        for (let i = 0; i < this.size; i++) {
+          const score = this.scores[i] as number
+          if (score < threshold || (this.flags[i] as number) !== 0) continue
+          const node = this.input.nodes[i] as RewardNode
+          if (node.stake <= 0n) continue
+          const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
+          if (factor === 0) continue
+          // score × factor × linearBps is at most 10^14, exact as a number: one bigint product a
+          // node without certified hardware (nearly all of a large network).
+          const weight = certified.has(i)
+            ? BigInt(score * factor) * (BigInt(linear) * node.stake + cappedBps * this.stakeWeightOf(i))
+            : BigInt(score * factor * linear) * node.stake
+          if (weight > 0n) add(lowerAddress(node.operator), weight)
+        }
+      })
+    }
     // Summed as adding each node's weight to its operator's in node order, built at once.
     return AccountAmounts.sumOf(this.size, (add) => {
       for (let i = 0; i < this.size; i++) {
@@ -1159,7 +1308,7 @@ class UptimeTable implements UptimeScores {
     const i = this.nodeIndex.get(peerId)
     if (i < 0) return undefined
     const node = this.input.nodes[i] as RewardNode
-    const { eligible, stakeWeight, vetting, weight } = this.weight(i)
+    const { eligible, stakeWeight, certifiedStake, vetting, weight } = this.weight(i)
     const g = this.groups[i] as number
     const impossible: UptimeExplanation['impossible'] = []
     for (let v = 0; v < this.observers.length && this.rtts !== undefined; v++) {
@@ -1187,6 +1336,8 @@ class UptimeTable implements UptimeScores {
       scorePpm: this.scores[i] as number,
       eligible,
       stakeWeight,
+      certifiedStake,
+      hardware: this.certified?.get(i) ?? null,
       vetting,
       weight,
       reward: this.totalWeight > 0n ? (this.pool * weight) / this.totalWeight : 0n,
