@@ -1129,3 +1129,106 @@ describe('computeEpochRewards (certified hardware: only devices make identities 
     ).toThrow(/twice/)
   })
 })
+
+describe('computeEpochRewards (the work rebate cap: storage and relay are paid only for what someone paid for)', () => {
+  const workParams: RewardParams = { ...params, work: { rebateBps: 9_000 } }
+  const nodes = [node(0), node(1), node(2)]
+  const GIB = 2 ** 30
+  /** Each node's compute value, proven storage bytes and receipted bytes, as every verifier reports them. */
+  const withWork = (
+    work: { value?: bigint | undefined; stored?: number | undefined; served?: number | undefined }[],
+    burned: [string, bigint][],
+  ): RewardInput => ({
+    ...input(nodes, [10, 10, 10]),
+    compute: VERIFIERS.flatMap((verifier) =>
+      work.flatMap((w, i) =>
+        w.value === undefined
+          ? []
+          : [{ verifier, node: `node-00${i}`, jobs: 1, value: w.value, fraud: false }],
+      ),
+    ),
+    storage: VERIFIERS.flatMap((verifier) =>
+      work.flatMap((w, i) =>
+        w.stored === undefined
+          ? []
+          : [{ verifier, node: `node-00${i}`, challenges: 2, passed: 2, bytes: w.stored }],
+      ),
+    ),
+    bandwidth: VERIFIERS.flatMap((verifier) =>
+      work.flatMap((w, i) =>
+        w.served === undefined ? [] : [{ verifier, node: `node-00${i}`, bytes: w.served, downloaders: 1 }],
+      ),
+    ),
+    burned,
+  })
+
+  it('gives a self-storer with no payments nothing from the storage pool, and scales paid work alike under the cap', () => {
+    // node-000 proves 100 GiB of its own junk and burned nothing; node-001 holds 1 GiB a builder
+    // paid rent for (10 MESH of fees burned) and did 1 MESH of compute work; node-002 does nothing.
+    const r = computeEpochRewards(
+      withWork([{ stored: 100 * GIB }, { stored: GIB, value: 1n * MESH }, {}], [[op(2), 10n * MESH]]),
+      workParams,
+    )
+    const stored = (n: number) => r.storage.find((c) => c.peerId === `node-00${n}`)
+    expect(stored(0)).toMatchObject({ operatorCap: 0n, reward: 0n })
+    expect(stored(1)?.operatorCap).toBe(9n * MESH)
+    // node-001's compute and storage shares together exceed 9 MESH: both are scaled to fit it.
+    const computed = r.compute.find((c) => c.peerId === 'node-001')
+    expect((stored(1)?.reward ?? 0n) + (computed?.reward ?? 0n)).toBeLessThanOrEqual(9n * MESH)
+    expect((stored(1)?.reward ?? 0n) + (computed?.reward ?? 0n)).toBeGreaterThan(9n * MESH - 2n)
+    expect(computed?.reward).toBeGreaterThan(0n)
+    // Everything held back went to uptime.
+    expect(r.pools.uptime + r.pools.compute + r.pools.storage).toBe(r.emission)
+    expect(r.total + r.dust).toBe(r.emission)
+    // Under `compute.rebateBps` alone (sets made before), the junk was paid most of the storage pool.
+    const before = computeEpochRewards(
+      withWork([{ stored: 100 * GIB }, { stored: GIB, value: 1n * MESH }, {}], [[op(2), 10n * MESH]]),
+      { ...params, compute: { rebateBps: 9_000 } },
+    )
+    expect(before.storage.find((c) => c.peerId === 'node-000')?.reward).toBeGreaterThan(
+      before.pools.storage / 2n,
+    )
+  })
+
+  it('never pays an operator more from compute, storage and relay together than rebateBps of what it burned, and conserves (property)', () => {
+    const amount = fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined })
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            value: fc.option(fc.bigInt({ min: 0n, max: 10n ** 24n }), { nil: undefined }),
+            stored: amount,
+            served: amount,
+          }),
+          { minLength: 3, maxLength: 3 },
+        ),
+        fc.array(fc.bigInt({ min: 0n, max: 10n ** 22n }), { minLength: 3, maxLength: 3 }),
+        fc.integer({ min: 0, max: 9_999 }),
+        (work, burns, rebateBps) => {
+          const r = computeEpochRewards(
+            withWork(
+              work,
+              burns.map((b, i) => [op(i + 1), b]),
+            ),
+            { ...params, work: { rebateBps } },
+          )
+          expect(r.total + r.dust).toBe(r.emission)
+          for (let i = 0; i < 3; i++) {
+            const peerId = `node-00${i}`
+            const got = [...r.compute, ...r.storage, ...r.bandwidth]
+              .filter((c) => c.peerId === peerId)
+              .reduce((sum, c) => sum + c.reward, 0n)
+            const burned = burns[i] as bigint
+            expect(got).toBeLessThanOrEqual((burned * BigInt(rebateBps)) / 10_000n)
+            if (burned > 0n) expect(got).toBeLessThan(burned)
+          }
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+
+  it('refuses a set with both the compute and the work rebate', () => {
+    expect(() => validateRewardParams({ ...workParams, compute: { rebateBps: 9_000 } })).toThrow(/replaces/)
+  })
+})

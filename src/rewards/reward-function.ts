@@ -16,6 +16,9 @@ import { largeArray } from './large-array.js'
 export const REWARD_SERVICES = ['uptime', 'compute', 'storage', 'relay', 'sensor'] as const
 export type RewardService = (typeof REWARD_SERVICES)[number]
 
+/** The services whose pools `work.rebateBps` caps: work anyone could pay themselves for. */
+const PAID_WORK: readonly RewardService[] = ['compute', 'storage', 'relay']
+
 /** Basis points: 10,000 = 100%. */
 export const BPS = 10_000n
 /** Parts per million: scores and fractions are integers in [0, PPM]. */
@@ -65,6 +68,17 @@ export interface RewardParams {
      * in its registered place, since only hardware makes identities and places distinct.
      */
     linearBps: number
+  }
+  /**
+   * The rebate cap over all paid work (parameter sets from certified hardware on, in place of
+   * `compute`): an operator's compute, storage and relay rewards together are at most this share
+   * (basis points, below 10,000) of the payment fees burned in the epoch's blocks by payments to it,
+   * each scaled down alike when they exceed it. Storage and relay are proven bytes anyone can make
+   * for themselves (junk on their own disk, downloads from themselves), so only what someone paid
+   * for, burning a fee, earns emission. What the cap holds back goes to the uptime pool.
+   */
+  work?: {
+    rebateBps: number
   }
   /** Undefined in parameter sets made before the rebate cap: the compute pool is not capped. */
   compute?: {
@@ -254,6 +268,8 @@ export interface BandwidthExplanation {
   vetting: boolean
   /** bytes × (vettingFactorBps while vetting, else 10,000). */
   weight: bigint
+  /** Its operator's cap on all paid work (see `ComputeExplanation.operatorCap`); null without `work`. */
+  operatorCap: bigint | null
   /** This node's part of the relay pool. */
   reward: bigint
 }
@@ -269,6 +285,8 @@ export interface StorageExplanation {
   vetting: boolean
   /** bytes × (vettingFactorBps while vetting, else 10,000). */
   weight: bigint
+  /** Its operator's cap on all paid work (see `ComputeExplanation.operatorCap`); null without `work`. */
+  operatorCap: bigint | null
   /** This node's part of the storage pool. */
   reward: bigint
 }
@@ -287,8 +305,9 @@ export interface ComputeExplanation {
   /** value × (vettingFactorBps while vetting, else 10,000); 0 on fraud. */
   weight: bigint
   /**
-   * Its operator's compute reward cap: floor(fees its payments burned this epoch × rebateBps /
-   * 10,000); null when the parameter set has no rebate cap.
+   * Its operator's reward cap: floor(fees its payments burned this epoch × rebateBps / 10,000), on
+   * its compute reward (`compute.rebateBps`) or on its compute, storage and relay rewards together
+   * (`work.rebateBps`); null when the parameter set has no rebate cap.
    */
   operatorCap: bigint | null
   /** This node's part of the compute pool (its operator's capped reward, split by weight). */
@@ -420,11 +439,16 @@ export function validateRewardParams(params: RewardParams): void {
   if (!Number.isSafeInteger(u.thresholdPpm) || u.thresholdPpm < 0 || u.thresholdPpm > Number(PPM))
     throw new RangeError('uptime.thresholdPpm must be in [0, 1000000]')
   if (u.stakeCap <= 0n) throw new RangeError('uptime.stakeCap must be positive')
-  const rebate = params.compute?.rebateBps
-  if (rebate !== undefined && (!Number.isSafeInteger(rebate) || rebate < 0 || rebate >= Number(BPS)))
-    throw new RangeError(
-      'compute.rebateBps must be in [0, 9999]: a rebate of the whole fee would make paying oneself free',
-    )
+  for (const [name, rebate] of [
+    ['compute', params.compute?.rebateBps],
+    ['work', params.work?.rebateBps],
+  ] as const)
+    if (rebate !== undefined && (!Number.isSafeInteger(rebate) || rebate < 0 || rebate >= Number(BPS)))
+      throw new RangeError(
+        `${name}.rebateBps must be in [0, 9999]: a rebate of the whole fee would make paying oneself free`,
+      )
+  if (params.work !== undefined && params.compute !== undefined)
+    throw new RangeError('work.rebateBps replaces compute.rebateBps: give one of them')
   if (u.cellStakeCap !== undefined && u.cellStakeCap < u.stakeCap)
     throw new RangeError('uptime.cellStakeCap must be at least uptime.stakeCap')
   if (!Number.isSafeInteger(u.vettingEpochs) || u.vettingEpochs < 0)
@@ -510,41 +534,71 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     pools[s] = pool
     left -= pool
   })
-  // 2b'. The compute rebate cap: an operator's compute reward is at most its share of the fees its
-  // payments burned; what the cap holds back goes to the uptime pool (or stays unminted without one).
-  let computePaid: AccountAmounts | undefined
-  if (params.compute !== undefined && pools.compute > 0n) {
+  // 2b'. The rebate cap: an operator's compute reward (`compute`), or its compute, storage and relay
+  // rewards together (`work`), are at most its share of the fees its payments burned, each scaled
+  // down alike; what the cap holds back goes to the uptime pool (or stays unminted without one).
+  const rebate = params.work?.rebateBps ?? params.compute?.rebateBps
+  const capped: readonly RewardService[] = params.work !== undefined ? PAID_WORK : ['compute']
+  const paid = new Map<RewardService, AccountAmounts>()
+  const caps = new Map<string, bigint>()
+  if (rebate !== undefined && capped.some((s) => pools[s] > 0n)) {
     const burned = new Map<string, bigint>()
     for (const [operator, amount] of input.burned ?? []) {
       if (amount <= 0n) continue
       const key = lowerAddress(operator as `0x${string}`)
       burned.set(key, (burned.get(key) ?? 0n) + amount)
     }
-    const rebate = BigInt(params.compute.rebateBps)
-    computePaid = new AccountAmounts()
-    let paid = 0n
-    for (const [operator, w] of weights.compute) {
-      const cap = ((burned.get(operator) ?? 0n) * rebate) / BPS
-      const share = (pools.compute * w) / totals.compute
-      const amount = share < cap ? share : cap
-      if (amount > 0n) computePaid.add(operator, amount)
-      paid += amount
+    // Each operator's uncapped share of each capped pool, and their sum.
+    const shares = new Map<string, bigint>()
+    for (const s of capped)
+      if (pools[s] > 0n)
+        for (const [operator, w] of weights[s])
+          shares.set(operator, (shares.get(operator) ?? 0n) + (pools[s] * w) / totals[s])
+    for (const operator of shares.keys()) {
+      const cap = ((burned.get(operator) ?? 0n) * BigInt(rebate)) / BPS
+      caps.set(operator, cap)
     }
-    for (const c of compute) {
-      c.operatorCap = ((burned.get(c.operator) ?? 0n) * rebate) / BPS
-      const opWeight = weights.compute.get(c.operator) ?? 0n
-      c.reward = opWeight > 0n ? ((computePaid.get(c.operator) ?? 0n) * c.weight) / opWeight : 0n
+    let held = 0n
+    for (const s of capped) {
+      if (pools[s] === 0n) continue
+      const amounts = new AccountAmounts()
+      let sum = 0n
+      for (const [operator, w] of weights[s]) {
+        const share = (pools[s] * w) / totals[s]
+        const all = shares.get(operator) ?? 0n
+        const cap = caps.get(operator) ?? 0n
+        const amount = all <= cap ? share : (share * cap) / all
+        if (amount > 0n) amounts.add(operator, amount)
+        sum += amount
+      }
+      paid.set(s, amounts)
+      held += pools[s] - sum
+      pools[s] = sum
     }
-    const held = pools.compute - paid
-    pools.compute = paid
     if (active.includes('uptime')) pools.uptime += held
-  } else {
-    for (const c of compute) c.reward = totals.compute > 0n ? (pools.compute * c.weight) / totals.compute : 0n
+  }
+  const rewardOf = (s: RewardService, operator: `0x${string}`, weight: bigint): bigint => {
+    const amounts = paid.get(s)
+    if (amounts === undefined) return totals[s] > 0n ? (pools[s] * weight) / totals[s] : 0n
+    const opWeight = weights[s].get(operator) ?? 0n
+    return opWeight > 0n ? ((amounts.get(operator) ?? 0n) * weight) / opWeight : 0n
+  }
+  const capOf = (s: RewardService, operator: string) =>
+    rebate === undefined || !capped.includes(s) ? null : (caps.get(operator) ?? 0n)
+  for (const c of compute) {
+    c.operatorCap = capOf('compute', c.operator)
+    c.reward = rewardOf('compute', c.operator, c.weight)
+  }
+  for (const c of storage) {
+    c.operatorCap = capOf('storage', c.operator)
+    c.reward = rewardOf('storage', c.operator, c.weight)
+  }
+  for (const c of bandwidth) {
+    c.operatorCap = capOf('relay', c.operator)
+    c.reward = rewardOf('relay', c.operator, c.weight)
   }
   uptime.pool = pools.uptime
   uptime.totalWeight = totals.uptime
-  for (const c of storage) c.reward = totals.storage > 0n ? (pools.storage * c.weight) / totals.storage : 0n
-  for (const c of bandwidth) c.reward = totals.relay > 0n ? (pools.relay * c.weight) / totals.relay : 0n
   for (const c of sensor) c.reward = totals.sensor > 0n ? (pools.sensor * c.weight) / totals.sensor : 0n
 
   // 3. Payouts, written over the uptime weights (read for the last time here): each uptime
@@ -571,8 +625,8 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
     }
     for (let i = 0; i < weights[s].size; i++) {
       const [operator, w] = weights[s].at(i)
-      const amount =
-        s === 'compute' && computePaid !== undefined ? (computePaid.get(operator) ?? 0n) : (pool * w) / all
+      const amounts = paid.get(s)
+      const amount = amounts !== undefined ? (amounts.get(operator) ?? 0n) : (pool * w) / all
       if (amount > 0n) payouts.add(operator, amount)
       total += amount
     }
@@ -802,6 +856,7 @@ function bandwidthWeights(
       bytes,
       vetting,
       weight: BigInt(bytes) * factor,
+      operatorCap: null,
       reward: 0n,
     }
   })
@@ -854,6 +909,7 @@ function storageWeights(
       bytes,
       vetting,
       weight: BigInt(bytes) * factor,
+      operatorCap: null,
       reward: 0n,
     }
   })
