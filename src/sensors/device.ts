@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../core/errors.js'
 import { readSecretFile, writeSecretFile } from '../core/secret-file.js'
 import { createPeerSigner, type PeerSigner } from '../mesh/peer-key.js'
 import { createWireCodec, type SignedEnvelope, type WireCodec } from '../mesh/wire-codec.js'
+import type { MakerCertificate } from './maker.js'
 import {
   coarseCellOf,
   SENSOR_DEVICE,
@@ -18,8 +19,9 @@ import {
 import type { Measurement } from './sources.js'
 
 /**
- * A sensor's device key and what it signs: the node certifies the key (kinds, coarse cell) with its
- * own peer key, and the device key signs each reading with the certificate inside. The key lives in
+ * A sensor's device key and what it signs: the node certifies the key (kinds, coarse cell, and the
+ * maker's certificate of the device when it has one) with its own peer key, and the device key
+ * signs each reading with the certificate inside. The key lives in
  * the node's directory (`sensors/NAME.key`, mode 0600), so a restarted node keeps its sensors'
  * identities and their seniority.
  */
@@ -65,6 +67,8 @@ export class DeviceSigner {
   readonly device: string
   readonly kinds: readonly SensorKind[]
   readonly cell: string
+  /** The maker's certificate of this device, carried in every node certificate; undefined: none. */
+  readonly maker: MakerCertificate | undefined
   readonly #network: string
   readonly #nodeCodec: WireCodec
   readonly #deviceCodec: WireCodec
@@ -74,6 +78,7 @@ export class DeviceSigner {
   /**
    * @param init.nodeCodec - encodes with the node's peer key and knows `SENSOR_DEVICE`.
    * @param init.key - the sensor's device key.
+   * @param init.maker - the maker's certificate of that key (a RangeError if it is another key's).
    */
   constructor(init: {
     network: string
@@ -82,9 +87,13 @@ export class DeviceSigner {
     cell: string
     nodeCodec: WireCodec
     clock: Pick<Clock, 'now'>
+    maker?: MakerCertificate
   }) {
     const signer: PeerSigner = createPeerSigner(init.key)
     this.device = signer.peerId
+    if (init.maker !== undefined && init.maker.device !== this.device)
+      throw new RangeError(`the maker's certificate is for device ${init.maker.device}, not ${this.device}`)
+    this.maker = init.maker
     this.kinds = [...init.kinds]
     this.cell = init.cell
     this.#network = init.network
@@ -111,7 +120,12 @@ export class DeviceSigner {
     if (this.#certificate === undefined || this.#certificate.exp - now < CERTIFICATE_RENEW_MS) {
       const { bytes } = this.#nodeCodec.encode(
         SENSOR_DEVICE,
-        { device: this.device, kinds: [...this.kinds], cell: this.cell },
+        {
+          device: this.device,
+          kinds: [...this.kinds],
+          cell: this.cell,
+          ...(this.maker === undefined ? {} : { maker: this.maker }),
+        },
         { ttlMs: CERTIFICATE_TTL_MS },
       )
       this.#certificate = JSON.parse(new TextDecoder().decode(bytes)) as SignedEnvelope<SensorDeviceBody>

@@ -2,6 +2,7 @@ import { cellToParent, getResolution, isValidCell } from 'h3-js'
 import { z } from 'zod'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import { defineMessage, type SignedEnvelope, verifyEnvelope } from '../mesh/wire-codec.js'
+import { type MakerCertificate, makerCertificateSchema, verifyMakerCertificate } from './maker.js'
 
 /**
  * Sensor readings on the wire (the sensor issue): what a kind of reading may be, the node's signed
@@ -36,6 +37,7 @@ const cell = z
  * key (its peer id), the kinds it measures and its coarse cell. Every reading carries it, so anyone
  * checks a reading alone: the device key signed the reading, the node signed the device key, and the
  * node is registered on-chain. Valid for at most an hour (the envelope's expiry); the node renews it.
+ * A certified device's certificate carries its maker's certificate too (`src/sensors/maker.ts`).
  */
 export const SENSOR_DEVICE = defineMessage(
   'sensor/device',
@@ -50,6 +52,8 @@ export const SENSOR_DEVICE = defineMessage(
         .refine((ks) => new Set(ks).size === ks.length, 'kinds listed twice'),
       /** Where, as a cell of {@link SENSOR_CELL_RESOLUTION}: never more precise. */
       cell,
+      /** The hardware maker's certificate of this device key, when it has one. */
+      maker: makerCertificateSchema.exactOptional(),
     })
     .strict(),
   { maxBytes: 1_024 },
@@ -101,14 +105,20 @@ export type ReadingFault =
   | 'certificate_mismatch'
   | 'certificate_expired'
   | 'kind_not_certified'
+  | 'bad_maker_certificate'
+  | 'maker_certificate_mismatch'
 
 /**
  * Certificates already checked, by signature, with the exact JSON they were checked as: a device
  * sends the same certificate with every reading for up to an hour, so each is verified once. A
- * certificate whose text differs in any way is checked anew. Bounded (the oldest are forgotten).
+ * certificate whose text differs in any way is checked anew. Makers' certificates are kept by
+ * device, so a node's renewed certificate does not check its device's maker again. Bounded (the
+ * oldest are forgotten).
  */
 export class CertificateCache {
   readonly #held = new Map<string, { json: string; envelope: SignedEnvelope<SensorDeviceBody> }>()
+  /** By device: the maker's certificate checked good, as `maker\nmodel\nsig`. */
+  readonly #makers = new Map<string, string>()
   readonly #max: number
 
   constructor(max = 10_000) {
@@ -128,23 +138,49 @@ export class CertificateCache {
     if (this.#held.size >= this.#max) this.#held.delete(this.#held.keys().next().value as string)
     this.#held.set(envelope.sig, { json: JSON.stringify(raw), envelope })
   }
+
+  /** Whether this maker's certificate was checked good before. */
+  hasMaker(c: MakerCertificate): boolean {
+    return this.#makers.get(c.device) === makerKey(c)
+  }
+
+  /** Remembers a maker's certificate checked good (the one its device last showed). */
+  setMaker(c: MakerCertificate): void {
+    if (!this.#makers.has(c.device) && this.#makers.size >= this.#max)
+      this.#makers.delete(this.#makers.keys().next().value as string)
+    this.#makers.set(c.device, makerKey(c))
+  }
+}
+
+function makerKey(c: MakerCertificate): string {
+  return `${c.maker}\n${c.model}\n${c.sig}`
 }
 
 /**
  * Checks a decoded reading against the certificate it carries: a valid `sensor/device` envelope
  * signed by a node (which node: the caller checks it is registered), for this device, naming the
- * reading's cell and kind, and valid when the reading was sent.
+ * reading's cell and kind, and valid when the reading was sent; and the maker's certificate inside
+ * it, if any: for the same device and signed by its maker (which maker: whether it is approved is
+ * the reward function's question). Never throws.
  */
 export function checkReading(
   reading: SignedEnvelope<SensorReadingBody>,
   options: { network: string; verifier: PeerVerifier; certificates?: CertificateCache },
 ):
-  | { ok: true; node: string; certificate: SignedEnvelope<SensorDeviceBody> }
+  | {
+      ok: true
+      node: string
+      certificate: SignedEnvelope<SensorDeviceBody>
+      /** The maker whose certificate of the device was checked; undefined: none. */
+      maker: string | undefined
+    }
   | { ok: false; fault: ReadingFault } {
   let c = options.certificates?.get(reading.body.device)
   if (c === undefined) {
     const cert = verifyEnvelope(reading.body.device, SENSOR_DEVICE, options)
     if (!cert.ok) return { ok: false, fault: 'bad_certificate' }
+    const fault = checkMaker(cert.envelope.body, options)
+    if (fault !== undefined) return { ok: false, fault }
     c = cert.envelope
     options.certificates?.set(reading.body.device, c)
   }
@@ -152,5 +188,19 @@ export function checkReading(
     return { ok: false, fault: 'certificate_mismatch' }
   if (reading.ts < c.ts || reading.ts > c.exp) return { ok: false, fault: 'certificate_expired' }
   if (!c.body.kinds.includes(reading.body.kind)) return { ok: false, fault: 'kind_not_certified' }
-  return { ok: true, node: c.from, certificate: c }
+  return { ok: true, node: c.from, certificate: c, maker: c.body.maker?.maker }
+}
+
+/** Why the maker's certificate inside a node's certificate is not good; undefined: it is (or there is none). */
+function checkMaker(
+  body: SensorDeviceBody,
+  options: { verifier: PeerVerifier; certificates?: CertificateCache },
+): ReadingFault | undefined {
+  const m = body.maker
+  if (m === undefined) return undefined
+  if (m.device !== body.device) return 'maker_certificate_mismatch'
+  if (options.certificates?.hasMaker(m)) return undefined
+  if (!verifyMakerCertificate(m, options.verifier).ok) return 'bad_maker_certificate'
+  options.certificates?.setMaker(m)
+  return undefined
 }

@@ -39,6 +39,11 @@ export interface SubscribedReading {
   sensor: string
   /** The node that certified the sensor. */
   node: string
+  /**
+   * The hardware maker whose certificate of the device key was checked (its key's peer id); absent:
+   * the device shows none. Whether the maker is approved by governance is not checked here.
+   */
+  maker?: string
   kind: SensorKind
   value: number
   unit: string
@@ -107,7 +112,8 @@ export interface ReadingCheckerComponents {
 
 /**
  * Checks gossiped readings for a builder or an explorer: decodes each (size, schema, the device
- * key's signature, replay, clock skew), checks it against the node certificate it carries, and flags
+ * key's signature, replay, clock skew), checks it against the node certificate it carries (and the
+ * maker's certificate inside, if any), and flags
  * its quality against the sensor's previous readings. `check` returns the verdict for gossip and the
  * reading when it is good; bad ones are counted in `dropped`.
  */
@@ -164,6 +170,7 @@ export function readingChecker(components: ReadingCheckerComponents): {
         reading: {
           sensor: reading.from,
           node: checked.node,
+          ...(checked.maker === undefined ? {} : { maker: checked.maker }),
           kind: b.kind,
           value: b.value,
           unit: b.unit,

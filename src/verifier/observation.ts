@@ -118,8 +118,9 @@ export const MAX_SENSORS_PER_NODE = 16
  * A verifier's judgement of one node's sensors over one epoch: the coarse cell the node's
  * certificates claim, the verifier's location probe of the node (its fastest round trip this epoch
  * and its own distance to the claimed cell, so anyone can check the light-in-fibre bound), and per
- * sensor the readings it received, their quality and their agreement with the neighbours (ppm),
- * since when it has known the sensor (seniority), and why, in one line.
+ * sensor its maker (whose certificate of the device the verifier checked), the readings it received,
+ * their quality and their agreement with the neighbours (ppm), since when it has known the sensor
+ * (seniority), and why, in one line.
  */
 export const SENSOR_OBSERVATION = defineMessage(
   'observation/sensor',
@@ -142,6 +143,12 @@ export const SENSOR_OBSERVATION = defineMessage(
           z
             .object({
               device: z.string().min(1).max(128),
+              /**
+               * The maker whose certificate of the device this verifier checked (its key's peer
+               * id); absent: the device showed none. Whether the maker is approved is the reward
+               * function's question (`params.hardware.makers`).
+               */
+              maker: z.string().min(1).max(128).exactOptional(),
               /** The epoch this verifier first took a reading of the sensor. */
               since: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
               readings: z.number().int().nonnegative().max(1_000_000),

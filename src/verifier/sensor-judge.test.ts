@@ -16,9 +16,12 @@ import {
   type RewardParams,
 } from '../rewards/reward-function.js'
 import { DeviceSigner } from '../sensors/device.js'
+import { type MakerCertificate, signMakerCertificate } from '../sensors/maker.js'
 import { SENSOR_DEVICE, SENSOR_READING } from '../sensors/reading.js'
 import { simulatedWeather } from '../sensors/weather.js'
+import { buildBundle, checkBundle } from './bundle.js'
 import type { RegistrySnapshot } from './chain-port.js'
+import { MAX_SENSORS_PER_NODE, SENSOR_OBSERVATION } from './observation.js'
 import { SensorJudge } from './sensor-judge.js'
 import { openVerifierStore, type VerifierStore } from './store.js'
 
@@ -53,6 +56,8 @@ async function setup(options: { place?: { lat: number; lon: number } } = {}) {
     types: [SENSOR_READING],
     nextSeq: () => 1,
   })
+  // The hardware maker that governance approves in these tests: it certifies every station's device.
+  const maker = createPeerSigner(await generateKeyPair('Ed25519'))
   const subscribed: string[] = []
   const judge = new SensorJudge(
     { network: NET, ...(options.place ? { place: options.place } : {}) },
@@ -73,10 +78,16 @@ async function setup(options: { place?: { lat: number; lon: number } } = {}) {
       registryAt: () => ({ ...registry, nodes: [...registry.nodes] }),
     },
   )
-  /** A node at `place` (registered there unless `registeredAt` says otherwise) with one station. */
+  /**
+   * A node at `place` (registered at `claim`, by default the same) with one station, its device
+   * certified by the approved maker unless `certify` says otherwise (undefined: no certificate).
+   */
   async function station(
     place: { lat: number; lon: number },
-    opts: { claim?: { lat: number; lon: number } } = {},
+    opts: {
+      claim?: { lat: number; lon: number }
+      certify?: (device: string) => MakerCertificate | undefined
+    } = {},
   ) {
     const nodeSigner = createPeerSigner(await generateKeyPair('Ed25519'))
     const claim = opts.claim ?? place
@@ -89,9 +100,14 @@ async function setup(options: { place?: { lat: number; lon: number } } = {}) {
       h3Cell: latLngToCell(claim.lat, claim.lon, 7),
     })
     let seq = 0
+    const key = await generateKeyPair('Ed25519')
+    const id = createPeerSigner(key).peerId
+    const certificate =
+      opts.certify === undefined ? signMakerCertificate(maker, id, 'WS-2000') : opts.certify(id)
     const device = new DeviceSigner({
       network: NET,
-      key: await generateKeyPair('Ed25519'),
+      key,
+      ...(certificate === undefined ? {} : { maker: certificate }),
       kinds: ['temperature', 'humidity', 'pressure'],
       cell: cellToParent(latLngToCell(claim.lat, claim.lon, 7), 5),
       nodeCodec: createWireCodec({
@@ -105,6 +121,8 @@ async function setup(options: { place?: { lat: number; lon: number } } = {}) {
     })
     return {
       peerId: nodeSigner.peerId,
+      nodeSigner,
+      key,
       operator: op(i),
       device,
       weather: simulatedWeather({ seed: i + 1, lat: place.lat, lon: place.lon }),
@@ -150,11 +168,13 @@ async function setup(options: { place?: { lat: number; lon: number } } = {}) {
     const out = computeEpochRewards(input, {
       ...DEFAULT_REWARD_PARAMS,
       sensor: { ...DEFAULT_REWARD_PARAMS.sensor, ...params },
+      hardware: { makers: [maker.peerId], linearBps: 5_000 },
     })
     return { out, observations, pay: (operator: string) => out.payouts.get(operator) ?? 0n }
   }
   return {
     judge,
+    maker,
     store,
     path,
     registry,
@@ -359,5 +379,127 @@ describe('sensor judge', () => {
     expect(t.judge.take(a.device.sign({ kind: 'pressure', value: 1_000, at: T0 }))).toBe('accept')
     t.judge.stop()
     expect(written()).toBe(3)
+  })
+  it('reports per sensor the maker whose certificate it checked, and none for an uncertified one', async () => {
+    const t = await setup()
+    const certified = await t.station(BERLIN)
+    const bare = await t.station(BERLIN, { certify: () => undefined })
+    t.run([certified, bare], 3)
+    const observations = t.judge.observations(5)
+    const sensorOf = (node: string) => observations.find((o) => o.node === node)?.sensors[0]
+    expect(sensorOf(certified.peerId)).toMatchObject({
+      device: certified.device.device,
+      maker: t.maker.peerId,
+    })
+    expect(sensorOf(bare.peerId)).not.toHaveProperty('maker')
+    // Signed, carried in an epoch bundle and checked there: the reward function gets the maker.
+    const verifier = createPeerSigner(await generateKeyPair('Ed25519'))
+    let seq = 0
+    const codec = createWireCodec({
+      network: NET,
+      signer: verifier,
+      clock: { now: () => T0 },
+      types: [SENSOR_OBSERVATION],
+      nextSeq: () => ++seq,
+    })
+    const signed = observations.map((o) =>
+      JSON.parse(new TextDecoder().decode(codec.encode(SENSOR_OBSERVATION, o).bytes)),
+    )
+    const built = buildBundle({
+      net: NET,
+      epoch: 5,
+      seed: `0x${'ab'.repeat(32)}`,
+      emission: 1_000n * MESH,
+      params: DEFAULT_REWARD_PARAMS,
+      nodes: t.registry.nodes.map((n) => ({ ...n, registeredEpoch: 0 })),
+      verifiers: [{ peerId: verifier.peerId, address: op(99) }],
+      observations: signed,
+      carried: { root: null, entries: [] },
+    })
+    const checked = checkBundle(built.bytes, {
+      network: NET,
+      verifier: createPeerVerifier(),
+      previousRoot: null,
+    })
+    if (!checked.ok) throw new Error(checked.fault)
+    const inBundle = (node: string) => checked.bundle.input.sensor?.find((o) => o.node === node)?.sensors[0]
+    expect(inBundle(certified.peerId)?.maker).toBe(t.maker.peerId)
+    expect(inBundle(bare.peerId)).not.toHaveProperty('maker')
+  })
+
+  it('refuses and counts readings whose maker certificate is forged or for another device', async () => {
+    const t = await setup()
+    const someone = createPeerSigner(await generateKeyPair('Ed25519')).peerId
+    const forged = await t.station(BERLIN, {
+      certify: (device) => ({ ...signMakerCertificate(t.maker, device, 'WS-2000'), model: 'WS-9000' }),
+    })
+    expect(t.judge.take(forged.device.sign({ kind: 'temperature', value: 20, at: T0 }))).toBe('reject')
+    expect(t.judge.counts.dropped.bad_maker_certificate).toBe(1)
+    // A node that puts another device's (good) certificate in its certificate of this one.
+    const borrower = await t.station(BERLIN)
+    const clock = { now: () => T0 }
+    const nodeCodec = createWireCodec({
+      network: NET,
+      signer: borrower.nodeSigner,
+      clock,
+      types: [SENSOR_DEVICE],
+      nextSeq: () => 1_000,
+    })
+    const { bytes } = nodeCodec.encode(SENSOR_DEVICE, {
+      ...borrower.device.certificate().body,
+      maker: signMakerCertificate(t.maker, someone, 'WS-2000'),
+    })
+    const deviceCodec = createWireCodec({
+      network: NET,
+      signer: createPeerSigner(borrower.key),
+      clock,
+      types: [SENSOR_READING],
+      nextSeq: () => T0 - 1,
+    })
+    const reading = deviceCodec.encode(SENSOR_READING, {
+      kind: 'temperature',
+      value: 20,
+      unit: '°C',
+      at: T0,
+      cell: borrower.device.cell,
+      device: JSON.parse(new TextDecoder().decode(bytes)),
+    }).bytes
+    expect(t.judge.take(reading)).toBe('reject')
+    expect(t.judge.counts.dropped.maker_certificate_mismatch).toBe(1)
+    // The same device with its own certificate is kept.
+    expect(t.judge.take(borrower.device.sign({ kind: 'temperature', value: 20, at: T0 + 1 }))).toBe('accept')
+    expect(t.judge.counts.kept).toBe(1)
+  })
+
+  it('fits an observation of the most sensors, each with its maker, in the observation cap', async () => {
+    const peer = async () => createPeerSigner(await generateKeyPair('Ed25519')).peerId
+    const codec = createWireCodec({
+      network: 'x'.repeat(128),
+      signer: createPeerSigner(await generateKeyPair('Ed25519')),
+      clock: { now: () => T0 },
+      types: [SENSOR_OBSERVATION],
+      nextSeq: () => Number.MAX_SAFE_INTEGER,
+    })
+    const sensors = []
+    for (let i = 0; i < MAX_SENSORS_PER_NODE; i++)
+      sensors.push({
+        device: await peer(),
+        maker: await peer(),
+        since: Number.MAX_SAFE_INTEGER,
+        readings: 1_000_000,
+        qualityPpm: 1_000_000,
+        agreementPpm: 1_000_000,
+        summary: 'x'.repeat(120),
+      })
+    const body = {
+      epoch: Number.MAX_SAFE_INTEGER,
+      node: await peer(),
+      cell: '851f1d4bfffffff',
+      probe: { rttMs: 1, distanceKm: 20_100 },
+      sensors,
+    }
+    expect(codec.encode(SENSOR_OBSERVATION, body).bytes.length).toBeLessThanOrEqual(
+      SENSOR_OBSERVATION.maxBytes,
+    )
   })
 })

@@ -30,6 +30,8 @@ export const readingDrops = [
   'certificate_mismatch',
   'certificate_expired',
   'kind_not_certified',
+  'bad_maker_certificate',
+  'maker_certificate_mismatch',
   'unregistered_node',
   'cell_mismatch',
   'device_taken',
@@ -62,8 +64,9 @@ export interface SensorJudgeComponents {
 
 /**
  * A verifier's sensor duty: follows the reading topics of every registered node's coarse cell,
- * keeps each checked reading (device key's signature, the node's certificate, a registered node,
- * the cell it registered at), and at the epoch's end judges every sensor it heard: data quality
+ * keeps each checked reading (device key's signature, the node's certificate and the maker's
+ * certificate in it, a registered node, the cell it registered at), and at the epoch's end judges
+ * every sensor it heard, naming the maker whose certificate of it was checked: data quality
  * (bounds, stuck values, rates, agreement with the sensors of the same and adjacent cells, clock
  * drift, duplicates), and a location probe of its node (this verifier's fastest answered challenge
  * and its distance to the claimed cell). The judgement is one signed observation per node.
@@ -139,6 +142,7 @@ export class SensorJudge {
         node: checked.node,
         cell: reading.body.cell,
         kinds: checked.certificate.body.kinds,
+        ...(checked.maker === undefined ? {} : { maker: checked.maker }),
         kind: reading.body.kind,
         at: reading.body.at,
         value: reading.body.value,
@@ -226,6 +230,7 @@ export class SensorJudge {
       if (sensors.length >= MAX_SENSORS_PER_NODE) continue
       sensors.push({
         device,
+        ...(d.maker === undefined ? {} : { maker: d.maker }),
         since: d.since,
         readings: readings.length,
         qualityPpm: Math.round(quality * 1e6),

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { SignedEnvelope } from '../mesh/wire-codec.js'
+import { migrate } from '../node/database.js'
 import type { UptimeObservationBody } from './observation.js'
 import {
   MAX_READINGS_PER_SENSOR_EPOCH,
@@ -12,6 +13,7 @@ import {
   READING_BATCH,
   type ReadingRefusal,
   type SensorDeviceRecord,
+  VERIFIER_MIGRATIONS,
   type VerifierStore,
   type VerifierStoreInit,
 } from './store.js'
@@ -137,6 +139,7 @@ class ReadingModel {
         node: r.node,
         cell: r.cell,
         kinds: r.kinds,
+        ...(r.maker === undefined ? {} : { maker: r.maker }),
         since: r.epoch,
       })
     } else if (held.node !== r.node) {
@@ -144,6 +147,9 @@ class ReadingModel {
     } else {
       held.cell = r.cell
       held.kinds = r.kinds
+      // The maker of the latest reading's certificate.
+      if (r.maker === undefined) delete held.maker
+      else held.maker = r.maker
     }
     if (
       this.rows.filter((x) => x.epoch === r.epoch && x.device === r.device).length >=
@@ -208,6 +214,7 @@ describe('verifier store: sensor readings', () => {
           epoch: fc.integer({ min: 1, max: 4 }),
           cell: fc.constantFrom('851f1d4bfffffff', '851f1d4ffffffff'),
           kinds: fc.subarray(['temperature', 'humidity', 'pressure'], { minLength: 1 }),
+          maker: fc.constantFrom(undefined, 'maker-0', 'maker-1'),
         }),
       },
       { weight: 1, arbitrary: fc.record({ op: fc.constant('flush' as const) }) },
@@ -236,6 +243,7 @@ describe('verifier store: sensor readings', () => {
               node: `node-${o.node}`,
               cell: o.cell,
               kinds: o.kinds,
+              ...(o.maker === undefined ? {} : { maker: o.maker }),
               kind: o.kinds[0] as string,
             })
             expect(store.recordReading(r, 2)).toEqual(model.record(r, 2))
@@ -256,6 +264,41 @@ describe('verifier store: sensor readings', () => {
       }),
       { numRuns: 60 },
     )
+  })
+
+  it("keeps each device's maker, and opens a store from before makers with none", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mw-verifier-store-'))
+    const path = join(dir, 'verifier.db')
+    dirs.push(path)
+    // A store as it was before makers (schema 5), holding a device and a reading.
+    const old = new Database(path)
+    migrate(
+      old,
+      VERIFIER_MIGRATIONS.filter((m) => m.version <= 5),
+    )
+    old
+      .prepare('INSERT INTO sensor_devices (device, node, cell, kinds, since) VALUES (?, ?, ?, ?, ?)')
+      .run('dev-a', 'node-a', '851f1d4bfffffff', '["temperature"]', 5)
+    old
+      .prepare(
+        'INSERT INTO sensor_readings (epoch, device, kind, at, value, received_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(5, 'dev-a', 'temperature', 1_000, 10, 2_000)
+    old.close()
+    const { store } = open(path)
+    expect(store.readingsOf(5).get('dev-a')?.device).toEqual({
+      device: 'dev-a',
+      node: 'node-a',
+      cell: '851f1d4bfffffff',
+      kinds: ['temperature'],
+      since: 5,
+    })
+    // Its next reading names its maker; the maker is kept across a restart.
+    expect(store.recordReading(reading(1, { maker: 'maker-x' }), 16)).toEqual({ ok: true })
+    store.close()
+    opened.splice(opened.indexOf(store), 1)
+    const again = open(path).store
+    expect(again.readingsOf(5).get('dev-a')?.device).toMatchObject({ maker: 'maker-x', since: 5 })
   })
 
   it('writes readings a batch at a time: a kill loses at most the batch pending', () => {

@@ -181,6 +181,11 @@ export const VERIFIER_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 6,
+    description: 'sensors: the maker whose certificate of a device was checked',
+    sql: 'ALTER TABLE sensor_devices ADD COLUMN maker TEXT;',
+  },
 ]
 
 /** Most readings kept of one sensor in one epoch (a reading a second for a quarter of an hour, or one a minute for a few days). */
@@ -190,12 +195,14 @@ export const SENSOR_READING_EPOCHS_KEPT = 4
 /** Readings pending when {@link VerifierStore.recordReading} commits them itself. */
 export const READING_BATCH = 1_024
 
-/** A sensor as a verifier knows it: its certifying node, cell and kinds, and since when. */
+/** A sensor as a verifier knows it: its certifying node, cell and kinds, its maker, and since when. */
 export interface SensorDeviceRecord {
   device: string
   node: string
   cell: string
   kinds: string[]
+  /** The maker whose certificate of the device came with its latest reading kept; absent: none. */
+  maker?: string
   /** The epoch of the first reading taken. */
   since: number
 }
@@ -331,7 +338,8 @@ export interface VerifierStore {
   saveStorageObservation(envelope: SignedEnvelope<StorageObservationBody>): boolean
   storageObservations(epoch: number): SignedEnvelope<StorageObservationBody>[]
   /**
-   * Keeps a checked reading of `device` (certified by `node` for `cell`), in `epoch`; the first
+   * Keeps a checked reading of `device` (certified by `node` for `cell`, and by `maker` when the
+   * reading's certificate carried its checked certificate), in `epoch`; the first
    * node to certify a device keeps it, a node keeps at most `maxSensorsPerNode` devices, and a device
    * at most {@link MAX_READINGS_PER_SENSOR_EPOCH} readings an epoch. The verdict is final when it
    * returns (the caps are counted in memory), but the write is batched: it is committed with the
@@ -349,6 +357,7 @@ export interface VerifierStore {
       node: string
       cell: string
       kinds: string[]
+      maker?: string
       kind: string
       at: number
       value: number
@@ -674,14 +683,21 @@ function sensorReadingTable(
   prune: VerifierStore['pruneReadings']
   flush: VerifierStore['flushReadings']
 } {
-  type DeviceRow = { device: string; node: string; cell: string; kinds: string; since: number }
+  type DeviceRow = {
+    device: string
+    node: string
+    cell: string
+    kinds: string
+    maker: string | null
+    since: number
+  }
   const selectDevice = db.prepare(
-    'SELECT device, node, cell, kinds, since FROM sensor_devices WHERE device = ?',
+    'SELECT device, node, cell, kinds, maker, since FROM sensor_devices WHERE device = ?',
   )
   const countDevices = db.prepare('SELECT COUNT(*) AS n FROM sensor_devices WHERE node = ?')
   const upsertDevice = db.prepare(
-    `INSERT INTO sensor_devices (device, node, cell, kinds, since) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (device) DO UPDATE SET cell = excluded.cell, kinds = excluded.kinds`,
+    `INSERT INTO sensor_devices (device, node, cell, kinds, maker, since) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (device) DO UPDATE SET cell = excluded.cell, kinds = excluded.kinds, maker = excluded.maker`,
   )
   const countReadings = db.prepare('SELECT COUNT(*) AS n FROM sensor_readings WHERE epoch = ? AND device = ?')
   const insertReading = db.prepare(
@@ -689,7 +705,7 @@ function sensorReadingTable(
   )
   const selectReadings = db.prepare(
     `SELECT r.device AS device, r.kind AS kind, r.at AS at, r.value AS value, r.received_at AS receivedAt,
-       d.node AS node, d.cell AS cell, d.kinds AS kinds, d.since AS since
+       d.node AS node, d.cell AS cell, d.kinds AS kinds, d.maker AS maker, d.since AS since
      FROM sensor_readings r JOIN sensor_devices d ON d.device = r.device
      WHERE r.epoch = ? ORDER BY r.device, r.at`,
   )
@@ -714,7 +730,7 @@ function sensorReadingTable(
   ][] = []
 
   const write = db.transaction((rows: typeof pending, devicesChanged: readonly DeviceRow[]) => {
-    for (const d of devicesChanged) upsertDevice.run(d.device, d.node, d.cell, d.kinds, d.since)
+    for (const d of devicesChanged) upsertDevice.run(d.device, d.node, d.cell, d.kinds, d.maker, d.since)
     for (const r of rows) insertReading.run(r[0], r[1], r[2], r[3], r[4], r[5])
   })
   const flush = (): void => {
@@ -762,19 +778,21 @@ function sensorReadingTable(
     record(r, maxSensorsPerNode) {
       const held = deviceRow(r.device)
       const kinds = JSON.stringify(r.kinds)
+      const maker = r.maker ?? null
       if (held === undefined) {
         const n = devicesOfNode(r.node)
         if (n >= maxSensorsPerNode) return { ok: false, refusal: 'too_many_sensors' }
-        const row = { device: r.device, node: r.node, cell: r.cell, kinds, since: r.epoch }
+        const row = { device: r.device, node: r.node, cell: r.cell, kinds, maker, since: r.epoch }
         makeRoom()
         devices.set(r.device, row)
         devicesOf.set(r.node, n + 1)
         changed.add(row)
       } else if (held.node !== r.node) {
         return { ok: false, refusal: 'device_taken' }
-      } else if (held.cell !== r.cell || held.kinds !== kinds) {
+      } else if (held.cell !== r.cell || held.kinds !== kinds || held.maker !== maker) {
         held.cell = r.cell
         held.kinds = kinds
+        held.maker = maker
         changed.add(held)
       }
       const key = `${r.epoch}|${r.device}`
@@ -803,6 +821,7 @@ function sensorReadingTable(
               node: r.node,
               cell: r.cell,
               kinds: JSON.parse(r.kinds),
+              ...(r.maker === null ? {} : { maker: r.maker }),
               since: r.since,
             },
             readings: [],
