@@ -178,6 +178,12 @@ export const nodeConfigSchema = z
           .refine((u) => u === '' || /^(mqtts?|wss?|tcp):\/\//.test(u), 'an mqtt:// (or mqtts, ws, wss) URL')
           .default(''),
         mqttTopic: z.string().min(1).max(256).default('meshwork/sensors/+'),
+        /**
+         * Makers' certificates of the sensors' device keys, by sensor name: a JSON file each (as
+         * `meshwork maker certify` writes it), relative to the config's directory unless absolute.
+         * Only sensors certified by a maker governance approves are paid.
+         */
+        certificates: z.record(sensorName, z.string().min(1).max(4_096)).default({}),
       })
       .strict()
       .refine((s) => s.simulated.length + s.devices.length <= MAX_NODE_SENSORS, {
@@ -194,6 +200,13 @@ export const nodeConfigSchema = z
       .refine((s) => s.devices.length === 0 || s.jsonLines !== '' || s.mqttUrl !== '', {
         message: 'devices need a source: set jsonLines or mqttUrl',
       })
+      .refine(
+        (s) => {
+          const names = new Set([...s.simulated, ...s.devices.map((d) => d.name)])
+          return Object.keys(s.certificates).every((name) => names.has(name))
+        },
+        { message: 'a certificate names no configured sensor (list it in simulated or devices)' },
+      )
       .default({
         simulated: [],
         simulatedEverySeconds: 60,
@@ -201,6 +214,7 @@ export const nodeConfigSchema = z
         jsonLines: '',
         mqttUrl: '',
         mqttTopic: 'meshwork/sensors/+',
+        certificates: {},
       }),
     api: apiSection('127.0.0.1:9464'),
     chain: chainSection(),
@@ -299,6 +313,11 @@ mqttTopic = "meshwork/sensors/+"
 # [[sensors.devices]]
 # name = "porch"
 # kinds = ["temperature", "humidity"]
+# Only sensors whose device key a maker approved by governance certifies are paid. A sensor's
+# certificate (from its maker: \`meshwork node sensors\` shows the device key to certify) goes here,
+# relative to this directory unless absolute:
+# [sensors.certificates]
+# porch = "porch.cert.json"
 
 [api]
 # Prometheus /metrics, /healthz and /status. Keep it on loopback.

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
+import { isAbsolute, join } from 'node:path'
 import { cellToLatLng } from 'h3-js'
 import { Gauge, type Registry } from 'prom-client'
 import { systemClock } from '../core/clock.js'
@@ -7,18 +8,51 @@ import type { PeerSigner } from '../mesh/peer-key.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
 import type { NodeConfig } from '../node/config.js'
 import { sensorCellOf } from './device.js'
+import type { MakerCertificate } from './maker.js'
+import { readMakerCertificate } from './maker-files.js'
 import { SENSOR_DEVICE } from './reading.js'
 import { type SensorCounts, SensorService, type SensorSpec } from './sensor-service.js'
 import { jsonLinesSource, mqttSource, type SensorSource, simulatedSource } from './sources.js'
 
+/** The kinds a simulated weather station measures. */
+const STATION_KINDS = ['temperature', 'humidity', 'pressure'] as const
+
+/** The file of sensor `name`'s maker certificate (`[sensors.certificates]`), resolved against `dir`. */
+export function sensorCertificatePath(
+  dir: string,
+  config: NodeConfig['sensors'],
+  name: string,
+): string | undefined {
+  const path = config.certificates[name]
+  if (path === undefined) return undefined
+  return isAbsolute(path) ? path : join(dir, path)
+}
+
+/**
+ * Reads and checks the maker's certificate of sensor `name`, if it has one (size, schema, the
+ * maker's signature); InvalidArgumentError naming the file and the fix otherwise. Whether it
+ * certifies the sensor's own key is checked when the key is loaded (`SensorService.start`).
+ */
+export function loadSensorCertificate(
+  dir: string,
+  config: NodeConfig['sensors'],
+  name: string,
+): MakerCertificate | undefined {
+  const path = sensorCertificatePath(dir, config, name)
+  return path === undefined ? undefined : readMakerCertificate(path, { what: `sensor ${name}'s certificate` })
+}
+
 /**
  * The node's sensor plugin from its `[sensors]` config: simulated stations at the node's cell,
- * and named devices fed by a JSON-lines file (or stdin) and/or an MQTT broker. Undefined when the
- * node has no sensors.
+ * and named devices fed by a JSON-lines file (or stdin) and/or an MQTT broker, each with its maker's
+ * certificate when `[sensors.certificates]` names one (read now, relative to `dir`). Undefined when
+ * the node has no sensors.
  */
 export function buildSensorService(init: {
   network: string
   h3Cell: string
+  /** The node's directory (certificate paths are relative to it). */
+  dir: string
   config: NodeConfig['sensors']
   signer: PeerSigner
   nextSeq: (type: string) => number
@@ -28,10 +62,14 @@ export function buildSensorService(init: {
   const cell = sensorCellOf(init.h3Cell)
   const [lat, lon] = cellToLatLng(init.h3Cell)
   const everyMs = Math.round(c.simulatedEverySeconds * 1_000)
+  const withMaker = (spec: SensorSpec): SensorSpec => {
+    const maker = loadSensorCertificate(init.dir, c, spec.name)
+    return maker === undefined ? spec : { ...spec, maker }
+  }
   const sensors: SensorSpec[] = [
-    ...c.simulated.map((name): SensorSpec => ({ name, kinds: ['temperature', 'humidity', 'pressure'] })),
+    ...c.simulated.map((name): SensorSpec => ({ name, kinds: STATION_KINDS })),
     ...c.devices,
-  ]
+  ].map(withMaker)
   const sources: SensorSource[] = c.simulated.map((name) =>
     simulatedSource({
       sensor: name,

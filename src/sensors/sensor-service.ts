@@ -1,9 +1,12 @@
 import { join } from 'node:path'
+import { InvalidArgumentError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
+import { createPeerSigner } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
 import type { ServiceOffer } from '../node/advertisement.js'
 import type { NodeService, ServiceChallenge, ServiceContext } from '../node/service.js'
 import { DeviceSigner, loadDeviceKey } from './device.js'
+import type { MakerCertificate } from './maker.js'
 import { type SensorKind, sensorTopic } from './reading.js'
 import type { SensorSource } from './sources.js'
 
@@ -11,6 +14,11 @@ import type { SensorSource } from './sources.js'
 export interface SensorSpec {
   name: string
   kinds: readonly SensorKind[]
+  /**
+   * The maker's certificate of the sensor's device key (checked good: `readMakerCertificate`);
+   * starting fails when it certifies another key than the one in DIR/sensors/NAME.key.
+   */
+  maker?: MakerCertificate
 }
 
 /** Options of {@link SensorService}. */
@@ -81,10 +89,26 @@ export class SensorService implements NodeService {
     return new Map([...this.#devices].map(([name, d]) => [name, d.device]))
   }
 
+  /** Each certified sensor's maker (its key's peer id), by name, once started. */
+  makers(): Map<string, string> {
+    return new Map(
+      [...this.#devices].flatMap(([name, d]) => (d.maker === undefined ? [] : [[name, d.maker.maker]])),
+    )
+  }
+
   async start(context: ServiceContext): Promise<void> {
     const dir = join(context.dir, 'sensors')
     for (const spec of this.#init.sensors) {
       const key = await loadDeviceKey(dir, spec.name)
+      const device = createPeerSigner(key).peerId
+      if (spec.maker !== undefined && spec.maker.device !== device)
+        throw new InvalidArgumentError(
+          `sensor ${spec.name}'s maker certificate is for device ${spec.maker.device}, but its key (${join(dir, `${spec.name}.key`)}) is device ${device}`,
+          {
+            hint: `Set [sensors.certificates] ${spec.name} to the certificate of ${device}, or remove it`,
+            details: { sensor: spec.name, device, certified: spec.maker.device },
+          },
+        )
       this.#devices.set(
         spec.name,
         new DeviceSigner({
@@ -94,12 +118,16 @@ export class SensorService implements NodeService {
           cell: this.#init.cell,
           nodeCodec: this.#codec,
           clock: context.clock,
+          ...(spec.maker === undefined ? {} : { maker: spec.maker }),
         }),
       )
     }
     const logger = context.logger.child({ module: 'sensors' })
     for (const source of new Set(this.#init.sources)) this.#loops.push(this.#run(source, context, logger))
-    logger.info({ sensors: [...this.devices()], cell: this.#init.cell }, 'sensors started')
+    logger.info(
+      { sensors: [...this.devices()], makers: [...this.makers()], cell: this.#init.cell },
+      'sensors started',
+    )
   }
 
   async #run(source: SensorSource, context: ServiceContext, logger: Logger): Promise<void> {

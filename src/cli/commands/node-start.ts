@@ -189,6 +189,7 @@ export function nodeStartCommand(node: Command): void {
         const sensors = buildSensorService({
           network: net,
           h3Cell: config.node.h3Cell,
+          dir,
           config: config.sensors,
           signer: createPeerSigner(identity.peerKey),
           nextSeq: (t) => db.nextSeq(t),
