@@ -285,7 +285,10 @@ describe('HTTP API: sensors', () => {
     const { DeviceSigner } = await import('../sensors/device.js')
     const { SENSOR_DEVICE, SENSOR_READING, sensorTopic } = await import('../sensors/reading.js')
     const { SensorFeed } = await import('./sensor-feed.js')
+    const { signMakerCertificate } = await import('../sensors/maker.js')
     const NET = 'api-net'
+    // Berlin's station is certified by a hardware maker, Potsdam's by none.
+    const maker = createPeerSigner(await generateKeyPair('Ed25519'))
     const now = Date.now()
     const handlers = new Map<string, (m: { data: Uint8Array; from: string }) => unknown>()
     const feed = new SensorFeed({
@@ -316,10 +319,13 @@ describe('HTTP API: sensors', () => {
       feed.follow([h3])
       let seq = 0
       const nodeSigner = createPeerSigner(await generateKeyPair('Ed25519'))
+      const key = await generateKeyPair('Ed25519')
+      const device = createPeerSigner(key).peerId
       stations.push(
         new DeviceSigner({
           network: NET,
-          key: await generateKeyPair('Ed25519'),
+          key,
+          ...(stations.length === 0 ? { maker: signMakerCertificate(maker, device, 'WS-2000') } : {}),
           kinds: ['temperature', 'humidity'],
           cell: cellToParent(h3, 5),
           nodeCodec: createWireCodec({
@@ -357,9 +363,11 @@ describe('HTTP API: sensors', () => {
     expect(near.readings[0]).toMatchObject({
       kind: 'temperature',
       unit: '°C',
+      maker: maker.peerId,
       quality: { flag: 'ok' },
       score: null,
     })
+    expect(near.readings[1]).not.toHaveProperty('maker')
     expect(near.readings[1].distanceKm).toBeGreaterThan(near.readings[0].distanceKm)
     // Within Berlin's cell centre's distance: Berlin's two readings, not Potsdam's.
     const close = (

@@ -281,6 +281,8 @@ export const SensorReadingView = Type.Object({
   /** The device key (peer id) that signed it, and the node that certified the device. */
   sensor: Type.String(),
   node: Type.String(),
+  /** The hardware maker whose certificate of the device was checked (peer id); absent: none. */
+  maker: Type.Optional(Type.String()),
   kind: Type.String(),
   value: Type.Number(),
   unit: Type.String(),

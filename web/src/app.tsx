@@ -149,8 +149,9 @@ const PANELS: readonly { feature: string; render: (state: LiveState) => preact.J
       <section class="card wide">
         <h2>Sensors: latest readings</h2>
         <p class="legend">
-          Signed by each sensor's device key, certified by its node, published per coarse cell; the score is
-          the verifiers' judgement in the newest posted epoch (quality × location).
+          Signed by each sensor's device key, certified by its node (and by its hardware maker, when it has
+          one), published per coarse cell; the score is the verifiers' judgement in the newest posted epoch
+          (quality × location).
         </p>
         <SensorTable state={state} />
       </section>
@@ -183,6 +184,7 @@ function SensorTable({ state }: { state: LiveState }) {
         <tr>
           <th>sensor</th>
           <th>node</th>
+          <th>maker</th>
           <th>kind</th>
           <th class="num">value</th>
           <th>quality</th>
@@ -196,6 +198,9 @@ function SensorTable({ state }: { state: LiveState }) {
             <td class="mono">{short(r.sensor)}</td>
             <td>
               <a href={`#/nodes/${r.node}`}>{names.get(r.node) ?? short(r.node)}</a>
+            </td>
+            <td class="mono" title={r.maker ?? 'no maker certifies this device'}>
+              {r.maker === undefined ? '—' : short(r.maker)}
             </td>
             <td>{r.kind}</td>
             <td class="num">
