@@ -7,8 +7,10 @@ import { deployCommand } from './commands/deploy.js'
 import { devnetCommand } from './commands/devnet.js'
 import { govCommands } from './commands/gov.js'
 import { jobCommands } from './commands/job-run.js'
+import { makerCommands } from './commands/maker.js'
 import { nodeInitCommand } from './commands/node-init.js'
 import { nodeRegisterCommand } from './commands/node-register.js'
+import { nodeSensorsCommand } from './commands/node-sensors.js'
 import { nodeStartCommand } from './commands/node-start.js'
 import { nodeStatusCommand } from './commands/node-status.js'
 import { rewardsCommands } from './commands/rewards.js'
@@ -38,10 +40,12 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
   nodeStartCommand(node)
   nodeRegisterCommand(node)
   nodeStatusCommand(node)
+  nodeSensorsCommand(node)
   const verifier = verifierCommands(program)
   const rewards = rewardsCommands(program)
   const job = jobCommands(program)
   const gov = govCommands(program)
+  const maker = makerCommands(program)
   storageCommands(program)
   const sim = simCommands(program)
   const stream = streamCommands(program)
@@ -53,6 +57,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
     rewards,
     job,
     gov,
+    maker,
     stream,
     sim,
     ...program.commands,
@@ -62,6 +67,7 @@ export function buildProgram(options: { json?: boolean } = {}): Command {
     ...rewards.commands,
     ...job.commands,
     ...gov.commands,
+    ...maker.commands,
     ...stream.commands,
     ...sim.commands,
   ])

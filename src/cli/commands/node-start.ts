@@ -216,8 +216,10 @@ export function nodeStartCommand(node: Command): void {
             addresses: () => libp2p.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/[^/]+$/, '')),
           },
         )
-        await agent.start()
+        // On the stack before it starts: a service that fails to start (a sensor certificate of
+        // another key) leaves those started before it to be stopped, so the process exits.
         stack.push({ name: 'agent', stop: () => agent.stop() })
+        await agent.start()
         if (config.relay.via.length > 0) {
           // A relay reservation brings the circuit address this node is dialled at: advertise it
           // then, not at the next refresh.
