@@ -4,11 +4,13 @@ import type { Ed25519PrivateKey } from '@libp2p/interface'
 import type { Clock, Timer } from '../core/clock.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import { createWireCodec } from '../mesh/wire-codec.js'
+import { createPeerSigner } from '../mesh/peer-key.js'
 import { DeviceSigner, sensorCellOf } from '../sensors/device.js'
+import { signMakerCertificate } from '../sensors/maker.js'
 import { SENSOR_DEVICE, sensorTopic } from '../sensors/reading.js'
 import { simulatedWeather } from '../sensors/weather.js'
 import { seedBytes, stream } from './random.js'
-import type { World } from './world.js'
+import { SIM_MAKER, type World } from './world.js'
 
 /** How often a simulated station measures (temperature, humidity and pressure each time). */
 export const STATION_EVERY_MS = 5 * 60_000
@@ -19,7 +21,10 @@ export interface SimStation {
   /** The weather it reports: its area's (the coarse cell's seed) at its place. */
   weatherSeed: number
   reports: { lat: number; lon: number }
-  /** A spoofer's station: no hardware, it reports the weather of the place its identity claims. */
+  /**
+   * A spoofer's station: no hardware (so no maker's certificate), it reports the weather of the place
+   * its identity claims. A real one carries {@link SIM_MAKER}'s certificate of its device key.
+   */
   fake: boolean
 }
 
@@ -85,8 +90,8 @@ export function stationKeys(world: World, stations: readonly SimStation[]): Prom
 }
 
 /**
- * Runs `station` as a node's sensor plugin does: a device key (from the seed) certified by the
- * identity's peer key for its coarse cell, and every {@link STATION_EVERY_MS} three signed readings
+ * Runs `station` as a node's sensor plugin does: a device key (from the seed; a real station's
+ * certified by {@link SIM_MAKER}) certified by the identity's peer key for its coarse cell, and every {@link STATION_EVERY_MS} three signed readings
  * gossiped on the cell's topic, through whatever port `portOf` gives while the identity is online.
  * Returns a function that stops it.
  */
@@ -116,6 +121,9 @@ export function runStation(
       nextSeq: () => ++seq,
     }),
     clock,
+    ...(station.fake
+      ? {}
+      : { maker: signMakerCertificate(SIM_MAKER, createPeerSigner(key).peerId, 'sim-station') }),
   })
   const weather = simulatedWeather({ seed: station.weatherSeed, ...station.reports })
   const topic = sensorTopic(network, cell)

@@ -23,6 +23,23 @@ export const MESH = 10n ** 18n
 /** What a confirmed fraud slashes: the minimum node stake, as the verifiers' compute auditor signs. */
 export const SLASH_AMOUNT = 1_000n * MESH
 
+/**
+ * The simulated network's one approved hardware maker (a fixed key): it certifies every honest
+ * weather station, none of the spoofers' fake ones (a fake station has no device a maker made).
+ */
+export const SIM_MAKER: PeerSigner = signerFromSeed(
+  new Uint8Array(createHash('sha256').update('meshwork/sim/maker/1').digest()),
+)
+
+/** The production defaults, with {@link SIM_MAKER} approved. */
+const SIM_REWARD_PARAMS: RewardParams = Object.freeze({
+  ...DEFAULT_REWARD_PARAMS,
+  hardware: Object.freeze({
+    makers: Object.freeze([SIM_MAKER.peerId]) as readonly string[],
+    linearBps: DEFAULT_REWARD_PARAMS.hardware?.linearBps ?? 5_000,
+  }),
+})
+
 /** The protocol timings and parameters a simulated network runs with (the production defaults where they exist). */
 export interface SimProtocol {
   /** Unix seconds of epoch 0 and its length (production: one hour). */
@@ -38,7 +55,10 @@ export interface SimProtocol {
   paymentFeeBps: number
 }
 
-/** The default protocol: production's emission, epoch length, reward parameters and verifier defaults. */
+/**
+ * The default protocol: production's emission, epoch length, reward parameters (with the simulated
+ * maker approved) and verifier defaults.
+ */
 export const DEFAULT_SIM_PROTOCOL: Readonly<SimProtocol> = Object.freeze({
   genesisTime: 1_700_000_000,
   epochDuration: 3_600,
@@ -46,7 +66,7 @@ export const DEFAULT_SIM_PROTOCOL: Readonly<SimProtocol> = Object.freeze({
   challengesPerEpoch: 4,
   challengeTimeoutMs: 2_000,
   emission: { initialEmission: 34_000n * MESH, halvingInterval: 8_760n },
-  params: DEFAULT_REWARD_PARAMS,
+  params: SIM_REWARD_PARAMS,
   paymentFeeBps: 500,
 })
 
