@@ -9,13 +9,16 @@ interface IEpochClock {
 }
 
 /// @title NetworkParams
-/// @notice The reward function's parameter set (docs/rewards.md, "Parameters"), versioned by epoch.
+/// @notice The reward function's parameter set (docs/rewards.md, "Parameters"), versioned by epoch,
+/// and the hardware makers whose device certificates count (docs/governance.md, "Hardware makers").
 ///
 /// Version 1 is the deploy's set and applies from epoch 0. Each change, made by the owner (the
-/// governance timelock), is a whole new set that applies from the epoch after the one the chain's
-/// clock is in when it executes, so every verifier settles a given epoch with the same set, and an
-/// epoch's set never changes once it has started. The history is kept: {paramsAt} and {versionAt}
-/// answer for any epoch. Epochs are EpochRewards' (its genesis time and epoch length, read once at
+/// governance timelock), is a whole new version that applies from the epoch after the one the
+/// chain's clock is in when it executes, so every verifier settles a given epoch with the same
+/// version, and an epoch's version never changes once it has started. A version is a parameter set
+/// and a maker list: {setParams} replaces the set and keeps the makers, {setMakers} replaces the
+/// makers and keeps the set. The history is kept: {paramsAt}, {makersAt} and {versionAt} answer for
+/// any epoch. Epochs are EpochRewards' (its genesis time and epoch length, read once at
 /// construction).
 contract NetworkParams is Ownable {
     /// @notice One parameter set. Weights are each service's share of an epoch's emission in basis
@@ -46,45 +49,76 @@ contract NetworkParams is Ownable {
         /// An operator's compute reward in an epoch is at most this share of the payment fees its
         /// payments burned in the epoch, in basis points: below 10,000, so paying oneself never pays.
         uint16 computeRebateBps;
+        /// The share of a node's uptime weight, in basis points, that is linear in its stake; the
+        /// rest counts only with a certified device in its registered place (at most 10,000).
+        uint16 linearBps;
     }
 
     struct Version {
         uint64 fromEpoch;
+        /// Its maker list, an index into `_makerLists` (versions made by {setParams} share the list
+        /// of the version they replace).
+        uint32 makerList;
         Params params;
     }
 
     uint256 public constant BPS = 10_000;
     uint256 public constant PPM = 1_000_000;
+    /// @notice The most makers one version lists.
+    uint256 public constant MAX_MAKERS = 256;
 
     uint64 public immutable genesisTime;
     uint64 public immutable epochDuration;
 
     Version[] private _versions;
+    /// Every maker list ever set, in order; each is strictly ascending, without the zero key.
+    bytes32[][] private _makerLists;
 
     error WeightsDoNotSum(uint256 sum);
     error InvalidParameter(string name);
     error ParamsVersionStale(uint32 baseVersion, uint32 latestVersion);
     error UnknownVersion(uint32 version);
+    /// @notice The maker at `index` is the zero key, or not above the one before it (a repeat, or
+    /// out of order: a list is strictly ascending).
+    error InvalidMaker(uint256 index, bytes32 maker);
 
-    /// @notice A new parameter set, in force from epoch `fromEpoch` on.
+    /// @notice A new version, in force from epoch `fromEpoch` on, and its parameter set (every
+    /// version emits it, also one made by {setMakers}, whose set is the one it replaces).
     event ParamsChanged(uint32 indexed version, uint64 indexed fromEpoch, Params params);
+    /// @notice The makers of a new version, in force from epoch `fromEpoch` on: emitted for version 1
+    /// and for each version made by {setMakers}.
+    event MakersChanged(uint32 indexed version, uint64 indexed fromEpoch, bytes32[] makers);
 
-    constructor(address owner_, IEpochClock epochs, Params memory initial) Ownable(owner_) {
+    /// @param makers The makers whose device certificates count from epoch 0: their raw 32-byte
+    /// Ed25519 public keys, strictly ascending, at most {MAX_MAKERS}, none zero.
+    constructor(address owner_, IEpochClock epochs, Params memory initial, bytes32[] memory makers)
+        Ownable(owner_)
+    {
         uint64 duration = epochs.epochDuration();
         if (duration == 0) revert InvalidParameter("epochDuration");
         genesisTime = epochs.genesisTime();
         epochDuration = duration;
-        _push(0, initial);
+        _push(0, initial, _addMakers(makers));
+        emit MakersChanged(1, 0, makers);
     }
 
-    /// @notice Sets a whole new parameter set, in force from the next epoch. `baseVersion` must be
-    /// the newest version ({versionCount}): a proposal built on a set that another proposal has
-    /// replaced meanwhile reverts instead of silently undoing that change.
+    /// @notice Sets a whole new parameter set, in force from the next epoch, keeping the makers of
+    /// the version it replaces. `baseVersion` must be the newest version ({versionCount}): a
+    /// proposal built on a set that another proposal has replaced meanwhile reverts instead of
+    /// silently undoing that change.
     function setParams(uint32 baseVersion, Params calldata p) external onlyOwner {
-        uint32 latestVersion = uint32(_versions.length);
-        if (baseVersion != latestVersion) revert ParamsVersionStale(baseVersion, latestVersion);
-        uint64 fromEpoch = block.timestamp < genesisTime ? 0 : currentEpoch() + 1;
-        _push(fromEpoch, p);
+        uint64 fromEpoch = _nextFromEpoch(baseVersion);
+        _push(fromEpoch, p, _versions[baseVersion - 1].makerList);
+    }
+
+    /// @notice Sets a whole new maker list, in force from the next epoch, keeping the parameter set
+    /// of the version it replaces. `makers` are raw 32-byte Ed25519 public keys, strictly ascending
+    /// (so none repeats), none zero, at most {MAX_MAKERS}; an empty list approves no maker.
+    /// `baseVersion` must be the newest version, as for {setParams}.
+    function setMakers(uint32 baseVersion, bytes32[] calldata makers) external onlyOwner {
+        uint64 fromEpoch = _nextFromEpoch(baseVersion);
+        _push(fromEpoch, _versions[baseVersion - 1].params, _addMakers(makers));
+        emit MakersChanged(uint32(_versions.length), fromEpoch, makers);
     }
 
     // ─── Views ────────────────────────────────────────────────────────────────────────────────
@@ -131,12 +165,43 @@ contract NetworkParams is Ownable {
         params = _versions[version - 1].params;
     }
 
+    /// @notice The makers of version `version` (from 1): raw Ed25519 public keys, ascending.
+    function makersOf(uint32 version) external view returns (bytes32[] memory) {
+        if (version == 0 || version > _versions.length) revert UnknownVersion(version);
+        return _makerLists[_versions[version - 1].makerList];
+    }
+
+    /// @notice The makers whose device certificates count in `epoch`.
+    function makersAt(uint64 epoch) external view returns (bytes32[] memory) {
+        return _makerLists[_versions[versionAt(epoch) - 1].makerList];
+    }
+
     // ─── Internals ────────────────────────────────────────────────────────────────────────────
 
-    function _push(uint64 fromEpoch, Params memory p) private {
+    /// The epoch a change made now applies from, once `baseVersion` is checked to be the newest.
+    function _nextFromEpoch(uint32 baseVersion) private view returns (uint64) {
+        uint32 latestVersion = uint32(_versions.length);
+        if (baseVersion != latestVersion) revert ParamsVersionStale(baseVersion, latestVersion);
+        return block.timestamp < genesisTime ? 0 : currentEpoch() + 1;
+    }
+
+    function _push(uint64 fromEpoch, Params memory p, uint32 makerList) private {
         _check(p);
-        _versions.push(Version(fromEpoch, p));
+        _versions.push(Version(fromEpoch, makerList, p));
         emit ParamsChanged(uint32(_versions.length), fromEpoch, p);
+    }
+
+    /// Checks and stores a maker list; returns its index.
+    function _addMakers(bytes32[] memory makers) private returns (uint32) {
+        if (makers.length > MAX_MAKERS) revert InvalidParameter("hardware.makers");
+        bytes32 previous = 0;
+        for (uint256 i = 0; i < makers.length; ++i) {
+            // Strictly ascending from above zero: no zero key and no repeat.
+            if (makers[i] <= previous) revert InvalidMaker(i, makers[i]);
+            previous = makers[i];
+        }
+        _makerLists.push(makers);
+        return uint32(_makerLists.length - 1);
     }
 
     function _check(Params memory p) private pure {
@@ -153,5 +218,6 @@ contract NetworkParams is Ownable {
         }
         if (p.computeVerifyMaxPpm > PPM) revert InvalidParameter("compute.verifyMaxPpm");
         if (p.computeRebateBps >= BPS) revert InvalidParameter("compute.rebateBps");
+        if (p.linearBps > BPS) revert InvalidParameter("hardware.linearBps");
     }
 }

@@ -20,6 +20,7 @@ import {
 import { type ChainClient, createChainClient, NO_CONTRACTS, probeChainId } from './client.js'
 import type { Eip1193Provider } from './dev-chain.js'
 import { chainError } from './errors.js'
+import { makerKeysOf } from './maker-key.js'
 import { type DeployParameters, deployParametersSchema, type NetworkFile } from './network-file.js'
 import { INITIAL_NETWORK_PARAMS, type NetworkParamsStruct } from './network-params.js'
 import { readContract, sendContractTx, toChainError } from './transact.js'
@@ -123,8 +124,16 @@ export interface DeployInit {
   name: string
   rpcUrl: string
   parameters: DeployParameters
-  /** NetworkParams' first set (version 1); default {@link INITIAL_NETWORK_PARAMS}. */
+  /**
+   * NetworkParams' first set (version 1); default {@link INITIAL_NETWORK_PARAMS} (`linearBps`
+   * 5,000).
+   */
   initialParams?: NetworkParamsStruct
+  /**
+   * The hardware makers approved from epoch 0 (version 1's list): their Ed25519 keys as peer ids
+   * (`12D3KooW…`), in any order; default none. Checked before anything is deployed.
+   */
+  makers?: readonly string[]
   /** Called before each step, for progress output. */
   onStep?: (step: string, index: number, total: number) => void
 }
@@ -146,6 +155,7 @@ export interface DeployInit {
 export async function deployContracts(client: ChainClient, init: DeployInit): Promise<NetworkFile> {
   const p = init.parameters
   validateDeployParameters(p)
+  const makers = makerKeysOf(init.makers ?? [])
   const deployer = client.wallet.account.address
   const steps = 9
   let step = 0
@@ -229,6 +239,7 @@ export async function deployContracts(client: ChainClient, init: DeployInit): Pr
     timelock.address,
     rewards.address,
     init.initialParams ?? INITIAL_NETWORK_PARAMS,
+    makers,
   ])
 
   progress('hand every parameter to the timelock')
@@ -321,6 +332,8 @@ export interface DeployNetworkInit {
   preset?: DeployPreset
   /** Overrides on top of the preset (treasury defaults to the deployer, genesis to the latest block). */
   overrides?: Partial<DeployParameters>
+  /** The hardware makers approved from epoch 0, as peer ids ({@link DeployInit.makers}); default none. */
+  makers?: readonly string[]
   onStep?: DeployInit['onStep']
 }
 
@@ -348,6 +361,7 @@ export async function deployNetwork(init: DeployNetworkInit): Promise<NetworkFil
     name: init.name ?? (chainId === 31337 ? 'devnet' : `chain-${chainId}`),
     rpcUrl: init.rpcUrl,
     parameters,
+    ...(init.makers ? { makers: init.makers } : {}),
     ...(init.onStep ? { onStep: init.onStep } : {}),
   })
 }

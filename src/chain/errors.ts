@@ -1,4 +1,6 @@
+import type { Hex } from 'viem'
 import { MeshworkError, type MeshworkErrorOptions } from '../core/errors.js'
+import { makerPeerIdOf } from './maker-key.js'
 
 /**
  * Error codes of the chain layer. Contract reverts map to codes in {@link REVERTS}; the rest are
@@ -16,6 +18,8 @@ interface RevertInfo {
 }
 
 const s = (v: unknown): string => String(v)
+/** A maker key from a revert as its peer id (anything else as it is). */
+const makerName = (v: unknown): string => (/^0x[0-9a-f]{64}$/i.test(s(v)) ? makerPeerIdOf(v as Hex) : s(v))
 
 /** Custom Solidity error name -> stable code, message and fix. Kept in step with docs/ERRORS.md by a test. */
 export const REVERTS: Record<string, RevertInfo> = {
@@ -229,6 +233,14 @@ export const REVERTS: Record<string, RevertInfo> = {
   UnknownVersion: {
     code: 'PARAMS_UNKNOWN_VERSION',
     message: (a) => `there is no parameter version ${s(a[0])}`,
+  },
+  InvalidMaker: {
+    code: 'PARAMS_INVALID_MAKER',
+    message: (a) =>
+      /^0x0{64}$/.test(s(a[1]))
+        ? `maker ${s(a[0])} of the list is the zero key`
+        : `maker ${s(a[0])} of the list (${makerName(a[1])}) is a repeat or out of order: a maker list is strictly ascending`,
+    hint: 'Build the list with `meshwork gov propose --approve-maker/--revoke-maker`, which sorts it',
   },
   // Payments
   UnknownChannel: { code: 'CHANNEL_UNKNOWN', message: (a) => `channel ${s(a[0])} does not exist` },

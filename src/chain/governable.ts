@@ -90,6 +90,14 @@ export const GOVERNABLE_KEYS: readonly GovernableKey[] = [
     9_999n,
     "share of its burned payment fees an operator's compute reward may reach",
   ),
+  key(
+    'hardware.linearBps',
+    'NetworkParams',
+    'bps',
+    0n,
+    10_000n,
+    "share of a node's uptime weight linear in its stake (the rest needs a certified device)",
+  ),
   key('registry.minNodeStake', 'NodeRegistry', 'MESH', 1n, U128, 'least stake a node registers with'),
   key('registry.minVerifierStake', 'NodeRegistry', 'MESH', 1n, U128, 'least stake of an active verifier'),
   key(
@@ -159,6 +167,7 @@ const PARAM_FIELDS: Record<string, keyof NetworkParamsStruct> = {
   'compute.verifyMinPpm': 'computeVerifyMinPpm',
   'compute.verifyMaxPpm': 'computeVerifyMaxPpm',
   'compute.rebateBps': 'computeRebateBps',
+  'hardware.linearBps': 'linearBps',
 }
 
 /** The keyed values of a NetworkParams struct. */

@@ -1,4 +1,6 @@
+import type { Hex } from 'viem'
 import { DEFAULT_REWARD_PARAMS, type RewardParams } from '../rewards/reward-function.js'
+import { makerPeerIdOf } from './maker-key.js'
 
 /**
  * One parameter set exactly as NetworkParams stores it (`NetworkParams.Params`, in the contract's
@@ -19,21 +21,32 @@ export interface NetworkParamsStruct {
   computeVerifyMinPpm: number
   computeVerifyMaxPpm: number
   computeRebateBps: number
+  /** The share of a node's uptime weight linear in its stake, basis points (`hardware.linearBps`). */
+  linearBps: number
 }
 
-/** A version of the parameter set and the epoch it applies from. */
+/** A version of the parameter set and its maker list, and the epoch it applies from. */
 export interface NetworkParamsVersion {
   /** 1 for the deploy's set, one more for each change. */
   version: number
   /** The first epoch this version is in force. */
   fromEpoch: bigint
   params: NetworkParamsStruct
+  /**
+   * The approved hardware makers (NetworkParams' `makersOf(version)`): raw 32-byte Ed25519 public
+   * keys, ascending; {@link makerPeerIdOf} names each as a peer id.
+   */
+  makers: readonly Hex[]
 }
+
+/** The share of uptime weight linear in stake that NetworkParams starts with, when the reward defaults name none. */
+const DEFAULT_LINEAR_BPS = 5_000
 
 /**
  * The set NetworkParams starts with (version 1): the reward function's {@link DEFAULT_REWARD_PARAMS},
  * plus the sensor capacity per H3 cell and the bounds of the compute re-run probability (5% to 100%,
- * as `verificationProbability` in src/compute/verification.ts uses them).
+ * as `verificationProbability` in src/compute/verification.ts uses them). Its maker list is the
+ * deploy's (`DeployInit.makers`, none by default).
  */
 export const INITIAL_NETWORK_PARAMS: Readonly<NetworkParamsStruct> = Object.freeze({
   uptimeWeightBps: DEFAULT_REWARD_PARAMS.serviceWeightsBps.uptime,
@@ -50,13 +63,15 @@ export const INITIAL_NETWORK_PARAMS: Readonly<NetworkParamsStruct> = Object.free
   computeVerifyMinPpm: 50_000,
   computeVerifyMaxPpm: 1_000_000,
   computeRebateBps: DEFAULT_REWARD_PARAMS.compute?.rebateBps as number,
+  linearBps: DEFAULT_REWARD_PARAMS.hardware?.linearBps ?? DEFAULT_LINEAR_BPS,
 })
 
 /**
- * The reward function's view of an on-chain parameter set (the reward function reads the weights,
- * the uptime rules and the sensor capacity per cell; the compute fields are for the services).
+ * The reward function's view of an on-chain version (the reward function reads the weights, the
+ * uptime rules, the sensor capacity per cell and the hardware group, makers as peer ids; the compute
+ * bounds are for the services).
  */
-export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params'>): RewardParams {
+export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params' | 'makers'>): RewardParams {
   const p = v.params
   return {
     version: v.version,
@@ -75,6 +90,7 @@ export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params
       vettingFactorBps: p.vettingFactorBps,
     },
     sensor: { cellCapacity: p.sensorCellCapacity },
+    hardware: { makers: v.makers.map(makerPeerIdOf), linearBps: p.linearBps },
     compute: { rebateBps: p.computeRebateBps },
   }
 }

@@ -60,7 +60,7 @@ export function chainBuilderLedger(client: ChainClient): BuilderLedger {
 
 /**
  * Reads the compute re-run bounds for a {@link VerifyBoundsCache}: the newest block, then the
- * NetworkParams set in force in its epoch, as of that block (four calls).
+ * NetworkParams set in force in its epoch, as of that block (five calls).
  */
 export function chainVerifyBounds(reader: ChainReader): () => Promise<VerifyBoundsReading> {
   return async () => {

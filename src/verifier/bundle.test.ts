@@ -250,6 +250,48 @@ describe('epoch bundles and the chain’s parameter set', () => {
       "uptime.vettingEpochs 0, the chain's 3",
     )
   })
+
+  it('record the hardware group (approved makers in the chain’s order, linear share) and read it back; one made before it has none', async () => {
+    const s = await setup()
+    const [a, b, c] = s.verifiers.map((v) => v.peerId) as [string, string, string]
+    const certified: RewardParams = { ...params, version: 3, hardware: { makers: [b, a], linearBps: 4_000 } }
+    const built = buildBundle({ ...s.parts(3, [10, 8, 10], { root: null, entries: [] }), params: certified })
+    expect(built.bundle.params.hardware).toEqual({ makers: [b, a], linearBps: 4_000 })
+    const against = (chain: RewardParams) =>
+      checkBundle(built.bytes, { network: NET, verifier: s.verifier, previousRoot: null, params: chain })
+    const checked = against(certified)
+    if (!checked.ok) throw new Error(`${checked.fault} ${checked.detail}`)
+    expect(checked.bundle.params).toEqual(certified)
+
+    // The chain's set differs in the share, in a maker, or in the makers' order: refused, and said how.
+    const other = (hardware: NonNullable<RewardParams['hardware']>) => against({ ...certified, hardware })
+    expect(other({ makers: [b, a], linearBps: 5_000 })).toMatchObject({
+      fault: 'params_mismatch',
+      detail: "hardware.linearBps 4000, the chain's 5000",
+    })
+    expect(other({ makers: [b], linearBps: 4_000 })).toMatchObject({
+      detail: `hardware.makers lists ${a}, the chain's does not`,
+    })
+    expect(other({ makers: [b, a, c], linearBps: 4_000 })).toMatchObject({
+      detail: `hardware.makers lacks ${c}, which the chain's lists`,
+    })
+    expect(other({ makers: [a, b], linearBps: 4_000 })).toMatchObject({
+      detail: "hardware.makers in another order than the chain's",
+    })
+    const { hardware: _none, ...plain } = certified
+    expect(against(plain)).toMatchObject({ detail: "hardware.linearBps 4000, the chain's undefined" })
+
+    // A bundle built before certified hardware records no group, checks against such a set, and is
+    // refused against a set that has one.
+    const before = buildBundle(s.parts(3, [10, 8, 10], { root: null, entries: [] }))
+    expect(before.bundle.params).not.toHaveProperty('hardware')
+    const old = checkBundle(before.bytes, { network: NET, verifier: s.verifier, previousRoot: null, params })
+    if (!old.ok) throw new Error(old.fault)
+    expect(old.bundle.params).not.toHaveProperty('hardware')
+    expect(paramsDifference(params, { ...params, hardware: { makers: [], linearBps: 4_000 } })).toBe(
+      "hardware.linearBps undefined, the chain's 4000",
+    )
+  })
 })
 
 describe('epoch bundles with compute observations', () => {

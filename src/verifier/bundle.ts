@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { z } from 'zod'
+import { MAX_MAKERS } from '../chain/maker-key.js'
 import { canonicalJson } from '../core/canonical-json.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import { type SignedEnvelope, verifyEnvelope } from '../mesh/wire-codec.js'
@@ -72,6 +73,14 @@ const paramsSchema = z
     sensor: z.object({ cellCapacity: z.number().int() }).strict(),
     /** Absent in bundles made before the compute rebate cap. */
     compute: z.object({ rebateBps: z.number().int() }).strict().optional(),
+    /**
+     * The approved makers (peer ids, in NetworkParams' order) and the share of uptime weight linear
+     * in stake; absent in bundles made before certified hardware.
+     */
+    hardware: z
+      .object({ makers: z.array(peerId).max(MAX_MAKERS), linearBps: z.number().int() })
+      .strict()
+      .optional(),
   })
   .strict()
 
@@ -188,6 +197,7 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
       },
       sensor: { ...parts.params.sensor },
       ...(parts.params.compute === undefined ? {} : { compute: { ...parts.params.compute } }),
+      ...(parts.params.hardware === undefined ? {} : { hardware: hardwareOf(parts.params.hardware) }),
     },
     nodes: parts.nodes
       .map((n) => ({
@@ -273,10 +283,33 @@ export function paramsDifference(bundle: RewardParams, chain: RewardParams): str
     ['uptime.vettingFactorBps', bundle.uptime.vettingFactorBps, chain.uptime.vettingFactorBps],
     ['sensor.cellCapacity', bundle.sensor.cellCapacity, chain.sensor.cellCapacity],
     ['compute.rebateBps', bundle.compute?.rebateBps, chain.compute?.rebateBps],
+    ['hardware.linearBps', bundle.hardware?.linearBps, chain.hardware?.linearBps],
   ]
   for (const [name, ours, theirs] of fields)
     if (ours !== theirs) return `${name} ${String(ours)}, the chain's ${String(theirs)}`
-  return undefined
+  return makersDifference(bundle.hardware?.makers, chain.hardware?.makers)
+}
+
+/** How two maker lists differ (the first maker only one lists, or their order); undefined: equal. */
+function makersDifference(
+  ours: readonly string[] | undefined,
+  theirs: readonly string[] | undefined,
+): string | undefined {
+  // A group on one side only: `hardware.linearBps` differs already.
+  if (ours === undefined || theirs === undefined) return undefined
+  if (ours.length === theirs.length && ours.every((m, i) => m === theirs[i])) return undefined
+  const chain = new Set(theirs)
+  const extra = ours.find((m) => !chain.has(m))
+  if (extra !== undefined) return `hardware.makers lists ${extra}, the chain's does not`
+  const bundle = new Set(ours)
+  const missing = theirs.find((m) => !bundle.has(m))
+  if (missing !== undefined) return `hardware.makers lacks ${missing}, which the chain's lists`
+  return "hardware.makers in another order than the chain's"
+}
+
+/** A copy of a parameter set's hardware group (the bundle's and the reward function's share no array). */
+function hardwareOf(h: NonNullable<RewardParams['hardware']>): { makers: string[]; linearBps: number } {
+  return { makers: [...h.makers], linearBps: h.linearBps }
 }
 
 /** A checked bundle, ready to settle. */
@@ -336,6 +369,7 @@ export function checkBundle(
     },
     sensor: { ...bundle.params.sensor },
     ...(bundle.params.compute === undefined ? {} : { compute: { ...bundle.params.compute } }),
+    ...(bundle.params.hardware === undefined ? {} : { hardware: hardwareOf(bundle.params.hardware) }),
   }
   if (options.params !== undefined) {
     const difference = paramsDifference(params, options.params)

@@ -50,11 +50,12 @@ export interface ChainFixture {
 /**
  * Starts an in-process dev chain (also served over HTTP when `options.port` is given: other processes
  * reach it at `network.rpcUrl`) and deploys the real contracts with `overrides` on devnet defaults,
- * and NetworkParams' first set `options.initialParams` (default `INITIAL_NETWORK_PARAMS`).
+ * NetworkParams' first set `options.initialParams` (default `INITIAL_NETWORK_PARAMS`) and its
+ * approved hardware makers `options.makers` (peer ids; default none).
  */
 export async function startChainFixture(
   overrides: Partial<DeployParameters> = {},
-  options: { port?: number; initialParams?: NetworkParamsStruct } = {},
+  options: { port?: number; initialParams?: NetworkParamsStruct; makers?: readonly string[] } = {},
 ): Promise<ChainFixture> {
   const chain = await startDevChain({
     accounts: 12,
@@ -98,6 +99,7 @@ export async function startChainFixture(
     rpcUrl: chain.url ?? 'http://127.0.0.1:8545',
     parameters,
     ...(options.initialParams === undefined ? {} : { initialParams: options.initialParams }),
+    ...(options.makers === undefined ? {} : { makers: options.makers }),
   })
   Object.assign(contracts, network.contracts)
   const request = (method: string, params: unknown[] = []) => chain.provider.request({ method, params })

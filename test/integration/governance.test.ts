@@ -120,7 +120,11 @@ describe('governance on the embedded chain', () => {
   it('starts NetworkParams at the reward function defaults (version 1, from epoch 0)', async () => {
     const now = await getNetworkParams(f.client(0))
     expect(now).toMatchObject({ version: 1, fromEpoch: 0n, params: INITIAL_NETWORK_PARAMS })
-    expect(toRewardParams(now)).toEqual(DEFAULT_REWARD_PARAMS)
+    // No maker approved at deploy unless the deploy names some (test/integration/network-params-makers.test.ts).
+    expect(toRewardParams(now)).toEqual({
+      ...DEFAULT_REWARD_PARAMS,
+      hardware: { makers: [], linearBps: 5_000 },
+    })
   })
 
   it('runs a proposal through its whole life: the new emission split applies from the next epoch', async () => {
@@ -244,6 +248,7 @@ describe('governance on the embedded chain', () => {
   it('refuses every direct parameter change, by the deployer or anyone else', async () => {
     const direct: [`0x${string}`, readonly unknown[], string, unknown[]][] = [
       [c().NetworkParams, networkParamsAbi, 'setParams', [1, INITIAL_NETWORK_PARAMS]],
+      [c().NetworkParams, networkParamsAbi, 'setMakers', [1, []]],
       [c().NodeRegistry, nodeRegistryAbi, 'setMinNodeStake', [MESH]],
       [c().NodeRegistry, nodeRegistryAbi, 'setMinVerifierStake', [MESH]],
       [c().NodeRegistry, nodeRegistryAbi, 'setUnbondingPeriod', [0n]],

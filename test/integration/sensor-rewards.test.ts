@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { latLngToCell } from 'h3-js'
 import { afterAll, describe, expect, it } from 'vitest'
 import { registerNode, servicesMask } from '../../src/chain/index.js'
@@ -8,7 +9,8 @@ import { systemClock } from '../../src/core/clock.js'
 import { createLogger } from '../../src/core/logger.js'
 import { createPeerSigner, createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
 import { createWireCodec } from '../../src/mesh/wire-codec.js'
-import { sensorCellOf } from '../../src/sensors/device.js'
+import { loadDeviceKey, sensorCellOf } from '../../src/sensors/device.js'
+import { signMakerCertificate } from '../../src/sensors/maker.js'
 import { SENSOR_DEVICE } from '../../src/sensors/reading.js'
 import { SensorService } from '../../src/sensors/sensor-service.js'
 import { simulatedSource } from '../../src/sensors/sources.js'
@@ -20,7 +22,8 @@ import { LIVE_NET, type LiveNode, LiveNodes, tcpAddr, until } from '../helpers/l
 
 /**
  * Sensor rewards end to end on the embedded chain and real libp2p: four registered nodes each run a
- * simulated weather station; three verifiers (quorum 2) in Berlin follow their cells, judge every
+ * simulated weather station, certified by a maker the deploy approved (only certified hardware is
+ * paid); three verifiers (quorum 2) in Berlin follow their cells, judge every
  * station each epoch and the posted epoch's bundle pays the sensor pool. Three stations are in
  * Berlin and say so; the fourth machine is in Berlin too (a loopback round trip away) but claims
  * Sydney, 16,000 km off: light in fibre cannot make that trip in the time, so it earns nothing from
@@ -50,7 +53,11 @@ describe('sensor rewards', () => {
   it('pays stations for good data from where they claim, and a station claiming a cell 16,000 km away nothing', async ({
     annotate,
   }) => {
-    f = await startChainFixture({ quorum: 2, disputeWindow: 1, epochDuration: EPOCH_S })
+    const maker = createPeerSigner(await generateKeyPair('Ed25519'))
+    f = await startChainFixture(
+      { quorum: 2, disputeWindow: 1, epochDuration: EPOCH_S },
+      { makers: [maker.peerId] },
+    )
     const fixture = f
     const miner = setInterval(
       () => void fixture.chain.provider.request({ method: 'evm_mine', params: [] }).catch(() => undefined),
@@ -64,16 +71,26 @@ describe('sensor rewards', () => {
       const h3Cell = latLngToCell(claim.lat, claim.lon, 7)
       const operator = f.account(4 + i).address.toLowerCase()
       let service: SensorService | undefined
+      // The station's device key, made before the node starts so that the maker can certify it.
+      const dir = nodes.tempDir()
+      const device = createPeerSigner(await loadDeviceKey(join(dir, 'sensors'), 'station')).peerId
       const node = await nodes.start({
         operator: operator as `0x${string}`,
         cell: h3Cell,
+        dir,
         ...(stations[0] ? { bootstrap: [tcpAddr(stations[0].node.libp2p)] } : {}),
         services: (db, key) => {
           service = new SensorService(
             {
               network: LIVE_NET,
               cell: sensorCellOf(h3Cell),
-              sensors: [{ name: 'station', kinds: ['temperature', 'humidity', 'pressure'] }],
+              sensors: [
+                {
+                  name: 'station',
+                  kinds: ['temperature', 'humidity', 'pressure'],
+                  maker: signMakerCertificate(maker, device, 'WS-2000'),
+                },
+              ],
               // Every station really measures Berlin's weather (the one claiming Sydney included).
               sources: [
                 simulatedSource({
@@ -155,8 +172,13 @@ describe('sensor rewards', () => {
         // The same round trips void its uptime: the node registered the Sydney cell too.
         expect(rewards.uptime.explain(s.node.peerId)).toMatchObject({ ruledOut: true, weight: 0n })
       } else {
-        expect(rewards.uptime.explain(s.node.peerId)).toMatchObject({ ruledOut: false, eligible: true })
-        expect(e?.sensors[0]?.paid).toBe(true)
+        // Its certified station places it: the capped part of its stake counts in the uptime pool.
+        expect(rewards.uptime.explain(s.node.peerId)).toMatchObject({
+          ruledOut: false,
+          eligible: true,
+          hardware: { maker: maker.peerId },
+        })
+        expect(e?.sensors[0]).toMatchObject({ paid: true, maker: maker.peerId, certified: true })
         expect(e?.sensors[0]?.qualityPpm).toBeGreaterThan(800_000)
         expect(e?.reward).toBeGreaterThan(0n)
       }

@@ -49,7 +49,7 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('a stake cap lowered by a proposal applies from the next epoch: older roots keep version 1 and its payouts, newer ones follow version 2; a root built with the old set after it fails rewards verify', async ({
+  it('a linear share lowered to 0 by a proposal applies from the next epoch: older roots keep version 1 and its payouts, newer ones follow version 2; a root built with the old set after it fails rewards verify', async ({
     annotate,
   }) => {
     // No vetting, so that stake and uptime alone set the weights; a proposal passes in a few seconds.
@@ -73,8 +73,10 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
     stops.push(() => clearInterval(miner))
     const net = networkIdOf(f.network)
 
-    // Two always-on nodes: A stakes 1,000 MESH, B 3,000. Under version 1 (stake counts up to 10,000
-    // MESH) B earns three times A; version 2 caps stake at 1,000 MESH, so they earn the same.
+    // Two always-on nodes without certified hardware: A stakes 1,000 MESH, B 3,000. Under version 1
+    // half of a node's uptime weight is linear in its stake (hardware.linearBps 5,000), so B earns
+    // three times A; version 2 sets the linear share to 0: only certified hardware earns uptime, and
+    // neither earns anything.
     const a = await nodes.start({ network: net })
     const b = await nodes.start({ network: net, bootstrap: [tcpAddr(a.libp2p)] })
     const operator = { a: f.account(4).address.toLowerCase(), b: f.account(5).address.toLowerCase() }
@@ -112,18 +114,18 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
     await posted(old)
     await annotate(`epoch ${old} (version 1) posted ${Date.now() - t0} ms after the verifiers started`)
 
-    // ─── The proposal: stake cap 1,000 MESH ─────────────────────────────────────────────────────
-    const capped = { ...initial, stakeCap: 1_000n * MESH }
+    // ─── The proposal: no linear share (only certified hardware earns uptime) ───────────────────
+    const certifiedOnly = { ...initial, linearBps: 0 }
     await f.govern(
       [
         {
           address: f.network.contracts.NetworkParams,
           abi: networkParamsAbi,
           functionName: 'setParams',
-          args: [1, capped],
+          args: [1, certifiedOnly],
         },
       ],
-      'cap the stake weight at 1,000 MESH',
+      'only certified hardware earns uptime',
     )
     const executedIn = await epochNow()
     const history = await getNetworkParamsHistory(f.client(0))
@@ -153,14 +155,17 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
       const s = settleBundle(checked.bundle)
       expect(s.root).toBe(root?.root)
       // The same observations settled under version 1, to compare with the root version 2 made.
-      const v1 = settleBundle({ ...checked.bundle, params: toRewardParams({ version: 1, params: initial }) })
+      const v1 = settleBundle({
+        ...checked.bundle,
+        params: toRewardParams({ version: 1, params: initial, makers: [] }),
+      })
       settled.set(epoch, { ...s, rootUnderV1: v1.root })
     }
     for (let epoch = 0; epoch <= effective + 1; epoch++) await settle(epoch)
     // No verifier refused anything: every leader built with the chain's set.
     for (const v of verifiers) expect(v.closer.refused.get('params_mismatch') ?? 0).toBe(0)
 
-    // ─── Payouts: B earns 3× A before, the same as A from the change on ─────────────────────────
+    // ─── Payouts: B earns 3× A before, neither anything from the change on ──────────────────────
     // Compared in epochs where both nodes answered every challenge. On a loaded machine a verifier
     // can miss an epoch's challenges (then one node takes the whole pool under either version), so
     // up to three more epochs after the change are waited for.
@@ -193,8 +198,14 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
     // floor(pool × 3/4) and 3 × floor(pool / 4) differ by rounding only.
     expect(paid(oldEpoch, 'b') - 3n * paid(oldEpoch, 'a')).toBeLessThanOrEqual(3n)
     expect(paid(oldEpoch, 'b') - 3n * paid(oldEpoch, 'a')).toBeGreaterThanOrEqual(0n)
-    expect(paid(after, 'a')).toBeGreaterThan(0n)
-    expect(paid(after, 'b')).toBe(paid(after, 'a'))
+    expect(paid(after, 'a')).toBe(0n)
+    expect(paid(after, 'b')).toBe(0n)
+    expect(
+      settled
+        .get(after)
+        ?.rewards.uptime.list()
+        .map((n) => n.weight),
+    ).toEqual([0n, 0n])
     // The same observations under version 1 would have made another root.
     expect(settled.get(after)?.rootUnderV1).not.toBe(settled.get(after)?.root)
 
@@ -246,7 +257,7 @@ describe('verifiers settle each epoch with the parameter set NetworkParams holds
         },
         BigInt(last + 1),
       ),
-      params: toRewardParams({ version: 1, params: initial }),
+      params: toRewardParams({ version: 1, params: initial, makers: [] }),
       nodes: [],
       verifiers: [],
       observations: [],

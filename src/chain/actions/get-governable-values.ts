@@ -1,4 +1,4 @@
-import type { Abi } from 'viem'
+import type { Abi, Hex } from 'viem'
 import {
   epochRewardsAbi,
   meshGovernorAbi,
@@ -13,18 +13,24 @@ import { readContract } from '../transact.js'
 
 /**
  * Reads every governable value (docs/governance.md) as it stands after the changes executed so far:
- * NetworkParams' newest version (which may apply only from the next epoch), and the current settings
- * of NodeRegistry, EpochRewards, MeshGovernor and MeshTimelock. A proposal is built on these.
+ * NetworkParams' newest version (which may apply only from the next epoch) with its maker list, and
+ * the current settings of NodeRegistry, EpochRewards, MeshGovernor and MeshTimelock. A proposal is
+ * built on these.
  */
-export async function getGovernableValues(
-  client: ChainReader,
-): Promise<{ values: GovernableValues; paramsVersion: number; paramsFromEpoch: bigint }> {
+export async function getGovernableValues(client: ChainReader): Promise<{
+  values: GovernableValues
+  paramsVersion: number
+  paramsFromEpoch: bigint
+  /** The newest version's makers: raw Ed25519 keys, ascending. */
+  makers: readonly Hex[]
+}> {
   const read = <T>(address: `0x${string}`, abi: Abi, functionName: string, args: readonly unknown[] = []) =>
     readContract<T>(client, { address, abi, functionName, args })
   const c = client.contracts
   const paramsVersion = await read<number>(c.NetworkParams, networkParamsAbi, 'versionCount')
   const [
     [paramsFromEpoch, params],
+    makers,
     minNodeStake,
     minVerifierStake,
     unbondingPeriod,
@@ -40,6 +46,7 @@ export async function getGovernableValues(
     read<readonly [bigint, NetworkParamsStruct]>(c.NetworkParams, networkParamsAbi, 'getVersion', [
       paramsVersion,
     ]),
+    read<readonly Hex[]>(c.NetworkParams, networkParamsAbi, 'makersOf', [paramsVersion]),
     read<bigint>(c.NodeRegistry, nodeRegistryAbi, 'minNodeStake'),
     read<bigint>(c.NodeRegistry, nodeRegistryAbi, 'minVerifierStake'),
     read<bigint>(c.NodeRegistry, nodeRegistryAbi, 'unbondingPeriod'),
@@ -55,6 +62,7 @@ export async function getGovernableValues(
   return {
     paramsVersion,
     paramsFromEpoch,
+    makers,
     values: {
       ...paramsToValues(params),
       'registry.minNodeStake': minNodeStake,

@@ -1,11 +1,13 @@
+import type { Hex } from 'viem'
 import { networkParamsAbi } from '../abi/index.js'
 import type { ChainReader } from '../client.js'
 import type { NetworkParamsStruct, NetworkParamsVersion } from '../network-params.js'
 import { readContract } from '../transact.js'
 
 /**
- * Reads every parameter version NetworkParams holds, oldest first. A version whose `fromEpoch`
- * equals the next one's never applied (two changes executed in the same epoch: the later wins).
+ * Reads every version NetworkParams holds (parameter set and maker list), oldest first. A version
+ * whose `fromEpoch` equals the next one's never applied (two changes executed in the same epoch: the
+ * later wins).
  */
 export async function getNetworkParamsHistory(client: ChainReader): Promise<NetworkParamsVersion[]> {
   const call = <T>(functionName: string, args: readonly unknown[] = []) =>
@@ -18,8 +20,11 @@ export async function getNetworkParamsHistory(client: ChainReader): Promise<Netw
   const count = await call<number>('versionCount')
   return Promise.all(
     Array.from({ length: count }, async (_, i) => {
-      const [fromEpoch, params] = await call<readonly [bigint, NetworkParamsStruct]>('getVersion', [i + 1])
-      return { version: i + 1, fromEpoch, params }
+      const [[fromEpoch, params], makers] = await Promise.all([
+        call<readonly [bigint, NetworkParamsStruct]>('getVersion', [i + 1]),
+        call<readonly Hex[]>('makersOf', [i + 1]),
+      ])
+      return { version: i + 1, fromEpoch, params, makers }
     }),
   )
 }

@@ -1,12 +1,13 @@
+import type { Hex } from 'viem'
 import { networkParamsAbi } from '../abi/index.js'
 import type { ChainReader } from '../client.js'
 import type { NetworkParamsStruct, NetworkParamsVersion } from '../network-params.js'
 import { readContract } from '../transact.js'
 
 /**
- * Reads the parameter set in force in `epoch` (default: the epoch the chain's clock is in) from
- * NetworkParams, with its version and the epoch it applies from; as of `blockNumber` when given
- * (default: the newest block).
+ * Reads the parameter set and maker list in force in `epoch` (default: the epoch the chain's clock
+ * is in) from NetworkParams, with their version and the epoch it applies from; as of `blockNumber`
+ * when given (default: the newest block).
  *
  * An epoch's set is final once a block of that epoch (or later) exists: a change executed from then
  * on applies from a later epoch. Before that, a change may still land for it.
@@ -28,6 +29,9 @@ export async function getNetworkParams(
     })
   const epoch = options.epoch ?? (await call<bigint>('currentEpoch'))
   const version = await call<number>('versionAt', [epoch])
-  const [fromEpoch, params] = await call<readonly [bigint, NetworkParamsStruct]>('getVersion', [version])
-  return { epoch, version, fromEpoch, params }
+  const [[fromEpoch, params], makers] = await Promise.all([
+    call<readonly [bigint, NetworkParamsStruct]>('getVersion', [version]),
+    call<readonly Hex[]>('makersOf', [version]),
+  ])
+  return { epoch, version, fromEpoch, params, makers }
 }
