@@ -54,3 +54,23 @@ export function explainProposal(s: ProposalStatus): string {
       return 'expired: it was not executed in time'
   }
 }
+
+/**
+ * What a new maker list (a `setMakers` call) does to the one it replaces, in words:
+ * `approves maker 12D3KooW…; revokes maker 12D3KooW… (1 approved after it)`. Without the list it
+ * replaces (not known), it names the whole new list.
+ */
+export function explainMakersChange(before: readonly string[] | undefined, after: readonly string[]): string {
+  const named = (list: readonly string[]) => `maker${list.length === 1 ? '' : 's'} ${list.join(', ')}`
+  if (before === undefined)
+    return after.length === 0 ? 'approves no maker at all' : `approves exactly ${named(after)}`
+  const old = new Set(before)
+  const next = new Set(after)
+  const parts: string[] = []
+  const approved = after.filter((m) => !old.has(m))
+  const revoked = before.filter((m) => !next.has(m))
+  if (approved.length > 0) parts.push(`approves ${named(approved)}`)
+  if (revoked.length > 0) parts.push(`revokes ${named(revoked)}`)
+  if (parts.length === 0) return `keeps the same ${after.length} maker${after.length === 1 ? '' : 's'}`
+  return `${parts.join('; ')} (${after.length} approved after it)`
+}

@@ -9,6 +9,7 @@ import {
 } from './abi/index.js'
 import type { GovernanceCall } from './actions/propose.js'
 import type { ContractAddresses } from './client.js'
+import { MAX_MAKERS, makerKeyOfPeerId, makerPeerIdOf, sortMakerKeys } from './maker-key.js'
 import type { NetworkParamsStruct } from './network-params.js'
 
 /** How a governable value is written on the command line and shown. */
@@ -201,9 +202,13 @@ const keyHint = () => `Known keys: ${GOVERNABLE_KEYS.map((k) => k.key).join(', '
  * `1500.5`), basis points also as a percentage (`35%` = 3500 bps), everything else as a whole
  * number in the key's unit. Each key once.
  *
- * @throws InvalidArgumentError for an unknown key, a malformed or out-of-range value, or a repeat.
+ * @throws InvalidArgumentError for an unknown key, a malformed or out-of-range value, a repeat, or
+ * no settings at all (unless `options.allowNone`: the proposal changes the maker list instead).
  */
-export function parseGovernableSettings(settings: readonly string[]): Map<string, bigint> {
+export function parseGovernableSettings(
+  settings: readonly string[],
+  options: { allowNone?: boolean } = {},
+): Map<string, bigint> {
   const out = new Map<string, bigint>()
   for (const setting of settings) {
     const eq = setting.indexOf('=')
@@ -240,9 +245,84 @@ export function parseGovernableSettings(settings: readonly string[]): Map<string
     }
     out.set(info.key, value)
   }
-  if (out.size === 0)
-    throw new InvalidArgumentError('a proposal needs at least one --set KEY=VALUE', { hint: keyHint() })
+  if (out.size === 0 && options.allowNone !== true)
+    throw new InvalidArgumentError(
+      'a proposal needs at least one --set KEY=VALUE, --approve-maker PEERID or --revoke-maker PEERID',
+      { hint: keyHint() },
+    )
   return out
+}
+
+/** The hardware makers a proposal approves and revokes: raw Ed25519 keys (see src/chain/maker-key.ts). */
+export interface MakerChanges {
+  approve: readonly Hex[]
+  revoke: readonly Hex[]
+}
+
+/**
+ * Parses the makers a proposal approves and revokes (peer ids, `12D3KooW…`), before anything is
+ * read from the chain.
+ *
+ * @throws InvalidArgumentError for a maker that is not an Ed25519 key's peer id, or one named twice
+ * (also once to approve and once to revoke).
+ */
+export function parseMakerChanges(approve: readonly string[], revoke: readonly string[]): MakerChanges {
+  const seen = new Set<Hex>()
+  const parse = (peerIds: readonly string[]) =>
+    peerIds.map((peerId) => {
+      const k = makerKeyOfPeerId(peerId.trim())
+      if (seen.has(k))
+        throw new InvalidArgumentError(`maker ${makerPeerIdOf(k)} is named twice`, {
+          hint: 'Name each maker once, with either --approve-maker or --revoke-maker',
+          details: { maker: makerPeerIdOf(k) },
+        })
+      seen.add(k)
+      return k
+    })
+  return { approve: parse(approve), revoke: parse(revoke) }
+}
+
+/** What a proposal does to the maker list (peer ids). */
+export interface MakerListChange {
+  approved: string[]
+  revoked: string[]
+  /** The whole list after it, in NetworkParams' order. */
+  makers: string[]
+}
+
+/**
+ * The maker list `current` (NetworkParams' newest, raw keys) becomes with `change` applied, sorted as
+ * NetworkParams keeps it.
+ *
+ * @throws InvalidArgumentError when a maker to approve is approved already, one to revoke is not
+ * approved, or the list would be longer than {@link MAX_MAKERS}.
+ */
+export function applyMakerChanges(current: readonly Hex[], change: MakerChanges): Hex[] {
+  const list = new Set(sortMakerKeys(current))
+  for (const k of sortMakerKeys(change.revoke)) {
+    if (!list.has(k))
+      throw new InvalidArgumentError(
+        `maker ${makerPeerIdOf(k)} is not approved: there is nothing to revoke`,
+        {
+          hint: 'See the approved makers with `meshwork gov params`',
+          details: { maker: makerPeerIdOf(k) },
+        },
+      )
+    list.delete(k)
+  }
+  for (const k of sortMakerKeys(change.approve)) {
+    if (list.has(k))
+      throw new InvalidArgumentError(`maker ${makerPeerIdOf(k)} is approved already`, {
+        hint: 'See the approved makers with `meshwork gov params`',
+        details: { maker: makerPeerIdOf(k) },
+      })
+    list.add(k)
+  }
+  if (list.size > MAX_MAKERS)
+    throw new InvalidArgumentError(`the maker list would hold ${list.size} makers, more than ${MAX_MAKERS}`, {
+      hint: 'Revoke makers that no longer ship devices in the same proposal',
+    })
+  return sortMakerKeys([...list])
 }
 
 /** One parameter a proposal changes. */
@@ -255,20 +335,23 @@ export interface ParameterChange {
 /**
  * Turns changes into the calls a proposal makes: one `setParams` with the whole new set for any
  * NetworkParams keys (so several weights change together, and on the version they were read from),
- * one `setVerifierLimits` for quorum and seats together, one call per other setter. Checks across
- * keys what the contracts check (weights sum to 10,000, quorum at most the seats, the compute
- * bounds in order), so a proposal that would fail at execution is refused before it is sent.
+ * then one `setMakers` with the whole new maker list when `makers` approves or revokes any (on the
+ * version `setParams` makes, if any: the timelock runs the calls in order), one `setVerifierLimits`
+ * for quorum and seats together, one call per other setter. Checks across keys what the contracts
+ * check (weights sum to 10,000, quorum at most the seats, the compute bounds in order, the maker
+ * list), so a proposal that would fail at execution is refused before it is sent.
  *
  * @throws InvalidArgumentError naming the rule that fails.
  */
 export function encodeGovernableChanges(
-  current: { values: GovernableValues; paramsVersion: number },
+  current: { values: GovernableValues; paramsVersion: number; makers?: readonly Hex[] },
   changes: ReadonlyMap<string, bigint>,
   contracts: Pick<
     ContractAddresses,
     'NetworkParams' | 'NodeRegistry' | 'EpochRewards' | 'MeshGovernor' | 'MeshTimelock'
   >,
-): { calls: GovernanceCall[]; changes: ParameterChange[] } {
+  makers?: MakerChanges,
+): { calls: GovernanceCall[]; changes: ParameterChange[]; makers?: MakerListChange } {
   const next: GovernableValues = { ...current.values }
   const list: ParameterChange[] = []
   for (const [k, to] of changes) {
@@ -306,6 +389,27 @@ export function encodeGovernableChanges(
         args: [current.paramsVersion, valuesToParams(next)],
       }),
     })
+  }
+  let makerList: MakerListChange | undefined
+  if (makers !== undefined && makers.approve.length + makers.revoke.length > 0) {
+    if (current.makers === undefined)
+      throw new InvalidArgumentError('changing the maker list needs the current list (getGovernableValues)')
+    const list = applyMakerChanges(current.makers, makers)
+    // On the version the setParams call above makes, when there is one.
+    const base = current.paramsVersion + (calls.length === 0 ? 0 : 1)
+    calls.push({
+      target: contracts.NetworkParams,
+      data: encodeFunctionData({
+        abi: networkParamsAbi,
+        functionName: 'setMakers',
+        args: [base, list],
+      }),
+    })
+    makerList = {
+      approved: sortMakerKeys(makers.approve).map(makerPeerIdOf),
+      revoked: sortMakerKeys(makers.revoke).map(makerPeerIdOf),
+      makers: list.map(makerPeerIdOf),
+    }
   }
   const single = (k: string, target: `0x${string}`, data: Hex) => {
     if (changes.has(k)) calls.push({ target, data })
@@ -403,7 +507,7 @@ export function encodeGovernableChanges(
     contracts.MeshTimelock,
     encodeFunctionData({ abi: meshTimelockAbi, functionName: 'updateDelay', args: [v('timelock.delay')] }),
   )
-  return { calls, changes: list }
+  return { calls, changes: list, ...(makerList === undefined ? {} : { makers: makerList }) }
 }
 
 /** What one proposal call does, decoded: the keys it sets, or the raw call when it is not a setter. */
@@ -412,8 +516,10 @@ export interface DecodedCall {
   functionName: string
   /** Keyed values the call sets (all of a NetworkParams set), empty for an unknown call. */
   values: GovernableValues
-  /** For `setParams`: the version the new set replaces. */
+  /** For `setParams` and `setMakers`: the version the new set or list replaces. */
   baseVersion?: number
+  /** For `setMakers`: the whole new maker list, as peer ids. */
+  makers?: string[]
 }
 
 /** Decodes a proposal's call against the network's governable contracts (for listing proposals). */
@@ -447,6 +553,14 @@ export function decodeGovernanceCall(call: GovernanceCall, contracts: ContractAd
         functionName: 'setParams',
         values: paramsToValues(a1 as NetworkParamsStruct),
         baseVersion: Number(a0),
+      }
+    case 'setMakers':
+      return {
+        contract: named,
+        functionName: 'setMakers',
+        values: {},
+        baseVersion: Number(a0),
+        makers: (a1 as readonly Hex[]).map(makerPeerIdOf),
       }
     case 'setMinNodeStake':
       one('registry.minNodeStake')

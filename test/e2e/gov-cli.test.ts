@@ -1,8 +1,10 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { listProposals, writeNetworkFile } from '../../src/chain/index.js'
+import { listProposals, makerKeysOf, makerPeerIdOf, writeNetworkFile } from '../../src/chain/index.js'
 import { type ChainFixture, startChainFixture } from '../helpers/chain-fixture.js'
 import { runCli } from '../helpers/cli.js'
 
@@ -17,7 +19,7 @@ describe('meshwork gov', () => {
   const gov = (...args: string[]) => runCli(['gov', ...args], { cwd })
   const json = async (...args: string[]) => {
     const r = await runCli(['--json', 'gov', ...args], { cwd })
-    expect(r.code, r.stderr).toBe(0)
+    expect(r.code, r.stderr + r.stdout).toBe(0)
     return JSON.parse(r.stdout)
   }
 
@@ -116,5 +118,73 @@ describe('meshwork gov', () => {
     expect(text.stdout).toMatch(/version 1 from epoch 0: weights.uptime=4000 bps/)
     expect(text.stdout).toMatch(/version 2 from epoch \d+: weights.uptime=3500 bps/)
     expect(text.stdout).toMatch(/registry.minNodeStake +1000 MESH/)
+  })
+
+  it('approves and revokes hardware makers by peer id, and shows the makers in force', async () => {
+    const p = f.network.parameters
+    const [a, b, c] = await Promise.all(
+      [0, 1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()),
+    )
+    const rsa = 'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N'
+    const before = (await listProposals(f.client(0), { fromBlock: 0n })).length
+    const bad = await gov('propose', '--approve-maker', rsa, '--description', 'x')
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/maker Qm\w+ is not an Ed25519 key's peer id .*12D3KooW.*\[INVALID_ARGUMENT\]/)
+    const twice = await gov(
+      'propose',
+      '--approve-maker',
+      a as string,
+      '--revoke-maker',
+      a as string,
+      '--description',
+      'x',
+    )
+    expect(twice.stderr).toContain(`maker ${a} is named twice`)
+    const nothing = await gov('propose', '--description', 'x')
+    expect(nothing.stderr).toContain('a proposal needs at least one --set KEY=VALUE, --approve-maker PEERID')
+    const unknown = await gov('propose', '--revoke-maker', c as string, '--description', 'x')
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain(`maker ${c} is not approved: there is nothing to revoke`)
+    expect(await listProposals(f.client(0), { fromBlock: 0n })).toHaveLength(before)
+
+    await gov('delegate', f.account(0).address)
+    await f.advance(1)
+    // Passes a proposal made with `args` through vote, queue and execute; returns what propose printed.
+    const pass = async (...args: string[]) => {
+      const made = await json('propose', ...args)
+      await f.advance(p.votingDelay + 1)
+      expect((await gov('vote', made.proposalId, 'for')).code).toBe(0)
+      await f.advance(p.votingPeriod + 1)
+      expect((await gov('queue', made.proposalId)).code).toBe(0)
+      await f.advance(p.timelockDelay + 1)
+      const executed = await gov('execute', made.proposalId)
+      expect(executed.code, executed.stderr).toBe(0)
+      return made
+    }
+    const both = makerKeysOf([a as string, b as string]).map(makerPeerIdOf)
+    const approved = await pass('--approve-maker', a as string, b as string, '--description', 'Two makers')
+    expect(approved.makers).toEqual({ approved: both, revoked: [], makers: both })
+    const listed = (await gov('list')).stdout
+    expect(listed).toContain(
+      `${approved.proposalId}  Two makers\n  executed\n  NetworkParams.setMakers (replaces parameter version `,
+    )
+    expect(listed).toContain(`): approves makers ${both.join(', ')} (2 approved after it)`)
+
+    const latest = await json('params')
+    const next = await json('params', '--epoch', String(Number(latest.latestFromEpoch)))
+    expect(next.makers).toEqual(both)
+    expect(next.values['hardware.linearBps']).toBe('5000')
+    await f.advance(p.epochDuration)
+    const shown = (await gov('params')).stdout
+    expect(shown).toMatch(/hardware\.linearBps +5000 bps/)
+    expect(shown).toMatch(new RegExp(`hardware\\.makers +2 approved .*\\n {4}${both[0]}\\n {4}${both[1]}\\n`))
+
+    const revoked = await pass('--revoke-maker', a as string, '--description', 'Revoke one')
+    expect(revoked.makers).toEqual({ approved: [], revoked: [a], makers: [b] })
+    expect((await gov('list')).stdout).toContain(`revokes maker ${a} (1 approved after it)`)
+    const history = (await gov('params', '--history')).stdout
+    expect(history).toMatch(/version 1 from epoch 0: .*, makers: none\n/)
+    expect(history).toContain(`, makers: ${both.join(', ')}\n`)
+    expect(history).toContain(`, makers: ${b}\n`)
   })
 })

@@ -1,10 +1,13 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { type Hex, parseEventLogs } from 'viem'
+import { decodeFunctionData, type Hex, parseEventLogs } from 'viem'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   type ContractCall,
   deployContracts,
+  encodeGovernableChanges,
+  type GovernanceCall,
+  getGovernableValues,
   getNetworkParams,
   getNetworkParamsHistory,
   INITIAL_NETWORK_PARAMS,
@@ -12,6 +15,8 @@ import {
   makerKeysOf,
   makerPeerIdOf,
   networkParamsAbi,
+  parseGovernableSettings,
+  parseMakerChanges,
   readContract,
   sendContractTx,
   toRewardParams,
@@ -75,11 +80,16 @@ describe('NetworkParams hardware makers on the embedded chain', () => {
       await expect(read('makersOf', [v])).rejects.toMatchObject({ code: 'PARAMS_UNKNOWN_VERSION' })
   })
 
-  it('a setMakers proposal makes a version with the new list and the same set, from the epoch after it executes; setParams then keeps that list', async () => {
-    const executed = await f.govern(
-      [setMakers(1, makerKeysOf([makers[2] as string, makers[1] as string]))],
-      'makers',
+  it('a proposal approving one maker and revoking another makes a version with the new list and the same set, from the epoch after it executes; setParams then keeps that list', async () => {
+    const current = await getGovernableValues(f.client(0))
+    const { calls, makers: change } = encodeGovernableChanges(
+      current,
+      new Map(),
+      f.network.contracts,
+      parseMakerChanges([makers[2] as string], [makers[0] as string]),
     )
+    expect(change?.makers).toEqual(sorted([makers[1] as string, makers[2] as string]))
+    const executed = await f.govern(calls.map(asContractCall), 'makers')
     const executedIn = await epochNow()
     const events = parseEventLogs({ abi: networkParamsAbi, logs: executed.receipt.logs })
     const next = makerKeysOf([makers[1] as string, makers[2] as string])
@@ -115,16 +125,14 @@ describe('NetworkParams hardware makers on the embedded chain', () => {
     expect(toRewardParams(v3 as NonNullable<typeof v3>).hardware?.linearBps).toBe(7_500)
   })
 
-  it('one proposal can set parameters and makers together: setParams, then setMakers on the version it made', async () => {
-    await f.govern([
-      {
-        address: np(),
-        abi: networkParamsAbi,
-        functionName: 'setParams',
-        args: [1, { ...INITIAL_NETWORK_PARAMS, linearBps: 6_000 }],
-      },
-      setMakers(2, makerKeysOf(makers)),
-    ])
+  it('one proposal as gov propose builds it can set parameters and makers together: setParams, then setMakers on the version it made', async () => {
+    const { calls } = encodeGovernableChanges(
+      await getGovernableValues(f.client(0)),
+      parseGovernableSettings(['hardware.linearBps=6000']),
+      f.network.contracts,
+      parseMakerChanges([makers[2] as string], []),
+    )
+    await f.govern(calls.map(asContractCall))
     const history = await getNetworkParamsHistory(f.client(0))
     expect(history).toHaveLength(3)
     expect(history[2]).toMatchObject({
@@ -211,3 +219,9 @@ describe('NetworkParams hardware makers on the embedded chain', () => {
     expect(await deployer.public.getTransactionCount({ address: f.account(0).address })).toBe(nonce)
   })
 })
+
+/** A proposal's NetworkParams call as the fixture's `govern` takes it. */
+function asContractCall(call: GovernanceCall): ContractCall {
+  const { functionName, args } = decodeFunctionData({ abi: networkParamsAbi, data: call.data })
+  return { address: call.target, abi: networkParamsAbi, functionName, args: args ?? [] }
+}

@@ -4,10 +4,12 @@ import {
   castVote,
   chainError,
   connectChain,
+  type DecodedCall,
   decodeGovernanceCall,
   delegateVotes,
   encodeGovernableChanges,
   executeProposal,
+  explainMakersChange,
   explainProposal,
   findProposal,
   formatGovernable,
@@ -18,10 +20,13 @@ import {
   getProposal,
   getVotes,
   listProposals,
+  makerPeerIdOf,
   type NetworkFile,
+  type NetworkParamsVersion,
   type ProposalRecord,
   paramsToValues,
   parseGovernableSettings,
+  parseMakerChanges,
   propose,
   queueProposal,
   type VoteSupport,
@@ -37,11 +42,47 @@ interface SendFlags extends NetworkFlags {
   keyFile?: string
 }
 
-/** What a proposal sets, one `key = value` per line (or the raw call). */
-function describeCalls(p: ProposalRecord, network: NetworkFile): string[] {
+/**
+ * The makers of version `base` as a proposal's `setMakers` call replaces them: the chain's
+ * (`history`), or those of a version an earlier call of the same proposal makes; undefined when
+ * neither knows it.
+ */
+function makersOfBase(
+  history: readonly NetworkParamsVersion[],
+  earlier: readonly DecodedCall[],
+  base: number,
+): string[] | undefined {
+  const held = history[base - 1]
+  if (held !== undefined) return held.makers.map(makerPeerIdOf)
+  const i = earlier.findLastIndex((d) => d.contract === 'NetworkParams' && d.baseVersion === base - 1)
+  const maker = earlier[i]
+  if (maker?.functionName === 'setMakers') return maker.makers
+  if (maker?.functionName === 'setParams') return makersOfBase(history, earlier.slice(0, i), base - 1)
+  return undefined
+}
+
+/**
+ * What a proposal sets, one `key = value` per line, what it does to the maker list in words, or the
+ * raw call. `history` is NetworkParams' versions, read when a call sets makers.
+ */
+function describeCalls(
+  p: ProposalRecord,
+  network: NetworkFile,
+  history: readonly NetworkParamsVersion[],
+): string[] {
   const lines: string[] = []
+  const decoded: DecodedCall[] = []
   for (const call of p.calls) {
     const d = decodeGovernanceCall(call, network.contracts)
+    const earlier = [...decoded]
+    decoded.push(d)
+    if (d.makers !== undefined) {
+      const before = makersOfBase(history, earlier, d.baseVersion ?? 0)
+      lines.push(
+        `${d.contract}.${d.functionName} (replaces parameter version ${d.baseVersion}): ${explainMakersChange(before, d.makers)}`,
+      )
+      continue
+    }
     const entries = Object.entries(d.values)
     if (entries.length === 0) {
       lines.push(`${d.contract}.${d.functionName}(…)`)
@@ -101,37 +142,68 @@ export function govCommands(program: Command): Command {
     gov
       .command('propose')
       .description('propose parameter changes (one proposal, executed together)')
-      .requiredOption(
+      .option(
         '--set <KEY=VALUE...>',
         `parameters to set; keys: ${GOVERNABLE_KEYS.map((k) => k.key).join(', ')}`,
       )
+      .option(
+        '--approve-maker <PEERID...>',
+        "approve a hardware maker: its device certificates count from the epoch after execution (its Ed25519 key's peer id)",
+      )
+      .option('--revoke-maker <PEERID...>', "revoke an approved hardware maker (its Ed25519 key's peer id)")
       .requiredOption('--description <text>', 'what and why, shown to voters'),
     true,
-  ).action(async (opts: SendFlags & { set: string[]; description: string }, cmd: Command) => {
-    const out = createOutput(globalOptions(cmd))
-    // Every key and value is checked before anything is read or sent.
-    const settings = parseGovernableSettings(opts.set)
-    if (opts.description.trim() === '')
-      throw new InvalidArgumentError('--description must not be empty', { hint: 'Say what changes and why' })
-    const { network, client } = await openSender(opts)
-    const current = await getGovernableValues(client)
-    const { calls, changes } = encodeGovernableChanges(current, settings, network.contracts)
-    out.step(`proposing ${changes.length} change(s) in ${calls.length} call(s)`)
-    const tx = await propose(client, { calls, description: opts.description })
-    const status = await getProposal(client, tx.proposalId)
-    out.json({
-      proposalId: tx.proposalId,
-      tx: tx.hash,
-      changes,
-      state: status.state,
-      votableFrom: status.snapshot + 1n,
-      votingEnds: status.deadline,
-    })
-    out.info(`Proposed ${tx.proposalId} in tx ${tx.hash}`)
-    for (const c of changes)
-      out.info(`  ${c.key}: ${formatGovernable(c.key, c.from)} -> ${formatGovernable(c.key, c.to)}`)
-    out.info(`  ${explainProposal(status)}`)
-  })
+  ).action(
+    async (
+      opts: SendFlags & {
+        set?: string[]
+        approveMaker?: string[]
+        revokeMaker?: string[]
+        description: string
+      },
+      cmd: Command,
+    ) => {
+      const out = createOutput(globalOptions(cmd))
+      // Every key, value and maker is checked before anything is read or sent.
+      const makerChanges = parseMakerChanges(opts.approveMaker ?? [], opts.revokeMaker ?? [])
+      const settings = parseGovernableSettings(opts.set ?? [], {
+        allowNone: makerChanges.approve.length + makerChanges.revoke.length > 0,
+      })
+      if (opts.description.trim() === '')
+        throw new InvalidArgumentError('--description must not be empty', {
+          hint: 'Say what changes and why',
+        })
+      const { network, client } = await openSender(opts)
+      const current = await getGovernableValues(client)
+      const { calls, changes, makers } = encodeGovernableChanges(
+        current,
+        settings,
+        network.contracts,
+        makerChanges,
+      )
+      const count = changes.length + (makers ? makers.approved.length + makers.revoked.length : 0)
+      out.step(`proposing ${count} change(s) in ${calls.length} call(s)`)
+      const tx = await propose(client, { calls, description: opts.description })
+      const status = await getProposal(client, tx.proposalId)
+      out.json({
+        proposalId: tx.proposalId,
+        tx: tx.hash,
+        changes,
+        ...(makers ? { makers } : {}),
+        state: status.state,
+        votableFrom: status.snapshot + 1n,
+        votingEnds: status.deadline,
+      })
+      out.info(`Proposed ${tx.proposalId} in tx ${tx.hash}`)
+      for (const c of changes)
+        out.info(`  ${c.key}: ${formatGovernable(c.key, c.from)} -> ${formatGovernable(c.key, c.to)}`)
+      if (makers)
+        out.info(
+          `  hardware.makers: ${explainMakersChange(current.makers.map(makerPeerIdOf), makers.makers)}`,
+        )
+      out.info(`  ${explainProposal(status)}`)
+    },
+  )
 
   networkOptions(
     gov.command('list').description('every proposal, its state and what it changes'),
@@ -142,6 +214,11 @@ export function govCommands(program: Command): Command {
     const proposals = await listProposals(reader, { fromBlock: BigInt(network.deployBlock) })
     const rows = []
     for (const p of proposals) rows.push({ record: p, status: await getProposal(reader, p.proposalId) })
+    // The maker lists that setMakers calls replace, to say what they change.
+    const setsMakers = proposals.some((p) =>
+      p.calls.some((c) => decodeGovernanceCall(c, network.contracts).makers !== undefined),
+    )
+    const history = setsMakers ? await getNetworkParamsHistory(reader) : []
     out.json({
       proposals: rows.map(({ record, status }) => ({
         proposalId: record.proposalId,
@@ -162,7 +239,7 @@ export function govCommands(program: Command): Command {
     for (const { record, status } of rows) {
       out.info(`${record.proposalId}  ${record.description.split('\n')[0]}`)
       out.info(`  ${explainProposal(status)}`)
-      for (const line of describeCalls(record, network)) out.info(`  ${line}`)
+      for (const line of describeCalls(record, network, history)) out.info(`  ${line}`)
     }
   })
 
@@ -237,7 +314,9 @@ export function govCommands(program: Command): Command {
   networkOptions(
     gov
       .command('params')
-      .description('the governable parameters: the reward set in force (or at --epoch), and the rest')
+      .description(
+        'the governable parameters: the reward set and approved makers in force (or at --epoch), and the rest',
+      )
       .option('--epoch <n>', 'show the reward parameter set in force in this epoch')
       .option('--history', 'list every reward parameter version and the epoch it applies from'),
     false,
@@ -254,12 +333,14 @@ export function govCommands(program: Command): Command {
     const history = opts.history ? await getNetworkParamsHistory(reader) : undefined
     const rewardValues = paramsToValues(inForce.params)
     const values = { ...all.values, ...rewardValues }
+    const makers = inForce.makers.map(makerPeerIdOf)
     out.json({
       epoch: inForce.epoch,
       version: inForce.version,
       fromEpoch: inForce.fromEpoch,
       params: inForce.params,
       values,
+      makers,
       latestVersion: all.paramsVersion,
       latestFromEpoch: all.paramsFromEpoch,
       ...(history ? { history } : {}),
@@ -272,13 +353,18 @@ export function govCommands(program: Command): Command {
       if (v !== undefined)
         out.info(`  ${k.key.padEnd(26)} ${formatGovernable(k.key, v).padEnd(24)} ${k.description}`)
     }
+    out.info(
+      `  ${'hardware.makers'.padEnd(26)} ${`${makers.length} approved`.padEnd(24)} makers whose device certificates count (--approve-maker, --revoke-maker)`,
+    )
+    for (const m of makers) out.info(`    ${m}`)
     if (all.paramsVersion > inForce.version && all.paramsFromEpoch > inForce.epoch)
       out.info(`Version ${all.paramsVersion} applies from epoch ${all.paramsFromEpoch}`)
     for (const v of history ?? []) {
       const set = Object.entries(paramsToValues(v.params))
         .map(([k, x]) => `${k}=${formatGovernable(k, x)}`)
         .join(', ')
-      out.info(`version ${v.version} from epoch ${v.fromEpoch}: ${set}`)
+      const listed = v.makers.length === 0 ? 'none' : v.makers.map(makerPeerIdOf).join(', ')
+      out.info(`version ${v.version} from epoch ${v.fromEpoch}: ${set}, makers: ${listed}`)
     }
   })
 
