@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { latLngToCell } from 'h3-js'
@@ -17,9 +17,13 @@ import {
   transferTokens,
 } from '../chain/index.js'
 import { writeSecretFile } from '../core/secret-file.js'
-import { peerIdBytes } from '../mesh/peer-key.js'
+import { createPeerSigner, type PeerSigner, peerIdBytes } from '../mesh/peer-key.js'
+import { loadNodeConfig } from '../node/config.js'
 import { initNodeDir, NODE_FILES } from '../node/identity.js'
 import { loadNodeDir } from '../node/node-dir.js'
+import { loadDeviceKey } from '../sensors/device.js'
+import { signMakerCertificate } from '../sensors/maker.js'
+import { createMakerKey, readMakerKey, writeMakerCertificate } from '../sensors/maker-files.js'
 import { initVerifierDir, loadVerifierDir } from '../verifier/verifier-dir.js'
 import { NODE_CELL_RESOLUTION } from './commands/node-init.js'
 
@@ -96,6 +100,38 @@ export async function fundDemoBuilder(provider: Eip1193Provider, network: Networ
   await transferTokens(client, DEMO_BUILDER_ACCOUNT.address, DEVNET_BUILDER_FUNDS)
 }
 
+/** The devnet's hardware maker key in its directory, approved at deploy (kept across restarts). */
+export const MAKER_KEY_FILE = 'maker.key'
+
+/** The devnet's maker: the key in `dir`/maker.key, made on first use. */
+export async function devnetMaker(dir: string): Promise<PeerSigner> {
+  const path = join(dir, MAKER_KEY_FILE)
+  return createPeerSigner(existsSync(path) ? readMakerKey(path) : await createMakerKey(path))
+}
+
+/** The model the devnet's maker certifies its simulated stations as. */
+export const DEVNET_STATION_MODEL = 'meshwork devnet station'
+
+/**
+ * Certifies a devnet node's station with `maker`, unless its config already names a certificate:
+ * makes the station's device key (as the node would on its first start), writes the certificate
+ * to `station.cert.json` and names it in `[sensors.certificates]`.
+ */
+async function certifyStation(dir: string, maker: PeerSigner): Promise<void> {
+  const configPath = join(dir, NODE_FILES.config)
+  const sensors = loadNodeConfig(configPath, {}).sensors
+  if (!sensors.simulated.includes('station') || sensors.certificates.station !== undefined) return
+  const device = createPeerSigner(await loadDeviceKey(join(dir, 'sensors'), 'station')).peerId
+  writeMakerCertificate(
+    join(dir, 'station.cert.json'),
+    signMakerCertificate(maker, device, DEVNET_STATION_MODEL),
+  )
+  appendFileSync(
+    configPath,
+    '\n# The devnet maker certified this station (meshwork maker certify).\n[sensors.certificates]\nstation = "station.cert.json"\n',
+  )
+}
+
 /** One member directory. */
 export interface Member {
   kind: 'node' | 'verifier'
@@ -103,11 +139,16 @@ export interface Member {
   dir: string
 }
 
-/** The member directories (absolute) of a devnet in `dir`, created if missing: a resumed devnet keeps its own. */
+/**
+ * The member directories (absolute) of a devnet in `dir`, created if missing: a resumed devnet keeps
+ * its own. With `maker`, each node's simulated station is certified by it (a resumed node's too, if
+ * it was made before stations were).
+ */
 export async function memberDirs(
   dir: string,
   counts: { nodes: number; verifiers: number },
   networkPath: string,
+  options: { maker?: PeerSigner } = {},
 ): Promise<{ members: Member[]; created: Member[] }> {
   const root = resolve(dir)
   const members: Member[] = []
@@ -118,6 +159,7 @@ export async function memberDirs(
     if (existsSync(join(m.dir, 'peer.key'))) {
       // Resumed: the network file may name another RPC port now.
       copyFileSync(networkPath, join(m.dir, 'network.json'))
+      if (options.maker !== undefined) await certifyStation(m.dir, options.maker)
       continue
     }
     const [, lat, lon] = PLACES[i % PLACES.length] as [string, number, number]
@@ -137,6 +179,7 @@ export async function memberDirs(
         .replace(/^simulated = \[\]$/m, 'simulated = ["station"]')
         .replace(/^simulatedEverySeconds = 60$/m, 'simulatedEverySeconds = 2'),
     )
+    if (options.maker !== undefined) await certifyStation(m.dir, options.maker)
     copyFileSync(networkPath, join(m.dir, 'network.json'))
     created.push(m)
   }

@@ -214,6 +214,8 @@ describe('meshwork devnet', () => {
       await devnet.waitFor(/Meshwork devnet ready: (http:\/\/127\.0\.0\.1:(\d+))/, 90_000)
     )[1] as string
     const port = Number(new URL(url).port)
+    // The devnet's hardware maker, approved at deploy, certifies every node's station.
+    const maker = (await devnet.waitFor(/maker {6}(12D3KooW\w+) \(net\/maker\.key\)/))[1] as string
     const info = await runCli(['--json', 'chain', 'info', '--network', 'net/network.json'], { cwd })
     expect(info.code, info.stderr).toBe(0)
     const first = JSON.parse(info.stdout)
@@ -334,7 +336,8 @@ describe('meshwork devnet', () => {
     expect(noLeases.stderr).toMatch(/no leases at none\.db.*meshwork put/)
 
     // Each node runs a simulated weather station: a builder near Berlin (node-0) gets its signed
-    // readings as JSON lines, each with the sensor, the node that certified it and a quality flag.
+    // readings as JSON lines, each with the sensor, the node and maker that certified it and a
+    // quality flag.
     const stream = await runCli(
       [
         '--json',
@@ -366,6 +369,7 @@ describe('meshwork devnet', () => {
       })
       expect(r.distanceKm).toBeLessThan(40)
       expect(r.node).toMatch(/^12D3KooW/)
+      expect(r.maker).toBe(maker)
     }
     // The devnet's API serves the same readings, latest per sensor and kind, nearest first.
     let latest: {
@@ -380,7 +384,15 @@ describe('meshwork devnet', () => {
       if (latest.readings.length === 0) await new Promise((resolve) => setTimeout(resolve, 500))
     }
     expect(latest.readings.length).toBeGreaterThan(0)
-    expect(latest.readings[0]).toMatchObject({ quality: { flag: 'ok' }, sensor: readings[0].sensor })
+    expect(latest.readings[0]).toMatchObject({ quality: { flag: 'ok' }, sensor: readings[0].sensor, maker })
+    // Certified hardware is paid: a posted epoch's judgement pays the station.
+    const paid = async () =>
+      (
+        (await (await fetch(`${url}/api/sensors/latest?near=52.5,13.4&radius=50`)).json()) as {
+          readings: { score: { paid: boolean } | null }[]
+        }
+      ).readings.some((r) => r.score?.paid === true)
+    await until(paid, 60_000, 500)
     expect((await fetch(`${url}/api/sensors/latest?kind=wind`)).status).toBe(400)
 
     writeFileSync(join(cwd, 'loop.js'), '() => { for (;;) {} }\n')
@@ -413,6 +425,8 @@ describe('meshwork devnet', () => {
     // --resume continues with the same contracts and members.
     const resumed = background([...args, '--resume'], cwd)
     await resumed.waitFor(/Meshwork devnet ready/, 90_000)
+    // The same maker (its key kept in the devnet's directory).
+    expect((await resumed.waitFor(/maker {6}(12D3KooW\w+)/))[1]).toBe(maker)
     const again = await runCli(['--json', 'chain', 'info', '--network', 'net/network.json'], { cwd })
     expect(JSON.parse(again.stdout).contracts).toEqual(first.contracts)
     expect(membersRunning(join(cwd, 'net'))).toHaveLength(5)

@@ -42,8 +42,10 @@ import { claimForAll, type DemoBuilder, demoStorageFor, startDemoBuilder } from 
 import {
   BUILDER_KEY_FILE,
   DEMO_BUILDER_ACCOUNT,
+  devnetMaker,
   fundBuilder,
   fundDemoBuilder,
+  MAKER_KEY_FILE,
   type MemberProcess,
   memberDirs,
   memberIdentity,
@@ -177,6 +179,9 @@ export function devnetCommand(program: Command): void {
         'a meshwork devnet: `meshwork devnet --dir` may empty it\n',
       )
       const logger = createLogger({ level: g.verbose ? 'debug' : 'warn' })
+      // The devnet's hardware maker (maker.key, kept): approved at deploy, it certifies every
+      // node's station, so that the stations are paid as certified hardware.
+      const maker = await devnetMaker(opts.dir)
       const steps = 6
       // Listening from the start: a Ctrl-C while starting up stops everything once started.
       const shutdown = waitForShutdown()
@@ -207,6 +212,7 @@ export function devnetCommand(program: Command): void {
             privateKey: (devAccounts(1)[0] as { privateKey: `0x${string}` }).privateKey,
             preset: 'devnet',
             overrides: { epochDuration, quorum: counts.verifiers === 1 ? 1 : 2 },
+            makers: [maker.peerId],
             onStep: (step) => logger.debug({ step }, 'deploy step'),
           })
           writeNetworkFile(networkPath, network, { force: true })
@@ -220,7 +226,7 @@ export function devnetCommand(program: Command): void {
         )
 
         out.step(`preparing ${counts.nodes} nodes and ${counts.verifiers} verifiers`, 3, steps)
-        const { members: dirs, created } = await memberDirs(opts.dir, counts, networkPath)
+        const { members: dirs, created } = await memberDirs(opts.dir, counts, networkPath, { maker })
         await registerMembers(created, { provider: chain.provider, network: net }, (text) =>
           logger.debug({ text }, 'register'),
         )
@@ -392,6 +398,7 @@ export function devnetCommand(program: Command): void {
           chainId: net.chainId,
           networkFile: networkPath,
           contracts: net.contracts,
+          maker: maker.peerId,
           members: ready,
         })
         out.info(`Meshwork devnet ready: ${webUrl}`)
@@ -405,6 +412,9 @@ export function devnetCommand(program: Command): void {
           `  members    ${counts.nodes} nodes, ${counts.verifiers} verifiers, each its own process${opts.demo ? '; a demo builder runs a job every few seconds and keeps a small file stored' : ''}`,
         )
         out.info(`  network    ${networkPath}`)
+        out.info(
+          `  maker      ${maker.peerId} (${join(opts.dir, MAKER_KEY_FILE)}): approved, certifies every node's station`,
+        )
         out.info(
           `  try: npx meshwork job run FILE.js --input JSON --network ${networkPath} --key ${join(opts.dir, BUILDER_KEY_FILE)}`,
         )
