@@ -50,8 +50,10 @@ export function makerCommands(program: Command): Command {
       out.json({ key: path, maker: peerId })
       out.info(`Created maker key ${path}`)
       out.info(`  maker  ${peerId}`)
-      out.info('  next: have governance approve this maker, then certify each device key with')
-      out.info(`        meshwork maker certify --key ${opts.key} --device PEERID --model MODEL -o FILE`)
+      out.info(`  next: have governance approve it: meshwork gov propose --approve-maker ${peerId}`)
+      out.info(
+        `        then certify each device key: meshwork maker certify --key ${opts.key} --device PEERID --model MODEL -o FILE`,
+      )
     })
   maker
     .command('certify')
