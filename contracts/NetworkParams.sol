@@ -46,9 +46,10 @@ contract NetworkParams is Ownable {
         /// 0 < min <= max <= 1,000,000.
         uint32 computeVerifyMinPpm;
         uint32 computeVerifyMaxPpm;
-        /// An operator's compute reward in an epoch is at most this share of the payment fees its
-        /// payments burned in the epoch, in basis points: below 10,000, so paying oneself never pays.
-        uint16 computeRebateBps;
+        /// An operator's compute, storage and relay rewards in an epoch are together at most this
+        /// share of the payment fees its payments burned in the epoch, in basis points: below
+        /// 10,000, so paying oneself never pays.
+        uint16 workRebateBps;
         /// The share of a node's uptime weight, in basis points, that is linear in its stake; the
         /// rest counts only with a certified device in its registered place (at most 10,000).
         uint16 linearBps;
@@ -217,7 +218,7 @@ contract NetworkParams is Ownable {
             revert InvalidParameter("compute.verifyMinPpm");
         }
         if (p.computeVerifyMaxPpm > PPM) revert InvalidParameter("compute.verifyMaxPpm");
-        if (p.computeRebateBps >= BPS) revert InvalidParameter("compute.rebateBps");
+        if (p.workRebateBps >= BPS) revert InvalidParameter("work.rebateBps");
         if (p.linearBps > BPS) revert InvalidParameter("hardware.linearBps");
     }
 }

@@ -84,12 +84,12 @@ export const GOVERNABLE_KEYS: readonly GovernableKey[] = [
     'highest re-run probability of a compute job',
   ),
   key(
-    'compute.rebateBps',
+    'work.rebateBps',
     'NetworkParams',
     'bps',
     0n,
     9_999n,
-    "share of its burned payment fees an operator's compute reward may reach",
+    "share of its burned payment fees an operator's compute, storage and relay rewards may reach together",
   ),
   key(
     'hardware.linearBps',
@@ -167,7 +167,7 @@ const PARAM_FIELDS: Record<string, keyof NetworkParamsStruct> = {
   'uptime.cellStakeCap': 'cellStakeCap',
   'compute.verifyMinPpm': 'computeVerifyMinPpm',
   'compute.verifyMaxPpm': 'computeVerifyMaxPpm',
-  'compute.rebateBps': 'computeRebateBps',
+  'work.rebateBps': 'workRebateBps',
   'hardware.linearBps': 'linearBps',
 }
 

@@ -20,7 +20,7 @@ export interface NetworkParamsStruct {
   sensorCellCapacity: number
   computeVerifyMinPpm: number
   computeVerifyMaxPpm: number
-  computeRebateBps: number
+  workRebateBps: number
   /** The share of a node's uptime weight linear in its stake, basis points (`hardware.linearBps`). */
   linearBps: number
 }
@@ -62,7 +62,7 @@ export const INITIAL_NETWORK_PARAMS: Readonly<NetworkParamsStruct> = Object.free
   sensorCellCapacity: DEFAULT_REWARD_PARAMS.sensor.cellCapacity,
   computeVerifyMinPpm: 50_000,
   computeVerifyMaxPpm: 1_000_000,
-  computeRebateBps: DEFAULT_REWARD_PARAMS.compute?.rebateBps as number,
+  workRebateBps: DEFAULT_REWARD_PARAMS.work?.rebateBps as number,
   linearBps: DEFAULT_REWARD_PARAMS.hardware?.linearBps ?? DEFAULT_LINEAR_BPS,
 })
 
@@ -91,6 +91,6 @@ export function toRewardParams(v: Pick<NetworkParamsVersion, 'version' | 'params
     },
     sensor: { cellCapacity: p.sensorCellCapacity },
     hardware: { makers: v.makers.map(makerPeerIdOf), linearBps: p.linearBps },
-    compute: { rebateBps: p.computeRebateBps },
+    work: { rebateBps: p.workRebateBps },
   }
 }

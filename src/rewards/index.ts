@@ -30,6 +30,7 @@ export {
   type RewardNode,
   type RewardParams,
   type RewardService,
+  rebateCapOf,
   type StorageExplanation,
   type StorageObservation,
   type UptimeExplanation,

@@ -415,11 +415,22 @@ export const DEFAULT_REWARD_PARAMS: RewardParams = Object.freeze({
   }),
   sensor: Object.freeze({ cellCapacity: 5 }),
   hardware: Object.freeze({ makers: Object.freeze([]) as readonly string[], linearBps: 5_000 }),
-  compute: Object.freeze({ rebateBps: 9_000 }),
+  work: Object.freeze({ rebateBps: 9_000 }),
 })
 
 /** Most makers a parameter set may approve (the contract's bound). */
 export const MAX_MAKERS = 256
+
+/**
+ * The parameter set's rebate cap in basis points, on compute alone (`compute`) or on all paid work
+ * (`work`); undefined without one. An epoch with one needs the fees burned in it (`RewardInput.burned`).
+ */
+export function rebateCapOf(params: {
+  compute?: { rebateBps: number } | undefined
+  work?: { rebateBps: number } | undefined
+}): number | undefined {
+  return params.work?.rebateBps ?? params.compute?.rebateBps
+}
 
 /**
  * Checks a parameter set; the contracts refuse the same values (docs/rewards.md).
@@ -537,7 +548,7 @@ export function computeEpochRewards(input: RewardInput, params: RewardParams): E
   // 2b'. The rebate cap: an operator's compute reward (`compute`), or its compute, storage and relay
   // rewards together (`work`), are at most its share of the fees its payments burned, each scaled
   // down alike; what the cap holds back goes to the uptime pool (or stays unminted without one).
-  const rebate = params.work?.rebateBps ?? params.compute?.rebateBps
+  const rebate = rebateCapOf(params)
   const capped: readonly RewardService[] = params.work !== undefined ? PAID_WORK : ['compute']
   const paid = new Map<RewardService, AccountAmounts>()
   const caps = new Map<string, bigint>()

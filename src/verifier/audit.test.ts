@@ -80,11 +80,14 @@ async function postedEpoch(
   return { chain, source, settled }
 }
 
+/** The defaults as sets made before certified hardware: the stake cap binds every node, as these tests need. */
+const { hardware: _hardware, ...UNCERTIFIED } = DEFAULT_REWARD_PARAMS
+
 describe('auditing a posted epoch against the chain’s parameters', () => {
   const capped: RewardParams = {
-    ...DEFAULT_REWARD_PARAMS,
+    ...UNCERTIFIED,
     version: 2,
-    uptime: { ...DEFAULT_REWARD_PARAMS.uptime, stakeCap: 1_000n * MESH },
+    uptime: { ...UNCERTIFIED.uptime, stakeCap: 1_000n * MESH },
   }
 
   it('matches when the bundle used the set NetworkParams holds for its epoch', async () => {
@@ -105,7 +108,7 @@ describe('auditing a posted epoch against the chain’s parameters', () => {
   it('does not match when the bundle used another set, and recomputes with the chain’s', async () => {
     // The posted root was computed with version 1 (stake counts up to 10,000 MESH); the chain holds
     // version 2 for the epoch.
-    const { chain, source, settled } = await postedEpoch(DEFAULT_REWARD_PARAMS, capped)
+    const { chain, source, settled } = await postedEpoch(UNCERTIFIED, capped)
     const audit = await auditEpoch(0, {
       chain,
       sources: [source],
@@ -124,7 +127,7 @@ describe('auditing a posted epoch against the chain’s parameters', () => {
   it('does not match when the bundle lists payment fees the chain never burned (they cap compute rewards)', async () => {
     const listed = new Map([[op(1), 5n * MESH]])
     const schedule = { genesisTime: 1_700_000_000, epochDuration: 60 }
-    const honest = await postedEpoch(DEFAULT_REWARD_PARAMS, DEFAULT_REWARD_PARAMS, { listed, chain: listed })
+    const honest = await postedEpoch(UNCERTIFIED, UNCERTIFIED, { listed, chain: listed })
     const ctx = (chain: typeof honest.chain, source: BundleSource) => ({
       chain,
       schedule,
@@ -135,7 +138,7 @@ describe('auditing a posted epoch against the chain’s parameters', () => {
     const fine = await auditEpoch(0, ctx(honest.chain, honest.source))
     expect(fine.burns.difference).toBeUndefined()
     expect(fine.matches).toBe(true)
-    const forged = await postedEpoch(DEFAULT_REWARD_PARAMS, DEFAULT_REWARD_PARAMS, { listed })
+    const forged = await postedEpoch(UNCERTIFIED, UNCERTIFIED, { listed })
     const audit = await auditEpoch(0, ctx(forged.chain, forged.source))
     expect(audit.burns.difference).toBe(`${op(1)}: the bundle says ${5n * MESH} burned, the chain 0`)
     expect(audit.matches).toBe(false)

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
-import type { RewardParams } from '../rewards/index.js'
+import { type RewardParams, rebateCapOf } from '../rewards/index.js'
 import {
   bundleCid,
   type CheckedBundle,
@@ -175,7 +175,7 @@ export async function auditEpoch(epoch: number, ctx: AuditContext): Promise<Epoc
   // The burns as the chain has them: the bundle is settled with those too.
   let burnsDifference: string | undefined
   let input = checked.bundle.input
-  const burns = chainParams.compute === undefined ? undefined : await chainBurns(epoch, ctx)
+  const burns = rebateCapOf(chainParams) === undefined ? undefined : await chainBurns(epoch, ctx)
   if (burns !== undefined) {
     burnsDifference = burnsDiffer(input.burned ?? [], burns)
     input = { ...input, burned: [...burns] }

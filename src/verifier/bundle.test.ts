@@ -218,6 +218,38 @@ describe('epoch bundles and the chain’s parameter set', () => {
     })
   })
 
+  it('carry the work rebate cap with its burns, and are refused with both rebate caps or a different one', async () => {
+    const s = await setup()
+    const work = { ...params, work: { rebateBps: 9_000 } }
+    const built = buildBundle({
+      ...s.parts(3, [10, 8, 10], { root: null, entries: [] }),
+      params: work,
+      burns: new Map([[op(1), 7n]]),
+    })
+    expect(built.bundle.params.work).toEqual({ rebateBps: 9_000 })
+    const check = (bytes: Uint8Array, chain?: RewardParams) =>
+      checkBundle(bytes, {
+        network: NET,
+        verifier: s.verifier,
+        previousRoot: null,
+        ...(chain === undefined ? {} : { params: chain }),
+      })
+    const checked = check(built.bytes, work)
+    if (!checked.ok) throw new Error(checked.fault)
+    expect(checked.bundle.input.burned).toEqual([[op(1), 7n]])
+    expect(settleBundle(checked.bundle).rewards.paramsVersion).toBe(1)
+    expect(check(built.bytes, { ...params, work: { rebateBps: 5_000 } })).toEqual({
+      ok: false,
+      fault: 'params_mismatch',
+      detail: "work.rebateBps 9000, the chain's 5000",
+    })
+    const both = { ...built.bundle, params: { ...built.bundle.params, compute: { rebateBps: 9_000 } } }
+    expect(check(new TextEncoder().encode(canonicalJson(both)))).toMatchObject({
+      ok: false,
+      fault: 'malformed',
+    })
+  })
+
   it('are refused (params_mismatch) when their set is not the chain’s: another version, or the same version with other values', async () => {
     const s = await setup()
     const built = buildBundle(s.parts(3, [10, 8, 10], { root: null, entries: [] }))

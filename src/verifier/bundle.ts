@@ -16,6 +16,7 @@ import {
   REWARD_SERVICES,
   type RewardInput,
   type RewardParams,
+  rebateCapOf,
 } from '../rewards/index.js'
 import {
   BANDWIDTH_OBSERVATION,
@@ -71,8 +72,10 @@ const paramsSchema = z
       })
       .strict(),
     sensor: z.object({ cellCapacity: z.number().int() }).strict(),
-    /** Absent in bundles made before the compute rebate cap. */
+    /** Absent in bundles made before the compute rebate cap, and in those with `work`. */
     compute: z.object({ rebateBps: z.number().int() }).strict().optional(),
+    /** The rebate cap over all paid work; absent in bundles made before it. */
+    work: z.object({ rebateBps: z.number().int() }).strict().optional(),
     /**
      * The approved makers (peer ids, in NetworkParams' order) and the share of uptime weight linear
      * in stake; absent in bundles made before certified hardware.
@@ -197,6 +200,7 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
       },
       sensor: { ...parts.params.sensor },
       ...(parts.params.compute === undefined ? {} : { compute: { ...parts.params.compute } }),
+      ...(parts.params.work === undefined ? {} : { work: { ...parts.params.work } }),
       ...(parts.params.hardware === undefined ? {} : { hardware: hardwareOf(parts.params.hardware) }),
     },
     nodes: parts.nodes
@@ -213,7 +217,7 @@ export function buildBundle(parts: BundleParts): EncodedBundle {
       .sort((a, b) => byString(a.peerId, b.peerId)),
     observations: [...kept.keys()].sort(byString).map((k) => kept.get(k) as BundleObservation),
     // Listed with a rebate cap only (none given: nothing burned).
-    ...(parts.params.compute === undefined ? {} : { burns: burnsList(parts.burns ?? new Map()) }),
+    ...(rebateCapOf(parts.params) === undefined ? {} : { burns: burnsList(parts.burns ?? new Map()) }),
     carried: {
       root: parts.carried.root?.toLowerCase() ?? null,
       entries: parts.carried.entries
@@ -283,6 +287,7 @@ export function paramsDifference(bundle: RewardParams, chain: RewardParams): str
     ['uptime.vettingFactorBps', bundle.uptime.vettingFactorBps, chain.uptime.vettingFactorBps],
     ['sensor.cellCapacity', bundle.sensor.cellCapacity, chain.sensor.cellCapacity],
     ['compute.rebateBps', bundle.compute?.rebateBps, chain.compute?.rebateBps],
+    ['work.rebateBps', bundle.work?.rebateBps, chain.work?.rebateBps],
     ['hardware.linearBps', bundle.hardware?.linearBps, chain.hardware?.linearBps],
   ]
   for (const [name, ours, theirs] of fields)
@@ -353,8 +358,10 @@ export function checkBundle(
     return { ok: false, fault: 'not_sorted', detail: 'carried' }
   if (bundle.burns !== undefined && !ascending(bundle.burns.map((e) => e[0])))
     return { ok: false, fault: 'not_sorted', detail: 'burns' }
-  if ((bundle.burns === undefined) !== (bundle.params.compute === undefined))
-    return { ok: false, fault: 'malformed', detail: 'burns go with a compute rebate cap, and only with one' }
+  if (bundle.params.compute !== undefined && bundle.params.work !== undefined)
+    return { ok: false, fault: 'malformed', detail: 'params.work replaces params.compute: not both' }
+  if ((bundle.burns === undefined) !== (rebateCapOf(bundle.params) === undefined))
+    return { ok: false, fault: 'malformed', detail: 'burns go with a rebate cap, and only with one' }
   const params: RewardParams = {
     version: bundle.params.version,
     serviceWeightsBps: bundle.params.serviceWeightsBps as RewardParams['serviceWeightsBps'],
@@ -369,6 +376,7 @@ export function checkBundle(
     },
     sensor: { ...bundle.params.sensor },
     ...(bundle.params.compute === undefined ? {} : { compute: { ...bundle.params.compute } }),
+    ...(bundle.params.work === undefined ? {} : { work: { ...bundle.params.work } }),
     ...(bundle.params.hardware === undefined ? {} : { hardware: hardwareOf(bundle.params.hardware) }),
   }
   if (options.params !== undefined) {

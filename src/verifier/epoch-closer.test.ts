@@ -237,14 +237,16 @@ describe('EpochCloser (simulated network, virtual time)', () => {
       { peerId: 'node-a', operator: `0x${'1'.repeat(40)}`, stake: NODE_STAKE, registeredAt: GENESIS },
       { peerId: 'node-b', operator: `0x${'2'.repeat(40)}`, stake: 3n * NODE_STAKE, registeredAt: GENESIS },
     ]
+    // Sets made before certified hardware: the stake cap binds every node.
+    const { hardware: _hardware, ...uncertified } = DEFAULT_REWARD_PARAMS
     const capped: RewardParams = {
-      ...DEFAULT_REWARD_PARAMS,
+      ...uncertified,
       version: 2,
-      uptime: { ...DEFAULT_REWARD_PARAMS.uptime, stakeCap: NODE_STAKE },
+      uptime: { ...uncertified.uptime, stakeCap: NODE_STAKE },
     }
     const { peers, keys, registry } = await verifierSet(2, nodes)
     const { chain, poster, posted } = ledger(clock, registry, 2, [
-      { fromEpoch: 0, params: DEFAULT_REWARD_PARAMS },
+      { fromEpoch: 0, params: uncertified },
       { fromEpoch: 1, params: capped },
     ])
     const closers = startClosers(simNet(clock, 11), clock, peers, keys, [chain, chain], poster, () =>

@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
-import { type EmissionSchedule, emissionOf } from '../rewards/index.js'
+import { type EmissionSchedule, emissionOf, rebateCapOf } from '../rewards/index.js'
 import {
   type BundleParts,
   buildBundle,
@@ -255,7 +255,7 @@ export class EpochCloser {
     // The set in force in this epoch (never "the current one": a change executed during it applies
     // from the next), as every other verifier reads it.
     const params = await chain.paramsAt(plan.epoch)
-    const burns = params.compute === undefined ? undefined : await this.#burnsOf(plan)
+    const burns = rebateCapOf(params) === undefined ? undefined : await this.#burnsOf(plan)
     const encoded = buildBundle({
       net: this.#init.network,
       epoch: plan.epoch,
@@ -413,8 +413,8 @@ export class EpochCloser {
       const different = nodesDifference(checked.bundle.bundle.nodes, this.#bundleNodes(plan))
       if (different !== undefined)
         return this.#refuse('nodes_mismatch', { epoch: p.epoch, detail: different })
-      // And the payment fees burned in the epoch, which cap compute rewards, as the chain has them.
-      if (params.compute !== undefined) {
+      // And the payment fees burned in the epoch, which cap paid work's rewards, as the chain has them.
+      if (rebateCapOf(params) !== undefined) {
         const burns = await this.#burnsOf(plan)
         const listed = checked.bundle.bundle.burns ?? []
         const same =
