@@ -4,8 +4,8 @@ import type { SensorKind } from './reading.js'
 /**
  * A simulated weather station, deterministic from its seed and the time: temperature follows the
  * sun (coldest near 05:00, warmest near 15:00 local solar time, colder towards the poles), humidity
- * moves against it, pressure drifts slowly over days; each with a little noise drawn from the seed
- * each minute and smooth in between. The same seed, place and time always read the same values.
+ * moves against it, pressure drifts slowly over days with the place's weather system; each with a
+ * little noise drawn from the seed each minute and smooth in between. The same seed, place and time always read the same values.
  */
 export interface WeatherStation {
   read(kind: Extract<SensorKind, 'temperature' | 'humidity' | 'pressure'>, atMs: number): number
@@ -34,8 +34,11 @@ export function simulatedWeather(init: { seed: number; lat: number; lon: number 
       if (kind === 'temperature') return round(mean + 6 * daily(atMs) + 0.3 * noise(atMs, 1), 2)
       if (kind === 'humidity')
         return round(Math.min(100, Math.max(5, 65 - 20 * daily(atMs) + 2 * noise(atMs, 2))), 1)
+      // The slow drift is the weather system's, so it follows the place, not the station: stations
+      // a few km apart read nearly the same pressure (a degree, about 100 km, moves the phase 0.1).
       const days = atMs / 86_400_000
-      return round(1_013 + 8 * Math.sin((2 * Math.PI * days) / 5 + seed) + 0.4 * noise(atMs, 3), 1)
+      const phase = (lat + lon) / 10
+      return round(1_013 + 8 * Math.sin((2 * Math.PI * days) / 5 + phase) + 0.4 * noise(atMs, 3), 1)
     },
   }
 }
