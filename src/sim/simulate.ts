@@ -9,7 +9,7 @@ import { type Scenario, type ScenarioSize, scenarioByName } from './scenarios.js
 import { type Progress, runStack } from './stack-engine.js'
 import { drawStations } from './stations.js'
 import { STORAGE_COST_MESH } from './storage-files.js'
-import { buildWorld, DEFAULT_SIM_PROTOCOL, MESH, type World } from './world.js'
+import { buildWorld, DEFAULT_SIM_PROTOCOL, MESH, registeredEpochOf, type World } from './world.js'
 
 /** Which engine runs the protocol: the production stack on the simulated mesh, or the fast path. */
 export type SimEngine = 'stack' | 'fast'
@@ -157,7 +157,9 @@ async function runOnce(
       twin ? undefined : scenario.compute.wash,
     )
   if (scenario.storage !== undefined) {
-    const { deleters: _deleters, ...honestStorage } = scenario.storage
+    // The twin stores honestly at the honest price: undercutting is part of the attack (a deleter
+    // keeps no disk, so any price pays it; a holder that keeps its shards cannot live below cost).
+    const { deleters: _deleters, undercut: _undercut, ...honestStorage } = scenario.storage
     world.storage = twin ? honestStorage : scenario.storage
   }
   if (scenario.sensors !== undefined)
@@ -412,7 +414,10 @@ function claimsRuledOut(world: World, cohort: string): { attacker: number; hones
   return out
 }
 
-/** The first epoch the attack was refused or caught, or paid less than its twin in the same epoch. */
+/**
+ * The first epoch the attack was refused or caught (a forged root refused, a forged result re-run, a
+ * shard it held rebuilt elsewhere), or paid less than its twin in the same epoch.
+ */
 function detectionEpoch(
   world: World,
   run: EngineRun,
@@ -423,6 +428,16 @@ function detectionEpoch(
   if (run.forged.attempted > 0 && run.forged.accepted < run.forged.attempted) return 0
   const caught = world.jobs.filter((j) => j.fraud && world.fleet.identities[j.identity]?.cohort === cohort)
   if (caught.length > 0) return Math.min(...caught.map((j) => j.epoch))
+  // Storage: the first epoch verifiers rebuilt elsewhere a shard the cohort held (it failed its challenges).
+  const shards = run.storage?.shards ?? []
+  const cohortOf = new Map(world.fleet.identities.map((id) => [world.peerIds[id.index], id.cohort]))
+  const held = new Set(
+    shards.filter((s) => s.put && cohortOf.get(s.holder) === cohort).map((s) => `${s.cid}/${s.shard}`),
+  )
+  const rebuilt = shards
+    .filter((s) => !s.put && held.has(`${s.cid}/${s.shard}`))
+    .map((s) => registeredEpochOf(world.protocol, s.storedAtMs))
+  if (rebuilt.length > 0) return Math.min(...rebuilt)
   const paidTo = (w: World, r: EngineRun, e: number) => {
     let sum = 0n
     for (const [account, amount] of r.epochs[e]?.payouts ?? [])
