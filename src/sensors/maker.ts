@@ -36,8 +36,11 @@ export const modelSchema = z
 /** A maker's certificate of a device, as it travels and as its file holds it. */
 export const makerCertificateSchema = z
   .object({
-    /** The maker's Ed25519 key, as a peer id: `sig` is by it. */
-    maker: peerIdText,
+    /**
+     * The maker's Ed25519 key, as a base58 peer id (`12D3KooW…`, the one spelling governance's
+     * list uses, so an approved maker is matched by its text): `sig` is by it.
+     */
+    maker: z.string().regex(/^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/, 'an Ed25519 peer id (12D3KooW…)'),
     /** The device key it certifies, as a peer id. */
     device: peerIdText,
     /** The hardware model, for people (e.g. `WS-2000 rev B`). */
