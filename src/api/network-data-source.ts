@@ -491,7 +491,12 @@ export function createNetworkDataSource(
                   reward: amount(c.reward),
                   jobs: Math.max(0, ...c.verifiers.map((v) => v.jobs)),
                 },
-          explanation: explainUptime(u, a.params.chain.uptime.thresholdPpm, init.label),
+          explanation: explainUptime(
+            u,
+            a.params.chain.uptime.thresholdPpm,
+            init.label,
+            a.params.chain.hardware?.linearBps,
+          ),
         })
       }
       let claimed = 0n
@@ -721,9 +726,14 @@ export function explainUptime(
     eligible: boolean
     vetting: boolean
     verifiers: { verifier: string; challenges: number; answered: number }[]
+    /** The certified device that places it (sets with certified hardware); absent: not told. */
+    hardware?: { device: string; maker: string } | null
+    certifiedStake?: bigint
   },
   thresholdPpm: number,
   label?: (peerId: string) => string | undefined,
+  /** The epoch's share of stake that counts uncapped (`hardware.linearBps`); absent: a set without it. */
+  linearBps?: number,
 ): string[] {
   const lines: string[] = []
   if (u.verifiers.length === 0) lines.push('No verifier observed it this epoch.')
@@ -748,6 +758,14 @@ export function explainUptime(
   )
   if (u.vetting)
     lines.push('It is new and being vetted: it earns a part of the full weight until it has a record.')
+  if (linearBps !== undefined && u.eligible) {
+    const linear = `${(linearBps / 100).toFixed(0)}%`
+    lines.push(
+      u.hardware
+        ? `Its certified station (device ${u.hardware.device.slice(0, 12)}…, maker ${u.hardware.maker.slice(0, 12)}…) places it in its cell: ${linear} of its stake counts uncapped and the rest capped, ${formatMesh(u.certifiedStake ?? 0n)} of it.`
+        : `No certified hardware places it: ${linear} of its stake counts, and the capped rest only with a device of an approved maker in its cell.`,
+    )
+  }
   return lines
 }
 

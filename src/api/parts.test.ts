@@ -146,4 +146,26 @@ describe('explainUptime', () => {
       'No verifier observed it this epoch.',
     )
   })
+
+  it('says whether certified hardware places the node, and what of its stake counts', () => {
+    const seen = { scorePpm: 1_000_000, eligible: true, vetting: false, verifiers: [] }
+    expect(explainUptime({ ...seen, hardware: null }, 250_000, undefined, 5_000).at(-1)).toBe(
+      'No certified hardware places it: 50% of its stake counts, and the capped rest only with a device of an approved maker in its cell.',
+    )
+    const placed = explainUptime(
+      {
+        ...seen,
+        hardware: { device: '12D3KooWDeviceXYZ', maker: '12D3KooWMakerABC' },
+        certifiedStake: 10_000n * 10n ** 18n,
+      },
+      250_000,
+      undefined,
+      5_000,
+    )
+    expect(placed.at(-1)).toBe(
+      'Its certified station (device 12D3KooWDevi…, maker 12D3KooWMake…) places it in its cell: 50% of its stake counts uncapped and the rest capped, 10,000 MESH of it.',
+    )
+    // A set without certified hardware says nothing about it.
+    expect(explainUptime(seen, 250_000).filter((line) => line.includes('certified'))).toEqual([])
+  })
 })
