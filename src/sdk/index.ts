@@ -731,12 +731,16 @@ export class Meshwork {
     if (size === undefined) throw new InvalidArgumentError('a streamed file needs its size (options.size)')
     const k = options.k ?? 4
     const n = options.n ?? 6
+    // The leases' first epoch is the chain's at the start of the put. A paying client needs it (and
+    // its chain) before it pays anyone; a free put does not wait for it: it is read while the file
+    // goes out (an unreachable chain, which counts as epoch 0, took a third of a second to give up).
+    const payment = this.#storagePayment()
+    const epochRead = this.#leaseEpoch(options.epoch)
+    if (this.#wallet) await epochRead
     const holders = await this.#storageNodes(shardBytesOf(size, SEGMENT_BYTES, k), options.near)
     const slices = bytes
       ? sliced(bytes, 1 << 20)
       : (source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>)
-    const payment = this.#storagePayment()
-    const epoch = await this.#leaseEpoch(options.epoch)
     const epochs = options.epochs ?? 10
     const r = await putFile(this.#storageClient(), holders, slices, size, {
       k,
@@ -745,6 +749,7 @@ export class Meshwork {
       epochs,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     })
+    const epoch = await epochRead
     return {
       id: r.cid,
       key: formatContentKey(r.key),
