@@ -402,6 +402,7 @@ const governance: GovernanceView = {
   version: 2,
   fromEpoch: 2,
   params: [{ key: 'weights.uptime', unit: 'bps', value: '3500', display: '3500 bps', description: 'uptime' }],
+  makers: [],
   history: [
     {
       version: 2,
@@ -413,8 +414,10 @@ const governance: GovernanceView = {
       changes: [
         { key: 'weights.uptime', from: '4000', to: '3500', fromDisplay: '4000 bps', toDisplay: '3500 bps' },
       ],
+      makers: [],
+      makersChange: null,
     },
-    { version: 1, fromEpoch: 0, applied: true, values: [], changes: [] },
+    { version: 1, fromEpoch: 0, applied: true, values: [], changes: [], makers: [], makersChange: null },
   ],
   proposals: [
     {
@@ -433,6 +436,7 @@ const governance: GovernanceView = {
         { key: 'weights.storage', from: '2000', to: '2500', fromDisplay: '2000 bps', toDisplay: '2500 bps' },
       ],
       calls: [{ contract: 'NetworkParams', functionName: 'setParams' }],
+      makers: null,
     },
   ],
 }

@@ -8,7 +8,7 @@ import { getProposal } from '../chain/actions/get-proposal.js'
 import { listProposals } from '../chain/actions/list-proposals.js'
 import { nodeIdOf } from '../chain/actions/register-node.js'
 import type { ChainReader } from '../chain/client.js'
-import { explainProposal } from '../chain/explain-proposal.js'
+import { explainMakersChange, explainProposal } from '../chain/explain-proposal.js'
 import {
   decodeGovernanceCall,
   formatGovernable,
@@ -16,6 +16,7 @@ import {
   type GovernableValues,
   paramsToValues,
 } from '../chain/governable.js'
+import { makerPeerIdOf } from '../chain/maker-key.js'
 import type { NetworkFile } from '../chain/network-file.js'
 import { servicesOf } from '../chain/services.js'
 import type { Clock, Timer } from '../core/clock.js'
@@ -338,10 +339,25 @@ export function createNetworkDataSource(
     const inForce =
       [...history].reverse().find((v) => v.fromEpoch <= BigInt(epoch)) ?? (history[0] as (typeof history)[0])
     const valuesOf = history.map((v) => paramsToValues(v.params))
+    const makersOf = history.map((v) => v.makers.map(makerPeerIdOf))
     const proposals: ProposalView[] = records.map((r, i) => {
       const status = statuses[i] as (typeof statuses)[number]
       const changes: ParamChangeView[] = []
       const calls = r.calls.map((c) => decodeGovernanceCall(c, network.contracts))
+      // A new maker list names the version it replaces too: its words are against that one's list
+      // (a version the same proposal's setParams makes keeps the newest list, so that one's).
+      const makerWords = calls.flatMap((d) =>
+        d.makers === undefined
+          ? []
+          : [
+              explainMakersChange(
+                d.baseVersion === undefined
+                  ? undefined
+                  : (makersOf[d.baseVersion - 1] ?? makersOf[makersOf.length - 1]),
+                d.makers,
+              ),
+            ],
+      )
       for (const d of calls) {
         // A new NetworkParams set names the version it replaces: the diff is against that one.
         const base = d.baseVersion === undefined ? undefined : valuesOf[d.baseVersion - 1]
@@ -370,6 +386,7 @@ export function createNetworkDataSource(
         block: Number(r.blockNumber),
         changes,
         calls: calls.map((d) => ({ contract: d.contract, functionName: d.functionName })),
+        makers: makerWords.length === 0 ? null : makerWords.join('; '),
       }
     })
     const values = { ...current.values, ...paramsToValues(inForce.params) }
@@ -378,11 +395,17 @@ export function createNetworkDataSource(
       version: inForce.version,
       fromEpoch: Number(inForce.fromEpoch),
       params: valueViews(values),
+      makers: inForce.makers.map(makerPeerIdOf),
       history: history
         .map((v, i) => {
           const before = valuesOf[i - 1]
           const now = valuesOf[i] as GovernableValues
+          const makers = makersOf[i] as string[]
+          const previous = makersOf[i - 1]
+          const same = previous !== undefined && previous.join() === makers.join()
           return {
+            makers,
+            makersChange: previous === undefined || same ? null : explainMakersChange(previous, makers),
             version: v.version,
             fromEpoch: Number(v.fromEpoch),
             applied: history[i + 1]?.fromEpoch !== v.fromEpoch,

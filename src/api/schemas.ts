@@ -369,6 +369,9 @@ export const ParamsVersionView = Type.Object({
   /** Its values, and what it changed from the version before (empty for version 1). */
   values: Type.Array(GovernableValueView),
   changes: Type.Array(ParamChangeView),
+  /** The hardware makers it approves (peer ids), and in words what that changed (null: nothing). */
+  makers: Type.Array(Type.String()),
+  makersChange: Type.Union([Type.String(), Type.Null()]),
 })
 export type ParamsVersionView = Static<typeof ParamsVersionView>
 
@@ -405,6 +408,8 @@ export const ProposalView = Type.Object({
   changes: Type.Array(ParamChangeView),
   /** Its calls, by contract and function (a call that sets no known parameter shows only here). */
   calls: Type.Array(Type.Object({ contract: Type.String(), functionName: Type.String() })),
+  /** What it does to the approved hardware makers, in words ("approves maker …"); null: nothing. */
+  makers: Type.Union([Type.String(), Type.Null()]),
 })
 export type ProposalView = Static<typeof ProposalView>
 
@@ -416,6 +421,8 @@ export const GovernanceView = Type.Object({
   fromEpoch: Type.Integer(),
   /** Every governable value in force (a newer version that applies from a later epoch is in `history`). */
   params: Type.Array(GovernableValueView),
+  /** The hardware makers approved in the version in force (peer ids). */
+  makers: Type.Array(Type.String()),
   /** Every reward parameter version, newest first. */
   history: Type.Array(ParamsVersionView),
   /** Every proposal, newest first. */

@@ -195,6 +195,8 @@ describe('the dashboard in real Chromium against a real devnet', () => {
       await page.locator('[data-testid="params"] tr[data-key="weights.storage"]').textContent(),
     ).toContain('2000 bps')
     await page.locator('[data-testid="params-history"] li[data-version="1"]').waitFor({ timeout: 5_000 })
+    // The devnet approves its own hardware maker at deploy: the parameters in force name it.
+    expect(await page.locator('[data-testid="makers"]').textContent()).toMatch(/^12D3KooW\w{4}…$/)
 
     // A stopped node shows offline, on the map and in the table.
     const victim = nodes[1] as ApiNode

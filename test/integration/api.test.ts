@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { latLngToCell } from 'h3-js'
 import { Registry } from 'prom-client'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -13,13 +14,14 @@ import {
   executeProposal,
   getEpochState,
   getGovernableValues,
+  parseMakerChanges,
   propose,
   queueProposal,
   registerNode,
 } from '../../src/chain/index.js'
 import { systemClock } from '../../src/core/clock.js'
 import { createLogger } from '../../src/core/logger.js'
-import { createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
+import { createPeerSigner, createPeerVerifier, peerIdBytes } from '../../src/mesh/peer-key.js'
 import { networkIdOf } from '../../src/mesh/wire-codec.js'
 import { startOpsServer } from '../../src/node/ops-server.js'
 import { bundleCid, checkBundle, settleBundle } from '../../src/verifier/bundle.js'
@@ -282,6 +284,8 @@ describe('the HTTP API on governance, over the embedded chain', () => {
     const deployer = f.client(0)
     await delegateVotes(deployer, f.account(0).address)
     await f.advance(1)
+    // And it approves a hardware maker in the same proposal.
+    const maker = createPeerSigner(await generateKeyPair('Ed25519')).peerId
     const { calls } = encodeGovernableChanges(
       await getGovernableValues(deployer),
       new Map([
@@ -289,6 +293,7 @@ describe('the HTTP API on governance, over the embedded chain', () => {
         ['weights.storage', 2_500n],
       ]),
       f.network.contracts,
+      parseMakerChanges([maker], []),
     )
     const proposal = { calls, description: 'Storage gets 25%' }
     const { proposalId } = await propose(deployer, proposal)
@@ -301,8 +306,12 @@ describe('the HTTP API on governance, over the embedded chain', () => {
       description: 'Storage gets 25%',
       proposer: f.account(0).address,
       votes: { for: '0', against: '0', abstain: '0' },
-      calls: [{ contract: 'NetworkParams', functionName: 'setParams' }],
+      calls: [
+        { contract: 'NetworkParams', functionName: 'setParams' },
+        { contract: 'NetworkParams', functionName: 'setMakers' },
+      ],
     })
+    expect(pending[0].makers).toMatch(new RegExp(`^approves maker ${maker}`))
     // The diff: only what changes, from the version it replaces.
     expect(pending[0].changes).toEqual([
       { key: 'weights.uptime', from: '4000', to: '3500', fromDisplay: '4000 bps', toDisplay: '3500 bps' },
@@ -332,14 +341,19 @@ describe('the HTTP API on governance, over the embedded chain', () => {
       'weights.uptime',
       'weights.storage',
     ])
-    const v2 = after.history[0]
-    expect(v2).toMatchObject({ version: 2, applied: true, fromEpoch: after.epoch + 1 })
+    // Two versions: the new set, then the new makers with that set (both from the next epoch).
+    const v2 = after.history[1]
+    expect(v2).toMatchObject({ version: 2, fromEpoch: after.epoch + 1, makers: [], makersChange: null })
     expect(v2.changes).toEqual(pending[0].changes)
+    const v3 = after.history[0]
+    expect(v3).toMatchObject({ version: 3, applied: true, fromEpoch: after.epoch + 1, makers: [maker] })
+    expect(v3.makersChange).toMatch(new RegExp(`^approves maker ${maker}`))
     expect(after.version).toBe(1)
+    expect(after.makers).toEqual([])
     // From that epoch on it is the set in force.
     await fixture.advance(EPOCH_S)
     const next = (await get('/api/governance')).body
-    expect(next).toMatchObject({ version: 2, fromEpoch: v2.fromEpoch })
+    expect(next).toMatchObject({ version: 3, fromEpoch: v3.fromEpoch, makers: [maker] })
     expect(next.params.find((x: { key: string }) => x.key === 'weights.storage').value).toBe('2500')
 
     expect((await get('/api/governance/proposals/12345')).body.error.code).toBe('API_PROPOSAL_NOT_FOUND')

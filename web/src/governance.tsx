@@ -30,10 +30,15 @@ export function GovernancePanel({ governance }: { governance: GovernanceView | u
                 <strong>version {v.version}</strong> from epoch {v.fromEpoch}
                 {v.version === governance.version && <span class="badge online">in force</span>}
                 {!v.applied && <span class="badge vetting">never applied</span>}
-                {v.changes.length === 0 ? (
+                {v.changes.length === 0 && v.makersChange === null ? (
                   <div class="sub">the deploy's set</div>
                 ) : (
                   <Diff changes={v.changes} />
+                )}
+                {v.makersChange !== null && (
+                  <div class="sub" data-testid="makers-change">
+                    {v.makersChange}
+                  </div>
                 )}
               </li>
             ))}
@@ -58,6 +63,19 @@ export function GovernancePanel({ governance }: { governance: GovernanceView | u
                   <td class="sub">{v.description}</td>
                 </tr>
               ))}
+              <tr data-key="hardware.makers">
+                <td class="mono">hardware.makers</td>
+                <td class="num mono" data-testid="makers">
+                  {governance.makers.length === 0
+                    ? 'none'
+                    : governance.makers.map((m) => (
+                        <div key={m} title={m}>
+                          {m.slice(0, 12)}…
+                        </div>
+                      ))}
+                </td>
+                <td class="sub">makers whose certified hardware is paid</td>
+              </tr>
             </tbody>
           </table>
         </div>
@@ -97,7 +115,12 @@ function Proposal({ p }: { p: ProposalView }) {
         <span class="swatch abstain" /> abstain {n(ab)} MESH{q > 0 && ` · quorum ${n(q)}`}
       </p>
       <Diff changes={p.changes} />
-      {p.changes.length === 0 && (
+      {p.makers !== null && (
+        <div class="sub" data-testid="makers-change">
+          {p.makers}
+        </div>
+      )}
+      {p.changes.length === 0 && p.makers === null && (
         <div class="sub">{p.calls.map((c) => `${c.contract}.${c.functionName}(…)`).join(', ')}</div>
       )}
       <div class="sub">{p.summary}</div>
