@@ -1,6 +1,6 @@
 import {
   closeSync,
-  fsyncSync,
+  fsync,
   mkdirSync,
   openSync,
   readSync,
@@ -10,6 +10,7 @@ import {
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
 import { ComputeError } from '../compute/errors.js'
 import type { AcceptedVoucher, Admission, PaymentDesk } from '../compute/payments.js'
@@ -120,6 +121,21 @@ interface HeldShard {
   path: string
 }
 
+const fsyncAsync = promisify(fsync)
+
+/**
+ * Flushes the file at `path` to disk in libuv's thread pool: the event loop serves other requests
+ * meanwhile, and the shards of several uploads sealed at once are flushed together.
+ */
+async function fsyncFile(path: string): Promise<void> {
+  const fd = openSync(path, 'r+')
+  try {
+    await fsyncAsync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** Writes all of `bytes` at the file's position (writeSync may write less than asked). */
 function writeAll(fd: number, bytes: Uint8Array): void {
   for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at)
@@ -192,6 +208,8 @@ export class StorageService implements NodeService {
   #stopPay: (() => void) | undefined
   #unsubscribe: (() => void) | undefined
   readonly #uploads = new Map<string, Upload>()
+  /** Bytes of shards being sealed: no longer uploads, not yet counted as stored. */
+  #sealingBytes = 0
   readonly #trees = new Map<string, ChunkTree>()
   readonly counts: StorageCounts = {
     shards: 0,
@@ -449,7 +467,7 @@ export class StorageService implements NodeService {
     if (this.#uploads.size >= (this.#init.maxUploads ?? 64))
       throw new StorageError('STORAGE_REFUSED', 'too many uploads in progress; try another holder')
     const expected = shardBytesOf(r.size, r.segmentBytes, r.k)
-    const reserved = [...this.#uploads.values()].reduce((sum, u) => sum + u.expected, 0)
+    const reserved = [...this.#uploads.values()].reduce((sum, u) => sum + u.expected, this.#sealingBytes)
     if (this.counts.bytes + reserved + expected > this.#init.quotaBytes)
       throw new StorageError('STORAGE_REFUSED', `no room for ${expected} bytes`)
     // Paid before anything is written: the desk reserves the first epoch's rent on the owner's
@@ -547,7 +565,11 @@ export class StorageService implements NodeService {
     return frame({ ok: true })
   }
 
-  #seal(r: Extract<StorageRequest, { op: 'seal' }>, body: Uint8Array, from: string): Uint8Array {
+  async #seal(
+    r: Extract<StorageRequest, { op: 'seal' }>,
+    body: Uint8Array,
+    from: string,
+  ): Promise<Uint8Array> {
     const u = this.#upload(from, r.upload, r.shard)
     // The upload ends here whatever the outcome; its payment is billed only if the shard is kept.
     this.#uploads.delete(`${from}/${r.upload}/${r.shard}`)
@@ -582,10 +604,23 @@ export class StorageService implements NodeService {
       u.admission?.release()
       throw err
     }
-    // Durable before acknowledged: the bytes, then the row, then the receipt goes out.
-    const fd = openSync(u.path, 'r+')
-    fsyncSync(fd)
-    closeSync(fd)
+    // Durable before acknowledged: the bytes, then the row, then the receipt goes out. Its room stays
+    // reserved while it is flushed (offers may come in meanwhile).
+    this.#sealingBytes += u.expected
+    try {
+      await fsyncFile(u.path)
+      if (this.#db === undefined) {
+        u.admission?.release()
+        throw new StorageError('STORAGE_REFUSED', 'the storage service stopped')
+      }
+      return this.#keep(u, cid, root, tree, body, from)
+    } finally {
+      this.#sealingBytes -= u.expected
+    }
+  }
+
+  /** Moves a sealed, flushed upload to its shard file, records it and returns its signed receipt. */
+  #keep(u: Upload, cid: string, root: string, tree: ChunkTree, body: Uint8Array, from: string): Uint8Array {
     const target = this.#shardPath(cid, u.shard)
     mkdirSync(join(this.#dir, 'shards', cid), { recursive: true })
     renameSync(u.path, target)
