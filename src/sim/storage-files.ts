@@ -148,6 +148,8 @@ export class SimStorage {
           price: this.#priceOf(index) * MESH,
           quotaBytes: 1 << 30,
           now: () => this.#clock.now(),
+          // Flushed on the event loop: a flush in the thread pool would let real time order events.
+          flush: 'inline',
         },
         {
           signer: this.#world.signerOf(index),

@@ -1,6 +1,7 @@
 import {
   closeSync,
   fsync,
+  fsyncSync,
   mkdirSync,
   openSync,
   readSync,
@@ -75,6 +76,13 @@ export interface StorageServiceInit {
    * hour-long epochs: an owner away that long pays the epochs it missed with the next proof).
    */
   rentGraceEpochs?: number
+  /**
+   * How a sealed shard's file is flushed to disk before its receipt goes out: `'thread-pool'`
+   * (default) in libuv's thread pool, so the event loop serves other requests meanwhile; `'inline'`
+   * with `fsyncSync` on the event loop, so nothing waits on real time (the simulator's virtual
+   * clock must decide every order).
+   */
+  flush?: 'thread-pool' | 'inline'
 }
 
 /** The parts it works with. */
@@ -131,6 +139,16 @@ async function fsyncFile(path: string): Promise<void> {
   const fd = openSync(path, 'r+')
   try {
     await fsyncAsync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Flushes the file at `path` to disk on the event loop. */
+function fsyncFileInline(path: string): void {
+  const fd = openSync(path, 'r+')
+  try {
+    fsyncSync(fd)
   } finally {
     closeSync(fd)
   }
@@ -608,7 +626,8 @@ export class StorageService implements NodeService {
     // reserved while it is flushed (offers may come in meanwhile).
     this.#sealingBytes += u.expected
     try {
-      await fsyncFile(u.path)
+      if (this.#init.flush === 'inline') fsyncFileInline(u.path)
+      else await fsyncFile(u.path)
       if (this.#db === undefined) {
         u.admission?.release()
         throw new StorageError('STORAGE_REFUSED', 'the storage service stopped')
