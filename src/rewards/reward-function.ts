@@ -1334,27 +1334,18 @@ class UptimeTable implements UptimeScores {
     const vetted = u.vettingFactorBps
     if (this.observers.length === 0) return new AccountAmounts()
     const h = this.params.hardware
-    if (h !== undefined) {
-      const certified = this.certified ?? new Map()
-      const linear = h.linearBps
-      const cappedBps = BPS - BigInt(linear)
-      return AccountAmounts.sumOf(this.size, (add) => {
-        for (let i = 0; i < this.size; i++) {
-          const score = this.scores[i] as number
-          if (score < threshold || (this.flags[i] as number) !== 0) continue
-          const node = this.input.nodes[i] as RewardNode
-          if (node.stake <= 0n) continue
-          const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
-          if (factor === 0) continue
-          // score × factor × linearBps is at most 10^14, exact as a number: one bigint product a
-          // node without certified hardware (nearly all of a large network).
-          const weight = certified.has(i)
-            ? BigInt(score * factor) * (BigInt(linear) * node.stake + cappedBps * this.stakeWeightOf(i))
-            : BigInt(score * factor * linear) * node.stake
-          if (weight > 0n) add(lowerAddress(node.operator), weight)
-        }
-      })
-    }
+    const certified = this.certified ?? new Map()
+    const linear = h?.linearBps ?? 0
+    const cappedBps = BPS - BigInt(linear)
+    // A node's weight from scoreFactor = score × factor (at most 10^10, exact as a number; times
+    // linearBps at most 10^14): one bigint product a node, but for the few with certified hardware.
+    const weightOf: (i: number, scoreFactor: number, stake: bigint) => bigint =
+      h === undefined
+        ? (i, scoreFactor) => BigInt(scoreFactor) * this.stakeWeightOf(i)
+        : (i, scoreFactor, stake) =>
+            certified.has(i)
+              ? BigInt(scoreFactor) * (BigInt(linear) * stake + cappedBps * this.stakeWeightOf(i))
+              : BigInt(scoreFactor * linear) * stake
     // Summed as adding each node's weight to its operator's in node order, built at once.
     return AccountAmounts.sumOf(this.size, (add) => {
       for (let i = 0; i < this.size; i++) {
@@ -1364,9 +1355,7 @@ class UptimeTable implements UptimeScores {
         if (node.stake <= 0n) continue
         const factor = this.input.epoch - node.registeredEpoch < u.vettingEpochs ? vetted : full
         if (factor === 0) continue
-        // score × factor is at most 10^10, exact as a number: one bigint product a node instead of two.
-        const weight = BigInt(score * factor) * this.stakeWeightOf(i)
-        add(lowerAddress(node.operator), weight)
+        add(lowerAddress(node.operator), weightOf(i, score * factor, node.stake))
       }
     })
   }

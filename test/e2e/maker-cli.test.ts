@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readNetworkFile, writeNetworkFile } from '../../src/chain/index.js'
-import { type CliProcess, runCli, startCli } from '../helpers/cli.js'
+import { type CliProcess, runCli, startCli, startDeployedChain } from '../helpers/cli.js'
 
 /** A loopback port for the node's ops server, spread by pid so that parallel runs do not clash. */
 const OPS_PORT = 19_900 + (process.pid % 90)
@@ -14,10 +14,7 @@ describe('meshwork maker: a maker certifies a node’s sensor, and its readings 
   const started: CliProcess[] = []
 
   beforeAll(async () => {
-    chain = startCli(['chain', 'start', '--port', '0'], { cwd })
-    const url = (await chain.waitFor(/listening: (http:\/\/127\.0\.0\.1:\d+)/))[1] as string
-    const deployed = await runCli(['deploy', '--rpc', url, '--out', 'network.json'], { cwd })
-    expect(deployed.code, deployed.stderr).toBe(0)
+    chain = await startDeployedChain(cwd)
   })
   afterAll(async () => {
     await Promise.all(started.map((p) => p.stop('SIGKILL')))

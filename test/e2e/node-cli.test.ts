@@ -9,7 +9,7 @@ import { runJob } from '../../src/compute/job-protocol.js'
 import { parseJobSpec } from '../../src/compute/job-spec.js'
 import { createPeerVerifier } from '../../src/mesh/peer-key.js'
 import { networkIdOf } from '../../src/mesh/wire-codec.js'
-import { type CliProcess, runCli, startCli } from '../helpers/cli.js'
+import { type CliProcess, runCli, startCli, startDeployedChain } from '../helpers/cli.js'
 import { startMeshPort, until } from '../helpers/live-node.js'
 
 /** Loopback ports for the nodes' ops servers, spread by pid so that parallel runs do not clash. */
@@ -21,10 +21,7 @@ describe('meshwork node: init, register, start, status', () => {
   const nodes: CliProcess[] = []
 
   beforeAll(async () => {
-    chain = startCli(['chain', 'start', '--port', '0'], { cwd })
-    const url = (await chain.waitFor(/listening: (http:\/\/127\.0\.0\.1:\d+)/))[1] as string
-    const deployed = await runCli(['deploy', '--rpc', url, '--out', 'network.json'], { cwd })
-    expect(deployed.code, deployed.stderr).toBe(0)
+    chain = await startDeployedChain(cwd)
   })
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.stop('SIGKILL')))

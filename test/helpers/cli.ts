@@ -119,3 +119,18 @@ export function startCli(
     },
   }
 }
+
+/**
+ * Starts `meshwork chain start` on a free port in `cwd` and deploys the contracts to it, writing
+ * `cwd/network.json`; resolves with the chain process (stop it when done).
+ */
+export async function startDeployedChain(cwd: string): Promise<CliProcess> {
+  const chain = startCli(['chain', 'start', '--port', '0'], { cwd })
+  const url = (await chain.waitFor(/listening: (http:\/\/127\.0\.0\.1:\d+)/))[1] as string
+  const deployed = await runCli(['deploy', '--rpc', url, '--out', 'network.json'], { cwd })
+  if (deployed.code !== 0) {
+    await chain.stop('SIGKILL')
+    throw new Error(`deploy exited ${deployed.code}: ${deployed.stderr}`)
+  }
+  return chain
+}
