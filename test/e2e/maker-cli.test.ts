@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readNetworkFile, writeNetworkFile } from '../../src/chain/index.js'
 import { type CliProcess, runCli, startCli, startDeployedChain } from '../helpers/cli.js'
@@ -86,6 +87,20 @@ describe('meshwork maker: a maker certifies a node’s sensor, and its readings 
     })
     expect(printed.code, printed.stderr).toBe(0)
     expect(JSON.parse(printed.stdout)).toMatchObject({ maker, device, model: 'WS-2000 rev B' })
+    // A device key written as a CID is certified in the base58 spelling the node compares with.
+    const asCid = await runCli(
+      [
+        'maker',
+        'certify',
+        '--device',
+        peerIdFromString(device).toCID().toString(),
+        '--model',
+        'WS-2000 rev B',
+      ],
+      { cwd },
+    )
+    expect(asCid.code, asCid.stderr).toBe(0)
+    expect(JSON.parse(asCid.stdout)).toEqual(JSON.parse(printed.stdout))
     const certified = await runCli(
       ['--json', 'maker', 'certify', '--device', device, '--model', 'WS-2000 rev B', '-o', 'station.json'],
       { cwd },

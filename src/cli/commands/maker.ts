@@ -11,22 +11,25 @@ import { createOutput, toJson } from '../output.js'
 /** The maker key file unless --key says otherwise. */
 export const DEFAULT_MAKER_KEY = 'maker.key'
 
-/** A device key's peer id: an Ed25519 peer id (the only kind that signs readings). */
+/**
+ * A device key's peer id: an Ed25519 peer id (the only kind that signs readings), in its base58
+ * spelling (the one the node's device signer compares with), however it was written.
+ */
 function parseDevice(value: string): string {
-  let type: string | undefined
+  let peerId: ReturnType<typeof peerIdFromString> | undefined
   try {
-    type = peerIdFromString(value).type
+    peerId = peerIdFromString(value)
   } catch {
-    type = undefined
+    peerId = undefined
   }
-  if (type !== 'Ed25519')
+  if (peerId?.type !== 'Ed25519')
     throw new InvalidArgumentError(
       `--device ${JSON.stringify(value.slice(0, 140))} is not an Ed25519 peer id`,
       {
         hint: 'Pass the device key that `meshwork node sensors` shows (12D3KooW…)',
       },
     )
-  return value
+  return peerId.toString()
 }
 
 /**
