@@ -1,4 +1,4 @@
-import { cellToParent, getResolution, isValidCell } from 'h3-js'
+import { parentCellAt } from '../core/h3-cells.js'
 import { CountTable } from './count-table.js'
 import { lowerAddress } from './cumulative-tree.js'
 import { AccountAmounts, IntIndex, KeyIndex } from './key-index.js'
@@ -804,7 +804,7 @@ function sensorWeights(
         makers !== undefined &&
         owner.explanation.hardware === null &&
         s.maker !== null &&
-        coarseParentOf(owner.node.cell) === owner.explanation.cell
+        parentCellAt(owner.node.cell, SENSOR_CELL_RESOLUTION) === owner.explanation.cell
       )
         owner.explanation.hardware = { device: s.device, maker: s.maker }
       const list = byCell.get(owner.explanation.cell) ?? []
@@ -1026,14 +1026,6 @@ function majorityOf(values: readonly (string | undefined)[], of: number): string
   for (const v of values) if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1)
   for (const [v, count] of counts) if (count * 2 > of) return v
   return undefined
-}
-
-/** The parent at the sensor cells' resolution (5) of an H3 cell of resolution 5 or finer; undefined otherwise. */
-function coarseParentOf(cell: string | undefined): string | undefined {
-  if (cell === undefined || !isValidCell(cell)) return undefined
-  const resolution = getResolution(cell)
-  if (resolution < SENSOR_CELL_RESOLUTION) return undefined
-  return resolution === SENSOR_CELL_RESOLUTION ? cell : cellToParent(cell, SENSOR_CELL_RESOLUTION)
 }
 
 /** The resolution of the cells sensors are paid in (a sensor never publishes a finer place). */

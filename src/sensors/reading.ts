@@ -1,5 +1,6 @@
-import { cellToParent, getResolution, isValidCell } from 'h3-js'
+import { getResolution, isValidCell } from 'h3-js'
 import { z } from 'zod'
+import { parentCellAt } from '../core/h3-cells.js'
 import type { PeerVerifier } from '../mesh/peer-key.js'
 import { defineMessage, type SignedEnvelope, verifyEnvelope } from '../mesh/wire-codec.js'
 import { type MakerCertificate, makerCertificateSchema, verifyMakerCertificate } from './maker.js'
@@ -88,10 +89,7 @@ export type SensorReadingBody = z.infer<typeof SENSOR_READING.schema>
  * its parent; undefined for a missing, invalid or coarser cell.
  */
 export function coarseCellOf(h3Cell: string | undefined): string | undefined {
-  if (h3Cell === undefined || !isValidCell(h3Cell)) return undefined
-  const resolution = getResolution(h3Cell)
-  if (resolution < SENSOR_CELL_RESOLUTION) return undefined
-  return resolution === SENSOR_CELL_RESOLUTION ? h3Cell : cellToParent(h3Cell, SENSOR_CELL_RESOLUTION)
+  return parentCellAt(h3Cell, SENSOR_CELL_RESOLUTION)
 }
 
 /** The gossip topic of a cell's readings. */
