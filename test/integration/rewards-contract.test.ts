@@ -4,6 +4,7 @@ import {
   claim,
   claimMany,
   contractDomain,
+  createChainClient,
   epochRewardsAbi,
   getEpochState,
   getTokenBalance,
@@ -364,5 +365,52 @@ describe('EpochRewards on the embedded chain', () => {
       postRoot(f.client(9), { ...message, bundleDigest: digest('bundle-other'), signatures: sigs }),
     )
     expect((await getEpochState(f.client(0))).nextEpoch).toBe(0n)
+  })
+
+  it('lands a root whose mint writes a new supply checkpoint though its gas was estimated in the second of the previous one', async () => {
+    // The poster's RPC holds the estimate in the previous root's second and mines the transaction
+    // one second later, as a busy chain or a slow poster does.
+    const inner = f.chain.provider
+    const latest = async () => {
+      const block = (await inner.request({ method: 'eth_getBlockByNumber', params: ['latest', false] })) as {
+        timestamp: Hex
+      }
+      return Number(BigInt(block.timestamp))
+    }
+    const at = async (timestamp: number) =>
+      inner.request({ method: 'evm_setNextBlockTimestamp', params: [timestamp] })
+    const late = {
+      async request(args: { method: string; params?: unknown }) {
+        if (args.method === 'eth_estimateGas') await at(await latest())
+        if (args.method === 'eth_sendRawTransaction') await at((await latest()) + 1)
+        return inner.request(args as never)
+      },
+    }
+    const account = f.chain.accounts[9]
+    if (!account) throw new Error('no dev account 9')
+    const poster = createChainClient({
+      chainId: f.chain.chainId,
+      contracts: f.network.contracts,
+      rpc: late,
+      privateKey: account.privateKey,
+      pollingInterval: 10,
+    })
+    await endEpoch(2)
+    const supply = await tokenSupply()
+    // Each root hands out 1 MESH more; the first two also write their ring slot for the first time.
+    for (const epoch of [0, 1, 2]) {
+      const amounts = [BigInt(epoch + 1) * MESH, 2n * MESH, 3n * MESH]
+      const message = {
+        epoch: BigInt(epoch),
+        root: treeFor(amounts).root,
+        bundleDigest: digest(`bundle-epoch-${epoch}`),
+        totalCumulative: amounts.reduce((a, b) => a + b, 0n),
+      }
+      await postRoot(poster, { ...message, signatures: await sign([1, 2, 3], message) })
+      // Past the dispute window without leaving the second of this root's mint.
+      await inner.request({ method: 'hardhat_mine', params: ['0x3', '0x0'] })
+    }
+    expect((await getEpochState(f.client(0))).nextEpoch).toBe(3n)
+    expect(await tokenSupply()).toBe(supply + 8n * MESH)
   })
 })
