@@ -11,7 +11,8 @@
  *   the two; ratio = value / baseline. Nothing is measured before the holders have been up 8 s
  *   (their start-up announcements over). A put sends N/K = 1.5 times the file's bytes. `cpuSeconds`:
  *   CPU time (user + system) the builder's process and the holders' spent on each transfer, the
- *   work it took, which other load on the machine does not change as it does throughput.
+ *   work it took, which other load on the machine does not change as it does throughput;
+ *   `baselineCpuSeconds` the same for each of the two raw transfers.
  * - challengeVerify: storage proofs (a 16 KiB chunk and its Merkle path in a shard of 1,600 chunks)
  *   checked per second on one core.
  *
@@ -293,22 +294,6 @@ async function transfer(): Promise<void> {
     const path = join(dir, 'file')
     const digest = writeFile(path, size)
 
-    // Baseline: the same bytes down one raw libp2p stream from a node here to one of the holders.
-    // Measured before the put and again after the get (the mean is the baseline, so that a change
-    // in the machine's load during the run weighs on both sides of the ratio); the raw node is
-    // stopped in between, so that it does no work of its own (peer discovery, DHT) during them.
-    const measureRaw = async () => {
-      raw = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: [] })
-      const seconds = await rawThroughput(raw, addrs[1] as string, size)
-      await raw.stop()
-      raw = undefined
-      return mbps(size, seconds)
-    }
-    // The holders' start-up announcements over before anything is measured (see WARMUP_MS).
-    const warm = startedAt + WARMUP_MS - Date.now()
-    if (warm > 0) await new Promise((resolve) => setTimeout(resolve, warm))
-    const before = await measureRaw()
-
     // CPU time (user + system) of this process and of the holders' during each transfer: the work
     // done, which other load on the machine does not change as it does throughput.
     const cpu = async () => {
@@ -328,6 +313,24 @@ async function transfer(): Promise<void> {
       builder: Math.round((to.builder - from.builder) / 1e4) / 100,
       holders: Math.round((to.holders - from.holders) / 1e4) / 100,
     })
+    // Baseline: the same bytes down one raw libp2p stream from a node here to one of the holders.
+    // Measured before the put and again after the get (the mean is the baseline, so that a change
+    // in the machine's load during the run weighs on both sides of the ratio); the raw node is
+    // stopped in between, so that it does no work of its own (peer discovery, DHT) during them.
+    const rawCpu: ReturnType<typeof cpuSeconds>[] = []
+    const measureRaw = async () => {
+      raw = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: [] })
+      const c = await cpu()
+      const seconds = await rawThroughput(raw, addrs[1] as string, size)
+      rawCpu.push(cpuSeconds(c, await cpu()))
+      await raw.stop()
+      raw = undefined
+      return mbps(size, seconds)
+    }
+    // The holders' start-up announcements over before anything is measured (see WARMUP_MS).
+    const warm = startedAt + WARMUP_MS - Date.now()
+    if (warm > 0) await new Promise((resolve) => setTimeout(resolve, warm))
+    const before = await measureRaw()
     const profiler = phaseProfiler()
     const profile = async (phase: string | null) => {
       const holders = new Promise<void>((resolve) => {
@@ -365,6 +368,7 @@ async function transfer(): Promise<void> {
     const common = {
       baseline,
       baselines: [before, after],
+      baselineCpuSeconds: rawCpu,
       note: `${FILE_MIB} MiB file, 4-of-6 over ${NODES} nodes in a child process on loopback, the builder in this one (sealed, coded, chunk trees, receipts; get checks every segment); baseline: raw libp2p stream throughput from this process to one of the nodes, the mean of one measurement before the put and one after the get`,
     }
     report({
