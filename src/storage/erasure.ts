@@ -6,6 +6,8 @@
  * byte-compatible with theirs; the tests check the published vectors.
  */
 
+import { simdCoder } from './gf-simd.js'
+
 /** The field's reducing polynomial, 0x11d. */
 const POLYNOMIAL = 0x11d
 
@@ -208,12 +210,35 @@ function mulAdd2x4(
 }
 
 /**
- * outputs[r] ^= Σ_c rows[r][c] × inputs[c] (outputs zeroed by the caller, all of one length): the
- * words through {@link mulAdd2x4}, two outputs and four inputs a pass (a missing fifth output or
- * input codes with coefficient 0), the last length mod 4 bytes through the byte table. Inputs not
- * on a 4-byte boundary are copied to one first (outputs are the coder's own, always aligned).
+ * outputs[r] = Σ_c rows[r][c] × inputs[c] (outputs zeroed by the caller, all of one length): all
+ * whole 16 bytes in WebAssembly SIMD (gf-simd.ts) where it runs, the rest a byte at a time; else
+ * {@link codeIntoScalar}.
  */
 function codeInto(
+  rows: readonly Uint8Array[],
+  inputs: readonly Uint8Array[],
+  outputs: readonly Uint8Array[],
+): void {
+  const length = (outputs[0] as Uint8Array | undefined)?.length ?? 0
+  const simd = length >= 16 ? simdCoder(gfMul) : undefined
+  if (simd === undefined) {
+    codeIntoScalar(rows, inputs, outputs)
+    return
+  }
+  const bytes = length & ~15
+  simd(rows, inputs, outputs, bytes)
+  codeTail(rows, inputs, outputs, bytes)
+}
+
+/**
+ * {@link codeInto} in JavaScript: the words through {@link mulAdd2x4}, two outputs and four inputs a
+ * pass (a missing fifth output or input codes with coefficient 0), the last length mod 4 bytes
+ * through the byte table. Inputs not on a 4-byte boundary are copied to one first (outputs are the
+ * coder's own, always aligned). Exported for the tests, which hold the two paths to each other.
+ *
+ * @internal
+ */
+export function codeIntoScalar(
   rows: readonly Uint8Array[],
   inputs: readonly Uint8Array[],
   outputs: readonly Uint8Array[],
@@ -244,11 +269,21 @@ function codeInto(
       }
     }
   }
+  codeTail(rows, inputs, outputs, words * 4)
+}
+
+/** {@link codeInto} from byte `from` to the end, a byte at a time. */
+function codeTail(
+  rows: readonly Uint8Array[],
+  inputs: readonly Uint8Array[],
+  outputs: readonly Uint8Array[],
+  from: number,
+): void {
   for (const [r, out] of outputs.entries()) {
     const row = rows[r] as Uint8Array
     for (const [c, input] of inputs.entries()) {
       const base = (row[c] as number) * 256
-      for (let i = words * 4; i < length; i++)
+      for (let i = from; i < out.length; i++)
         out[i] = (out[i] as number) ^ (MUL[base + (input[i] as number)] as number)
     }
   }
