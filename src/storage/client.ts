@@ -164,36 +164,54 @@ export async function putFile(
   const timeoutMs = options.timeoutMs ?? 30_000
   const epochs = options.epochs ?? 10
   const shardBytes = shardBytesOf(size, segmentBytes, k)
-  // Offer each shard to the next candidate until N accept.
-  const holders: string[] = []
+  // Offer the N shards at once, each to the next candidate in order while candidates refuse: a put
+  // waits for one round of offers, not N in a row (on a wide-area network, a round trip each).
   const queue = [...new Set(candidates)]
+  const accepted: (string | undefined)[] = new Array(n).fill(undefined)
   let lastRefusal: string | undefined
-  while (holders.length < n) {
-    const peer = queue.shift()
-    if (peer === undefined)
-      throw new StorageError(
-        'STORAGE_NO_HOLDERS',
-        `only ${holders.length} of the ${n} holders needed accepted (${candidates.length} candidates)${
-          lastRefusal ? `; last refusal: ${lastRefusal}` : ''
-        }`,
-      )
-    const shard = holders.length
-    let pay: PayTicket | undefined
-    try {
-      pay = await options.payment?.ticket(peer, shardBytes)
-      await call(
-        c,
-        peer,
-        { op: 'offer', upload, shard, size, segmentBytes, chunkBytes, k, n, epochs, ...(pay ? { pay } : {}) },
-        undefined,
-        timeoutMs,
-      )
-      holders.push(peer)
-    } catch (err) {
-      if (pay) await options.payment?.cancel(peer, shardBytes).catch(() => undefined)
-      lastRefusal = (err as Error).message
-      c.logger.debug({ err, peer }, 'a candidate refused a shard')
+  const offer = async (shard: number): Promise<void> => {
+    for (let peer = queue.shift(); peer !== undefined; peer = queue.shift()) {
+      let pay: PayTicket | undefined
+      try {
+        pay = await options.payment?.ticket(peer, shardBytes)
+        await call(
+          c,
+          peer,
+          {
+            op: 'offer',
+            upload,
+            shard,
+            size,
+            segmentBytes,
+            chunkBytes,
+            k,
+            n,
+            epochs,
+            ...(pay ? { pay } : {}),
+          },
+          undefined,
+          timeoutMs,
+        )
+        accepted[shard] = peer
+        return
+      } catch (err) {
+        if (pay) await options.payment?.cancel(peer, shardBytes).catch(() => undefined)
+        lastRefusal = (err as Error).message
+        c.logger.debug({ err, peer }, 'a candidate refused a shard')
+      }
     }
+  }
+  await Promise.all(Array.from({ length: n }, (_, shard) => offer(shard)))
+  const holders = accepted.filter((peer) => peer !== undefined)
+  if (holders.length < n) {
+    // The holders that did accept keep nothing: their upload lapses unsent, their tickets are freed.
+    for (const peer of holders) await options.payment?.cancel(peer, shardBytes).catch(() => undefined)
+    throw new StorageError(
+      'STORAGE_NO_HOLDERS',
+      `only ${holders.length} of the ${n} holders needed accepted (${candidates.length} candidates)${
+        lastRefusal ? `; last refusal: ${lastRefusal}` : ''
+      }`,
+    )
   }
 
   const paid = new Set<number>()
