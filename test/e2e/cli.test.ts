@@ -371,6 +371,14 @@ describe('meshwork devnet', () => {
       expect(r.node).toMatch(/^12D3KooW/)
       expect(r.maker).toBe(maker)
     }
+    // The operator's status says whose hardware its station is, and that governance approves it.
+    const status = await runCli(['--json', 'node', 'status', '--dir', 'net/nodes/node-0'], { cwd })
+    expect(status.code, status.stderr).toBe(0)
+    expect(JSON.parse(status.stdout).sensors).toEqual([
+      expect.objectContaining({ maker, approved: true, device: expect.stringMatching(/^12D3KooW/) }),
+    ])
+    const said = await runCli(['node', 'status', '--dir', 'net/nodes/node-0'], { cwd })
+    expect(said.stdout).toMatch(new RegExp(`sensor {5}\\S+: maker ${maker}, approved`))
     // The devnet's API serves the same readings, latest per sensor and kind, nearest first.
     let latest: {
       readings: { sensor: string; kind: string; quality: { flag: string }; distanceKm: number }[]

@@ -120,6 +120,15 @@ describe('meshwork maker: a maker certifies a node’s sensor, and its readings 
       certificate: { file: join(cwd, 'station.json'), maker, model: 'WS-2000 rev B' },
     })
 
+    // Certified, but by a maker this chain's governance has not approved: not paid, and said so.
+    const status = await runCli(['--json', 'node', 'status', '--dir', 'n'], { cwd })
+    expect(status.code, status.stderr).toBe(0)
+    expect(JSON.parse(status.stdout).sensors).toEqual([{ name: 'station', device, maker, approved: false }])
+    const said = await runCli(['node', 'status', '--dir', 'n'], { cwd })
+    expect(said.stdout).toContain(
+      `sensor     station: maker ${maker} is not approved by governance: not paid`,
+    )
+
     // The node runs; a builder near it hears readings that name the maker.
     const node = startCli(['node', 'start', '--dir', 'n'], { cwd })
     started.push(node)

@@ -26,6 +26,43 @@ export interface SensorListing {
 }
 
 /**
+ * Each sensor configured in node directory `dir`, with its device key and the state of its maker
+ * certificate. With `makeKeys`, a sensor's device key is made if the node has not started with it
+ * yet (so that its maker can certify it); without, such a sensor is left out.
+ */
+export async function sensorListings(dir: string, options: { makeKeys: boolean }): Promise<SensorListing[]> {
+  const config = loadNodeConfig(join(dir, NODE_FILES.config)).sensors
+  const specs = [
+    ...config.simulated.map((name) => ({
+      name,
+      kinds: ['temperature', 'humidity', 'pressure'],
+      simulated: true,
+    })),
+    ...config.devices.map((d) => ({ name: d.name, kinds: [...d.kinds], simulated: false })),
+  ]
+  const keys = join(dir, 'sensors')
+  const sensors: SensorListing[] = []
+  for (const spec of specs) {
+    const keyCreated = !existsSync(join(keys, `${spec.name}.key`))
+    if (keyCreated && !options.makeKeys) continue
+    const device = createPeerSigner(await loadDeviceKey(keys, spec.name)).peerId
+    const file = sensorCertificatePath(dir, config, spec.name)
+    let certificate: SensorListing['certificate'] = null
+    if (file !== undefined) {
+      try {
+        const c = readMakerCertificate(file, { device, what: `sensor ${spec.name}'s certificate` })
+        certificate = { file, maker: c.maker, model: c.model }
+      } catch (err) {
+        if (!isMeshworkError(err)) throw err
+        certificate = { file, error: err.summary }
+      }
+    }
+    sensors.push({ ...spec, device, keyCreated, certificate })
+  }
+  return sensors
+}
+
+/**
  * `meshwork node sensors`: each configured sensor's device key (made now if the node has not yet
  * started with it), so its maker can certify it, and the state of its certificate. Works whether
  * the node runs or not; exits 0 even when a certificate is bad (it says what is wrong, as
@@ -39,33 +76,7 @@ export function nodeSensorsCommand(node: Command): void {
     .action(async (opts: { dir: string }, cmd: Command) => {
       const out = createOutput(globalOptions(cmd))
       const dir = resolve(opts.dir)
-      const config = loadNodeConfig(join(dir, NODE_FILES.config)).sensors
-      const specs = [
-        ...config.simulated.map((name) => ({
-          name,
-          kinds: ['temperature', 'humidity', 'pressure'],
-          simulated: true,
-        })),
-        ...config.devices.map((d) => ({ name: d.name, kinds: [...d.kinds], simulated: false })),
-      ]
-      const keys = join(dir, 'sensors')
-      const sensors: SensorListing[] = []
-      for (const spec of specs) {
-        const keyCreated = !existsSync(join(keys, `${spec.name}.key`))
-        const device = createPeerSigner(await loadDeviceKey(keys, spec.name)).peerId
-        const file = sensorCertificatePath(dir, config, spec.name)
-        let certificate: SensorListing['certificate'] = null
-        if (file !== undefined) {
-          try {
-            const c = readMakerCertificate(file, { device, what: `sensor ${spec.name}'s certificate` })
-            certificate = { file, maker: c.maker, model: c.model }
-          } catch (err) {
-            if (!isMeshworkError(err)) throw err
-            certificate = { file, error: err.summary }
-          }
-        }
-        sensors.push({ ...spec, device, keyCreated, certificate })
-      }
+      const sensors = await sensorListings(dir, { makeKeys: true })
       out.json({ dir, sensors })
       if (sensors.length === 0) {
         out.info(`node ${dir} has no sensors: list them under [sensors] in ${join(dir, NODE_FILES.config)}`)
