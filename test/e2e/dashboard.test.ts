@@ -157,8 +157,20 @@ describe('the dashboard in real Chromium against a real devnet', () => {
     await page.locator('.timeline li[data-epoch]').first().waitFor({ timeout: 40_000 })
     const first = Number(await page.locator('.timeline li[data-epoch]').first().getAttribute('data-epoch'))
     const waitedFrom = Date.now()
-    // 5-second epochs post every few seconds; a loaded CI machine has taken over 30 s once.
-    await page.locator(`.timeline li[data-epoch="${first + 1}"]`).waitFor({ timeout: 60_000 })
+    // 5-second epochs post every few seconds; a loaded CI machine has taken over 30 s once, and once
+    // more than 60 s: if it does not come, say whether the chain has it (the API) and what the
+    // devnet printed last, so that a page that missed an update is told from a network that stalled.
+    await page
+      .locator(`.timeline li[data-epoch="${first + 1}"]`)
+      .waitFor({ timeout: 90_000 })
+      .catch(async (err: unknown) => {
+        const epochs = await fetch(`${url}/api/epochs`)
+          .then((r) => r.text())
+          .catch((e: unknown) => `unreadable: ${e}`)
+        throw new Error(
+          `epoch ${first + 1} did not appear: ${err}\n/api/epochs: ${epochs.slice(0, 2_000)}\ndevnet output:\n${devnet?.output().slice(-4_000)}`,
+        )
+      })
     await page.locator(`.chart .epoch-bar[data-epoch="${first + 1}"]`).waitFor({ timeout: 5_000 })
     await annotate(`epoch ${first + 1} appeared ${Date.now() - waitedFrom} ms after epoch ${first}`)
 
@@ -239,5 +251,5 @@ describe('the dashboard in real Chromium against a real devnet', () => {
     await browser.close()
     browser = undefined
     expect(await devnet.stop('SIGINT')).toBe(0)
-  }, 180_000)
+  }, 240_000)
 })
