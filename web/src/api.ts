@@ -70,7 +70,11 @@ export function useLiveState(): LiveState {
   })
   useEffect(() => {
     let closed = false
+    /** Epochs and jobs pushed while the newest load was in flight (its snapshot may predate them). */
+    let arrived: { epochs: EpochView[]; jobs: JobView[] } | undefined
     const load = async () => {
+      const during = { epochs: [] as EpochView[], jobs: [] as JobView[] }
+      arrived = during
       try {
         const [network, nodes, epochs, jobs] = await Promise.all([
           getJson<NetworkView>('/api/network'),
@@ -92,13 +96,21 @@ export function useLiveState(): LiveState {
           sensors,
           governance,
           nodes: nodes.nodes,
-          epochs: epochs.epochs,
-          jobs: jobs.jobs,
+          epochs: withArrived(
+            epochs.epochs,
+            during.epochs,
+            (e) => e.epoch,
+            KEEP_EPOCHS,
+            (a, b) => b.epoch - a.epoch,
+          ),
+          jobs: withArrived(jobs.jobs, during.jobs, (j) => j.id, KEEP_JOBS),
           clockOffsetMs: Date.now() - network.head.timestamp * 1_000,
           error: undefined,
         }))
       } catch (err) {
         if (!closed) setState((s) => ({ ...s, error: (err as Error).message }))
+      } finally {
+        if (arrived === during) arrived = undefined
       }
     }
     const reloadNodes = async () => {
@@ -137,6 +149,7 @@ export function useLiveState(): LiveState {
     })
     events.addEventListener('epoch', (e) => {
       const epoch = JSON.parse((e as MessageEvent<string>).data) as EpochView
+      arrived?.epochs.push(epoch)
       setState((s) => {
         const rest = s.epochs.filter((x) => x.epoch !== epoch.epoch)
         const epochs = [epoch, ...rest].sort((a, b) => b.epoch - a.epoch).slice(0, KEEP_EPOCHS)
@@ -145,6 +158,7 @@ export function useLiveState(): LiveState {
     })
     events.addEventListener('job', (e) => {
       const job = JSON.parse((e as MessageEvent<string>).data) as JobView
+      arrived?.jobs.push(job)
       setState((s) => ({ ...s, jobs: [job, ...s.jobs.filter((j) => j.id !== job.id)].slice(0, KEEP_JOBS) }))
     })
     events.addEventListener('sensor', (e) => {
@@ -164,6 +178,28 @@ export function useLiveState(): LiveState {
     }
   }, [])
   return state
+}
+
+/**
+ * A loaded list with the items pushed while it loaded: those replace the loaded item of the same
+ * key, or join the list (then sorted by `order`, newest first, if given; else put first), and the
+ * list is cut to `limit`. Without this, a load whose snapshot was taken before an epoch was posted
+ * dropped that epoch's pushed event, and the timeline missed it until the page reloaded.
+ */
+export function withArrived<T>(
+  loaded: readonly T[],
+  pushed: readonly T[],
+  key: (item: T) => string | number,
+  limit: number,
+  order?: (a: T, b: T) => number,
+): T[] {
+  if (pushed.length === 0) return [...loaded]
+  const newest = new Map<string | number, T>()
+  for (const item of pushed) newest.set(key(item), item)
+  const kept = loaded.filter((item) => !newest.has(key(item)))
+  const merged = [...[...newest.values()].reverse(), ...kept]
+  if (order !== undefined) merged.sort(order)
+  return merged.slice(0, limit)
 }
 
 /** MESH (18 decimals) for people: at most `digits` decimals, thousands grouped. */
