@@ -1,4 +1,3 @@
-import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { formatUnits } from 'viem'
 import {
@@ -41,7 +40,7 @@ export function nodeStatusCommand(node: Command): void {
     .option('--dir <dir>', 'node directory', DEFAULT_NODE_DIR)
     .action(async (opts: { dir: string }, cmd: Command) => {
       const out = createOutput(globalOptions(cmd))
-      const { identity, config, network } = loadNodeDir(opts.dir)
+      const { dir, identity, config, network } = loadNodeDir(opts.dir)
       let live: NodeStatus | undefined
       try {
         const res = await fetch(`http://${config.api.listen}/status`, { signal: AbortSignal.timeout(2_000) })
@@ -87,19 +86,17 @@ export function nodeStatusCommand(node: Command): void {
         chainError = (err as Error).message
       }
       // Sensors the node has started with (a sensor without a device key yet has nothing to show).
-      const sensors: SensorStatus[] = (await sensorListings(resolve(opts.dir), { makeKeys: false })).map(
-        (s) => {
-          const c = s.certificate
-          const maker = c !== null && 'maker' in c ? c.maker : null
-          return {
-            name: s.name,
-            device: s.device,
-            maker,
-            approved: maker === null || makers === undefined ? null : makers.has(maker),
-            ...(c !== null && 'error' in c ? { certificateError: c.error } : {}),
-          }
-        },
-      )
+      const sensors: SensorStatus[] = (await sensorListings(dir, { makeKeys: false })).map((s) => {
+        const c = s.certificate
+        const maker = c !== null && 'maker' in c ? c.maker : null
+        return {
+          name: s.name,
+          device: s.device,
+          maker,
+          approved: maker === null || makers === undefined ? null : makers.has(maker),
+          ...(c !== null && 'error' in c ? { certificateError: c.error } : {}),
+        }
+      })
       out.json({
         peerId: identity.peerId,
         nodeId,
