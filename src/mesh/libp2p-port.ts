@@ -688,7 +688,8 @@ class FrameReader {
   }
 
   private take(n: number): Uint8Array {
-    const out = new Uint8Array(n)
+    // Not zero-filled first (every byte is written below); a plain Uint8Array over its own memory.
+    const out = new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n)
     let offset = 0
     while (offset < n) {
       const chunk = this.chunks[0] as Uint8Array

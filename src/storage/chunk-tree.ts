@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 
 /**
  * The commitment to a shard: a binary Merkle tree over its chunks (16 KiB by default), SHA-256 with
@@ -10,16 +10,41 @@ import { createHash } from 'node:crypto'
 /** Bytes per chunk unless a manifest says otherwise. */
 export const CHUNK_BYTES = 16 * 1024
 
-const LEAF = Uint8Array.of(0)
-const NODE = Uint8Array.of(1)
+const LEAF = 0
+const NODE = 1
 
-// node:crypto's SHA-256 (native, several times faster than a JavaScript one on 16 KiB chunks).
-function hashLeaf(chunk: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(LEAF).update(chunk).digest())
+// node:crypto's SHA-256 (native, several times faster than a JavaScript one on 16 KiB chunks). The
+// one-shot `hash` (Node 20.12 and later) skips making a Hash object per chunk, about a fifth of the
+// time on 16 KiB leaves; the domain byte and the data are laid out in one buffer for it.
+const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer })
+  .hash
+let scratch = Buffer.allocUnsafe(1 + CHUNK_BYTES)
+
+function sha256Of(data: Uint8Array): Uint8Array {
+  if (oneShot !== undefined) {
+    const d = oneShot('sha256', data, 'buffer')
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
+  }
+  return new Uint8Array(crypto.createHash('sha256').update(data).digest())
 }
 
+/** H(0x00 ‖ chunk). */
+function hashLeaf(chunk: Uint8Array): Uint8Array {
+  if (scratch.length < 1 + chunk.length) scratch = Buffer.allocUnsafe(1 + chunk.length)
+  scratch[0] = LEAF
+  scratch.set(chunk, 1)
+  return sha256Of(scratch.subarray(0, 1 + chunk.length))
+}
+
+/** H(0x01 ‖ left ‖ right). */
 function hashNode(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(NODE).update(left).update(right).digest())
+  if (scratch.length < 1 + left.length + right.length)
+    scratch = Buffer.allocUnsafe(1 + left.length + right.length)
+  const b = scratch.subarray(0, 1 + left.length + right.length)
+  b[0] = NODE
+  b.set(left, 1)
+  b.set(right, 1 + left.length)
+  return sha256Of(b)
 }
 
 /** Chunks in a shard of `bytes` (an empty shard has one empty chunk). */
