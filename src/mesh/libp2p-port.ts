@@ -14,6 +14,7 @@
  * Every inbound stream has a deadline per phase (read, handle, write, drain) and every error is
  * caught: a misbehaving peer costs a stream, never the process.
  */
+import { setMaxListeners } from 'node:events'
 import type { GossipsubMessage } from '@libp2p/gossipsub'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type {
@@ -156,6 +157,9 @@ class Libp2pPort implements NetworkPort {
     this.handlerTimeoutMs = options.handlerTimeoutMs ?? 60_000
     this.maxInboundStreams = options.maxInboundStreams ?? 32
     this.pubsub.addEventListener('gossipsub:message', this.onGossip)
+    // Every request and every served stream listens to this signal until it settles (and stops
+    // listening then); dozens at once are normal, not the leak Node warns of past 10.
+    setMaxListeners(Number.POSITIVE_INFINITY, this.closeController.signal)
   }
 
   private get closed(): boolean {
@@ -651,6 +655,14 @@ class FrameReader {
     stream.addEventListener('message', this.onMessage)
     stream.addEventListener('remoteCloseWrite', this.onEnd)
     stream.addEventListener('close', this.onClose)
+    // A stream can be gone before anyone listens: `newStream` resolves once the protocol is agreed,
+    // and the peer may refuse the stream right after (too many inbound streams of the protocol),
+    // its reset landing before this reader exists. Waiting on it would last until the timeout.
+    if (stream.status === 'reset' || stream.status === 'aborted' || stream.status === 'closed') {
+      this.ended = true
+      if (stream.status !== 'closed')
+        this.error = new Error(`The stream was ${stream.status} before it was read`)
+    }
   }
 
   private keep(buf: Uint8Array): void {

@@ -243,6 +243,59 @@ describe('libp2p port', () => {
     await mesh.close()
   })
 
+  it('serves many requests at once without a listener-leak warning', async () => {
+    // A put keeps dozens of requests in flight; each listens to the port's close signal until it
+    // settles. Node warns past 10 listeners on one signal ("Possible EventTarget memory leak"),
+    // which a user would see on stderr for every large put.
+    const mesh = await startMesh(2)
+    const [a, b] = mesh.ports as [NetworkPort, NetworkPort]
+    b.handle('/test/echo/1', async (data) => data)
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    try {
+      const bodies = Array.from({ length: 20 }, (_, i) => Uint8Array.of(i))
+      const answers = await settle(
+        Promise.all(
+          bodies.map((d) => a.request(mesh.nodes[1]?.peerId.toString() as string, '/test/echo/1', d)),
+        ),
+      )
+      expect(answers).toEqual(bodies)
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([])
+    } finally {
+      process.off('warning', onWarning)
+    }
+    await mesh.close()
+  })
+
+  it('fails a request the peer refuses for too many streams at once, without waiting for the timeout', async () => {
+    // The peer serves at most 4 streams of the protocol at once and resets the others right after
+    // agreeing on the protocol, often before the requester listens to the stream.
+    const mesh = await startMesh(2, { port: (i) => (i === 1 ? { maxInboundStreams: 4 } : {}) })
+    const [a, b] = mesh.ports as [NetworkPort, NetworkPort]
+    b.handle('/test/slow/1', async (data) => {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      return data
+    })
+    const to = mesh.nodes[1]?.peerId.toString() as string
+    const results = await settle(
+      Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) =>
+          a.request(to, '/test/slow/1', Uint8Array.of(i), { timeoutMs: 30_000 }),
+        ),
+      ),
+      10_000,
+    )
+    const refused = results
+      .filter((r) => r.status === 'rejected')
+      .map((r) => (r.reason as { code?: string }).code)
+    expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThanOrEqual(4)
+    expect(refused.length).toBeGreaterThan(0)
+    expect(new Set(refused)).toEqual(new Set(['REMOTE_ERROR']))
+    await mesh.close()
+  })
+
   it('opens a stream’s receive window with one update, which a peer with yamux’s defaults honours', async () => {
     // A 1 MiB send from a peer that keeps yamux's defaults arrives in one data frame (one message
     // event) once the receiver widened its window, in 256 KiB frames otherwise, and in full either way.
