@@ -1,5 +1,6 @@
 import {
   closeSync,
+  fdatasync,
   fsync,
   fsyncSync,
   mkdirSync,
@@ -10,7 +11,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
 import { ComputeError } from '../compute/errors.js'
@@ -119,6 +120,12 @@ interface Upload {
   written: number
   expected: number
   tree: ChunkTreeBuilder
+  /** Bytes written since the last background flush began. */
+  unflushed: number
+  /** The background flush in progress, if any (see {@link FLUSH_EVERY_BYTES}). */
+  flushing: Promise<void> | undefined
+  /** Why a background flush failed: the data may not be on disk, whatever a later fsync says. */
+  flushFailed: Error | undefined
 }
 
 interface HeldShard {
@@ -130,6 +137,20 @@ interface HeldShard {
 }
 
 const fsyncAsync = promisify(fsync)
+const fdatasyncAsync = promisify(fdatasync)
+
+/**
+ * An upload's written bytes are flushed in the background once this many have gathered (fdatasync
+ * in libuv's thread pool, one at a time per upload), so that the fsync a seal waits for before its
+ * receipt finds little left: in the storage bench a put's seal went from 100 to 120 ms to 35 to 48.
+ */
+const FLUSH_EVERY_BYTES = 4 * 1024 * 1024
+
+/** Closes an upload's file once its background flush, if any, is over (never under it). */
+async function closeUpload(u: Upload): Promise<void> {
+  await u.flushing
+  closeSync(u.fd)
+}
 
 /**
  * Flushes the file at `path` to disk in libuv's thread pool: the event loop serves other requests
@@ -149,6 +170,28 @@ function fsyncFileInline(path: string): void {
   const fd = openSync(path, 'r+')
   try {
     fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Flushes a directory's entries (a rename in it, a file made in it) to disk: in the thread pool, or
+ * on the event loop when `inline`. Skipped where the platform refuses to open or flush a directory.
+ */
+async function fsyncDirectory(dir: string, inline: boolean): Promise<void> {
+  let fd: number
+  try {
+    fd = openSync(dir, 'r')
+  } catch {
+    return
+  }
+  try {
+    if (inline) fsyncSync(fd)
+    else await fsyncAsync(fd)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw err
   } finally {
     closeSync(fd)
   }
@@ -313,11 +356,10 @@ export class StorageService implements NodeService {
     this.#stopPay?.()
     this.#stopRent?.()
     this.#sweepTimer?.cancel()
-    for (const u of this.#uploads.values()) {
-      closeSync(u.fd)
-      u.admission?.release()
-    }
+    const open = [...this.#uploads.values()]
     this.#uploads.clear()
+    for (const u of open) u.admission?.release()
+    await Promise.all(open.map((u) => closeUpload(u)))
     this.#db?.close()
     this.#db = undefined
   }
@@ -510,6 +552,9 @@ export class StorageService implements NodeService {
       epochs: r.epochs,
       path,
       fd: openSync(path, 'w'),
+      unflushed: 0,
+      flushing: undefined,
+      flushFailed: undefined,
       nextSegment: 0,
       touched: this.#init.now(),
       ahead: new Map(),
@@ -534,8 +579,11 @@ export class StorageService implements NodeService {
     for (const [key, u] of this.#uploads) {
       if (u.touched >= cutoff) continue
       this.#uploads.delete(key)
-      closeSync(u.fd)
-      rmSync(u.path, { force: true })
+      void closeUpload(u)
+        .then(() => rmSync(u.path, { force: true }))
+        .catch((err: unknown) =>
+          this.#c.logger.warn({ err, upload: u.id }, 'could not remove an abandoned upload'),
+        )
       u.admission?.release()
       this.#c.logger.info({ upload: u.id, shard: u.shard, owner: u.owner }, 'dropped an abandoned upload')
     }
@@ -578,7 +626,21 @@ export class StorageService implements NodeService {
       writeAll(u.fd, next)
       u.tree.push(next)
       u.written += next.length
+      u.unflushed += next.length
       u.nextSegment++
+    }
+    // (Not with inline flushes: the simulator's virtual clock must decide every order.)
+    if (u.unflushed >= FLUSH_EVERY_BYTES && u.flushing === undefined && this.#init.flush !== 'inline') {
+      u.unflushed = 0
+      u.flushing = fdatasyncAsync(u.fd).then(
+        () => {
+          u.flushing = undefined
+        },
+        (err: unknown) => {
+          u.flushing = undefined
+          u.flushFailed ??= err instanceof Error ? err : new Error(String(err))
+        },
+      )
     }
     return frame({ ok: true })
   }
@@ -591,11 +653,18 @@ export class StorageService implements NodeService {
     const u = this.#upload(from, r.upload, r.shard)
     // The upload ends here whatever the outcome; its payment is billed only if the shard is kept.
     this.#uploads.delete(`${from}/${r.upload}/${r.shard}`)
-    closeSync(u.fd)
+    await closeUpload(u)
     let cid: string
     let root: string
     let tree: ChunkTree
     try {
+      // Pages a background flush failed to write may be lost for good (Linux reports such an error
+      // once, so a later fsync can succeed): the shard is not kept.
+      if (u.flushFailed !== undefined)
+        throw new StorageError(
+          'STORAGE_REFUSED',
+          `could not write the shard to disk: ${u.flushFailed.message}`,
+        )
       // The manifest travels as its canonical bytes: their CID is the file's.
       cid = cidOfBytes(body)
       const manifest = parseManifest(cid, body)
@@ -626,23 +695,34 @@ export class StorageService implements NodeService {
     // reserved while it is flushed (offers may come in meanwhile).
     this.#sealingBytes += u.expected
     try {
-      if (this.#init.flush === 'inline') fsyncFileInline(u.path)
+      const inline = this.#init.flush === 'inline'
+      if (inline) fsyncFileInline(u.path)
       else await fsyncFile(u.path)
-      if (this.#db === undefined) {
+      const stopped = () => {
         u.admission?.release()
-        throw new StorageError('STORAGE_REFUSED', 'the storage service stopped')
+        return new StorageError('STORAGE_REFUSED', 'the storage service stopped')
       }
+      if (this.#db === undefined) {
+        rmSync(u.path, { force: true })
+        throw stopped()
+      }
+      // The shard moved in place, and the move made durable too (its directory flushed, and the new
+      // directory's own entry if the file's first shard made it), before the row and the receipt.
+      const target = this.#shardPath(cid, u.shard)
+      const made = mkdirSync(dirname(target), { recursive: true })
+      renameSync(u.path, target)
+      await fsyncDirectory(dirname(target), inline)
+      if (made !== undefined) await fsyncDirectory(dirname(made), inline)
+      // Stopped during that flush: the shard is whole and in place, but not recorded (nor receipted).
+      if (this.#db === undefined) throw stopped()
       return this.#keep(u, cid, root, tree, body, from)
     } finally {
       this.#sealingBytes -= u.expected
     }
   }
 
-  /** Moves a sealed, flushed upload to its shard file, records it and returns its signed receipt. */
+  /** Records a sealed shard, flushed and in place, and returns its signed receipt. */
   #keep(u: Upload, cid: string, root: string, tree: ChunkTree, body: Uint8Array, from: string): Uint8Array {
-    const target = this.#shardPath(cid, u.shard)
-    mkdirSync(join(this.#dir, 'shards', cid), { recursive: true })
-    renameSync(u.path, target)
     const storedAt = this.#init.now()
     const receipt = this.#c.codec.encode(STORAGE_RECEIPT, {
       cid,
