@@ -5,6 +5,7 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
   renameSync,
   rmSync,
@@ -316,6 +317,7 @@ export class StorageService implements NodeService {
     db.pragma('synchronous = FULL')
     migrate(db, MIGRATIONS)
     this.#db = db
+    this.#dropUnrecorded(db)
     const totals = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM shards').get() as {
       n: number
       b: number
@@ -375,6 +377,42 @@ export class StorageService implements NodeService {
         ?.prepare('SELECT cid, shard, bytes, root FROM shards WHERE cid = ? ORDER BY shard')
         .all(cid) as Omit<HeldShard, 'path'>[] | undefined) ?? []
     ).map((r) => ({ ...r, path: this.#shardPath(r.cid, r.shard) }))
+  }
+
+  /**
+   * Removes shard files the index does not record: a crash after a shard was moved in place but
+   * before its row was committed (it was never receipted), or between a dropped row and its file.
+   * Left alone they would hold disk space for ever, uncounted.
+   */
+  #dropUnrecorded(db: Database.Database): void {
+    const root = join(this.#dir, 'shards')
+    const recorded = new Set(
+      (db.prepare('SELECT cid, shard FROM shards').all() as { cid: string; shard: number }[]).map(
+        (r) => `${r.cid}/${r.shard}`,
+      ),
+    )
+    let dropped = 0
+    for (const entry of readdirSync(root, { withFileTypes: true })) {
+      const cid = entry.name
+      const dir = join(root, cid)
+      if (!entry.isDirectory()) {
+        rmSync(dir, { force: true })
+        dropped++
+        continue
+      }
+      const files = readdirSync(dir)
+      let kept = 0
+      for (const name of files) {
+        if (recorded.has(`${cid}/${name}`)) {
+          kept++
+          continue
+        }
+        rmSync(join(dir, name), { recursive: true, force: true })
+        dropped++
+      }
+      if (kept === 0) rmSync(dir, { recursive: true, force: true })
+    }
+    if (dropped > 0) this.#c.logger.warn({ dropped }, 'removed shard files the index does not record')
   }
 
   #shardPath(cid: string, shard: number): string {

@@ -338,6 +338,34 @@ describe('storage: holders and client on a simulated mesh', () => {
     expect(back.equals(Buffer.from(file))).toBe(true)
   })
 
+  it('removes at start the shard files its index does not record, and keeps the rest', async () => {
+    const { holders, client, peers } = await mesh(5)
+    const file = fileOf(200_000)
+    const put = await putFile(client, peers, [file], file.length, OPTIONS)
+    const h = holders[0] as (typeof holders)[number]
+    const shards = join(h.dir, 'storage', 'shards')
+    const kept = readdirSync(join(shards, put.cid))
+    expect(kept).toHaveLength(1)
+    await h.service.stop()
+    // As a crash would leave them: a shard moved in place whose row was never committed, a file's
+    // directory with nothing recorded, and a stray file.
+    writeFileSync(join(shards, put.cid, '4'), 'unrecorded')
+    writeFileSync(join(shards, put.cid, '3'), 'unrecorded')
+    mkdtempSync(join(shards, 'bafkreiother-'))
+    writeFileSync(join(shards, 'stray'), 'x')
+    const signer = createPeerSigner(await generateKeyPair('Ed25519'))
+    const again = new StorageService(
+      { network: NET, price: 0n, quotaBytes: 64 * 2 ** 20, now: () => Date.now() },
+      { signer, codec: codecOf(signer), logger },
+    )
+    await again.start({ port: h.port, clock: systemClock, logger, dir: h.dir })
+    cleanups.push(() => again.stop())
+    expect(readdirSync(shards)).toEqual([put.cid])
+    expect(readdirSync(join(shards, put.cid))).toEqual(kept)
+    expect(again.held(put.cid)).toHaveLength(1)
+    expect(again.counts.shards).toBe(1)
+  })
+
   it('drops an upload its client abandoned, with its space, once it sat idle past the limit', async () => {
     const net = new SimNetwork({
       seed: 4,
