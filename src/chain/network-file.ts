@@ -1,6 +1,8 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { getAddress, isAddress } from 'viem'
 import { z } from 'zod'
+import { fsyncDirectorySync, writeFileDurable } from '../core/durable-file.js'
 import { chainError } from './errors.js'
 
 const address = z.string().refine((v) => isAddress(v, { strict: false }), 'not a 0x address')
@@ -136,6 +138,8 @@ export function writeNetworkFile(
     })
   }
   const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, `${JSON.stringify(networkFileSchema.parse(network), null, 2)}\n`)
+  // Flushed before the rename and the rename flushed too: a deploy's record survives a power loss.
+  writeFileDurable(tmp, `${JSON.stringify(networkFileSchema.parse(network), null, 2)}\n`)
   renameSync(tmp, path)
+  fsyncDirectorySync(dirname(resolve(path)))
 }

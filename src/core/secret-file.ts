@@ -1,9 +1,13 @@
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, statSync } from 'node:fs'
+import { writeFileDurable } from './durable-file.js'
 import { InvalidArgumentError } from './errors.js'
 
-/** Writes a secret file readable by its owner only, refusing to overwrite. */
+/**
+ * Writes a secret file readable by its owner only, refusing to overwrite, and flushed to disk
+ * before it returns: a key whose address was shown (and maybe funded) must survive a power loss.
+ */
 export function writeSecretFile(path: string, data: string | Uint8Array): void {
-  writeFileSync(path, data, { mode: 0o600, flag: 'wx' })
+  writeFileDurable(path, data, { mode: 0o600, exclusive: true })
   chmodSync(path, 0o600)
 }
 

@@ -18,6 +18,7 @@ import Database from 'better-sqlite3'
 import { ComputeError } from '../compute/errors.js'
 import type { AcceptedVoucher, Admission, PaymentDesk } from '../compute/payments.js'
 import type { Timer } from '../core/clock.js'
+import { fsyncDirectory } from '../core/durable-file.js'
 import type { Logger } from '../core/logger.js'
 import type { PeerSigner } from '../mesh/peer-key.js'
 import type { WireCodec } from '../mesh/wire-codec.js'
@@ -171,28 +172,6 @@ function fsyncFileInline(path: string): void {
   const fd = openSync(path, 'r+')
   try {
     fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-}
-
-/**
- * Flushes a directory's entries (a rename in it, a file made in it) to disk: in the thread pool, or
- * on the event loop when `inline`. Skipped where the platform refuses to open or flush a directory.
- */
-async function fsyncDirectory(dir: string, inline: boolean): Promise<void> {
-  let fd: number
-  try {
-    fd = openSync(dir, 'r')
-  } catch {
-    return
-  }
-  try {
-    if (inline) fsyncSync(fd)
-    else await fsyncAsync(fd)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw err
   } finally {
     closeSync(fd)
   }
@@ -749,8 +728,8 @@ export class StorageService implements NodeService {
       const target = this.#shardPath(cid, u.shard)
       const made = mkdirSync(dirname(target), { recursive: true })
       renameSync(u.path, target)
-      await fsyncDirectory(dirname(target), inline)
-      if (made !== undefined) await fsyncDirectory(dirname(made), inline)
+      await fsyncDirectory(dirname(target), { inline })
+      if (made !== undefined) await fsyncDirectory(dirname(made), { inline })
       // Stopped during that flush: the shard is whole and in place, but not recorded (nor receipted).
       if (this.#db === undefined) throw stopped()
       return this.#keep(u, cid, root, tree, body, from)
