@@ -10,36 +10,35 @@ function directoryFlushUnsupported(err: unknown): boolean {
   return code === 'EISDIR' || code === 'EINVAL' || code === 'EPERM' || code === 'EBADF'
 }
 
+/** A directory opened for flushing, or undefined where the platform does not open directories. */
+function openDirectory(dir: string): number | undefined {
+  try {
+    return openSync(dir, 'r')
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Flushes a directory's entries to disk (a file made in it, a rename into it), so that they survive
  * a power loss and not only a crash of the process: in libuv's thread pool, or on the calling thread
  * when `inline`. Skipped where the platform does not open or flush directories.
  */
 export async function fsyncDirectory(dir: string, options: { inline?: boolean } = {}): Promise<void> {
-  let fd: number
-  try {
-    fd = openSync(dir, 'r')
-  } catch {
-    return
-  }
-  try {
-    if (options.inline === true) fsyncSync(fd)
-    else await fsyncAsync(fd)
-  } catch (err) {
-    if (!directoryFlushUnsupported(err)) throw err
-  } finally {
-    closeSync(fd)
-  }
+  if (options.inline === true) return fsyncDirectorySync(dir)
+  const fd = openDirectory(dir)
+  if (fd === undefined) return
+  await fsyncAsync(fd)
+    .catch((err: unknown) => {
+      if (!directoryFlushUnsupported(err)) throw err
+    })
+    .finally(() => closeSync(fd))
 }
 
 /** {@link fsyncDirectory} on the calling thread. */
 export function fsyncDirectorySync(dir: string): void {
-  let fd: number
-  try {
-    fd = openSync(dir, 'r')
-  } catch {
-    return
-  }
+  const fd = openDirectory(dir)
+  if (fd === undefined) return
   try {
     fsyncSync(fd)
   } catch (err) {
