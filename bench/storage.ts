@@ -322,8 +322,7 @@ async function transfer(): Promise<void> {
     const path = join(dir, 'file')
     const original = writeFile(path, size)
 
-    // CPU time (user + system) of this process and of the holders' during each transfer: the work
-    // done, which other load on the machine does not change as it does throughput.
+    // Sends the holders' process `message` and resolves with the `key` of its answer.
     const ask = <T>(message: Serializable, key: string): Promise<T> =>
       new Promise<T>((resolve) => {
         const on = (m: unknown) => {
@@ -334,6 +333,8 @@ async function transfer(): Promise<void> {
         child.on('message', on)
         child.send(message)
       })
+    // CPU time (user + system) of this process and of the holders' during each transfer: the work
+    // done, which other load on the machine does not change as it does throughput.
     const cpu = async () => {
       const holders = ask<number>('cpu', 'cpu')
       const { user, system } = process.cpuUsage()
