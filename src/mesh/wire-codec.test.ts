@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createPeerSigner, type PeerSigner } from './peer-key.js'
-import { createWireCodec, defineMessage, type Envelope, type WireCodec } from './wire-codec.js'
+import { createWireCodec, defineMessage, type Envelope, SEQ_WINDOW, type WireCodec } from './wire-codec.js'
 
 const note = defineMessage('note', z.object({ text: z.string().max(200), n: z.number().int() }).strict(), {
   maxBytes: 2_048,
@@ -61,16 +61,80 @@ describe('wire codec', () => {
     expect(reasonOf(b(), bytes(JSON.stringify({ ...sent, from: 'not-a-peer-id' })))).toBe('bad_signature')
   })
 
-  it('drops replays (rejected) and duplicates (ignored), by sender and type', () => {
-    const a = node(alice)
-    const first = a.encode(note, { text: 'a', n: 1 }).bytes
-    const second = a.encode(note, { text: 'b', n: 2 }).bytes
+  it('takes each message once, a late one too, and drops replays (rejected) and duplicates (ignored)', () => {
+    let next = 0
+    const a = createWireCodec({
+      network: NET,
+      signer: alice,
+      clock: { now: () => 1_700_000_000_000 },
+      types: [note],
+      nextSeq: () => next,
+    })
+    const at = (seq: number, text: string) => {
+      next = seq
+      return a.encode(note, { text, n: seq }).bytes
+    }
+    const first = at(1, 'a')
+    const second = at(2, 'b')
     const b = node(bob)
     expect(reasonOf(b, second)).toBe('ok')
     expect(b.decode(second)).toMatchObject({ ok: false, reason: 'duplicate', verdict: 'ignore' })
-    expect(b.decode(first)).toMatchObject({ ok: false, reason: 'replay', verdict: 'reject' })
+    // Sent first but heard second (another peer gossiped it, or it came on another stream): taken.
+    expect(reasonOf(b, first)).toBe('ok')
+    expect(b.decode(first)).toMatchObject({ ok: false, reason: 'duplicate', verdict: 'ignore' })
+    // Once a later one is heard, anything a whole window further back is a replay.
+    const old = at(3, 'c')
+    expect(reasonOf(b, at(3 + SEQ_WINDOW, 'd'))).toBe('ok')
+    expect(b.decode(old)).toMatchObject({ ok: false, reason: 'replay', verdict: 'reject' })
+    expect(reasonOf(b, at(4, 'e'))).toBe('ok')
     // Another sender's sequence is its own.
     expect(reasonOf(b, node(mallory).encode(note, { text: 'c', n: 3 }).bytes)).toBe('ok')
+  })
+
+  it("takes a sender's messages in any order of arrival exactly once, and nothing a window behind", () => {
+    // The window against a plain model: the set of numbers taken and the highest one heard.
+    fc.assert(
+      fc.property(
+        // Numbers near whole windows apart (they share a place in the window), in any order, some
+        // more than once: late ones, duplicates, replays at and past the window's edge.
+        fc.array(
+          fc
+            .tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 24 }))
+            .map(([windows, offset]) => windows * SEQ_WINDOW + offset),
+          { minLength: 1, maxLength: 200 },
+        ),
+        (arrivals) => {
+          let next = 0
+          const a = createWireCodec({
+            network: NET,
+            signer: alice,
+            clock: { now: () => 1_700_000_000_000 },
+            types: [note],
+            nextSeq: () => next,
+          })
+          const sent = new Map<number, Uint8Array>()
+          const messageOf = (seq: number) => {
+            let m = sent.get(seq)
+            if (m === undefined) {
+              next = seq
+              m = a.encode(note, { text: '', n: seq }).bytes
+              sent.set(seq, m)
+            }
+            return m
+          }
+          const b = node(bob)
+          const taken = new Set<number>()
+          let high = -1
+          for (const seq of arrivals) {
+            const expected = high - seq >= SEQ_WINDOW ? 'replay' : taken.has(seq) ? 'duplicate' : 'ok'
+            expect(reasonOf(b, messageOf(seq))).toBe(expected)
+            if (expected === 'ok') taken.add(seq)
+            high = Math.max(high, seq)
+          }
+        },
+      ),
+      { numRuns: 100 },
+    )
   })
 
   it('drops expired messages, messages from the future and messages for another network', () => {

@@ -11,7 +11,7 @@ import { createPeerVerifier, type PeerSigner, type PeerVerifier } from './peer-k
  * `sig` is the sender's Ed25519 peer-key signature (base64url) of `"meshwork-wire-v1\n"` followed by
  * the canonical JSON of every other field. Decoding checks, cheapest first: size, JSON, envelope
  * shape, network, message type, transport sender, clock skew and expiry, body schema, signature,
- * and last the sender's sequence number (replay).
+ * and last the sender's sequence number (each taken once, within a window: replay).
  */
 
 /** A message type: its name on the wire, the schema of its body and its size cap. */
@@ -41,7 +41,10 @@ export interface Envelope<T = unknown> {
   type: string
   /** The sender's peer id; `sig` is by its key. */
   from: string
-  /** Per sender and type, strictly increasing: a lower one is a replay. */
+  /**
+   * Per sender and type, increasing. A receiver takes each number once, out of order within
+   * {@link SEQ_WINDOW} of the highest it heard; further back is a replay.
+   */
   seq: number
   /** Sent at, and valid until (ms since the epoch, the sender's clock). */
   ts: number
@@ -88,7 +91,7 @@ export interface WireCodecInit {
   maxSkewMs?: number
   /** Longest validity a message may claim (default 1 h). */
   maxTtlMs?: number
-  /** Senders whose last sequence number is remembered (default 10,000; the oldest are forgotten). */
+  /** Senders (by type) whose sequence numbers are remembered (default 10,000; the least recently heard are forgotten). */
   replayCacheSize?: number
   verifier?: PeerVerifier
   /** Called for every dropped message (metrics). */
@@ -143,7 +146,7 @@ export function createWireCodec(init: WireCodecInit): WireCodec {
   const verifier = init.verifier ?? createPeerVerifier()
   const types = new Map(init.types.map((t) => [t.type, t]))
   const maxBytes = Math.max(...init.types.map((t) => t.maxBytes), 0)
-  const lastSeq = new Map<string, number>()
+  const windows = new Map<string, SeqWindow>()
 
   const drop = (reason: RejectReason, type?: string, detail?: string): Decoded => {
     init.onReject?.(reason, type)
@@ -206,19 +209,65 @@ export function createWireCodec(init: WireCodecInit): WireCodec {
       const signature = checkSignature(verifier, unsigned, sig)
       if (signature !== 'ok') return drop(signature, kind.type)
       const key = `${unsigned.from}|${kind.type}`
-      const last = lastSeq.get(key)
-      if (last !== undefined) {
-        if (unsigned.seq === last) return drop('duplicate', kind.type)
-        if (unsigned.seq < last) return drop('replay', kind.type)
-        lastSeq.delete(key)
-      } else if (lastSeq.size >= cacheSize) {
-        lastSeq.delete(lastSeq.keys().next().value as string)
+      let window = windows.get(key)
+      if (window !== undefined) windows.delete(key)
+      else {
+        if (windows.size >= cacheSize) windows.delete(windows.keys().next().value as string)
+        window = new SeqWindow()
       }
-      lastSeq.set(key, unsigned.seq)
+      // Most recently heard last, so the least recently heard sender is forgotten first.
+      windows.set(key, window)
+      const seen = window.take(unsigned.seq)
+      if (seen !== 'new') return drop(seen, kind.type)
       return { ok: true, envelope: { ...unsigned, body: body.data, sig } }
     },
   }
 }
+
+/**
+ * The sequence numbers heard from one sender of one type: the highest, and which of the
+ * {@link SEQ_WINDOW} below it (an anti-replay window, as IPsec and DTLS keep). A message may arrive
+ * after a later one of its sender (gossiped by another peer, or sent on another stream) and is taken
+ * if it was not heard before; one further back than the window is a replay.
+ */
+class SeqWindow {
+  #high = -1
+  readonly #bits = new Uint32Array(SEQ_WINDOW / 32)
+
+  take(seq: number): 'new' | 'duplicate' | 'replay' {
+    if (seq > this.#high) {
+      // Slide up: the positions of the numbers passed over are cleared (they were not heard).
+      const gap = this.#high < 0 ? SEQ_WINDOW : seq - this.#high
+      if (gap >= SEQ_WINDOW) this.#bits.fill(0)
+      else for (let s = this.#high + 1; s < seq; s++) this.#clear(s)
+      this.#high = seq
+      this.#set(seq)
+      return 'new'
+    }
+    if (this.#high - seq >= SEQ_WINDOW) return 'replay'
+    if (this.#has(seq)) return 'duplicate'
+    this.#set(seq)
+    return 'new'
+  }
+
+  #set(seq: number): void {
+    const i = seq % SEQ_WINDOW
+    this.#bits[i >>> 5] = (this.#bits[i >>> 5] as number) | (1 << (i & 31))
+  }
+
+  #clear(seq: number): void {
+    const i = seq % SEQ_WINDOW
+    this.#bits[i >>> 5] = (this.#bits[i >>> 5] as number) & ~(1 << (i & 31))
+  }
+
+  #has(seq: number): boolean {
+    const i = seq % SEQ_WINDOW
+    return ((this.#bits[i >>> 5] as number) & (1 << (i & 31))) !== 0
+  }
+}
+
+/** How far below the highest sequence number heard a message of the same sender and type is still taken. */
+export const SEQ_WINDOW = 1024
 
 /** Whether `sig` is `unsigned.from`'s signature of `unsigned` (the envelope without `sig`). */
 function checkSignature(

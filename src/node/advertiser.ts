@@ -169,7 +169,9 @@ export class Advertiser {
     if (!decoded.ok) return decoded.verdict
     if (decoded.envelope.type !== ADVERTISEMENT.type) return 'reject'
     const envelope = decoded.envelope as Envelope<Advertisement>
-    if (this.#c.table.put(envelope, data)) this.#c.onAd?.(envelope)
+    // An older advertisement than the one held (late, out of gossip order) is not passed on.
+    if (!this.#c.table.put(envelope, data)) return 'ignore'
+    this.#c.onAd?.(envelope)
     return 'accept'
   }
 }

@@ -10,7 +10,7 @@ import { VirtualClock } from '../core/virtual-clock.js'
 import type { NetworkPort } from '../mesh/network-port.js'
 import { createPeerSigner } from '../mesh/peer-key.js'
 import { SimNetwork } from '../mesh/sim-network.js'
-import { createWireCodec } from '../mesh/wire-codec.js'
+import { createWireCodec, SEQ_WINDOW } from '../mesh/wire-codec.js'
 import { AdTable } from './ad-table.js'
 import { ADVERTISEMENT, adTopic } from './advertisement.js'
 import { syncAds } from './advertiser.js'
@@ -138,7 +138,7 @@ describe('node agent on the simulated network', () => {
     const key = await generateKeyPair('Ed25519')
     const peerId = peerIdFromPrivateKey(key).toString()
     const port = net.createPort(peerId)
-    let seq = 10
+    let seq = 2_000
     let offset = 0
     const codec = createWireCodec({
       network: NET,
@@ -153,26 +153,26 @@ describe('node agent on the simulated network', () => {
       await clock.advance(50)
     }
     await send(codec.encode(ADVERTISEMENT, ad, { ttlMs: 60_000 }).bytes)
-    expect(victim.agent.table.get(peerId)?.seq).toBe(10)
+    expect(victim.agent.table.get(peerId)?.seq).toBe(2_000)
 
     // Forged: a body changed after signing.
-    seq = 11
+    seq = 2_001
     const honest = JSON.parse(new TextDecoder().decode(codec.encode(ADVERTISEMENT, ad).bytes))
     await send(
       new TextEncoder().encode(JSON.stringify({ ...honest, body: { ...honest.body, tier: 'cloud' } })),
     )
-    // Replayed: an older sequence number.
-    seq = 5
+    // Replayed: further below the sequence number held than the codec's window reaches.
+    seq = 2_000 - SEQ_WINDOW
     await send(codec.encode(ADVERTISEMENT, ad).bytes)
     // Expired: signed long ago.
-    seq = 12
+    seq = 2_002
     offset = -120_000
     await send(codec.encode(ADVERTISEMENT, ad, { ttlMs: 60_000 }).bytes)
     offset = 0
     // Oversized.
     await send(new Uint8Array(9_000))
 
-    expect(victim.agent.table.get(peerId)?.seq).toBe(10)
+    expect(victim.agent.table.get(peerId)?.seq).toBe(2_000)
     const rejected = await metric(victim.agent, 'meshwork_node_messages_rejected_total')
     for (const reason of ['bad_signature', 'replay', 'expired', 'too_large']) {
       expect(rejected).toMatch(new RegExp(`reason="${reason}"} 1`))

@@ -2,7 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import type { MeshLibp2p } from '../../src/mesh/create-libp2p.js'
 import { createPeerSigner, createPeerVerifier } from '../../src/mesh/peer-key.js'
-import { createWireCodec } from '../../src/mesh/wire-codec.js'
+import { createWireCodec, SEQ_WINDOW } from '../../src/mesh/wire-codec.js'
 import { ADVERTISEMENT, type Advertisement } from '../../src/node/advertisement.js'
 import { challengeUptime, UPTIME_PROTOCOL } from '../../src/node/uptime.js'
 import {
@@ -75,7 +75,7 @@ describe('node agents on real libp2p (127.0.0.1)', () => {
     const attackerId = attacker.libp2p.peerId.toString()
     await until(() => victims.every((v) => attacker.port.topicPeers(TOPIC).includes(v.peerId)))
 
-    let seq = 10
+    let seq = 2_000
     let offset = 0
     const codec = createWireCodec({
       network: NET,
@@ -87,21 +87,22 @@ describe('node agents on real libp2p (127.0.0.1)', () => {
     const ad: Advertisement = { ...first.agent.advertisement(), addrs: [] }
     const publish = (bytes: Uint8Array) => attacker.port.publish(TOPIC, bytes)
 
-    // A valid advertisement first: every victim takes it, so that a lower sequence is a replay.
+    // A valid advertisement first: every victim takes it, so that one a whole window lower
+    // (SEQ_WINDOW) is a replay.
     await publish(codec.encode(ADVERTISEMENT, ad, { ttlMs: TTL_MS }).bytes)
-    await until(() => victims.every((v) => v.agent.table.get(attackerId)?.seq === 10))
+    await until(() => victims.every((v) => v.agent.table.get(attackerId)?.seq === 2_000))
 
     // Forged: the body changed after signing.
-    seq = 11
+    seq = 2_001
     const honest = JSON.parse(new TextDecoder().decode(codec.encode(ADVERTISEMENT, ad).bytes))
     await publish(
       new TextEncoder().encode(JSON.stringify({ ...honest, body: { ...honest.body, tier: 'cloud' } })),
     )
-    // Replayed: an older sequence number than the one the victims hold.
-    seq = 5
+    // Replayed: further below the sequence number the victims hold than the window reaches.
+    seq = 2_000 - SEQ_WINDOW
     await publish(codec.encode(ADVERTISEMENT, ad).bytes)
     // Expired: signed two minutes ago with a one-minute validity.
-    seq = 12
+    seq = 2_002
     offset = -120_000
     await publish(codec.encode(ADVERTISEMENT, ad, { ttlMs: TTL_MS }).bytes)
     offset = 0
@@ -119,7 +120,7 @@ describe('node agents on real libp2p (127.0.0.1)', () => {
       for (const reason of reasons) expect(await rejectedCount(v.agent, reason)).toBe(1)
       // The valid advertisement stays, with its sequence number and the body that was signed.
       const held = v.agent.table.get(attackerId)
-      expect(held?.seq).toBe(10)
+      expect(held?.seq).toBe(2_000)
       expect(held?.ad).toEqual(ad)
       expect(held?.ad.tier).toBe('edge')
       // A rejected message is not relayed, and each costs its sender: four rejections take the
