@@ -61,7 +61,7 @@ export interface PutOptions extends Partial<Pick<EncodeOptions, 'segmentBytes' |
   /** The content key to seal with (default: a fresh random one; the simulator derives its own from its seed). */
   key?: ContentKey
   onProgress?: StorageProgress
-  /** Segments of pieces in flight per holder (default 8). */
+  /** Segments of pieces in flight per holder (default 6, at most 7). */
   window?: number
   timeoutMs?: number
   /**
@@ -471,10 +471,9 @@ export async function repairFile(
  * Signs a byte receipt for every holder that served this download (not those that served changed
  * bytes) and every circuit relay that carried pieces of it (see {@link byteReceiptsOwed}), and hands
  * each to the node it names, which gossips it for the verifiers: a holder over the storage protocol,
- * a relay over `/meshwork/relay/1`. One at a time, each signed once the one before was handed over:
- * every node hears the others' receipts on the storage topic, and the wire codec takes a sender's
- * messages in sequence order only, so a receipt signed later and gossiped first would make an
- * earlier one a replay. Best effort, within 5 s each: a node that is gone goes unreceipted.
+ * a relay over `/meshwork/relay/1`. All at once: every node hears the others' receipts on the
+ * storage topic in whatever order gossip brings them, and the wire codec's window (`SEQ_WINDOW`)
+ * takes each once. Best effort, within 5 s each: a node that is gone goes unreceipted.
  */
 async function receiptServed(
   c: StorageClientComponents,
@@ -485,24 +484,27 @@ async function receiptServed(
   faulty: ReadonlySet<string>,
   timeoutMs: number,
 ): Promise<void> {
-  // Each within its own deadline (no wall clock here: the simulator runs this in virtual time).
+  // All at once (one round trip at the end of a get, not one per holder), each within its own
+  // deadline (no wall clock here: the simulator runs this in virtual time).
   const deadline = Math.min(timeoutMs, 5_000)
-  for (const [holder, owed] of byteReceiptsOwed(served, relayed, faulty)) {
-    const bytes = owed.served + owed.relayed
-    const receipt = c.codec.encode(BANDWIDTH_RECEIPT, { holder, session, cid, bytes }).bytes
-    try {
-      if (owed.relayed > 0) await handRelayReceipt(c.port, holder, receipt, deadline)
-      else await call(c, holder, { op: 'served' }, receipt, deadline)
-    } catch (err) {
-      c.logger.debug({ err, holder }, 'could not hand a byte receipt over')
-    }
-  }
+  await Promise.all(
+    [...byteReceiptsOwed(served, relayed, faulty)].map(async ([holder, owed]) => {
+      const bytes = owed.served + owed.relayed
+      const receipt = c.codec.encode(BANDWIDTH_RECEIPT, { holder, session, cid, bytes }).bytes
+      try {
+        if (owed.relayed > 0) await handRelayReceipt(c.port, holder, receipt, deadline)
+        else await call(c, holder, { op: 'served' }, receipt, deadline)
+      } catch (err) {
+        c.logger.debug({ err, holder }, 'could not hand a byte receipt over')
+      }
+    }),
+  )
 }
 
 /** Options of {@link getFile}. */
 export interface GetOptions {
   onProgress?: StorageProgress
-  /** Segments fetched ahead (default 4). */
+  /** Segments fetched ahead (default 8). */
   window?: number
   timeoutMs?: number
 }
