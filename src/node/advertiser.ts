@@ -34,6 +34,8 @@ export interface AdvertiserComponents {
   onPublished?: (seq: number) => void
   /** Called for each advertisement from another node that made it into the table. */
   onAd?: (envelope: Envelope<Advertisement>) => void
+  /** Called for each valid advertisement older than the one held (late, out of gossip order). */
+  onStaleAd?: (envelope: Envelope<Advertisement>) => void
   /** Called when a periodic publication fails (it is retried at the next period). */
   onError?: (err: unknown) => void
 }
@@ -170,7 +172,10 @@ export class Advertiser {
     if (decoded.envelope.type !== ADVERTISEMENT.type) return 'reject'
     const envelope = decoded.envelope as Envelope<Advertisement>
     // An older advertisement than the one held (late, out of gossip order) is not passed on.
-    if (!this.#c.table.put(envelope, data)) return 'ignore'
+    if (!this.#c.table.put(envelope, data)) {
+      this.#c.onStaleAd?.(envelope)
+      return 'ignore'
+    }
     this.#c.onAd?.(envelope)
     return 'accept'
   }

@@ -108,6 +108,7 @@ export class NodeAgent {
           this.metrics.published(seq)
         },
         onAd: () => this.metrics.messageIn('ad'),
+        onStaleAd: () => this.metrics.messageIn('ad_stale'),
         onError: (err) => this.recordError('AD_PUBLISH_FAILED', (err as Error)?.message ?? String(err)),
       },
     )
