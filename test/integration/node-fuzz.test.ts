@@ -472,7 +472,7 @@ describe.skipIf(process.env.MESHWORK_FUZZ !== '1')(
                   sender.lastValid = valid()
                   return sender.lastValid
                 case 'resend':
-                  // The same bytes again: a duplicate (or a replay once a newer one was taken).
+                  // The same bytes again: a duplicate (a replay once the sender has moved a window on).
                   return sender.lastValid
                 case 'forged': {
                   const envelope = JSON.parse(dec(valid())) as { body: Advertisement }
