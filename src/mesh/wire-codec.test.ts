@@ -24,6 +24,21 @@ function node(signer: PeerSigner, opts: { now?: () => number; net?: string } = {
   const clock = { now: opts.now ?? (() => 1_700_000_000_000) }
   return createWireCodec({ network: opts.net ?? NET, signer, clock, types: [note], nextSeq: () => ++seq })
 }
+/** A sender whose messages carry the sequence numbers the test chooses. */
+function numbered(signer: PeerSigner): (seq: number, text?: string) => Uint8Array {
+  let next = 0
+  const codec = createWireCodec({
+    network: NET,
+    signer,
+    clock: { now: () => 1_700_000_000_000 },
+    types: [note],
+    nextSeq: () => next,
+  })
+  return (seq, text = '') => {
+    next = seq
+    return codec.encode(note, { text, n: seq }).bytes
+  }
+}
 const utf8 = (b: Uint8Array) => new TextDecoder().decode(b)
 const bytes = (s: string) => new TextEncoder().encode(s)
 const reasonOf = (codec: WireCodec, b: Uint8Array, from?: string) => {
@@ -62,18 +77,7 @@ describe('wire codec', () => {
   })
 
   it('takes each message once, a late one too, and drops replays (rejected) and duplicates (ignored)', () => {
-    let next = 0
-    const a = createWireCodec({
-      network: NET,
-      signer: alice,
-      clock: { now: () => 1_700_000_000_000 },
-      types: [note],
-      nextSeq: () => next,
-    })
-    const at = (seq: number, text: string) => {
-      next = seq
-      return a.encode(note, { text, n: seq }).bytes
-    }
+    const at = numbered(alice)
     const first = at(1, 'a')
     const second = at(2, 'b')
     const b = node(bob)
@@ -104,20 +108,12 @@ describe('wire codec', () => {
           { minLength: 1, maxLength: 200 },
         ),
         (arrivals) => {
-          let next = 0
-          const a = createWireCodec({
-            network: NET,
-            signer: alice,
-            clock: { now: () => 1_700_000_000_000 },
-            types: [note],
-            nextSeq: () => next,
-          })
+          const at = numbered(alice)
           const sent = new Map<number, Uint8Array>()
           const messageOf = (seq: number) => {
             let m = sent.get(seq)
             if (m === undefined) {
-              next = seq
-              m = a.encode(note, { text: '', n: seq }).bytes
+              m = at(seq)
               sent.set(seq, m)
             }
             return m
