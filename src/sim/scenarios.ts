@@ -278,7 +278,7 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
   {
     name: 'careful-spoofer',
     summary:
-      "a careful location spoofer: like location-spoofer, but it claims only cells (300 km or more away) that no verifier's round trip to its machine rules out. An open finding: this attack pays (docs/simulation.md)",
+      "a careful location spoofer: like location-spoofer, but it claims only cells (300 km or more away) that no verifier's round trip to its machine rules out. Its fake stations carry no approved maker's certificate, so they are not paid (docs/simulation.md)",
     attacker: 'careful-spoofer',
     sensors: { share: 0.5, spoofers: 'careful-spoofer' },
     defaults: { nodes: 100, verifiers: 3, epochs: 6 },
